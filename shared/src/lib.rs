@@ -1,0 +1,17 @@
+//! `hookline-core`: Hookline's domain, free of AWS, HTTP servers and databases.
+//!
+//! URNs and their index ([`urn`]), event types ([`event_type`]), the event envelope
+//! ([`event`]), webhooks and their validation ([`webhook`]), Standard Webhooks signing
+//! ([`signing`]), the retry policy ([`retry`]), the SSRF guard ([`target`]) and the storage
+//! and queue ports ([`ports`]). Contracts: `DESIGN.md`.
+#![warn(missing_docs)]
+
+pub mod event;
+pub mod event_type;
+pub mod ports;
+pub mod retry;
+pub mod signing;
+pub mod target;
+pub mod urn;
+pub mod validation;
+pub mod webhook;

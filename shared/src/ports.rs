@@ -1,0 +1,193 @@
+//! The ports: small async traits for storage and queues. Each has a DynamoDB/SQS adapter and
+//! a SQLite adapter (later issues), and one conformance suite runs against both.
+//!
+//! The traits speak domain types only, so the api, ingest and deliver libraries never see an
+//! SDK type, and `hookline serve` can swap every adapter for an embedded one.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::event::{Event, EventId};
+use crate::webhook::{Route, Webhook, WebhookId};
+
+/// A storage or queue failure, split by what the caller should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// The item already exists (create with a taken id).
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The item changed since it was read (`If-Match` / conditional write failed).
+    #[error("version conflict: expected version {expected}")]
+    VersionConflict {
+        /// The version the caller expected.
+        expected: u64,
+    },
+    /// The item is not there.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A backend error worth retrying (throttling, timeouts, unavailable).
+    #[error("storage or queue unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Stored data could not be read back into the domain (a bug or a manual edit).
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// An opaque pagination cursor handed back to the caller as-is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Cursor(pub String);
+
+/// One page of a listing and the cursor of the next, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The items, in the listing's order.
+    pub items: Vec<T>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+/// Webhooks and their per-App route items, changed together.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Stores a new webhook and its route items atomically.
+    async fn create(&self, webhook: &Webhook) -> Result<(), PortError>;
+    /// Reads one webhook.
+    async fn get(&self, id: &WebhookId) -> Result<Option<Webhook>, PortError>;
+    /// Replaces a webhook (and its route items) if its stored version is `expected_version`.
+    async fn update(&self, webhook: &Webhook, expected_version: u64) -> Result<(), PortError>;
+    /// Deletes a webhook and its route items if its stored version is `expected_version`.
+    async fn delete(&self, id: &WebhookId, expected_version: u64) -> Result<(), PortError>;
+    /// Webhooks naming `app_id`, oldest first; stable under concurrent inserts.
+    async fn list_for_app(
+        &self,
+        app_id: &str,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<Webhook>, PortError>;
+    /// Every route item of `app_id`: what fan-out matches an event against.
+    async fn routes_for_app(&self, app_id: &str) -> Result<Vec<Route>, PortError>;
+}
+
+/// Where an event stands in the event log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventClaim {
+    /// First time seen: fan it out, then call [`EventLog::mark_fanned_out`].
+    New,
+    /// Seen before but its fan-out did not finish: fan it out again (deliveries dedupe by id).
+    Unfinished,
+    /// Seen and fanned out: drop this copy.
+    Done,
+}
+
+/// The event log: dedupe by event id, and the payload kept for redelivery.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Records `event` unless its id is known, and says where it stands; kept until `expires_at`.
+    async fn claim(&self, event: &Event, expires_at: OffsetDateTime) -> Result<EventClaim, PortError>;
+    /// Marks the event's fan-out complete, so later copies are dropped.
+    async fn mark_fanned_out(&self, id: &EventId) -> Result<(), PortError>;
+    /// Reads a logged event, for redelivery.
+    async fn get(&self, id: &EventId) -> Result<Option<Event>, PortError>;
+}
+
+/// A delivery id, deterministic per (event, webhook): a retried fan-out yields the same id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DeliveryId(String);
+
+impl DeliveryId {
+    /// `dl_` and 32 hex digits of SHA-256(event id, webhook id).
+    pub fn for_pair(event: &EventId, webhook: &WebhookId) -> Self {
+        let mut h = Sha256::new();
+        h.update(event.as_str().as_bytes());
+        h.update([0u8]);
+        h.update(webhook.as_str().as_bytes());
+        let digest = h.finalize();
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        Self(format!("dl_{hex}"))
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DeliveryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One (event, webhook) pair to deliver: the body of a `deliveries` queue message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeliveryMessage {
+    /// Deterministic id of the pair.
+    pub delivery_id: DeliveryId,
+    /// The event, read from the event log at delivery time.
+    pub event_id: EventId,
+    /// The webhook, read at delivery time (so a deleted or disabled one receives nothing).
+    pub webhook_id: WebhookId,
+}
+
+/// A received queue message's handle, for changing its visibility.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptHandle(pub String);
+
+/// The `events` queue, as the api's intake sees it.
+#[async_trait]
+pub trait EventQueue: Send + Sync {
+    /// Enqueues one validated event for fan-out.
+    async fn send_event(&self, event: &Event) -> Result<(), PortError>;
+}
+
+/// The `deliveries` queue, as ingest and deliver see it.
+#[async_trait]
+pub trait DeliveryQueue: Send + Sync {
+    /// Enqueues messages; returns the ones that were not accepted (to retry or fail the event).
+    async fn send_deliveries(
+        &self,
+        messages: &[DeliveryMessage],
+    ) -> Result<Vec<DeliveryId>, PortError>;
+    /// Hides a received message for `delay` (backoff); it comes back with its receive count + 1.
+    async fn retry_later(&self, receipt: &ReceiptHandle, delay: Duration) -> Result<(), PortError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_ids_are_deterministic_per_pair() {
+        let e1 = EventId::parse("evt_1").expect("valid");
+        let e2 = EventId::parse("evt_2").expect("valid");
+        let w1 = WebhookId::generate();
+        let w2 = WebhookId::generate();
+        assert_eq!(DeliveryId::for_pair(&e1, &w1), DeliveryId::for_pair(&e1, &w1));
+        assert_ne!(DeliveryId::for_pair(&e1, &w1), DeliveryId::for_pair(&e2, &w1));
+        assert_ne!(DeliveryId::for_pair(&e1, &w1), DeliveryId::for_pair(&e1, &w2));
+        assert_eq!(DeliveryId::for_pair(&e1, &w1).as_str().len(), 35);
+    }
+
+    #[test]
+    fn delivery_messages_are_camel_case_and_strict() {
+        let m = DeliveryMessage {
+            delivery_id: DeliveryId("dl_x".into()),
+            event_id: EventId::parse("evt_1").expect("valid"),
+            webhook_id: WebhookId::generate(),
+        };
+        let json = serde_json::to_value(&m).expect("serializes");
+        assert!(json.get("deliveryId").is_some() && json.get("webhookId").is_some());
+        let back: DeliveryMessage = serde_json::from_value(json).expect("round trip");
+        assert_eq!(back, m);
+        let extra = r#"{"deliveryId":"a","eventId":"b","webhookId":"c","x":1}"#;
+        assert!(serde_json::from_str::<DeliveryMessage>(extra).is_err());
+    }
+}
