@@ -1,1 +1,356 @@
-pub fn x(){}
+//! Creates Hookline's AWS resources: the DynamoDB table (PK/SK strings, on-demand, TTL on
+//! `ttl`) and the four queues (`events`, `deliveries`, each with a DLQ and a redrive policy
+//! whose `maxReceiveCount` comes from the retry policy).
+//!
+//! Idempotent: running it again converges the attributes instead of failing, so it serves a
+//! fresh moto server in tests as well as an existing account.
+#![warn(missing_docs)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+    TimeToLiveSpecification, TimeToLiveStatus,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use hookline_core::retry::RetryPolicy;
+
+/// Partition key attribute of the table.
+pub const PARTITION_KEY: &str = "PK";
+/// Sort key attribute of the table.
+pub const SORT_KEY: &str = "SK";
+/// Attribute holding each item's expiry (epoch seconds), enforced by DynamoDB TTL.
+pub const TTL_ATTRIBUTE: &str = "ttl";
+/// How long a DLQ keeps a message: 14 days, SQS's maximum, to leave time for a replay.
+pub const DLQ_RETENTION: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+/// Visibility timeout of the work queues: ≥ 6 × the default 10 s function timeout (AWS's rule).
+pub const QUEUE_VISIBILITY: Duration = Duration::from_secs(60);
+
+/// Names of the table and queues, derived from one prefix (`hookline` by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceNames {
+    /// DynamoDB table.
+    pub table: String,
+    /// Intake queue.
+    pub events: String,
+    /// Where events that cannot be fanned out end.
+    pub events_dlq: String,
+    /// One message per (event, webhook).
+    pub deliveries: String,
+    /// Where deliveries that exhausted their retries end.
+    pub deliveries_dlq: String,
+}
+
+impl ResourceNames {
+    /// `<prefix>`, `<prefix>-events`, `<prefix>-events-dlq`, `<prefix>-deliveries`, `<prefix>-deliveries-dlq`.
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            table: prefix.to_owned(),
+            events: format!("{prefix}-events"),
+            events_dlq: format!("{prefix}-events-dlq"),
+            deliveries: format!("{prefix}-deliveries"),
+            deliveries_dlq: format!("{prefix}-deliveries-dlq"),
+        }
+    }
+}
+
+impl Default for ResourceNames {
+    fn default() -> Self {
+        Self::with_prefix("hookline")
+    }
+}
+
+/// What [`bootstrap`] created or found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Resources {
+    /// Table name.
+    pub table_name: String,
+    /// `events` queue URL.
+    pub events_queue_url: String,
+    /// `events-dlq` queue URL.
+    pub events_dlq_url: String,
+    /// `deliveries` queue URL.
+    pub deliveries_queue_url: String,
+    /// `deliveries-dlq` queue URL.
+    pub deliveries_dlq_url: String,
+}
+
+/// A failed AWS call, with the operation and the SDK's full explanation.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// A DynamoDB call failed.
+    #[error("DynamoDB {operation} on {resource} failed: {message}")]
+    Dynamo {
+        /// The API operation.
+        operation: &'static str,
+        /// The table.
+        resource: String,
+        /// The SDK error with its context.
+        message: String,
+    },
+    /// An SQS call failed.
+    #[error("SQS {operation} on {resource} failed: {message}")]
+    Sqs {
+        /// The API operation.
+        operation: &'static str,
+        /// The queue.
+        resource: String,
+        /// The SDK error with its context.
+        message: String,
+    },
+    /// The table exists with another key schema, or never became active.
+    #[error("table {table}: {problem}")]
+    Table {
+        /// The table.
+        table: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+fn dynamo_err<E: std::error::Error>(
+    operation: &'static str,
+    resource: &str,
+) -> impl FnOnce(E) -> BootstrapError {
+    let resource = resource.to_owned();
+    move |e| BootstrapError::Dynamo {
+        operation,
+        resource,
+        message: aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+    }
+}
+
+fn sqs_err<E: std::error::Error>(
+    operation: &'static str,
+    resource: &str,
+) -> impl FnOnce(E) -> BootstrapError {
+    let resource = resource.to_owned();
+    move |e| BootstrapError::Sqs {
+        operation,
+        resource,
+        message: aws_sdk_sqs::error::DisplayErrorContext(e).to_string(),
+    }
+}
+
+/// Creates (or converges) the table and the four queues.
+pub async fn bootstrap(
+    dynamo: &aws_sdk_dynamodb::Client,
+    sqs: &aws_sdk_sqs::Client,
+    names: &ResourceNames,
+    policy: &RetryPolicy,
+) -> Result<Resources, BootstrapError> {
+    create_table(dynamo, &names.table).await?;
+    let max_receive_count = policy.max_receive_count();
+    let events_dlq_url = create_queue(sqs, &names.events_dlq, dlq_attributes()).await?;
+    let deliveries_dlq_url = create_queue(sqs, &names.deliveries_dlq, dlq_attributes()).await?;
+    let events_dlq_arn = queue_arn(sqs, &events_dlq_url).await?;
+    let deliveries_dlq_arn = queue_arn(sqs, &deliveries_dlq_url).await?;
+    let events_queue_url = create_queue(
+        sqs,
+        &names.events,
+        work_queue_attributes(&events_dlq_arn, max_receive_count),
+    )
+    .await?;
+    let deliveries_queue_url = create_queue(
+        sqs,
+        &names.deliveries,
+        work_queue_attributes(&deliveries_dlq_arn, max_receive_count),
+    )
+    .await?;
+    Ok(Resources {
+        table_name: names.table.clone(),
+        events_queue_url,
+        events_dlq_url,
+        deliveries_queue_url,
+        deliveries_dlq_url,
+    })
+}
+
+fn dlq_attributes() -> HashMap<QueueAttributeName, String> {
+    HashMap::from([(
+        QueueAttributeName::MessageRetentionPeriod,
+        DLQ_RETENTION.as_secs().to_string(),
+    )])
+}
+
+fn work_queue_attributes(
+    dlq_arn: &str,
+    max_receive_count: u32,
+) -> HashMap<QueueAttributeName, String> {
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": max_receive_count.to_string(),
+    });
+    HashMap::from([
+        (QueueAttributeName::RedrivePolicy, redrive.to_string()),
+        (
+            QueueAttributeName::VisibilityTimeout,
+            QUEUE_VISIBILITY.as_secs().to_string(),
+        ),
+    ])
+}
+
+async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    attributes: HashMap<QueueAttributeName, String>,
+) -> Result<String, BootstrapError> {
+    // Create without attributes (idempotent), then set them: a re-run converges instead of
+    // failing with QueueAlreadyExists when an attribute changed.
+    let created = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(sqs_err("CreateQueue", name))?;
+    let url = created.queue_url.ok_or_else(|| BootstrapError::Sqs {
+        operation: "CreateQueue",
+        resource: name.to_owned(),
+        message: "answer had no QueueUrl".to_owned(),
+    })?;
+    sqs.set_queue_attributes()
+        .queue_url(&url)
+        .set_attributes(Some(attributes))
+        .send()
+        .await
+        .map_err(sqs_err("SetQueueAttributes", name))?;
+    tracing::info!(queue = name, url = %url, "queue ready");
+    Ok(url)
+}
+
+/// The ARN of the queue at `url`.
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, BootstrapError> {
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(sqs_err("GetQueueAttributes", url))?;
+    attrs
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or_else(|| BootstrapError::Sqs {
+            operation: "GetQueueAttributes",
+            resource: url.to_owned(),
+            message: "answer had no QueueArn".to_owned(),
+        })
+}
+
+async fn create_table(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(), BootstrapError> {
+    let key = |name: &str, key_type: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+            .map_err(dynamo_err("CreateTable", table))
+    };
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(dynamo_err("CreateTable", table))
+    };
+    let created = dynamo
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(PARTITION_KEY, KeyType::Hash)?)
+        .key_schema(key(SORT_KEY, KeyType::Range)?)
+        .attribute_definitions(attr(PARTITION_KEY)?)
+        .attribute_definitions(attr(SORT_KEY)?)
+        .send()
+        .await;
+    match created {
+        Ok(_) => tracing::info!(table, "table created"),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) =>
+        {
+            tracing::info!(table, "table exists");
+        }
+        Err(e) => return Err(dynamo_err("CreateTable", table)(e)),
+    }
+    wait_until_active(dynamo, table).await?;
+    enable_ttl(dynamo, table).await
+}
+
+async fn wait_until_active(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(), BootstrapError> {
+    for _ in 0..120 {
+        let described = dynamo
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(dynamo_err("DescribeTable", table))?;
+        let Some(desc) = described.table else {
+            return Err(BootstrapError::Table {
+                table: table.to_owned(),
+                problem: "DescribeTable returned no table".to_owned(),
+            });
+        };
+        let keys: Vec<(&str, &KeyType)> = desc
+            .key_schema()
+            .iter()
+            .map(|k| (k.attribute_name(), k.key_type()))
+            .collect();
+        if keys != [(PARTITION_KEY, &KeyType::Hash), (SORT_KEY, &KeyType::Range)] {
+            return Err(BootstrapError::Table {
+                table: table.to_owned(),
+                problem: format!(
+                    "exists with key schema {keys:?}, expected PK (hash) and SK (range)"
+                ),
+            });
+        }
+        if desc.table_status == Some(TableStatus::Active) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(BootstrapError::Table {
+        table: table.to_owned(),
+        problem: "did not become ACTIVE within 60 s".to_owned(),
+    })
+}
+
+async fn enable_ttl(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Result<(), BootstrapError> {
+    let current = dynamo
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(dynamo_err("DescribeTimeToLive", table))?;
+    let status = current.time_to_live_description;
+    let enabled = status.as_ref().is_some_and(|d| {
+        matches!(
+            d.time_to_live_status,
+            Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+        ) && d.attribute_name.as_deref() == Some(TTL_ATTRIBUTE)
+    });
+    if enabled {
+        return Ok(());
+    }
+    let spec = TimeToLiveSpecification::builder()
+        .enabled(true)
+        .attribute_name(TTL_ATTRIBUTE)
+        .build()
+        .map_err(dynamo_err("UpdateTimeToLive", table))?;
+    dynamo
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(spec)
+        .send()
+        .await
+        .map_err(dynamo_err("UpdateTimeToLive", table))?;
+    tracing::info!(table, attribute = TTL_ATTRIBUTE, "TTL enabled");
+    Ok(())
+}

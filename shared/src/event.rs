@@ -231,12 +231,20 @@ mod tests {
 
     #[test]
     fn missing_id_and_timestamp_are_assigned() {
-        let e = parse(r#"{"type":"booking.created","urn":"urn:allthings:app:A1:booking:B1","data":{}}"#)
-            .expect("valid");
-        assert!(e.id.as_str().starts_with("evt_") && e.id.as_str().len() == 30, "{}", e.id);
+        let e = parse(
+            r#"{"type":"booking.created","urn":"urn:allthings:app:A1:booking:B1","data":{}}"#,
+        )
+        .expect("valid");
+        assert!(
+            e.id.as_str().starts_with("evt_") && e.id.as_str().len() == 30,
+            "{}",
+            e.id
+        );
         assert_eq!(e.timestamp, NOW);
-        let other = parse(r#"{"type":"booking.created","urn":"urn:allthings:app:A1:booking:B1","data":{}}"#)
-            .expect("valid");
+        let other = parse(
+            r#"{"type":"booking.created","urn":"urn:allthings:app:A1:booking:B1","data":{}}"#,
+        )
+        .expect("valid");
         assert_ne!(e.id, other.id);
     }
 
@@ -258,12 +266,23 @@ mod tests {
 
     #[test]
     fn unknown_fields_and_malformed_json_are_refused_with_a_position() {
-        let err = parse(r#"{"type":"ticket.created","urn":"urn:allthings:app:A1","data":{},"extra":1}"#).unwrap_err();
-        assert!(matches!(err, EventError::Malformed { ref message, .. } if message.contains("extra")), "{err:?}");
+        let err =
+            parse(r#"{"type":"ticket.created","urn":"urn:allthings:app:A1","data":{},"extra":1}"#)
+                .unwrap_err();
+        assert!(
+            matches!(err, EventError::Malformed { ref message, .. } if message.contains("extra")),
+            "{err:?}"
+        );
         let err = parse("{\n  \"type\": }").unwrap_err();
-        assert!(matches!(err, EventError::Malformed { line: 2, .. }), "{err:?}");
+        assert!(
+            matches!(err, EventError::Malformed { line: 2, .. }),
+            "{err:?}"
+        );
         let err = parse(r#"{"urn":"urn:allthings:app:A1","data":{}}"#).unwrap_err();
-        assert!(matches!(err, EventError::Malformed { ref message, .. } if message.contains("type")), "{err:?}");
+        assert!(
+            matches!(err, EventError::Malformed { ref message, .. } if message.contains("type")),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -277,7 +296,9 @@ mod tests {
         let body = format!("{prefix}{}{suffix}", "a".repeat(fill + 1));
         assert_eq!(
             Event::from_intake(body.as_bytes(), rules(), NOW),
-            Err(EventError::TooLarge { len: MAX_EVENT_BYTES + 1 })
+            Err(EventError::TooLarge {
+                len: MAX_EVENT_BYTES + 1
+            })
         );
     }
 }

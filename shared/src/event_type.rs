@@ -224,11 +224,20 @@ mod tests {
     #[test]
     fn catalog_refuses_duplicates_and_bad_names() {
         let dup = r#"[{"name":"a.b","description":"","example":{}},{"name":"a.b","description":"","example":{}}]"#;
-        assert!(matches!(Catalog::from_json(dup), Err(CatalogError::Duplicate(_))));
+        assert!(matches!(
+            Catalog::from_json(dup),
+            Err(CatalogError::Duplicate(_))
+        ));
         let bad = r#"[{"name":"Nope","description":"","example":{}}]"#;
-        assert!(matches!(Catalog::from_json(bad), Err(CatalogError::BadName(_))));
+        assert!(matches!(
+            Catalog::from_json(bad),
+            Err(CatalogError::BadName(_))
+        ));
         let extra = r#"[{"name":"a.b","description":"","example":{},"x":1}]"#;
-        assert!(matches!(Catalog::from_json(extra), Err(CatalogError::Json(_))));
+        assert!(matches!(
+            Catalog::from_json(extra),
+            Err(CatalogError::Json(_))
+        ));
     }
 
     #[test]
@@ -256,7 +265,14 @@ mod tests {
             EventTypeFilter::parse("invoice.*", c),
             Err(EventTypeError::UnknownFamily("invoice".into()))
         );
-        for bad in ["Ticket.created", "ticket", "ticket..created", "ticket.*.x", "*.created", ""] {
+        for bad in [
+            "Ticket.created",
+            "ticket",
+            "ticket..created",
+            "ticket.*.x",
+            "*.created",
+            "",
+        ] {
             assert!(EventTypeFilter::parse(bad, c).is_err(), "{bad}");
         }
     }

@@ -89,7 +89,11 @@ pub enum EventClaim {
 #[async_trait]
 pub trait EventLog: Send + Sync {
     /// Records `event` unless its id is known, and says where it stands; kept until `expires_at`.
-    async fn claim(&self, event: &Event, expires_at: OffsetDateTime) -> Result<EventClaim, PortError>;
+    async fn claim(
+        &self,
+        event: &Event,
+        expires_at: OffsetDateTime,
+    ) -> Result<EventClaim, PortError>;
     /// Marks the event's fan-out complete, so later copies are dropped.
     async fn mark_fanned_out(&self, id: &EventId) -> Result<(), PortError>;
     /// Reads a logged event, for redelivery.
@@ -170,9 +174,18 @@ mod tests {
         let e2 = EventId::parse("evt_2").expect("valid");
         let w1 = WebhookId::generate();
         let w2 = WebhookId::generate();
-        assert_eq!(DeliveryId::for_pair(&e1, &w1), DeliveryId::for_pair(&e1, &w1));
-        assert_ne!(DeliveryId::for_pair(&e1, &w1), DeliveryId::for_pair(&e2, &w1));
-        assert_ne!(DeliveryId::for_pair(&e1, &w1), DeliveryId::for_pair(&e1, &w2));
+        assert_eq!(
+            DeliveryId::for_pair(&e1, &w1),
+            DeliveryId::for_pair(&e1, &w1)
+        );
+        assert_ne!(
+            DeliveryId::for_pair(&e1, &w1),
+            DeliveryId::for_pair(&e2, &w1)
+        );
+        assert_ne!(
+            DeliveryId::for_pair(&e1, &w1),
+            DeliveryId::for_pair(&e1, &w2)
+        );
         assert_eq!(DeliveryId::for_pair(&e1, &w1).as_str().len(), 35);
     }
 

@@ -90,12 +90,25 @@ impl RetryPolicy {
 
     /// Decides after attempt `receive_count` (1-based); `jitter_sample` is uniform in `[0, 1)`
     /// and supplied by the caller so this stays pure.
-    pub fn decide(&self, outcome: AttemptOutcome, receive_count: u32, jitter_sample: f64) -> Decision {
+    pub fn decide(
+        &self,
+        outcome: AttemptOutcome,
+        receive_count: u32,
+        jitter_sample: f64,
+    ) -> Decision {
         let retry_after = match outcome {
-            AttemptOutcome::Status { code: 200..=299, .. } => return Decision::Delivered,
+            AttemptOutcome::Status {
+                code: 200..=299, ..
+            } => return Decision::Delivered,
             AttemptOutcome::Status { code: 410, .. } => return Decision::Gone,
-            AttemptOutcome::Status { code: 429, retry_after } => retry_after,
-            AttemptOutcome::Status { code: 500..=599, retry_after } => retry_after,
+            AttemptOutcome::Status {
+                code: 429,
+                retry_after,
+            } => retry_after,
+            AttemptOutcome::Status {
+                code: 500..=599,
+                retry_after,
+            } => retry_after,
             AttemptOutcome::Status { .. } | AttemptOutcome::Blocked => return Decision::Failed,
             AttemptOutcome::Timeout | AttemptOutcome::Connect | AttemptOutcome::Tls => None,
         };
@@ -107,7 +120,12 @@ impl RetryPolicy {
 
     /// The delay after failed attempt `attempt` (1-based): `Retry-After` (capped) when the
     /// endpoint gave one, else the schedule's step with jitter; never above `max_delay`.
-    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>, jitter_sample: f64) -> Duration {
+    pub fn delay(
+        &self,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        jitter_sample: f64,
+    ) -> Duration {
         let delay = match retry_after {
             Some(asked) => asked.min(self.retry_after_cap),
             None => {
@@ -145,7 +163,10 @@ mod tests {
     use time::macros::datetime;
 
     fn status(code: u16) -> AttemptOutcome {
-        AttemptOutcome::Status { code, retry_after: None }
+        AttemptOutcome::Status {
+            code,
+            retry_after: None,
+        }
     }
     const MID: f64 = 0.5; // jitter factor exactly 1.0
 
@@ -187,7 +208,10 @@ mod tests {
         let expected = [30, 120, 480, 1920, 7200];
         for (i, secs) in expected.iter().enumerate() {
             let attempt = u32::try_from(i + 1).expect("small");
-            assert_eq!(p.decide(status(500), attempt, MID), Decision::RetryAfter(Duration::from_secs(*secs)));
+            assert_eq!(
+                p.decide(status(500), attempt, MID),
+                Decision::RetryAfter(Duration::from_secs(*secs))
+            );
         }
         assert_eq!(p.decide(status(500), 6, MID), Decision::Exhausted);
         assert_eq!(p.decide(status(200), 6, MID), Decision::Delivered);
@@ -202,19 +226,37 @@ mod tests {
         assert_eq!(p.delay(1, None, 1.0), Duration::from_secs(36));
         for i in 0..100 {
             let d = p.delay(3, None, f64::from(i) / 100.0);
-            assert!(d >= Duration::from_secs(384) && d <= Duration::from_secs(576), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(384) && d <= Duration::from_secs(576),
+                "{d:?}"
+            );
         }
     }
 
     #[test]
     fn retry_after_is_honoured_and_capped() {
         let p = RetryPolicy::default();
-        let asked = |s| AttemptOutcome::Status { code: 429, retry_after: Some(Duration::from_secs(s)) };
-        assert_eq!(p.decide(asked(5), 1, MID), Decision::RetryAfter(Duration::from_secs(5)));
-        assert_eq!(p.decide(asked(999_999), 1, MID), Decision::RetryAfter(Duration::from_secs(3600)));
+        let asked = |s| AttemptOutcome::Status {
+            code: 429,
+            retry_after: Some(Duration::from_secs(s)),
+        };
+        assert_eq!(
+            p.decide(asked(5), 1, MID),
+            Decision::RetryAfter(Duration::from_secs(5))
+        );
+        assert_eq!(
+            p.decide(asked(999_999), 1, MID),
+            Decision::RetryAfter(Duration::from_secs(3600))
+        );
         assert_eq!(p.decide(asked(5), 6, MID), Decision::Exhausted);
-        let unavailable = AttemptOutcome::Status { code: 503, retry_after: Some(Duration::from_secs(90)) };
-        assert_eq!(p.decide(unavailable, 2, MID), Decision::RetryAfter(Duration::from_secs(90)));
+        let unavailable = AttemptOutcome::Status {
+            code: 503,
+            retry_after: Some(Duration::from_secs(90)),
+        };
+        assert_eq!(
+            p.decide(unavailable, 2, MID),
+            Decision::RetryAfter(Duration::from_secs(90))
+        );
     }
 
     #[test]
@@ -225,16 +267,28 @@ mod tests {
             ..RetryPolicy::default()
         };
         assert_eq!(p.delay(1, None, 1.0), MAX_VISIBILITY);
-        assert_eq!(p.delay(1, Some(Duration::from_secs(40 * 3600)), MID), MAX_VISIBILITY);
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(40 * 3600)), MID),
+            MAX_VISIBILITY
+        );
     }
 
     #[test]
     fn retry_after_header_forms() {
         let now = datetime!(2015-10-21 07:28:00 UTC);
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:30:00 GMT", now), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:30:00 GMT", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
     }

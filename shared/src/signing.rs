@@ -136,9 +136,12 @@ pub fn verify(
         .filter_map(|b64| BASE64.decode(b64).ok())
         .collect();
     let matched = secrets.iter().any(|secret| {
-        candidates
-            .iter()
-            .any(|sig| secret.mac(msg_id, timestamp, body).verify_slice(sig).is_ok())
+        candidates.iter().any(|sig| {
+            secret
+                .mac(msg_id, timestamp, body)
+                .verify_slice(sig)
+                .is_ok()
+        })
     });
     if matched {
         Ok(())
@@ -159,7 +162,10 @@ mod tests {
     #[test]
     fn design_test_vector() {
         let s = Secret::parse(SECRET).expect("valid");
-        assert_eq!(s.sign(ID, TS, BODY), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        assert_eq!(
+            s.sign(ID, TS, BODY),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
         assert_eq!(s.expose(), SECRET);
     }
 
@@ -167,15 +173,61 @@ mod tests {
     fn verification_checks_signature_and_tolerance() {
         let s = Secret::parse(SECRET).expect("valid");
         let header = s.sign(ID, TS, BODY);
-        let ok = verify(std::slice::from_ref(&s), ID, TS, BODY, &header, TS + 10, DEFAULT_TOLERANCE_SECS);
+        let ok = verify(
+            std::slice::from_ref(&s),
+            ID,
+            TS,
+            BODY,
+            &header,
+            TS + 10,
+            DEFAULT_TOLERANCE_SECS,
+        );
         assert_eq!(ok, Ok(()));
-        let late = verify(std::slice::from_ref(&s), ID, TS, BODY, &header, TS + 301, DEFAULT_TOLERANCE_SECS);
-        assert!(matches!(late, Err(SigningError::TimestampOutOfTolerance { .. })));
-        let early = verify(std::slice::from_ref(&s), ID, TS, BODY, &header, TS - 301, DEFAULT_TOLERANCE_SECS);
-        assert!(matches!(early, Err(SigningError::TimestampOutOfTolerance { .. })));
-        let tampered = verify(std::slice::from_ref(&s), ID, TS, b"{}", &header, TS, DEFAULT_TOLERANCE_SECS);
+        let late = verify(
+            std::slice::from_ref(&s),
+            ID,
+            TS,
+            BODY,
+            &header,
+            TS + 301,
+            DEFAULT_TOLERANCE_SECS,
+        );
+        assert!(matches!(
+            late,
+            Err(SigningError::TimestampOutOfTolerance { .. })
+        ));
+        let early = verify(
+            std::slice::from_ref(&s),
+            ID,
+            TS,
+            BODY,
+            &header,
+            TS - 301,
+            DEFAULT_TOLERANCE_SECS,
+        );
+        assert!(matches!(
+            early,
+            Err(SigningError::TimestampOutOfTolerance { .. })
+        ));
+        let tampered = verify(
+            std::slice::from_ref(&s),
+            ID,
+            TS,
+            b"{}",
+            &header,
+            TS,
+            DEFAULT_TOLERANCE_SECS,
+        );
         assert_eq!(tampered, Err(SigningError::NoMatch));
-        let other_id = verify(std::slice::from_ref(&s), "msg_other", TS, BODY, &header, TS, DEFAULT_TOLERANCE_SECS);
+        let other_id = verify(
+            std::slice::from_ref(&s),
+            "msg_other",
+            TS,
+            BODY,
+            &header,
+            TS,
+            DEFAULT_TOLERANCE_SECS,
+        );
         assert_eq!(other_id, Err(SigningError::NoMatch));
     }
 
@@ -188,11 +240,22 @@ mod tests {
         assert_eq!(entries.len(), 2);
         assert!(entries.iter().all(|e| e.starts_with("v1,")));
         for receiver_knows in [&old, &new] {
-            let r = verify(std::slice::from_ref(receiver_knows), ID, TS, BODY, &header, TS, 300);
+            let r = verify(
+                std::slice::from_ref(receiver_knows),
+                ID,
+                TS,
+                BODY,
+                &header,
+                TS,
+                300,
+            );
             assert_eq!(r, Ok(()));
         }
         let stranger = Secret::generate().expect("rng");
-        assert_eq!(verify(&[stranger], ID, TS, BODY, &header, TS, 300), Err(SigningError::NoMatch));
+        assert_eq!(
+            verify(&[stranger], ID, TS, BODY, &header, TS, 300),
+            Err(SigningError::NoMatch)
+        );
     }
 
     #[test]
@@ -214,7 +277,11 @@ mod tests {
             "whsec_c2hvcnQ=",
             &format!("whsec_{}", BASE64.encode([0u8; 65])),
         ] {
-            assert_eq!(Secret::parse(bad), Err(SigningError::MalformedSecret), "{bad}");
+            assert_eq!(
+                Secret::parse(bad),
+                Err(SigningError::MalformedSecret),
+                "{bad}"
+            );
         }
     }
 }

@@ -182,8 +182,12 @@ impl TargetPolicy {
     pub fn check_host(&self, url: &url::Url) -> Result<CheckedHost, TargetError> {
         match url.host() {
             None => Err(TargetError::NoHost),
-            Some(url::Host::Ipv4(ip)) => self.check_ip(IpAddr::V4(ip)).map(|()| CheckedHost::Ip(ip.into())),
-            Some(url::Host::Ipv6(ip)) => self.check_ip(IpAddr::V6(ip)).map(|()| CheckedHost::Ip(ip.into())),
+            Some(url::Host::Ipv4(ip)) => self
+                .check_ip(IpAddr::V4(ip))
+                .map(|()| CheckedHost::Ip(ip.into())),
+            Some(url::Host::Ipv6(ip)) => self
+                .check_ip(IpAddr::V6(ip))
+                .map(|()| CheckedHost::Ip(ip.into())),
             Some(url::Host::Domain(name)) => {
                 let bare = name.trim_end_matches('.').to_ascii_lowercase();
                 let local = bare == "localhost" || bare.ends_with(".localhost");
@@ -263,7 +267,9 @@ mod tests {
 
     #[test]
     fn private_targets_open_only_with_the_setting_and_never_metadata_like_ranges() {
-        let dev = TargetPolicy { allow_private: true };
+        let dev = TargetPolicy {
+            allow_private: true,
+        };
         let prod = TargetPolicy::PUBLIC_ONLY;
         for ip in ["127.0.0.1", "10.0.0.1", "::1", "fd00::1", "169.254.169.254"] {
             let ip: IpAddr = ip.parse().expect("ip");
@@ -297,10 +303,20 @@ mod tests {
             assert!(prod.check_host(&url).is_err(), "{bad}");
         }
         let url = url::Url::parse("https://hooks.example.com/x").expect("url");
-        assert_eq!(prod.check_host(&url), Ok(CheckedHost::Name("hooks.example.com".into())));
+        assert_eq!(
+            prod.check_host(&url),
+            Ok(CheckedHost::Name("hooks.example.com".into()))
+        );
         let url = url::Url::parse("https://8.8.8.8/x").expect("url");
-        assert_eq!(prod.check_host(&url), Ok(CheckedHost::Ip("8.8.8.8".parse().expect("ip"))));
+        assert_eq!(
+            prod.check_host(&url),
+            Ok(CheckedHost::Ip("8.8.8.8".parse().expect("ip")))
+        );
         let url = url::Url::parse("https://localhost:8443/").expect("url");
-        assert!(TargetPolicy { allow_private: true }.check_host(&url).is_ok());
+        assert!(TargetPolicy {
+            allow_private: true
+        }
+        .check_host(&url)
+        .is_ok());
     }
 }

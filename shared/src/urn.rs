@@ -109,7 +109,9 @@ impl Namespace {
         let ok = (2..=32).contains(&bytes.len())
             && bytes[0].is_ascii_alphanumeric()
             && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-');
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-');
         if ok {
             Ok(Self(nid.to_ascii_lowercase()))
         } else {
@@ -362,9 +364,7 @@ fn parse_parts(input: &str, namespace: &Namespace, kind: Kind) -> Result<(Urn, b
         if *part == "*" {
             match kind {
                 Kind::Event => return Err(UrnError::WildcardInEventUrn { index }),
-                Kind::Pattern if index != last => {
-                    return Err(UrnError::WildcardNotLast { index })
-                }
+                Kind::Pattern if index != last => return Err(UrnError::WildcardNotLast { index }),
                 Kind::Pattern => {
                     wildcard = true;
                     continue;
@@ -526,13 +526,37 @@ mod tests {
     #[test]
     fn seed_examples_match_as_the_seeds_use_them() {
         let cases = [
-            ("urn:allthings:app:A1:*", "urn:allthings:app:A1:ticket:CAT7:T99", true),
+            (
+                "urn:allthings:app:A1:*",
+                "urn:allthings:app:A1:ticket:CAT7:T99",
+                true,
+            ),
             ("urn:allthings:app:A1:*", "urn:allthings:app:A1", true),
-            ("urn:allthings:app:A1:*", "urn:allthings:app:A2:ticket:CAT7:T99", false),
-            ("urn:allthings:app:A1:ticket:CAT7:*", "urn:allthings:app:A1:ticket:CAT7:T99", true),
-            ("urn:allthings:app:A1:ticket:CAT7:*", "urn:allthings:app:A1:ticket:CAT8:T1", false),
-            ("urn:allthings:app:A1:ticket:CAT7:*", "urn:allthings:app:A1:booking:B1", false),
-            ("urn:allthings:app:A2:*", "urn:allthings:app:A2:booking:B1", true),
+            (
+                "urn:allthings:app:A1:*",
+                "urn:allthings:app:A2:ticket:CAT7:T99",
+                false,
+            ),
+            (
+                "urn:allthings:app:A1:ticket:CAT7:*",
+                "urn:allthings:app:A1:ticket:CAT7:T99",
+                true,
+            ),
+            (
+                "urn:allthings:app:A1:ticket:CAT7:*",
+                "urn:allthings:app:A1:ticket:CAT8:T1",
+                false,
+            ),
+            (
+                "urn:allthings:app:A1:ticket:CAT7:*",
+                "urn:allthings:app:A1:booking:B1",
+                false,
+            ),
+            (
+                "urn:allthings:app:A2:*",
+                "urn:allthings:app:A2:booking:B1",
+                true,
+            ),
         ];
         for (p, u, expected) in cases {
             assert_eq!(pat(p).matches(&urn(u)), expected, "{p} vs {u}");

@@ -28,7 +28,8 @@ pub const MAX_HEADER_NAME_CHARS: usize = 128;
 /// Longest custom header value.
 pub const MAX_HEADER_VALUE_CHARS: usize = 512;
 /// Header name prefixes a webhook may not set, compared ignoring case.
-pub const RESERVED_HEADER_PREFIXES: [&str; 4] = ["x-hookline-", "x-amz-", "x-amzn-", "x-forwarded-"];
+pub const RESERVED_HEADER_PREFIXES: [&str; 4] =
+    ["x-hookline-", "x-amz-", "x-amzn-", "x-forwarded-"];
 
 /// The body of `POST /v1/webhooks`, as sent; [`NewWebhook::validate`] turns it into a spec.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -158,11 +159,18 @@ pub fn check_header_name(name: &str) -> Result<(), String> {
         ));
     }
     if let Some(c) = name.chars().find(|c| !is_token_char(*c)) {
-        return Err(format!("header \"{name}\" contains the forbidden character {c:?}"));
+        return Err(format!(
+            "header \"{name}\" contains the forbidden character {c:?}"
+        ));
     }
     let lower = name.to_ascii_lowercase();
-    if let Some(prefix) = RESERVED_HEADER_PREFIXES.iter().find(|p| lower.starts_with(*p)) {
-        return Err(format!("header \"{name}\" uses the reserved prefix \"{prefix}\""));
+    if let Some(prefix) = RESERVED_HEADER_PREFIXES
+        .iter()
+        .find(|p| lower.starts_with(*p))
+    {
+        return Err(format!(
+            "header \"{name}\" uses the reserved prefix \"{prefix}\""
+        ));
     }
     Ok(())
 }
@@ -194,7 +202,10 @@ pub fn validate_custom_headers(
     if headers.len() > MAX_CUSTOM_HEADERS {
         errors.push(FieldError::new(
             "customHeaders",
-            format!("has {} headers, at most {MAX_CUSTOM_HEADERS} are allowed", headers.len()),
+            format!(
+                "has {} headers, at most {MAX_CUSTOM_HEADERS} are allowed",
+                headers.len()
+            ),
         ));
     }
     let mut seen = BTreeSet::new();
@@ -278,13 +289,19 @@ fn check_event_types(
     errors: &mut Vec<FieldError>,
 ) -> Option<Vec<EventTypeFilter>> {
     if given.is_empty() {
-        errors.push(FieldError::new("eventTypes", "name at least one event type, or \"*\""));
+        errors.push(FieldError::new(
+            "eventTypes",
+            "name at least one event type, or \"*\"",
+        ));
         return None;
     }
     if given.len() > MAX_EVENT_TYPES {
         errors.push(FieldError::new(
             "eventTypes",
-            format!("has {} entries, at most {MAX_EVENT_TYPES} are allowed", given.len()),
+            format!(
+                "has {} entries, at most {MAX_EVENT_TYPES} are allowed",
+                given.len()
+            ),
         ));
         return None;
     }
@@ -315,7 +332,10 @@ fn check_urns(
     if given.len() > MAX_URNS {
         errors.push(FieldError::new(
             "urns",
-            format!("has {} entries, at most {MAX_URNS} are allowed", given.len()),
+            format!(
+                "has {} entries, at most {MAX_URNS} are allowed",
+                given.len()
+            ),
         ));
         return None;
     }
@@ -364,12 +384,17 @@ impl NewWebhook {
         let urns = match (&self.urns, default_app) {
             (Some(urns), _) => check_urns(urns, rules.namespace, &mut errors),
             (None, Some(app)) => collect(
-                UrnPattern::whole_app(rules.namespace, app).map(|p| vec![p]).map_err(|e| format!("App id: {e}")),
+                UrnPattern::whole_app(rules.namespace, app)
+                    .map(|p| vec![p])
+                    .map_err(|e| format!("App id: {e}")),
                 "appId",
                 &mut errors,
             ),
             (None, None) => {
-                errors.push(FieldError::new("urns", "give URN patterns, or the appId to cover"));
+                errors.push(FieldError::new(
+                    "urns",
+                    "give URN patterns, or the appId to cover",
+                ));
                 None
             }
         };
@@ -587,16 +612,25 @@ mod tests {
     }
 
     fn fields(r: Result<WebhookSpec, ValidationErrors>) -> Vec<String> {
-        r.expect_err("should fail").errors().iter().map(|e| e.field.clone()).collect()
+        r.expect_err("should fail")
+            .errors()
+            .iter()
+            .map(|e| e.field.clone())
+            .collect()
     }
 
     #[test]
     fn a_webhook_without_urns_covers_its_whole_app() {
-        let spec = new("https://crm.example.com/hooks").validate(&rules(), Some("A1")).expect("valid");
+        let spec = new("https://crm.example.com/hooks")
+            .validate(&rules(), Some("A1"))
+            .expect("valid");
         assert_eq!(spec.urns.len(), 1);
         assert_eq!(spec.urns[0].to_string(), "urn:allthings:app:A1:*");
         assert!(spec.enabled);
-        assert_eq!(fields(new("https://crm.example.com/hooks").validate(&rules(), None)), ["urns"]);
+        assert_eq!(
+            fields(new("https://crm.example.com/hooks").validate(&rules(), None)),
+            ["urns"]
+        );
     }
 
     #[test]
@@ -615,14 +649,28 @@ mod tests {
         let w = NewWebhook {
             name: "  ".into(),
             url: "http://crm.example.com".into(),
-            event_types: vec!["ticket.created".into(), "nope.nope".into(), "ticket.created".into()],
-            urns: Some(vec!["urn:allthings:app:*".into(), "urn:allthings:app:A1:*".into()]),
+            event_types: vec![
+                "ticket.created".into(),
+                "nope.nope".into(),
+                "ticket.created".into(),
+            ],
+            urns: Some(vec![
+                "urn:allthings:app:*".into(),
+                "urn:allthings:app:A1:*".into(),
+            ]),
             custom_headers: Some(BTreeMap::from([("Api-Key".into(), "x".into())])),
             enabled: None,
         };
         assert_eq!(
             fields(w.validate(&rules(), None)),
-            ["name", "url", "eventTypes[1]", "eventTypes[2]", "urns[0]", "customHeaders.Api-Key"]
+            [
+                "name",
+                "url",
+                "eventTypes[1]",
+                "eventTypes[2]",
+                "urns[0]",
+                "customHeaders.Api-Key"
+            ]
         );
     }
 
@@ -644,11 +692,19 @@ mod tests {
             assert!(err.contains(says), "{url}: {err}");
         }
         let long = format!("https://crm.example.com/{}", "a".repeat(MAX_URL_CHARS));
-        assert!(WebhookUrl::parse(&long, &rules()).expect_err("long").contains("longer"));
+        assert!(WebhookUrl::parse(&long, &rules())
+            .expect_err("long")
+            .contains("longer"));
         let ok = format!("https://crm.example.com/{}", "a".repeat(MAX_URL_CHARS - 24));
         assert_eq!(ok.len(), MAX_URL_CHARS);
         assert!(WebhookUrl::parse(&ok, &rules()).is_ok());
-        let local = WebhookRules { allow_http: true, targets: TargetPolicy { allow_private: true }, ..rules() };
+        let local = WebhookRules {
+            allow_http: true,
+            targets: TargetPolicy {
+                allow_private: true,
+            },
+            ..rules()
+        };
         assert!(WebhookUrl::parse("http://127.0.0.1:9000/hook", &local).is_ok());
     }
 
@@ -662,9 +718,16 @@ mod tests {
         let mut w = new("https://crm.example.com/");
         w.event_types = vec![];
         w.urns = Some(vec![]);
-        assert_eq!(fields(w.validate(&rules(), Some("A1"))), ["eventTypes", "urns"]);
+        assert_eq!(
+            fields(w.validate(&rules(), Some("A1"))),
+            ["eventTypes", "urns"]
+        );
         let mut w = new("https://crm.example.com/");
-        w.urns = Some((0..=MAX_URNS).map(|i| format!("urn:allthings:app:A{i}:*")).collect());
+        w.urns = Some(
+            (0..=MAX_URNS)
+                .map(|i| format!("urn:allthings:app:A{i}:*"))
+                .collect(),
+        );
         assert_eq!(fields(w.validate(&rules(), Some("A1"))), ["urns"]);
     }
 
@@ -704,15 +767,28 @@ mod tests {
             let errs = validate_custom_headers(&map).expect_err(name);
             assert_eq!(errs.len(), 1, "{name}");
             assert_eq!(errs[0].field, format!("customHeaders.{name}"));
-            assert!(errs[0].message.contains(says), "{name}: {}", errs[0].message);
-            assert!(errs[0].message.contains(name), "{name}: error must name the header");
+            assert!(
+                errs[0].message.contains(says),
+                "{name}: {}",
+                errs[0].message
+            );
+            assert!(
+                errs[0].message.contains(name),
+                "{name}: error must name the header"
+            );
         }
     }
 
     #[test]
     fn patch_changes_only_given_fields_and_reports_all_failures() {
-        let spec = new("https://crm.example.com/hooks").validate(&rules(), Some("A1")).expect("valid");
-        let patch = WebhookPatch { enabled: Some(false), name: Some("Renamed".into()), ..Default::default() };
+        let spec = new("https://crm.example.com/hooks")
+            .validate(&rules(), Some("A1"))
+            .expect("valid");
+        let patch = WebhookPatch {
+            enabled: Some(false),
+            name: Some("Renamed".into()),
+            ..Default::default()
+        };
         let next = patch.apply(&spec, &rules()).expect("valid");
         assert_eq!(next.name, "Renamed");
         assert!(!next.enabled);
@@ -720,7 +796,10 @@ mod tests {
         let bad = WebhookPatch {
             url: Some("http://x.example.com".into()),
             urns: Some(vec![]),
-            custom_headers: Some(BTreeMap::from([("X-A".into(), "1".into()), ("x-a".into(), "2".into())])),
+            custom_headers: Some(BTreeMap::from([
+                ("X-A".into(), "1".into()),
+                ("x-a".into(), "2".into()),
+            ])),
             ..Default::default()
         };
         let err = bad.apply(&spec, &rules()).expect_err("invalid");
@@ -746,9 +825,18 @@ mod tests {
             id: WebhookId::generate(),
             spec,
             secrets: vec![
-                SigningSecret { secret: current.clone(), expires_at: None },
-                SigningSecret { secret: old.clone(), expires_at: Some(now + time::Duration::hours(1)) },
-                SigningSecret { secret: gone, expires_at: Some(now - time::Duration::seconds(1)) },
+                SigningSecret {
+                    secret: current.clone(),
+                    expires_at: None,
+                },
+                SigningSecret {
+                    secret: old.clone(),
+                    expires_at: Some(now + time::Duration::hours(1)),
+                },
+                SigningSecret {
+                    secret: gone,
+                    expires_at: Some(now - time::Duration::seconds(1)),
+                },
             ],
             owner: "user-1".into(),
             version: 1,

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine or a warm one:
+#   installs moto (pinned, into .venv-moto) if missing, starts it on a free 127.0.0.1 port,
+#   runs cargo fmt --check, clippy -D warnings, cargo doc, and cargo test --workspace with the
+#   moto-backed tests (#[ignore]d in plain `cargo test`) included, then stops moto.
+# Every step runs even when an earlier one fails; the exit code is non-zero if any failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+venv="$root/.venv-moto"
+requirements="$root/infra/requirements-moto.txt"
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum "$requirements" | cut -d' ' -f1)
+if [ ! -x "$venv/bin/moto_server" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "==> installing moto into $venv (pinned by infra/requirements-moto.txt)"
+  rm -rf "$venv"
+  python3 -m venv "$venv" || { echo "FAILED: python3 -m venv (install python3-venv)"; exit 1; }
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" \
+    || { echo "FAILED: pip install -r $requirements"; exit 1; }
+  echo "$want" > "$stamp"
+fi
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+mkdir -p target
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
+moto_pid=$!
+stop_moto() { kill "$moto_pid" 2>/dev/null; wait "$moto_pid" 2>/dev/null; }
+trap stop_moto EXIT INT TERM
+
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
+export AWS_EC2_METADATA_DISABLED=true
+unset AWS_PROFILE
+
+failed=()
+step() {
+  local name=$1; shift
+  echo "==> $name"
+  if ! "$@"; then failed+=("$name"); echo "FAILED: $name"; fi
+}
+
+step "cargo fmt --check" cargo fmt --all --check
+step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
+echo "==> waiting for moto on $AWS_ENDPOINT_URL"
+if python3 - "$AWS_ENDPOINT_URL" <<'PY'
+import sys, time, urllib.request
+url = sys.argv[1] + "/moto-api/"
+for _ in range(300):
+    try:
+        urllib.request.urlopen(url, timeout=1); sys.exit(0)
+    except Exception:
+        time.sleep(0.1)
+sys.exit(1)
+PY
+then
+  step "cargo test (with moto-backed tests)" cargo test --workspace --locked -- --include-ignored
+else
+  echo "moto did not answer within 30 s; its log:"; cat target/moto.log
+  failed+=("moto start")
+fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "==> FAILED steps: ${failed[*]}"
+  exit 1
+fi
+echo "==> all steps passed"
