@@ -96,6 +96,26 @@ impl EventTypeFilter {
         EventType::parse(input, catalog).map(Self::Exact)
     }
 
+    /// Parses a filter this deployment stored after validating it: the catalog is not
+    /// consulted, so a type removed from it later still reads back.
+    pub fn parse_stored(input: &str) -> Result<Self, EventTypeError> {
+        if input == "*" {
+            return Ok(Self::All);
+        }
+        if let Some(family) = input.strip_suffix(".*") {
+            return if is_word(family) {
+                Ok(Self::Family(family.to_owned()))
+            } else {
+                Err(EventTypeError::Malformed(input.to_owned()))
+            };
+        }
+        if is_well_formed(input) {
+            Ok(Self::Exact(EventType(input.to_owned())))
+        } else {
+            Err(EventTypeError::Malformed(input.to_owned()))
+        }
+    }
+
     /// True when an event of type `event_type` is wanted.
     pub fn matches(&self, event_type: &EventType) -> bool {
         match self {

@@ -6,11 +6,13 @@
 //! and queue ports ([`ports`]). Contracts: `DESIGN.md`.
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod event;
 pub mod event_type;
 pub mod ports;
 pub mod retry;
 pub mod signing;
+pub mod store;
 pub mod target;
 pub mod urn;
 pub mod validation;

@@ -221,6 +221,13 @@ impl UrnPattern {
         Self::parse(input, &Namespace::default())
     }
 
+    /// Parses a pattern in whatever namespace it names: for data this deployment stored
+    /// after validating it, never for input.
+    pub fn parse_stored(input: &str) -> Result<Self, UrnError> {
+        let nid = input.split(':').nth(1).unwrap_or_default();
+        Self::parse(input, &Namespace::new(nid)?)
+    }
+
     /// The pattern for everything in an App: `urn:<nid>:app:<appId>:*` (the default filter).
     pub fn whole_app(namespace: &Namespace, app_id: &str) -> Result<Self, UrnError> {
         Urn::for_app(namespace, app_id).map(|prefix| Self {

@@ -21,6 +21,8 @@ pub const MAX_URL_CHARS: usize = 2048;
 pub const MAX_EVENT_TYPES: usize = 64;
 /// Most URN patterns on one webhook.
 pub const MAX_URNS: usize = 64;
+/// Most distinct Apps one webhook may name (keeps an update within one DynamoDB transaction).
+pub const MAX_APPS: usize = 32;
 /// Most custom headers on one webhook.
 pub const MAX_CUSTOM_HEADERS: usize = 5;
 /// Longest custom header name.
@@ -114,6 +116,11 @@ impl WebhookUrl {
         }
         rules.targets.check_host(&url).map_err(|e| e.to_string())?;
         Ok(Self(url))
+    }
+
+    /// Reads back a URL this deployment stored after validating it (no policy check).
+    pub fn parse_stored(input: &str) -> Result<Self, url::ParseError> {
+        url::Url::parse(input).map(Self)
     }
 
     /// The URL.
@@ -350,6 +357,13 @@ fn check_urns(
             Ok(p) => out.push(p),
             Err(e) => errors.push(FieldError::new(format!("urns[{i}]"), e.to_string())),
         }
+    }
+    let apps: BTreeSet<&str> = out.iter().map(UrnPattern::app_id).collect();
+    if apps.len() > MAX_APPS {
+        errors.push(FieldError::new(
+            "urns",
+            format!("names {} Apps, at most {MAX_APPS} are allowed", apps.len()),
+        ));
     }
     (errors.len() == before).then_some(out)
 }
@@ -723,6 +737,12 @@ mod tests {
             ["eventTypes", "urns"]
         );
         let mut w = new("https://crm.example.com/");
+        w.urns = Some(
+            (0..=MAX_APPS)
+                .map(|i| format!("urn:allthings:app:A{i}:*"))
+                .collect(),
+        );
+        assert_eq!(fields(w.validate(&rules(), Some("A1"))), ["urns"]);
         w.urns = Some(
             (0..=MAX_URNS)
                 .map(|i| format!("urn:allthings:app:A{i}:*"))

@@ -1,30 +1,10 @@
 //! The bootstrap against moto: the table's keys and TTL, and every queue's redrive policy.
 
-use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::types::{BillingMode, KeyType, TimeToLiveStatus};
 use aws_sdk_sqs::types::QueueAttributeName;
 use hookline_core::retry::RetryPolicy;
 use hookline_infra::{bootstrap, queue_arn, ResourceNames, TTL_ATTRIBUTE};
-
-/// The SDK config for the moto server started by `tests/run.sh`; fails loudly without one.
-async fn moto_config() -> aws_config::SdkConfig {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
-        panic!("AWS_ENDPOINT_URL is not set: run ./tests/run.sh, which starts moto on 127.0.0.1 and sets it")
-    });
-    assert!(
-        endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:"),
-        "AWS_ENDPOINT_URL={endpoint} is not loopback; tests only talk to a local moto server"
-    );
-    aws_config::load_defaults(BehaviorVersion::latest()).await
-}
-
-fn unique_prefix(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos();
-    format!("{name}-{nanos}")
-}
+use hookline_tests::{moto_config, unique_name};
 
 #[tokio::test]
 #[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
@@ -32,7 +12,7 @@ async fn bootstrap_creates_the_table_and_queues_with_redrive_and_is_idempotent()
     let config = moto_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
-    let names = ResourceNames::with_prefix(&unique_prefix("boot"));
+    let names = ResourceNames::with_prefix(&unique_name("boot"));
     let policy = RetryPolicy::default();
 
     let first = bootstrap(&dynamo, &sqs, &names, &policy)

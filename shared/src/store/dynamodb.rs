@@ -1,0 +1,303 @@
+//! The DynamoDB adapter (DESIGN §6): one table, `PK=WH#<id> SK=META` for the webhook and
+//! `PK=APP#<appId> SK=WH#<id>` route items, written together in one `TransactWriteItems`.
+//!
+//! Route items carry the whole webhook document, so fan-out for an event is one Query on
+//! its App and a listing needs no second read.
+
+use std::collections::{BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::builders::PutBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+
+use super::{from_document, to_document};
+use crate::ports::{Cursor, Page, PortError, WebhookStore};
+use crate::webhook::{Route, Webhook, WebhookId};
+
+const META: &str = "META";
+
+/// The webhook store on one DynamoDB table.
+#[derive(Clone, Debug)]
+pub struct DynamoWebhookStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn webhook_pk(id: &str) -> String {
+    format!("WH#{id}")
+}
+
+fn app_pk(app: &str) -> String {
+    format!("APP#{app}")
+}
+
+fn unavailable<E>(e: aws_sdk_dynamodb::error::SdkError<E>) -> PortError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    PortError::Unavailable(
+        aws_sdk_dynamodb::error::DisplayErrorContext(e)
+            .to_string()
+            .into(),
+    )
+}
+
+fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
+    PortError::Corrupt(format!("building a DynamoDB request: {e}"))
+}
+
+fn doc_of(item: &HashMap<String, AttributeValue>) -> Result<&str, PortError> {
+    match item.get("doc") {
+        Some(AttributeValue::S(doc)) => Ok(doc),
+        _ => Err(PortError::Corrupt("item has no doc attribute".into())),
+    }
+}
+
+impl DynamoWebhookStore {
+    /// The store on `table`, through `client` (endpoint and credentials from its config).
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn item(&self, pk: String, sk: String, webhook: &Webhook, doc: &str) -> PutBuilder {
+        Put::builder()
+            .table_name(&self.table)
+            .item("PK", s(pk))
+            .item("SK", s(sk))
+            .item("version", AttributeValue::N(webhook.version.to_string()))
+            .item("doc", s(doc))
+    }
+
+    fn route_puts(
+        &self,
+        webhook: &Webhook,
+        doc: &str,
+    ) -> Result<Vec<TransactWriteItem>, PortError> {
+        webhook
+            .spec
+            .app_ids()
+            .into_iter()
+            .map(|app| {
+                let put = self
+                    .item(app_pk(app), webhook_pk(webhook.id.as_str()), webhook, doc)
+                    .build()
+                    .map_err(build_err)?;
+                Ok(TransactWriteItem::builder().put(put).build())
+            })
+            .collect()
+    }
+
+    fn route_delete(&self, app: &str, id: &WebhookId) -> Result<TransactWriteItem, PortError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key("PK", s(app_pk(app)))
+            .key("SK", s(webhook_pk(id.as_str())))
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, PortError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_transaction_canceled_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// A failed condition means the item changed or vanished; tell which.
+    async fn conflict_or_missing(&self, id: &WebhookId, expected: u64) -> PortError {
+        match self.get(id).await {
+            Ok(None) => PortError::NotFound(id.to_string()),
+            Ok(Some(_)) => PortError::VersionConflict { expected },
+            Err(e) => e,
+        }
+    }
+
+    async fn query_app(
+        &self,
+        app_id: &str,
+        start: Option<HashMap<String, AttributeValue>>,
+        limit: Option<i32>,
+    ) -> Result<(Vec<Webhook>, Option<HashMap<String, AttributeValue>>), PortError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :wh)")
+            .expression_attribute_values(":pk", s(app_pk(app_id)))
+            .expression_attribute_values(":wh", s("WH#"))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .set_limit(limit)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let webhooks = out
+            .items()
+            .iter()
+            .map(|item| doc_of(item).and_then(from_document))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((webhooks, out.last_evaluated_key))
+    }
+}
+
+#[async_trait]
+impl WebhookStore for DynamoWebhookStore {
+    async fn create(&self, webhook: &Webhook) -> Result<(), PortError> {
+        let doc = to_document(webhook)?;
+        let meta = self
+            .item(webhook_pk(webhook.id.as_str()), META.into(), webhook, &doc)
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(build_err)?;
+        let mut items = vec![TransactWriteItem::builder().put(meta).build()];
+        items.extend(self.route_puts(webhook, &doc)?);
+        if self.transact(items).await? {
+            Ok(())
+        } else {
+            Err(PortError::AlreadyExists(webhook.id.to_string()))
+        }
+    }
+
+    async fn get(&self, id: &WebhookId) -> Result<Option<Webhook>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", s(webhook_pk(id.as_str())))
+            .key("SK", s(META))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item
+            .as_ref()
+            .map(|item| doc_of(item).and_then(from_document))
+            .transpose()
+    }
+
+    async fn update(&self, webhook: &Webhook, expected_version: u64) -> Result<(), PortError> {
+        let current = self
+            .get(&webhook.id)
+            .await?
+            .ok_or_else(|| PortError::NotFound(webhook.id.to_string()))?;
+        let doc = to_document(webhook)?;
+        let meta = self
+            .item(webhook_pk(webhook.id.as_str()), META.into(), webhook, &doc)
+            .condition_expression("version = :expected")
+            .expression_attribute_values(
+                ":expected",
+                AttributeValue::N(expected_version.to_string()),
+            )
+            .build()
+            .map_err(build_err)?;
+        let mut items = vec![TransactWriteItem::builder().put(meta).build()];
+        items.extend(self.route_puts(webhook, &doc)?);
+        let next_apps = webhook.spec.app_ids();
+        let old_apps: BTreeSet<&str> = current.spec.app_ids();
+        for app in old_apps.difference(&next_apps) {
+            items.push(self.route_delete(app, &webhook.id)?);
+        }
+        if self.transact(items).await? {
+            Ok(())
+        } else {
+            Err(self
+                .conflict_or_missing(&webhook.id, expected_version)
+                .await)
+        }
+    }
+
+    async fn delete(&self, id: &WebhookId, expected_version: u64) -> Result<(), PortError> {
+        let current = self
+            .get(id)
+            .await?
+            .ok_or_else(|| PortError::NotFound(id.to_string()))?;
+        let meta = Delete::builder()
+            .table_name(&self.table)
+            .key("PK", s(webhook_pk(id.as_str())))
+            .key("SK", s(META))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(
+                ":expected",
+                AttributeValue::N(expected_version.to_string()),
+            )
+            .build()
+            .map_err(build_err)?;
+        let mut items = vec![TransactWriteItem::builder().delete(meta).build()];
+        for app in current.spec.app_ids() {
+            items.push(self.route_delete(app, id)?);
+        }
+        if self.transact(items).await? {
+            Ok(())
+        } else {
+            Err(self.conflict_or_missing(id, expected_version).await)
+        }
+    }
+
+    async fn list_for_app(
+        &self,
+        app_id: &str,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<Webhook>, PortError> {
+        let mut start = cursor.map(|c| {
+            HashMap::from([
+                ("PK".to_owned(), s(app_pk(app_id))),
+                ("SK".to_owned(), s(webhook_pk(&c.0))),
+            ])
+        });
+        let mut items = Vec::new();
+        // A Query page can stop short (1 MB); keep reading until one more than asked is in.
+        loop {
+            let want = i32::try_from(limit + 1 - items.len()).unwrap_or(i32::MAX);
+            let (batch, last) = self.query_app(app_id, start, Some(want)).await?;
+            items.extend(batch);
+            start = last;
+            if items.len() > limit || start.is_none() {
+                break;
+            }
+        }
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|w| Cursor(w.id.to_string()))
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn routes_for_app(&self, app_id: &str) -> Result<Vec<Route>, PortError> {
+        let mut routes = Vec::new();
+        let mut start = None;
+        loop {
+            let (batch, last) = self.query_app(app_id, start, None).await?;
+            for webhook in batch {
+                routes.extend(webhook.routes().into_iter().filter(|r| r.app_id == app_id));
+            }
+            start = last;
+            if start.is_none() {
+                return Ok(routes);
+            }
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! The embedded adapter: every port on one SQLite file (rusqlite, bundled, WAL), durable
+//! across restarts. `hookline serve` runs on it.
+//!
+//! rusqlite is blocking, so each call runs on tokio's blocking pool behind one connection
+//! mutex: SQLite serialises writers anyway, and one connection keeps transactions simple.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{from_document, to_document};
+use crate::ports::{Cursor, Page, PortError, WebhookStore};
+use crate::webhook::{Route, Webhook, WebhookId};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &["CREATE TABLE webhooks (
+         id      TEXT PRIMARY KEY,
+         version INTEGER NOT NULL,
+         doc     TEXT NOT NULL
+     );
+     CREATE TABLE webhook_routes (
+         app_id     TEXT NOT NULL,
+         webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+         PRIMARY KEY (app_id, webhook_id)
+     ) WITHOUT ROWID;"];
+
+/// One SQLite database holding every embedded port's tables.
+#[derive(Clone)]
+pub struct Database {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> PortError {
+    PortError::Unavailable(Box::new(e))
+}
+
+impl Database {
+    /// Opens (creating if needed) the database file at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<Self, PortError> {
+        let conn = Connection::open(path).map_err(unavailable)?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory database (tests, benchmarks).
+    pub fn open_in_memory() -> Result<Self, PortError> {
+        Self::init(Connection::open_in_memory().map_err(unavailable)?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self, PortError> {
+        // WAL + synchronous=NORMAL: a committed transaction survives a process crash
+        // (SIGKILL); only an OS crash or power loss can drop the last few.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(unavailable)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(unavailable)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(unavailable)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(unavailable)?;
+        let applied: usize = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(unavailable)?;
+        if applied > MIGRATIONS.len() {
+            return Err(PortError::Corrupt(format!(
+                "database schema version {applied} is newer than this build ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        let tx = conn.transaction().map_err(unavailable)?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+            tx.execute_batch(sql).map_err(unavailable)?;
+            tx.pragma_update(None, "user_version", i + 1)
+                .map_err(unavailable)?;
+        }
+        tx.commit().map_err(unavailable)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection in the blocking pool.
+    pub async fn with_conn<T, F>(&self, f: F) -> Result<T, PortError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, PortError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| PortError::Corrupt("SQLite connection mutex poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    /// Checks the file's integrity (`PRAGMA integrity_check`); `Ok` holds SQLite's report.
+    pub async fn integrity_check(&self) -> Result<String, PortError> {
+        self.with_conn(|c| {
+            c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
+                .map_err(unavailable)
+        })
+        .await
+    }
+}
+
+fn write_routes(tx: &rusqlite::Transaction<'_>, webhook: &Webhook) -> Result<(), PortError> {
+    tx.execute(
+        "DELETE FROM webhook_routes WHERE webhook_id = ?1",
+        params![webhook.id.as_str()],
+    )
+    .map_err(unavailable)?;
+    for app in webhook.spec.app_ids() {
+        tx.execute(
+            "INSERT INTO webhook_routes (app_id, webhook_id) VALUES (?1, ?2)",
+            params![app, webhook.id.as_str()],
+        )
+        .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+fn stored_version(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<u64>, PortError> {
+    tx.query_row(
+        "SELECT version FROM webhooks WHERE id = ?1",
+        params![id],
+        |r| r.get::<_, i64>(0),
+    )
+    .optional()
+    .map_err(unavailable)
+    .map(|v| v.map(|v| u64::try_from(v).unwrap_or(0)))
+}
+
+fn version_param(v: u64) -> Result<i64, PortError> {
+    i64::try_from(v).map_err(|_| PortError::Corrupt(format!("version {v} out of range")))
+}
+
+#[async_trait]
+impl WebhookStore for Database {
+    async fn create(&self, webhook: &Webhook) -> Result<(), PortError> {
+        let webhook = webhook.clone();
+        let doc = to_document(&webhook)?;
+        self.with_conn(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            if stored_version(&tx, webhook.id.as_str())?.is_some() {
+                return Err(PortError::AlreadyExists(webhook.id.to_string()));
+            }
+            tx.execute(
+                "INSERT INTO webhooks (id, version, doc) VALUES (?1, ?2, ?3)",
+                params![webhook.id.as_str(), version_param(webhook.version)?, doc],
+            )
+            .map_err(unavailable)?;
+            write_routes(&tx, &webhook)?;
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn get(&self, id: &WebhookId) -> Result<Option<Webhook>, PortError> {
+        let id = id.clone();
+        let doc: Option<String> = self
+            .with_conn(move |c| {
+                c.query_row(
+                    "SELECT doc FROM webhooks WHERE id = ?1",
+                    params![id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)
+            })
+            .await?;
+        doc.as_deref().map(from_document).transpose()
+    }
+
+    async fn update(&self, webhook: &Webhook, expected_version: u64) -> Result<(), PortError> {
+        let webhook = webhook.clone();
+        let doc = to_document(&webhook)?;
+        self.with_conn(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            match stored_version(&tx, webhook.id.as_str())? {
+                None => return Err(PortError::NotFound(webhook.id.to_string())),
+                Some(v) if v != expected_version => {
+                    return Err(PortError::VersionConflict {
+                        expected: expected_version,
+                    })
+                }
+                Some(_) => {}
+            }
+            tx.execute(
+                "UPDATE webhooks SET version = ?2, doc = ?3 WHERE id = ?1",
+                params![webhook.id.as_str(), version_param(webhook.version)?, doc],
+            )
+            .map_err(unavailable)?;
+            write_routes(&tx, &webhook)?;
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn delete(&self, id: &WebhookId, expected_version: u64) -> Result<(), PortError> {
+        let id = id.clone();
+        self.with_conn(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            match stored_version(&tx, id.as_str())? {
+                None => return Err(PortError::NotFound(id.to_string())),
+                Some(v) if v != expected_version => {
+                    return Err(PortError::VersionConflict {
+                        expected: expected_version,
+                    })
+                }
+                Some(_) => {}
+            }
+            tx.execute(
+                "DELETE FROM webhook_routes WHERE webhook_id = ?1",
+                params![id.as_str()],
+            )
+            .map_err(unavailable)?;
+            tx.execute("DELETE FROM webhooks WHERE id = ?1", params![id.as_str()])
+                .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn list_for_app(
+        &self,
+        app_id: &str,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<Webhook>, PortError> {
+        let app_id = app_id.to_owned();
+        let after = cursor.map(|c| c.0.clone()).unwrap_or_default();
+        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let docs: Vec<String> = self
+            .with_conn(move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT w.doc FROM webhook_routes r JOIN webhooks w ON w.id = r.webhook_id
+                         WHERE r.app_id = ?1 AND r.webhook_id > ?2
+                         ORDER BY r.webhook_id LIMIT ?3",
+                    )
+                    .map_err(unavailable)?;
+                let rows = stmt
+                    .query_map(params![app_id, after, fetch], |r| r.get(0))
+                    .map_err(unavailable)?;
+                rows.collect::<Result<Vec<String>, _>>()
+                    .map_err(unavailable)
+            })
+            .await?;
+        let mut items = docs
+            .iter()
+            .map(|d| from_document(d))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|w| Cursor(w.id.to_string()))
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn routes_for_app(&self, app_id: &str) -> Result<Vec<Route>, PortError> {
+        let app = app_id.to_owned();
+        let docs: Vec<String> = self
+            .with_conn(move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT w.doc FROM webhook_routes r JOIN webhooks w ON w.id = r.webhook_id
+                         WHERE r.app_id = ?1 ORDER BY r.webhook_id",
+                    )
+                    .map_err(unavailable)?;
+                let rows = stmt
+                    .query_map(params![app], |r| r.get(0))
+                    .map_err(unavailable)?;
+                rows.collect::<Result<Vec<String>, _>>()
+                    .map_err(unavailable)
+            })
+            .await?;
+        let mut routes = Vec::with_capacity(docs.len());
+        for doc in &docs {
+            let webhook = from_document(doc)?;
+            routes.extend(webhook.routes().into_iter().filter(|r| r.app_id == app_id));
+        }
+        Ok(routes)
+    }
+}

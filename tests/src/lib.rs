@@ -1,0 +1,53 @@
+//! Helpers for the workspace-level integration tests: the moto connection and unique names.
+#![warn(missing_docs)]
+
+use aws_config::BehaviorVersion;
+
+/// The SDK config for the moto server `tests/run.sh` starts. Fails loudly when there is none,
+/// and refuses any endpoint that is not loopback (tests never leave the machine).
+pub async fn moto_config() -> aws_config::SdkConfig {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!(
+            "AWS_ENDPOINT_URL is not set: run ./tests/run.sh, which starts moto on 127.0.0.1 and sets it"
+        )
+    });
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:"),
+        "AWS_ENDPOINT_URL={endpoint} is not loopback; tests only talk to a local moto server"
+    );
+    aws_config::load_defaults(BehaviorVersion::latest()).await
+}
+
+/// A name no other test (or earlier run against the same moto) uses.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{prefix}-{nanos}-{n}")
+}
+
+/// Bootstraps a fresh table and queue set on moto and returns the clients with the names.
+pub async fn fresh_aws(
+    prefix: &str,
+) -> (
+    aws_sdk_dynamodb::Client,
+    aws_sdk_sqs::Client,
+    hookline_infra::Resources,
+) {
+    let config = moto_config().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let sqs = aws_sdk_sqs::Client::new(&config);
+    let names = hookline_infra::ResourceNames::with_prefix(&unique_name(prefix));
+    let resources = hookline_infra::bootstrap(
+        &dynamo,
+        &sqs,
+        &names,
+        &hookline_core::retry::RetryPolicy::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("bootstrap on moto failed: {e}"));
+    (dynamo, sqs, resources)
+}
