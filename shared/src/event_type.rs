@@ -116,6 +116,18 @@ impl EventTypeFilter {
         }
     }
 
+    /// True when some event type would pass both filters.
+    pub fn overlaps(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::All, _) | (_, Self::All) => true,
+            (Self::Family(a), Self::Family(b)) => a == b,
+            (Self::Family(f), Self::Exact(t)) | (Self::Exact(t), Self::Family(f)) => {
+                t.family() == f
+            }
+            (Self::Exact(a), Self::Exact(b)) => a == b,
+        }
+    }
+
     /// True when an event of type `event_type` is wanted.
     pub fn matches(&self, event_type: &EventType) -> bool {
         match self {
@@ -272,6 +284,9 @@ mod tests {
         assert!(tickets.matches(&created) && !tickets.matches(&booked));
         assert!(exact.matches(&created) && !exact.matches(&booked));
         assert_eq!(tickets.to_string(), "ticket.*");
+        let bookings = EventTypeFilter::parse("booking.*", c).expect("valid");
+        assert!(all.overlaps(&bookings) && tickets.overlaps(&exact) && exact.overlaps(&tickets));
+        assert!(!tickets.overlaps(&bookings) && !bookings.overlaps(&exact));
     }
 
     #[test]

@@ -9,6 +9,8 @@
 pub mod auth;
 pub mod event;
 pub mod event_type;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod ports;
 pub mod retry;
 pub mod signing;

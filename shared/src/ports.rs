@@ -164,6 +164,86 @@ pub trait DeliveryQueue: Send + Sync {
     async fn retry_later(&self, receipt: &ReceiptHandle, delay: Duration) -> Result<(), PortError>;
 }
 
+/// Largest part of an endpoint's answer that is read (DESIGN §7).
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// HTTP methods Hookline sends to endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboundMethod {
+    /// Verification probe.
+    Head,
+    /// Deliveries and signed test events.
+    Post,
+}
+
+/// One request to an endpoint.
+#[derive(Debug, Clone)]
+pub struct OutboundRequest {
+    /// HEAD or POST.
+    pub method: OutboundMethod,
+    /// The endpoint.
+    pub url: crate::webhook::WebhookUrl,
+    /// Headers in order: Standard Webhooks headers, then custom ones.
+    pub headers: Vec<(String, String)>,
+    /// The body (empty for HEAD).
+    pub body: Vec<u8>,
+    /// Total time allowed, connect included.
+    pub timeout: Duration,
+}
+
+/// What an endpoint answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Its `Retry-After` header, if any.
+    pub retry_after: Option<String>,
+    /// The first [`MAX_RESPONSE_BYTES`] of the body, lossily decoded.
+    pub body: String,
+    /// From sending to the end of the (capped) body.
+    pub latency: Duration,
+}
+
+/// Why no answer came back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutboundError {
+    /// No complete answer within the timeout.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// Could not connect (refused, unreachable, reset, DNS failure).
+    #[error("could not connect: {0}")]
+    Connect(String),
+    /// TLS handshake or certificate failure.
+    #[error("TLS failed: {0}")]
+    Tls(String),
+    /// The target guard refused the address the host resolved to.
+    #[error("target refused: {0}")]
+    Blocked(String),
+    /// Anything else the client reported.
+    #[error("request failed: {0}")]
+    Other(String),
+}
+
+impl OutboundError {
+    /// The retry policy's view of this failure.
+    pub fn outcome(&self) -> crate::retry::AttemptOutcome {
+        use crate::retry::AttemptOutcome;
+        match self {
+            Self::Timeout(_) => AttemptOutcome::Timeout,
+            Self::Connect(_) | Self::Other(_) => AttemptOutcome::Connect,
+            Self::Tls(_) => AttemptOutcome::Tls,
+            Self::Blocked(_) => AttemptOutcome::Blocked,
+        }
+    }
+}
+
+/// Sends requests to endpoints, enforcing the target guard on every resolved address.
+#[async_trait]
+pub trait HttpSender: Send + Sync {
+    /// Sends one request; redirects are never followed.
+    async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, OutboundError>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

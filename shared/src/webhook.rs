@@ -580,6 +580,7 @@ impl Webhook {
                     .collect(),
                 event_types: self.spec.event_types.clone(),
                 enabled: self.spec.enabled,
+                url: self.spec.url.clone(),
             })
             .collect()
     }
@@ -598,6 +599,8 @@ pub struct Route {
     pub event_types: Vec<EventTypeFilter>,
     /// Whether it receives deliveries.
     pub enabled: bool,
+    /// Its endpoint.
+    pub url: WebhookUrl,
 }
 
 #[cfg(test)]

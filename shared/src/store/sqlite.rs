@@ -15,7 +15,8 @@ use crate::ports::{Cursor, Page, PortError, WebhookStore};
 use crate::webhook::{Route, Webhook, WebhookId};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &["CREATE TABLE webhooks (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE webhooks (
          id      TEXT PRIMARY KEY,
          version INTEGER NOT NULL,
          doc     TEXT NOT NULL
@@ -24,7 +25,12 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE webhooks (
          app_id     TEXT NOT NULL,
          webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
          PRIMARY KEY (app_id, webhook_id)
-     ) WITHOUT ROWID;"];
+     ) WITHOUT ROWID;",
+    "CREATE TABLE local_settings (
+         key   TEXT PRIMARY KEY,
+         value TEXT NOT NULL
+     );",
+];
 
 /// One SQLite database holding every embedded port's tables.
 #[derive(Clone)]
@@ -95,6 +101,43 @@ impl Database {
         })
         .await
         .map_err(unavailable)?
+    }
+
+    /// Reads a local setting, storing `make()` first if it is not there yet.
+    pub async fn setting_or_insert(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> String + Send + 'static,
+    ) -> Result<String, PortError> {
+        let key = key.to_owned();
+        self.with_conn(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let found: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM local_settings WHERE key = ?1",
+                    params![key],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let value = match found {
+                Some(v) => v,
+                None => {
+                    let v = make();
+                    tx.execute(
+                        "INSERT INTO local_settings (key, value) VALUES (?1, ?2)",
+                        params![key, v],
+                    )
+                    .map_err(unavailable)?;
+                    v
+                }
+            };
+            tx.commit().map_err(unavailable)?;
+            Ok(value)
+        })
+        .await
     }
 
     /// Checks the file's integrity (`PRAGMA integrity_check`); `Ok` holds SQLite's report.

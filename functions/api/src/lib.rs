@@ -1,0 +1,9 @@
+//! Hookline's subscription API: the transport-free [`service`], the REST [`routes`] over it,
+//! RFC 9457 [`problem`] responses, and the API Gateway edge in [`lambda`].
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod lambda;
+pub mod problem;
+pub mod routes;
+pub mod service;

@@ -1,0 +1,189 @@
+//! RFC 9457 problem details: every error response of the API, built in this one place.
+
+use bytes::Bytes;
+use hookline_core::ports::PortError;
+use hookline_core::validation::FieldError;
+use http::{header, HeaderValue, Response, StatusCode};
+use serde::Serialize;
+
+use crate::service::ServiceError;
+
+/// Base of the problem `type` URIs.
+pub const PROBLEM_BASE: &str = "https://hookline.dev/problems/";
+
+/// An `application/problem+json` body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Problem {
+    /// URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind.
+    pub title: &'static str,
+    /// HTTP status.
+    pub status: u16,
+    /// What happened this time.
+    pub detail: String,
+    /// Failing fields, for validation problems.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldError>>,
+    #[serde(skip)]
+    headers: Vec<(header::HeaderName, String)>,
+}
+
+impl Problem {
+    /// A problem of kind `slug` (`validation`, `not-found`, ...).
+    pub fn new(
+        status: StatusCode,
+        slug: &str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind: format!("{PROBLEM_BASE}{slug}"),
+            title,
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds the failing fields.
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = Some(errors);
+        self
+    }
+
+    /// 401: no or bad credentials.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        let mut p = Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authentication required",
+            detail,
+        );
+        p.headers
+            .push((header::WWW_AUTHENTICATE, "Bearer".to_owned()));
+        p
+    }
+
+    /// 400: unusable request (malformed JSON, unknown field, bad parameter).
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "Bad request",
+            detail,
+        )
+    }
+
+    /// 404: no such route or resource.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    /// 405 with the `Allow` header.
+    pub fn method_not_allowed(method: &http::Method, allow: &[http::Method]) -> Self {
+        let allow: Vec<&str> = allow.iter().map(http::Method::as_str).collect();
+        let mut p = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            format!("{method} is not allowed here; use {}", allow.join(", ")),
+        );
+        p.headers.push((header::ALLOW, allow.join(", ")));
+        p
+    }
+
+    /// 413: body over the limit.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload too large",
+            format!("the body is over {limit} bytes"),
+        )
+    }
+
+    /// 415: not JSON.
+    pub fn unsupported_media_type(got: Option<&str>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            format!(
+                "send content-type: application/json (got {})",
+                got.unwrap_or("none")
+            ),
+        )
+    }
+
+    /// The HTTP response.
+    pub fn into_response(self) -> Response<Bytes> {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = Response::new(Bytes::from(body));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        for (name, value) in self.headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    }
+}
+
+impl From<ServiceError> for Problem {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Forbidden(d) => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", d)
+            }
+            ServiceError::NotFound(_) => Self::not_found(e.to_string()),
+            ServiceError::Invalid(errors) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                "Validation failed",
+                errors.to_string(),
+            )
+            .with_errors(errors.errors().to_vec()),
+            ServiceError::BadRequest(d) => Self::bad_request(d),
+            ServiceError::EndpointRejected { detail } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "endpoint-verification-failed",
+                "Endpoint verification failed",
+                detail.clone(),
+            )
+            .with_errors(vec![FieldError::new("url", detail)]),
+            ServiceError::Conflict(d) => Self::new(StatusCode::CONFLICT, "conflict", "Conflict", d),
+            ServiceError::PreconditionFailed { .. } => Self::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                "Precondition failed",
+                format!("{e}; read it again and retry with its ETag"),
+            ),
+            ServiceError::Store(PortError::Unavailable(source)) => {
+                tracing::error!(error = %source, "storage unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "Service unavailable",
+                    "storage is unavailable; retry shortly",
+                )
+            }
+            ServiceError::Store(other) => {
+                tracing::error!(error = %other, "storage error");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Internal error",
+                    "an internal error occurred; it has been logged",
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,612 @@
+//! The webhook service: create, list, get, update, delete, probe, rotate — plain async
+//! functions over the ports, taking a principal. No HTTP types: the REST routes, and later a
+//! GraphQL API and a console, are thin layers over it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookline_core::auth::{Action, Principal};
+use hookline_core::event_type::{Catalog, EventTypeInfo};
+use hookline_core::ports::{
+    Cursor, HttpSender, OutboundMethod, OutboundRequest, OutboundResponse, Page, PortError,
+    WebhookStore,
+};
+use hookline_core::signing::{signature_header, Secret};
+use hookline_core::target::TargetPolicy;
+use hookline_core::urn::Namespace;
+use hookline_core::validation::{FieldError, ValidationErrors};
+use hookline_core::webhook::{
+    validate_custom_headers, NewWebhook, SigningSecret, Webhook, WebhookId, WebhookPatch,
+    WebhookRules, WebhookSpec, WebhookUrl,
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// How long a rotated-out secret keeps signing.
+pub const ROTATION_OVERLAP: time::Duration = time::Duration::hours(24);
+/// Time the endpoint has to answer the verification request (DESIGN §4).
+pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default and largest page size of listings.
+pub const DEFAULT_PAGE: usize = 50;
+/// Largest page size a caller may ask for.
+pub const MAX_PAGE: usize = 100;
+/// Longest part of an endpoint's answer quoted back to the caller.
+pub const EXCERPT_CHARS: usize = 512;
+
+/// What a deployment allows, read once at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// URN namespace (`HOOKLINE_URN_NAMESPACE`).
+    pub namespace: Namespace,
+    /// Accept `http://` endpoints (`HOOKLINE_ALLOW_HTTP`, local development).
+    pub allow_http: bool,
+    /// Which targets endpoints may be (`HOOKLINE_ALLOW_PRIVATE_TARGETS`).
+    pub targets: TargetPolicy,
+    /// At most one URL per (App, event type) (`HOOKLINE_ONE_URL_PER_EVENT`).
+    pub one_url_per_event: bool,
+    /// `user-agent` of outbound requests.
+    pub user_agent: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            namespace: Namespace::default(),
+            allow_http: false,
+            targets: TargetPolicy::PUBLIC_ONLY,
+            one_url_per_event: false,
+            user_agent: format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// Why a service call failed; the HTTP edge maps each to one problem type.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The caller lacks a permission it could see it needs.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such webhook, or the caller may not see it.
+    #[error("webhook {0} not found")]
+    NotFound(String),
+    /// Input broke validation rules; every failing field is listed.
+    #[error("{0}")]
+    Invalid(ValidationErrors),
+    /// A request parameter is unusable (bad cursor, limit, If-Match).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The endpoint did not pass verification.
+    #[error("{detail}")]
+    EndpointRejected {
+        /// What the endpoint answered.
+        detail: String,
+    },
+    /// Conflicts with another webhook (one URL per App and event type).
+    #[error("{0}")]
+    Conflict(String),
+    /// `If-Match` named another version than the stored one.
+    #[error("webhook {id} is at version {current}, not {expected}")]
+    PreconditionFailed {
+        /// The webhook.
+        id: String,
+        /// The caller's version.
+        expected: u64,
+        /// The stored version.
+        current: u64,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] PortError),
+}
+
+/// A created webhook and its secret, shown this once.
+#[derive(Debug)]
+pub struct Created {
+    /// The webhook.
+    pub webhook: Webhook,
+    /// Its signing secret.
+    pub secret: Secret,
+}
+
+/// Input of `POST /v1/webhooks/test`: a URL and headers to probe before saving.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProbeInput {
+    /// Endpoint to probe.
+    pub url: String,
+    /// Headers to send along.
+    #[serde(default)]
+    pub custom_headers: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// What a probe found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeReport {
+    /// True when the endpoint answered 200.
+    pub ok: bool,
+    /// Which request got that answer (`HEAD` or `POST`), or the last one tried.
+    pub method: &'static str,
+    /// Its status, when it answered.
+    pub status: Option<u16>,
+    /// Time to answer, in milliseconds.
+    pub latency_ms: Option<u64>,
+    /// The start of its body.
+    pub body_excerpt: Option<String>,
+    /// Why there was no answer.
+    pub error: Option<String>,
+}
+
+/// The webhook service.
+#[derive(Clone)]
+pub struct WebhookService {
+    store: Arc<dyn WebhookStore>,
+    http: Arc<dyn HttpSender>,
+    settings: Settings,
+    catalog: &'static Catalog,
+}
+
+fn excerpt(body: &str) -> String {
+    body.chars().take(EXCERPT_CHARS).collect()
+}
+
+impl WebhookService {
+    /// The service over a store and an outbound HTTP sender.
+    pub fn new(
+        store: Arc<dyn WebhookStore>,
+        http: Arc<dyn HttpSender>,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            store,
+            http,
+            settings,
+            catalog: Catalog::builtin(),
+        }
+    }
+
+    /// The deployment's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn rules(&self) -> WebhookRules<'_> {
+        WebhookRules {
+            namespace: &self.settings.namespace,
+            catalog: self.catalog,
+            allow_http: self.settings.allow_http,
+            targets: self.settings.targets,
+        }
+    }
+
+    /// The event-type catalog.
+    pub fn event_types(&self) -> &[EventTypeInfo] {
+        self.catalog.entries()
+    }
+
+    fn require_edit_all(principal: &Principal, spec: &WebhookSpec) -> Result<(), ServiceError> {
+        let missing: Vec<&str> = spec
+            .app_ids()
+            .into_iter()
+            .filter(|app| !principal.may(Action::EditApp, app))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(format!(
+                "managing this webhook needs edit-app on App(s) {}",
+                missing.join(", ")
+            )))
+        }
+    }
+
+    /// Reads a webhook the caller may manage; anything else is "not found".
+    async fn load_visible(&self, principal: &Principal, id: &str) -> Result<Webhook, ServiceError> {
+        let not_found = || ServiceError::NotFound(id.to_owned());
+        let id = WebhookId::parse(id).ok_or_else(not_found)?;
+        let webhook = self.store.get(&id).await?.ok_or_else(not_found)?;
+        if principal.may_all(Action::EditApp, webhook.spec.app_ids()) {
+            Ok(webhook)
+        } else {
+            Err(not_found())
+        }
+    }
+
+    /// Sends HEAD, then a signed `webhook.test` POST; `Ok` when one of them got a 200.
+    async fn probe(
+        &self,
+        url: &WebhookUrl,
+        headers: &[(String, String)],
+        secret: &Secret,
+    ) -> ProbeReport {
+        let head = self
+            .http
+            .send(OutboundRequest {
+                method: OutboundMethod::Head,
+                url: url.clone(),
+                headers: headers.to_vec(),
+                body: Vec::new(),
+                timeout: VERIFY_TIMEOUT,
+            })
+            .await;
+        if let Ok(r) = &head {
+            if r.status == 200 {
+                return report("HEAD", Ok(r));
+            }
+        }
+        let id = format!("msg_test_{}", ulid::Ulid::new());
+        let now = OffsetDateTime::now_utc();
+        let body = serde_json::json!({
+            "id": id,
+            "type": "webhook.test",
+            "urn": null,
+            "timestamp": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "data": {"message": "Hookline is checking that this endpoint answers. Reply 200."},
+        })
+        .to_string()
+        .into_bytes();
+        let ts = now.unix_timestamp();
+        let mut post_headers = vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("webhook-id".to_owned(), id.clone()),
+            ("webhook-timestamp".to_owned(), ts.to_string()),
+            (
+                "webhook-signature".to_owned(),
+                signature_header(std::slice::from_ref(secret), &id, ts, &body),
+            ),
+        ];
+        post_headers.extend(headers.iter().cloned());
+        let post = self
+            .http
+            .send(OutboundRequest {
+                method: OutboundMethod::Post,
+                url: url.clone(),
+                headers: post_headers,
+                body,
+                timeout: VERIFY_TIMEOUT,
+            })
+            .await;
+        let mut r = report("POST", post.as_ref());
+        if !r.ok {
+            // Say what HEAD got too: "HEAD 405, POST 500" explains more than the last answer.
+            let head_said = match &head {
+                Ok(h) => format!("HEAD answered {}", h.status),
+                Err(e) => format!("HEAD failed: {e}"),
+            };
+            r.error = Some(match r.error.take() {
+                Some(e) => format!("{head_said}; POST failed: {e}"),
+                None => format!(
+                    "{head_said}; POST answered {}",
+                    r.status.unwrap_or_default()
+                ),
+            });
+        }
+        r
+    }
+
+    async fn verify_endpoint(
+        &self,
+        spec: &WebhookSpec,
+        secret: &Secret,
+    ) -> Result<(), ServiceError> {
+        let headers: Vec<(String, String)> = spec
+            .custom_headers
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect();
+        let r = self.probe(&spec.url, &headers, secret).await;
+        if r.ok {
+            tracing::info!(url = %spec.url, method = r.method, "endpoint verified");
+            return Ok(());
+        }
+        let mut detail = format!(
+            "the endpoint must answer 200 within {} s; {}",
+            VERIFY_TIMEOUT.as_secs(),
+            r.error.unwrap_or_default()
+        );
+        if let Some(body) = r.body_excerpt.filter(|b| !b.is_empty()) {
+            detail.push_str(&format!("; it said: {body}"));
+        }
+        tracing::info!(url = %spec.url, %detail, "endpoint verification failed");
+        Err(ServiceError::EndpointRejected { detail })
+    }
+
+    async fn check_one_url_per_event(
+        &self,
+        spec: &WebhookSpec,
+        own: Option<&WebhookId>,
+    ) -> Result<(), ServiceError> {
+        if !self.settings.one_url_per_event || !spec.enabled {
+            return Ok(());
+        }
+        for app in spec.app_ids() {
+            for route in self.store.routes_for_app(app).await? {
+                if Some(&route.webhook_id) == own || !route.enabled || route.url == spec.url {
+                    continue;
+                }
+                if let Some(t) = spec
+                    .event_types
+                    .iter()
+                    .find(|mine| route.event_types.iter().any(|theirs| theirs.overlaps(mine)))
+                {
+                    return Err(ServiceError::Conflict(format!(
+                        "App {app} already sends {t} to another URL (webhook {}); this deployment allows one URL per App and event type",
+                        route.webhook_id
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a webhook after validation, permission, conflict and endpoint checks.
+    /// `app_id` is the App it is created in: its whole-App pattern is the default URN.
+    #[tracing::instrument(skip_all, fields(webhook_id, sub = %principal.sub))]
+    pub async fn create(
+        &self,
+        principal: &Principal,
+        input: &NewWebhook,
+        app_id: Option<&str>,
+    ) -> Result<Created, ServiceError> {
+        let spec = input
+            .validate(&self.rules(), app_id)
+            .map_err(ServiceError::Invalid)?;
+        Self::require_edit_all(principal, &spec)?;
+        self.check_one_url_per_event(&spec, None).await?;
+        let secret = Secret::generate()
+            .map_err(|e| ServiceError::Store(PortError::Unavailable(e.into())))?;
+        self.verify_endpoint(&spec, &secret).await?;
+        let now = OffsetDateTime::now_utc();
+        let webhook = Webhook {
+            id: WebhookId::generate(),
+            spec,
+            secrets: vec![SigningSecret {
+                secret: secret.clone(),
+                expires_at: None,
+            }],
+            owner: principal.sub.clone(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            disabled_reason: None,
+        };
+        tracing::Span::current().record("webhook_id", webhook.id.as_str());
+        self.store.create(&webhook).await?;
+        tracing::info!(apps = ?webhook.spec.app_ids(), "webhook created");
+        Ok(Created { webhook, secret })
+    }
+
+    /// Lists the webhooks of `app_id` the caller may manage, oldest first.
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        app_id: &str,
+        cursor: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Page<Webhook>, ServiceError> {
+        if !principal.may(Action::EditApp, app_id) {
+            return Err(ServiceError::Forbidden(format!(
+                "listing webhooks needs edit-app on App {app_id}"
+            )));
+        }
+        let limit = limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ServiceError::BadRequest(format!(
+                "limit must be 1 to {MAX_PAGE}"
+            )));
+        }
+        let cursor = cursor
+            .map(|c| {
+                WebhookId::parse(c)
+                    .map(|id| Cursor(id.to_string()))
+                    .ok_or_else(|| {
+                        ServiceError::BadRequest(format!(
+                            "cursor \"{c}\" is not one this API returned"
+                        ))
+                    })
+            })
+            .transpose()?;
+        let mut page = self
+            .store
+            .list_for_app(app_id, cursor.as_ref(), limit)
+            .await?;
+        // A webhook that also names an App the caller cannot edit stays invisible to them.
+        page.items
+            .retain(|w| principal.may_all(Action::EditApp, w.spec.app_ids()));
+        Ok(page)
+    }
+
+    /// Reads one webhook.
+    pub async fn get(&self, principal: &Principal, id: &str) -> Result<Webhook, ServiceError> {
+        self.load_visible(principal, id).await
+    }
+
+    fn check_version(webhook: &Webhook, if_match: Option<u64>) -> Result<u64, ServiceError> {
+        match if_match {
+            Some(v) if v != webhook.version => Err(ServiceError::PreconditionFailed {
+                id: webhook.id.to_string(),
+                expected: v,
+                current: webhook.version,
+            }),
+            _ => Ok(webhook.version),
+        }
+    }
+
+    fn store_conflict(id: &WebhookId, expected: u64, e: PortError) -> ServiceError {
+        match e {
+            PortError::VersionConflict { .. } => ServiceError::PreconditionFailed {
+                id: id.to_string(),
+                expected,
+                current: expected + 1,
+            },
+            PortError::NotFound(_) => ServiceError::NotFound(id.to_string()),
+            other => ServiceError::Store(other),
+        }
+    }
+
+    /// Applies a partial update; `if_match` guards against lost updates.
+    #[tracing::instrument(skip_all, fields(webhook_id = %id, sub = %principal.sub))]
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        id: &str,
+        patch: &WebhookPatch,
+        if_match: Option<u64>,
+    ) -> Result<Webhook, ServiceError> {
+        let current = self.load_visible(principal, id).await?;
+        let expected = Self::check_version(&current, if_match)?;
+        if patch.is_empty() {
+            return Ok(current);
+        }
+        let spec = patch
+            .apply(&current.spec, &self.rules())
+            .map_err(ServiceError::Invalid)?;
+        Self::require_edit_all(principal, &spec)?;
+        self.check_one_url_per_event(&spec, Some(&current.id))
+            .await?;
+        let endpoint_changed =
+            spec.url != current.spec.url || spec.custom_headers != current.spec.custom_headers;
+        if endpoint_changed {
+            let now = OffsetDateTime::now_utc();
+            let secret = current.active_secrets(now).first().map(|s| (*s).clone());
+            match secret {
+                Some(secret) => self.verify_endpoint(&spec, &secret).await?,
+                None => {
+                    return Err(ServiceError::Store(PortError::Corrupt(format!(
+                        "webhook {id} has no active secret"
+                    ))))
+                }
+            }
+        }
+        let mut next = current.clone();
+        if spec.enabled && !current.spec.enabled {
+            next.disabled_reason = None;
+        }
+        next.spec = spec;
+        next.version = expected + 1;
+        next.updated_at = OffsetDateTime::now_utc();
+        self.store
+            .update(&next, expected)
+            .await
+            .map_err(|e| Self::store_conflict(&next.id, expected, e))?;
+        tracing::info!(version = next.version, "webhook updated");
+        Ok(next)
+    }
+
+    /// Deletes a webhook; it receives nothing more.
+    #[tracing::instrument(skip_all, fields(webhook_id = %id, sub = %principal.sub))]
+    pub async fn delete(
+        &self,
+        principal: &Principal,
+        id: &str,
+        if_match: Option<u64>,
+    ) -> Result<(), ServiceError> {
+        let current = self.load_visible(principal, id).await?;
+        let expected = Self::check_version(&current, if_match)?;
+        self.store
+            .delete(&current.id, expected)
+            .await
+            .map_err(|e| Self::store_conflict(&current.id, expected, e))?;
+        tracing::info!("webhook deleted");
+        Ok(())
+    }
+
+    /// Probes a URL (and headers) before saving: any caller who manages some App may.
+    pub async fn test_url(
+        &self,
+        principal: &Principal,
+        input: &ProbeInput,
+    ) -> Result<ProbeReport, ServiceError> {
+        if !principal.may_any(Action::EditApp) {
+            return Err(ServiceError::Forbidden(
+                "probing endpoints needs edit-app on an App".into(),
+            ));
+        }
+        let mut errors: Vec<FieldError> = Vec::new();
+        let url = WebhookUrl::parse(&input.url, &self.rules())
+            .map_err(|m| errors.push(FieldError::new("url", m)))
+            .ok();
+        let headers = match &input.custom_headers {
+            Some(h) => validate_custom_headers(h)
+                .map_err(|e| errors.extend(e))
+                .ok(),
+            None => Some(Vec::new()),
+        };
+        let (Some(url), Some(headers)) = (url, headers) else {
+            return Err(ServiceError::Invalid(ValidationErrors::new(errors)));
+        };
+        let headers: Vec<(String, String)> =
+            headers.into_iter().map(|h| (h.name, h.value)).collect();
+        let throwaway = Secret::generate()
+            .map_err(|e| ServiceError::Store(PortError::Unavailable(e.into())))?;
+        Ok(self.probe(&url, &headers, &throwaway).await)
+    }
+
+    /// Makes a new current secret; the old one keeps signing for [`ROTATION_OVERLAP`].
+    #[tracing::instrument(skip_all, fields(webhook_id = %id, sub = %principal.sub))]
+    pub async fn rotate_secret(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<Created, ServiceError> {
+        let current = self.load_visible(principal, id).await?;
+        let now = OffsetDateTime::now_utc();
+        let secret = Secret::generate()
+            .map_err(|e| ServiceError::Store(PortError::Unavailable(e.into())))?;
+        let mut next = current.clone();
+        next.secrets = std::iter::once(SigningSecret {
+            secret: secret.clone(),
+            expires_at: None,
+        })
+        .chain(
+            current
+                .secrets
+                .iter()
+                .filter(|s| s.expires_at.is_none_or(|t| t > now))
+                .map(|s| SigningSecret {
+                    secret: s.secret.clone(),
+                    expires_at: Some(
+                        s.expires_at
+                            .unwrap_or(now + ROTATION_OVERLAP)
+                            .min(now + ROTATION_OVERLAP),
+                    ),
+                }),
+        )
+        .collect();
+        next.version = current.version + 1;
+        next.updated_at = now;
+        self.store
+            .update(&next, current.version)
+            .await
+            .map_err(|e| Self::store_conflict(&next.id, current.version, e))?;
+        tracing::info!("secret rotated");
+        Ok(Created {
+            webhook: next,
+            secret,
+        })
+    }
+}
+
+fn report(
+    method: &'static str,
+    result: Result<&OutboundResponse, &hookline_core::ports::OutboundError>,
+) -> ProbeReport {
+    match result {
+        Ok(r) => ProbeReport {
+            ok: r.status == 200,
+            method,
+            status: Some(r.status),
+            latency_ms: Some(u64::try_from(r.latency.as_millis()).unwrap_or(u64::MAX)),
+            body_excerpt: Some(excerpt(&r.body)),
+            error: None,
+        },
+        Err(e) => ProbeReport {
+            ok: false,
+            method,
+            status: None,
+            latency_ms: None,
+            body_excerpt: None,
+            error: Some(e.to_string()),
+        },
+    }
+}

@@ -1,0 +1,186 @@
+//! `hookline serve`: the API's routes on a local HTTP port, over the embedded SQLite store,
+//! with HS256 bearer tokens verified here (what API Gateway's JWT authorizer does in AWS).
+#![warn(missing_docs)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hookline_api::problem::Problem;
+use hookline_api::routes::{Caller, Router, MAX_BODY_BYTES};
+use hookline_api::service::{Settings, WebhookService};
+use hookline_core::auth::{mint_hs256, verify_hs256, Principal};
+use hookline_core::http::ReqwestSender;
+use hookline_core::ports::PortError;
+use hookline_core::store::sqlite::Database;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// Key under which the token signing key is kept in the database.
+const SIGNING_KEY_SETTING: &str = "dev-token-signing-key";
+/// How long `serve` waits for open requests to finish after Ctrl-C.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why the local server could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Store(#[from] PortError),
+    /// The outbound HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Http(String),
+    /// The listening socket failed.
+    #[error("listening socket: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What `serve` runs on: the store, the routes and the token key.
+#[derive(Clone)]
+pub struct Local {
+    /// The embedded database.
+    pub db: Database,
+    /// The API routes.
+    pub router: Router,
+    /// HS256 key for bearer tokens, kept in the database so tokens survive restarts.
+    pub token_key: Arc<Vec<u8>>,
+    /// The claim holding permissions.
+    pub permissions_claim: String,
+}
+
+fn random_key_hex() -> String {
+    let mut key = [0u8; 32];
+    // A failing OS RNG leaves no safe key: a loud stop beats a guessable one.
+    if let Err(e) = getrandom::fill(&mut key) {
+        panic!("the OS random number generator failed: {e}");
+    }
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Local {
+    /// Opens the database at `path` and builds the routes with `settings`.
+    pub async fn open(
+        path: &Path,
+        settings: Settings,
+        permissions_claim: String,
+    ) -> Result<Self, LocalError> {
+        let db = Database::open(path)?;
+        let key_hex = db
+            .setting_or_insert(SIGNING_KEY_SETTING, random_key_hex)
+            .await?;
+        let http = ReqwestSender::new(settings.targets, &settings.user_agent)
+            .map_err(|e| LocalError::Http(e.to_string()))?;
+        let service = WebhookService::new(Arc::new(db.clone()), Arc::new(http), settings);
+        Ok(Self {
+            db,
+            router: Router::new(service),
+            token_key: Arc::new(key_hex.into_bytes()),
+            permissions_claim,
+        })
+    }
+
+    /// Mints a bearer token for `principal`, valid for `ttl`.
+    pub fn mint_token(&self, principal: &Principal, ttl: Duration) -> String {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        mint_hs256(
+            &self.token_key,
+            principal,
+            &self.permissions_claim,
+            now,
+            now.saturating_add(ttl),
+        )
+    }
+
+    fn caller(&self, headers: &http::HeaderMap) -> Caller {
+        let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+            return Caller::Anonymous;
+        };
+        let Some(token) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
+            return Caller::Refused("Authorization must be \"Bearer <token>\"".into());
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        match verify_hs256(&self.token_key, token.trim(), &self.permissions_claim, now) {
+            Ok(p) => Caller::Principal(p),
+            Err(e) => Caller::Refused(e.to_string()),
+        }
+    }
+
+    async fn serve_one(&self, request: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
+        let (parts, body) = request.into_parts();
+        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
+                return Problem::too_large(MAX_BODY_BYTES)
+                    .into_response()
+                    .map(Full::new);
+            }
+            Err(e) => {
+                return Problem::bad_request(format!("the body could not be read: {e}"))
+                    .into_response()
+                    .map(Full::new);
+            }
+        };
+        let caller = self.caller(&parts.headers);
+        let request = http::Request::from_parts(parts, body);
+        self.router.handle(request, caller).await.map(Full::new)
+    }
+
+    /// Serves HTTP/1.1 on `listener` until `shutdown` resolves, then lets open requests
+    /// finish for up to [`SHUTDOWN_GRACE`].
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), LocalError> {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let builder = hyper::server::conn::http1::Builder::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            continue;
+                        }
+                    };
+                    let local = self.clone();
+                    let service = hyper::service::service_fn(move |req| {
+                        let local = local.clone();
+                        async move { Ok::<_, std::convert::Infallible>(local.serve_one(req).await) }
+                    });
+                    let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        }
+                    });
+                }
+                () = &mut shutdown => break,
+            }
+        }
+        tracing::info!("shutting down: waiting for open requests");
+        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!("open requests did not finish within {SHUTDOWN_GRACE:?}");
+        }
+        Ok(())
+    }
+}
+
+/// Binds `addr` (port 0 picks a free one).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, LocalError> {
+    Ok(TcpListener::bind(addr).await?)
+}
