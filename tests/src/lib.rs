@@ -51,3 +51,5 @@ pub async fn fresh_aws(
     .unwrap_or_else(|e| panic!("bootstrap on moto failed: {e}"));
     (dynamo, sqs, resources)
 }
+
+pub mod receiver;

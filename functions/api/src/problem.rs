@@ -101,7 +101,7 @@ impl Problem {
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload-too-large",
             "Payload too large",
-            format!("the body is over {limit} bytes"),
+            format!("the body is over {} KiB ({limit} bytes)", limit / 1024),
         )
     }
 
