@@ -26,7 +26,10 @@ pub struct Captured {
 impl Captured {
     /// The first value of header `name` (lower-case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -46,7 +49,12 @@ pub struct Reply {
 impl Reply {
     /// An immediate answer with `status` and an empty body.
     pub fn status(status: u16) -> Self {
-        Self { status, delay: Duration::ZERO, body: String::new(), headers: Vec::new() }
+        Self {
+            status,
+            delay: Duration::ZERO,
+            body: String::new(),
+            headers: Vec::new(),
+        }
     }
 }
 
@@ -64,54 +72,77 @@ pub struct TestReceiver {
 
 impl TestReceiver {
     /// Starts a receiver that answers with `respond(request, index)` (index counts from 0).
-    pub async fn start(respond: impl Fn(&Captured, usize) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    pub async fn start(
+        respond: impl Fn(&Captured, usize) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let addr = listener.local_addr().expect("local addr");
         let requests: Arc<Mutex<Vec<Captured>>> = Arc::default();
         let respond: Arc<Responder> = Arc::new(respond);
         let recorded = Arc::clone(&requests);
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let recorded = Arc::clone(&recorded);
                 let respond = Arc::clone(&respond);
-                let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let recorded = Arc::clone(&recorded);
-                    let respond = Arc::clone(&respond);
-                    async move {
-                        let (parts, body) = req.into_parts();
-                        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        let captured = Captured {
-                            method: parts.method.to_string(),
-                            path: parts.uri.path_and_query().map(ToString::to_string).unwrap_or_default(),
-                            headers: parts
-                                .headers
-                                .iter()
-                                .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
-                                .collect(),
-                            body,
-                            at: Instant::now(),
-                        };
-                        let index = {
-                            let mut all = recorded.lock().expect("lock");
-                            all.push(captured.clone());
-                            all.len() - 1
-                        };
-                        let reply = respond(&captured, index);
-                        if !reply.delay.is_zero() {
-                            tokio::time::sleep(reply.delay).await;
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let recorded = Arc::clone(&recorded);
+                        let respond = Arc::clone(&respond);
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let captured = Captured {
+                                method: parts.method.to_string(),
+                                path: parts
+                                    .uri
+                                    .path_and_query()
+                                    .map(ToString::to_string)
+                                    .unwrap_or_default(),
+                                headers: parts
+                                    .headers
+                                    .iter()
+                                    .map(|(n, v)| {
+                                        (
+                                            n.as_str().to_owned(),
+                                            v.to_str().unwrap_or_default().to_owned(),
+                                        )
+                                    })
+                                    .collect(),
+                                body,
+                                at: Instant::now(),
+                            };
+                            let index = {
+                                let mut all = recorded.lock().expect("lock");
+                                all.push(captured.clone());
+                                all.len() - 1
+                            };
+                            let reply = respond(&captured, index);
+                            if !reply.delay.is_zero() {
+                                tokio::time::sleep(reply.delay).await;
+                            }
+                            let mut response =
+                                http::Response::new(Full::new(Bytes::from(reply.body)));
+                            *response.status_mut() =
+                                http::StatusCode::from_u16(reply.status).expect("valid status");
+                            for (n, v) in reply.headers {
+                                response.headers_mut().insert(
+                                    http::HeaderName::from_bytes(n.as_bytes())
+                                        .expect("header name"),
+                                    http::HeaderValue::from_str(&v).expect("header value"),
+                                );
+                            }
+                            Ok::<_, std::convert::Infallible>(response)
                         }
-                        let mut response = http::Response::new(Full::new(Bytes::from(reply.body)));
-                        *response.status_mut() = http::StatusCode::from_u16(reply.status).expect("valid status");
-                        for (n, v) in reply.headers {
-                            response.headers_mut().insert(
-                                http::HeaderName::from_bytes(n.as_bytes()).expect("header name"),
-                                http::HeaderValue::from_str(&v).expect("header value"),
-                            );
-                        }
-                        Ok::<_, std::convert::Infallible>(response)
-                    }
-                });
+                    });
                 tokio::spawn(async move {
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -119,7 +150,12 @@ impl TestReceiver {
                 });
             }
         });
-        Self { url: format!("http://{addr}"), addr, requests, task }
+        Self {
+            url: format!("http://{addr}"),
+            addr,
+            requests,
+            task,
+        }
     }
 
     /// A receiver that always answers `status`.

@@ -16,17 +16,33 @@ use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
 
 fn local_settings() -> Settings {
-    Settings { allow_http: true, targets: TargetPolicy { allow_private: true }, ..Settings::default() }
+    Settings {
+        allow_http: true,
+        targets: TargetPolicy {
+            allow_private: true,
+        },
+        ..Settings::default()
+    }
 }
 
 fn router_with(settings: Settings) -> (Router, Database) {
     let db = Database::open_in_memory().expect("sqlite");
     let http = ReqwestSender::new(settings.targets, "Hookline/test").expect("client");
-    (Router::new(WebhookService::new(Arc::new(db.clone()), Arc::new(http), settings)), db)
+    (
+        Router::new(WebhookService::new(
+            Arc::new(db.clone()),
+            Arc::new(http),
+            settings,
+        )),
+        db,
+    )
 }
 
 fn who(permissions: &str) -> Caller {
-    Caller::Principal(Principal::from_claims("tester", Some(&Value::String(permissions.into()))))
+    Caller::Principal(Principal::from_claims(
+        "tester",
+        Some(&Value::String(permissions.into())),
+    ))
 }
 
 struct Answer {
@@ -35,35 +51,65 @@ struct Answer {
     body: Value,
 }
 
-async fn call_raw(router: &Router, method: Method, path: &str, caller: Caller, headers: &[(&str, &str)], body: Bytes) -> Answer {
+async fn call_raw(
+    router: &Router,
+    method: Method,
+    path: &str,
+    caller: Caller,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Answer {
     let mut builder = http::Request::builder().method(method).uri(path);
     for (n, v) in headers {
         builder = builder.header(*n, *v);
     }
-    let response = router.handle(builder.body(body).expect("request"), caller).await;
+    let response = router
+        .handle(builder.body(body).expect("request"), caller)
+        .await;
     let (parts, body) = response.into_parts();
-    let body = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).expect("JSON body") };
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).expect("JSON body")
+    };
     if parts.status.is_client_error() || parts.status.is_server_error() {
         assert_eq!(
-            parts.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            parts
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
             Some("application/problem+json"),
             "errors are problem+json: {body}"
         );
         assert_eq!(body["status"], parts.status.as_u16(), "{body}");
     }
-    Answer { status: parts.status, headers: parts.headers, body }
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
 }
 
-async fn call(router: &Router, method: Method, path: &str, caller: Caller, body: Option<Value>) -> Answer {
+async fn call(
+    router: &Router,
+    method: Method,
+    path: &str,
+    caller: Caller,
+    body: Option<Value>,
+) -> Answer {
     let (headers, bytes): (&[(&str, &str)], Bytes) = match body {
-        Some(b) => (&[("content-type", "application/json")], Bytes::from(b.to_string())),
+        Some(b) => (
+            &[("content-type", "application/json")],
+            Bytes::from(b.to_string()),
+        ),
         None => (&[], Bytes::new()),
     };
     call_raw(router, method, path, caller, headers, bytes).await
 }
 
 fn new_webhook(url: &str, urns: Option<&[&str]>) -> Value {
-    let mut body = json!({"name": "CRM", "url": url, "eventTypes": ["ticket.created", "booking.*"]});
+    let mut body =
+        json!({"name": "CRM", "url": url, "eventTypes": ["ticket.created", "booking.*"]});
     if let Some(urns) = urns {
         body["urns"] = json!(urns);
     }
@@ -71,13 +117,27 @@ fn new_webhook(url: &str, urns: Option<&[&str]>) -> Value {
 }
 
 async fn create(router: &Router, url: &str, urns: &[&str]) -> String {
-    let a = call(router, Method::POST, "/v1/webhooks", who("edit-app:*"), Some(new_webhook(url, Some(urns)))).await;
+    let a = call(
+        router,
+        Method::POST,
+        "/v1/webhooks",
+        who("edit-app:*"),
+        Some(new_webhook(url, Some(urns))),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
     a.body["id"].as_str().expect("id").to_owned()
 }
 
 async fn count(router: &Router, app: &str) -> usize {
-    let a = call(router, Method::GET, &format!("/v1/webhooks?appId={app}"), who("edit-app:*"), None).await;
+    let a = call(
+        router,
+        Method::GET,
+        &format!("/v1/webhooks?appId={app}"),
+        who("edit-app:*"),
+        None,
+    )
+    .await;
     a.body["items"].as_array().expect("items").len()
 }
 
@@ -91,38 +151,112 @@ async fn every_route_answers_401_403_404_or_2xx_by_permission() {
     let right = || who("edit-app:A1");
     // Right for A1, missing A2: the "several Apps with one missing" caller.
     let partial = || who("edit-app:A1");
-    type Case = (&'static str, Method, fn(&str, &str) -> (String, Option<Value>), [u16; 4]);
+    type Case = (
+        &'static str,
+        Method,
+        fn(&str, &str) -> (String, Option<Value>),
+        [u16; 4],
+    );
     let patch = json!({"name": "renamed"});
     let cases: Vec<Case> = vec![
-        ("create", Method::POST, |_, _| ("/v1/webhooks?appId=A1".into(), None), [401, 403, 201, 403]),
-        ("list", Method::GET, |_, _| ("/v1/webhooks?appId=A1".into(), None), [401, 403, 200, 200]),
-        ("get", Method::GET, |a, _| (format!("/v1/webhooks/{a}"), None), [401, 404, 200, 404]),
-        ("update", Method::PATCH, |a, _| (format!("/v1/webhooks/{a}"), None), [401, 404, 200, 404]),
-        ("delete", Method::DELETE, |a, _| (format!("/v1/webhooks/{a}"), None), [401, 404, 204, 404]),
-        ("rotate", Method::POST, |a, _| (format!("/v1/webhooks/{a}/secret/rotate"), None), [401, 404, 200, 404]),
-        ("probe", Method::POST, |_, _| ("/v1/webhooks/test".into(), None), [401, 200, 200, 200]),
-        ("event types", Method::GET, |_, _| ("/v1/event-types".into(), None), [200, 200, 200, 200]),
-        ("openapi", Method::GET, |_, _| ("/v1/openapi.json".into(), None), [200, 200, 200, 200]),
+        (
+            "create",
+            Method::POST,
+            |_, _| ("/v1/webhooks?appId=A1".into(), None),
+            [401, 403, 201, 403],
+        ),
+        (
+            "list",
+            Method::GET,
+            |_, _| ("/v1/webhooks?appId=A1".into(), None),
+            [401, 403, 200, 200],
+        ),
+        (
+            "get",
+            Method::GET,
+            |a, _| (format!("/v1/webhooks/{a}"), None),
+            [401, 404, 200, 404],
+        ),
+        (
+            "update",
+            Method::PATCH,
+            |a, _| (format!("/v1/webhooks/{a}"), None),
+            [401, 404, 200, 404],
+        ),
+        (
+            "delete",
+            Method::DELETE,
+            |a, _| (format!("/v1/webhooks/{a}"), None),
+            [401, 404, 204, 404],
+        ),
+        (
+            "rotate",
+            Method::POST,
+            |a, _| (format!("/v1/webhooks/{a}/secret/rotate"), None),
+            [401, 404, 200, 404],
+        ),
+        (
+            "probe",
+            Method::POST,
+            |_, _| ("/v1/webhooks/test".into(), None),
+            [401, 200, 200, 200],
+        ),
+        (
+            "event types",
+            Method::GET,
+            |_, _| ("/v1/event-types".into(), None),
+            [200, 200, 200, 200],
+        ),
+        (
+            "openapi",
+            Method::GET,
+            |_, _| ("/v1/openapi.json".into(), None),
+            [200, 200, 200, 200],
+        ),
     ];
     for (name, method, target, expected) in cases {
-        for (i, caller) in [none(), wrong(), right(), partial()].into_iter().enumerate() {
+        for (i, caller) in [none(), wrong(), right(), partial()]
+            .into_iter()
+            .enumerate()
+        {
             let a1 = create(&router, &url, &["urn:allthings:app:A1:*"]).await;
-            let a1_a2 = create(&router, &url, &["urn:allthings:app:A1:*", "urn:allthings:app:A2:*"]).await;
+            let a1_a2 = create(
+                &router,
+                &url,
+                &["urn:allthings:app:A1:*", "urn:allthings:app:A2:*"],
+            )
+            .await;
             // The partial caller is pointed at the webhook naming an App it lacks.
             let id = if i == 3 { &a1_a2 } else { &a1 };
             let (path, _) = target(id, "");
             let body = match name {
-                "create" if i == 3 => Some(new_webhook(&url, Some(&["urn:allthings:app:A1:*", "urn:allthings:app:A2:*"]))),
+                "create" if i == 3 => Some(new_webhook(
+                    &url,
+                    Some(&["urn:allthings:app:A1:*", "urn:allthings:app:A2:*"]),
+                )),
                 "create" => Some(new_webhook(&url, None)),
                 "update" => Some(patch.clone()),
                 "probe" => Some(json!({"url": url})),
                 _ => None,
             };
             let answer = call(&router, method.clone(), &path, caller, body).await;
-            assert_eq!(answer.status.as_u16(), expected[i], "{name} as caller #{i}: {}", answer.body);
+            assert_eq!(
+                answer.status.as_u16(),
+                expected[i],
+                "{name} as caller #{i}: {}",
+                answer.body
+            );
             if name == "list" && i == 3 {
-                let ids: Vec<&str> = answer.body["items"].as_array().expect("items").iter().filter_map(|w| w["id"].as_str()).collect();
-                assert!(!ids.contains(&a1_a2.as_str()), "a webhook naming A2 stays invisible to an A1-only caller");
+                let ids: Vec<&str> = answer.body["items"]
+                    .as_array()
+                    .expect("items")
+                    .iter()
+                    .filter_map(|w| w["id"].as_str())
+                    .collect();
+                assert!(
+                    !ids.contains(&a1_a2.as_str()),
+                    "a webhook naming A2 stays invisible to an A1-only caller"
+                );
                 assert!(ids.contains(&a1.as_str()));
             }
         }
@@ -139,18 +273,38 @@ async fn creating_scopes_and_reading_back() {
         "urns": ["urn:allthings:app:A1:ticket:CAT7:*"],
         "customHeaders": {"X-Api-Key": "k1"}
     });
-    let a = call(&router, Method::POST, "/v1/webhooks", who("edit-app:A1"), Some(body)).await;
+    let a = call(
+        &router,
+        Method::POST,
+        "/v1/webhooks",
+        who("edit-app:A1"),
+        Some(body),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
     let secret = a.body["secret"].as_str().expect("secret shown on create");
     assert!(secret.starts_with("whsec_"));
     assert_eq!(a.headers["etag"], "\"1\"");
     let id = a.body["id"].as_str().expect("id");
     assert_eq!(a.headers["location"], format!("/v1/webhooks/{id}").as_str());
-    let got = call(&router, Method::GET, &format!("/v1/webhooks/{id}"), who("edit-app:A1"), None).await;
+    let got = call(
+        &router,
+        Method::GET,
+        &format!("/v1/webhooks/{id}"),
+        who("edit-app:A1"),
+        None,
+    )
+    .await;
     assert_eq!(got.status, StatusCode::OK);
-    assert!(got.body.get("secret").is_none(), "reads never show the secret");
+    assert!(
+        got.body.get("secret").is_none(),
+        "reads never show the secret"
+    );
     assert!(!got.body.to_string().contains(secret));
-    assert_eq!(got.body["urns"], json!(["urn:allthings:app:A1:ticket:CAT7:*"]));
+    assert_eq!(
+        got.body["urns"],
+        json!(["urn:allthings:app:A1:ticket:CAT7:*"])
+    );
     assert_eq!(got.body["customHeaders"], json!({"X-Api-Key": "k1"}));
     // The verification request carried the custom header.
     let head = &receiver.requests()[0];
@@ -161,19 +315,49 @@ async fn creating_scopes_and_reading_back() {
 #[tokio::test]
 async fn endpoints_that_do_not_answer_200_are_refused_with_what_they_said() {
     let (router, db) = router_with(local_settings());
-    let failing = TestReceiver::start(|_, _| Reply { body: "upstream down".into(), ..Reply::status(503) }).await;
-    let a = call(&router, Method::POST, "/v1/webhooks?appId=A1", who("edit-app:A1"), Some(new_webhook(&failing.url, None))).await;
+    let failing = TestReceiver::start(|_, _| Reply {
+        body: "upstream down".into(),
+        ..Reply::status(503)
+    })
+    .await;
+    let a = call(
+        &router,
+        Method::POST,
+        "/v1/webhooks?appId=A1",
+        who("edit-app:A1"),
+        Some(new_webhook(&failing.url, None)),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
     let detail = a.body["detail"].as_str().expect("detail");
-    assert!(detail.contains("HEAD answered 503") && detail.contains("POST answered 503") && detail.contains("upstream down"), "{detail}");
+    assert!(
+        detail.contains("HEAD answered 503")
+            && detail.contains("POST answered 503")
+            && detail.contains("upstream down"),
+        "{detail}"
+    );
     assert_eq!(count(&router, "A1").await, 0);
 
     // HEAD not supported, but the signed POST gets a 200: accepted.
-    let post_only = TestReceiver::start(|r, _| Reply::status(if r.method == "HEAD" { 405 } else { 200 })).await;
-    let a = call(&router, Method::POST, "/v1/webhooks?appId=A1", who("edit-app:A1"), Some(new_webhook(&post_only.url, None))).await;
+    let post_only =
+        TestReceiver::start(|r, _| Reply::status(if r.method == "HEAD" { 405 } else { 200 })).await;
+    let a = call(
+        &router,
+        Method::POST,
+        "/v1/webhooks?appId=A1",
+        who("edit-app:A1"),
+        Some(new_webhook(&post_only.url, None)),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
-    let post = post_only.requests().into_iter().find(|r| r.method == "POST").expect("a POST");
-    assert!(post.header("webhook-signature").is_some_and(|s| s.starts_with("v1,")));
+    let post = post_only
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .expect("a POST");
+    assert!(post
+        .header("webhook-signature")
+        .is_some_and(|s| s.starts_with("v1,")));
     let test_event: Value = serde_json::from_slice(&post.body).expect("JSON");
     assert_eq!(test_event["type"], "webhook.test");
 
@@ -181,48 +365,139 @@ async fn endpoints_that_do_not_answer_200_are_refused_with_what_they_said() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let dead_url = format!("http://{}/", closed.local_addr().expect("addr"));
     drop(closed);
-    let a = call(&router, Method::POST, "/v1/webhooks?appId=A1", who("edit-app:A1"), Some(new_webhook(&dead_url, None))).await;
+    let a = call(
+        &router,
+        Method::POST,
+        "/v1/webhooks?appId=A1",
+        who("edit-app:A1"),
+        Some(new_webhook(&dead_url, None)),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
-    assert!(a.body["detail"].as_str().expect("detail").contains("could not connect"), "{}", a.body);
+    assert!(
+        a.body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("could not connect"),
+        "{}",
+        a.body
+    );
     drop(db);
 }
 
 #[tokio::test]
 async fn slow_endpoints_time_out_after_five_seconds() {
     let (router, _db) = router_with(local_settings());
-    let slow = TestReceiver::start(|_, _| Reply { delay: Duration::from_secs(7), ..Reply::status(200) }).await;
-    let a = call(&router, Method::POST, "/v1/webhooks?appId=A1", who("edit-app:A1"), Some(new_webhook(&slow.url, None))).await;
+    let slow = TestReceiver::start(|_, _| Reply {
+        delay: Duration::from_secs(7),
+        ..Reply::status(200)
+    })
+    .await;
+    let a = call(
+        &router,
+        Method::POST,
+        "/v1/webhooks?appId=A1",
+        who("edit-app:A1"),
+        Some(new_webhook(&slow.url, None)),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
-    assert!(a.body["detail"].as_str().expect("detail").contains("timed out"), "{}", a.body);
+    assert!(
+        a.body["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("timed out"),
+        "{}",
+        a.body
+    );
 }
 
 #[tokio::test]
 async fn private_targets_are_refused_unless_the_deployment_allows_them() {
     let receiver = TestReceiver::always(200).await;
-    let production = Settings { allow_http: true, ..Settings::default() };
+    let production = Settings {
+        allow_http: true,
+        ..Settings::default()
+    };
     let (router, _db) = router_with(production);
-    for url in [receiver.url.clone(), "http://localhost:9/".into(), "http://2130706433/".into(), "http://[::ffff:127.0.0.1]/".into()] {
-        let a = call(&router, Method::POST, "/v1/webhooks?appId=A1", who("edit-app:A1"), Some(new_webhook(&url, None))).await;
-        assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {}", a.body);
+    for url in [
+        receiver.url.clone(),
+        "http://localhost:9/".into(),
+        "http://2130706433/".into(),
+        "http://[::ffff:127.0.0.1]/".into(),
+    ] {
+        let a = call(
+            &router,
+            Method::POST,
+            "/v1/webhooks?appId=A1",
+            who("edit-app:A1"),
+            Some(new_webhook(&url, None)),
+        )
+        .await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{url}: {}",
+            a.body
+        );
         assert_eq!(a.body["errors"][0]["field"], "url");
     }
-    let probe = call(&router, Method::POST, "/v1/webhooks/test", who("edit-app:A1"), Some(json!({"url": receiver.url}))).await;
-    assert_eq!(probe.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", probe.body);
-    assert!(receiver.requests().is_empty(), "nothing reached the private address");
+    let probe = call(
+        &router,
+        Method::POST,
+        "/v1/webhooks/test",
+        who("edit-app:A1"),
+        Some(json!({"url": receiver.url})),
+    )
+    .await;
+    assert_eq!(
+        probe.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        probe.body
+    );
+    assert!(
+        receiver.requests().is_empty(),
+        "nothing reached the private address"
+    );
 }
 
 #[tokio::test]
 async fn one_url_per_app_and_event_type_when_the_deployment_says_so() {
     let first = TestReceiver::always(200).await;
     let second = TestReceiver::always(200).await;
-    let (router, _db) = router_with(Settings { one_url_per_event: true, ..local_settings() });
-    let a = call(&router, Method::POST, "/v1/webhooks?appId=A1", who("edit-app:A1"), Some(new_webhook(&first.url, None))).await;
+    let (router, _db) = router_with(Settings {
+        one_url_per_event: true,
+        ..local_settings()
+    });
+    let a = call(
+        &router,
+        Method::POST,
+        "/v1/webhooks?appId=A1",
+        who("edit-app:A1"),
+        Some(new_webhook(&first.url, None)),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::CREATED);
     let clash = json!({"name": "other", "url": second.url, "eventTypes": ["ticket.created"]});
-    let a = call(&router, Method::POST, "/v1/webhooks?appId=A1", who("edit-app:A1"), Some(clash)).await;
+    let a = call(
+        &router,
+        Method::POST,
+        "/v1/webhooks?appId=A1",
+        who("edit-app:A1"),
+        Some(clash),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.body);
     let elsewhere = json!({"name": "other", "url": second.url, "eventTypes": ["user.registered"]});
-    let a = call(&router, Method::POST, "/v1/webhooks?appId=A1", who("edit-app:A1"), Some(elsewhere)).await;
+    let a = call(
+        &router,
+        Method::POST,
+        "/v1/webhooks?appId=A1",
+        who("edit-app:A1"),
+        Some(elsewhere),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
 }
 
@@ -234,34 +509,161 @@ async fn bad_requests_get_problems_and_change_nothing() {
     let admin = || who("edit-app:*");
     let json_ct: &[(&str, &str)] = &[("content-type", "application/json")];
     let cases: Vec<(Method, String, &[(&str, &str)], Bytes, u16, &str)> = vec![
-        (Method::POST, "/v1/webhooks?appId=A1".into(), json_ct, Bytes::from(r#"{"name":"x","url":"http://a","eventTypes":["*"],"colour":"red"}"#), 400, "unknown field `colour`"),
-        (Method::POST, "/v1/webhooks?appId=A1".into(), json_ct, Bytes::from("{\n\"name\": \"x\",\n\"url\": }"), 400, "line 3 column"),
-        (Method::POST, "/v1/webhooks?appId=A1".into(), json_ct, Bytes::from(r#"{"name":5,"url":"http://a","eventTypes":["*"]}"#), 400, "invalid type"),
-        (Method::POST, "/v1/webhooks?appId=A1".into(), json_ct, Bytes::from(&b"{\"name\":\"\xff\xfe\"}"[..]), 400, "not valid JSON"),
-        (Method::POST, "/v1/webhooks?appId=A1".into(), json_ct, Bytes::from(vec![b' '; 256 * 1024 + 1]), 413, "256"),
-        (Method::POST, "/v1/webhooks?appId=A1".into(), &[("content-type", "text/plain")], Bytes::from("{}"), 415, "application/json"),
-        (Method::POST, "/v1/webhooks?appId=A1".into(), &[], Bytes::from("{}"), 415, "none"),
-        (Method::GET, "/v1/nothing-here".into(), &[], Bytes::new(), 404, "no route"),
-        (Method::PUT, format!("/v1/webhooks/{id}"), json_ct, Bytes::from("{}"), 405, "GET, PATCH, DELETE"),
-        (Method::PATCH, format!("/v1/webhooks/{id}"), json_ct, Bytes::from(r#"{"urns":["urn:allthings:app:*"]}"#), 422, "never spans Apps"),
-        (Method::PATCH, format!("/v1/webhooks/{id}"), &[("content-type", "application/json"), ("if-match", "\"7\"")], Bytes::from(r#"{"name":"x"}"#), 412, "version 1"),
-        (Method::GET, "/v1/webhooks?appId=A1&limit=0".into(), &[], Bytes::new(), 400, "limit"),
-        (Method::GET, "/v1/webhooks?appId=A1&cursor=garbage".into(), &[], Bytes::new(), 400, "cursor"),
-        (Method::GET, "/v1/webhooks".into(), &[], Bytes::new(), 400, "appId"),
-        (Method::GET, "/v1/webhooks/wh_nope".into(), &[], Bytes::new(), 404, "not found"),
+        (
+            Method::POST,
+            "/v1/webhooks?appId=A1".into(),
+            json_ct,
+            Bytes::from(r#"{"name":"x","url":"http://a","eventTypes":["*"],"colour":"red"}"#),
+            400,
+            "unknown field `colour`",
+        ),
+        (
+            Method::POST,
+            "/v1/webhooks?appId=A1".into(),
+            json_ct,
+            Bytes::from("{\n\"name\": \"x\",\n\"url\": }"),
+            400,
+            "line 3 column",
+        ),
+        (
+            Method::POST,
+            "/v1/webhooks?appId=A1".into(),
+            json_ct,
+            Bytes::from(r#"{"name":5,"url":"http://a","eventTypes":["*"]}"#),
+            400,
+            "invalid type",
+        ),
+        (
+            Method::POST,
+            "/v1/webhooks?appId=A1".into(),
+            json_ct,
+            Bytes::from(&b"{\"name\":\"\xff\xfe\"}"[..]),
+            400,
+            "not valid JSON",
+        ),
+        (
+            Method::POST,
+            "/v1/webhooks?appId=A1".into(),
+            json_ct,
+            Bytes::from(vec![b' '; 256 * 1024 + 1]),
+            413,
+            "256",
+        ),
+        (
+            Method::POST,
+            "/v1/webhooks?appId=A1".into(),
+            &[("content-type", "text/plain")],
+            Bytes::from("{}"),
+            415,
+            "application/json",
+        ),
+        (
+            Method::POST,
+            "/v1/webhooks?appId=A1".into(),
+            &[],
+            Bytes::from("{}"),
+            415,
+            "none",
+        ),
+        (
+            Method::GET,
+            "/v1/nothing-here".into(),
+            &[],
+            Bytes::new(),
+            404,
+            "no route",
+        ),
+        (
+            Method::PUT,
+            format!("/v1/webhooks/{id}"),
+            json_ct,
+            Bytes::from("{}"),
+            405,
+            "GET, PATCH, DELETE",
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/webhooks/{id}"),
+            json_ct,
+            Bytes::from(r#"{"urns":["urn:allthings:app:*"]}"#),
+            422,
+            "never spans Apps",
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/webhooks/{id}"),
+            &[("content-type", "application/json"), ("if-match", "\"7\"")],
+            Bytes::from(r#"{"name":"x"}"#),
+            412,
+            "version 1",
+        ),
+        (
+            Method::GET,
+            "/v1/webhooks?appId=A1&limit=0".into(),
+            &[],
+            Bytes::new(),
+            400,
+            "limit",
+        ),
+        (
+            Method::GET,
+            "/v1/webhooks?appId=A1&cursor=garbage".into(),
+            &[],
+            Bytes::new(),
+            400,
+            "cursor",
+        ),
+        (
+            Method::GET,
+            "/v1/webhooks".into(),
+            &[],
+            Bytes::new(),
+            400,
+            "appId",
+        ),
+        (
+            Method::GET,
+            "/v1/webhooks/wh_nope".into(),
+            &[],
+            Bytes::new(),
+            404,
+            "not found",
+        ),
     ];
     for (method, path, headers, body, status, says) in cases {
         let a = call_raw(&router, method.clone(), &path, admin(), headers, body).await;
         assert_eq!(a.status.as_u16(), status, "{method} {path}: {}", a.body);
-        assert!(a.body["detail"].as_str().expect("detail").contains(says), "{method} {path}: {}", a.body);
+        assert!(
+            a.body["detail"].as_str().expect("detail").contains(says),
+            "{method} {path}: {}",
+            a.body
+        );
         if status == 405 {
             assert_eq!(a.headers["allow"], "GET, PATCH, DELETE");
         }
     }
-    assert_eq!(count(&router, "A1").await, 1, "no bad request changed the store");
-    let got = call(&router, Method::GET, &format!("/v1/webhooks/{id}"), admin(), None).await;
+    assert_eq!(
+        count(&router, "A1").await,
+        1,
+        "no bad request changed the store"
+    );
+    let got = call(
+        &router,
+        Method::GET,
+        &format!("/v1/webhooks/{id}"),
+        admin(),
+        None,
+    )
+    .await;
     assert_eq!(got.body["version"], 1);
-    let anon = call(&router, Method::GET, "/v1/webhooks?appId=A1", Caller::Anonymous, None).await;
+    let anon = call(
+        &router,
+        Method::GET,
+        "/v1/webhooks?appId=A1",
+        Caller::Anonymous,
+        None,
+    )
+    .await;
     assert_eq!(anon.headers["www-authenticate"], "Bearer");
 }
 
@@ -272,19 +674,52 @@ async fn updates_follow_if_match_and_rotation_keeps_the_old_secret_signing() {
     let id = create(&router, &receiver.url, &["urn:allthings:app:A1:*"]).await;
     let path = format!("/v1/webhooks/{id}");
     let json_ct = ("content-type", "application/json");
-    let a = call_raw(&router, Method::PATCH, &path, who("edit-app:A1"), &[json_ct, ("if-match", "\"1\"")], Bytes::from(r#"{"enabled":false,"urns":["urn:allthings:app:A1:booking:*"]}"#)).await;
+    let a = call_raw(
+        &router,
+        Method::PATCH,
+        &path,
+        who("edit-app:A1"),
+        &[json_ct, ("if-match", "\"1\"")],
+        Bytes::from(r#"{"enabled":false,"urns":["urn:allthings:app:A1:booking:*"]}"#),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(a.headers["etag"], "\"2\"");
     assert_eq!(a.body["enabled"], false);
-    let stale = call_raw(&router, Method::PATCH, &path, who("edit-app:A1"), &[json_ct, ("if-match", "\"1\"")], Bytes::from(r#"{"enabled":true}"#)).await;
+    let stale = call_raw(
+        &router,
+        Method::PATCH,
+        &path,
+        who("edit-app:A1"),
+        &[json_ct, ("if-match", "\"1\"")],
+        Bytes::from(r#"{"enabled":true}"#),
+    )
+    .await;
     assert_eq!(stale.status, StatusCode::PRECONDITION_FAILED);
     // Moving it to another App needs edit-app there too.
-    let moved = call(&router, Method::PATCH, &path, who("edit-app:A1"), Some(json!({"urns": ["urn:allthings:app:A2:*"]}))).await;
+    let moved = call(
+        &router,
+        Method::PATCH,
+        &path,
+        who("edit-app:A1"),
+        Some(json!({"urns": ["urn:allthings:app:A2:*"]})),
+    )
+    .await;
     assert_eq!(moved.status, StatusCode::FORBIDDEN, "{}", moved.body);
 
-    let rotated = call(&router, Method::POST, &format!("{path}/secret/rotate"), who("edit-app:A1"), None).await;
+    let rotated = call(
+        &router,
+        Method::POST,
+        &format!("{path}/secret/rotate"),
+        who("edit-app:A1"),
+        None,
+    )
+    .await;
     assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
-    let new_secret = rotated.body["secret"].as_str().expect("new secret").to_owned();
+    let new_secret = rotated.body["secret"]
+        .as_str()
+        .expect("new secret")
+        .to_owned();
     use hookline_core::ports::WebhookStore;
     let stored = db
         .get(&hookline_core::webhook::WebhookId::parse(&id).expect("id"))
@@ -295,14 +730,29 @@ async fn updates_follow_if_match_and_rotation_keeps_the_old_secret_signing() {
     let active = stored.active_secrets(now);
     assert_eq!(active.len(), 2, "old secret keeps signing");
     assert_eq!(active[0].expose(), new_secret);
-    assert!(stored.secrets[1].expires_at.is_some_and(|t| t <= now + time::Duration::hours(24)));
+    assert!(stored.secrets[1]
+        .expires_at
+        .is_some_and(|t| t <= now + time::Duration::hours(24)));
     assert!(stored.active_secrets(now + time::Duration::hours(25)).len() == 1);
 
-    let deleted = call_raw(&router, Method::DELETE, &path, who("edit-app:A1"), &[("if-match", "\"1\"")], Bytes::new()).await;
+    let deleted = call_raw(
+        &router,
+        Method::DELETE,
+        &path,
+        who("edit-app:A1"),
+        &[("if-match", "\"1\"")],
+        Bytes::new(),
+    )
+    .await;
     assert_eq!(deleted.status, StatusCode::PRECONDITION_FAILED);
     let deleted = call(&router, Method::DELETE, &path, who("edit-app:A1"), None).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
-    assert_eq!(call(&router, Method::GET, &path, who("edit-app:A1"), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        call(&router, Method::GET, &path, who("edit-app:A1"), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -319,7 +769,13 @@ async fn listing_pages_with_a_cursor() {
     loop {
         let a = call(&router, Method::GET, &path, who("edit-app:P1"), None).await;
         assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-        seen.extend(a.body["items"].as_array().expect("items").iter().map(|w| w["id"].as_str().expect("id").to_owned()));
+        seen.extend(
+            a.body["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|w| w["id"].as_str().expect("id").to_owned()),
+        );
         match a.body["nextCursor"].as_str() {
             Some(c) => path = format!("/v1/webhooks?appId=P1&limit=2&cursor={c}"),
             None => break,
@@ -330,25 +786,54 @@ async fn listing_pages_with_a_cursor() {
 
 #[tokio::test]
 async fn probing_a_url_reports_status_latency_and_body() {
-    let receiver = TestReceiver::start(|r, _| Reply { body: format!("hello {}", r.method), ..Reply::status(200) }).await;
+    let receiver = TestReceiver::start(|r, _| Reply {
+        body: format!("hello {}", r.method),
+        ..Reply::status(200)
+    })
+    .await;
     let (router, _db) = router_with(local_settings());
-    let a = call(&router, Method::POST, "/v1/webhooks/test", who("edit-app:A1"), Some(json!({"url": receiver.url, "customHeaders": {"X-Tenant": "t1"}}))).await;
+    let a = call(
+        &router,
+        Method::POST,
+        "/v1/webhooks/test",
+        who("edit-app:A1"),
+        Some(json!({"url": receiver.url, "customHeaders": {"X-Tenant": "t1"}})),
+    )
+    .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(a.body["ok"], true);
     assert_eq!(a.body["status"], 200);
     assert_eq!(a.body["method"], "HEAD");
     assert!(a.body["latencyMs"].is_u64());
     assert_eq!(receiver.requests()[0].header("x-tenant"), Some("t1"));
-    let bad = call(&router, Method::POST, "/v1/webhooks/test", who("edit-app:A1"), Some(json!({"url": receiver.url, "customHeaders": {"X-Hookline-Sig": "x"}}))).await;
+    let bad = call(
+        &router,
+        Method::POST,
+        "/v1/webhooks/test",
+        who("edit-app:A1"),
+        Some(json!({"url": receiver.url, "customHeaders": {"X-Hookline-Sig": "x"}})),
+    )
+    .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(bad.body["errors"][0]["field"], "customHeaders.X-Hookline-Sig");
-    let nobody = call(&router, Method::POST, "/v1/webhooks/test", who("publish-events:A1"), Some(json!({"url": receiver.url}))).await;
+    assert_eq!(
+        bad.body["errors"][0]["field"],
+        "customHeaders.X-Hookline-Sig"
+    );
+    let nobody = call(
+        &router,
+        Method::POST,
+        "/v1/webhooks/test",
+        who("publish-events:A1"),
+        Some(json!({"url": receiver.url})),
+    )
+    .await;
     assert_eq!(nobody.status, StatusCode::FORBIDDEN);
 }
 
 #[test]
 fn the_openapi_document_lists_exactly_the_routes_served() {
-    let doc: Value = serde_json::from_str(hookline_api::routes::OPENAPI_JSON).expect("OpenAPI is JSON");
+    let doc: Value =
+        serde_json::from_str(hookline_api::routes::OPENAPI_JSON).expect("OpenAPI is JSON");
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().expect("paths");
     let mut documented: Vec<(String, String)> = Vec::new();
@@ -361,7 +846,11 @@ fn the_openapi_document_lists_exactly_the_routes_served() {
     }
     let mut served: Vec<(String, String)> = ROUTES
         .iter()
-        .flat_map(|(path, methods)| methods.iter().map(move |m| ((*path).to_owned(), m.to_string())))
+        .flat_map(|(path, methods)| {
+            methods
+                .iter()
+                .map(move |m| ((*path).to_owned(), m.to_string()))
+        })
         .collect();
     documented.sort();
     served.sort();
