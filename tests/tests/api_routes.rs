@@ -508,7 +508,15 @@ async fn bad_requests_get_problems_and_change_nothing() {
     let id = create(&router, &receiver.url, &["urn:allthings:app:A1:*"]).await;
     let admin = || who("edit-app:*");
     let json_ct: &[(&str, &str)] = &[("content-type", "application/json")];
-    let cases: Vec<(Method, String, &[(&str, &str)], Bytes, u16, &str)> = vec![
+    type BadCase<'a> = (
+        Method,
+        String,
+        &'a [(&'a str, &'a str)],
+        Bytes,
+        u16,
+        &'a str,
+    );
+    let cases: Vec<BadCase<'_>> = vec![
         (
             Method::POST,
             "/v1/webhooks?appId=A1".into(),
