@@ -161,3 +161,56 @@ impl HttpSender for ReqwestSender {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[tokio::test]
+    async fn names_resolving_to_private_addresses_are_refused_at_connect_time() {
+        // "localhost" resolves to loopback through the system resolver (no network needed);
+        // the resolver, not the name check, must refuse it.
+        let strict = GuardedResolver {
+            policy: TargetPolicy::PUBLIC_ONLY,
+        };
+        let name = Name::from_str("localhost").expect("name");
+        let err = match strict.resolve(name).await {
+            Ok(_) => panic!("a loopback answer must be refused"),
+            Err(e) => e,
+        };
+        assert!(err.downcast_ref::<BlockedTarget>().is_some(), "{err}");
+        assert!(err.to_string().contains("loopback"), "{err}");
+        let dev = GuardedResolver {
+            policy: TargetPolicy {
+                allow_private: true,
+            },
+        };
+        let addrs: Vec<SocketAddr> = dev
+            .resolve(Name::from_str("localhost").expect("name"))
+            .await
+            .map_err(|e| e.to_string())
+            .expect("allowed")
+            .collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
+    }
+
+    #[tokio::test]
+    async fn ip_literals_are_checked_before_sending() {
+        let sender = ReqwestSender::new(TargetPolicy::PUBLIC_ONLY, "test").expect("client");
+        let url = crate::webhook::WebhookUrl::parse_stored("http://127.0.0.1:9/").expect("url");
+        let result = sender
+            .send(OutboundRequest {
+                method: OutboundMethod::Post,
+                url,
+                headers: Vec::new(),
+                body: Vec::new(),
+                timeout: Duration::from_secs(1),
+            })
+            .await;
+        assert!(
+            matches!(result, Err(OutboundError::Blocked(_))),
+            "{result:?}"
+        );
+    }
+}
