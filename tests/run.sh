@@ -23,6 +23,7 @@ fi
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 mkdir -p target
+rm -f target/test-total.txt
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
 moto_pid=$!
 stop_moto() { kill "$moto_pid" 2>/dev/null; wait "$moto_pid" 2>/dev/null; }
@@ -33,6 +34,15 @@ export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
 export AWS_EC2_METADATA_DISABLED=true
 unset AWS_PROFILE
+
+# cargo test prints one summary per test binary; add them up into one closing line.
+run_tests() {
+  cargo test --workspace --locked -- --include-ignored 2>&1 | tee target/test-output.log
+  local rc=${PIPESTATUS[0]}
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) g += $i } }
+       END { printf "total: %d passed, %d failed, %d skipped\n", p, f, g }' target/test-output.log | tee target/test-total.txt
+  return "$rc"
+}
 
 failed=()
 step() {
@@ -57,7 +67,7 @@ for _ in range(300):
 sys.exit(1)
 PY
 then
-  step "cargo test (with moto-backed tests)" cargo test --workspace --locked -- --include-ignored
+  step "cargo test (with moto-backed tests)" run_tests
 else
   echo "moto did not answer within 30 s; its log:"; cat target/moto.log
   failed+=("moto start")
@@ -65,6 +75,8 @@ fi
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "==> FAILED steps: ${failed[*]}"
+  cat target/test-total.txt 2>/dev/null
   exit 1
 fi
 echo "==> all steps passed"
+cat target/test-total.txt
