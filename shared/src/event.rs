@@ -139,6 +139,29 @@ impl Event {
         rules: IntakeRules<'_>,
         now: OffsetDateTime,
     ) -> Result<Self, EventError> {
+        Self::parse_envelope(body, rules, now, EventId::generate)
+    }
+
+    /// Parses a body a source pushed into the events queue. An event without an id gets
+    /// `evt_<message id>`: stable across redeliveries of the same message, so a retried
+    /// fan-out yields the same delivery ids instead of new ones.
+    pub fn from_queue_message(
+        body: &[u8],
+        message_id: &str,
+        rules: IntakeRules<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Self, EventError> {
+        Self::parse_envelope(body, rules, now, || {
+            EventId::parse(&format!("evt_{message_id}")).unwrap_or_else(|_| EventId::generate())
+        })
+    }
+
+    fn parse_envelope(
+        body: &[u8],
+        rules: IntakeRules<'_>,
+        now: OffsetDateTime,
+        assign_id: impl FnOnce() -> EventId,
+    ) -> Result<Self, EventError> {
         if body.len() > MAX_EVENT_BYTES {
             return Err(EventError::TooLarge { len: body.len() });
         }
@@ -149,7 +172,7 @@ impl Event {
         })?;
         let mut errors = Vec::new();
         let id = match raw.id.as_deref() {
-            None => Some(EventId::generate()),
+            None => Some(assign_id()),
             Some(id) => EventId::parse(id)
                 .map_err(|m| errors.push(FieldError::new("id", m)))
                 .ok(),
@@ -186,6 +209,25 @@ impl Event {
             }
             _ => Err(EventError::Invalid(ValidationErrors::new(errors))),
         }
+    }
+
+    /// Reads back an event this deployment logged (its delivered body): no catalog or
+    /// namespace policy is applied again.
+    pub fn from_stored(doc: &str) -> Result<Self, String> {
+        let raw: RawEvent = serde_json::from_str(doc).map_err(|e| e.to_string())?;
+        let id = EventId::parse(raw.id.as_deref().unwrap_or_default())?;
+        let event_type = EventType::parse_stored(&raw.event_type).map_err(|e| e.to_string())?;
+        let urn = Urn::parse_stored(&raw.urn).map_err(|e| e.to_string())?;
+        let timestamp =
+            OffsetDateTime::parse(raw.timestamp.as_deref().unwrap_or_default(), &Rfc3339)
+                .map_err(|e| e.to_string())?;
+        Ok(Self {
+            id,
+            event_type,
+            urn,
+            timestamp,
+            data: raw.data,
+        })
     }
 
     /// The body POSTed to endpoints: `{"id","type","urn","timestamp","data"}`.
@@ -252,6 +294,27 @@ mod tests {
     fn every_bad_field_is_reported_at_once() {
         let err = parse(r#"{"id":"bad id!","type":"ticket.deleted","urn":"urn:allthings:app:A1:*","timestamp":"yesterday","data":[]}"#).unwrap_err();
         assert_eq!(fields(err), ["id", "type", "urn", "timestamp", "data"]);
+    }
+
+    #[test]
+    fn queued_events_without_an_id_get_one_stable_per_message() {
+        let body =
+            br#"{"type":"booking.created","urn":"urn:allthings:app:A1:booking:B1","data":{}}"#;
+        let a =
+            Event::from_queue_message(body, "0f8b6e4c-1d2a-4b7e-9c3f-5a6d7e8f9a0b", rules(), NOW)
+                .expect("valid");
+        let b =
+            Event::from_queue_message(body, "0f8b6e4c-1d2a-4b7e-9c3f-5a6d7e8f9a0b", rules(), NOW)
+                .expect("valid");
+        assert_eq!(a.id, b.id);
+        assert_eq!(a.id.as_str(), "evt_0f8b6e4c-1d2a-4b7e-9c3f-5a6d7e8f9a0b");
+    }
+
+    #[test]
+    fn stored_events_read_back() {
+        let e = parse(r#"{"id":"evt_9","type":"ticket.created","urn":"urn:allthings:app:A1:ticket:CAT7:T99","data":{"a":1}}"#).expect("valid");
+        let doc = String::from_utf8(e.delivery_body().expect("json")).expect("utf8");
+        assert_eq!(Event::from_stored(&doc), Ok(e));
     }
 
     #[test]

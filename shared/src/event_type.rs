@@ -40,6 +40,15 @@ impl EventType {
         Ok(Self(name.to_owned()))
     }
 
+    /// Reads back a name this deployment stored (well-formed; the catalog is not consulted).
+    pub fn parse_stored(name: &str) -> Result<Self, EventTypeError> {
+        if is_well_formed(name) {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(EventTypeError::Malformed(name.to_owned()))
+        }
+    }
+
     /// The name.
     pub fn as_str(&self) -> &str {
         &self.0

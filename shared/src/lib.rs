@@ -12,6 +12,7 @@ pub mod event_type;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod ports;
+pub mod queue;
 pub mod retry;
 pub mod signing;
 pub mod store;

@@ -164,6 +164,26 @@ pub trait DeliveryQueue: Send + Sync {
     async fn retry_later(&self, receipt: &ReceiptHandle, delay: Duration) -> Result<(), PortError>;
 }
 
+/// Where a message that can never be processed goes, with the reason (`events-dlq`).
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    /// Stores the raw body and why it was refused; the original message is then deleted.
+    async fn dead_letter(&self, body: &str, reason: &str) -> Result<(), PortError>;
+}
+
+/// One message as a queue consumer receives it (from an SQS event or the embedded queue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    /// The queue's id for the message (reported back when it failed).
+    pub message_id: String,
+    /// The body as sent.
+    pub body: String,
+    /// How many times it has been received, this time included (1 on first delivery).
+    pub receive_count: u32,
+    /// Handle for changing its visibility.
+    pub receipt: ReceiptHandle,
+}
+
 /// Largest part of an endpoint's answer that is read (DESIGN §7).
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 

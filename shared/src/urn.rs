@@ -170,6 +170,13 @@ impl Urn {
         Self::parse(input, &Namespace::default())
     }
 
+    /// Parses a URN in whatever namespace it names: for data this deployment stored after
+    /// validating it, never for input.
+    pub fn parse_stored(input: &str) -> Result<Self, UrnError> {
+        let nid = input.split(':').nth(1).unwrap_or_default();
+        Self::parse(input, &Namespace::new(nid)?)
+    }
+
     /// The URN for a whole App: `urn:<nid>:app:<appId>`.
     pub fn for_app(namespace: &Namespace, app_id: &str) -> Result<Self, UrnError> {
         Self::parse(&format!("urn:{namespace}:app:{app_id}"), namespace)

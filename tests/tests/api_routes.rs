@@ -5,10 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use hookline_api::intake::IntakeService;
 use hookline_api::routes::{Caller, Router, ROUTES};
 use hookline_api::service::{Settings, WebhookService};
 use hookline_core::auth::Principal;
 use hookline_core::http::ReqwestSender;
+use hookline_core::queue::sqlite::SqliteQueue;
 use hookline_core::store::sqlite::Database;
 use hookline_core::target::TargetPolicy;
 use hookline_tests::receiver::{Reply, TestReceiver};
@@ -28,12 +30,13 @@ fn local_settings() -> Settings {
 fn router_with(settings: Settings) -> (Router, Database) {
     let db = Database::open_in_memory().expect("sqlite");
     let http = ReqwestSender::new(settings.targets, "Hookline/test").expect("client");
+    let events = SqliteQueue::new(db.clone(), "events", None);
+    let intake = IntakeService::new(Arc::new(events), settings.namespace.clone());
     (
-        Router::new(WebhookService::new(
-            Arc::new(db.clone()),
-            Arc::new(http),
-            settings,
-        )),
+        Router::new(
+            WebhookService::new(Arc::new(db.clone()), Arc::new(http), settings),
+            intake,
+        ),
         db,
     )
 }

@@ -4,12 +4,14 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use hookline_api::intake::IntakeService;
 use hookline_api::lambda::{caller_from_context, from_http, into_http};
 use hookline_api::routes::Router;
 use hookline_api::service::{Settings, WebhookService};
 use hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM;
 use hookline_core::http::ReqwestSender;
-use hookline_core::ports::WebhookStore;
+use hookline_core::ports::{EventQueue, WebhookStore};
+use hookline_core::queue::sqs::SqsQueue;
 use hookline_core::target::TargetPolicy;
 use hookline_tests::receiver::TestReceiver;
 use serde_json::Value;
@@ -36,7 +38,7 @@ async fn invoke(router: &Router, event: &str) -> (u16, Value) {
     (status, body)
 }
 
-async fn run_fixtures(store: Arc<dyn WebhookStore>) {
+async fn run_fixtures(store: Arc<dyn WebhookStore>, events: Arc<dyn EventQueue>) {
     let receiver = TestReceiver::always(200).await;
     let endpoint = format!("{}/hookline", receiver.url);
     let settings = Settings {
@@ -47,7 +49,8 @@ async fn run_fixtures(store: Arc<dyn WebhookStore>) {
         ..Settings::default()
     };
     let http = ReqwestSender::new(settings.targets, "Hookline/test").expect("client");
-    let router = Router::new(WebhookService::new(store, Arc::new(http), settings));
+    let intake = IntakeService::new(events, settings.namespace.clone());
+    let router = Router::new(WebhookService::new(store, Arc::new(http), settings), intake);
 
     let (status, body) = invoke(&router, &fixture("api-create-webhook.json", &endpoint)).await;
     assert_eq!(status, 201, "{body}");
@@ -78,19 +81,52 @@ async fn run_fixtures(store: Arc<dyn WebhookStore>) {
     let (status, body) = invoke(&router, &fixture("api-event-types.json", &endpoint)).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["items"].as_array().expect("items").len() >= 10);
+
+    let (status, body) = invoke(&router, &fixture("api-publish-event.json", &endpoint)).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["id"], "evt_01JDK7Z3Q8W6V0N4B2C9D5E7F1");
 }
 
 #[tokio::test]
 async fn api_gateway_fixtures_on_the_embedded_store() {
     let db = hookline_core::store::sqlite::Database::open_in_memory().expect("sqlite");
-    run_fixtures(Arc::new(db)).await;
+    let events = hookline_core::queue::sqlite::SqliteQueue::new(db.clone(), "events", None);
+    run_fixtures(Arc::new(db), Arc::new(events.clone())).await;
+    let queued = events.list(10).await.expect("list");
+    assert_eq!(
+        queued.len(),
+        1,
+        "the published event is on the events queue"
+    );
+    assert!(queued[0].body.contains("evt_01JDK7Z3Q8W6V0N4B2C9D5E7F1"));
 }
 
 #[tokio::test]
 #[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
 async fn api_gateway_fixtures_on_dynamodb() {
-    let (dynamo, _sqs, resources) = hookline_tests::fresh_aws("lambda-api").await;
-    let store =
-        hookline_core::store::dynamodb::DynamoWebhookStore::new(dynamo, resources.table_name);
-    run_fixtures(Arc::new(store)).await;
+    let (dynamo, sqs, resources) = hookline_tests::fresh_aws("lambda-api").await;
+    let store = hookline_core::store::dynamodb::DynamoWebhookStore::new(
+        dynamo,
+        resources.table_name.clone(),
+    );
+    let events = SqsQueue::new(sqs.clone(), resources.events_queue_url.clone());
+    run_fixtures(Arc::new(store), Arc::new(events)).await;
+    let received = sqs
+        .receive_message()
+        .queue_url(&resources.events_queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive");
+    let bodies: Vec<&str> = received
+        .messages()
+        .iter()
+        .filter_map(|m| m.body())
+        .collect();
+    assert_eq!(
+        bodies.len(),
+        1,
+        "the published event is on the events queue"
+    );
+    assert!(bodies[0].contains("evt_01JDK7Z3Q8W6V0N4B2C9D5E7F1"));
 }

@@ -10,6 +10,7 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::intake::IntakeService;
 use crate::problem::Problem;
 use crate::service::{ProbeInput, WebhookService};
 
@@ -30,6 +31,7 @@ pub const ROUTES: &[(&str, &[Method])] = &[
     ),
     ("/v1/webhooks/{id}/secret/rotate", &[Method::POST]),
     ("/v1/event-types", &[Method::GET]),
+    ("/v1/events", &[Method::POST]),
     ("/v1/openapi.json", &[Method::GET]),
 ];
 
@@ -48,6 +50,7 @@ pub enum Caller {
 #[derive(Clone)]
 pub struct Router {
     service: WebhookService,
+    intake: IntakeService,
 }
 
 enum Endpoint {
@@ -56,6 +59,7 @@ enum Endpoint {
     Webhook(String),
     RotateSecret(String),
     EventTypes,
+    Events,
     OpenApi,
 }
 
@@ -67,7 +71,8 @@ fn match_path(path: &str) -> Option<(Endpoint, &'static [Method])> {
         ["v1", "webhooks", id] => (Endpoint::Webhook((*id).to_owned()), 2),
         ["v1", "webhooks", id, "secret", "rotate"] => (Endpoint::RotateSecret((*id).to_owned()), 3),
         ["v1", "event-types"] => (Endpoint::EventTypes, 4),
-        ["v1", "openapi.json"] => (Endpoint::OpenApi, 5),
+        ["v1", "events"] => (Endpoint::Events, 5),
+        ["v1", "openapi.json"] => (Endpoint::OpenApi, 6),
         _ => return None,
     };
     Some((endpoint, ROUTES[index].1))
@@ -210,9 +215,9 @@ fn query_params(query: Option<&str>) -> BTreeMap<String, String> {
 }
 
 impl Router {
-    /// The routes over `service`.
-    pub fn new(service: WebhookService) -> Self {
-        Self { service }
+    /// The routes over the webhook service and event intake.
+    pub fn new(service: WebhookService, intake: IntakeService) -> Self {
+        Self { service, intake }
     }
 
     /// The service behind the routes.
@@ -270,6 +275,15 @@ impl Router {
                     HeaderValue::from_static("application/json"),
                 );
                 Ok(r)
+            }
+            (Endpoint::Events, _) => {
+                let p = principal()?;
+                is_json(headers)?;
+                let event = self.intake.publish(p, &body).await?;
+                Ok(json_response(
+                    StatusCode::ACCEPTED,
+                    &serde_json::json!({ "id": event.id }),
+                ))
             }
             (Endpoint::EventTypes, _) => Ok(json_response(
                 StatusCode::OK,

@@ -2,6 +2,8 @@
 //! with HS256 bearer tokens verified here (what API Gateway's JWT authorizer does in AWS).
 #![warn(missing_docs)]
 
+pub mod workers;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -9,17 +11,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use hookline_api::intake::IntakeService;
 use hookline_api::problem::Problem;
 use hookline_api::routes::{Caller, Router, MAX_BODY_BYTES};
 use hookline_api::service::{Settings, WebhookService};
 use hookline_core::auth::{mint_hs256, verify_hs256, Principal};
 use hookline_core::http::ReqwestSender;
 use hookline_core::ports::PortError;
+use hookline_core::queue::names;
+use hookline_core::queue::sqlite::SqliteQueue;
+use hookline_core::retry::RetryPolicy;
 use hookline_core::store::sqlite::Database;
+use hookline_ingest::{Ingest, IngestSettings};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use workers::{consume, ConsumerSettings};
 
 /// Key under which the token signing key is kept in the database.
 const SIGNING_KEY_SETTING: &str = "dev-token-signing-key";
@@ -40,11 +49,45 @@ pub enum LocalError {
     Io(#[from] std::io::Error),
 }
 
-/// What `serve` runs on: the store, the routes and the token key.
+/// The embedded queues, with SQS's redrive to their DLQs.
+#[derive(Clone)]
+pub struct Queues {
+    /// Intake.
+    pub events: SqliteQueue,
+    /// Events that could not be processed.
+    pub events_dlq: SqliteQueue,
+    /// One message per (event, webhook).
+    pub deliveries: SqliteQueue,
+    /// Deliveries that exhausted their retries.
+    pub deliveries_dlq: SqliteQueue,
+}
+
+impl Queues {
+    /// The four queues in `db`, redriving after the retry policy's `maxReceiveCount`.
+    pub fn new(db: &Database, policy: &RetryPolicy) -> Self {
+        let max = policy.max_receive_count();
+        Self {
+            events: SqliteQueue::new(db.clone(), names::EVENTS, Some((names::EVENTS_DLQ, max))),
+            events_dlq: SqliteQueue::new(db.clone(), names::EVENTS_DLQ, None),
+            deliveries: SqliteQueue::new(
+                db.clone(),
+                names::DELIVERIES,
+                Some((names::DELIVERIES_DLQ, max)),
+            ),
+            deliveries_dlq: SqliteQueue::new(db.clone(), names::DELIVERIES_DLQ, None),
+        }
+    }
+}
+
+/// What `serve` runs on: the store, the queues, the routes, the handlers and the token key.
 #[derive(Clone)]
 pub struct Local {
     /// The embedded database.
     pub db: Database,
+    /// The embedded queues.
+    pub queues: Queues,
+    /// Fan-out, as the `ingest` Lambda runs it.
+    pub ingest: Ingest,
     /// The API routes.
     pub router: Router,
     /// HS256 key for bearer tokens, kept in the database so tokens survive restarts.
@@ -75,10 +118,25 @@ impl Local {
             .await?;
         let http = ReqwestSender::new(settings.targets, &settings.user_agent)
             .map_err(|e| LocalError::Http(e.to_string()))?;
+        let namespace = settings.namespace.clone();
         let service = WebhookService::new(Arc::new(db.clone()), Arc::new(http), settings);
+        let queues = Queues::new(&db, &RetryPolicy::default());
+        let intake = IntakeService::new(Arc::new(queues.events.clone()), namespace.clone());
+        let ingest = Ingest::new(
+            Arc::new(db.clone()),
+            Arc::new(db.clone()),
+            Arc::new(queues.deliveries.clone()),
+            Arc::new(queues.events_dlq.clone()),
+            IngestSettings {
+                namespace,
+                ..IngestSettings::default()
+            },
+        );
         Ok(Self {
             db,
-            router: Router::new(service),
+            queues,
+            ingest,
+            router: Router::new(service, intake),
             token_key: Arc::new(key_hex.into_bytes()),
             permissions_claim,
         })
@@ -141,6 +199,8 @@ impl Local {
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), LocalError> {
+        let (stop_workers, stop) = watch::channel(false);
+        let workers = self.spawn_workers(stop);
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let builder = hyper::server::conn::http1::Builder::new();
         tokio::pin!(shutdown);
@@ -176,9 +236,45 @@ impl Local {
         {
             tracing::warn!("open requests did not finish within {SHUTDOWN_GRACE:?}");
         }
+        // Workers finish the batch in hand; what they leave comes back after its visibility
+        // timeout on the next start.
+        let _ = stop_workers.send(true);
+        for worker in workers {
+            if tokio::time::timeout(SHUTDOWN_GRACE, worker).await.is_err() {
+                tracing::warn!("a queue worker did not stop within {SHUTDOWN_GRACE:?}");
+            }
+        }
         Ok(())
     }
+
+    /// Starts the queue consumers (ingest now, delivery with its issue) until `stop` is true.
+    pub fn spawn_workers(&self, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut handles = Vec::new();
+        for _ in 0..INGEST_WORKERS {
+            let ingest = self.ingest.clone();
+            handles.push(tokio::spawn(consume(
+                self.db.clone(),
+                self.queues.events.clone(),
+                INGEST_CONSUMER,
+                stop.clone(),
+                move |batch| {
+                    let ingest = ingest.clone();
+                    async move { ingest.handle_batch(&batch).await }
+                },
+            )));
+        }
+        handles
+    }
 }
+
+/// Parallel ingest consumers (Lambda's concurrency).
+pub const INGEST_WORKERS: usize = 2;
+/// Batch size and visibility of the ingest consumers.
+pub const INGEST_CONSUMER: ConsumerSettings = ConsumerSettings {
+    batch_size: 10,
+    visibility: Duration::from_secs(30),
+    idle_poll: Duration::from_millis(500),
+};
 
 /// Binds `addr` (port 0 picks a free one).
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, LocalError> {

@@ -12,8 +12,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 
 use super::{from_document, to_document};
-use crate::ports::{Cursor, Page, PortError, WebhookStore};
+use crate::event::{Event, EventId};
+use crate::ports::{Cursor, EventClaim, EventLog, Page, PortError, WebhookStore};
 use crate::webhook::{Route, Webhook, WebhookId};
+use time::OffsetDateTime;
 
 const META: &str = "META";
 
@@ -299,5 +301,136 @@ impl WebhookStore for DynamoWebhookStore {
                 return Ok(routes);
             }
         }
+    }
+}
+
+/// The event log on the same table: `PK=EV#<eventId> SK=META` with the event's delivered
+/// body, its fan-out state and a TTL (DESIGN §6).
+#[derive(Clone, Debug)]
+pub struct DynamoEventLog {
+    client: Client,
+    table: String,
+}
+
+fn event_pk(id: &EventId) -> String {
+    format!("EV#{id}")
+}
+
+impl DynamoEventLog {
+    /// The event log on `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn read(
+        &self,
+        id: &EventId,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", s(event_pk(id)))
+            .key("SK", s(META))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        // DynamoDB deletes expired items lazily (up to days later): treat them as gone.
+        Ok(out.item.filter(|item| match item.get("ttl") {
+            Some(AttributeValue::N(t)) => t.parse::<i64>().is_ok_and(|t| t > now),
+            _ => true,
+        }))
+    }
+}
+
+#[async_trait]
+impl EventLog for DynamoEventLog {
+    async fn claim(
+        &self,
+        event: &Event,
+        expires_at: OffsetDateTime,
+    ) -> Result<EventClaim, PortError> {
+        let doc = String::from_utf8(
+            event
+                .delivery_body()
+                .map_err(|e| PortError::Corrupt(e.to_string()))?,
+        )
+        .map_err(|e| PortError::Corrupt(e.to_string()))?;
+        let now = OffsetDateTime::now_utc();
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("PK", s(event_pk(&event.id)))
+            .item("SK", s(META))
+            .item("doc", s(doc))
+            .item("state", s("pending"))
+            .item(
+                "receivedAt",
+                AttributeValue::N(now.unix_timestamp().to_string()),
+            )
+            .item(
+                "ttl",
+                AttributeValue::N(expires_at.unix_timestamp().to_string()),
+            )
+            .condition_expression("attribute_not_exists(PK) OR #ttl <= :now")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::N(now.unix_timestamp().to_string()),
+            )
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(EventClaim::New),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                let state = self
+                    .read(&event.id)
+                    .await?
+                    .and_then(|item| match item.get("state") {
+                        Some(AttributeValue::S(state)) => Some(state.clone()),
+                        _ => None,
+                    });
+                Ok(if state.as_deref() == Some("done") {
+                    EventClaim::Done
+                } else {
+                    EventClaim::Unfinished
+                })
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn mark_fanned_out(&self, id: &EventId) -> Result<(), PortError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", s(event_pk(id)))
+            .key("SK", s(META))
+            .update_expression("SET #state = :done")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":done", s("done"))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn get(&self, id: &EventId) -> Result<Option<Event>, PortError> {
+        self.read(id)
+            .await?
+            .map(|item| {
+                doc_of(&item).and_then(|d| Event::from_stored(d).map_err(PortError::Corrupt))
+            })
+            .transpose()
     }
 }

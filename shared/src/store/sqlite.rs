@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{from_document, to_document};
-use crate::ports::{Cursor, Page, PortError, WebhookStore};
+use crate::event::{Event, EventId};
+use crate::ports::{Cursor, EventClaim, EventLog, Page, PortError, WebhookStore};
 use crate::webhook::{Route, Webhook, WebhookId};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -30,15 +31,38 @@ const MIGRATIONS: &[&str] = &[
          key   TEXT PRIMARY KEY,
          value TEXT NOT NULL
      );",
+    "CREATE TABLE events (
+         id          TEXT PRIMARY KEY,
+         doc         TEXT NOT NULL,
+         fanned_out  INTEGER NOT NULL DEFAULT 0,
+         received_at INTEGER NOT NULL,
+         expires_at  INTEGER NOT NULL
+     );
+     CREATE INDEX events_expiry ON events (expires_at);
+     CREATE TABLE queue_messages (
+         seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+         queue         TEXT NOT NULL,
+         message_id    TEXT NOT NULL UNIQUE,
+         body          TEXT NOT NULL,
+         reason        TEXT,
+         sent_at       INTEGER NOT NULL,
+         visible_at    INTEGER NOT NULL,
+         receive_count INTEGER NOT NULL DEFAULT 0,
+         receipt       TEXT
+     );
+     CREATE INDEX queue_ready ON queue_messages (queue, visible_at);
+     CREATE INDEX queue_receipt ON queue_messages (receipt);",
 ];
 
 /// One SQLite database holding every embedded port's tables.
 #[derive(Clone)]
 pub struct Database {
     conn: Arc<Mutex<Connection>>,
+    sent: Arc<tokio::sync::Notify>,
 }
 
-fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> PortError {
+/// Wraps a SQLite error as a retryable port error.
+pub(crate) fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> PortError {
     PortError::Unavailable(Box::new(e))
 }
 
@@ -83,7 +107,13 @@ impl Database {
         tx.commit().map_err(unavailable)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            sent: Arc::new(tokio::sync::Notify::new()),
         })
+    }
+
+    /// Woken whenever a message is sent to any embedded queue (consumers wait on it).
+    pub fn message_sent(&self) -> &tokio::sync::Notify {
+        &self.sent
     }
 
     /// Runs `f` on the connection in the blocking pool.
@@ -179,6 +209,99 @@ fn stored_version(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<u64
 
 fn version_param(v: u64) -> Result<i64, PortError> {
     i64::try_from(v).map_err(|_| PortError::Corrupt(format!("version {v} out of range")))
+}
+
+fn epoch_ms(t: time::OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl EventLog for Database {
+    async fn claim(
+        &self,
+        event: &Event,
+        expires_at: time::OffsetDateTime,
+    ) -> Result<EventClaim, PortError> {
+        let id = event.id.to_string();
+        let doc = String::from_utf8(
+            event
+                .delivery_body()
+                .map_err(|e| PortError::Corrupt(e.to_string()))?,
+        )
+        .map_err(|e| PortError::Corrupt(e.to_string()))?;
+        let now = epoch_ms(time::OffsetDateTime::now_utc());
+        let expires = epoch_ms(expires_at);
+        self.with_conn(move |c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            // An expired entry is as good as absent (TTL).
+            let found: Option<(bool, i64)> = tx
+                .query_row("SELECT fanned_out, expires_at FROM events WHERE id = ?1", params![id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(unavailable)?;
+            let claim = match found {
+                Some((true, exp)) if exp > now => EventClaim::Done,
+                Some((false, exp)) if exp > now => EventClaim::Unfinished,
+                _ => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO events (id, doc, fanned_out, received_at, expires_at) VALUES (?1, ?2, 0, ?3, ?4)",
+                        params![id, doc, now, expires],
+                    )
+                    .map_err(unavailable)?;
+                    EventClaim::New
+                }
+            };
+            tx.commit().map_err(unavailable)?;
+            Ok(claim)
+        })
+        .await
+    }
+
+    async fn mark_fanned_out(&self, id: &EventId) -> Result<(), PortError> {
+        let id = id.to_string();
+        self.with_conn(move |c| {
+            c.execute(
+                "UPDATE events SET fanned_out = 1 WHERE id = ?1",
+                params![id],
+            )
+            .map_err(unavailable)
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn get(&self, id: &EventId) -> Result<Option<Event>, PortError> {
+        let id = id.to_string();
+        let now = epoch_ms(time::OffsetDateTime::now_utc());
+        let doc: Option<String> = self
+            .with_conn(move |c| {
+                c.query_row(
+                    "SELECT doc FROM events WHERE id = ?1 AND expires_at > ?2",
+                    params![id, now],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)
+            })
+            .await?;
+        doc.map(|d| Event::from_stored(&d).map_err(PortError::Corrupt))
+            .transpose()
+    }
+}
+
+impl Database {
+    /// Deletes logged events past their expiry (DynamoDB's TTL does this in AWS).
+    pub async fn purge_expired_events(&self) -> Result<usize, PortError> {
+        let now = epoch_ms(time::OffsetDateTime::now_utc());
+        self.with_conn(move |c| {
+            c.execute("DELETE FROM events WHERE expires_at <= ?1", params![now])
+                .map_err(unavailable)
+        })
+        .await
+    }
 }
 
 #[async_trait]

@@ -1,0 +1,50 @@
+//! Event intake (`POST /v1/events`): validate the envelope, check `publish-events` on the
+//! event's App, and put it on the events queue. Nothing is sent for bad input.
+
+use std::sync::Arc;
+
+use hookline_core::auth::{Action, Principal};
+use hookline_core::event::{Event, EventError, IntakeRules};
+use hookline_core::event_type::Catalog;
+use hookline_core::ports::EventQueue;
+use hookline_core::urn::Namespace;
+use time::OffsetDateTime;
+
+use crate::service::ServiceError;
+
+/// The intake service.
+#[derive(Clone)]
+pub struct IntakeService {
+    queue: Arc<dyn EventQueue>,
+    namespace: Namespace,
+}
+
+impl IntakeService {
+    /// Intake onto `queue`, validating URNs in `namespace`.
+    pub fn new(queue: Arc<dyn EventQueue>, namespace: Namespace) -> Self {
+        Self { queue, namespace }
+    }
+
+    /// Validates `body`, checks the caller may publish for the event's App, and enqueues it.
+    /// Returns the event as queued (its id assigned when the body had none).
+    pub async fn publish(&self, principal: &Principal, body: &[u8]) -> Result<Event, ServiceError> {
+        let rules = IntakeRules {
+            namespace: &self.namespace,
+            catalog: Catalog::builtin(),
+        };
+        let event =
+            Event::from_intake(body, rules, OffsetDateTime::now_utc()).map_err(|e| match e {
+                EventError::Invalid(errors) => ServiceError::Invalid(errors),
+                other => ServiceError::BadRequest(other.to_string()),
+            })?;
+        let app = event.urn.app_id();
+        if !principal.may(Action::PublishEvents, app) {
+            return Err(ServiceError::Forbidden(format!(
+                "publishing events needs publish-events on App {app}"
+            )));
+        }
+        self.queue.send_event(&event).await?;
+        tracing::info!(event_id = %event.id, event_type = %event.event_type, urn = %event.urn, sub = %principal.sub, "event accepted");
+        Ok(event)
+    }
+}

@@ -1,0 +1,282 @@
+//! Fan-out: each event from the `events` queue becomes one delivery message per matching,
+//! enabled webhook (DESIGN §3, §6).
+//!
+//! Per message: parse and validate (garbage goes to `events-dlq` with the reason, once,
+//! and never blocks its batch); claim the event id in the event log (a copy of an event whose
+//! fan-out finished is dropped, one whose fan-out did not finish is fanned out again); read
+//! the App's route items in one query; match them with a [`UrnIndex`] and the event-type
+//! filters; send the delivery messages; mark the event fanned out. Delivery ids are
+//! deterministic per (event, webhook), so a repeated fan-out repeats ids and loses nothing.
+#![warn(missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use hookline_core::event::{Event, EventError, IntakeRules};
+use hookline_core::event_type::Catalog;
+use hookline_core::ports::{
+    DeadLetters, DeliveryId, DeliveryMessage, DeliveryQueue, EventClaim, EventLog, PortError,
+    ReceivedMessage, WebhookStore,
+};
+use hookline_core::urn::{Namespace, UrnIndex};
+use hookline_core::webhook::Route;
+use time::OffsetDateTime;
+use tracing::Instrument;
+
+/// How long an event stays in the event log (dedupe window and redelivery source).
+pub const DEFAULT_EVENT_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// What ingest needs to know about the deployment.
+#[derive(Debug, Clone)]
+pub struct IngestSettings {
+    /// The URN namespace events must use.
+    pub namespace: Namespace,
+    /// How long events are kept in the event log.
+    pub event_ttl: Duration,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            namespace: Namespace::default(),
+            event_ttl: DEFAULT_EVENT_TTL,
+        }
+    }
+}
+
+/// Why a message must be retried (it stays in the queue; redrive ends endless retries).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Storage or a queue failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+    /// Some delivery messages were not accepted by the queue.
+    #[error("{} of the event's delivery messages were not accepted", .0.len())]
+    Unsent(Vec<DeliveryId>),
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Fanned out into this many delivery messages.
+    FannedOut(usize),
+    /// A copy of an event already fanned out: dropped.
+    Duplicate,
+    /// Invalid: moved to the dead-letter queue with the reason.
+    DeadLettered(String),
+}
+
+/// The fan-out, over the ports.
+#[derive(Clone)]
+pub struct Ingest {
+    store: Arc<dyn WebhookStore>,
+    log: Arc<dyn EventLog>,
+    deliveries: Arc<dyn DeliveryQueue>,
+    dead_letters: Arc<dyn DeadLetters>,
+    settings: IngestSettings,
+}
+
+/// The routes an event goes to: enabled, wanting its type, with a pattern matching its URN.
+/// Pure: `routes` are the route items of the event's App.
+pub fn match_routes<'r>(routes: &'r [Route], event: &Event) -> Vec<&'r Route> {
+    let index: UrnIndex<usize> = routes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| r.patterns.iter().map(move |p| (p.clone(), i)))
+        .collect();
+    let mut matched: Vec<&Route> = index
+        .matches(&event.urn)
+        .into_iter()
+        .map(|i| &routes[*i])
+        .filter(|r| r.enabled && r.event_types.iter().any(|f| f.matches(&event.event_type)))
+        .collect();
+    matched.sort_by(|a, b| a.webhook_id.cmp(&b.webhook_id));
+    matched.dedup_by(|a, b| a.webhook_id == b.webhook_id);
+    matched
+}
+
+impl Ingest {
+    /// Fan-out over these ports.
+    pub fn new(
+        store: Arc<dyn WebhookStore>,
+        log: Arc<dyn EventLog>,
+        deliveries: Arc<dyn DeliveryQueue>,
+        dead_letters: Arc<dyn DeadLetters>,
+        settings: IngestSettings,
+    ) -> Self {
+        Self {
+            store,
+            log,
+            deliveries,
+            dead_letters,
+            settings,
+        }
+    }
+
+    /// Handles a batch concurrently; returns the ids of the messages to retry (the SQS
+    /// partial batch response). One bad message never fails the others.
+    pub async fn handle_batch(&self, messages: &[ReceivedMessage]) -> Vec<String> {
+        let results = join_all(messages.iter().map(|m| self.handle_message(m))).await;
+        messages
+            .iter()
+            .zip(results)
+            .filter_map(|(m, r)| r.err().map(|_| m.message_id.clone()))
+            .collect()
+    }
+
+    /// Handles one message from the events queue.
+    pub async fn handle_message(&self, message: &ReceivedMessage) -> Result<Outcome, IngestError> {
+        let span = tracing::info_span!(
+            "ingest",
+            message_id = %message.message_id,
+            receive_count = message.receive_count,
+            event_id = tracing::field::Empty
+        );
+        async {
+            let rules = IntakeRules { namespace: &self.settings.namespace, catalog: Catalog::builtin() };
+            let now = OffsetDateTime::now_utc();
+            let event = match Event::from_queue_message(message.body.as_bytes(), &message.message_id, rules, now) {
+                Ok(event) => event,
+                Err(e) => return self.refuse(message, &e).await,
+            };
+            tracing::Span::current().record("event_id", event.id.as_str());
+            let result = self.fan_out(&event).await;
+            match &result {
+                Ok(Outcome::FannedOut(n)) => tracing::info!(deliveries = n, event_type = %event.event_type, urn = %event.urn, "event fanned out"),
+                Ok(Outcome::Duplicate) => tracing::info!("event already fanned out; copy dropped"),
+                Ok(Outcome::DeadLettered(_)) => {}
+                Err(e) => tracing::warn!(error = %e, "fan-out failed; the message will be retried"),
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn refuse(
+        &self,
+        message: &ReceivedMessage,
+        error: &EventError,
+    ) -> Result<Outcome, IngestError> {
+        let reason = format!("invalid event: {error}");
+        self.dead_letters
+            .dead_letter(&message.body, &reason)
+            .await?;
+        tracing::warn!(%reason, "message moved to the events DLQ");
+        Ok(Outcome::DeadLettered(reason))
+    }
+
+    /// Fans one validated event out (also the path for events taken in over HTTP).
+    pub async fn fan_out(&self, event: &Event) -> Result<Outcome, IngestError> {
+        let expires = OffsetDateTime::now_utc() + self.settings.event_ttl;
+        match self.log.claim(event, expires).await? {
+            EventClaim::Done => return Ok(Outcome::Duplicate),
+            EventClaim::Unfinished => {
+                tracing::info!("fan-out of this event did not finish before; repeating it")
+            }
+            EventClaim::New => {}
+        }
+        let routes = self.store.routes_for_app(event.urn.app_id()).await?;
+        let messages: Vec<DeliveryMessage> = match_routes(&routes, event)
+            .into_iter()
+            .map(|r| DeliveryMessage {
+                delivery_id: DeliveryId::for_pair(&event.id, &r.webhook_id),
+                event_id: event.id.clone(),
+                webhook_id: r.webhook_id.clone(),
+            })
+            .collect();
+        if !messages.is_empty() {
+            let unsent = self.deliveries.send_deliveries(&messages).await?;
+            if !unsent.is_empty() {
+                return Err(IngestError::Unsent(unsent));
+            }
+        }
+        self.log.mark_fanned_out(&event.id).await?;
+        Ok(Outcome::FannedOut(messages.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookline_core::event_type::EventTypeFilter;
+    use hookline_core::urn::UrnPattern;
+    use hookline_core::webhook::{WebhookId, WebhookUrl};
+
+    fn route(app: &str, patterns: &[&str], types: &[&str], enabled: bool) -> Route {
+        Route {
+            webhook_id: WebhookId::generate(),
+            app_id: app.into(),
+            patterns: patterns
+                .iter()
+                .map(|p| UrnPattern::parse_default(p).expect("pattern"))
+                .collect(),
+            event_types: types
+                .iter()
+                .map(|t| EventTypeFilter::parse(t, Catalog::builtin()).expect("type"))
+                .collect(),
+            enabled,
+            url: WebhookUrl::parse_stored("https://crm.example.com/").expect("url"),
+        }
+    }
+
+    fn event(urn: &str, event_type: &str) -> Event {
+        let body = format!(r#"{{"id":"evt_1","type":"{event_type}","urn":"{urn}","data":{{}}}}"#);
+        let rules = IntakeRules {
+            namespace: &Namespace::default(),
+            catalog: Catalog::builtin(),
+        };
+        Event::from_intake(body.as_bytes(), rules, OffsetDateTime::now_utc()).expect("valid event")
+    }
+
+    #[test]
+    fn routes_match_by_urn_pattern_type_and_enabled() {
+        let routes = vec![
+            route("A1", &["urn:allthings:app:A1:*"], &["*"], true),
+            route(
+                "A1",
+                &["urn:allthings:app:A1:ticket:CAT7:*"],
+                &["ticket.created"],
+                true,
+            ),
+            route(
+                "A1",
+                &["urn:allthings:app:A1:ticket:CAT8:*"],
+                &["ticket.*"],
+                true,
+            ),
+            route("A1", &["urn:allthings:app:A1:*"], &["booking.*"], true),
+            route("A1", &["urn:allthings:app:A1:*"], &["*"], false),
+            route(
+                "A1",
+                &[
+                    "urn:allthings:app:A1:ticket:*",
+                    "urn:allthings:app:A1:ticket:CAT7:T99",
+                ],
+                &["ticket.*"],
+                true,
+            ),
+        ];
+        let matched = match_routes(
+            &routes,
+            &event("urn:allthings:app:A1:ticket:CAT7:T99", "ticket.created"),
+        );
+        let mut want = vec![
+            &routes[0].webhook_id,
+            &routes[1].webhook_id,
+            &routes[5].webhook_id,
+        ];
+        want.sort();
+        assert_eq!(
+            matched.iter().map(|r| &r.webhook_id).collect::<Vec<_>>(),
+            want
+        );
+        let matched = match_routes(
+            &routes,
+            &event("urn:allthings:app:A1:booking:B1", "booking.created"),
+        );
+        assert_eq!(matched.len(), 2);
+        assert!(match_routes(&[], &event("urn:allthings:app:A1", "user.registered")).is_empty());
+    }
+}

@@ -1,0 +1,70 @@
+//! The embedded stand-in for Lambda's SQS event source: receive a batch from an embedded
+//! queue, hand it to the same handler the Lambda runs, delete what succeeded, and leave
+//! failures to come back after their visibility timeout (or go to the DLQ by redrive).
+
+use std::future::Future;
+use std::time::Duration;
+
+use hookline_core::ports::ReceivedMessage;
+use hookline_core::queue::sqlite::SqliteQueue;
+use hookline_core::store::sqlite::Database;
+use tokio::sync::watch;
+
+/// How a consumer polls.
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumerSettings {
+    /// Messages per batch (Lambda's `BatchSize`).
+    pub batch_size: usize,
+    /// How long a received message stays hidden (the queue's visibility timeout).
+    pub visibility: Duration,
+    /// Longest wait between polls when nothing was announced.
+    pub idle_poll: Duration,
+}
+
+/// Consumes `queue` until `stop` turns true; `handle` returns the ids of messages to retry.
+pub async fn consume<F, Fut>(
+    db: Database,
+    queue: SqliteQueue,
+    settings: ConsumerSettings,
+    mut stop: watch::Receiver<bool>,
+    handle: F,
+) where
+    F: Fn(Vec<ReceivedMessage>) -> Fut,
+    Fut: Future<Output = Vec<String>>,
+{
+    let span = tracing::info_span!("consumer", queue = queue.name());
+    let _enter = span.enter();
+    drop(_enter);
+    while !*stop.borrow() {
+        // Register for the wake-up before looking, so a send in between is not missed.
+        let announced = db.message_sent().notified();
+        tokio::pin!(announced);
+        announced.as_mut().enable();
+        let batch = match queue
+            .receive(settings.batch_size, settings.visibility)
+            .await
+        {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::error!(queue = queue.name(), error = %e, "receive failed; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                () = &mut announced => {}
+                () = tokio::time::sleep(settings.idle_poll) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        let failed = handle(batch.clone()).await;
+        for message in batch.iter().filter(|m| !failed.contains(&m.message_id)) {
+            if let Err(e) = queue.delete(&message.receipt).await {
+                // It comes back after its visibility timeout and is handled again (idempotent).
+                tracing::warn!(queue = queue.name(), message_id = %message.message_id, error = %e, "delete failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! SQS adapter for the queue ports: `SendMessage`, `SendMessageBatch` (10 a call, failed
+//! entries retried), `ChangeMessageVisibility` for backoff.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::Client;
+
+use crate::event::Event;
+use crate::ports::{
+    DeadLetters, DeliveryId, DeliveryMessage, DeliveryQueue, EventQueue, PortError, ReceiptHandle,
+};
+use crate::retry::MAX_VISIBILITY;
+
+/// Most entries SQS takes in one `SendMessageBatch`.
+pub const BATCH_LIMIT: usize = 10;
+/// Attempts per batch before its still-failing entries are reported back.
+pub const BATCH_ATTEMPTS: usize = 3;
+/// Message attribute carrying why a message was dead-lettered.
+pub const REASON_ATTRIBUTE: &str = "hookline-reason";
+
+/// One SQS queue, by URL.
+#[derive(Clone, Debug)]
+pub struct SqsQueue {
+    client: Client,
+    url: String,
+}
+
+fn unavailable<E>(e: aws_sdk_sqs::error::SdkError<E>) -> PortError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    PortError::Unavailable(
+        aws_sdk_sqs::error::DisplayErrorContext(e)
+            .to_string()
+            .into(),
+    )
+}
+
+fn build_err(e: aws_sdk_sqs::error::BuildError) -> PortError {
+    PortError::Corrupt(format!("building an SQS request: {e}"))
+}
+
+impl SqsQueue {
+    /// The queue at `url`.
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        Self {
+            client,
+            url: url.into(),
+        }
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends one body; returns the message id.
+    pub async fn send(&self, body: &str, reason: Option<&str>) -> Result<String, PortError> {
+        let mut request = self
+            .client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body);
+        if let Some(reason) = reason {
+            let attr = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(reason)
+                .build()
+                .map_err(build_err)?;
+            request = request.message_attributes(REASON_ATTRIBUTE, attr);
+        }
+        let out = request.send().await.map_err(unavailable)?;
+        Ok(out.message_id.unwrap_or_default())
+    }
+
+    /// Deletes a received message.
+    pub async fn delete(&self, receipt: &ReceiptHandle) -> Result<(), PortError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(&receipt.0)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn send_batch(&self, batch: &[DeliveryMessage]) -> Result<Vec<DeliveryId>, PortError> {
+        let mut pending: Vec<&DeliveryMessage> = batch.iter().collect();
+        for attempt in 1..=BATCH_ATTEMPTS {
+            let entries = pending
+                .iter()
+                .map(|m| {
+                    let body =
+                        serde_json::to_string(m).map_err(|e| PortError::Corrupt(e.to_string()))?;
+                    SendMessageBatchRequestEntry::builder()
+                        .id(m.delivery_id.as_str())
+                        .message_body(body)
+                        .build()
+                        .map_err(build_err)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = match self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(e) if attempt < BATCH_ATTEMPTS => {
+                    tracing::warn!(attempt, error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "SendMessageBatch failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                    continue;
+                }
+                Err(e) => return Err(unavailable(e)),
+            };
+            let failed: Vec<&str> = out.failed().iter().map(|f| f.id()).collect();
+            if failed.is_empty() {
+                return Ok(Vec::new());
+            }
+            for f in out.failed() {
+                tracing::warn!(
+                    delivery_id = f.id(),
+                    code = f.code(),
+                    sender_fault = f.sender_fault(),
+                    attempt,
+                    "delivery message not accepted"
+                );
+            }
+            pending.retain(|m| failed.contains(&m.delivery_id.as_str()));
+            if attempt < BATCH_ATTEMPTS {
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            }
+        }
+        Ok(pending.into_iter().map(|m| m.delivery_id.clone()).collect())
+    }
+}
+
+#[async_trait]
+impl EventQueue for SqsQueue {
+    async fn send_event(&self, event: &Event) -> Result<(), PortError> {
+        let body = event
+            .delivery_body()
+            .map_err(|e| PortError::Corrupt(e.to_string()))?;
+        let body = String::from_utf8(body).map_err(|e| PortError::Corrupt(e.to_string()))?;
+        self.send(&body, None).await.map(|_| ())
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for SqsQueue {
+    async fn send_deliveries(
+        &self,
+        messages: &[DeliveryMessage],
+    ) -> Result<Vec<DeliveryId>, PortError> {
+        let mut failed = Vec::new();
+        for batch in messages.chunks(BATCH_LIMIT) {
+            failed.extend(self.send_batch(batch).await?);
+        }
+        Ok(failed)
+    }
+
+    async fn retry_later(&self, receipt: &ReceiptHandle, delay: Duration) -> Result<(), PortError> {
+        let secs = delay.min(MAX_VISIBILITY).as_secs_f64().ceil();
+        let secs = i32::try_from(secs as i64).unwrap_or(i32::MAX);
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(&receipt.0)
+            .visibility_timeout(secs)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+}
+
+#[async_trait]
+impl DeadLetters for SqsQueue {
+    async fn dead_letter(&self, body: &str, reason: &str) -> Result<(), PortError> {
+        self.send(body, Some(reason)).await.map(|_| ())
+    }
+}
