@@ -79,8 +79,11 @@ pub trait WebhookStore: Send + Sync {
 pub enum EventClaim {
     /// First time seen: fan it out, then call [`EventLog::mark_fanned_out`].
     New,
-    /// Seen before but its fan-out did not finish: fan it out again (deliveries dedupe by id).
+    /// Seen before, its fan-out did not finish and its claim lapsed: this caller takes it
+    /// over and fans it out again (the repeated delivery ids make duplicates recognisable).
     Unfinished,
+    /// Another consumer claimed it moments ago and may still be fanning it out: retry later.
+    InProgress,
     /// Seen and fanned out: drop this copy.
     Done,
 }
@@ -88,12 +91,16 @@ pub enum EventClaim {
 /// The event log: dedupe by event id, and the payload kept for redelivery.
 #[async_trait]
 pub trait EventLog: Send + Sync {
-    /// Records `event` unless its id is known, and says where it stands; kept until `expires_at`.
+    /// Records `event` unless its id is known, and says where it stands; kept until
+    /// `expires_at`. A `New` or `Unfinished` claim is the caller's for `lease`.
     async fn claim(
         &self,
         event: &Event,
         expires_at: OffsetDateTime,
+        lease: Duration,
     ) -> Result<EventClaim, PortError>;
+    /// Gives up a claim after a failed fan-out, so the retry need not wait out the lease.
+    async fn release(&self, id: &EventId) -> Result<(), PortError>;
     /// Marks the event's fan-out complete, so later copies are dropped.
     async fn mark_fanned_out(&self, id: &EventId) -> Result<(), PortError>;
     /// Reads a logged event, for redelivery.

@@ -53,3 +53,48 @@ pub async fn fresh_aws(
 }
 
 pub mod receiver;
+
+/// A stored-ready webhook (validated, with a fresh secret) for tests that write to a store
+/// directly, without the API's endpoint check.
+pub fn webhook(
+    urns: &[&str],
+    event_types: &[&str],
+    enabled: bool,
+) -> hookline_core::webhook::Webhook {
+    use hookline_core::webhook::{NewWebhook, SigningSecret, Webhook, WebhookId, WebhookRules};
+    let namespace = hookline_core::urn::Namespace::default();
+    let rules = WebhookRules {
+        namespace: &namespace,
+        catalog: hookline_core::event_type::Catalog::builtin(),
+        allow_http: true,
+        targets: hookline_core::target::TargetPolicy {
+            allow_private: true,
+        },
+    };
+    let spec = NewWebhook {
+        name: "test".into(),
+        url: "https://crm.example.com/hooks".into(),
+        event_types: event_types.iter().map(|t| (*t).to_owned()).collect(),
+        urns: Some(urns.iter().map(|u| (*u).to_owned()).collect()),
+        custom_headers: None,
+        enabled: Some(enabled),
+    }
+    .validate(&rules, None)
+    .unwrap_or_else(|e| panic!("test webhook is invalid: {e}"));
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    Webhook {
+        id: WebhookId::generate(),
+        spec,
+        secrets: vec![SigningSecret {
+            secret: hookline_core::signing::Secret::generate().unwrap_or_else(|e| panic!("{e}")),
+            expires_at: None,
+        }],
+        owner: "tester".into(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+        disabled_reason: None,
+    }
+}

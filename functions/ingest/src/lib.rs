@@ -27,6 +27,9 @@ use tracing::Instrument;
 /// How long an event stays in the event log (dedupe window and redelivery source).
 pub const DEFAULT_EVENT_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
+/// Default claim lease: twice the `ingest` function's 30 s timeout.
+pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(60);
+
 /// What ingest needs to know about the deployment.
 #[derive(Debug, Clone)]
 pub struct IngestSettings {
@@ -34,6 +37,9 @@ pub struct IngestSettings {
     pub namespace: Namespace,
     /// How long events are kept in the event log.
     pub event_ttl: Duration,
+    /// How long a consumer's claim on an event lasts; longer than one fan-out can take
+    /// (the function's timeout), so a concurrent copy waits instead of fanning out too.
+    pub claim_lease: Duration,
 }
 
 impl Default for IngestSettings {
@@ -41,6 +47,7 @@ impl Default for IngestSettings {
         Self {
             namespace: Namespace::default(),
             event_ttl: DEFAULT_EVENT_TTL,
+            claim_lease: DEFAULT_CLAIM_LEASE,
         }
     }
 }
@@ -51,6 +58,9 @@ pub enum IngestError {
     /// Storage or a queue failed.
     #[error(transparent)]
     Port(#[from] PortError),
+    /// Another consumer is fanning out a copy of this event right now.
+    #[error("a copy of this event is being fanned out by another consumer")]
+    InProgress,
     /// Some delivery messages were not accepted by the queue.
     #[error("{} of the event's delivery messages were not accepted", .0.len())]
     Unsent(Vec<DeliveryId>),
@@ -170,13 +180,28 @@ impl Ingest {
     /// Fans one validated event out (also the path for events taken in over HTTP).
     pub async fn fan_out(&self, event: &Event) -> Result<Outcome, IngestError> {
         let expires = OffsetDateTime::now_utc() + self.settings.event_ttl;
-        match self.log.claim(event, expires).await? {
+        match self
+            .log
+            .claim(event, expires, self.settings.claim_lease)
+            .await?
+        {
             EventClaim::Done => return Ok(Outcome::Duplicate),
+            EventClaim::InProgress => return Err(IngestError::InProgress),
             EventClaim::Unfinished => {
                 tracing::info!("fan-out of this event did not finish before; repeating it")
             }
             EventClaim::New => {}
         }
+        let result = self.fan_out_claimed(event).await;
+        if result.is_err() {
+            if let Err(e) = self.log.release(&event.id).await {
+                tracing::warn!(error = %e, "could not release the claim; the retry waits out the lease");
+            }
+        }
+        result
+    }
+
+    async fn fan_out_claimed(&self, event: &Event) -> Result<Outcome, IngestError> {
         let routes = self.store.routes_for_app(event.urn.app_id()).await?;
         let messages: Vec<DeliveryMessage> = match_routes(&routes, event)
             .into_iter()

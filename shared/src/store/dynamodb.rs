@@ -354,6 +354,7 @@ impl EventLog for DynamoEventLog {
         &self,
         event: &Event,
         expires_at: OffsetDateTime,
+        lease: std::time::Duration,
     ) -> Result<EventClaim, PortError> {
         let doc = String::from_utf8(
             event
@@ -362,6 +363,8 @@ impl EventLog for DynamoEventLog {
         )
         .map_err(|e| PortError::Corrupt(e.to_string()))?;
         let now = OffsetDateTime::now_utc();
+        let until = (now + lease).unix_timestamp_nanos() / 1_000_000;
+        let now_ms = now.unix_timestamp_nanos() / 1_000_000;
         let put = self
             .client
             .put_item()
@@ -370,6 +373,7 @@ impl EventLog for DynamoEventLog {
             .item("SK", s(META))
             .item("doc", s(doc))
             .item("state", s("pending"))
+            .item("claimedUntil", AttributeValue::N(until.to_string()))
             .item(
                 "receivedAt",
                 AttributeValue::N(now.unix_timestamp().to_string()),
@@ -392,18 +396,72 @@ impl EventLog for DynamoEventLog {
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                let state = self
-                    .read(&event.id)
-                    .await?
-                    .and_then(|item| match item.get("state") {
-                        Some(AttributeValue::S(state)) => Some(state.clone()),
-                        _ => None,
-                    });
-                Ok(if state.as_deref() == Some("done") {
-                    EventClaim::Done
-                } else {
-                    EventClaim::Unfinished
-                })
+                let Some(item) = self.read(&event.id).await? else {
+                    // Expired between the write and the read: the next try claims it anew.
+                    return Ok(EventClaim::InProgress);
+                };
+                if matches!(item.get("state"), Some(AttributeValue::S(state)) if state == "done") {
+                    return Ok(EventClaim::Done);
+                }
+                let claimed = match item.get("claimedUntil") {
+                    Some(AttributeValue::N(n)) => n.clone(),
+                    _ => "0".to_owned(),
+                };
+                if claimed.parse::<i128>().unwrap_or(0) > now_ms {
+                    return Ok(EventClaim::InProgress);
+                }
+                // Take over the lapsed claim, unless another consumer just did.
+                let taken = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("PK", s(event_pk(&event.id)))
+                    .key("SK", s(META))
+                    .update_expression("SET claimedUntil = :until")
+                    .condition_expression("#state = :pending AND (attribute_not_exists(claimedUntil) OR claimedUntil = :seen)")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+                    .expression_attribute_values(":pending", s("pending"))
+                    .expression_attribute_values(":seen", AttributeValue::N(claimed))
+                    .send()
+                    .await;
+                match taken {
+                    Ok(_) => Ok(EventClaim::Unfinished),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                    {
+                        Ok(EventClaim::InProgress)
+                    }
+                    Err(e) => Err(unavailable(e)),
+                }
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn release(&self, id: &EventId) -> Result<(), PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", s(event_pk(id)))
+            .key("SK", s(META))
+            .update_expression("SET claimedUntil = :zero")
+            .condition_expression("#state = :pending")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":pending", s("pending"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Done or gone: nothing to release.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
             }
             Err(e) => Err(unavailable(e)),
         }

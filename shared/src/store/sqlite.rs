@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
          id          TEXT PRIMARY KEY,
          doc         TEXT NOT NULL,
          fanned_out  INTEGER NOT NULL DEFAULT 0,
+         claimed_until INTEGER NOT NULL DEFAULT 0,
          received_at INTEGER NOT NULL,
          expires_at  INTEGER NOT NULL
      );
@@ -221,7 +222,9 @@ impl EventLog for Database {
         &self,
         event: &Event,
         expires_at: time::OffsetDateTime,
+        lease: std::time::Duration,
     ) -> Result<EventClaim, PortError> {
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
         let id = event.id.to_string();
         let doc = String::from_utf8(
             event
@@ -236,19 +239,30 @@ impl EventLog for Database {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
             // An expired entry is as good as absent (TTL).
-            let found: Option<(bool, i64)> = tx
-                .query_row("SELECT fanned_out, expires_at FROM events WHERE id = ?1", params![id], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
+            let found: Option<(bool, i64, i64)> = tx
+                .query_row(
+                    "SELECT fanned_out, expires_at, claimed_until FROM events WHERE id = ?1",
+                    params![id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
                 .optional()
                 .map_err(unavailable)?;
             let claim = match found {
-                Some((true, exp)) if exp > now => EventClaim::Done,
-                Some((false, exp)) if exp > now => EventClaim::Unfinished,
+                Some((true, exp, _)) if exp > now => EventClaim::Done,
+                Some((false, exp, until)) if exp > now && until > now => EventClaim::InProgress,
+                Some((false, exp, _)) if exp > now => {
+                    tx.execute(
+                        "UPDATE events SET claimed_until = ?2 WHERE id = ?1",
+                        params![id, now.saturating_add(lease_ms)],
+                    )
+                    .map_err(unavailable)?;
+                    EventClaim::Unfinished
+                }
                 _ => {
                     tx.execute(
-                        "INSERT OR REPLACE INTO events (id, doc, fanned_out, received_at, expires_at) VALUES (?1, ?2, 0, ?3, ?4)",
-                        params![id, doc, now, expires],
+                        "INSERT OR REPLACE INTO events (id, doc, fanned_out, claimed_until, received_at, expires_at)
+                         VALUES (?1, ?2, 0, ?3, ?4, ?5)",
+                        params![id, doc, now.saturating_add(lease_ms), now, expires],
                     )
                     .map_err(unavailable)?;
                     EventClaim::New
@@ -256,6 +270,19 @@ impl EventLog for Database {
             };
             tx.commit().map_err(unavailable)?;
             Ok(claim)
+        })
+        .await
+    }
+
+    async fn release(&self, id: &EventId) -> Result<(), PortError> {
+        let id = id.to_string();
+        self.with_conn(move |c| {
+            c.execute(
+                "UPDATE events SET claimed_until = 0 WHERE id = ?1 AND fanned_out = 0",
+                params![id],
+            )
+            .map_err(unavailable)
+            .map(|_| ())
         })
         .await
     }

@@ -1,0 +1,161 @@
+//! Events through `hookline serve`: `POST /v1/events` over HTTP, the embedded events queue,
+//! the ingest worker, and delivery messages on the embedded deliveries queue — also across a
+//! restart, since every queue is durable.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use hookline::Local;
+use hookline_api::service::Settings;
+use hookline_core::auth::Principal;
+use hookline_core::ports::{DeliveryMessage, WebhookStore};
+use hookline_core::target::TargetPolicy;
+use hookline_tests::webhook;
+
+fn settings() -> Settings {
+    Settings {
+        allow_http: true,
+        targets: TargetPolicy {
+            allow_private: true,
+        },
+        ..Settings::default()
+    }
+}
+
+fn temp_db(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(hookline_tests::unique_name(name));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join("hookline.db")
+}
+
+async fn wait_for_deliveries(local: &Local, n: usize) -> Vec<DeliveryMessage> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let messages = local.queues.deliveries.list(1000).await.expect("list");
+        if messages.len() >= n || Instant::now() > deadline {
+            return messages
+                .iter()
+                .map(|m| serde_json::from_str(&m.body).expect("delivery"))
+                .collect();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_event_posted_over_http_becomes_delivery_messages() {
+    let local = Local::open(&temp_db("serve-events"), settings(), "permissions".into())
+        .await
+        .expect("open");
+    let hook = webhook(&["urn:allthings:app:A1:ticket:*"], &["ticket.*"], true);
+    local.db.create(&hook).await.expect("create");
+    let publisher = Principal::from_claims(
+        "platform",
+        Some(&serde_json::Value::String("publish-events:A1".into())),
+    );
+    let token = local.mint_token(&publisher, Duration::from_secs(600));
+    let listener = hookline::bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(local.clone().serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let event = serde_json::json!({"type": "ticket.created", "urn": "urn:allthings:app:A1:ticket:CAT7:T99", "data": {"title": "Leaking tap"}});
+    let r = client
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(&token)
+        .json(&event)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 202);
+    let id = r.json::<serde_json::Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert!(id.starts_with("evt_"));
+    let deliveries = wait_for_deliveries(&local, 1).await;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].event_id.as_str(), id);
+    assert_eq!(deliveries[0].webhook_id, hook.id);
+
+    // Another App's events need publish-events there; bad events send nothing.
+    let other = serde_json::json!({"type": "ticket.created", "urn": "urn:allthings:app:A2:ticket:X", "data": {}});
+    let r = client
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(&token)
+        .json(&other)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403);
+    let bad = serde_json::json!({"type": "ticket.nope", "urn": "urn:allthings:app:A1:*", "data": {}, "extra": 1});
+    let r = client
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(&token)
+        .json(&bad)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 400);
+    let bad =
+        serde_json::json!({"type": "ticket.nope", "urn": "urn:allthings:app:A1:*", "data": {}});
+    let r = client
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(&token)
+        .json(&bad)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 422);
+    let fields: Vec<String> = r.json::<serde_json::Value>().await.expect("json")["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|e| e["field"].as_str().expect("field").to_owned())
+        .collect();
+    assert_eq!(fields, ["type", "urn"]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        local.queues.events.is_empty().await.expect("len"),
+        "nothing else was queued"
+    );
+    assert_eq!(local.queues.deliveries.len().await.expect("len"), 1);
+    stop.send(()).expect("running");
+    server.await.expect("task").expect("shutdown");
+}
+
+#[tokio::test]
+async fn events_accepted_before_a_restart_are_fanned_out_after_it() {
+    let path = temp_db("serve-restart");
+    let first = Local::open(&path, settings(), "permissions".into())
+        .await
+        .expect("open");
+    let hook = webhook(&["urn:allthings:app:R1:*"], &["*"], true);
+    first.db.create(&hook).await.expect("create");
+    // Accepted (202) while no worker runs, as if the process died right after answering.
+    for i in 0..5 {
+        first
+            .queues
+            .events
+            .send(&format!(r#"{{"id":"evt_r{i}","type":"user.registered","urn":"urn:allthings:app:R1:user:U{i}","data":{{}}}}"#), Duration::ZERO, None)
+            .await
+            .expect("send");
+    }
+    drop(first);
+    let second = Local::open(&path, settings(), "permissions".into())
+        .await
+        .expect("reopen");
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let workers = second.spawn_workers(stop_rx);
+    let deliveries = wait_for_deliveries(&second, 5).await;
+    assert_eq!(deliveries.len(), 5);
+    stop.send(true).expect("stop");
+    for w in workers {
+        w.await.expect("worker");
+    }
+    assert_eq!(second.db.integrity_check().await.expect("check"), "ok");
+}
