@@ -191,6 +191,78 @@ pub struct ReceivedMessage {
     pub receipt: ReceiptHandle,
 }
 
+/// How one delivery attempt ended, as the attempt log shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttemptStatus {
+    /// 2xx: acknowledged.
+    Delivered,
+    /// Failed, retried later (`next_retry_at`).
+    Retrying,
+    /// Failed and not retried (3xx, 4xx, refused target).
+    Failed,
+    /// Failed on the last allowed attempt: moved to the DLQ.
+    Exhausted,
+    /// 410 Gone: the webhook was disabled.
+    Gone,
+    /// Not sent: the webhook was deleted or disabled, or the event expired.
+    Skipped,
+}
+
+impl AttemptStatus {
+    /// Parses the kebab-case name (`delivered`, `retrying`, ...).
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+    }
+}
+
+/// One delivery attempt, kept in the attempt log for its TTL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    /// Sortable id of the attempt (ULID, time-ordered).
+    pub attempt_id: String,
+    /// The webhook.
+    pub webhook_id: WebhookId,
+    /// The (event, webhook) pair.
+    pub delivery_id: DeliveryId,
+    /// The event (also the `webhook-id` header).
+    pub event_id: EventId,
+    /// 1 for the first try of this delivery message.
+    pub attempt: u32,
+    /// When it was made.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// How it ended.
+    pub status: AttemptStatus,
+    /// The endpoint's status code, if it answered.
+    pub response_status: Option<u16>,
+    /// Why there was no answer, or why it was skipped.
+    pub error: Option<String>,
+    /// Time to answer.
+    pub latency_ms: u64,
+    /// The start of the endpoint's answer.
+    pub response_excerpt: String,
+    /// When the next try is due, for `retrying`.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_retry_at: Option<OffsetDateTime>,
+}
+
+/// The attempt log (`PK=WH#<id> SK=DL#<ulid>` in DynamoDB).
+#[async_trait]
+pub trait AttemptLog: Send + Sync {
+    /// Records one attempt, kept until `expires_at`.
+    async fn record(&self, attempt: &Attempt, expires_at: OffsetDateTime) -> Result<(), PortError>;
+    /// A webhook's attempts, newest first, optionally only those with `status`.
+    async fn list(
+        &self,
+        webhook: &WebhookId,
+        status: Option<AttemptStatus>,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<Attempt>, PortError>;
+}
+
 /// Largest part of an endpoint's answer that is read (DESIGN §7).
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 

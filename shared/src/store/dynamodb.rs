@@ -13,7 +13,9 @@ use aws_sdk_dynamodb::Client;
 
 use super::{from_document, to_document};
 use crate::event::{Event, EventId};
-use crate::ports::{Cursor, EventClaim, EventLog, Page, PortError, WebhookStore};
+use crate::ports::{
+    Attempt, AttemptLog, AttemptStatus, Cursor, EventClaim, EventLog, Page, PortError, WebhookStore,
+};
 use crate::webhook::{Route, Webhook, WebhookId};
 use time::OffsetDateTime;
 
@@ -490,5 +492,98 @@ impl EventLog for DynamoEventLog {
                 doc_of(&item).and_then(|d| Event::from_stored(d).map_err(PortError::Corrupt))
             })
             .transpose()
+    }
+}
+
+/// The attempt log on the same table: `PK=WH#<webhookId> SK=DL#<attemptId>`, with a TTL.
+#[derive(Clone, Debug)]
+pub struct DynamoAttemptLog {
+    client: Client,
+    table: String,
+}
+
+impl DynamoAttemptLog {
+    /// The attempt log on `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+}
+
+fn status_name(status: AttemptStatus) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl AttemptLog for DynamoAttemptLog {
+    async fn record(&self, attempt: &Attempt, expires_at: OffsetDateTime) -> Result<(), PortError> {
+        let doc = serde_json::to_string(attempt).map_err(|e| PortError::Corrupt(e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("PK", s(webhook_pk(attempt.webhook_id.as_str())))
+            .item("SK", s(format!("DL#{}", attempt.attempt_id)))
+            .item("status", s(status_name(attempt.status)))
+            .item("doc", s(doc))
+            .item("ttl", AttributeValue::N(expires_at.unix_timestamp().to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn list(
+        &self,
+        webhook: &WebhookId,
+        status: Option<AttemptStatus>,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<Attempt>, PortError> {
+        let pk = webhook_pk(webhook.as_str());
+        let mut start = cursor.map(|c| {
+            HashMap::from([("PK".to_owned(), s(pk.clone())), ("SK".to_owned(), s(format!("DL#{}", c.0)))])
+        });
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let mut items: Vec<Attempt> = Vec::new();
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :dl)")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":dl", s("DL#"))
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .expression_attribute_names("#ttl", "ttl")
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
+            query = match status {
+                Some(st) => query
+                    .filter_expression("#ttl > :now AND #status = :status")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":status", s(status_name(st))),
+                None => query.filter_expression("#ttl > :now"),
+            };
+            let out = query.send().await.map_err(unavailable)?;
+            for item in out.items() {
+                let attempt: Attempt = serde_json::from_str(doc_of(item)?)
+                    .map_err(|e| PortError::Corrupt(format!("attempt: {e}")))?;
+                items.push(attempt);
+            }
+            start = out.last_evaluated_key;
+            if items.len() > limit || start.is_none() {
+                break;
+            }
+        }
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|a| Cursor(a.attempt_id.clone()))
+        } else {
+            None
+        };
+        Ok(Page { items, next })
     }
 }

@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{from_document, to_document};
 use crate::event::{Event, EventId};
-use crate::ports::{Cursor, EventClaim, EventLog, Page, PortError, WebhookStore};
+use crate::ports::{Attempt, AttemptLog, AttemptStatus, Cursor, EventClaim, EventLog, Page, PortError, WebhookStore};
 use crate::webhook::{Route, Webhook, WebhookId};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -52,7 +52,16 @@ const MIGRATIONS: &[&str] = &[
          receipt       TEXT
      );
      CREATE INDEX queue_ready ON queue_messages (queue, visible_at);
-     CREATE INDEX queue_receipt ON queue_messages (receipt);",
+     CREATE INDEX queue_receipt ON queue_messages (receipt);
+     CREATE TABLE attempts (
+         webhook_id TEXT NOT NULL,
+         attempt_id TEXT NOT NULL,
+         status     TEXT NOT NULL,
+         doc        TEXT NOT NULL,
+         expires_at INTEGER NOT NULL,
+         PRIMARY KEY (webhook_id, attempt_id)
+     ) WITHOUT ROWID;
+     CREATE INDEX attempts_expiry ON attempts (expires_at);",
 ];
 
 /// One SQLite database holding every embedded port's tables.
@@ -320,14 +329,79 @@ impl EventLog for Database {
 }
 
 impl Database {
-    /// Deletes logged events past their expiry (DynamoDB's TTL does this in AWS).
-    pub async fn purge_expired_events(&self) -> Result<usize, PortError> {
+    /// Deletes logged events and attempts past their expiry (DynamoDB's TTL does this in AWS).
+    pub async fn purge_expired(&self) -> Result<usize, PortError> {
         let now = epoch_ms(time::OffsetDateTime::now_utc());
         self.with_conn(move |c| {
-            c.execute("DELETE FROM events WHERE expires_at <= ?1", params![now])
-                .map_err(unavailable)
+            let events = c.execute("DELETE FROM events WHERE expires_at <= ?1", params![now]).map_err(unavailable)?;
+            let attempts = c.execute("DELETE FROM attempts WHERE expires_at <= ?1", params![now]).map_err(unavailable)?;
+            Ok(events + attempts)
         })
         .await
+    }
+}
+
+fn status_name(status: AttemptStatus) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl AttemptLog for Database {
+    async fn record(&self, attempt: &Attempt, expires_at: time::OffsetDateTime) -> Result<(), PortError> {
+        let doc = serde_json::to_string(attempt).map_err(|e| PortError::Corrupt(e.to_string()))?;
+        let (webhook, id, status) = (attempt.webhook_id.to_string(), attempt.attempt_id.clone(), status_name(attempt.status));
+        let expires = epoch_ms(expires_at);
+        self.with_conn(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO attempts (webhook_id, attempt_id, status, doc, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![webhook, id, status, doc, expires],
+            )
+            .map_err(unavailable)
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn list(
+        &self,
+        webhook: &WebhookId,
+        status: Option<AttemptStatus>,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<Attempt>, PortError> {
+        let webhook = webhook.to_string();
+        let status = status.map(status_name);
+        // Attempt ids are ULIDs; "~" sorts after every one of them.
+        let before = cursor.map(|c| c.0.clone()).unwrap_or_else(|| "~".to_owned());
+        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let now = epoch_ms(time::OffsetDateTime::now_utc());
+        let docs: Vec<String> = self
+            .with_conn(move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT doc FROM attempts WHERE webhook_id = ?1 AND attempt_id < ?2
+                         AND (?3 IS NULL OR status = ?3) AND expires_at > ?4
+                         ORDER BY attempt_id DESC LIMIT ?5",
+                    )
+                    .map_err(unavailable)?;
+                let rows = stmt.query_map(params![webhook, before, status, now, fetch], |r| r.get(0)).map_err(unavailable)?;
+                rows.collect::<Result<Vec<String>, _>>().map_err(unavailable)
+            })
+            .await?;
+        let mut items = docs
+            .iter()
+            .map(|d| serde_json::from_str::<Attempt>(d).map_err(|e| PortError::Corrupt(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|a| Cursor(a.attempt_id.clone()))
+        } else {
+            None
+        };
+        Ok(Page { items, next })
     }
 }
 

@@ -1,0 +1,278 @@
+//! Delivery: each message of the `deliveries` queue is one (event, webhook) pair, POSTed to
+//! the endpoint signed per Standard Webhooks (DESIGN §7), with backoff through the queue's
+//! visibility and redrive to the DLQ (DESIGN §6).
+//!
+//! Per message: read the webhook (deleted or disabled: nothing is sent) and the event from
+//! the event log; sign and POST; record the attempt; then, by the retry policy: acknowledge
+//! (2xx and final failures), disable the webhook (410), or hide the message until the next
+//! backoff step and report it failed so the queue brings it back — or, on the last allowed
+//! attempt, leaves it to redrive into the DLQ.
+#![warn(missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+use hookline_core::event::Event;
+use hookline_core::ports::{
+    Attempt, AttemptLog, AttemptStatus, DeliveryMessage, DeliveryQueue, EventLog, HttpSender,
+    OutboundMethod, OutboundRequest, PortError, ReceivedMessage, WebhookStore,
+};
+use hookline_core::retry::{parse_retry_after, AttemptOutcome, Decision, RetryPolicy};
+use hookline_core::signing::signature_header;
+use hookline_core::webhook::Webhook;
+use time::OffsetDateTime;
+use tracing::Instrument;
+
+/// Default time an endpoint has to answer a delivery.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default number of deliveries of one batch in flight at once.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// How long attempts stay in the attempt log.
+pub const DEFAULT_ATTEMPT_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// Longest response excerpt kept in the attempt log.
+pub const EXCERPT_CHARS: usize = 1024;
+
+/// What delivery needs to know about the deployment.
+#[derive(Debug, Clone)]
+pub struct DeliverSettings {
+    /// Which outcomes retry, and when.
+    pub policy: RetryPolicy,
+    /// Time an endpoint has to answer.
+    pub timeout: Duration,
+    /// Deliveries in flight at once per batch.
+    pub concurrency: usize,
+    /// How long attempts are kept.
+    pub attempt_ttl: Duration,
+    /// `user-agent` of deliveries.
+    pub user_agent: String,
+}
+
+impl Default for DeliverSettings {
+    fn default() -> Self {
+        Self {
+            policy: RetryPolicy::default(),
+            timeout: DEFAULT_TIMEOUT,
+            concurrency: DEFAULT_CONCURRENCY,
+            attempt_ttl: DEFAULT_ATTEMPT_TTL,
+            user_agent: format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// Why a message must come back later (it is reported failed).
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    /// The endpoint failed in a retryable way; the message is hidden until the next try.
+    #[error("retry in {0:?}")]
+    RetryLater(Duration),
+    /// The last allowed attempt failed; redrive moves the message to the DLQ.
+    #[error("retries exhausted")]
+    Exhausted,
+    /// Storage or the queue failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+/// The deliverer, over the ports.
+#[derive(Clone)]
+pub struct Deliver {
+    store: Arc<dyn WebhookStore>,
+    events: Arc<dyn EventLog>,
+    attempts: Arc<dyn AttemptLog>,
+    queue: Arc<dyn DeliveryQueue>,
+    http: Arc<dyn HttpSender>,
+    settings: DeliverSettings,
+}
+
+fn jitter_sample() -> f64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        return 0.5;
+    }
+    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn excerpt(body: &str) -> String {
+    body.chars().take(EXCERPT_CHARS).collect()
+}
+
+/// The request for one attempt: the event's body, the Standard Webhooks headers signed with
+/// every active secret, then the webhook's custom headers.
+pub fn signed_request(webhook: &Webhook, event: &Event, now: OffsetDateTime, user_agent: &str, timeout: Duration) -> Result<OutboundRequest, PortError> {
+    let body = event.delivery_body().map_err(|e| PortError::Corrupt(e.to_string()))?;
+    let ts = now.unix_timestamp();
+    let secrets: Vec<_> = webhook.active_secrets(now).into_iter().cloned().collect();
+    let mut headers = vec![
+        ("content-type".to_owned(), "application/json".to_owned()),
+        ("user-agent".to_owned(), user_agent.to_owned()),
+        ("webhook-id".to_owned(), event.id.to_string()),
+        ("webhook-timestamp".to_owned(), ts.to_string()),
+        ("webhook-signature".to_owned(), signature_header(&secrets, event.id.as_str(), ts, &body)),
+    ];
+    headers.extend(webhook.spec.custom_headers.iter().map(|h| (h.name.clone(), h.value.clone())));
+    Ok(OutboundRequest { method: OutboundMethod::Post, url: webhook.spec.url.clone(), headers, body, timeout })
+}
+
+impl Deliver {
+    /// The deliverer over these ports.
+    pub fn new(
+        store: Arc<dyn WebhookStore>,
+        events: Arc<dyn EventLog>,
+        attempts: Arc<dyn AttemptLog>,
+        queue: Arc<dyn DeliveryQueue>,
+        http: Arc<dyn HttpSender>,
+        settings: DeliverSettings,
+    ) -> Self {
+        Self { store, events, attempts, queue, http, settings }
+    }
+
+    /// Delivers a batch, `concurrency` at a time; returns the ids of messages to retry.
+    pub async fn handle_batch(&self, messages: &[ReceivedMessage]) -> Vec<String> {
+        let results: Vec<(String, bool)> = stream::iter(messages)
+            .map(|m| async move { (m.message_id.clone(), self.handle_message(m).await.is_err()) })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        results.into_iter().filter(|(_, failed)| *failed).map(|(id, _)| id).collect()
+    }
+
+    /// Handles one message of the deliveries queue.
+    pub async fn handle_message(&self, message: &ReceivedMessage) -> Result<AttemptStatus, DeliverError> {
+        let delivery: DeliveryMessage = match serde_json::from_str(&message.body) {
+            Ok(d) => d,
+            Err(e) => {
+                // Nothing can be delivered from it; retrying would not help.
+                tracing::error!(message_id = %message.message_id, error = %e, "not a delivery message; dropped");
+                return Ok(AttemptStatus::Skipped);
+            }
+        };
+        let span = tracing::info_span!(
+            "deliver",
+            delivery_id = %delivery.delivery_id,
+            event_id = %delivery.event_id,
+            webhook_id = %delivery.webhook_id,
+            attempt = message.receive_count
+        );
+        self.deliver(&delivery, message).instrument(span).await
+    }
+
+    async fn record(&self, delivery: &DeliveryMessage, attempt: u32, status: AttemptStatus, fill: impl FnOnce(&mut Attempt)) -> Result<(), PortError> {
+        let now = OffsetDateTime::now_utc();
+        let mut a = Attempt {
+            attempt_id: ulid::Ulid::new().to_string(),
+            webhook_id: delivery.webhook_id.clone(),
+            delivery_id: delivery.delivery_id.clone(),
+            event_id: delivery.event_id.clone(),
+            attempt,
+            at: now,
+            status,
+            response_status: None,
+            error: None,
+            latency_ms: 0,
+            response_excerpt: String::new(),
+            next_retry_at: None,
+        };
+        fill(&mut a);
+        self.attempts.record(&a, now + self.settings.attempt_ttl).await
+    }
+
+    async fn deliver(&self, delivery: &DeliveryMessage, message: &ReceivedMessage) -> Result<AttemptStatus, DeliverError> {
+        let attempt = message.receive_count.max(1);
+        let webhook = match self.store.get(&delivery.webhook_id).await? {
+            Some(w) if w.spec.enabled => w,
+            found => {
+                let why = if found.is_some() { "webhook is disabled" } else { "webhook was deleted" };
+                tracing::info!(why, "not delivered");
+                self.record(delivery, attempt, AttemptStatus::Skipped, |a| a.error = Some(why.into())).await?;
+                return Ok(AttemptStatus::Skipped);
+            }
+        };
+        let Some(event) = self.events.get(&delivery.event_id).await? else {
+            let why = "event is no longer in the event log";
+            tracing::warn!(why, "not delivered");
+            self.record(delivery, attempt, AttemptStatus::Skipped, |a| a.error = Some(why.into())).await?;
+            return Ok(AttemptStatus::Skipped);
+        };
+        let now = OffsetDateTime::now_utc();
+        let request = signed_request(&webhook, &event, now, &self.settings.user_agent, self.settings.timeout)?;
+        let result = self.http.send(request).await;
+        let outcome = match &result {
+            Ok(r) => AttemptOutcome::Status {
+                code: r.status,
+                retry_after: r.retry_after.as_deref().and_then(|v| parse_retry_after(v, now)),
+            },
+            Err(e) => e.outcome(),
+        };
+        let decision = self.settings.policy.decide(outcome, attempt, jitter_sample());
+        let status = match decision {
+            Decision::Delivered => AttemptStatus::Delivered,
+            Decision::RetryAfter(_) => AttemptStatus::Retrying,
+            Decision::Exhausted => AttemptStatus::Exhausted,
+            Decision::Failed => AttemptStatus::Failed,
+            Decision::Gone => AttemptStatus::Gone,
+        };
+        let next_retry_at = match decision {
+            Decision::RetryAfter(d) => Some(now + d),
+            _ => None,
+        };
+        self.record(delivery, attempt, status, |a| {
+            a.next_retry_at = next_retry_at;
+            match &result {
+                Ok(r) => {
+                    a.response_status = Some(r.status);
+                    a.latency_ms = u64::try_from(r.latency.as_millis()).unwrap_or(u64::MAX);
+                    a.response_excerpt = excerpt(&r.body);
+                }
+                Err(e) => a.error = Some(e.to_string()),
+            }
+        })
+        .await?;
+        match &result {
+            Ok(r) => tracing::info!(status = r.status, ?decision, latency_ms = r.latency.as_millis() as u64, "attempt"),
+            Err(e) => tracing::info!(error = %e, ?decision, "attempt"),
+        }
+        match decision {
+            Decision::Delivered | Decision::Failed => Ok(status),
+            Decision::Gone => {
+                self.disable(&webhook, "the endpoint answered 410 Gone").await?;
+                Ok(status)
+            }
+            Decision::RetryAfter(delay) => {
+                self.queue.retry_later(&message.receipt, delay).await?;
+                Err(DeliverError::RetryLater(delay))
+            }
+            Decision::Exhausted => {
+                // Visible again at once: the next receive finds it over maxReceiveCount and
+                // redrive moves it to the DLQ.
+                self.queue.retry_later(&message.receipt, Duration::ZERO).await?;
+                tracing::warn!("retries exhausted; the message goes to the DLQ");
+                Err(DeliverError::Exhausted)
+            }
+        }
+    }
+
+    async fn disable(&self, webhook: &Webhook, reason: &str) -> Result<(), PortError> {
+        let mut current = webhook.clone();
+        for _ in 0..3 {
+            let mut next = current.clone();
+            next.spec.enabled = false;
+            next.disabled_reason = Some(reason.to_owned());
+            next.version = current.version + 1;
+            next.updated_at = OffsetDateTime::now_utc();
+            match self.store.update(&next, current.version).await {
+                Ok(()) => {
+                    tracing::warn!(reason, "webhook disabled");
+                    return Ok(());
+                }
+                Err(PortError::VersionConflict { .. }) => match self.store.get(&webhook.id).await? {
+                    Some(fresh) => current = fresh,
+                    None => return Ok(()),
+                },
+                Err(PortError::NotFound(_)) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(PortError::VersionConflict { expected: current.version })
+    }
+}

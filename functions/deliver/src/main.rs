@@ -1,0 +1,58 @@
+//! The `deliver` Lambda: SQS (deliveries queue) → signed POSTs, with a partial batch response.
+//! Env: `HOOKLINE_TABLE`, `HOOKLINE_DELIVERIES_QUEUE_URL`, `HOOKLINE_ALLOW_PRIVATE_TARGETS`
+//! (default false), `HOOKLINE_DELIVERY_TIMEOUT_SECS` (default 10), `HOOKLINE_DELIVERY_CONCURRENCY`
+//! (default 16).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use hookline_core::http::ReqwestSender;
+use hookline_core::queue::lambda::{batch_response, received_messages};
+use hookline_core::queue::sqs::SqsQueue;
+use hookline_core::store::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
+use hookline_core::target::TargetPolicy;
+use hookline_deliver::{Deliver, DeliverSettings};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+
+fn env(name: &str) -> Result<String, Error> {
+    std::env::var(name).map_err(|_| format!("{name} is not set").into())
+}
+
+fn env_number(name: &str, default: u64) -> Result<u64, Error> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(v) => v.parse().map_err(|_| format!("{name}={v} is not a whole number").into()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let table = env("HOOKLINE_TABLE")?;
+    let allow_private = matches!(std::env::var("HOOKLINE_ALLOW_PRIVATE_TARGETS").as_deref(), Ok("true" | "1"));
+    let settings = DeliverSettings {
+        timeout: Duration::from_secs(env_number("HOOKLINE_DELIVERY_TIMEOUT_SECS", 10)?),
+        concurrency: usize::try_from(env_number("HOOKLINE_DELIVERY_CONCURRENCY", 16)?)?,
+        ..DeliverSettings::default()
+    };
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&aws);
+    let http = ReqwestSender::new(TargetPolicy { allow_private }, &settings.user_agent)?;
+    let deliver = Deliver::new(
+        Arc::new(DynamoWebhookStore::new(dynamo.clone(), table.clone())),
+        Arc::new(DynamoEventLog::new(dynamo.clone(), table.clone())),
+        Arc::new(DynamoAttemptLog::new(dynamo, table)),
+        Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), env("HOOKLINE_DELIVERIES_QUEUE_URL")?)),
+        Arc::new(http),
+        settings,
+    );
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let deliver = deliver.clone();
+        async move {
+            let failed = deliver.handle_batch(&received_messages(event.payload)).await;
+            Ok::<SqsBatchResponse, Error>(batch_response(failed))
+        }
+    }))
+    .await
+}

@@ -1,0 +1,390 @@
+//! Delivery on both paths — the embedded queue with SQLite, and SQS + DynamoDB on moto (real
+//! redrive) — against a loopback receiver whose answer per request is scripted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use hookline_core::event::{Event, EventId, IntakeRules};
+use hookline_core::event_type::Catalog;
+use hookline_core::http::ReqwestSender;
+use hookline_core::ports::{
+    Attempt, AttemptLog, AttemptStatus, DeliveryId, DeliveryMessage, DeliveryQueue, EventLog, ReceiptHandle,
+    ReceivedMessage, WebhookStore,
+};
+use hookline_core::queue::sqlite::SqliteQueue;
+use hookline_core::queue::sqs::SqsQueue;
+use hookline_core::retry::RetryPolicy;
+use hookline_core::store::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
+use hookline_core::store::sqlite::Database;
+use hookline_core::target::TargetPolicy;
+use hookline_core::urn::Namespace;
+use hookline_core::webhook::{Webhook, WebhookUrl};
+use hookline_deliver::{Deliver, DeliverSettings};
+use hookline_tests::receiver::{Captured, Reply, TestReceiver};
+use hookline_tests::webhook;
+
+/// What differs between the paths: the ports, the backoff unit, and the event source.
+#[async_trait]
+trait Backend: Send + Sync {
+    fn store(&self) -> Arc<dyn WebhookStore>;
+    fn events(&self) -> Arc<dyn EventLog>;
+    fn attempts(&self) -> Arc<dyn AttemptLog>;
+    fn queue(&self) -> Arc<dyn DeliveryQueue>;
+    /// Backoff steps: milliseconds on the embedded queue, seconds on SQS (its granularity).
+    fn schedule(&self) -> Vec<Duration>;
+    async fn send(&self, message: &DeliveryMessage);
+    async fn receive(&self) -> Vec<ReceivedMessage>;
+    async fn delete(&self, receipt: &ReceiptHandle);
+    async fn dlq_len(&self) -> usize;
+}
+
+struct Embedded {
+    db: Database,
+    deliveries: SqliteQueue,
+    dlq: SqliteQueue,
+}
+
+#[async_trait]
+impl Backend for Embedded {
+    fn store(&self) -> Arc<dyn WebhookStore> {
+        Arc::new(self.db.clone())
+    }
+    fn events(&self) -> Arc<dyn EventLog> {
+        Arc::new(self.db.clone())
+    }
+    fn attempts(&self) -> Arc<dyn AttemptLog> {
+        Arc::new(self.db.clone())
+    }
+    fn queue(&self) -> Arc<dyn DeliveryQueue> {
+        Arc::new(self.deliveries.clone())
+    }
+    fn schedule(&self) -> Vec<Duration> {
+        [50, 150, 100, 100, 100].into_iter().map(Duration::from_millis).collect()
+    }
+    async fn send(&self, message: &DeliveryMessage) {
+        self.deliveries.send_deliveries(std::slice::from_ref(message)).await.expect("send");
+    }
+    async fn receive(&self) -> Vec<ReceivedMessage> {
+        let batch = self.deliveries.receive(10, Duration::from_secs(30)).await.expect("receive");
+        if batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        batch
+    }
+    async fn delete(&self, receipt: &ReceiptHandle) {
+        self.deliveries.delete(receipt).await.expect("delete");
+    }
+    async fn dlq_len(&self) -> usize {
+        // Redrive is lazy, as on SQS/moto: it happens on a receive from the source queue.
+        let _ = self.receive().await;
+        self.dlq.len().await.expect("len")
+    }
+}
+
+struct Moto {
+    dynamo: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+    resources: hookline_infra::Resources,
+}
+
+#[async_trait]
+impl Backend for Moto {
+    fn store(&self) -> Arc<dyn WebhookStore> {
+        Arc::new(DynamoWebhookStore::new(self.dynamo.clone(), self.resources.table_name.clone()))
+    }
+    fn events(&self) -> Arc<dyn EventLog> {
+        Arc::new(DynamoEventLog::new(self.dynamo.clone(), self.resources.table_name.clone()))
+    }
+    fn attempts(&self) -> Arc<dyn AttemptLog> {
+        Arc::new(DynamoAttemptLog::new(self.dynamo.clone(), self.resources.table_name.clone()))
+    }
+    fn queue(&self) -> Arc<dyn DeliveryQueue> {
+        Arc::new(SqsQueue::new(self.sqs.clone(), self.resources.deliveries_queue_url.clone()))
+    }
+    fn schedule(&self) -> Vec<Duration> {
+        [1, 2, 1, 1, 1].into_iter().map(Duration::from_secs).collect()
+    }
+    async fn send(&self, message: &DeliveryMessage) {
+        self.queue().send_deliveries(std::slice::from_ref(message)).await.expect("send");
+    }
+    async fn receive(&self) -> Vec<ReceivedMessage> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.resources.deliveries_queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .expect("receive");
+        out.messages()
+            .iter()
+            .map(|m| ReceivedMessage {
+                message_id: m.message_id().unwrap_or_default().to_owned(),
+                body: m.body().unwrap_or_default().to_owned(),
+                receive_count: m
+                    .attributes()
+                    .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1),
+                receipt: ReceiptHandle(m.receipt_handle().unwrap_or_default().to_owned()),
+            })
+            .collect()
+    }
+    async fn delete(&self, receipt: &ReceiptHandle) {
+        SqsQueue::new(self.sqs.clone(), self.resources.deliveries_queue_url.clone()).delete(receipt).await.expect("delete");
+    }
+    async fn dlq_len(&self) -> usize {
+        // Redrive is applied lazily by moto, on a receive from the source queue.
+        let _ = self.receive().await;
+        let attrs = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.resources.deliveries_dlq_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .expect("attributes");
+        attrs
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+struct Scenario {
+    receiver: TestReceiver,
+    hook: Webhook,
+    event: Event,
+    deliver: Deliver,
+}
+
+async fn scenario(b: &dyn Backend, targets: TargetPolicy, respond: impl Fn(&Captured, usize) -> Reply + Send + Sync + 'static) -> Scenario {
+    let receiver = TestReceiver::start(respond).await;
+    let mut hook = webhook(&["urn:allthings:app:A1:*"], &["*"], true);
+    hook.spec.url = WebhookUrl::parse_stored(&format!("{}/hook", receiver.url)).expect("url");
+    b.store().create(&hook).await.expect("create");
+    let rules = IntakeRules { namespace: &Namespace::default(), catalog: Catalog::builtin() };
+    let body = format!(r#"{{"id":"evt_{}","type":"ticket.created","urn":"urn:allthings:app:A1:ticket:CAT7:T99","data":{{"title":"Leaking tap"}}}}"#, ulid::Ulid::new());
+    let event = Event::from_intake(body.as_bytes(), rules, time::OffsetDateTime::now_utc()).expect("event");
+    let log = b.events();
+    log.claim(&event, time::OffsetDateTime::now_utc() + time::Duration::days(1), Duration::from_secs(60)).await.expect("claim");
+    log.mark_fanned_out(&event.id).await.expect("mark");
+    let settings = DeliverSettings {
+        policy: RetryPolicy { schedule: b.schedule(), jitter: 0.0, ..RetryPolicy::default() },
+        timeout: Duration::from_millis(700),
+        ..DeliverSettings::default()
+    };
+    let http = ReqwestSender::new(targets, "Hookline/test").expect("client");
+    let deliver = Deliver::new(b.store(), b.events(), b.attempts(), b.queue(), Arc::new(http), settings);
+    let message = DeliveryMessage {
+        delivery_id: DeliveryId::for_pair(&event.id, &hook.id),
+        event_id: event.id.clone(),
+        webhook_id: hook.id.clone(),
+    };
+    b.send(&message).await;
+    Scenario { receiver, hook, event, deliver }
+}
+
+/// Plays the SQS event source until the deliveries queue is settled; returns the attempt log,
+/// oldest first.
+async fn run(b: &dyn Backend, s: &Scenario, settled: impl Fn(&[Attempt]) -> bool) -> Vec<Attempt> {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let batch = b.receive().await;
+        if !batch.is_empty() {
+            let failed = s.deliver.handle_batch(&batch).await;
+            for m in batch.iter().filter(|m| !failed.contains(&m.message_id)) {
+                b.delete(&m.receipt).await;
+            }
+        }
+        let mut attempts = b.attempts().list(&s.hook.id, None, None, 100).await.expect("attempts").items;
+        attempts.reverse();
+        if settled(&attempts) {
+            return attempts;
+        }
+        assert!(Instant::now() < deadline, "not settled in time; attempts so far: {attempts:#?}");
+    }
+}
+
+fn statuses(attempts: &[Attempt]) -> Vec<AttemptStatus> {
+    attempts.iter().map(|a| a.status).collect()
+}
+
+fn last_is(status: AttemptStatus) -> impl Fn(&[Attempt]) -> bool {
+    move |a: &[Attempt]| a.last().is_some_and(|l| l.status == status)
+}
+
+/// Verifies a Standard Webhooks signature with hmac/sha2/base64 directly, not the project's
+/// signing module.
+fn independently_verified(hook: &Webhook, request: &Captured) -> bool {
+    let id = request.header("webhook-id").expect("webhook-id");
+    let ts = request.header("webhook-timestamp").expect("webhook-timestamp");
+    let key_b64 = hook.secrets[0].secret.expose()["whsec_".len()..].to_owned();
+    let key = base64::engine::general_purpose::STANDARD.decode(key_b64).expect("key");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("hmac");
+    mac.update(format!("{id}.{ts}.").as_bytes());
+    mac.update(&request.body);
+    let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
+    request.header("webhook-signature").expect("signature").split(' ').any(|s| s == expected)
+}
+
+async fn a_200_is_one_signed_attempt(b: &dyn Backend) {
+    let s = scenario(b, TargetPolicy { allow_private: true }, |_, _| Reply::status(200)).await;
+    let attempts = run(b, &s, last_is(AttemptStatus::Delivered)).await;
+    assert_eq!(statuses(&attempts), [AttemptStatus::Delivered]);
+    let got = s.receiver.requests();
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.header("webhook-id"), Some(s.event.id.as_str()));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(r.header("user-agent").is_some_and(|u| u.starts_with("Hookline/")));
+    assert!(independently_verified(&s.hook, r), "signature must verify");
+    let body: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON body");
+    assert_eq!(body["id"], s.event.id.as_str());
+    assert_eq!(body["type"], "ticket.created");
+    assert_eq!(body["urn"], "urn:allthings:app:A1:ticket:CAT7:T99");
+    assert_eq!(body["data"]["title"], "Leaking tap");
+    assert_eq!(attempts[0].response_status, Some(200));
+}
+
+async fn two_500s_then_200_is_three_attempts_with_growing_delays(b: &dyn Backend) {
+    let s = scenario(b, TargetPolicy { allow_private: true }, |_, i| Reply::status(if i < 2 { 500 } else { 200 })).await;
+    let attempts = run(b, &s, last_is(AttemptStatus::Delivered)).await;
+    assert_eq!(statuses(&attempts), [AttemptStatus::Retrying, AttemptStatus::Retrying, AttemptStatus::Delivered]);
+    let got = s.receiver.requests();
+    assert_eq!(got.len(), 3);
+    let first_gap = got[1].at - got[0].at;
+    let second_gap = got[2].at - got[1].at;
+    assert!(second_gap > first_gap, "delays grow: {first_gap:?} then {second_gap:?}");
+    assert!(first_gap >= b.schedule()[0], "{first_gap:?}");
+    let ids: Vec<_> = got.iter().map(|r| r.header("webhook-id").map(str::to_owned)).collect();
+    assert!(ids.iter().all(|id| id.as_deref() == Some(s.event.id.as_str())), "webhook-id is stable across retries");
+    assert!(got.iter().all(|r| independently_verified(&s.hook, r)));
+}
+
+async fn always_500_is_six_attempts_then_the_dlq(b: &dyn Backend) {
+    let s = scenario(b, TargetPolicy { allow_private: true }, |_, _| Reply::status(500)).await;
+    let attempts = run(b, &s, last_is(AttemptStatus::Exhausted)).await;
+    let mut expected = vec![AttemptStatus::Retrying; 5];
+    expected.push(AttemptStatus::Exhausted);
+    assert_eq!(statuses(&attempts), expected);
+    assert_eq!(attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+    assert!(attempts[..5].iter().all(|a| a.next_retry_at.is_some()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.dlq_len().await == 0 {
+        assert!(Instant::now() < deadline, "the message never reached the DLQ");
+    }
+    assert_eq!(b.dlq_len().await, 1);
+    assert_eq!(s.receiver.requests().len(), 6, "exactly 1 + 5 attempts");
+}
+
+async fn final_answers_are_not_retried(b: &dyn Backend) {
+    for (status, headers) in [(404, vec![]), (302, vec![("location".to_owned(), "http://127.0.0.1:9/elsewhere".to_owned())])] {
+        let s = scenario(b, TargetPolicy { allow_private: true }, move |_, _| Reply { headers: headers.clone(), ..Reply::status(status) }).await;
+        let attempts = run(b, &s, last_is(AttemptStatus::Failed)).await;
+        assert_eq!(statuses(&attempts), [AttemptStatus::Failed], "{status}");
+        assert_eq!(s.receiver.requests().len(), 1, "{status}: one attempt, redirect not followed");
+    }
+}
+
+async fn retry_after_is_honoured(b: &dyn Backend) {
+    let s = scenario(b, TargetPolicy { allow_private: true }, |_, i| {
+        if i == 0 {
+            Reply { headers: vec![("retry-after".into(), "2".into())], ..Reply::status(429) }
+        } else {
+            Reply::status(200)
+        }
+    })
+    .await;
+    let attempts = run(b, &s, last_is(AttemptStatus::Delivered)).await;
+    assert_eq!(statuses(&attempts), [AttemptStatus::Retrying, AttemptStatus::Delivered]);
+    let got = s.receiver.requests();
+    assert!(got[1].at - got[0].at >= Duration::from_millis(1900), "waited {:?}", got[1].at - got[0].at);
+}
+
+async fn a_receiver_that_never_answers_times_out_and_is_retried(b: &dyn Backend) {
+    let s = scenario(b, TargetPolicy { allow_private: true }, |_, i| {
+        if i == 0 { Reply { delay: Duration::from_secs(5), ..Reply::status(200) } } else { Reply::status(200) }
+    })
+    .await;
+    let attempts = run(b, &s, last_is(AttemptStatus::Delivered)).await;
+    assert_eq!(statuses(&attempts), [AttemptStatus::Retrying, AttemptStatus::Delivered]);
+    assert!(attempts[0].error.as_deref().is_some_and(|e| e.contains("timed out")), "{:?}", attempts[0]);
+}
+
+async fn private_targets_are_refused_at_delivery(b: &dyn Backend) {
+    let s = scenario(b, TargetPolicy::PUBLIC_ONLY, |_, _| Reply::status(200)).await;
+    let attempts = run(b, &s, last_is(AttemptStatus::Failed)).await;
+    assert_eq!(statuses(&attempts), [AttemptStatus::Failed]);
+    assert!(attempts[0].error.as_deref().is_some_and(|e| e.contains("loopback")), "{:?}", attempts[0]);
+    assert!(s.receiver.requests().is_empty(), "nothing reached the private address");
+}
+
+async fn gone_disables_and_deleted_or_disabled_webhooks_receive_nothing(b: &dyn Backend) {
+    let s = scenario(b, TargetPolicy { allow_private: true }, |_, _| Reply::status(410)).await;
+    let attempts = run(b, &s, last_is(AttemptStatus::Gone)).await;
+    assert_eq!(statuses(&attempts), [AttemptStatus::Gone]);
+    let stored = b.store().get(&s.hook.id).await.expect("get").expect("still there");
+    assert!(!stored.spec.enabled);
+    assert!(stored.disabled_reason.as_deref().is_some_and(|r| r.contains("410")));
+
+    // Disabled: the next delivery for it sends nothing.
+    let again = DeliveryMessage { delivery_id: DeliveryId::for_pair(&EventId::parse("evt_x").expect("id"), &s.hook.id), event_id: s.event.id.clone(), webhook_id: s.hook.id.clone() };
+    b.send(&again).await;
+    let attempts = run(b, &s, |a| a.len() == 2).await;
+    assert_eq!(attempts[1].status, AttemptStatus::Skipped);
+    // Deleted: nothing either.
+    let deleted = scenario(b, TargetPolicy { allow_private: true }, |_, _| Reply::status(200)).await;
+    b.store().delete(&deleted.hook.id, 1).await.expect("delete");
+    let attempts = run(b, &deleted, |a| !a.is_empty()).await;
+    assert_eq!(statuses(&attempts), [AttemptStatus::Skipped]);
+    assert_eq!(s.receiver.requests().len(), 1);
+    assert!(deleted.receiver.requests().is_empty());
+}
+
+macro_rules! on_both_paths {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let db = super::Database::open_in_memory().expect("sqlite");
+                    let b = super::Embedded {
+                        deliveries: super::SqliteQueue::new(db.clone(), "deliveries", Some(("deliveries-dlq", 6))),
+                        dlq: super::SqliteQueue::new(db.clone(), "deliveries-dlq", None),
+                        db,
+                    };
+                    super::$case(&b).await;
+                }
+            )*
+        }
+        mod moto {
+            $(
+                #[tokio::test]
+                #[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
+                async fn $case() {
+                    let (dynamo, sqs, resources) = hookline_tests::fresh_aws("deliver").await;
+                    super::$case(&super::Moto { dynamo, sqs, resources }).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_paths!(
+    a_200_is_one_signed_attempt,
+    two_500s_then_200_is_three_attempts_with_growing_delays,
+    always_500_is_six_attempts_then_the_dlq,
+    final_answers_are_not_retried,
+    retry_after_is_honoured,
+    a_receiver_that_never_answers_times_out_and_is_retried,
+    private_targets_are_refused_at_delivery,
+    gone_disables_and_deleted_or_disabled_webhooks_receive_nothing,
+);
