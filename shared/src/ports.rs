@@ -124,6 +124,16 @@ impl DeliveryId {
         Self(format!("dl_{hex}"))
     }
 
+    /// Accepts an id from a path: `dl_` and 32 lower-case hex digits.
+    pub fn parse(id: &str) -> Option<Self> {
+        let hex = id.strip_prefix("dl_")?;
+        (hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then(|| Self(id.to_owned()))
+    }
+
     /// The id.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -253,6 +263,12 @@ pub struct Attempt {
 pub trait AttemptLog: Send + Sync {
     /// Records one attempt, kept until `expires_at`.
     async fn record(&self, attempt: &Attempt, expires_at: OffsetDateTime) -> Result<(), PortError>;
+    /// The event of a delivery of this webhook that has attempts on record (for redelivery).
+    async fn event_of(
+        &self,
+        webhook: &WebhookId,
+        delivery: &DeliveryId,
+    ) -> Result<Option<EventId>, PortError>;
     /// A webhook's attempts, newest first, optionally only those with `status`.
     async fn list(
         &self,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use hookline_api::deliveries::DeliveriesService;
 use hookline_api::intake::IntakeService;
 use hookline_api::routes::{Caller, Router, ROUTES};
 use hookline_api::service::{Settings, WebhookService};
@@ -32,13 +33,14 @@ fn router_with(settings: Settings) -> (Router, Database) {
     let http = ReqwestSender::new(settings.targets, "Hookline/test").expect("client");
     let events = SqliteQueue::new(db.clone(), "events", None);
     let intake = IntakeService::new(Arc::new(events), settings.namespace.clone());
-    (
-        Router::new(
-            WebhookService::new(Arc::new(db.clone()), Arc::new(http), settings),
-            intake,
-        ),
-        db,
-    )
+    let webhooks = WebhookService::new(Arc::new(db.clone()), Arc::new(http), settings);
+    let deliveries = DeliveriesService::new(
+        webhooks.clone(),
+        Arc::new(db.clone()),
+        Arc::new(db.clone()),
+        Arc::new(SqliteQueue::new(db.clone(), "deliveries", None)),
+    );
+    (Router::new(webhooks, intake, deliveries), db)
 }
 
 fn who(permissions: &str) -> Caller {

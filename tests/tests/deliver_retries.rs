@@ -11,8 +11,8 @@ use hookline_core::event::{Event, EventId, IntakeRules};
 use hookline_core::event_type::Catalog;
 use hookline_core::http::ReqwestSender;
 use hookline_core::ports::{
-    Attempt, AttemptLog, AttemptStatus, DeliveryId, DeliveryMessage, DeliveryQueue, EventLog, ReceiptHandle,
-    ReceivedMessage, WebhookStore,
+    Attempt, AttemptLog, AttemptStatus, DeliveryId, DeliveryMessage, DeliveryQueue, EventLog,
+    ReceiptHandle, ReceivedMessage, WebhookStore,
 };
 use hookline_core::queue::sqlite::SqliteQueue;
 use hookline_core::queue::sqs::SqsQueue;
@@ -39,6 +39,8 @@ trait Backend: Send + Sync {
     async fn receive(&self) -> Vec<ReceivedMessage>;
     async fn delete(&self, receipt: &ReceiptHandle);
     async fn dlq_len(&self) -> usize;
+    /// `hookline dlq replay` for this path; returns how many moved.
+    async fn replay(&self) -> usize;
 }
 
 struct Embedded {
@@ -62,13 +64,23 @@ impl Backend for Embedded {
         Arc::new(self.deliveries.clone())
     }
     fn schedule(&self) -> Vec<Duration> {
-        [50, 150, 100, 100, 100].into_iter().map(Duration::from_millis).collect()
+        [50, 150, 100, 100, 100]
+            .into_iter()
+            .map(Duration::from_millis)
+            .collect()
     }
     async fn send(&self, message: &DeliveryMessage) {
-        self.deliveries.send_deliveries(std::slice::from_ref(message)).await.expect("send");
+        self.deliveries
+            .send_deliveries(std::slice::from_ref(message))
+            .await
+            .expect("send");
     }
     async fn receive(&self) -> Vec<ReceivedMessage> {
-        let batch = self.deliveries.receive(10, Duration::from_secs(30)).await.expect("receive");
+        let batch = self
+            .deliveries
+            .receive(10, Duration::from_secs(30))
+            .await
+            .expect("receive");
         if batch.is_empty() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -82,6 +94,15 @@ impl Backend for Embedded {
         let _ = self.receive().await;
         self.dlq.len().await.expect("len")
     }
+    async fn replay(&self) -> usize {
+        hookline::dlq::replay_embedded(
+            &self.dlq,
+            &self.deliveries,
+            &hookline::dlq::ReplayFilter::default(),
+        )
+        .await
+        .expect("replay")
+    }
 }
 
 struct Moto {
@@ -93,22 +114,40 @@ struct Moto {
 #[async_trait]
 impl Backend for Moto {
     fn store(&self) -> Arc<dyn WebhookStore> {
-        Arc::new(DynamoWebhookStore::new(self.dynamo.clone(), self.resources.table_name.clone()))
+        Arc::new(DynamoWebhookStore::new(
+            self.dynamo.clone(),
+            self.resources.table_name.clone(),
+        ))
     }
     fn events(&self) -> Arc<dyn EventLog> {
-        Arc::new(DynamoEventLog::new(self.dynamo.clone(), self.resources.table_name.clone()))
+        Arc::new(DynamoEventLog::new(
+            self.dynamo.clone(),
+            self.resources.table_name.clone(),
+        ))
     }
     fn attempts(&self) -> Arc<dyn AttemptLog> {
-        Arc::new(DynamoAttemptLog::new(self.dynamo.clone(), self.resources.table_name.clone()))
+        Arc::new(DynamoAttemptLog::new(
+            self.dynamo.clone(),
+            self.resources.table_name.clone(),
+        ))
     }
     fn queue(&self) -> Arc<dyn DeliveryQueue> {
-        Arc::new(SqsQueue::new(self.sqs.clone(), self.resources.deliveries_queue_url.clone()))
+        Arc::new(SqsQueue::new(
+            self.sqs.clone(),
+            self.resources.deliveries_queue_url.clone(),
+        ))
     }
     fn schedule(&self) -> Vec<Duration> {
-        [1, 2, 1, 1, 1].into_iter().map(Duration::from_secs).collect()
+        [1, 2, 1, 1, 1]
+            .into_iter()
+            .map(Duration::from_secs)
+            .collect()
     }
     async fn send(&self, message: &DeliveryMessage) {
-        self.queue().send_deliveries(std::slice::from_ref(message)).await.expect("send");
+        self.queue()
+            .send_deliveries(std::slice::from_ref(message))
+            .await
+            .expect("send");
     }
     async fn receive(&self) -> Vec<ReceivedMessage> {
         let out = self
@@ -117,7 +156,9 @@ impl Backend for Moto {
             .queue_url(&self.resources.deliveries_queue_url)
             .max_number_of_messages(10)
             .wait_time_seconds(1)
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+            )
             .send()
             .await
             .expect("receive");
@@ -136,7 +177,13 @@ impl Backend for Moto {
             .collect()
     }
     async fn delete(&self, receipt: &ReceiptHandle) {
-        SqsQueue::new(self.sqs.clone(), self.resources.deliveries_queue_url.clone()).delete(receipt).await.expect("delete");
+        SqsQueue::new(
+            self.sqs.clone(),
+            self.resources.deliveries_queue_url.clone(),
+        )
+        .delete(receipt)
+        .await
+        .expect("delete");
     }
     async fn dlq_len(&self) -> usize {
         // Redrive is applied lazily by moto, on a receive from the source queue.
@@ -151,9 +198,21 @@ impl Backend for Moto {
             .expect("attributes");
         attrs
             .attributes()
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages))
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            })
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
+    }
+    async fn replay(&self) -> usize {
+        hookline::dlq::replay_sqs(
+            &self.sqs,
+            &self.resources.deliveries_dlq_url,
+            &self.resources.deliveries_queue_url,
+            &hookline::dlq::ReplayFilter::default(),
+        )
+        .await
+        .expect("replay")
     }
 }
 
@@ -164,31 +223,64 @@ struct Scenario {
     deliver: Deliver,
 }
 
-async fn scenario(b: &dyn Backend, targets: TargetPolicy, respond: impl Fn(&Captured, usize) -> Reply + Send + Sync + 'static) -> Scenario {
+async fn scenario(
+    b: &dyn Backend,
+    targets: TargetPolicy,
+    respond: impl Fn(&Captured, usize) -> Reply + Send + Sync + 'static,
+) -> Scenario {
     let receiver = TestReceiver::start(respond).await;
     let mut hook = webhook(&["urn:allthings:app:A1:*"], &["*"], true);
     hook.spec.url = WebhookUrl::parse_stored(&format!("{}/hook", receiver.url)).expect("url");
     b.store().create(&hook).await.expect("create");
-    let rules = IntakeRules { namespace: &Namespace::default(), catalog: Catalog::builtin() };
-    let body = format!(r#"{{"id":"evt_{}","type":"ticket.created","urn":"urn:allthings:app:A1:ticket:CAT7:T99","data":{{"title":"Leaking tap"}}}}"#, ulid::Ulid::new());
-    let event = Event::from_intake(body.as_bytes(), rules, time::OffsetDateTime::now_utc()).expect("event");
+    let rules = IntakeRules {
+        namespace: &Namespace::default(),
+        catalog: Catalog::builtin(),
+    };
+    let body = format!(
+        r#"{{"id":"evt_{}","type":"ticket.created","urn":"urn:allthings:app:A1:ticket:CAT7:T99","data":{{"title":"Leaking tap"}}}}"#,
+        ulid::Ulid::new()
+    );
+    let event =
+        Event::from_intake(body.as_bytes(), rules, time::OffsetDateTime::now_utc()).expect("event");
     let log = b.events();
-    log.claim(&event, time::OffsetDateTime::now_utc() + time::Duration::days(1), Duration::from_secs(60)).await.expect("claim");
+    log.claim(
+        &event,
+        time::OffsetDateTime::now_utc() + time::Duration::days(1),
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("claim");
     log.mark_fanned_out(&event.id).await.expect("mark");
     let settings = DeliverSettings {
-        policy: RetryPolicy { schedule: b.schedule(), jitter: 0.0, ..RetryPolicy::default() },
+        policy: RetryPolicy {
+            schedule: b.schedule(),
+            jitter: 0.0,
+            ..RetryPolicy::default()
+        },
         timeout: Duration::from_millis(700),
         ..DeliverSettings::default()
     };
     let http = ReqwestSender::new(targets, "Hookline/test").expect("client");
-    let deliver = Deliver::new(b.store(), b.events(), b.attempts(), b.queue(), Arc::new(http), settings);
+    let deliver = Deliver::new(
+        b.store(),
+        b.events(),
+        b.attempts(),
+        b.queue(),
+        Arc::new(http),
+        settings,
+    );
     let message = DeliveryMessage {
         delivery_id: DeliveryId::for_pair(&event.id, &hook.id),
         event_id: event.id.clone(),
         webhook_id: hook.id.clone(),
     };
     b.send(&message).await;
-    Scenario { receiver, hook, event, deliver }
+    Scenario {
+        receiver,
+        hook,
+        event,
+        deliver,
+    }
 }
 
 /// Plays the SQS event source until the deliveries queue is settled; returns the attempt log,
@@ -203,12 +295,20 @@ async fn run(b: &dyn Backend, s: &Scenario, settled: impl Fn(&[Attempt]) -> bool
                 b.delete(&m.receipt).await;
             }
         }
-        let mut attempts = b.attempts().list(&s.hook.id, None, None, 100).await.expect("attempts").items;
+        let mut attempts = b
+            .attempts()
+            .list(&s.hook.id, None, None, 100)
+            .await
+            .expect("attempts")
+            .items;
         attempts.reverse();
         if settled(&attempts) {
             return attempts;
         }
-        assert!(Instant::now() < deadline, "not settled in time; attempts so far: {attempts:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "not settled in time; attempts so far: {attempts:#?}"
+        );
     }
 }
 
@@ -224,18 +324,36 @@ fn last_is(status: AttemptStatus) -> impl Fn(&[Attempt]) -> bool {
 /// signing module.
 fn independently_verified(hook: &Webhook, request: &Captured) -> bool {
     let id = request.header("webhook-id").expect("webhook-id");
-    let ts = request.header("webhook-timestamp").expect("webhook-timestamp");
+    let ts = request
+        .header("webhook-timestamp")
+        .expect("webhook-timestamp");
     let key_b64 = hook.secrets[0].secret.expose()["whsec_".len()..].to_owned();
-    let key = base64::engine::general_purpose::STANDARD.decode(key_b64).expect("key");
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(key_b64)
+        .expect("key");
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("hmac");
     mac.update(format!("{id}.{ts}.").as_bytes());
     mac.update(&request.body);
-    let expected = format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
-    request.header("webhook-signature").expect("signature").split(' ').any(|s| s == expected)
+    let expected = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    request
+        .header("webhook-signature")
+        .expect("signature")
+        .split(' ')
+        .any(|s| s == expected)
 }
 
 async fn a_200_is_one_signed_attempt(b: &dyn Backend) {
-    let s = scenario(b, TargetPolicy { allow_private: true }, |_, _| Reply::status(200)).await;
+    let s = scenario(
+        b,
+        TargetPolicy {
+            allow_private: true,
+        },
+        |_, _| Reply::status(200),
+    )
+    .await;
     let attempts = run(b, &s, last_is(AttemptStatus::Delivered)).await;
     assert_eq!(statuses(&attempts), [AttemptStatus::Delivered]);
     let got = s.receiver.requests();
@@ -244,7 +362,9 @@ async fn a_200_is_one_signed_attempt(b: &dyn Backend) {
     assert_eq!(r.method, "POST");
     assert_eq!(r.header("webhook-id"), Some(s.event.id.as_str()));
     assert_eq!(r.header("content-type"), Some("application/json"));
-    assert!(r.header("user-agent").is_some_and(|u| u.starts_with("Hookline/")));
+    assert!(r
+        .header("user-agent")
+        .is_some_and(|u| u.starts_with("Hookline/")));
     assert!(independently_verified(&s.hook, r), "signature must verify");
     let body: serde_json::Value = serde_json::from_slice(&r.body).expect("JSON body");
     assert_eq!(body["id"], s.event.id.as_str());
@@ -255,98 +375,266 @@ async fn a_200_is_one_signed_attempt(b: &dyn Backend) {
 }
 
 async fn two_500s_then_200_is_three_attempts_with_growing_delays(b: &dyn Backend) {
-    let s = scenario(b, TargetPolicy { allow_private: true }, |_, i| Reply::status(if i < 2 { 500 } else { 200 })).await;
+    let s = scenario(
+        b,
+        TargetPolicy {
+            allow_private: true,
+        },
+        |_, i| Reply::status(if i < 2 { 500 } else { 200 }),
+    )
+    .await;
     let attempts = run(b, &s, last_is(AttemptStatus::Delivered)).await;
-    assert_eq!(statuses(&attempts), [AttemptStatus::Retrying, AttemptStatus::Retrying, AttemptStatus::Delivered]);
+    assert_eq!(
+        statuses(&attempts),
+        [
+            AttemptStatus::Retrying,
+            AttemptStatus::Retrying,
+            AttemptStatus::Delivered
+        ]
+    );
     let got = s.receiver.requests();
     assert_eq!(got.len(), 3);
     let first_gap = got[1].at - got[0].at;
     let second_gap = got[2].at - got[1].at;
-    assert!(second_gap > first_gap, "delays grow: {first_gap:?} then {second_gap:?}");
+    assert!(
+        second_gap > first_gap,
+        "delays grow: {first_gap:?} then {second_gap:?}"
+    );
     assert!(first_gap >= b.schedule()[0], "{first_gap:?}");
-    let ids: Vec<_> = got.iter().map(|r| r.header("webhook-id").map(str::to_owned)).collect();
-    assert!(ids.iter().all(|id| id.as_deref() == Some(s.event.id.as_str())), "webhook-id is stable across retries");
+    let ids: Vec<_> = got
+        .iter()
+        .map(|r| r.header("webhook-id").map(str::to_owned))
+        .collect();
+    assert!(
+        ids.iter()
+            .all(|id| id.as_deref() == Some(s.event.id.as_str())),
+        "webhook-id is stable across retries"
+    );
     assert!(got.iter().all(|r| independently_verified(&s.hook, r)));
 }
 
 async fn always_500_is_six_attempts_then_the_dlq(b: &dyn Backend) {
-    let s = scenario(b, TargetPolicy { allow_private: true }, |_, _| Reply::status(500)).await;
+    let s = scenario(
+        b,
+        TargetPolicy {
+            allow_private: true,
+        },
+        |_, _| Reply::status(500),
+    )
+    .await;
     let attempts = run(b, &s, last_is(AttemptStatus::Exhausted)).await;
     let mut expected = vec![AttemptStatus::Retrying; 5];
     expected.push(AttemptStatus::Exhausted);
     assert_eq!(statuses(&attempts), expected);
-    assert_eq!(attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(
+        attempts.iter().map(|a| a.attempt).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
     assert!(attempts[..5].iter().all(|a| a.next_retry_at.is_some()));
     let deadline = Instant::now() + Duration::from_secs(10);
     while b.dlq_len().await == 0 {
-        assert!(Instant::now() < deadline, "the message never reached the DLQ");
+        assert!(
+            Instant::now() < deadline,
+            "the message never reached the DLQ"
+        );
     }
     assert_eq!(b.dlq_len().await, 1);
     assert_eq!(s.receiver.requests().len(), 6, "exactly 1 + 5 attempts");
 }
 
 async fn final_answers_are_not_retried(b: &dyn Backend) {
-    for (status, headers) in [(404, vec![]), (302, vec![("location".to_owned(), "http://127.0.0.1:9/elsewhere".to_owned())])] {
-        let s = scenario(b, TargetPolicy { allow_private: true }, move |_, _| Reply { headers: headers.clone(), ..Reply::status(status) }).await;
+    for (status, headers) in [
+        (404, vec![]),
+        (
+            302,
+            vec![(
+                "location".to_owned(),
+                "http://127.0.0.1:9/elsewhere".to_owned(),
+            )],
+        ),
+    ] {
+        let s = scenario(
+            b,
+            TargetPolicy {
+                allow_private: true,
+            },
+            move |_, _| Reply {
+                headers: headers.clone(),
+                ..Reply::status(status)
+            },
+        )
+        .await;
         let attempts = run(b, &s, last_is(AttemptStatus::Failed)).await;
         assert_eq!(statuses(&attempts), [AttemptStatus::Failed], "{status}");
-        assert_eq!(s.receiver.requests().len(), 1, "{status}: one attempt, redirect not followed");
+        assert_eq!(
+            s.receiver.requests().len(),
+            1,
+            "{status}: one attempt, redirect not followed"
+        );
     }
 }
 
 async fn retry_after_is_honoured(b: &dyn Backend) {
-    let s = scenario(b, TargetPolicy { allow_private: true }, |_, i| {
-        if i == 0 {
-            Reply { headers: vec![("retry-after".into(), "2".into())], ..Reply::status(429) }
-        } else {
-            Reply::status(200)
-        }
-    })
+    let s = scenario(
+        b,
+        TargetPolicy {
+            allow_private: true,
+        },
+        |_, i| {
+            if i == 0 {
+                Reply {
+                    headers: vec![("retry-after".into(), "2".into())],
+                    ..Reply::status(429)
+                }
+            } else {
+                Reply::status(200)
+            }
+        },
+    )
     .await;
     let attempts = run(b, &s, last_is(AttemptStatus::Delivered)).await;
-    assert_eq!(statuses(&attempts), [AttemptStatus::Retrying, AttemptStatus::Delivered]);
+    assert_eq!(
+        statuses(&attempts),
+        [AttemptStatus::Retrying, AttemptStatus::Delivered]
+    );
     let got = s.receiver.requests();
-    assert!(got[1].at - got[0].at >= Duration::from_millis(1900), "waited {:?}", got[1].at - got[0].at);
+    assert!(
+        got[1].at - got[0].at >= Duration::from_millis(1900),
+        "waited {:?}",
+        got[1].at - got[0].at
+    );
 }
 
 async fn a_receiver_that_never_answers_times_out_and_is_retried(b: &dyn Backend) {
-    let s = scenario(b, TargetPolicy { allow_private: true }, |_, i| {
-        if i == 0 { Reply { delay: Duration::from_secs(5), ..Reply::status(200) } } else { Reply::status(200) }
-    })
+    let s = scenario(
+        b,
+        TargetPolicy {
+            allow_private: true,
+        },
+        |_, i| {
+            if i == 0 {
+                Reply {
+                    delay: Duration::from_secs(5),
+                    ..Reply::status(200)
+                }
+            } else {
+                Reply::status(200)
+            }
+        },
+    )
     .await;
     let attempts = run(b, &s, last_is(AttemptStatus::Delivered)).await;
-    assert_eq!(statuses(&attempts), [AttemptStatus::Retrying, AttemptStatus::Delivered]);
-    assert!(attempts[0].error.as_deref().is_some_and(|e| e.contains("timed out")), "{:?}", attempts[0]);
+    assert_eq!(
+        statuses(&attempts),
+        [AttemptStatus::Retrying, AttemptStatus::Delivered]
+    );
+    assert!(
+        attempts[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("timed out")),
+        "{:?}",
+        attempts[0]
+    );
 }
 
 async fn private_targets_are_refused_at_delivery(b: &dyn Backend) {
     let s = scenario(b, TargetPolicy::PUBLIC_ONLY, |_, _| Reply::status(200)).await;
     let attempts = run(b, &s, last_is(AttemptStatus::Failed)).await;
     assert_eq!(statuses(&attempts), [AttemptStatus::Failed]);
-    assert!(attempts[0].error.as_deref().is_some_and(|e| e.contains("loopback")), "{:?}", attempts[0]);
-    assert!(s.receiver.requests().is_empty(), "nothing reached the private address");
+    assert!(
+        attempts[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("loopback")),
+        "{:?}",
+        attempts[0]
+    );
+    assert!(
+        s.receiver.requests().is_empty(),
+        "nothing reached the private address"
+    );
 }
 
 async fn gone_disables_and_deleted_or_disabled_webhooks_receive_nothing(b: &dyn Backend) {
-    let s = scenario(b, TargetPolicy { allow_private: true }, |_, _| Reply::status(410)).await;
+    let s = scenario(
+        b,
+        TargetPolicy {
+            allow_private: true,
+        },
+        |_, _| Reply::status(410),
+    )
+    .await;
     let attempts = run(b, &s, last_is(AttemptStatus::Gone)).await;
     assert_eq!(statuses(&attempts), [AttemptStatus::Gone]);
-    let stored = b.store().get(&s.hook.id).await.expect("get").expect("still there");
+    let stored = b
+        .store()
+        .get(&s.hook.id)
+        .await
+        .expect("get")
+        .expect("still there");
     assert!(!stored.spec.enabled);
-    assert!(stored.disabled_reason.as_deref().is_some_and(|r| r.contains("410")));
+    assert!(stored
+        .disabled_reason
+        .as_deref()
+        .is_some_and(|r| r.contains("410")));
 
     // Disabled: the next delivery for it sends nothing.
-    let again = DeliveryMessage { delivery_id: DeliveryId::for_pair(&EventId::parse("evt_x").expect("id"), &s.hook.id), event_id: s.event.id.clone(), webhook_id: s.hook.id.clone() };
+    let again = DeliveryMessage {
+        delivery_id: DeliveryId::for_pair(&EventId::parse("evt_x").expect("id"), &s.hook.id),
+        event_id: s.event.id.clone(),
+        webhook_id: s.hook.id.clone(),
+    };
     b.send(&again).await;
     let attempts = run(b, &s, |a| a.len() == 2).await;
     assert_eq!(attempts[1].status, AttemptStatus::Skipped);
     // Deleted: nothing either.
-    let deleted = scenario(b, TargetPolicy { allow_private: true }, |_, _| Reply::status(200)).await;
+    let deleted = scenario(
+        b,
+        TargetPolicy {
+            allow_private: true,
+        },
+        |_, _| Reply::status(200),
+    )
+    .await;
     b.store().delete(&deleted.hook.id, 1).await.expect("delete");
     let attempts = run(b, &deleted, |a| !a.is_empty()).await;
     assert_eq!(statuses(&attempts), [AttemptStatus::Skipped]);
     assert_eq!(s.receiver.requests().len(), 1);
     assert!(deleted.receiver.requests().is_empty());
+}
+
+async fn the_dlq_replays_to_a_healthy_endpoint(b: &dyn Backend) {
+    // Six 500s exhaust the retries; after the replay the endpoint is healthy again.
+    let s = scenario(
+        b,
+        TargetPolicy {
+            allow_private: true,
+        },
+        |_, i| Reply::status(if i < 6 { 500 } else { 200 }),
+    )
+    .await;
+    run(b, &s, last_is(AttemptStatus::Exhausted)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.dlq_len().await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the message never reached the DLQ"
+        );
+    }
+    assert_eq!(b.replay().await, 1);
+    let attempts = run(b, &s, last_is(AttemptStatus::Delivered)).await;
+    assert_eq!(attempts.len(), 7);
+    assert_eq!(
+        attempts[6].attempt, 1,
+        "a replayed message starts counting again"
+    );
+    assert_eq!(b.dlq_len().await, 0, "the DLQ drained to zero");
+    let got = s.receiver.requests();
+    assert_eq!(
+        got.last().and_then(|r| r.header("webhook-id")),
+        Some(s.event.id.as_str())
+    );
 }
 
 macro_rules! on_both_paths {
@@ -387,4 +675,5 @@ on_both_paths!(
     a_receiver_that_never_answers_times_out_and_is_retried,
     private_targets_are_refused_at_delivery,
     gone_disables_and_deleted_or_disabled_webhooks_receive_nothing,
+    the_dlq_replays_to_a_healthy_endpoint,
 );

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use hookline_api::deliveries::DeliveriesService;
 use hookline_api::intake::IntakeService;
 use hookline_api::lambda::{caller_from_context, from_http, into_http};
 use hookline_api::routes::Router;
@@ -38,7 +39,11 @@ async fn invoke(router: &Router, event: &str) -> (u16, Value) {
     (status, body)
 }
 
-async fn run_fixtures(store: Arc<dyn WebhookStore>, events: Arc<dyn EventQueue>) {
+async fn run_fixtures(
+    store: Arc<dyn WebhookStore>,
+    events: Arc<dyn EventQueue>,
+    deliveries_of: impl FnOnce(WebhookService) -> DeliveriesService,
+) {
     let receiver = TestReceiver::always(200).await;
     let endpoint = format!("{}/hookline", receiver.url);
     let settings = Settings {
@@ -50,7 +55,8 @@ async fn run_fixtures(store: Arc<dyn WebhookStore>, events: Arc<dyn EventQueue>)
     };
     let http = ReqwestSender::new(settings.targets, "Hookline/test").expect("client");
     let intake = IntakeService::new(events, settings.namespace.clone());
-    let router = Router::new(WebhookService::new(store, Arc::new(http), settings), intake);
+    let webhooks = WebhookService::new(store, Arc::new(http), settings);
+    let router = Router::new(webhooks.clone(), intake, deliveries_of(webhooks));
 
     let (status, body) = invoke(&router, &fixture("api-create-webhook.json", &endpoint)).await;
     assert_eq!(status, 201, "{body}");
@@ -91,7 +97,13 @@ async fn run_fixtures(store: Arc<dyn WebhookStore>, events: Arc<dyn EventQueue>)
 async fn api_gateway_fixtures_on_the_embedded_store() {
     let db = hookline_core::store::sqlite::Database::open_in_memory().expect("sqlite");
     let events = hookline_core::queue::sqlite::SqliteQueue::new(db.clone(), "events", None);
-    run_fixtures(Arc::new(db), Arc::new(events.clone())).await;
+    let logs = db.clone();
+    run_fixtures(Arc::new(db), Arc::new(events.clone()), |w| {
+        let queue =
+            hookline_core::queue::sqlite::SqliteQueue::new(logs.clone(), "deliveries", None);
+        DeliveriesService::new(w, Arc::new(logs.clone()), Arc::new(logs), Arc::new(queue))
+    })
+    .await;
     let queued = events.list(10).await.expect("list");
     assert_eq!(
         queued.len(),
@@ -105,12 +117,32 @@ async fn api_gateway_fixtures_on_the_embedded_store() {
 #[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
 async fn api_gateway_fixtures_on_dynamodb() {
     let (dynamo, sqs, resources) = hookline_tests::fresh_aws("lambda-api").await;
+    let dynamo_for_logs = dynamo.clone();
     let store = hookline_core::store::dynamodb::DynamoWebhookStore::new(
         dynamo,
         resources.table_name.clone(),
     );
     let events = SqsQueue::new(sqs.clone(), resources.events_queue_url.clone());
-    run_fixtures(Arc::new(store), Arc::new(events)).await;
+    let (table, deliveries_url) = (
+        resources.table_name.clone(),
+        resources.deliveries_queue_url.clone(),
+    );
+    let (logs_client, queue_client) = (dynamo_for_logs, sqs.clone());
+    run_fixtures(Arc::new(store), Arc::new(events), move |w| {
+        DeliveriesService::new(
+            w,
+            Arc::new(hookline_core::store::dynamodb::DynamoAttemptLog::new(
+                logs_client.clone(),
+                table.clone(),
+            )),
+            Arc::new(hookline_core::store::dynamodb::DynamoEventLog::new(
+                logs_client,
+                table,
+            )),
+            Arc::new(SqsQueue::new(queue_client, deliveries_url)),
+        )
+    })
+    .await;
     let received = sqs
         .receive_message()
         .queue_url(&resources.events_queue_url)

@@ -159,3 +159,179 @@ async fn events_accepted_before_a_restart_are_fanned_out_after_it() {
     }
     assert_eq!(second.db.integrity_check().await.expect("check"), "ok");
 }
+
+fn verify_with_hmac(secret: &str, r: &hookline_tests::receiver::Captured) -> bool {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(&secret["whsec_".len()..])
+        .expect("key");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).expect("hmac");
+    let (id, ts) = (
+        r.header("webhook-id").expect("id"),
+        r.header("webhook-timestamp").expect("ts"),
+    );
+    mac.update(format!("{id}.{ts}.").as_bytes());
+    mac.update(&r.body);
+    let expected = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    r.header("webhook-signature")
+        .is_some_and(|h| h.split(' ').any(|s| s == expected))
+}
+
+async fn wait_for_posts(
+    receiver: &hookline_tests::receiver::TestReceiver,
+    n: usize,
+) -> Vec<hookline_tests::receiver::Captured> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let posts: Vec<_> = receiver
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "POST")
+            .collect();
+        if posts.len() >= n || Instant::now() > deadline {
+            return posts;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn create_webhook_post_event_and_receive_it_signed_through_serve() {
+    let receiver = hookline_tests::receiver::TestReceiver::always(200).await;
+    let delivery = hookline_deliver::DeliverSettings {
+        policy: hookline_core::retry::RetryPolicy {
+            schedule: vec![Duration::from_millis(50); 5],
+            ..hookline_core::retry::RetryPolicy::default()
+        },
+        ..hookline_deliver::DeliverSettings::default()
+    };
+    let local = Local::open_with(&temp_db("e2e"), settings(), "permissions".into(), delivery)
+        .await
+        .expect("open");
+    let everyone = Principal::from_claims(
+        "dev",
+        Some(&serde_json::Value::String(
+            "edit-app:A1 publish-events:A1".into(),
+        )),
+    );
+    let token = local.mint_token(&everyone, Duration::from_secs(600));
+    let listener = hookline::bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(local.clone().serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+
+    let created: serde_json::Value = client
+        .post(format!("{base}/v1/webhooks?appId=A1"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "CRM", "url": format!("{}/in", receiver.url), "eventTypes": ["ticket.*"], "customHeaders": {"X-Api-Key": "k1"}}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let (id, secret) = (
+        created["id"].as_str().expect("id").to_owned(),
+        created["secret"].as_str().expect("secret").to_owned(),
+    );
+
+    let event = serde_json::json!({"type": "ticket.created", "urn": "urn:allthings:app:A1:ticket:CAT7:T99", "data": {"title": "Leaking tap"}});
+    let accepted: serde_json::Value = client
+        .post(format!("{base}/v1/events"))
+        .bearer_auth(&token)
+        .json(&event)
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let event_id = accepted["id"].as_str().expect("event id").to_owned();
+
+    let posts = wait_for_posts(&receiver, 1).await;
+    assert_eq!(posts.len(), 1, "the event was delivered once");
+    let delivered = &posts[0];
+    assert_eq!(delivered.header("webhook-id"), Some(event_id.as_str()));
+    assert_eq!(delivered.header("x-api-key"), Some("k1"));
+    assert!(
+        verify_with_hmac(&secret, delivered),
+        "signed with the secret shown at creation"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&delivered.body).expect("json");
+    assert_eq!(body["data"]["title"], "Leaking tap");
+
+    // The attempt log shows it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let log = loop {
+        let log: serde_json::Value = client
+            .get(format!(
+                "{base}/v1/webhooks/{id}/deliveries?status=delivered"
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if log["items"].as_array().is_some_and(|i| !i.is_empty()) || Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let attempt = &log["items"][0];
+    assert_eq!(attempt["status"], "delivered");
+    assert_eq!(attempt["responseStatus"], 200);
+    assert_eq!(attempt["eventId"], event_id.as_str());
+    let delivery_id = attempt["deliveryId"]
+        .as_str()
+        .expect("delivery id")
+        .to_owned();
+
+    // Redelivery from the event log: same event, same webhook-id.
+    let r = client
+        .post(format!(
+            "{base}/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("redeliver");
+    assert_eq!(r.status(), 202);
+    let posts = wait_for_posts(&receiver, 2).await;
+    assert_eq!(posts[1].header("webhook-id"), Some(event_id.as_str()));
+
+    // A test event through the real path.
+    let r = client
+        .post(format!("{base}/v1/webhooks/{id}/test"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("test");
+    assert_eq!(r.status(), 202);
+    let posts = wait_for_posts(&receiver, 3).await;
+    let test: serde_json::Value = serde_json::from_slice(&posts[2].body).expect("json");
+    assert_eq!(test["type"], "webhook.test");
+    assert!(verify_with_hmac(&secret, &posts[2]));
+
+    let r = client
+        .post(format!(
+            "{base}/v1/webhooks/{id}/deliveries/dl_00000000000000000000000000000000/redeliver"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("redeliver");
+    assert_eq!(r.status(), 404);
+    stop.send(()).expect("running");
+    server.await.expect("task").expect("shutdown");
+}

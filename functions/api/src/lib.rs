@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod deliveries;
 pub mod intake;
 pub mod lambda;
 pub mod problem;

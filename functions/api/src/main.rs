@@ -1,13 +1,15 @@
 //! The `api` Lambda: API Gateway HTTP API (payload v2) → the routes, on DynamoDB and SQS.
-//! Env: `HOOKLINE_TABLE`, `HOOKLINE_EVENTS_QUEUE_URL`, and the settings read by [`config`].
+//! Env: `HOOKLINE_TABLE`, `HOOKLINE_EVENTS_QUEUE_URL`, `HOOKLINE_DELIVERIES_QUEUE_URL`, and the
+//! settings read by [`config`].
 
 use std::sync::Arc;
 
+use hookline_api::deliveries::DeliveriesService;
 use hookline_api::intake::IntakeService;
 use hookline_api::{config, lambda, routes::Router, service::WebhookService};
 use hookline_core::http::ReqwestSender;
 use hookline_core::queue::sqs::SqsQueue;
-use hookline_core::store::dynamodb::DynamoWebhookStore;
+use hookline_core::store::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
 use lambda_http::{service_fn, Error};
 
 fn env(name: &str) -> Result<String, Error> {
@@ -19,18 +21,26 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let settings = config::settings_from_env(false)?;
     let claim = config::permissions_claim();
+    let table = env("HOOKLINE_TABLE")?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let store = Arc::new(DynamoWebhookStore::new(
-        aws_sdk_dynamodb::Client::new(&aws),
-        env("HOOKLINE_TABLE")?,
-    ));
-    let events = SqsQueue::new(
-        aws_sdk_sqs::Client::new(&aws),
-        env("HOOKLINE_EVENTS_QUEUE_URL")?,
-    );
+    let dynamo = aws_sdk_dynamodb::Client::new(&aws);
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let events = SqsQueue::new(sqs.clone(), env("HOOKLINE_EVENTS_QUEUE_URL")?);
+    let deliveries = SqsQueue::new(sqs, env("HOOKLINE_DELIVERIES_QUEUE_URL")?);
     let intake = IntakeService::new(Arc::new(events), settings.namespace.clone());
     let http = Arc::new(ReqwestSender::new(settings.targets, &settings.user_agent)?);
-    let router = Router::new(WebhookService::new(store, http, settings), intake);
+    let webhooks = WebhookService::new(
+        Arc::new(DynamoWebhookStore::new(dynamo.clone(), table.clone())),
+        http,
+        settings,
+    );
+    let deliveries = DeliveriesService::new(
+        webhooks.clone(),
+        Arc::new(DynamoAttemptLog::new(dynamo.clone(), table.clone())),
+        Arc::new(DynamoEventLog::new(dynamo, table)),
+        Arc::new(deliveries),
+    );
+    let router = Router::new(webhooks, intake, deliveries);
     lambda_http::run(service_fn(|request: lambda_http::Request| {
         let caller = lambda::caller_from_context(&request, &claim);
         let router = router.clone();

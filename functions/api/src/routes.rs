@@ -10,6 +10,7 @@ use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::deliveries::DeliveriesService;
 use crate::intake::IntakeService;
 use crate::problem::Problem;
 use crate::service::{ProbeInput, WebhookService};
@@ -30,6 +31,12 @@ pub const ROUTES: &[(&str, &[Method])] = &[
         &[Method::GET, Method::PATCH, Method::DELETE],
     ),
     ("/v1/webhooks/{id}/secret/rotate", &[Method::POST]),
+    ("/v1/webhooks/{id}/test", &[Method::POST]),
+    ("/v1/webhooks/{id}/deliveries", &[Method::GET]),
+    (
+        "/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver",
+        &[Method::POST],
+    ),
     ("/v1/event-types", &[Method::GET]),
     ("/v1/events", &[Method::POST]),
     ("/v1/openapi.json", &[Method::GET]),
@@ -51,6 +58,7 @@ pub enum Caller {
 pub struct Router {
     service: WebhookService,
     intake: IntakeService,
+    deliveries: DeliveriesService,
 }
 
 enum Endpoint {
@@ -58,6 +66,9 @@ enum Endpoint {
     ProbeUrl,
     Webhook(String),
     RotateSecret(String),
+    SendTest(String),
+    Deliveries(String),
+    Redeliver(String, String),
     EventTypes,
     Events,
     OpenApi,
@@ -70,9 +81,15 @@ fn match_path(path: &str) -> Option<(Endpoint, &'static [Method])> {
         ["v1", "webhooks", "test"] => (Endpoint::ProbeUrl, 1),
         ["v1", "webhooks", id] => (Endpoint::Webhook((*id).to_owned()), 2),
         ["v1", "webhooks", id, "secret", "rotate"] => (Endpoint::RotateSecret((*id).to_owned()), 3),
-        ["v1", "event-types"] => (Endpoint::EventTypes, 4),
-        ["v1", "events"] => (Endpoint::Events, 5),
-        ["v1", "openapi.json"] => (Endpoint::OpenApi, 6),
+        ["v1", "webhooks", id, "test"] => (Endpoint::SendTest((*id).to_owned()), 4),
+        ["v1", "webhooks", id, "deliveries"] => (Endpoint::Deliveries((*id).to_owned()), 5),
+        ["v1", "webhooks", id, "deliveries", delivery, "redeliver"] => (
+            Endpoint::Redeliver((*id).to_owned(), (*delivery).to_owned()),
+            6,
+        ),
+        ["v1", "event-types"] => (Endpoint::EventTypes, 7),
+        ["v1", "events"] => (Endpoint::Events, 8),
+        ["v1", "openapi.json"] => (Endpoint::OpenApi, 9),
         _ => return None,
     };
     Some((endpoint, ROUTES[index].1))
@@ -216,8 +233,16 @@ fn query_params(query: Option<&str>) -> BTreeMap<String, String> {
 
 impl Router {
     /// The routes over the webhook service and event intake.
-    pub fn new(service: WebhookService, intake: IntakeService) -> Self {
-        Self { service, intake }
+    pub fn new(
+        service: WebhookService,
+        intake: IntakeService,
+        deliveries: DeliveriesService,
+    ) -> Self {
+        Self {
+            service,
+            intake,
+            deliveries,
+        }
     }
 
     /// The service behind the routes.
@@ -356,6 +381,42 @@ impl Router {
                 let mut r = Response::new(Bytes::new());
                 *r.status_mut() = StatusCode::NO_CONTENT;
                 Ok(r)
+            }
+            (Endpoint::SendTest(id), _) => {
+                let queued = self.deliveries.send_test(principal()?, &id).await?;
+                Ok(json_response(StatusCode::ACCEPTED, &queued))
+            }
+            (Endpoint::Redeliver(id, delivery), _) => {
+                let queued = self
+                    .deliveries
+                    .redeliver(principal()?, &id, &delivery)
+                    .await?;
+                Ok(json_response(StatusCode::ACCEPTED, &queued))
+            }
+            (Endpoint::Deliveries(id), _) => {
+                let p = principal()?;
+                let limit = query
+                    .get("limit")
+                    .map(|l| {
+                        l.parse::<usize>().map_err(|_| {
+                            Problem::bad_request(format!("limit \"{l}\" is not a number"))
+                        })
+                    })
+                    .transpose()?;
+                let page = self
+                    .deliveries
+                    .list(
+                        p,
+                        &id,
+                        query.get("status").map(String::as_str),
+                        query.get("cursor").map(String::as_str),
+                        limit,
+                    )
+                    .await?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    &serde_json::json!({ "items": page.items, "nextCursor": page.next.map(|c| c.0) }),
+                ))
             }
             (Endpoint::RotateSecret(id), _) => {
                 let created = service.rotate_secret(principal()?, &id).await?;

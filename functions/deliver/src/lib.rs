@@ -99,8 +99,16 @@ fn excerpt(body: &str) -> String {
 
 /// The request for one attempt: the event's body, the Standard Webhooks headers signed with
 /// every active secret, then the webhook's custom headers.
-pub fn signed_request(webhook: &Webhook, event: &Event, now: OffsetDateTime, user_agent: &str, timeout: Duration) -> Result<OutboundRequest, PortError> {
-    let body = event.delivery_body().map_err(|e| PortError::Corrupt(e.to_string()))?;
+pub fn signed_request(
+    webhook: &Webhook,
+    event: &Event,
+    now: OffsetDateTime,
+    user_agent: &str,
+    timeout: Duration,
+) -> Result<OutboundRequest, PortError> {
+    let body = event
+        .delivery_body()
+        .map_err(|e| PortError::Corrupt(e.to_string()))?;
     let ts = now.unix_timestamp();
     let secrets: Vec<_> = webhook.active_secrets(now).into_iter().cloned().collect();
     let mut headers = vec![
@@ -108,10 +116,25 @@ pub fn signed_request(webhook: &Webhook, event: &Event, now: OffsetDateTime, use
         ("user-agent".to_owned(), user_agent.to_owned()),
         ("webhook-id".to_owned(), event.id.to_string()),
         ("webhook-timestamp".to_owned(), ts.to_string()),
-        ("webhook-signature".to_owned(), signature_header(&secrets, event.id.as_str(), ts, &body)),
+        (
+            "webhook-signature".to_owned(),
+            signature_header(&secrets, event.id.as_str(), ts, &body),
+        ),
     ];
-    headers.extend(webhook.spec.custom_headers.iter().map(|h| (h.name.clone(), h.value.clone())));
-    Ok(OutboundRequest { method: OutboundMethod::Post, url: webhook.spec.url.clone(), headers, body, timeout })
+    headers.extend(
+        webhook
+            .spec
+            .custom_headers
+            .iter()
+            .map(|h| (h.name.clone(), h.value.clone())),
+    );
+    Ok(OutboundRequest {
+        method: OutboundMethod::Post,
+        url: webhook.spec.url.clone(),
+        headers,
+        body,
+        timeout,
+    })
 }
 
 impl Deliver {
@@ -124,21 +147,40 @@ impl Deliver {
         http: Arc<dyn HttpSender>,
         settings: DeliverSettings,
     ) -> Self {
-        Self { store, events, attempts, queue, http, settings }
+        Self {
+            store,
+            events,
+            attempts,
+            queue,
+            http,
+            settings,
+        }
     }
 
     /// Delivers a batch, `concurrency` at a time; returns the ids of messages to retry.
     pub async fn handle_batch(&self, messages: &[ReceivedMessage]) -> Vec<String> {
-        let results: Vec<(String, bool)> = stream::iter(messages)
-            .map(|m| async move { (m.message_id.clone(), self.handle_message(m).await.is_err()) })
+        // Futures built up front (not in a stream closure) keep the batch future `Send` for
+        // any caller lifetime, so it can be spawned.
+        let attempts: Vec<_> = messages.iter().map(|m| self.handle_reporting(m)).collect();
+        stream::iter(attempts)
             .buffer_unordered(self.settings.concurrency.max(1))
+            .filter_map(|failed| async move { failed })
             .collect()
-            .await;
-        results.into_iter().filter(|(_, failed)| *failed).map(|(id, _)| id).collect()
+            .await
+    }
+
+    async fn handle_reporting(&self, message: &ReceivedMessage) -> Option<String> {
+        self.handle_message(message)
+            .await
+            .err()
+            .map(|_| message.message_id.clone())
     }
 
     /// Handles one message of the deliveries queue.
-    pub async fn handle_message(&self, message: &ReceivedMessage) -> Result<AttemptStatus, DeliverError> {
+    pub async fn handle_message(
+        &self,
+        message: &ReceivedMessage,
+    ) -> Result<AttemptStatus, DeliverError> {
         let delivery: DeliveryMessage = match serde_json::from_str(&message.body) {
             Ok(d) => d,
             Err(e) => {
@@ -157,7 +199,13 @@ impl Deliver {
         self.deliver(&delivery, message).instrument(span).await
     }
 
-    async fn record(&self, delivery: &DeliveryMessage, attempt: u32, status: AttemptStatus, fill: impl FnOnce(&mut Attempt)) -> Result<(), PortError> {
+    async fn record(
+        &self,
+        delivery: &DeliveryMessage,
+        attempt: u32,
+        status: AttemptStatus,
+        fill: impl FnOnce(&mut Attempt),
+    ) -> Result<(), PortError> {
         let now = OffsetDateTime::now_utc();
         let mut a = Attempt {
             attempt_id: ulid::Ulid::new().to_string(),
@@ -174,37 +222,65 @@ impl Deliver {
             next_retry_at: None,
         };
         fill(&mut a);
-        self.attempts.record(&a, now + self.settings.attempt_ttl).await
+        self.attempts
+            .record(&a, now + self.settings.attempt_ttl)
+            .await
     }
 
-    async fn deliver(&self, delivery: &DeliveryMessage, message: &ReceivedMessage) -> Result<AttemptStatus, DeliverError> {
+    async fn deliver(
+        &self,
+        delivery: &DeliveryMessage,
+        message: &ReceivedMessage,
+    ) -> Result<AttemptStatus, DeliverError> {
         let attempt = message.receive_count.max(1);
         let webhook = match self.store.get(&delivery.webhook_id).await? {
             Some(w) if w.spec.enabled => w,
             found => {
-                let why = if found.is_some() { "webhook is disabled" } else { "webhook was deleted" };
+                let why = if found.is_some() {
+                    "webhook is disabled"
+                } else {
+                    "webhook was deleted"
+                };
                 tracing::info!(why, "not delivered");
-                self.record(delivery, attempt, AttemptStatus::Skipped, |a| a.error = Some(why.into())).await?;
+                self.record(delivery, attempt, AttemptStatus::Skipped, |a| {
+                    a.error = Some(why.into())
+                })
+                .await?;
                 return Ok(AttemptStatus::Skipped);
             }
         };
         let Some(event) = self.events.get(&delivery.event_id).await? else {
             let why = "event is no longer in the event log";
             tracing::warn!(why, "not delivered");
-            self.record(delivery, attempt, AttemptStatus::Skipped, |a| a.error = Some(why.into())).await?;
+            self.record(delivery, attempt, AttemptStatus::Skipped, |a| {
+                a.error = Some(why.into())
+            })
+            .await?;
             return Ok(AttemptStatus::Skipped);
         };
         let now = OffsetDateTime::now_utc();
-        let request = signed_request(&webhook, &event, now, &self.settings.user_agent, self.settings.timeout)?;
+        let request = signed_request(
+            &webhook,
+            &event,
+            now,
+            &self.settings.user_agent,
+            self.settings.timeout,
+        )?;
         let result = self.http.send(request).await;
         let outcome = match &result {
             Ok(r) => AttemptOutcome::Status {
                 code: r.status,
-                retry_after: r.retry_after.as_deref().and_then(|v| parse_retry_after(v, now)),
+                retry_after: r
+                    .retry_after
+                    .as_deref()
+                    .and_then(|v| parse_retry_after(v, now)),
             },
             Err(e) => e.outcome(),
         };
-        let decision = self.settings.policy.decide(outcome, attempt, jitter_sample());
+        let decision = self
+            .settings
+            .policy
+            .decide(outcome, attempt, jitter_sample());
         let status = match decision {
             Decision::Delivered => AttemptStatus::Delivered,
             Decision::RetryAfter(_) => AttemptStatus::Retrying,
@@ -229,13 +305,19 @@ impl Deliver {
         })
         .await?;
         match &result {
-            Ok(r) => tracing::info!(status = r.status, ?decision, latency_ms = r.latency.as_millis() as u64, "attempt"),
+            Ok(r) => tracing::info!(
+                status = r.status,
+                ?decision,
+                latency_ms = r.latency.as_millis() as u64,
+                "attempt"
+            ),
             Err(e) => tracing::info!(error = %e, ?decision, "attempt"),
         }
         match decision {
             Decision::Delivered | Decision::Failed => Ok(status),
             Decision::Gone => {
-                self.disable(&webhook, "the endpoint answered 410 Gone").await?;
+                self.disable(&webhook, "the endpoint answered 410 Gone")
+                    .await?;
                 Ok(status)
             }
             Decision::RetryAfter(delay) => {
@@ -245,7 +327,9 @@ impl Deliver {
             Decision::Exhausted => {
                 // Visible again at once: the next receive finds it over maxReceiveCount and
                 // redrive moves it to the DLQ.
-                self.queue.retry_later(&message.receipt, Duration::ZERO).await?;
+                self.queue
+                    .retry_later(&message.receipt, Duration::ZERO)
+                    .await?;
                 tracing::warn!("retries exhausted; the message goes to the DLQ");
                 Err(DeliverError::Exhausted)
             }
@@ -265,14 +349,18 @@ impl Deliver {
                     tracing::warn!(reason, "webhook disabled");
                     return Ok(());
                 }
-                Err(PortError::VersionConflict { .. }) => match self.store.get(&webhook.id).await? {
-                    Some(fresh) => current = fresh,
-                    None => return Ok(()),
-                },
+                Err(PortError::VersionConflict { .. }) => {
+                    match self.store.get(&webhook.id).await? {
+                        Some(fresh) => current = fresh,
+                        None => return Ok(()),
+                    }
+                }
                 Err(PortError::NotFound(_)) => return Ok(()),
                 Err(e) => return Err(e),
             }
         }
-        Err(PortError::VersionConflict { expected: current.version })
+        Err(PortError::VersionConflict {
+            expected: current.version,
+        })
     }
 }

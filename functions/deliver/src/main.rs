@@ -22,7 +22,9 @@ fn env(name: &str) -> Result<String, Error> {
 fn env_number(name: &str, default: u64) -> Result<u64, Error> {
     match std::env::var(name) {
         Err(_) => Ok(default),
-        Ok(v) => v.parse().map_err(|_| format!("{name}={v} is not a whole number").into()),
+        Ok(v) => v
+            .parse()
+            .map_err(|_| format!("{name}={v} is not a whole number").into()),
     }
 }
 
@@ -30,7 +32,10 @@ fn env_number(name: &str, default: u64) -> Result<u64, Error> {
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let table = env("HOOKLINE_TABLE")?;
-    let allow_private = matches!(std::env::var("HOOKLINE_ALLOW_PRIVATE_TARGETS").as_deref(), Ok("true" | "1"));
+    let allow_private = matches!(
+        std::env::var("HOOKLINE_ALLOW_PRIVATE_TARGETS").as_deref(),
+        Ok("true" | "1")
+    );
     let settings = DeliverSettings {
         timeout: Duration::from_secs(env_number("HOOKLINE_DELIVERY_TIMEOUT_SECS", 10)?),
         concurrency: usize::try_from(env_number("HOOKLINE_DELIVERY_CONCURRENCY", 16)?)?,
@@ -43,14 +48,19 @@ async fn main() -> Result<(), Error> {
         Arc::new(DynamoWebhookStore::new(dynamo.clone(), table.clone())),
         Arc::new(DynamoEventLog::new(dynamo.clone(), table.clone())),
         Arc::new(DynamoAttemptLog::new(dynamo, table)),
-        Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(&aws), env("HOOKLINE_DELIVERIES_QUEUE_URL")?)),
+        Arc::new(SqsQueue::new(
+            aws_sdk_sqs::Client::new(&aws),
+            env("HOOKLINE_DELIVERIES_QUEUE_URL")?,
+        )),
         Arc::new(http),
         settings,
     );
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let deliver = deliver.clone();
         async move {
-            let failed = deliver.handle_batch(&received_messages(event.payload)).await;
+            let failed = deliver
+                .handle_batch(&received_messages(event.payload))
+                .await;
             Ok::<SqsBatchResponse, Error>(batch_response(failed))
         }
     }))

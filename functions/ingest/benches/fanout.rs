@@ -30,7 +30,10 @@ fn webhook(app: &str, rules: &WebhookRules<'_>) -> Webhook {
     Webhook {
         id: WebhookId::generate(),
         spec,
-        secrets: vec![SigningSecret { secret: Secret::generate().expect("rng"), expires_at: None }],
+        secrets: vec![SigningSecret {
+            secret: Secret::generate().expect("rng"),
+            expires_at: None,
+        }],
         owner: "bench".into(),
         version: 1,
         created_at: now,
@@ -60,9 +63,18 @@ async fn run(label: &str, webhooks: usize, events: usize) {
         .map(|i| format!(r#"{{"id":"evt_{i}","type":"ticket.created","urn":"urn:allthings:app:B1:ticket:C{}:T{i}","data":{{"title":"t"}}}}"#, i % 50))
         .collect();
     for chunk in bodies.chunks(500) {
-        events_q.send_many(chunk, Duration::ZERO, None).await.expect("send");
+        events_q
+            .send_many(chunk, Duration::ZERO, None)
+            .await
+            .expect("send");
     }
-    let ingest = Ingest::new(Arc::new(db.clone()), Arc::new(db.clone()), Arc::new(deliveries.clone()), Arc::new(dlq), IngestSettings::default());
+    let ingest = Ingest::new(
+        Arc::new(db.clone()),
+        Arc::new(db.clone()),
+        Arc::new(deliveries.clone()),
+        Arc::new(dlq),
+        IngestSettings::default(),
+    );
     let started = Instant::now();
     let cpu_started = cpu_seconds();
     // Two consumers, as `hookline serve` runs them.
@@ -71,7 +83,10 @@ async fn run(label: &str, webhooks: usize, events: usize) {
             let (q, ingest) = (events_q.clone(), ingest.clone());
             tokio::spawn(async move {
                 loop {
-                    let batch = q.receive(10, Duration::from_secs(30)).await.expect("receive");
+                    let batch = q
+                        .receive(10, Duration::from_secs(30))
+                        .await
+                        .expect("receive");
                     if batch.is_empty() {
                         return;
                     }
@@ -90,7 +105,11 @@ async fn run(label: &str, webhooks: usize, events: usize) {
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_started;
     let messages = deliveries.len().await.expect("len");
-    assert_eq!(messages, webhooks * events, "every (event, webhook) pair has its message");
+    assert_eq!(
+        messages,
+        webhooks * events,
+        "every (event, webhook) pair has its message"
+    );
     println!(
         "{label}: {events} events x {webhooks} webhooks -> {messages} delivery messages in {elapsed:.2} s \
          = {:.0} events/s, {:.0} delivery messages/s (CPU {cpu:.2} s)",
@@ -106,7 +125,8 @@ fn cpu_seconds() -> f64 {
         .ok()
         .and_then(|s| {
             let fields: Vec<&str> = s.rsplit(')').next()?.split_whitespace().collect();
-            let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+            let ticks: f64 =
+                fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
             Some(ticks / 100.0)
         })
         .unwrap_or(0.0)
@@ -114,7 +134,10 @@ fn cpu_seconds() -> f64 {
 
 fn main() {
     // `cargo bench` passes flags like --bench; this harness has no options.
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         run("one event to 1 000 webhooks (x20 events)", 1_000, 20).await;
         run("10 000 events to 10 webhooks each", 10, 10_000).await;

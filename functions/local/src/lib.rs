@@ -2,6 +2,7 @@
 //! with HS256 bearer tokens verified here (what API Gateway's JWT authorizer does in AWS).
 #![warn(missing_docs)]
 
+pub mod dlq;
 pub mod workers;
 
 use std::future::Future;
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use hookline_api::deliveries::DeliveriesService;
 use hookline_api::intake::IntakeService;
 use hookline_api::problem::Problem;
 use hookline_api::routes::{Caller, Router, MAX_BODY_BYTES};
@@ -22,6 +24,7 @@ use hookline_core::queue::names;
 use hookline_core::queue::sqlite::SqliteQueue;
 use hookline_core::retry::RetryPolicy;
 use hookline_core::store::sqlite::Database;
+use hookline_deliver::{Deliver, DeliverSettings};
 use hookline_ingest::{Ingest, IngestSettings};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -88,6 +91,8 @@ pub struct Local {
     pub queues: Queues,
     /// Fan-out, as the `ingest` Lambda runs it.
     pub ingest: Ingest,
+    /// Delivery, as the `deliver` Lambda runs it.
+    pub deliver: Deliver,
     /// The API routes.
     pub router: Router,
     /// HS256 key for bearer tokens, kept in the database so tokens survive restarts.
@@ -112,15 +117,33 @@ impl Local {
         settings: Settings,
         permissions_claim: String,
     ) -> Result<Self, LocalError> {
+        Self::open_with(
+            path,
+            settings,
+            permissions_claim,
+            DeliverSettings::default(),
+        )
+        .await
+    }
+
+    /// Opens the database at `path` with the delivery settings (retry schedule, timeout) too.
+    pub async fn open_with(
+        path: &Path,
+        settings: Settings,
+        permissions_claim: String,
+        delivery: DeliverSettings,
+    ) -> Result<Self, LocalError> {
         let db = Database::open(path)?;
         let key_hex = db
             .setting_or_insert(SIGNING_KEY_SETTING, random_key_hex)
             .await?;
-        let http = ReqwestSender::new(settings.targets, &settings.user_agent)
-            .map_err(|e| LocalError::Http(e.to_string()))?;
+        let http: Arc<ReqwestSender> = Arc::new(
+            ReqwestSender::new(settings.targets, &settings.user_agent)
+                .map_err(|e| LocalError::Http(e.to_string()))?,
+        );
         let namespace = settings.namespace.clone();
-        let service = WebhookService::new(Arc::new(db.clone()), Arc::new(http), settings);
-        let queues = Queues::new(&db, &RetryPolicy::default());
+        let webhooks = WebhookService::new(Arc::new(db.clone()), http.clone(), settings);
+        let queues = Queues::new(&db, &delivery.policy);
         let intake = IntakeService::new(Arc::new(queues.events.clone()), namespace.clone());
         let ingest = Ingest::new(
             Arc::new(db.clone()),
@@ -132,11 +155,26 @@ impl Local {
                 ..IngestSettings::default()
             },
         );
+        let deliver = Deliver::new(
+            Arc::new(db.clone()),
+            Arc::new(db.clone()),
+            Arc::new(db.clone()),
+            Arc::new(queues.deliveries.clone()),
+            http,
+            delivery,
+        );
+        let deliveries = DeliveriesService::new(
+            webhooks.clone(),
+            Arc::new(db.clone()),
+            Arc::new(db.clone()),
+            Arc::new(queues.deliveries.clone()),
+        );
         Ok(Self {
             db,
             queues,
             ingest,
-            router: Router::new(service, intake),
+            deliver,
+            router: Router::new(webhooks, intake, deliveries),
             token_key: Arc::new(key_hex.into_bytes()),
             permissions_claim,
         })
@@ -263,9 +301,49 @@ impl Local {
                 },
             )));
         }
+        for _ in 0..DELIVER_WORKERS {
+            let deliver = self.deliver.clone();
+            handles.push(tokio::spawn(consume(
+                self.db.clone(),
+                self.queues.deliveries.clone(),
+                DELIVER_CONSUMER,
+                stop.clone(),
+                move |batch| {
+                    let deliver = deliver.clone();
+                    async move { deliver.handle_batch(&batch).await }
+                },
+            )));
+        }
+        let (db, mut stop) = (self.db.clone(), stop);
+        handles.push(tokio::spawn(async move {
+            // DynamoDB's TTL, embedded: expired events and attempts go.
+            while !*stop.borrow() {
+                match db.purge_expired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(rows = n, "expired events and attempts purged"),
+                    Err(e) => tracing::warn!(error = %e, "purge failed"),
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(PURGE_EVERY) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }));
         handles
     }
 }
+
+/// How often expired events and attempts are deleted.
+pub const PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
+/// Parallel delivery consumers (Lambda's concurrency); each delivers its batch concurrently.
+pub const DELIVER_WORKERS: usize = 2;
+/// Batch size and visibility of the delivery consumers; polls often so millisecond backoff
+/// schedules (tests, `HOOKLINE_RETRY_SCHEDULE_MS`) are kept.
+pub const DELIVER_CONSUMER: ConsumerSettings = ConsumerSettings {
+    batch_size: 10,
+    visibility: Duration::from_secs(60),
+    idle_poll: Duration::from_millis(50),
+};
 
 /// Parallel ingest consumers (Lambda's concurrency).
 pub const INGEST_WORKERS: usize = 2;

@@ -3,6 +3,7 @@
 //! ```text
 //! hookline serve [--addr 127.0.0.1:8080] [--db ./hookline.db]
 //! hookline token --app A1 [--permission edit-app] [--sub dev] [--ttl-hours 24] [--db ./hookline.db]
+//! hookline dlq list|replay [--queue deliveries|events] [--webhook ID] [--limit N] [--db F | --aws]
 //! ```
 
 use std::net::SocketAddr;
@@ -10,15 +11,23 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use hookline::Local;
+use hookline::{dlq, Local};
 use hookline_core::auth::{parse_grant, Principal};
+use hookline_core::webhook::WebhookId;
+use hookline_deliver::DeliverSettings;
 
 const USAGE: &str = "usage:
   hookline serve [--addr 127.0.0.1:8080] [--db ./hookline.db]
   hookline token --app APP_ID [--permission edit-app|publish-events] [--sub SUB] [--ttl-hours N] [--db ./hookline.db]
+  hookline dlq list [--queue deliveries|events] [--limit N] [--db ./hookline.db | --aws]
+  hookline dlq replay [--queue deliveries|events] [--webhook WEBHOOK_ID] [--limit N] [--db ./hookline.db | --aws]
+
+--aws acts on SQS (a real account, or moto through AWS_ENDPOINT_URL): the queue URLs come from
+HOOKLINE_DELIVERIES_QUEUE_URL and HOOKLINE_DELIVERIES_DLQ_URL (or the EVENTS pair).
 
 environment: HOOKLINE_ADDR, HOOKLINE_DB, HOOKLINE_URN_NAMESPACE, HOOKLINE_ALLOW_HTTP (default true here),
-HOOKLINE_ALLOW_PRIVATE_TARGETS (default true here), HOOKLINE_ONE_URL_PER_EVENT, HOOKLINE_PERMISSIONS_CLAIM, RUST_LOG";
+HOOKLINE_ALLOW_PRIVATE_TARGETS (default true here), HOOKLINE_ONE_URL_PER_EVENT, HOOKLINE_PERMISSIONS_CLAIM,
+HOOKLINE_RETRY_SCHEDULE_MS (e.g. 100,200,400,800,1600; default 30s,2m,8m,32m,2h), HOOKLINE_DELIVERY_TIMEOUT_MS, RUST_LOG";
 
 struct Args {
     command: String,
@@ -73,15 +82,128 @@ fn db_path(args: &Args) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("hookline.db"))
 }
 
+fn delivery_settings() -> Result<DeliverSettings, String> {
+    let mut settings = DeliverSettings::default();
+    if let Ok(list) = std::env::var("HOOKLINE_RETRY_SCHEDULE_MS") {
+        let steps = list
+            .split(',')
+            .map(|s| s.trim().parse::<u64>().map(Duration::from_millis))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| {
+                format!("HOOKLINE_RETRY_SCHEDULE_MS={list}: expected milliseconds like 100,200,400")
+            })?;
+        if steps.is_empty() {
+            return Err("HOOKLINE_RETRY_SCHEDULE_MS is empty".into());
+        }
+        settings.policy.schedule = steps;
+    }
+    if let Ok(ms) = std::env::var("HOOKLINE_DELIVERY_TIMEOUT_MS") {
+        let ms: u64 = ms
+            .parse()
+            .map_err(|_| format!("HOOKLINE_DELIVERY_TIMEOUT_MS={ms} is not a number"))?;
+        settings.timeout = Duration::from_millis(ms);
+    }
+    Ok(settings)
+}
+
 async fn open(args: &Args) -> Result<Local, String> {
     let settings = hookline_api::config::settings_from_env(true).map_err(|e| e.to_string())?;
-    Local::open(
+    Local::open_with(
         &db_path(args),
         settings,
         hookline_api::config::permissions_claim(),
+        delivery_settings()?,
     )
     .await
     .map_err(|e| e.to_string())
+}
+
+fn queue_flag(args: &Args) -> Result<&'static str, String> {
+    match args.get("queue").unwrap_or("deliveries") {
+        "deliveries" => Ok("DELIVERIES"),
+        "events" => Ok("EVENTS"),
+        other => Err(format!("--queue {other}: use deliveries or events")),
+    }
+}
+
+fn limit_flag(args: &Args) -> Result<Option<usize>, String> {
+    args.get("limit")
+        .map(|l| {
+            l.parse()
+                .map_err(|_| format!("--limit {l} is not a number"))
+        })
+        .transpose()
+}
+
+async fn sqs_urls(kind: &str) -> Result<(aws_sdk_sqs::Client, String, String), String> {
+    let var = |name: String| std::env::var(&name).map_err(|_| format!("{name} is not set"));
+    let queue = var(format!("HOOKLINE_{kind}_QUEUE_URL"))?;
+    let dlq = var(format!("HOOKLINE_{kind}_DLQ_URL"))?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    Ok((aws_sdk_sqs::Client::new(&aws), queue, dlq))
+}
+
+async fn dlq_command(args: &Args, replay: bool) -> Result<(), String> {
+    args.check_known(&["queue", "webhook", "limit", "db", "aws"])?;
+    let kind = queue_flag(args)?;
+    let filter = dlq::ReplayFilter {
+        webhook: args
+            .get("webhook")
+            .map(|w| {
+                WebhookId::parse(w).ok_or_else(|| format!("--webhook {w} is not a webhook id"))
+            })
+            .transpose()?,
+        limit: limit_flag(args)?,
+    };
+    if args.get("aws").is_some() {
+        let (sqs, queue, dead) = sqs_urls(kind).await?;
+        if replay {
+            let n = dlq::replay_sqs(&sqs, &dead, &queue, &filter)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("replayed {n} message(s) from {dead} to {queue}");
+        } else {
+            for m in dlq::list_sqs(&sqs, &dead, filter.limit.unwrap_or(100))
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                let reason = m.reason.unwrap_or_else(|| {
+                    format!("received {} times", m.receive_count.unwrap_or_default())
+                });
+                println!("{}  {reason}\n  {}", m.message_id, m.body);
+            }
+        }
+        return Ok(());
+    }
+    let local = open(args).await?;
+    let (queue, dead) = match kind {
+        "EVENTS" => (&local.queues.events, &local.queues.events_dlq),
+        _ => (&local.queues.deliveries, &local.queues.deliveries_dlq),
+    };
+    if replay {
+        let n = dlq::replay_embedded(dead, queue, &filter)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!(
+            "replayed {n} message(s) from {} to {}",
+            dead.name(),
+            queue.name()
+        );
+    } else {
+        let messages = dlq::list_embedded(dead, filter.limit.unwrap_or(100))
+            .await
+            .map_err(|e| e.to_string())?;
+        println!("{} message(s) in {}", messages.len(), dead.name());
+        for m in messages {
+            println!(
+                "{}  {}\n  {}",
+                m.message_id,
+                m.reason.unwrap_or_default(),
+                m.body
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn serve(args: &Args) -> Result<(), String> {
@@ -173,6 +295,8 @@ async fn main() -> ExitCode {
         Ok(args) => match args.command.as_str() {
             "serve" => serve(&args).await,
             "token" => token(&args).await,
+            "dlq list" => dlq_command(&args, false).await,
+            "dlq replay" => dlq_command(&args, true).await,
             "help" | "--help" | "-h" => {
                 println!("{USAGE}");
                 Ok(())

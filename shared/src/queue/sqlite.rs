@@ -233,6 +233,39 @@ impl SqliteQueue {
             .await
     }
 
+    /// Moves the named messages from this queue to `to`, as new (receive count 0, visible
+    /// now, no reason): a DLQ replay. Returns how many moved.
+    pub async fn move_messages(
+        &self,
+        to: &SqliteQueue,
+        message_ids: &[String],
+    ) -> Result<usize, PortError> {
+        let (from, to_name, ids) = (self.name.clone(), to.name.clone(), message_ids.to_vec());
+        let moved = self
+            .db
+            .with_conn(move |c| {
+                let tx = c
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(unavailable)?;
+                let now = now_ms();
+                let mut moved = 0;
+                for id in &ids {
+                    moved += tx
+                        .execute(
+                            "UPDATE queue_messages SET queue = ?1, receive_count = 0, visible_at = ?2, reason = NULL, receipt = NULL
+                             WHERE queue = ?3 AND message_id = ?4",
+                            params![to_name, now, from, id],
+                        )
+                        .map_err(unavailable)?;
+                }
+                tx.commit().map_err(unavailable)?;
+                Ok(moved)
+            })
+            .await?;
+        self.db.message_sent().notify_waiters();
+        Ok(moved)
+    }
+
     /// How many messages the queue holds.
     pub async fn len(&self) -> Result<usize, PortError> {
         let queue = self.name.clone();

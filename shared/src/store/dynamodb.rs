@@ -14,7 +14,8 @@ use aws_sdk_dynamodb::Client;
 use super::{from_document, to_document};
 use crate::event::{Event, EventId};
 use crate::ports::{
-    Attempt, AttemptLog, AttemptStatus, Cursor, EventClaim, EventLog, Page, PortError, WebhookStore,
+    Attempt, AttemptLog, AttemptStatus, Cursor, DeliveryId, EventClaim, EventLog, Page, PortError,
+    WebhookStore,
 };
 use crate::webhook::{Route, Webhook, WebhookId};
 use time::OffsetDateTime;
@@ -505,7 +506,10 @@ pub struct DynamoAttemptLog {
 impl DynamoAttemptLog {
     /// The attempt log on `table`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 }
 
@@ -527,11 +531,48 @@ impl AttemptLog for DynamoAttemptLog {
             .item("SK", s(format!("DL#{}", attempt.attempt_id)))
             .item("status", s(status_name(attempt.status)))
             .item("doc", s(doc))
-            .item("ttl", AttributeValue::N(expires_at.unix_timestamp().to_string()))
+            .item(
+                "ttl",
+                AttributeValue::N(expires_at.unix_timestamp().to_string()),
+            )
+            .send()
+            .await
+            .map_err(unavailable)?;
+        // Which event a delivery carries, for redelivery by delivery id (one GetItem).
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("PK", s(webhook_pk(attempt.webhook_id.as_str())))
+            .item("SK", s(format!("DLV#{}", attempt.delivery_id)))
+            .item("eventId", s(attempt.event_id.to_string()))
+            .item(
+                "ttl",
+                AttributeValue::N(expires_at.unix_timestamp().to_string()),
+            )
             .send()
             .await
             .map(|_| ())
             .map_err(unavailable)
+    }
+
+    async fn event_of(
+        &self,
+        webhook: &WebhookId,
+        delivery: &DeliveryId,
+    ) -> Result<Option<EventId>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", s(webhook_pk(webhook.as_str())))
+            .key("SK", s(format!("DLV#{delivery}")))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        match out.item.as_ref().and_then(|i| i.get("eventId")) {
+            Some(AttributeValue::S(id)) => EventId::parse(id).map(Some).map_err(PortError::Corrupt),
+            _ => Ok(None),
+        }
     }
 
     async fn list(
@@ -543,7 +584,10 @@ impl AttemptLog for DynamoAttemptLog {
     ) -> Result<Page<Attempt>, PortError> {
         let pk = webhook_pk(webhook.as_str());
         let mut start = cursor.map(|c| {
-            HashMap::from([("PK".to_owned(), s(pk.clone())), ("SK".to_owned(), s(format!("DL#{}", c.0)))])
+            HashMap::from([
+                ("PK".to_owned(), s(pk.clone())),
+                ("SK".to_owned(), s(format!("DL#{}", c.0))),
+            ])
         });
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let mut items: Vec<Attempt> = Vec::new();

@@ -12,7 +12,10 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{from_document, to_document};
 use crate::event::{Event, EventId};
-use crate::ports::{Attempt, AttemptLog, AttemptStatus, Cursor, EventClaim, EventLog, Page, PortError, WebhookStore};
+use crate::ports::{
+    Attempt, AttemptLog, AttemptStatus, Cursor, DeliveryId, EventClaim, EventLog, Page, PortError,
+    WebhookStore,
+};
 use crate::webhook::{Route, Webhook, WebhookId};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -57,11 +60,14 @@ const MIGRATIONS: &[&str] = &[
          webhook_id TEXT NOT NULL,
          attempt_id TEXT NOT NULL,
          status     TEXT NOT NULL,
+         delivery_id TEXT NOT NULL,
+         event_id   TEXT NOT NULL,
          doc        TEXT NOT NULL,
          expires_at INTEGER NOT NULL,
          PRIMARY KEY (webhook_id, attempt_id)
      ) WITHOUT ROWID;
-     CREATE INDEX attempts_expiry ON attempts (expires_at);",
+     CREATE INDEX attempts_expiry ON attempts (expires_at);
+     CREATE INDEX attempts_delivery ON attempts (webhook_id, delivery_id);",
 ];
 
 /// One SQLite database holding every embedded port's tables.
@@ -333,8 +339,12 @@ impl Database {
     pub async fn purge_expired(&self) -> Result<usize, PortError> {
         let now = epoch_ms(time::OffsetDateTime::now_utc());
         self.with_conn(move |c| {
-            let events = c.execute("DELETE FROM events WHERE expires_at <= ?1", params![now]).map_err(unavailable)?;
-            let attempts = c.execute("DELETE FROM attempts WHERE expires_at <= ?1", params![now]).map_err(unavailable)?;
+            let events = c
+                .execute("DELETE FROM events WHERE expires_at <= ?1", params![now])
+                .map_err(unavailable)?;
+            let attempts = c
+                .execute("DELETE FROM attempts WHERE expires_at <= ?1", params![now])
+                .map_err(unavailable)?;
             Ok(events + attempts)
         })
         .await
@@ -350,19 +360,54 @@ fn status_name(status: AttemptStatus) -> String {
 
 #[async_trait]
 impl AttemptLog for Database {
-    async fn record(&self, attempt: &Attempt, expires_at: time::OffsetDateTime) -> Result<(), PortError> {
+    async fn record(
+        &self,
+        attempt: &Attempt,
+        expires_at: time::OffsetDateTime,
+    ) -> Result<(), PortError> {
         let doc = serde_json::to_string(attempt).map_err(|e| PortError::Corrupt(e.to_string()))?;
-        let (webhook, id, status) = (attempt.webhook_id.to_string(), attempt.attempt_id.clone(), status_name(attempt.status));
+        let (webhook, id, status) = (
+            attempt.webhook_id.to_string(),
+            attempt.attempt_id.clone(),
+            status_name(attempt.status),
+        );
+        let (delivery, event) = (
+            attempt.delivery_id.to_string(),
+            attempt.event_id.to_string(),
+        );
         let expires = epoch_ms(expires_at);
         self.with_conn(move |c| {
             c.execute(
-                "INSERT OR REPLACE INTO attempts (webhook_id, attempt_id, status, doc, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![webhook, id, status, doc, expires],
+                "INSERT OR REPLACE INTO attempts (webhook_id, attempt_id, status, delivery_id, event_id, doc, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![webhook, id, status, delivery, event, doc, expires],
             )
             .map_err(unavailable)
             .map(|_| ())
         })
         .await
+    }
+
+    async fn event_of(
+        &self,
+        webhook: &WebhookId,
+        delivery: &DeliveryId,
+    ) -> Result<Option<EventId>, PortError> {
+        let (webhook, delivery) = (webhook.to_string(), delivery.to_string());
+        let found: Option<String> = self
+            .with_conn(move |c| {
+                c.query_row(
+                    "SELECT event_id FROM attempts WHERE webhook_id = ?1 AND delivery_id = ?2 LIMIT 1",
+                    params![webhook, delivery],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)
+            })
+            .await?;
+        found
+            .map(|id| EventId::parse(&id).map_err(PortError::Corrupt))
+            .transpose()
     }
 
     async fn list(
@@ -375,7 +420,9 @@ impl AttemptLog for Database {
         let webhook = webhook.to_string();
         let status = status.map(status_name);
         // Attempt ids are ULIDs; "~" sorts after every one of them.
-        let before = cursor.map(|c| c.0.clone()).unwrap_or_else(|| "~".to_owned());
+        let before = cursor
+            .map(|c| c.0.clone())
+            .unwrap_or_else(|| "~".to_owned());
         let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
         let now = epoch_ms(time::OffsetDateTime::now_utc());
         let docs: Vec<String> = self
@@ -387,13 +434,18 @@ impl AttemptLog for Database {
                          ORDER BY attempt_id DESC LIMIT ?5",
                     )
                     .map_err(unavailable)?;
-                let rows = stmt.query_map(params![webhook, before, status, now, fetch], |r| r.get(0)).map_err(unavailable)?;
-                rows.collect::<Result<Vec<String>, _>>().map_err(unavailable)
+                let rows = stmt
+                    .query_map(params![webhook, before, status, now, fetch], |r| r.get(0))
+                    .map_err(unavailable)?;
+                rows.collect::<Result<Vec<String>, _>>()
+                    .map_err(unavailable)
             })
             .await?;
         let mut items = docs
             .iter()
-            .map(|d| serde_json::from_str::<Attempt>(d).map_err(|e| PortError::Corrupt(e.to_string())))
+            .map(|d| {
+                serde_json::from_str::<Attempt>(d).map_err(|e| PortError::Corrupt(e.to_string()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let next = if items.len() > limit {
             items.truncate(limit);

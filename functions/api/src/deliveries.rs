@@ -1,0 +1,186 @@
+//! A webhook's deliveries: the attempt log (`GET /v1/webhooks/{id}/deliveries`), redelivery
+//! from the event log, and test events sent through the real delivery path.
+
+use std::sync::Arc;
+
+use hookline_core::auth::Principal;
+use hookline_core::event::{Event, EventId};
+use hookline_core::event_type::EventType;
+use hookline_core::ports::{
+    Attempt, AttemptLog, AttemptStatus, Cursor, DeliveryId, DeliveryMessage, DeliveryQueue,
+    EventLog, Page,
+};
+use hookline_core::urn::Urn;
+use time::OffsetDateTime;
+
+use crate::service::{ServiceError, WebhookService, DEFAULT_PAGE, MAX_PAGE};
+
+/// How long a test event stays in the event log.
+pub const TEST_EVENT_TTL: time::Duration = time::Duration::days(1);
+
+/// The deliveries service.
+#[derive(Clone)]
+pub struct DeliveriesService {
+    webhooks: WebhookService,
+    attempts: Arc<dyn AttemptLog>,
+    events: Arc<dyn EventLog>,
+    queue: Arc<dyn DeliveryQueue>,
+}
+
+/// A delivery that was (re)queued.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Queued {
+    /// The delivery.
+    pub delivery_id: DeliveryId,
+    /// Its event (the `webhook-id` header the endpoint will see).
+    pub event_id: EventId,
+}
+
+impl DeliveriesService {
+    /// The service over the attempt log, the event log and the deliveries queue; webhook
+    /// visibility is checked through `webhooks`.
+    pub fn new(
+        webhooks: WebhookService,
+        attempts: Arc<dyn AttemptLog>,
+        events: Arc<dyn EventLog>,
+        queue: Arc<dyn DeliveryQueue>,
+    ) -> Self {
+        Self {
+            webhooks,
+            attempts,
+            events,
+            queue,
+        }
+    }
+
+    /// The webhook's attempts, newest first, optionally of one status.
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        webhook_id: &str,
+        status: Option<&str>,
+        cursor: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Page<Attempt>, ServiceError> {
+        let webhook = self.webhooks.get(principal, webhook_id).await?;
+        let status = status
+            .map(|s| {
+                AttemptStatus::parse(s).ok_or_else(|| {
+                    ServiceError::BadRequest(format!(
+                        "status \"{s}\" is not one of delivered, retrying, failed, exhausted, gone, skipped"
+                    ))
+                })
+            })
+            .transpose()?;
+        let limit = limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ServiceError::BadRequest(format!(
+                "limit must be 1 to {MAX_PAGE}"
+            )));
+        }
+        let cursor = cursor
+            .map(|c| {
+                ulid::Ulid::from_string(c)
+                    .map(|_| Cursor(c.to_owned()))
+                    .map_err(|_| {
+                        ServiceError::BadRequest(format!(
+                            "cursor \"{c}\" is not one this API returned"
+                        ))
+                    })
+            })
+            .transpose()?;
+        Ok(self
+            .attempts
+            .list(&webhook.id, status, cursor.as_ref(), limit)
+            .await?)
+    }
+
+    /// Queues a delivery again from the event log (e.g. after fixing the endpoint).
+    pub async fn redeliver(
+        &self,
+        principal: &Principal,
+        webhook_id: &str,
+        delivery_id: &str,
+    ) -> Result<Queued, ServiceError> {
+        let webhook = self.webhooks.get(principal, webhook_id).await?;
+        let not_found = || ServiceError::NotFound(format!("{webhook_id}'s delivery {delivery_id}"));
+        let delivery = DeliveryId::parse(delivery_id).ok_or_else(not_found)?;
+        let event_id = self
+            .attempts
+            .event_of(&webhook.id, &delivery)
+            .await?
+            .ok_or_else(not_found)?;
+        if self.events.get(&event_id).await?.is_none() {
+            return Err(ServiceError::Conflict(format!(
+                "event {event_id} is no longer in the event log, so delivery {delivery} cannot be sent again"
+            )));
+        }
+        let message = DeliveryMessage {
+            delivery_id: delivery.clone(),
+            event_id: event_id.clone(),
+            webhook_id: webhook.id.clone(),
+        };
+        self.send(message).await?;
+        tracing::info!(webhook_id = %webhook.id, delivery_id = %delivery, event_id = %event_id, "redelivery queued");
+        Ok(Queued {
+            delivery_id: delivery,
+            event_id,
+        })
+    }
+
+    /// Sends a `webhook.test` event to the webhook through the real delivery path.
+    pub async fn send_test(
+        &self,
+        principal: &Principal,
+        webhook_id: &str,
+    ) -> Result<Queued, ServiceError> {
+        let webhook = self.webhooks.get(principal, webhook_id).await?;
+        let pattern = webhook
+            .spec
+            .urns
+            .first()
+            .ok_or_else(|| ServiceError::Conflict("the webhook has no URN".into()))?;
+        let now = OffsetDateTime::now_utc();
+        let event = Event {
+            id: EventId::generate(),
+            event_type: EventType::parse_stored("webhook.test")
+                .map_err(|e| ServiceError::BadRequest(e.to_string()))?,
+            urn: Urn::clone(pattern.prefix()),
+            timestamp: now,
+            data: serde_json::json!({"message": "This is a test event from Hookline.", "webhookId": webhook.id}),
+        };
+        self.events
+            .claim(&event, now + TEST_EVENT_TTL, std::time::Duration::ZERO)
+            .await?;
+        self.events.mark_fanned_out(&event.id).await?;
+        let message = DeliveryMessage {
+            delivery_id: DeliveryId::for_pair(&event.id, &webhook.id),
+            event_id: event.id.clone(),
+            webhook_id: webhook.id.clone(),
+        };
+        let queued = Queued {
+            delivery_id: message.delivery_id.clone(),
+            event_id: event.id.clone(),
+        };
+        self.send(message).await?;
+        tracing::info!(webhook_id = %webhook.id, event_id = %event.id, "test event queued");
+        Ok(queued)
+    }
+
+    async fn send(&self, message: DeliveryMessage) -> Result<(), ServiceError> {
+        let unsent = self
+            .queue
+            .send_deliveries(std::slice::from_ref(&message))
+            .await?;
+        if unsent.is_empty() {
+            Ok(())
+        } else {
+            Err(ServiceError::Store(
+                hookline_core::ports::PortError::Unavailable(
+                    "the deliveries queue did not accept the message".into(),
+                ),
+            ))
+        }
+    }
+}
