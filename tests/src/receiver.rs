@@ -24,6 +24,35 @@ pub struct Captured {
 }
 
 impl Captured {
+    /// True when `webhook-signature` holds a v1 signature of this request under `secret`
+    /// (`whsec_...`), computed here with hmac/sha2/base64 directly, as a receiver would —
+    /// not with Hookline's signing module.
+    pub fn signed_with(&self, secret: &str) -> bool {
+        use base64::Engine as _;
+        use hmac::Mac as _;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let Some(key) = secret
+            .strip_prefix("whsec_")
+            .and_then(|k| engine.decode(k).ok())
+        else {
+            return false;
+        };
+        let (Some(id), Some(ts), Some(header)) = (
+            self.header("webhook-id"),
+            self.header("webhook-timestamp"),
+            self.header("webhook-signature"),
+        ) else {
+            return false;
+        };
+        let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key) else {
+            return false;
+        };
+        mac.update(format!("{id}.{ts}.").as_bytes());
+        mac.update(&self.body);
+        let expected = format!("v1,{}", engine.encode(mac.finalize().into_bytes()));
+        header.split(' ').any(|s| s == expected)
+    }
+
     /// The first value of header `name` (lower-case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

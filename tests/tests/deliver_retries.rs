@@ -5,8 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use hookline_core::event::{Event, EventId, IntakeRules};
 use hookline_core::event_type::Catalog;
 use hookline_core::http::ReqwestSender;
@@ -320,29 +318,8 @@ fn last_is(status: AttemptStatus) -> impl Fn(&[Attempt]) -> bool {
     move |a: &[Attempt]| a.last().is_some_and(|l| l.status == status)
 }
 
-/// Verifies a Standard Webhooks signature with hmac/sha2/base64 directly, not the project's
-/// signing module.
 fn independently_verified(hook: &Webhook, request: &Captured) -> bool {
-    let id = request.header("webhook-id").expect("webhook-id");
-    let ts = request
-        .header("webhook-timestamp")
-        .expect("webhook-timestamp");
-    let key_b64 = hook.secrets[0].secret.expose()["whsec_".len()..].to_owned();
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(key_b64)
-        .expect("key");
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("hmac");
-    mac.update(format!("{id}.{ts}.").as_bytes());
-    mac.update(&request.body);
-    let expected = format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    );
-    request
-        .header("webhook-signature")
-        .expect("signature")
-        .split(' ')
-        .any(|s| s == expected)
+    request.signed_with(&hook.secrets[0].secret.expose())
 }
 
 async fn a_200_is_one_signed_attempt(b: &dyn Backend) {
@@ -677,3 +654,61 @@ on_both_paths!(
     gone_disables_and_deleted_or_disabled_webhooks_receive_nothing,
     the_dlq_replays_to_a_healthy_endpoint,
 );
+
+#[tokio::test]
+async fn the_lambda_fixture_batch_is_delivered() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../infra/events/sqs-deliver-batch.json");
+    let event: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("SQS event");
+    let messages = hookline_core::queue::lambda::received_messages(event);
+    let message: DeliveryMessage =
+        serde_json::from_str(&messages[0].body).expect("delivery message");
+    let db = Database::open_in_memory().expect("sqlite");
+    let receiver = TestReceiver::always(200).await;
+    let mut hook = webhook(&["urn:allthings:app:A1:*"], &["*"], true);
+    hook.id = message.webhook_id.clone();
+    hook.spec.url = WebhookUrl::parse_stored(&receiver.url).expect("url");
+    db.create(&hook).await.expect("create");
+    let body = format!(
+        r#"{{"id":"{}","type":"ticket.created","urn":"urn:allthings:app:A1:ticket:CAT7:T99","data":{{}}}}"#,
+        message.event_id
+    );
+    let rules = IntakeRules {
+        namespace: &Namespace::default(),
+        catalog: Catalog::builtin(),
+    };
+    let ev =
+        Event::from_intake(body.as_bytes(), rules, time::OffsetDateTime::now_utc()).expect("event");
+    db.claim(
+        &ev,
+        time::OffsetDateTime::now_utc() + time::Duration::days(1),
+        Duration::ZERO,
+    )
+    .await
+    .expect("claim");
+    let queue = SqliteQueue::new(db.clone(), "deliveries", None);
+    let http = ReqwestSender::new(
+        TargetPolicy {
+            allow_private: true,
+        },
+        "Hookline/test",
+    )
+    .expect("client");
+    let deliver = Deliver::new(
+        Arc::new(db.clone()),
+        Arc::new(db.clone()),
+        Arc::new(db.clone()),
+        Arc::new(queue),
+        Arc::new(http),
+        DeliverSettings::default(),
+    );
+    assert!(deliver.handle_batch(&messages).await.is_empty());
+    let got = receiver.requests();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].header("webhook-id"),
+        Some("evt_01JDK7Z3Q8W6V0N4B2C9D5E7F1")
+    );
+    assert!(independently_verified(&hook, &got[0]));
+}

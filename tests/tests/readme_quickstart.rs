@@ -89,6 +89,17 @@ async fn the_readme_curl_session_works_as_written() {
         "the PATCH answer shows the widened URN: {stdout}"
     );
     assert!(stdout.contains("deleted: 204"), "{stdout}");
+    assert!(
+        stdout.contains("\"status\":\"delivered\""),
+        "the delivery log shows the event delivered: {stdout}"
+    );
+    assert!(
+        receiver
+            .requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.header("webhook-signature").is_some()),
+        "the event reached the endpoint"
+    );
     assert!(db
         .list_for_app("A1", None, 10)
         .await

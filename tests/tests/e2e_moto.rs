@@ -1,0 +1,192 @@
+//! End to end on the AWS path: the `api`, `ingest` and `deliver` handlers on DynamoDB and SQS
+//! (moto), wired as their Lambdas wire them, with the SQS event source played by the test:
+//! create a webhook → POST an event → fan-out → signed delivery received.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use bytes::Bytes;
+use hookline_api::deliveries::DeliveriesService;
+use hookline_api::intake::IntakeService;
+use hookline_api::routes::{Caller, Router};
+use hookline_api::service::{Settings, WebhookService};
+use hookline_core::auth::Principal;
+use hookline_core::http::ReqwestSender;
+use hookline_core::queue::lambda::received_messages;
+use hookline_core::queue::sqs::SqsQueue;
+use hookline_core::retry::RetryPolicy;
+use hookline_core::store::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
+use hookline_core::target::TargetPolicy;
+use hookline_deliver::{Deliver, DeliverSettings};
+use hookline_ingest::{Ingest, IngestSettings};
+use hookline_tests::receiver::TestReceiver;
+
+/// One poll of `queue_url` shaped as the SQS event a Lambda gets; handled messages deleted.
+async fn play_event_source<F, Fut>(sqs: &aws_sdk_sqs::Client, queue_url: &str, handler: F) -> usize
+where
+    F: Fn(SqsEvent) -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    let out = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .expect("receive");
+    let records: Vec<serde_json::Value> = out
+        .messages()
+        .iter()
+        .map(|m| {
+            let count = m
+                .attributes()
+                .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+                .cloned()
+                .unwrap_or_else(|| "1".into());
+            serde_json::json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+                "attributes": {"ApproximateReceiveCount": count}, "messageAttributes": {}, "eventSource": "aws:sqs"})
+        })
+        .collect();
+    let n = records.len();
+    if n == 0 {
+        return 0;
+    }
+    let event: SqsEvent =
+        serde_json::from_value(serde_json::json!({ "Records": records })).expect("SQS event");
+    let failed = handler(event).await;
+    for m in out.messages() {
+        if !failed.iter().any(|f| Some(f.as_str()) == m.message_id()) {
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+    n
+}
+
+#[tokio::test]
+#[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
+async fn webhook_event_and_signed_delivery_through_the_three_handlers() {
+    let (dynamo, sqs, r) = hookline_tests::fresh_aws("e2e").await;
+    let receiver = TestReceiver::always(200).await;
+    let settings = Settings {
+        allow_http: true,
+        targets: TargetPolicy {
+            allow_private: true,
+        },
+        ..Settings::default()
+    };
+    let http = Arc::new(ReqwestSender::new(settings.targets, "Hookline/test").expect("client"));
+    let store = Arc::new(DynamoWebhookStore::new(
+        dynamo.clone(),
+        r.table_name.clone(),
+    ));
+    let events_log = Arc::new(DynamoEventLog::new(dynamo.clone(), r.table_name.clone()));
+    let attempts = Arc::new(DynamoAttemptLog::new(dynamo.clone(), r.table_name.clone()));
+    let deliveries_q = Arc::new(SqsQueue::new(sqs.clone(), r.deliveries_queue_url.clone()));
+
+    // api
+    let webhooks = WebhookService::new(store.clone(), http.clone(), settings.clone());
+    let router = Router::new(
+        webhooks.clone(),
+        IntakeService::new(
+            Arc::new(SqsQueue::new(sqs.clone(), r.events_queue_url.clone())),
+            settings.namespace.clone(),
+        ),
+        DeliveriesService::new(
+            webhooks,
+            attempts.clone(),
+            events_log.clone(),
+            deliveries_q.clone(),
+        ),
+    );
+    let caller = || {
+        Caller::Principal(Principal::from_claims(
+            "platform",
+            Some(&serde_json::Value::String(
+                "edit-app:A1 publish-events:A1".into(),
+            )),
+        ))
+    };
+    let post = |path: &str, body: serde_json::Value| {
+        http::Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(Bytes::from(body.to_string()))
+            .expect("request")
+    };
+    let created = router
+        .handle(post("/v1/webhooks?appId=A1", serde_json::json!({"name": "CRM", "url": format!("{}/in", receiver.url), "eventTypes": ["ticket.*"]})), caller())
+        .await;
+    assert_eq!(created.status(), 201);
+    let created: serde_json::Value = serde_json::from_slice(created.body()).expect("json");
+    let secret = created["secret"].as_str().expect("secret").to_owned();
+    let accepted = router
+        .handle(post("/v1/events", serde_json::json!({"type": "ticket.created", "urn": "urn:allthings:app:A1:ticket:CAT7:T99", "data": {"title": "Leaking tap"}})), caller())
+        .await;
+    assert_eq!(accepted.status(), 202);
+    let event_id = serde_json::from_slice::<serde_json::Value>(accepted.body()).expect("json")
+        ["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    // ingest
+    let ingest = Ingest::new(
+        store.clone(),
+        events_log.clone(),
+        deliveries_q.clone(),
+        Arc::new(SqsQueue::new(sqs.clone(), r.events_dlq_url.clone())),
+        IngestSettings::default(),
+    );
+    let handled = play_event_source(&sqs, &r.events_queue_url, |e| {
+        let ingest = ingest.clone();
+        async move { ingest.handle_batch(&received_messages(e)).await }
+    })
+    .await;
+    assert_eq!(handled, 1);
+
+    // deliver
+    let deliver = Deliver::new(
+        store,
+        events_log,
+        attempts,
+        deliveries_q,
+        http,
+        DeliverSettings {
+            policy: RetryPolicy {
+                schedule: vec![Duration::from_secs(1); 5],
+                ..RetryPolicy::default()
+            },
+            ..DeliverSettings::default()
+        },
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while receiver.requests().iter().all(|r| r.method != "POST") {
+        assert!(Instant::now() < deadline, "no delivery arrived");
+        play_event_source(&sqs, &r.deliveries_queue_url, |e| {
+            let deliver = deliver.clone();
+            async move { deliver.handle_batch(&received_messages(e)).await }
+        })
+        .await;
+    }
+    let delivered = receiver
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST")
+        .expect("a POST");
+    assert_eq!(delivered.header("webhook-id"), Some(event_id.as_str()));
+    assert!(
+        delivered.signed_with(&secret),
+        "signed with the secret shown at creation"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&delivered.body).expect("json");
+    assert_eq!(body["urn"], "urn:allthings:app:A1:ticket:CAT7:T99");
+}
