@@ -1,25 +1,34 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine or a warm one:
-#   installs moto (pinned, into .venv-moto) if missing, starts it on a free 127.0.0.1 port,
-#   runs cargo fmt --check, clippy -D warnings, cargo doc, and cargo test --workspace with the
-#   moto-backed tests (#[ignore]d in plain `cargo test`) included, then stops moto.
+#   installs its Python tools if missing (pinned: moto, cfn-lint, cargo-lambda in .venv-moto;
+#   aws-sam-cli in .venv-sam), starts moto on a free 127.0.0.1 port, runs cargo fmt --check,
+#   clippy -D warnings, cargo doc, the template checks (cfn-lint, sam validate --lint), cargo
+#   test --workspace with the moto-backed tests (#[ignore]d in plain `cargo test`) included,
+#   and every infra/events fixture through `cargo lambda invoke`; then stops moto.
 # Every step runs even when an earlier one fails; the exit code is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
+# ensure_venv DIR REQUIREMENTS: (re)creates DIR when missing or when REQUIREMENTS changed.
+ensure_venv() {
+  local venv=$1 requirements=$2 stamp="$1/.requirements.sha256" want
+  want=$(sha256sum "$requirements" | cut -d' ' -f1)
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "==> installing $(basename "$requirements") into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || { echo "FAILED: python3 -m venv (install python3-venv)"; exit 1; }
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" \
+      || { echo "FAILED: pip install -r $requirements"; exit 1; }
+    echo "$want" > "$stamp"
+  fi
+}
+# moto, cfn-lint and cargo-lambda share one venv; aws-sam-cli needs its own (boto3 pins clash).
+ensure_venv "$root/.venv-moto" "$root/infra/requirements-moto.txt"
+ensure_venv "$root/.venv-sam" "$root/infra/requirements-sam.txt"
 venv="$root/.venv-moto"
-requirements="$root/infra/requirements-moto.txt"
-stamp="$venv/.requirements.sha256"
-want=$(sha256sum "$requirements" | cut -d' ' -f1)
-if [ ! -x "$venv/bin/moto_server" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "==> installing moto into $venv (pinned by infra/requirements-moto.txt)"
-  rm -rf "$venv"
-  python3 -m venv "$venv" || { echo "FAILED: python3 -m venv (install python3-venv)"; exit 1; }
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" \
-    || { echo "FAILED: pip install -r $requirements"; exit 1; }
-  echo "$want" > "$stamp"
-fi
+export PATH="$venv/bin:$PATH"
+export SAM_CLI_TELEMETRY=0
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 mkdir -p target
@@ -54,6 +63,8 @@ step() {
 step "cargo fmt --check" cargo fmt --all --check
 step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo doc" env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+step "cfn-lint template.yaml" cfn-lint template.yaml
+step "sam validate --lint" "$root/.venv-sam/bin/sam" validate --lint --template template.yaml --region us-east-1
 
 echo "==> waiting for moto on $AWS_ENDPOINT_URL"
 if python3 - "$AWS_ENDPOINT_URL" <<'PY'
@@ -68,6 +79,7 @@ sys.exit(1)
 PY
 then
   step "cargo test (with moto-backed tests)" run_tests
+  step "cargo lambda invoke (every infra/events fixture)" ./tests/lambda_invoke.sh
 else
   echo "moto did not answer within 30 s; its log:"; cat target/moto.log
   failed+=("moto start")

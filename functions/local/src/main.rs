@@ -34,14 +34,25 @@ struct Args {
     flags: Vec<(String, String)>,
 }
 
+/// Flags that take no value.
+const SWITCHES: &[&str] = &["aws"];
+
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
-    let command = it.next().ok_or("no command given")?;
+    let mut command = it.next().ok_or("no command given")?;
+    if command == "dlq" {
+        let sub = it.next().ok_or("dlq needs list or replay")?;
+        command = format!("dlq {sub}");
+    }
     let mut flags = Vec::new();
     while let Some(flag) = it.next() {
         let name = flag
             .strip_prefix("--")
             .ok_or_else(|| format!("unexpected argument {flag}"))?;
+        if SWITCHES.contains(&name) {
+            flags.push((name.to_owned(), String::new()));
+            continue;
+        }
         let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
         flags.push((name.to_owned(), value));
     }

@@ -136,3 +136,29 @@ fn bad_arguments_are_explained() {
         );
     }
 }
+
+#[test]
+fn dlq_list_and_replay_on_the_embedded_store() {
+    let db = temp_db("dlq");
+    let list = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["dlq", "list", "--queue", "deliveries", "--db"])
+        .arg(&db)
+        .output()
+        .expect("runs");
+    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    assert!(String::from_utf8_lossy(&list.stdout).contains("0 message(s) in deliveries-dlq"));
+    let replay = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["dlq", "replay", "--queue", "events", "--limit", "5", "--db"])
+        .arg(&db)
+        .output()
+        .expect("runs");
+    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+    assert!(String::from_utf8_lossy(&replay.stdout).contains("replayed 0 message(s) from events-dlq to events"));
+    let bad = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["dlq", "replay", "--webhook", "nope", "--db"])
+        .arg(&db)
+        .output()
+        .expect("runs");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a webhook id"));
+}

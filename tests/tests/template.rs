@@ -1,0 +1,141 @@
+//! `template.yaml` against the code: every environment variable a function reads is set for
+//! it, every parameter is used, the queues' redrive matches the retry policy, visibility
+//! timeouts respect AWS's 6 x function timeout rule, and the binaries exist.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_yaml::Value;
+
+fn root() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(root().join("template.yaml")).expect("template.yaml");
+    serde_yaml::from_str(&text).expect("template.yaml is YAML (long-form intrinsics, no ! tags)")
+}
+
+/// `"HOOKLINE_..."` string literals in a source file.
+fn env_vars_read(source: &str) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(root().join(source)).expect("source");
+    text.split("\"HOOKLINE_")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|name| name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+        .map(|name| format!("HOOKLINE_{name}"))
+        .collect()
+}
+
+fn env_vars_set(t: &Value, function: &str) -> BTreeSet<String> {
+    let globals = &t["Globals"]["Function"]["Environment"]["Variables"];
+    let own = &t["Resources"][function]["Properties"]["Environment"]["Variables"];
+    [globals, own]
+        .into_iter()
+        .filter_map(Value::as_mapping)
+        .flat_map(|m| m.keys().filter_map(Value::as_str).map(str::to_owned))
+        .collect()
+}
+
+fn refs(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Mapping(m) => {
+            for (k, v) in m {
+                match (k.as_str(), v) {
+                    (Some("Ref"), Value::String(name)) => {
+                        out.insert(name.clone());
+                    }
+                    (Some("Fn::Sub"), Value::String(s)) => {
+                        out.extend(s.split("${").skip(1).filter_map(|r| r.split('}').next()).map(str::to_owned));
+                    }
+                    _ => refs(v, out),
+                }
+            }
+        }
+        Value::Sequence(items) => items.iter().for_each(|i| refs(i, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_environment_variable_a_function_reads_is_set() {
+    let t = template();
+    let functions = [
+        ("ApiFunction", &["functions/api/src/main.rs", "functions/api/src/config.rs"][..]),
+        ("IngestFunction", &["functions/ingest/src/main.rs"][..]),
+        ("DeliverFunction", &["functions/deliver/src/main.rs"][..]),
+    ];
+    for (function, sources) in functions {
+        let read: BTreeSet<String> = sources.iter().flat_map(|s| env_vars_read(s)).collect();
+        assert!(read.contains("HOOKLINE_TABLE"), "{function}: scanning found {read:?}");
+        let set = env_vars_set(&t, function);
+        let missing: Vec<_> = read.difference(&set).collect();
+        assert!(missing.is_empty(), "{function} reads {missing:?} but the template does not set them");
+    }
+}
+
+#[test]
+fn every_parameter_is_used() {
+    let t = template();
+    let mut used = BTreeSet::new();
+    for section in ["Globals", "Resources", "Outputs"] {
+        refs(&t[section], &mut used);
+    }
+    let params = t["Parameters"].as_mapping().expect("parameters");
+    for name in params.keys().filter_map(Value::as_str) {
+        assert!(used.contains(name), "parameter {name} is never used");
+    }
+}
+
+#[test]
+fn queues_follow_the_retry_policy_and_the_visibility_rule() {
+    let t = template();
+    let default_receives = t["Parameters"]["MaxReceiveCount"]["Default"].as_u64().expect("default");
+    assert_eq!(default_receives, u64::from(hookline_core::retry::RetryPolicy::default().max_receive_count()));
+    for (queue, dlq, function) in [
+        ("EventsQueue", "EventsDeadLetterQueue", "IngestFunction"),
+        ("DeliveriesQueue", "DeliveriesDeadLetterQueue", "DeliverFunction"),
+    ] {
+        let props = &t["Resources"][queue]["Properties"];
+        assert_eq!(props["RedrivePolicy"]["maxReceiveCount"]["Ref"], "MaxReceiveCount");
+        assert_eq!(props["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0], dlq);
+        let visibility = props["VisibilityTimeout"].as_u64().expect("visibility");
+        let timeout = t["Resources"][function]["Properties"]["Timeout"].as_u64().expect("timeout");
+        assert!(visibility >= 6 * timeout, "{queue}: visibility {visibility} < 6 x {function}'s {timeout} s");
+        let source = t["Resources"][function]["Properties"]["Events"]
+            .as_mapping()
+            .and_then(|m| m.values().next())
+            .expect("an event source");
+        assert_eq!(source["Properties"]["FunctionResponseTypes"][0], "ReportBatchItemFailures");
+        assert_eq!(source["Properties"]["Queue"]["Fn::GetAtt"][0], queue);
+    }
+    let dlq_retention = t["Resources"]["DeliveriesDeadLetterQueue"]["Properties"]["MessageRetentionPeriod"].as_u64();
+    assert_eq!(dlq_retention, Some(1_209_600));
+}
+
+#[test]
+fn functions_build_the_workspace_binaries_for_arm64() {
+    let t = template();
+    assert_eq!(t["Globals"]["Function"]["Runtime"], "provided.al2023");
+    assert_eq!(t["Globals"]["Function"]["Architectures"][0], "arm64");
+    for (function, crate_dir) in [("ApiFunction", "functions/api"), ("IngestFunction", "functions/ingest"), ("DeliverFunction", "functions/deliver")] {
+        let metadata = &t["Resources"][function]["Metadata"];
+        assert_eq!(metadata["BuildMethod"], "rust-cargolambda");
+        let binary = metadata["BuildProperties"]["Binary"].as_str().expect("binary");
+        let manifest = std::fs::read_to_string(root().join(crate_dir).join("Cargo.toml")).expect("manifest");
+        assert!(manifest.contains(&format!("name = \"{binary}\"")), "{crate_dir} has no bin {binary}");
+    }
+}
+
+#[test]
+fn no_policy_grants_wildcard_actions_or_resources() {
+    let t = template();
+    let resources = t["Resources"].as_mapping().expect("resources");
+    for (name, resource) in resources {
+        let Some(policies) = resource["Properties"]["Policies"].as_sequence() else { continue };
+        for statement in policies.iter().flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default()) {
+            let text = serde_yaml::to_string(&statement).expect("yaml");
+            assert!(!text.contains("'*'") && !text.contains(":*\n"), "{name:?} grants a wildcard: {text}");
+        }
+    }
+}
