@@ -207,6 +207,39 @@ async fn every_route_answers_401_403_404_or_2xx_by_permission() {
             [401, 200, 200, 200],
         ),
         (
+            "send test event",
+            Method::POST,
+            |a, _| (format!("/v1/webhooks/{a}/test"), None),
+            [401, 404, 202, 404],
+        ),
+        (
+            "delivery log",
+            Method::GET,
+            |a, _| (format!("/v1/webhooks/{a}/deliveries"), None),
+            [401, 404, 200, 404],
+        ),
+        (
+            // The right caller gets 404 too: no such delivery exists yet.
+            "redeliver",
+            Method::POST,
+            |a, _| {
+                (
+                    format!(
+                        "/v1/webhooks/{a}/deliveries/dl_00000000000000000000000000000000/redeliver"
+                    ),
+                    None,
+                )
+            },
+            [401, 404, 404, 404],
+        ),
+        (
+            // edit-app never includes publish-events: an integrator cannot inject events.
+            "publish event",
+            Method::POST,
+            |_, _| ("/v1/events".into(), None),
+            [401, 403, 403, 403],
+        ),
+        (
             "event types",
             Method::GET,
             |_, _| ("/v1/event-types".into(), None),
@@ -242,6 +275,9 @@ async fn every_route_answers_401_403_404_or_2xx_by_permission() {
                 "create" => Some(new_webhook(&url, None)),
                 "update" => Some(patch.clone()),
                 "probe" => Some(json!({"url": url})),
+                "publish event" => Some(
+                    json!({"type": "ticket.created", "urn": "urn:allthings:app:A1:ticket:T1", "data": {}}),
+                ),
                 _ => None,
             };
             let answer = call(&router, method.clone(), &path, caller, body).await;

@@ -147,7 +147,7 @@ async fn tokens_survive_a_restart_and_bad_tokens_are_refused_over_http() {
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(local.serve(listener, async {
+    let server = tokio::spawn(local.clone().serve(listener, async {
         let _ = stopped.await;
     }));
     let client = reqwest::Client::new();
@@ -163,7 +163,29 @@ async fn tokens_survive_a_restart_and_bad_tokens_are_refused_over_http() {
         200,
         "a token minted before the restart still works"
     );
-    for bad in ["", "garbage", &format!("{token}x")] {
+    let expired = local.mint_token(&dev, Duration::ZERO);
+    let other_key = {
+        let key = b"not the server's key, but 32 bytes";
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        hookline_core::auth::mint_hs256(key, &dev, "permissions", now, now + 600)
+    };
+    let unsigned = {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload = token.split('.').nth(1).expect("payload");
+        format!(
+            "{}.{payload}.",
+            b64.encode(br#"{"alg":"none","typ":"JWT"}"#)
+        )
+    };
+    for bad in [
+        "",
+        "garbage",
+        &format!("{token}x"),
+        &expired,
+        &other_key,
+        &unsigned,
+    ] {
         let r = client
             .get(&list)
             .bearer_auth(bad)

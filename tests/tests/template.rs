@@ -46,7 +46,12 @@ fn refs(v: &Value, out: &mut BTreeSet<String>) {
                         out.insert(name.clone());
                     }
                     (Some("Fn::Sub"), Value::String(s)) => {
-                        out.extend(s.split("${").skip(1).filter_map(|r| r.split('}').next()).map(str::to_owned));
+                        out.extend(
+                            s.split("${")
+                                .skip(1)
+                                .filter_map(|r| r.split('}').next())
+                                .map(str::to_owned),
+                        );
                     }
                     _ => refs(v, out),
                 }
@@ -61,16 +66,25 @@ fn refs(v: &Value, out: &mut BTreeSet<String>) {
 fn every_environment_variable_a_function_reads_is_set() {
     let t = template();
     let functions = [
-        ("ApiFunction", &["functions/api/src/main.rs", "functions/api/src/config.rs"][..]),
+        (
+            "ApiFunction",
+            &["functions/api/src/main.rs", "functions/api/src/config.rs"][..],
+        ),
         ("IngestFunction", &["functions/ingest/src/main.rs"][..]),
         ("DeliverFunction", &["functions/deliver/src/main.rs"][..]),
     ];
     for (function, sources) in functions {
         let read: BTreeSet<String> = sources.iter().flat_map(|s| env_vars_read(s)).collect();
-        assert!(read.contains("HOOKLINE_TABLE"), "{function}: scanning found {read:?}");
+        assert!(
+            read.contains("HOOKLINE_TABLE"),
+            "{function}: scanning found {read:?}"
+        );
         let set = env_vars_set(&t, function);
         let missing: Vec<_> = read.difference(&set).collect();
-        assert!(missing.is_empty(), "{function} reads {missing:?} but the template does not set them");
+        assert!(
+            missing.is_empty(),
+            "{function} reads {missing:?} but the template does not set them"
+        );
     }
 }
 
@@ -90,26 +104,51 @@ fn every_parameter_is_used() {
 #[test]
 fn queues_follow_the_retry_policy_and_the_visibility_rule() {
     let t = template();
-    let default_receives = t["Parameters"]["MaxReceiveCount"]["Default"].as_u64().expect("default");
-    assert_eq!(default_receives, u64::from(hookline_core::retry::RetryPolicy::default().max_receive_count()));
+    let default_receives = t["Parameters"]["MaxReceiveCount"]["Default"]
+        .as_u64()
+        .expect("default");
+    assert_eq!(
+        default_receives,
+        u64::from(hookline_core::retry::RetryPolicy::default().max_receive_count())
+    );
     for (queue, dlq, function) in [
         ("EventsQueue", "EventsDeadLetterQueue", "IngestFunction"),
-        ("DeliveriesQueue", "DeliveriesDeadLetterQueue", "DeliverFunction"),
+        (
+            "DeliveriesQueue",
+            "DeliveriesDeadLetterQueue",
+            "DeliverFunction",
+        ),
     ] {
         let props = &t["Resources"][queue]["Properties"];
-        assert_eq!(props["RedrivePolicy"]["maxReceiveCount"]["Ref"], "MaxReceiveCount");
-        assert_eq!(props["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0], dlq);
+        assert_eq!(
+            props["RedrivePolicy"]["maxReceiveCount"]["Ref"],
+            "MaxReceiveCount"
+        );
+        assert_eq!(
+            props["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0],
+            dlq
+        );
         let visibility = props["VisibilityTimeout"].as_u64().expect("visibility");
-        let timeout = t["Resources"][function]["Properties"]["Timeout"].as_u64().expect("timeout");
-        assert!(visibility >= 6 * timeout, "{queue}: visibility {visibility} < 6 x {function}'s {timeout} s");
+        let timeout = t["Resources"][function]["Properties"]["Timeout"]
+            .as_u64()
+            .expect("timeout");
+        assert!(
+            visibility >= 6 * timeout,
+            "{queue}: visibility {visibility} < 6 x {function}'s {timeout} s"
+        );
         let source = t["Resources"][function]["Properties"]["Events"]
             .as_mapping()
             .and_then(|m| m.values().next())
             .expect("an event source");
-        assert_eq!(source["Properties"]["FunctionResponseTypes"][0], "ReportBatchItemFailures");
+        assert_eq!(
+            source["Properties"]["FunctionResponseTypes"][0],
+            "ReportBatchItemFailures"
+        );
         assert_eq!(source["Properties"]["Queue"]["Fn::GetAtt"][0], queue);
     }
-    let dlq_retention = t["Resources"]["DeliveriesDeadLetterQueue"]["Properties"]["MessageRetentionPeriod"].as_u64();
+    let dlq_retention = t["Resources"]["DeliveriesDeadLetterQueue"]["Properties"]
+        ["MessageRetentionPeriod"]
+        .as_u64();
     assert_eq!(dlq_retention, Some(1_209_600));
 }
 
@@ -118,12 +157,22 @@ fn functions_build_the_workspace_binaries_for_arm64() {
     let t = template();
     assert_eq!(t["Globals"]["Function"]["Runtime"], "provided.al2023");
     assert_eq!(t["Globals"]["Function"]["Architectures"][0], "arm64");
-    for (function, crate_dir) in [("ApiFunction", "functions/api"), ("IngestFunction", "functions/ingest"), ("DeliverFunction", "functions/deliver")] {
+    for (function, crate_dir) in [
+        ("ApiFunction", "functions/api"),
+        ("IngestFunction", "functions/ingest"),
+        ("DeliverFunction", "functions/deliver"),
+    ] {
         let metadata = &t["Resources"][function]["Metadata"];
         assert_eq!(metadata["BuildMethod"], "rust-cargolambda");
-        let binary = metadata["BuildProperties"]["Binary"].as_str().expect("binary");
-        let manifest = std::fs::read_to_string(root().join(crate_dir).join("Cargo.toml")).expect("manifest");
-        assert!(manifest.contains(&format!("name = \"{binary}\"")), "{crate_dir} has no bin {binary}");
+        let binary = metadata["BuildProperties"]["Binary"]
+            .as_str()
+            .expect("binary");
+        let manifest =
+            std::fs::read_to_string(root().join(crate_dir).join("Cargo.toml")).expect("manifest");
+        assert!(
+            manifest.contains(&format!("name = \"{binary}\"")),
+            "{crate_dir} has no bin {binary}"
+        );
     }
 }
 
@@ -132,10 +181,18 @@ fn no_policy_grants_wildcard_actions_or_resources() {
     let t = template();
     let resources = t["Resources"].as_mapping().expect("resources");
     for (name, resource) in resources {
-        let Some(policies) = resource["Properties"]["Policies"].as_sequence() else { continue };
-        for statement in policies.iter().flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default()) {
+        let Some(policies) = resource["Properties"]["Policies"].as_sequence() else {
+            continue;
+        };
+        for statement in policies
+            .iter()
+            .flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default())
+        {
             let text = serde_yaml::to_string(&statement).expect("yaml");
-            assert!(!text.contains("'*'") && !text.contains(":*\n"), "{name:?} grants a wildcard: {text}");
+            assert!(
+                !text.contains("'*'") && !text.contains(":*\n"),
+                "{name:?} grants a wildcard: {text}"
+            );
         }
     }
 }

@@ -145,15 +145,24 @@ fn dlq_list_and_replay_on_the_embedded_store() {
         .arg(&db)
         .output()
         .expect("runs");
-    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
     assert!(String::from_utf8_lossy(&list.stdout).contains("0 message(s) in deliveries-dlq"));
     let replay = Command::new(env!("CARGO_BIN_EXE_hookline"))
         .args(["dlq", "replay", "--queue", "events", "--limit", "5", "--db"])
         .arg(&db)
         .output()
         .expect("runs");
-    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
-    assert!(String::from_utf8_lossy(&replay.stdout).contains("replayed 0 message(s) from events-dlq to events"));
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    assert!(String::from_utf8_lossy(&replay.stdout)
+        .contains("replayed 0 message(s) from events-dlq to events"));
     let bad = Command::new(env!("CARGO_BIN_EXE_hookline"))
         .args(["dlq", "replay", "--webhook", "nope", "--db"])
         .arg(&db)
