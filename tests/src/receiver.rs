@@ -73,6 +73,8 @@ pub struct Reply {
     pub body: String,
     /// Extra response headers.
     pub headers: Vec<(String, String)>,
+    /// Drop the connection without answering (a reset, as the client sees it).
+    pub reset: bool,
 }
 
 impl Reply {
@@ -83,6 +85,15 @@ impl Reply {
             delay: Duration::ZERO,
             body: String::new(),
             headers: Vec::new(),
+            reset: false,
+        }
+    }
+
+    /// Drops the connection without an answer.
+    pub fn reset() -> Self {
+        Self {
+            reset: true,
+            ..Self::status(500)
         }
     }
 }
@@ -158,6 +169,12 @@ impl TestReceiver {
                             if !reply.delay.is_zero() {
                                 tokio::time::sleep(reply.delay).await;
                             }
+                            if reply.reset {
+                                return Err(std::io::Error::new(
+                                    std::io::ErrorKind::ConnectionReset,
+                                    "scripted reset",
+                                ));
+                            }
                             let mut response =
                                 http::Response::new(Full::new(Bytes::from(reply.body)));
                             *response.status_mut() =
@@ -169,7 +186,7 @@ impl TestReceiver {
                                     http::HeaderValue::from_str(&v).expect("header value"),
                                 );
                             }
-                            Ok::<_, std::convert::Infallible>(response)
+                            Ok::<_, std::io::Error>(response)
                         }
                     });
                 tokio::spawn(async move {
