@@ -52,6 +52,24 @@ pub struct Page<T> {
     pub next: Option<Cursor>,
 }
 
+impl<T> Page<T> {
+    /// A page from up to `limit + 1` fetched items: the extra one only tells that more exist,
+    /// and the last item kept names the cursor of the next page.
+    pub fn from_overfetch(
+        mut items: Vec<T>,
+        limit: usize,
+        cursor_of: impl Fn(&T) -> String,
+    ) -> Self {
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(|item| Cursor(cursor_of(item)))
+        } else {
+            None
+        };
+        Self { items, next }
+    }
+}
+
 /// Webhooks and their per-App route items, changed together.
 #[async_trait]
 pub trait WebhookStore: Send + Sync {

@@ -98,3 +98,40 @@ pub fn webhook(
         disabled_reason: None,
     }
 }
+
+/// One long-poll (1 s) of up to 10 messages, as the SQS event source would hand them over.
+pub async fn sqs_receive(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Vec<hookline_core::ports::ReceivedMessage> {
+    use aws_sdk_sqs::types::MessageSystemAttributeName as Attr;
+    let out = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .message_system_attribute_names(Attr::ApproximateReceiveCount)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "ReceiveMessage on {url}: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(e)
+            )
+        });
+    out.messages()
+        .iter()
+        .map(|m| hookline_core::ports::ReceivedMessage {
+            message_id: m.message_id().unwrap_or_default().to_owned(),
+            body: m.body().unwrap_or_default().to_owned(),
+            receive_count: m
+                .attributes()
+                .and_then(|a| a.get(&Attr::ApproximateReceiveCount))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1),
+            receipt: hookline_core::ports::ReceiptHandle(
+                m.receipt_handle().unwrap_or_default().to_owned(),
+            ),
+        })
+        .collect()
+}

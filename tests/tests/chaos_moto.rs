@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use hookline_core::event::{Event, IntakeRules};
 use hookline_core::event_type::Catalog;
 use hookline_core::http::ReqwestSender;
-use hookline_core::ports::{AttemptLog, AttemptStatus, DeliveryMessage, EventQueue, ReceivedMessage, ReceiptHandle, WebhookStore};
+use hookline_core::ports::{
+    AttemptLog, AttemptStatus, DeliveryMessage, EventQueue, ReceivedMessage, WebhookStore,
+};
 use hookline_core::queue::sqs::SqsQueue;
 use hookline_core::retry::RetryPolicy;
 use hookline_core::store::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
@@ -24,28 +26,7 @@ use hookline_tests::receiver::{Reply, TestReceiver};
 use hookline_tests::webhook;
 
 async fn receive(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<ReceivedMessage> {
-    let out = sqs
-        .receive_message()
-        .queue_url(url)
-        .max_number_of_messages(10)
-        .wait_time_seconds(1)
-        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
-        .send()
-        .await
-        .expect("receive");
-    out.messages()
-        .iter()
-        .map(|m| ReceivedMessage {
-            message_id: m.message_id().unwrap_or_default().to_owned(),
-            body: m.body().unwrap_or_default().to_owned(),
-            receive_count: m
-                .attributes()
-                .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(1),
-            receipt: ReceiptHandle(m.receipt_handle().unwrap_or_default().to_owned()),
-        })
-        .collect()
+    hookline_tests::sqs_receive(sqs, url).await
 }
 
 async fn queued(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
@@ -59,10 +40,18 @@ async fn queued(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
         .await
         .expect("attributes");
     let attrs = out.attributes().cloned().unwrap_or_default();
-    [A::ApproximateNumberOfMessages, A::ApproximateNumberOfMessagesNotVisible]
-        .iter()
-        .map(|k| attrs.get(k).and_then(|v| v.parse::<usize>().ok()).unwrap_or(0))
-        .sum()
+    [
+        A::ApproximateNumberOfMessages,
+        A::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .map(|k| {
+        attrs
+            .get(k)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0)
+    })
+    .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,39 +78,74 @@ async fn chaos_on_sqs_and_dynamodb() {
             0..=5 => Reply::status(500),
             6..=11 => Reply::status(503),
             12..=17 => Reply::reset(),
-            18..=23 => Reply { delay: Duration::from_millis(1500), ..Reply::status(200) },
-            24..=29 => Reply { headers: vec![("retry-after".into(), "1".into())], ..Reply::status(429) },
+            18..=23 => Reply {
+                delay: Duration::from_millis(1500),
+                ..Reply::status(200)
+            },
+            24..=29 => Reply {
+                headers: vec![("retry-after".into(), "1".into())],
+                ..Reply::status(429)
+            },
             _ => Reply::status(200),
         }
     })
     .await;
-    let store = Arc::new(DynamoWebhookStore::new(dynamo.clone(), r.table_name.clone()));
+    let store = Arc::new(DynamoWebhookStore::new(
+        dynamo.clone(),
+        r.table_name.clone(),
+    ));
     let events_log = Arc::new(DynamoEventLog::new(dynamo.clone(), r.table_name.clone()));
     let attempts = Arc::new(DynamoAttemptLog::new(dynamo.clone(), r.table_name.clone()));
     let deliveries = Arc::new(SqsQueue::new(sqs.clone(), r.deliveries_queue_url.clone()));
     let mut ids = BTreeMap::new();
-    for name in (0..webhooks).map(|i| i.to_string()).chain(std::iter::once("broken".to_owned())) {
+    for name in (0..webhooks)
+        .map(|i| i.to_string())
+        .chain(std::iter::once("broken".to_owned()))
+    {
         let mut w = webhook(&["urn:allthings:app:Q1:*"], &["*"], true);
         w.spec.url = WebhookUrl::parse_stored(&format!("{}/w/{name}", receiver.url)).expect("url");
         store.create(&w).await.expect("create");
         ids.insert(name, w.id.clone());
     }
     let events_q = SqsQueue::new(sqs.clone(), r.events_queue_url.clone());
-    let rules = IntakeRules { namespace: &Namespace::default(), catalog: Catalog::builtin() };
+    let rules = IntakeRules {
+        namespace: &Namespace::default(),
+        catalog: Catalog::builtin(),
+    };
     for i in 0..events {
-        let body = format!(r#"{{"id":"evt_q{i}","type":"ticket.created","urn":"urn:allthings:app:Q1:ticket:T{i}","data":{{}}}}"#);
-        let event = Event::from_intake(body.as_bytes(), rules, time::OffsetDateTime::now_utc()).expect("event");
+        let body = format!(
+            r#"{{"id":"evt_q{i}","type":"ticket.created","urn":"urn:allthings:app:Q1:ticket:T{i}","data":{{}}}}"#
+        );
+        let event = Event::from_intake(body.as_bytes(), rules, time::OffsetDateTime::now_utc())
+            .expect("event");
         events_q.send_event(&event).await.expect("send");
     }
-    let ingest = Ingest::new(store.clone(), events_log.clone(), deliveries.clone(), Arc::new(SqsQueue::new(sqs.clone(), r.events_dlq_url.clone())), IngestSettings::default());
+    let ingest = Ingest::new(
+        store.clone(),
+        events_log.clone(),
+        deliveries.clone(),
+        Arc::new(SqsQueue::new(sqs.clone(), r.events_dlq_url.clone())),
+        IngestSettings::default(),
+    );
     let deliver = Deliver::new(
         store.clone(),
         events_log,
         attempts.clone(),
         deliveries.clone(),
-        Arc::new(ReqwestSender::new(TargetPolicy { allow_private: true }, "Hookline/test").expect("client")),
+        Arc::new(
+            ReqwestSender::new(
+                TargetPolicy {
+                    allow_private: true,
+                },
+                "Hookline/test",
+            )
+            .expect("client"),
+        ),
         DeliverSettings {
-            policy: RetryPolicy { schedule: vec![Duration::from_secs(1); 5], ..RetryPolicy::default() },
+            policy: RetryPolicy {
+                schedule: vec![Duration::from_secs(1); 5],
+                ..RetryPolicy::default()
+            },
             timeout: Duration::from_millis(800),
             ..DeliverSettings::default()
         },
@@ -130,17 +154,32 @@ async fn chaos_on_sqs_and_dynamodb() {
         let (sqs, r, ingest, deliver) = (sqs.clone(), r.clone(), ingest.clone(), deliver.clone());
         async move {
             loop {
-                for (url, is_ingest) in [(&r.events_queue_url, true), (&r.deliveries_queue_url, false)] {
+                for (url, is_ingest) in [
+                    (&r.events_queue_url, true),
+                    (&r.deliveries_queue_url, false),
+                ] {
                     let batch = receive(&sqs, url).await;
                     if batch.is_empty() {
                         continue;
                     }
-                    let failed = if is_ingest { ingest.handle_batch(&batch).await } else { deliver.handle_batch(&batch).await };
+                    let failed = if is_ingest {
+                        ingest.handle_batch(&batch).await
+                    } else {
+                        deliver.handle_batch(&batch).await
+                    };
                     for m in batch.iter().filter(|m| !failed.contains(&m.message_id)) {
-                        sqs.delete_message().queue_url(url).receipt_handle(&m.receipt.0).send().await.expect("delete");
+                        sqs.delete_message()
+                            .queue_url(url)
+                            .receipt_handle(&m.receipt.0)
+                            .send()
+                            .await
+                            .expect("delete");
                     }
                 }
-                if queued(&sqs, &r.events_queue_url).await + queued(&sqs, &r.deliveries_queue_url).await == 0 {
+                if queued(&sqs, &r.events_queue_url).await
+                    + queued(&sqs, &r.deliveries_queue_url).await
+                    == 0
+                {
                     return;
                 }
                 assert!(Instant::now() < deadline, "queues did not settle");
@@ -164,30 +203,79 @@ async fn chaos_on_sqs_and_dynamodb() {
     }
     for receipt in &receipts {
         // Visible again for the replay below.
-        sqs.change_message_visibility().queue_url(&r.deliveries_dlq_url).receipt_handle(&receipt.0).visibility_timeout(0).send().await.expect("visibility");
+        sqs.change_message_visibility()
+            .queue_url(&r.deliveries_dlq_url)
+            .receipt_handle(&receipt.0)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("visibility");
     }
     let mut acknowledged = BTreeSet::new();
     for id in ids.values() {
-        let page = attempts.list(id, Some(AttemptStatus::Delivered), None, 100).await.expect("attempts");
-        acknowledged.extend(page.items.iter().map(|a| (id.clone(), a.event_id.to_string())));
+        let page = attempts
+            .list(id, Some(AttemptStatus::Delivered), None, 100)
+            .await
+            .expect("attempts");
+        acknowledged.extend(
+            page.items
+                .iter()
+                .map(|a| (id.clone(), a.event_id.to_string())),
+        );
     }
     let broken: &WebhookId = &ids["broken"];
-    assert_eq!(dead.iter().filter(|(w, _)| w == broken).count(), events, "the down endpoint's deliveries are all dead-lettered");
+    assert_eq!(
+        dead.iter().filter(|(w, _)| w == broken).count(),
+        events,
+        "the down endpoint's deliveries are all dead-lettered"
+    );
     assert!(acknowledged.is_disjoint(&dead));
-    assert_eq!(acknowledged.len() + dead.len(), events * (webhooks + 1), "every pair accounted for");
-    let exhausted = attempts.list(broken, Some(AttemptStatus::Exhausted), None, 100).await.expect("attempts").items.len();
-    assert_eq!(exhausted, events, "each dead-lettered pair logged its last attempt");
+    assert_eq!(
+        acknowledged.len() + dead.len(),
+        events * (webhooks + 1),
+        "every pair accounted for"
+    );
+    let exhausted = attempts
+        .list(broken, Some(AttemptStatus::Exhausted), None, 100)
+        .await
+        .expect("attempts")
+        .items
+        .len();
+    assert_eq!(
+        exhausted, events,
+        "each dead-lettered pair logged its last attempt"
+    );
 
     healthy.store(true, Ordering::Relaxed);
-    let replayed = hookline::dlq::replay_sqs(&sqs, &r.deliveries_dlq_url, &r.deliveries_queue_url, &hookline::dlq::ReplayFilter::default())
-        .await
-        .expect("replay");
+    let replayed = hookline::dlq::replay_sqs(
+        &sqs,
+        &r.deliveries_dlq_url,
+        &r.deliveries_queue_url,
+        &hookline::dlq::ReplayFilter::default(),
+    )
+    .await
+    .expect("replay");
     assert_eq!(replayed, dead.len());
     run(Instant::now() + Duration::from_secs(120)).await;
-    assert_eq!(queued(&sqs, &r.deliveries_dlq_url).await, 0, "the DLQ drained to zero");
+    assert_eq!(
+        queued(&sqs, &r.deliveries_dlq_url).await,
+        0,
+        "the DLQ drained to zero"
+    );
     for (w, e) in &dead {
-        let page = attempts.list(w, Some(AttemptStatus::Delivered), None, 100).await.expect("attempts");
-        assert!(page.items.iter().any(|a| &a.event_id.to_string() == e), "{w}/{e} delivered after replay");
+        let page = attempts
+            .list(w, Some(AttemptStatus::Delivered), None, 100)
+            .await
+            .expect("attempts");
+        assert!(
+            page.items.iter().any(|a| &a.event_id.to_string() == e),
+            "{w}/{e} delivered after replay"
+        );
     }
-    println!("chaos (moto): {} pairs: {} acknowledged, {} dead-lettered then replayed", events * (webhooks + 1), acknowledged.len(), dead.len());
+    println!(
+        "chaos (moto): {} pairs: {} acknowledged, {} dead-lettered then replayed",
+        events * (webhooks + 1),
+        acknowledged.len(),
+        dead.len()
+    );
 }

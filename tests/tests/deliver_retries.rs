@@ -148,31 +148,7 @@ impl Backend for Moto {
             .expect("send");
     }
     async fn receive(&self) -> Vec<ReceivedMessage> {
-        let out = self
-            .sqs
-            .receive_message()
-            .queue_url(&self.resources.deliveries_queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .message_system_attribute_names(
-                aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
-            )
-            .send()
-            .await
-            .expect("receive");
-        out.messages()
-            .iter()
-            .map(|m| ReceivedMessage {
-                message_id: m.message_id().unwrap_or_default().to_owned(),
-                body: m.body().unwrap_or_default().to_owned(),
-                receive_count: m
-                    .attributes()
-                    .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(1),
-                receipt: ReceiptHandle(m.receipt_handle().unwrap_or_default().to_owned()),
-            })
-            .collect()
+        hookline_tests::sqs_receive(&self.sqs, &self.resources.deliveries_queue_url).await
     }
     async fn delete(&self, receipt: &ReceiptHandle) {
         SqsQueue::new(

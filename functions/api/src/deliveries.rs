@@ -13,7 +13,7 @@ use hookline_core::ports::{
 use hookline_core::urn::Urn;
 use time::OffsetDateTime;
 
-use crate::service::{ServiceError, WebhookService, DEFAULT_PAGE, MAX_PAGE};
+use crate::service::{page_size, ServiceError, WebhookService};
 
 /// How long a test event stays in the event log.
 pub const TEST_EVENT_TTL: time::Duration = time::Duration::days(1);
@@ -73,12 +73,7 @@ impl DeliveriesService {
                 })
             })
             .transpose()?;
-        let limit = limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(ServiceError::BadRequest(format!(
-                "limit must be 1 to {MAX_PAGE}"
-            )));
-        }
+        let limit = page_size(limit)?;
         let cursor = cursor
             .map(|c| {
                 ulid::Ulid::from_string(c)

@@ -225,6 +225,16 @@ fn parse_if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
         })
 }
 
+fn limit_param(query: &BTreeMap<String, String>) -> Result<Option<usize>, Problem> {
+    query
+        .get("limit")
+        .map(|l| {
+            l.parse::<usize>()
+                .map_err(|_| Problem::bad_request(format!("limit \"{l}\" is not a number")))
+        })
+        .transpose()
+}
+
 fn query_params(query: Option<&str>) -> BTreeMap<String, String> {
     url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .into_owned()
@@ -319,14 +329,7 @@ impl Router {
                 let app = query
                     .get("appId")
                     .ok_or_else(|| Problem::bad_request("the appId query parameter is required"))?;
-                let limit = query
-                    .get("limit")
-                    .map(|l| {
-                        l.parse::<usize>().map_err(|_| {
-                            Problem::bad_request(format!("limit \"{l}\" is not a number"))
-                        })
-                    })
-                    .transpose()?;
+                let limit = limit_param(&query)?;
                 let page = service
                     .list(p, app, query.get("cursor").map(String::as_str), limit)
                     .await?;
@@ -395,14 +398,7 @@ impl Router {
             }
             (Endpoint::Deliveries(id), _) => {
                 let p = principal()?;
-                let limit = query
-                    .get("limit")
-                    .map(|l| {
-                        l.parse::<usize>().map_err(|_| {
-                            Problem::bad_request(format!("limit \"{l}\" is not a number"))
-                        })
-                    })
-                    .transpose()?;
+                let limit = limit_param(&query)?;
                 let page = self
                     .deliveries
                     .list(

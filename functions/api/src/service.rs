@@ -33,6 +33,18 @@ pub const MAX_PAGE: usize = 100;
 /// Longest part of an endpoint's answer quoted back to the caller.
 pub const EXCERPT_CHARS: usize = 512;
 
+/// A caller's page size: [`DEFAULT_PAGE`] when not given, 1 to [`MAX_PAGE`] when given.
+pub fn page_size(limit: Option<usize>) -> Result<usize, ServiceError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ServiceError::BadRequest(format!(
+            "limit must be 1 to {MAX_PAGE}"
+        )))
+    }
+}
+
 /// What a deployment allows, read once at start.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -389,12 +401,7 @@ impl WebhookService {
                 "listing webhooks needs edit-app on App {app_id}"
             )));
         }
-        let limit = limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(ServiceError::BadRequest(format!(
-                "limit must be 1 to {MAX_PAGE}"
-            )));
-        }
+        let limit = page_size(limit)?;
         let cursor = cursor
             .map(|c| {
                 WebhookId::parse(c)

@@ -282,13 +282,7 @@ impl WebhookStore for DynamoWebhookStore {
                 break;
             }
         }
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|w| Cursor(w.id.to_string()))
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        Ok(Page::from_overfetch(items, limit, |w| w.id.to_string()))
     }
 
     async fn routes_for_app(&self, app_id: &str) -> Result<Vec<Route>, PortError> {
@@ -622,12 +616,6 @@ impl AttemptLog for DynamoAttemptLog {
                 break;
             }
         }
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|a| Cursor(a.attempt_id.clone()))
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        Ok(Page::from_overfetch(items, limit, |a| a.attempt_id.clone()))
     }
 }

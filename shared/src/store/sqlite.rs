@@ -441,19 +441,13 @@ impl AttemptLog for Database {
                     .map_err(unavailable)
             })
             .await?;
-        let mut items = docs
+        let items = docs
             .iter()
             .map(|d| {
                 serde_json::from_str::<Attempt>(d).map_err(|e| PortError::Corrupt(e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|a| Cursor(a.attempt_id.clone()))
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        Ok(Page::from_overfetch(items, limit, |a| a.attempt_id.clone()))
     }
 }
 
@@ -575,17 +569,11 @@ impl WebhookStore for Database {
                     .map_err(unavailable)
             })
             .await?;
-        let mut items = docs
+        let items = docs
             .iter()
             .map(|d| from_document(d))
             .collect::<Result<Vec<_>, _>>()?;
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().map(|w| Cursor(w.id.to_string()))
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        Ok(Page::from_overfetch(items, limit, |w| w.id.to_string()))
     }
 
     async fn routes_for_app(&self, app_id: &str) -> Result<Vec<Route>, PortError> {
