@@ -55,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
          receipt       TEXT
      );
      CREATE INDEX queue_ready ON queue_messages (queue, visible_at);
+     CREATE INDEX queue_redrive ON queue_messages (queue, receive_count, visible_at);
      CREATE INDEX queue_receipt ON queue_messages (receipt);
      CREATE TABLE attempts (
          webhook_id TEXT NOT NULL,
