@@ -153,7 +153,7 @@ async fn chaos_every_pair_is_delivered_or_dead_lettered_then_replayed() {
         timeout: Duration::from_millis(200),
         ..DeliverSettings::default()
     };
-    let local = Local::open_with(
+    let mut local = Local::open_with(
         &dir.join("hookline.db"),
         settings,
         "permissions".into(),
@@ -161,6 +161,9 @@ async fn chaos_every_pair_is_delivered_or_dead_lettered_then_replayed() {
     )
     .await
     .expect("open");
+    // Batches wait for their slowest delivery (a hang runs into the timeout), as on Lambda;
+    // at full size, more consumers stand in for Lambda's concurrency.
+    local.deliver_workers = if events > 1000 { 16 } else { 4 };
 
     let mut broken = webhook(&["urn:allthings:app:C1:*"], &["*"], true);
     broken.spec.url = WebhookUrl::parse_stored(&format!("{}/w/broken", receiver.url)).expect("url");

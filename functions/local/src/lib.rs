@@ -93,6 +93,8 @@ pub struct Local {
     pub ingest: Ingest,
     /// Delivery, as the `deliver` Lambda runs it.
     pub deliver: Deliver,
+    /// Parallel delivery consumers (Lambda's concurrency); [`DELIVER_WORKERS`] by default.
+    pub deliver_workers: usize,
     /// The API routes.
     pub router: Router,
     /// HS256 key for bearer tokens, kept in the database so tokens survive restarts.
@@ -174,6 +176,7 @@ impl Local {
             queues,
             ingest,
             deliver,
+            deliver_workers: DELIVER_WORKERS,
             router: Router::new(webhooks, intake, deliveries),
             token_key: Arc::new(key_hex.into_bytes()),
             permissions_claim,
@@ -301,7 +304,7 @@ impl Local {
                 },
             )));
         }
-        for _ in 0..DELIVER_WORKERS {
+        for _ in 0..self.deliver_workers.max(1) {
             let deliver = self.deliver.clone();
             handles.push(tokio::spawn(consume(
                 self.db.clone(),
@@ -336,7 +339,7 @@ impl Local {
 /// How often expired events and attempts are deleted.
 pub const PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
 /// Parallel delivery consumers (Lambda's concurrency); each delivers its batch concurrently.
-pub const DELIVER_WORKERS: usize = 2;
+pub const DELIVER_WORKERS: usize = 4;
 /// Batch size and visibility of the delivery consumers; polls often so millisecond backoff
 /// schedules (tests, `HOOKLINE_RETRY_SCHEDULE_MS`) are kept.
 pub const DELIVER_CONSUMER: ConsumerSettings = ConsumerSettings {

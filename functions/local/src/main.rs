@@ -27,7 +27,8 @@ HOOKLINE_DELIVERIES_QUEUE_URL and HOOKLINE_DELIVERIES_DLQ_URL (or the EVENTS pai
 
 environment: HOOKLINE_ADDR, HOOKLINE_DB, HOOKLINE_URN_NAMESPACE, HOOKLINE_ALLOW_HTTP (default true here),
 HOOKLINE_ALLOW_PRIVATE_TARGETS (default true here), HOOKLINE_ONE_URL_PER_EVENT, HOOKLINE_PERMISSIONS_CLAIM,
-HOOKLINE_RETRY_SCHEDULE_MS (e.g. 100,200,400,800,1600; default 30s,2m,8m,32m,2h), HOOKLINE_DELIVERY_TIMEOUT_MS, RUST_LOG";
+HOOKLINE_RETRY_SCHEDULE_MS (e.g. 100,200,400,800,1600; default 30s,2m,8m,32m,2h), HOOKLINE_DELIVERY_TIMEOUT_MS,
+HOOKLINE_DELIVER_WORKERS (default 4), RUST_LOG";
 
 struct Args {
     command: String,
@@ -118,6 +119,16 @@ fn delivery_settings() -> Result<DeliverSettings, String> {
 }
 
 async fn open(args: &Args) -> Result<Local, String> {
+    let mut local = open_store(args).await?;
+    if let Ok(n) = std::env::var("HOOKLINE_DELIVER_WORKERS") {
+        local.deliver_workers = n
+            .parse()
+            .map_err(|_| format!("HOOKLINE_DELIVER_WORKERS={n} is not a number"))?;
+    }
+    Ok(local)
+}
+
+async fn open_store(args: &Args) -> Result<Local, String> {
     let settings = hookline_api::config::settings_from_env(true).map_err(|e| e.to_string())?;
     Local::open_with(
         &db_path(args),
