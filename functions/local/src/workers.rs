@@ -32,9 +32,6 @@ pub async fn consume<F, Fut>(
     F: Fn(Vec<ReceivedMessage>) -> Fut,
     Fut: Future<Output = Vec<String>>,
 {
-    let span = tracing::info_span!("consumer", queue = queue.name());
-    let _enter = span.enter();
-    drop(_enter);
     while !*stop.borrow() {
         // Register for the wake-up before looking, so a send in between is not missed.
         let announced = db.message_sent().notified();
