@@ -2,7 +2,8 @@
 //! events are being accepted, fanned out and delivered, and restarted on the same store.
 //! Nothing accepted (202) is lost, and the SQLite file passes `PRAGMA integrity_check`.
 //!
-//! Reduced size here; `HOOKLINE_CHAOS_FULL=1` runs 50 webhooks x 10 000 events.
+//! Reduced size here; `HOOKLINE_CHAOS_FULL=1` runs 50 webhooks x 10 000 events on the release
+//! binary (`cargo build --release -p hookline` first).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -12,14 +13,20 @@ use std::time::{Duration, Instant};
 use hookline_core::store::sqlite::Database;
 use hookline_tests::receiver::TestReceiver;
 
+/// The debug binary; at full size the release one (`cargo build --release -p hookline`).
 fn binary() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/hookline");
+    let profile = if full_size() { "release" } else { "debug" };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target").join(profile).join("hookline");
     assert!(
         path.exists(),
-        "{} is missing: `cargo test --workspace` (./tests/run.sh) builds it; or run `cargo build -p hookline` first",
+        "{} is missing: `cargo test --workspace` (./tests/run.sh) builds the debug one; `cargo build [--release] -p hookline` builds it",
         path.display()
     );
     path
+}
+
+fn full_size() -> bool {
+    std::env::var("HOOKLINE_CHAOS_FULL").is_ok_and(|v| v == "1")
 }
 
 struct Server {
@@ -33,6 +40,7 @@ fn start(db: &Path, port: u16) -> Server {
         .arg(db)
         .env("HOOKLINE_RETRY_SCHEDULE_MS", "10,20,40,80,160")
         .env("HOOKLINE_DELIVERY_TIMEOUT_MS", "2000")
+        .env("HOOKLINE_DELIVER_WORKERS", if full_size() { "16" } else { "4" })
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -63,7 +71,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loses_nothing_accepted_and_the_store_stays_intact() {
-    let full = std::env::var("HOOKLINE_CHAOS_FULL").is_ok_and(|v| v == "1");
+    let full = full_size();
     let (webhooks, events) = if full { (50, 10_000) } else { (3, 240) };
     let receiver = TestReceiver::always(200).await;
     let dir = std::env::temp_dir().join(hookline_tests::unique_name("crash"));
