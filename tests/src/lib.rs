@@ -135,3 +135,46 @@ pub async fn sqs_receive(
         })
         .collect()
 }
+
+/// A fresh `hookline.db` path in its own temporary directory.
+pub fn temp_db(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(unique_name(name));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    dir.join("hookline.db")
+}
+
+/// `hookline serve` running in-process on a free loopback port.
+pub struct Serving {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), hookline::LocalError>>,
+}
+
+impl Serving {
+    /// Serves `local`'s routes and workers on a free port.
+    pub async fn start(local: hookline::Local) -> Self {
+        let listener = hookline::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let base = format!(
+            "http://{}",
+            listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(local.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        Self { base, stop, task }
+    }
+
+    /// Stops it as Ctrl-C does and checks the shutdown was clean.
+    pub async fn stop(self) {
+        assert!(self.stop.send(()).is_ok(), "the server had already stopped");
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("serve failed: {e}"),
+            Err(e) => panic!("serve panicked: {e}"),
+        }
+    }
+}

@@ -171,12 +171,6 @@ fn production_like() -> Settings {
     Settings::default()
 }
 
-fn temp_db(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(hookline_tests::unique_name(name));
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir.join("hookline.db")
-}
-
 async fn assert_unchanged(local: &Local) {
     assert!(
         local
@@ -197,7 +191,7 @@ async fn assert_unchanged(local: &Local) {
 #[tokio::test]
 async fn every_bad_input_is_refused_over_http() {
     let local = Local::open(
-        &temp_db("bad-http"),
+        &hookline_tests::temp_db("bad-http"),
         production_like(),
         "permissions".into(),
     )
@@ -208,14 +202,8 @@ async fn every_bad_input_is_refused_over_http() {
         Some(&Value::String("edit-app:A1 publish-events:A1".into())),
     );
     let token = local.mint_token(&principal, Duration::from_secs(600));
-    let listener = hookline::bind("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(local.clone().serve(listener, async {
-        let _ = stopped.await;
-    }));
+    let server = hookline_tests::Serving::start(local.clone()).await;
+    let base = server.base.clone();
     let client = reqwest::Client::new();
     for (what, method, path, content_type, body, status, says) in corpus() {
         let r = client
@@ -236,8 +224,7 @@ async fn every_bad_input_is_refused_over_http() {
         assert!(text.contains(&says), "{what}: {text}");
     }
     assert_unchanged(&local).await;
-    stop.send(()).expect("running");
-    server.await.expect("task").expect("shutdown");
+    server.stop().await;
 }
 
 fn api_gateway_event(
@@ -268,7 +255,7 @@ fn api_gateway_event(
 #[tokio::test]
 async fn every_bad_input_is_refused_by_the_lambda_edge() {
     let local = Local::open(
-        &temp_db("bad-lambda"),
+        &hookline_tests::temp_db("bad-lambda"),
         production_like(),
         "permissions".into(),
     )

@@ -16,7 +16,10 @@ use hookline_tests::receiver::TestReceiver;
 /// The debug binary; at full size the release one (`cargo build --release -p hookline`).
 fn binary() -> PathBuf {
     let profile = if full_size() { "release" } else { "debug" };
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target").join(profile).join("hookline");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target")
+        .join(profile)
+        .join("hookline");
     assert!(
         path.exists(),
         "{} is missing: `cargo test --workspace` (./tests/run.sh) builds the debug one; `cargo build [--release] -p hookline` builds it",
@@ -40,7 +43,10 @@ fn start(db: &Path, port: u16) -> Server {
         .arg(db)
         .env("HOOKLINE_RETRY_SCHEDULE_MS", "10,20,40,80,160")
         .env("HOOKLINE_DELIVERY_TIMEOUT_MS", "2000")
-        .env("HOOKLINE_DELIVER_WORKERS", if full_size() { "16" } else { "4" })
+        .env(
+            "HOOKLINE_DELIVER_WORKERS",
+            if full_size() { "16" } else { "4" },
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -1,7 +1,7 @@
 //! The README's quickstart curl session, run as written against `hookline serve`'s HTTP port
 //! (in-process on a free port), with a loopback endpoint in place of `python3 -m http.server`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use hookline::Local;
@@ -26,12 +26,6 @@ fn quickstart_session() -> String {
     block.split("```").next().expect("closed block").to_owned()
 }
 
-fn temp_db(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(hookline_tests::unique_name(name));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join("hookline.db")
-}
-
 #[tokio::test]
 async fn the_readme_curl_session_works_as_written() {
     let session = quickstart_session();
@@ -39,7 +33,7 @@ async fn the_readme_curl_session_works_as_written() {
         session.contains("http://127.0.0.1:8080") && session.contains("http://127.0.0.1:9000/")
     );
     let receiver = TestReceiver::always(200).await;
-    let db_path = temp_db("quickstart");
+    let db_path = hookline_tests::temp_db("quickstart");
     let settings = Settings {
         allow_http: true,
         targets: TargetPolicy {
@@ -57,18 +51,11 @@ async fn the_readme_curl_session_works_as_written() {
         )),
     );
     let token = local.mint_token(&dev, Duration::from_secs(3600));
-    let listener = hookline::bind("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let db = local.db.clone();
-    let server = tokio::spawn(local.serve(listener, async {
-        let _ = stopped.await;
-    }));
+    let server = hookline_tests::Serving::start(local).await;
 
     let script = session
-        .replace("http://127.0.0.1:8080", &format!("http://{addr}"))
+        .replace("http://127.0.0.1:8080", &server.base)
         .replace("http://127.0.0.1:9000/", &format!("{}/", receiver.url));
     let output = tokio::process::Command::new("bash")
         .arg("-c")
@@ -112,17 +99,13 @@ async fn the_readme_curl_session_works_as_written() {
         "the endpoint was verified on save"
     );
 
-    stop.send(()).expect("server running");
-    server
-        .await
-        .expect("server task")
-        .expect("graceful shutdown");
+    server.stop().await;
     assert_eq!(db.integrity_check().await.expect("check"), "ok");
 }
 
 #[tokio::test]
 async fn tokens_survive_a_restart_and_bad_tokens_are_refused_over_http() {
-    let db_path = temp_db("restart");
+    let db_path = hookline_tests::temp_db("restart");
     let settings = Settings {
         allow_http: true,
         targets: TargetPolicy {
@@ -142,14 +125,8 @@ async fn tokens_survive_a_restart_and_bad_tokens_are_refused_over_http() {
     let local = Local::open(&db_path, settings, "permissions".into())
         .await
         .expect("reopen");
-    let listener = hookline::bind("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(local.clone().serve(listener, async {
-        let _ = stopped.await;
-    }));
+    let server = hookline_tests::Serving::start(local.clone()).await;
+    let base = server.base.clone();
     let client = reqwest::Client::new();
     let list = format!("{base}/v1/webhooks?appId=A1");
     let ok = client
@@ -204,9 +181,5 @@ async fn tokens_survive_a_restart_and_bad_tokens_are_refused_over_http() {
         .await
         .expect("request");
     assert_eq!(big.status(), 413);
-    stop.send(()).expect("server running");
-    server
-        .await
-        .expect("server task")
-        .expect("graceful shutdown");
+    server.stop().await;
 }

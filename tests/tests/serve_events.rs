@@ -2,7 +2,6 @@
 //! the ingest worker, and delivery messages on the embedded deliveries queue — also across a
 //! restart, since every queue is durable.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hookline::Local;
@@ -22,12 +21,6 @@ fn settings() -> Settings {
     }
 }
 
-fn temp_db(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(hookline_tests::unique_name(name));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join("hookline.db")
-}
-
 async fn wait_for_deliveries(local: &Local, n: usize) -> Vec<DeliveryMessage> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -44,9 +37,13 @@ async fn wait_for_deliveries(local: &Local, n: usize) -> Vec<DeliveryMessage> {
 
 #[tokio::test]
 async fn an_event_posted_over_http_becomes_delivery_messages() {
-    let local = Local::open(&temp_db("serve-events"), settings(), "permissions".into())
-        .await
-        .expect("open");
+    let local = Local::open(
+        &hookline_tests::temp_db("serve-events"),
+        settings(),
+        "permissions".into(),
+    )
+    .await
+    .expect("open");
     let hook = webhook(&["urn:allthings:app:A1:ticket:*"], &["ticket.*"], true);
     local.db.create(&hook).await.expect("create");
     let publisher = Principal::from_claims(
@@ -54,14 +51,8 @@ async fn an_event_posted_over_http_becomes_delivery_messages() {
         Some(&serde_json::Value::String("publish-events:A1".into())),
     );
     let token = local.mint_token(&publisher, Duration::from_secs(600));
-    let listener = hookline::bind("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(local.clone().serve(listener, async {
-        let _ = stopped.await;
-    }));
+    let server = hookline_tests::Serving::start(local.clone()).await;
+    let base = server.base.clone();
     let client = reqwest::Client::new();
     let event = serde_json::json!({"type": "ticket.created", "urn": "urn:allthings:app:A1:ticket:CAT7:T99", "data": {"title": "Leaking tap"}});
     let r = client
@@ -124,13 +115,12 @@ async fn an_event_posted_over_http_becomes_delivery_messages() {
         "nothing else was queued"
     );
     assert_eq!(local.queues.deliveries.len().await.expect("len"), 1);
-    stop.send(()).expect("running");
-    server.await.expect("task").expect("shutdown");
+    server.stop().await;
 }
 
 #[tokio::test]
 async fn events_accepted_before_a_restart_are_fanned_out_after_it() {
-    let path = temp_db("serve-restart");
+    let path = hookline_tests::temp_db("serve-restart");
     let first = Local::open(&path, settings(), "permissions".into())
         .await
         .expect("open");
@@ -188,9 +178,14 @@ async fn create_webhook_post_event_and_receive_it_signed_through_serve() {
         },
         ..hookline_deliver::DeliverSettings::default()
     };
-    let local = Local::open_with(&temp_db("e2e"), settings(), "permissions".into(), delivery)
-        .await
-        .expect("open");
+    let local = Local::open_with(
+        &hookline_tests::temp_db("e2e"),
+        settings(),
+        "permissions".into(),
+        delivery,
+    )
+    .await
+    .expect("open");
     let everyone = Principal::from_claims(
         "dev",
         Some(&serde_json::Value::String(
@@ -198,14 +193,8 @@ async fn create_webhook_post_event_and_receive_it_signed_through_serve() {
         )),
     );
     let token = local.mint_token(&everyone, Duration::from_secs(600));
-    let listener = hookline::bind("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(local.clone().serve(listener, async {
-        let _ = stopped.await;
-    }));
+    let server = hookline_tests::Serving::start(local.clone()).await;
+    let base = server.base.clone();
     let client = reqwest::Client::new();
 
     let created: serde_json::Value = client
@@ -311,6 +300,5 @@ async fn create_webhook_post_event_and_receive_it_signed_through_serve() {
         .await
         .expect("redeliver");
     assert_eq!(r.status(), 404);
-    stop.send(()).expect("running");
-    server.await.expect("task").expect("shutdown");
+    server.stop().await;
 }
