@@ -52,10 +52,11 @@ for f in infra/events/*.json; do
   grep -q "$(basename "$f")" "$0" || { echo "FAILED: $f is not invoked by $0"; failures=$((failures + 1)); }
 done
 # The ingest fixture's garbage record went to the events DLQ, with its reason.
-if target/debug/hookline dlq list --aws --queue events 2>/dev/null | grep -q "invalid event"; then
+dlq_out=$(target/debug/hookline dlq list --aws --queue events 2>&1 || true)
+if grep -q "invalid event" <<<"$dlq_out"; then
   echo "ok: events DLQ holds the invalid record"
 else
-  echo "FAILED: the invalid record is not in the events DLQ"; failures=$((failures + 1))
+  echo "FAILED: the invalid record is not in the events DLQ: $dlq_out"; failures=$((failures + 1))
 fi
 
 passed=$(( $(grep -c '^invoke ' "$0") + 1 - failures ))
