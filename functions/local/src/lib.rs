@@ -2,6 +2,7 @@
 //! with HS256 bearer tokens verified here (what API Gateway's JWT authorizer does in AWS).
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod dlq;
 pub mod workers;
 

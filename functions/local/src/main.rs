@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use hookline::{dlq, Local};
+use hookline::{bench, dlq, Local};
 use hookline_core::auth::{parse_grant, Principal};
 use hookline_core::webhook::WebhookId;
 use hookline_deliver::DeliverSettings;
@@ -36,7 +36,7 @@ struct Args {
 }
 
 /// Flags that take no value.
-const SWITCHES: &[&str] = &["aws"];
+const SWITCHES: &[&str] = &["aws", "json"];
 
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
@@ -44,6 +44,12 @@ fn parse_args() -> Result<Args, String> {
     if command == "dlq" {
         let sub = it.next().ok_or("dlq needs list or replay")?;
         command = format!("dlq {sub}");
+    }
+    let mut it = it.peekable();
+    if command == "bench" {
+        if let Some(sub) = it.next_if(|a| !a.starts_with("--")) {
+            command = format!("bench {sub}");
+        }
     }
     let mut flags = Vec::new();
     while let Some(flag) = it.next() {
@@ -303,6 +309,63 @@ async fn token(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// `--name N` as a number, or `default`.
+fn number_flag<T: std::str::FromStr>(args: &Args, name: &str, default: T) -> Result<T, String> {
+    args.get(name).map_or(Ok(default), |v| {
+        v.parse()
+            .map_err(|_| format!("--{name} {v} is not a whole number"))
+    })
+}
+
+fn this_exe() -> Result<PathBuf, String> {
+    std::env::current_exe().map_err(|e| format!("cannot find this program's path: {e}"))
+}
+
+/// Prints `report` as JSON with `--json`, else as `table`.
+fn print_report<T: serde::Serialize>(args: &Args, report: &T, table: impl FnOnce(&T) -> String) -> Result<(), String> {
+    if args.get("json").is_some() {
+        println!("{}", serde_json::to_string_pretty(report).map_err(|e| e.to_string())?);
+    } else {
+        print!("{}", table(report));
+    }
+    Ok(())
+}
+
+async fn bench_throughput(args: &Args) -> Result<(), String> {
+    args.check_known(&["webhooks", "events", "body-bytes", "deliver-workers", "rate", "rate-events", "post-concurrency", "json"])?;
+    let d = bench::throughput::ThroughputOptions::default();
+    let options = bench::throughput::ThroughputOptions {
+        webhooks: number_flag(args, "webhooks", d.webhooks)?,
+        events: number_flag(args, "events", d.events)?,
+        body_bytes: number_flag(args, "body-bytes", d.body_bytes)?,
+        deliver_workers: number_flag(args, "deliver-workers", d.deliver_workers)?,
+        rate: number_flag(args, "rate", d.rate)?,
+        rate_events: number_flag(args, "rate-events", d.rate_events)?,
+        post_concurrency: number_flag(args, "post-concurrency", d.post_concurrency)?,
+    };
+    if options.webhooks == 0 || options.events == 0 {
+        return Err("--webhooks and --events must be at least 1".into());
+    }
+    let report = bench::throughput::run(&this_exe()?, &options)
+        .await
+        .map_err(|e| e.to_string())?;
+    print_report(args, &report, bench::throughput::render)
+}
+
+/// The floor's own process (`hookline bench` starts it): prints its report as JSON.
+async fn bench_floor(args: &Args) -> Result<(), String> {
+    args.check_known(&["url", "count", "concurrency", "body-bytes"])?;
+    let options = bench::floor::FloorOptions {
+        url: args.get("url").ok_or("--url is required")?.to_owned(),
+        count: number_flag(args, "count", 1000)?,
+        concurrency: number_flag(args, "concurrency", 40)?,
+        body_bytes: number_flag(args, "body-bytes", 1024)?,
+    };
+    let report = bench::floor::run(&options).await.map_err(|e| e.to_string())?;
+    println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -319,6 +382,8 @@ async fn main() -> ExitCode {
             "token" => token(&args).await,
             "dlq list" => dlq_command(&args, false).await,
             "dlq replay" => dlq_command(&args, true).await,
+            "bench" => bench_throughput(&args).await,
+            "bench-floor" => bench_floor(&args).await,
             "help" | "--help" | "-h" => {
                 println!("{USAGE}");
                 Ok(())

@@ -1,0 +1,401 @@
+//! Floor against pipeline, in one run on one machine. Both deliver to the same loopback
+//! [`Receiver`]; both run as child processes of this one (`hookline bench-floor`,
+//! `hookline serve`), so each one's CPU seconds and peak RSS are its own.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt};
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::floor::FloorReport;
+use super::receiver::Receiver;
+use super::stats::{read_process, Latency, ProcessReading};
+use super::{intake_body, pad_for, BenchError};
+use crate::{DELIVER_CONSUMER, DELIVER_WORKERS};
+
+/// How big a run is.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThroughputOptions {
+    /// Webhooks subscribed to every event (W).
+    pub webhooks: usize,
+    /// Events posted as fast as intake takes them (E); the floor sends E × W requests.
+    pub events: usize,
+    /// Delivered body size, in bytes.
+    pub body_bytes: usize,
+    /// Delivery consumers of the pipeline; the floor uses as many × the batch size in flight.
+    pub deliver_workers: usize,
+    /// Offered load of the latency run, in events per second.
+    pub rate: u32,
+    /// Events of the latency run (0 skips it).
+    pub rate_events: usize,
+    /// Event POSTs in flight at once in the throughput run.
+    pub post_concurrency: usize,
+}
+
+impl Default for ThroughputOptions {
+    fn default() -> Self {
+        Self {
+            webhooks: 10,
+            events: 20_000,
+            body_bytes: 1024,
+            deliver_workers: DELIVER_WORKERS,
+            rate: 1000,
+            rate_events: 5000,
+            post_concurrency: 16,
+        }
+    }
+}
+
+/// One side of the comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct Side {
+    /// Deliveries received.
+    pub deliveries: u64,
+    /// Deliveries per second.
+    pub deliveries_per_s: f64,
+    /// Floor: send → answer; pipeline: event POSTed → delivery received.
+    pub latency: Latency,
+    /// CPU seconds and peak RSS of the process doing the work.
+    pub process: ProcessReading,
+}
+
+/// The pipeline at a fixed offered load.
+#[derive(Debug, Clone, Serialize)]
+pub struct OfferedLoad {
+    /// Events per second offered.
+    pub rate: u32,
+    /// Events offered.
+    pub events: usize,
+    /// Deliveries per second over the run.
+    pub deliveries_per_s: f64,
+    /// Event POSTed → delivery received.
+    pub latency: Latency,
+}
+
+/// Everything one `hookline bench` run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThroughputReport {
+    /// The run's size.
+    pub options: ThroughputOptions,
+    /// Requests in flight at once, both sides.
+    pub concurrency: usize,
+    /// The HTTP client alone.
+    pub floor: Side,
+    /// `hookline serve`, intake to delivery.
+    pub pipeline: Side,
+    /// Pipeline deliveries/s over floor deliveries/s.
+    pub ratio: f64,
+    /// The pipeline at `options.rate`, if run.
+    pub offered_load: Option<OfferedLoad>,
+}
+
+/// A child process killed when dropped, so a failed run leaves nothing behind.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+/// A scratch directory removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Self, BenchError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("hookline-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| BenchError::Setup(format!("{}: {e}", dir.display())))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the floor, then the pipeline, then the pipeline at the offered load.
+pub async fn run(exe: &Path, options: &ThroughputOptions) -> Result<ThroughputReport, BenchError> {
+    let concurrency = options.deliver_workers.max(1) * DELIVER_CONSUMER.batch_size;
+    let pairs = options.webhooks * options.events;
+    let floor = run_floor(exe, pairs, concurrency, options.body_bytes).await?;
+    let floor = Side {
+        deliveries: floor.delivered,
+        deliveries_per_s: floor.delivered as f64 / floor.elapsed_s.max(f64::EPSILON),
+        latency: floor.latency,
+        process: floor.process,
+    };
+    let (pipeline, offered_load) = run_pipeline(exe, options).await?;
+    Ok(ThroughputReport {
+        options: options.clone(),
+        concurrency,
+        ratio: pipeline.deliveries_per_s / floor.deliveries_per_s.max(f64::EPSILON),
+        floor,
+        pipeline,
+        offered_load,
+    })
+}
+
+async fn run_floor(
+    exe: &Path,
+    count: usize,
+    concurrency: usize,
+    body_bytes: usize,
+) -> Result<FloorReport, BenchError> {
+    let receiver = Receiver::start(0, 1)
+        .await
+        .map_err(|e| BenchError::Setup(format!("receiver: {e}")))?;
+    let output = Command::new(exe)
+        .args(["bench-floor", "--url", &receiver.url()])
+        .args(["--count", &count.to_string()])
+        .args(["--concurrency", &concurrency.to_string()])
+        .args(["--body-bytes", &body_bytes.to_string()])
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| BenchError::Setup(format!("{} bench-floor: {e}", exe.display())))?;
+    if !output.status.success() {
+        return Err(BenchError::Run(format!("bench-floor exited with {}", output.status)));
+    }
+    let report: FloorReport = serde_json::from_slice(&output.stdout)
+        .map_err(|e| BenchError::Run(format!("bench-floor printed no report: {e}")))?;
+    if receiver.posts() != count as u64 {
+        return Err(BenchError::Run(format!(
+            "the receiver got {} of the floor's {count} requests",
+            receiver.posts()
+        )));
+    }
+    Ok(report)
+}
+
+/// `hookline serve` on a scratch database, and what it printed: its address and a dev token.
+async fn start_serve(exe: &Path, scratch: &Scratch, workers: usize) -> Result<(Reaped, String, String), BenchError> {
+    let log = std::fs::File::create(scratch.0.join("serve.log"))
+        .map_err(|e| BenchError::Setup(format!("serve log: {e}")))?;
+    let mut child = Command::new(exe)
+        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(scratch.0.join("bench.db"))
+        .env("HOOKLINE_DELIVER_WORKERS", workers.to_string())
+        .env("RUST_LOG", std::env::var("HOOKLINE_BENCH_LOG").unwrap_or_else(|_| "warn".into()))
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| BenchError::Setup(format!("{} serve: {e}", exe.display())))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| BenchError::Setup("serve's stdout".into()))?;
+    let child = Reaped(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut base, mut token) = (None, None);
+    let read = async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("Hookline listening on ") {
+                base = Some(url.trim().to_owned());
+            } else if let Some(t) = line.trim().strip_prefix("export HOOKLINE_TOKEN=") {
+                token = Some(t.to_owned());
+            }
+            if base.is_some() && token.is_some() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(60), read).await;
+    // Keep reading: a closed pipe would fail serve's later prints.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    match (base, token) {
+        (Some(base), Some(token)) => Ok((child, base, token)),
+        _ => Err(BenchError::Setup(format!(
+            "hookline serve did not print its address and token within 60 s; see {}",
+            scratch.0.join("serve.log").display()
+        ))),
+    }
+}
+
+/// POSTs `body` to `url` with the bearer token; anything but `expect` is an error.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &serde_json::Value,
+    expect: u16,
+) -> Result<(), BenchError> {
+    let response = client
+        .post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| BenchError::Run(format!("POST {url}: {e}")))?;
+    let status = response.status().as_u16();
+    if status != expect {
+        let text = response.text().await.unwrap_or_default();
+        return Err(BenchError::Run(format!("POST {url}: {status} {text}")));
+    }
+    Ok(())
+}
+
+/// Latencies of events `seqs` × every webhook, from each event's POST to its arrival.
+fn pair_latencies(receiver: &Receiver, posted: &[(usize, Instant)], webhooks: usize) -> (Vec<Duration>, Option<Instant>) {
+    let mut latencies = Vec::with_capacity(posted.len() * webhooks);
+    let mut last = None;
+    for &(seq, at) in posted {
+        for w in 0..webhooks {
+            if let Some(arrived) = receiver.arrival(seq, w) {
+                latencies.push(arrived.saturating_duration_since(at));
+                last = last.max(Some(arrived));
+            }
+        }
+    }
+    (latencies, last)
+}
+
+/// How long the pipeline may go without a delivery before the run is called stalled.
+const STALL: Duration = Duration::from_secs(60);
+
+async fn run_pipeline(
+    exe: &Path,
+    options: &ThroughputOptions,
+) -> Result<(Side, Option<OfferedLoad>), BenchError> {
+    let (w, e) = (options.webhooks, options.events);
+    let receiver = Receiver::start(e + options.rate_events, w)
+        .await
+        .map_err(|e| BenchError::Setup(format!("receiver: {e}")))?;
+    let scratch = Scratch::new()?;
+    let (serve, base, token) = start_serve(exe, &scratch, options.deliver_workers).await?;
+    let pid = serve
+        .0
+        .id()
+        .ok_or_else(|| BenchError::Setup("serve exited at once".into()))?
+        .to_string();
+    let client = reqwest::Client::new();
+    for i in 0..w {
+        let webhook = serde_json::json!({
+            "name": format!("bench {i}"),
+            "url": format!("{}/w/{i}", receiver.url()),
+            "eventTypes": [super::BENCH_EVENT_TYPE],
+        });
+        post(&client, &format!("{base}/v1/webhooks?appId=A1"), &token, &webhook, 201).await?;
+    }
+    let pad = pad_for(options.body_bytes);
+    let events_url = format!("{base}/v1/events");
+
+    // Throughput: every event as fast as intake takes it.
+    let before = read_process(&pid).unwrap_or_default();
+    let started = Instant::now();
+    let posted: Vec<Result<(usize, Instant), BenchError>> = stream::iter(0..e)
+        .map(|seq| {
+            let (client, url, token) = (&client, &events_url, &token);
+            async move {
+                let at = Instant::now();
+                post(client, url, token, &intake_body(seq, pad), 202).await?;
+                Ok((seq, at))
+            }
+        })
+        .buffer_unordered(options.post_concurrency.max(1))
+        .collect()
+        .await;
+    let posted = posted.into_iter().collect::<Result<Vec<_>, _>>()?;
+    receiver.wait_for((w * e) as u64, STALL).await.map_err(BenchError::Run)?;
+    let after = read_process(&pid).unwrap_or_default();
+    let (latencies, last) = pair_latencies(&receiver, &posted, w);
+    let elapsed = last.map_or(started.elapsed(), |l| l.saturating_duration_since(started));
+    let pipeline = Side {
+        deliveries: latencies.len() as u64,
+        deliveries_per_s: latencies.len() as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
+        latency: Latency::of(latencies),
+        process: ProcessReading {
+            cpu_s: after.cpu_s - before.cpu_s,
+            peak_rss_mib: after.peak_rss_mib,
+        },
+    };
+
+    // Latency: a steady offered load, each event POSTed on its schedule whatever the last did.
+    let offered = if options.rate_events == 0 || options.rate == 0 {
+        None
+    } else {
+        let client = Arc::new(client);
+        let interval = Duration::from_secs_f64(1.0 / f64::from(options.rate));
+        let started = Instant::now();
+        let mut tasks = Vec::with_capacity(options.rate_events);
+        for i in 0..options.rate_events {
+            let due = started + interval.mul_f64(i as f64);
+            tokio::time::sleep_until(due.into()).await;
+            let (client, url, token) = (client.clone(), events_url.clone(), token.clone());
+            let seq = e + i;
+            tasks.push(tokio::spawn(async move {
+                let at = Instant::now();
+                post(&client, &url, &token, &intake_body(seq, pad), 202).await?;
+                Ok::<_, BenchError>((seq, at))
+            }));
+        }
+        let mut posted = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            posted.push(task.await.map_err(|e| BenchError::Run(e.to_string()))??);
+        }
+        receiver
+            .wait_for((w * (e + options.rate_events)) as u64, STALL)
+            .await
+            .map_err(BenchError::Run)?;
+        let (latencies, last) = pair_latencies(&receiver, &posted, w);
+        let elapsed = last.map_or(started.elapsed(), |l| l.saturating_duration_since(started));
+        Some(OfferedLoad {
+            rate: options.rate,
+            events: options.rate_events,
+            deliveries_per_s: latencies.len() as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
+            latency: Latency::of(latencies),
+        })
+    };
+    drop(serve);
+    Ok((pipeline, offered))
+}
+
+/// The report as a table for people.
+pub fn render(report: &ThroughputReport) -> String {
+    let o = &report.options;
+    let row = |name: &str, s: &Side| {
+        format!(
+            "{name:<9} {:>9} {:>12.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.1}\n",
+            s.deliveries,
+            s.deliveries_per_s,
+            s.latency.p50_ms,
+            s.latency.p95_ms,
+            s.latency.p99_ms,
+            s.process.cpu_s,
+            s.process.peak_rss_mib
+        )
+    };
+    let mut out = format!(
+        "hookline bench: {} webhooks x {} events, {} B bodies, {} in flight\n\n",
+        o.webhooks, o.events, o.body_bytes, report.concurrency
+    );
+    out.push_str("run       delivered  deliveries/s  p50 ms   p95 ms   p99 ms   CPU s  peak MiB\n");
+    out.push_str(&row("floor", &report.floor));
+    out.push_str(&row("pipeline", &report.pipeline));
+    out.push_str(&format!(
+        "\npipeline / floor: {:.3} ({:.1}% of the floor's deliveries/s)\n",
+        report.ratio,
+        report.ratio * 100.0
+    ));
+    out.push_str(
+        "floor latency: send -> answer; pipeline latency: event POSTed -> delivery received\n",
+    );
+    if let Some(l) = &report.offered_load {
+        out.push_str(&format!(
+            "\noffered load {} events/s x {} events: {:.0} deliveries/s, intake -> received p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
+            l.rate, l.events, l.deliveries_per_s, l.latency.p50_ms, l.latency.p95_ms, l.latency.p99_ms, l.latency.max_ms
+        ));
+    }
+    out
+}
