@@ -352,6 +352,72 @@ async fn bench_throughput(args: &Args) -> Result<(), String> {
     print_report(args, &report, bench::throughput::render)
 }
 
+/// What the Lambda binaries get: AWS settings from this environment, and the table and queues
+/// from `HOOKLINE_*` if set, else freshly created on moto (`AWS_ENDPOINT_URL`).
+async fn lambda_env() -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut env: std::collections::BTreeMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("HOOKLINE_") || k == "PATH")
+        .collect();
+    if env.contains_key("HOOKLINE_TABLE") {
+        return Ok(env);
+    }
+    if !env.contains_key("AWS_ENDPOINT_URL") {
+        return Err("set HOOKLINE_TABLE and the HOOKLINE_*_URL queue variables, or AWS_ENDPOINT_URL to a moto server (tests/run.sh starts one) to have them created".into());
+    }
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let names = hookline_infra::ResourceNames::with_prefix(&format!("bench-cold-{nanos}"));
+    let r = hookline_infra::bootstrap(
+        &aws_sdk_dynamodb::Client::new(&aws),
+        &aws_sdk_sqs::Client::new(&aws),
+        &names,
+        &hookline_core::retry::RetryPolicy::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    for (k, v) in [
+        ("HOOKLINE_TABLE", r.table_name),
+        ("HOOKLINE_EVENTS_QUEUE_URL", r.events_queue_url),
+        ("HOOKLINE_EVENTS_DLQ_URL", r.events_dlq_url),
+        ("HOOKLINE_DELIVERIES_QUEUE_URL", r.deliveries_queue_url),
+        ("HOOKLINE_DELIVERIES_DLQ_URL", r.deliveries_dlq_url),
+    ] {
+        env.insert(k.to_owned(), v);
+    }
+    Ok(env)
+}
+
+async fn bench_cold_start(args: &Args) -> Result<(), String> {
+    args.check_known(&["bin-dir", "events-dir", "runs", "json"])?;
+    let options = bench::coldstart::ColdStartOptions {
+        bin_dir: PathBuf::from(args.get("bin-dir").unwrap_or("target/release")),
+        events_dir: PathBuf::from(args.get("events-dir").unwrap_or("infra/events")),
+        runs: number_flag(args, "runs", 20)?,
+        env: lambda_env().await?,
+    };
+    let results = bench::coldstart::run(&options)
+        .await
+        .map_err(|e| e.to_string())?;
+    print_report(args, &results, |r| bench::coldstart::render(r))
+}
+
+async fn bench_cost(args: &Args) -> Result<(), String> {
+    args.check_known(&["webhooks", "events", "body-bytes", "json"])?;
+    let d = bench::cost::CostOptions::default();
+    let options = bench::cost::CostOptions {
+        webhooks: number_flag(args, "webhooks", d.webhooks)?,
+        events: number_flag(args, "events", d.events)?,
+        body_bytes: number_flag(args, "body-bytes", d.body_bytes)?,
+    };
+    if options.webhooks == 0 || options.events == 0 {
+        return Err("--webhooks and --events must be at least 1".into());
+    }
+    let report = bench::cost::run(&options).await.map_err(|e| e.to_string())?;
+    print_report(args, &report, bench::cost::render)
+}
+
 /// The floor's own process (`hookline bench` starts it): prints its report as JSON.
 async fn bench_floor(args: &Args) -> Result<(), String> {
     args.check_known(&["url", "count", "concurrency", "body-bytes"])?;
@@ -368,10 +434,13 @@ async fn bench_floor(args: &Args) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Benchmarks print tables; their per-delivery logs would bury them (RUST_LOG still wins).
+    let quiet = std::env::args().nth(1).is_some_and(|c| c.starts_with("bench"));
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(if quiet { "warn" } else { "info" })
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -384,6 +453,8 @@ async fn main() -> ExitCode {
             "dlq replay" => dlq_command(&args, true).await,
             "bench" => bench_throughput(&args).await,
             "bench-floor" => bench_floor(&args).await,
+            "bench cold-start" => bench_cold_start(&args).await,
+            "bench cost" => bench_cost(&args).await,
             "help" | "--help" | "-h" => {
                 println!("{USAGE}");
                 Ok(())

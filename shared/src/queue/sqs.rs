@@ -1,15 +1,20 @@
 //! SQS adapter for the queue ports: `SendMessage`, `SendMessageBatch` (10 a call, failed
-//! entries retried), `ChangeMessageVisibility` for backoff.
+//! entries retried), `ChangeMessageVisibility` for backoff; and `ReceiveMessage` and
+//! `DeleteMessageBatch`, as Lambda's SQS poller calls them, for benchmarks and tests.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
+    SendMessageBatchRequestEntry,
+};
 use aws_sdk_sqs::Client;
 
 use crate::event::Event;
 use crate::ports::{
     DeadLetters, DeliveryId, DeliveryMessage, DeliveryQueue, EventQueue, PortError, ReceiptHandle,
+    ReceivedMessage,
 };
 use crate::retry::MAX_VISIBILITY;
 
@@ -54,6 +59,66 @@ impl SqsQueue {
     /// Its URL.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Receives up to `max` (≤ 10) messages, long-polling up to `wait_seconds`, as Lambda's
+    /// SQS poller does before it invokes a function with them.
+    pub async fn receive(&self, max: i32, wait_seconds: i32) -> Result<Vec<ReceivedMessage>, PortError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max)
+            .wait_time_seconds(wait_seconds)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| ReceivedMessage {
+                receive_count: m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1),
+                message_id: m.message_id.unwrap_or_default(),
+                body: m.body.unwrap_or_default(),
+                receipt: ReceiptHandle(m.receipt_handle.unwrap_or_default()),
+            })
+            .collect())
+    }
+
+    /// Deletes handled messages, 10 a call (`DeleteMessageBatch`), as Lambda's poller does.
+    pub async fn delete_batch(&self, receipts: &[&ReceiptHandle]) -> Result<(), PortError> {
+        for chunk in receipts.chunks(BATCH_LIMIT) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(&r.0)
+                        .build()
+                        .map_err(build_err)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(unavailable)?;
+            if let Some(f) = out.failed().first() {
+                // The message comes back after its visibility timeout; handling is idempotent.
+                tracing::warn!(code = f.code(), "a handled message was not deleted");
+            }
+        }
+        Ok(())
     }
 
     /// Sends one body; returns the message id.

@@ -6,8 +6,8 @@
 //!   emulator, against an empty `lambda_runtime` function;
 //! - [`cost`]: AWS requests per delivery on the moto path, priced per million deliveries.
 
-// pub mod coldstart;
-// pub mod cost;
+pub mod coldstart;
+pub mod cost;
 pub mod floor;
 pub mod receiver;
 pub mod stats;

@@ -1,0 +1,615 @@
+//! Cost per million deliveries on the AWS path. The three handlers run in-process on moto, as
+//! their Lambdas wire them, with Lambda's SQS poller played here; every AWS request goes
+//! through a counting proxy in front of moto, which tallies requests by component, service
+//! and action, and DynamoDB capacity units from the items' sizes. Dated list prices turn the
+//! tallies, the invocation count and the measured handler durations into dollars.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hookline_api::deliveries::DeliveriesService;
+use hookline_api::intake::IntakeService;
+use hookline_api::routes::{Caller, Router};
+use hookline_api::service::{Settings, WebhookService};
+use hookline_core::auth::Principal;
+use hookline_core::http::ReqwestSender;
+use hookline_core::queue::sqs::SqsQueue;
+use hookline_core::retry::RetryPolicy;
+use hookline_core::store::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
+use hookline_core::target::TargetPolicy;
+use hookline_deliver::{Deliver, DeliverSettings};
+use hookline_ingest::{Ingest, IngestSettings};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+use super::receiver::Receiver;
+use super::{intake_body, pad_for, BenchError};
+
+/// `MemorySize` of the api function in template.yaml.
+pub const API_MEMORY_MB: u32 = 256;
+/// `MemorySize` of the ingest function in template.yaml.
+pub const INGEST_MEMORY_MB: u32 = 256;
+/// `MemorySize` of the deliver function in template.yaml.
+pub const DELIVER_MEMORY_MB: u32 = 512;
+/// `BatchSize` default of both SQS event sources in template.yaml.
+pub const SQS_BATCH_SIZE: i32 = 10;
+
+/// When the prices below were written down, and what they are.
+pub const PRICES_AS_OF: &str = "2026-11-26: AWS list prices, us-east-1, first tier (DynamoDB on-demand as reduced on 2024-11-01; Lambda arm64)";
+/// SQS standard queue, $ per million requests (each 64 KiB of payload is one request).
+pub const SQS_PER_MILLION_REQUESTS: f64 = 0.40;
+/// DynamoDB on-demand, $ per million write request units.
+pub const DYNAMODB_PER_MILLION_WRU: f64 = 0.625;
+/// DynamoDB on-demand, $ per million read request units.
+pub const DYNAMODB_PER_MILLION_RRU: f64 = 0.125;
+/// Lambda, $ per million invocations.
+pub const LAMBDA_PER_MILLION_REQUESTS: f64 = 0.20;
+/// Lambda on arm64, $ per GB-second.
+pub const LAMBDA_ARM64_PER_GB_SECOND: f64 = 0.000_013_333_4;
+/// API Gateway HTTP API, $ per million requests.
+pub const HTTP_API_PER_MILLION_REQUESTS: f64 = 1.00;
+
+/// A cost run's size.
+#[derive(Debug, Clone, Serialize)]
+pub struct CostOptions {
+    /// Webhooks subscribed to every event.
+    pub webhooks: usize,
+    /// Events posted.
+    pub events: usize,
+    /// Delivered body size, in bytes.
+    pub body_bytes: usize,
+}
+
+impl Default for CostOptions {
+    fn default() -> Self {
+        Self {
+            webhooks: 10,
+            events: 200,
+            body_bytes: 1024,
+        }
+    }
+}
+
+/// Requests of one (component, service, action).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ActionTally {
+    /// Who made them: `api`, `ingest`, `deliver` or `poller` (Lambda's SQS event source).
+    pub component: String,
+    /// `DynamoDB` or `SQS`.
+    pub service: String,
+    /// The API action.
+    pub action: String,
+    /// Requests sent.
+    pub requests: u64,
+    /// DynamoDB read request units (estimated from item sizes).
+    pub read_units: f64,
+    /// DynamoDB write request units (estimated from item sizes).
+    pub write_units: f64,
+}
+
+/// One Lambda function's share.
+#[derive(Debug, Clone, Serialize)]
+pub struct FunctionTally {
+    /// Function name.
+    pub function: String,
+    /// Invocations (api: one per event; ingest and deliver: one per batch).
+    pub invocations: u64,
+    /// Memory size, MB.
+    pub memory_mb: u32,
+    /// Sum of billed durations (each rounded up to 1 ms), in seconds.
+    pub billed_s: f64,
+}
+
+/// A priced line.
+#[derive(Debug, Clone, Serialize)]
+pub struct CostLine {
+    /// What is priced.
+    pub item: String,
+    /// Units per delivery.
+    pub per_delivery: f64,
+    /// $ per million deliveries.
+    pub usd_per_million: f64,
+}
+
+/// What a cost run found.
+#[derive(Debug, Clone, Serialize)]
+pub struct CostReport {
+    /// The run's size.
+    pub options: CostOptions,
+    /// Deliveries received.
+    pub deliveries: u64,
+    /// Requests by component, service and action.
+    pub actions: Vec<ActionTally>,
+    /// Invocations and durations by function.
+    pub functions: Vec<FunctionTally>,
+    /// The priced lines.
+    pub lines: Vec<CostLine>,
+    /// $ per million deliveries, all lines.
+    pub usd_per_million: f64,
+    /// Where the prices come from.
+    pub prices_as_of: String,
+}
+
+type Tallies = Arc<Mutex<BTreeMap<(String, String, String), ActionTally>>>;
+
+/// A proxy in front of moto: `/{component}/...` is forwarded to moto as `/...` and counted.
+struct CountingProxy {
+    addr: SocketAddr,
+    tallies: Tallies,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn size_of(v: &serde_json::Value) -> f64 {
+    serde_json::to_vec(v).map_or(0, |b| b.len()) as f64
+}
+
+/// DynamoDB on-demand units of one request, from the JSON on the wire: writes are 1 unit a
+/// KiB of item (2 in a transaction), reads 1 unit per 4 KiB (half when eventually consistent).
+/// Wire JSON is larger than DynamoDB's item size, so these are upper bounds.
+pub fn dynamodb_units(action: &str, request: &serde_json::Value, response: &serde_json::Value) -> (f64, f64) {
+    let write = |item: &serde_json::Value| (size_of(item) / 1024.0).ceil().max(1.0);
+    let consistency = if request["ConsistentRead"].as_bool() == Some(true) { 1.0 } else { 0.5 };
+    let read = |bytes: f64| (bytes / 4096.0).ceil().max(1.0) * consistency;
+    match action {
+        "GetItem" => (read(size_of(&response["Item"])), 0.0),
+        "Query" | "Scan" => {
+            let bytes = response["Items"]
+                .as_array()
+                .map_or(0.0, |items| items.iter().map(size_of).sum());
+            (read(bytes), 0.0)
+        }
+        "PutItem" => (0.0, write(&request["Item"])),
+        "UpdateItem" | "DeleteItem" => (0.0, 1.0),
+        "TransactWriteItems" => {
+            let units = request["TransactItems"].as_array().map_or(0.0, |items| {
+                items
+                    .iter()
+                    .map(|i| 2.0 * if i["Put"].is_object() { write(&i["Put"]["Item"]) } else { 1.0 })
+                    .sum()
+            });
+            (0.0, units)
+        }
+        "BatchWriteItem" => {
+            let units = request["RequestItems"].as_object().map_or(0.0, |tables| {
+                tables
+                    .values()
+                    .filter_map(|r| r.as_array())
+                    .flatten()
+                    .map(|r| if r["PutRequest"].is_object() { write(&r["PutRequest"]["Item"]) } else { 1.0 })
+                    .sum()
+            });
+            (0.0, units)
+        }
+        _ => (0.0, 0.0),
+    }
+}
+
+impl CountingProxy {
+    async fn start(upstream: String) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let tallies: Tallies = Arc::default();
+        let shared = tallies.clone();
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .map_err(std::io::Error::other)?;
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (tallies, client, upstream) = (shared.clone(), client.clone(), upstream.clone());
+                let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let (tallies, client, upstream) = (tallies.clone(), client.clone(), upstream.clone());
+                    async move { Ok::<_, std::convert::Infallible>(forward(&tallies, &client, &upstream, req).await) }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self { addr, tallies, server })
+    }
+
+    fn endpoint(&self, component: &str) -> String {
+        format!("http://{}/{component}", self.addr)
+    }
+
+    fn take(&self) -> Vec<ActionTally> {
+        std::mem::take(&mut *self.tallies.lock().unwrap_or_else(|p| p.into_inner()))
+            .into_values()
+            .collect()
+    }
+}
+
+async fn forward(
+    tallies: &Tallies,
+    client: &reqwest::Client,
+    upstream: &str,
+    req: http::Request<hyper::body::Incoming>,
+) -> http::Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let (component, rest) = match path.trim_start_matches('/').split_once('/') {
+        Some((c, rest)) => (c.to_owned(), format!("/{rest}")),
+        None => (path.trim_start_matches('/').to_owned(), "/".to_owned()),
+    };
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let (service, action) = match target.split_once('.') {
+        Some((s, a)) if s.starts_with("DynamoDB") => ("DynamoDB".to_owned(), a.to_owned()),
+        Some((_, a)) => ("SQS".to_owned(), a.to_owned()),
+        None => ("other".to_owned(), target.clone()),
+    };
+    let mut outbound = client.request(parts.method.clone(), format!("{upstream}{rest}"));
+    for (name, value) in &parts.headers {
+        if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
+            outbound = outbound.header(name, value);
+        }
+    }
+    let answer = match outbound.body(body.clone()).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let mut response = http::Response::new(Full::new(Bytes::from(format!("proxy: {e}"))));
+            *response.status_mut() = http::StatusCode::BAD_GATEWAY;
+            return response;
+        }
+    };
+    let status = answer.status();
+    let headers = answer.headers().clone();
+    let answer_body = answer.bytes().await.unwrap_or_default();
+    let (read_units, write_units) = if service == "DynamoDB" {
+        let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let response: serde_json::Value = serde_json::from_slice(&answer_body).unwrap_or_default();
+        dynamodb_units(&action, &request, &response)
+    } else {
+        (0.0, 0.0)
+    };
+    {
+        let mut tallies = tallies.lock().unwrap_or_else(|p| p.into_inner());
+        let t = tallies
+            .entry((component.clone(), service.clone(), action.clone()))
+            .or_insert_with(|| ActionTally {
+                component,
+                service,
+                action,
+                ..ActionTally::default()
+            });
+        t.requests += 1;
+        t.read_units += read_units;
+        t.write_units += write_units;
+    }
+    let mut response = http::Response::new(Full::new(answer_body));
+    *response.status_mut() = status;
+    for (name, value) in &headers {
+        if name != http::header::CONTENT_LENGTH && name != http::header::TRANSFER_ENCODING {
+            response.headers_mut().append(name, value.clone());
+        }
+    }
+    response
+}
+
+async fn clients(endpoint: String) -> (aws_sdk_dynamodb::Client, aws_sdk_sqs::Client) {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .load()
+        .await;
+    (aws_sdk_dynamodb::Client::new(&config), aws_sdk_sqs::Client::new(&config))
+}
+
+fn billed(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).ceil() / 1000.0
+}
+
+/// Runs the pipeline on moto (`AWS_ENDPOINT_URL`) through the counting proxy and prices it.
+pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
+    let moto = std::env::var("AWS_ENDPOINT_URL").map_err(|_| {
+        BenchError::Setup(
+            "AWS_ENDPOINT_URL is not set: the cost run creates its own table and queues and needs moto (tests/run.sh starts one)".into(),
+        )
+    })?;
+    let proxy = CountingProxy::start(moto.trim_end_matches('/').to_owned())
+        .await
+        .map_err(|e| BenchError::Setup(format!("counting proxy: {e}")))?;
+    let (setup_dynamo, setup_sqs) = clients(proxy.endpoint("setup")).await;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let names = hookline_infra::ResourceNames::with_prefix(&format!("bench-cost-{nanos}"));
+    let r = hookline_infra::bootstrap(&setup_dynamo, &setup_sqs, &names, &RetryPolicy::default())
+        .await
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let settings = Settings {
+        allow_http: true,
+        targets: TargetPolicy {
+            allow_private: true,
+        },
+        ..Settings::default()
+    };
+    let http = Arc::new(
+        ReqwestSender::new(settings.targets, "Hookline/bench").map_err(|e| BenchError::Setup(e.to_string()))?,
+    );
+
+    // api
+    let (dynamo, sqs) = clients(proxy.endpoint("api")).await;
+    let store = Arc::new(DynamoWebhookStore::new(dynamo.clone(), r.table_name.clone()));
+    let webhooks = WebhookService::new(store, http.clone(), settings.clone());
+    let router = Router::new(
+        webhooks.clone(),
+        IntakeService::new(
+            Arc::new(SqsQueue::new(sqs.clone(), r.events_queue_url.clone())),
+            settings.namespace.clone(),
+        ),
+        DeliveriesService::new(
+            webhooks,
+            Arc::new(DynamoAttemptLog::new(dynamo.clone(), r.table_name.clone())),
+            Arc::new(DynamoEventLog::new(dynamo, r.table_name.clone())),
+            Arc::new(SqsQueue::new(sqs, r.deliveries_queue_url.clone())),
+        ),
+    );
+    // ingest
+    let (dynamo, sqs) = clients(proxy.endpoint("ingest")).await;
+    let ingest = Ingest::new(
+        Arc::new(DynamoWebhookStore::new(dynamo.clone(), r.table_name.clone())),
+        Arc::new(DynamoEventLog::new(dynamo, r.table_name.clone())),
+        Arc::new(SqsQueue::new(sqs.clone(), r.deliveries_queue_url.clone())),
+        Arc::new(SqsQueue::new(sqs, r.events_dlq_url.clone())),
+        IngestSettings::default(),
+    );
+    // deliver
+    let (dynamo, sqs) = clients(proxy.endpoint("deliver")).await;
+    let deliver = Deliver::new(
+        Arc::new(DynamoWebhookStore::new(dynamo.clone(), r.table_name.clone())),
+        Arc::new(DynamoEventLog::new(dynamo.clone(), r.table_name.clone())),
+        Arc::new(DynamoAttemptLog::new(dynamo, r.table_name.clone())),
+        Arc::new(SqsQueue::new(sqs, r.deliveries_queue_url.clone())),
+        http,
+        DeliverSettings::default(),
+    );
+    // Lambda's SQS poller
+    let (_, sqs) = clients(proxy.endpoint("poller")).await;
+    let events_source = SqsQueue::new(sqs.clone(), r.events_queue_url.clone());
+    let deliveries_source = SqsQueue::new(sqs, r.deliveries_queue_url.clone());
+
+    let (w, e) = (options.webhooks, options.events);
+    let receiver = Receiver::start(e, w)
+        .await
+        .map_err(|e| BenchError::Setup(format!("receiver: {e}")))?;
+    let caller = || {
+        Caller::Principal(Principal::from_claims(
+            "bench",
+            Some(&serde_json::Value::String("edit-app:A1 publish-events:A1".into())),
+        ))
+    };
+    let post = |path: &str, body: serde_json::Value| {
+        http::Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(Bytes::from(body.to_string()))
+            .map_err(|e| BenchError::Setup(e.to_string()))
+    };
+    for i in 0..w {
+        let body = serde_json::json!({"name": format!("bench {i}"), "url": format!("{}/w/{i}", receiver.url()), "eventTypes": [super::BENCH_EVENT_TYPE]});
+        let created = router.handle(post("/v1/webhooks?appId=A1", body)?, caller()).await;
+        if created.status() != 201 {
+            return Err(BenchError::Run(format!(
+                "creating a webhook: {} {}",
+                created.status(),
+                String::from_utf8_lossy(created.body())
+            )));
+        }
+    }
+    // Only the per-event path is priced: setup and webhook creation are dropped here.
+    let _ = proxy.take();
+
+    let pad = pad_for(options.body_bytes);
+    let mut api_billed = 0.0;
+    for seq in 0..e {
+        let started = Instant::now();
+        let accepted = router.handle(post("/v1/events", intake_body(seq, pad))?, caller()).await;
+        api_billed += billed(started.elapsed());
+        if accepted.status() != 202 {
+            return Err(BenchError::Run(format!("posting an event: {}", accepted.status())));
+        }
+    }
+    let (mut ingest_calls, mut ingest_billed) = (0u64, 0.0);
+    let (mut empty, mut empty_receives) = (0, 0u64);
+    while empty < 2 {
+        let batch = events_source
+            .receive(SQS_BATCH_SIZE, 0)
+            .await
+            .map_err(|e| BenchError::Run(e.to_string()))?;
+        if batch.is_empty() {
+            empty += 1;
+            empty_receives += 1;
+            continue;
+        }
+        empty = 0;
+        let started = Instant::now();
+        let failed = ingest.handle_batch(&batch).await;
+        ingest_billed += billed(started.elapsed());
+        ingest_calls += 1;
+        let done: Vec<_> = batch
+            .iter()
+            .filter(|m| !failed.contains(&m.message_id))
+            .map(|m| &m.receipt)
+            .collect();
+        events_source.delete_batch(&done).await.map_err(|e| BenchError::Run(e.to_string()))?;
+    }
+    let (mut deliver_calls, mut deliver_billed) = (0u64, 0.0);
+    let target = (w * e) as u64;
+    let (mut last, mut since) = (0, Instant::now());
+    while receiver.distinct() < target {
+        if since.elapsed() > Duration::from_secs(60) {
+            return Err(BenchError::Run(format!(
+                "stalled: {} of {target} deliveries received",
+                receiver.distinct()
+            )));
+        }
+        let batch = deliveries_source
+            .receive(SQS_BATCH_SIZE, 1)
+            .await
+            .map_err(|e| BenchError::Run(e.to_string()))?;
+        if batch.is_empty() {
+            empty_receives += 1;
+            continue;
+        }
+        let started = Instant::now();
+        let failed = deliver.handle_batch(&batch).await;
+        deliver_billed += billed(started.elapsed());
+        deliver_calls += 1;
+        let done: Vec<_> = batch
+            .iter()
+            .filter(|m| !failed.contains(&m.message_id))
+            .map(|m| &m.receipt)
+            .collect();
+        deliveries_source.delete_batch(&done).await.map_err(|e| BenchError::Run(e.to_string()))?;
+        if receiver.distinct() != last {
+            (last, since) = (receiver.distinct(), Instant::now());
+        }
+    }
+    // Empty receives are idle polling, which Lambda's poller does whatever the load: not
+    // per delivery, so not priced.
+    let mut actions = proxy.take();
+    if let Some(t) = actions
+        .iter_mut()
+        .find(|t| t.component == "poller" && t.action == "ReceiveMessage")
+    {
+        t.requests = t.requests.saturating_sub(empty_receives);
+    }
+    let functions = vec![
+        FunctionTally { function: "api".into(), invocations: e as u64, memory_mb: API_MEMORY_MB, billed_s: api_billed },
+        FunctionTally { function: "ingest".into(), invocations: ingest_calls, memory_mb: INGEST_MEMORY_MB, billed_s: ingest_billed },
+        FunctionTally { function: "deliver".into(), invocations: deliver_calls, memory_mb: DELIVER_MEMORY_MB, billed_s: deliver_billed },
+    ];
+    Ok(price(options.clone(), target, actions, functions))
+}
+
+/// Turns tallies into $ per million deliveries with the dated prices.
+pub fn price(options: CostOptions, deliveries: u64, actions: Vec<ActionTally>, functions: Vec<FunctionTally>) -> CostReport {
+    let per = |x: f64| x / deliveries.max(1) as f64;
+    let sqs_requests: u64 = actions.iter().filter(|t| t.service == "SQS").map(|t| t.requests).sum();
+    let rru: f64 = actions.iter().map(|t| t.read_units).sum();
+    let wru: f64 = actions.iter().map(|t| t.write_units).sum();
+    let invocations: u64 = functions.iter().map(|f| f.invocations).sum();
+    let gb_s: f64 = functions
+        .iter()
+        .map(|f| f.billed_s * f64::from(f.memory_mb) / 1024.0)
+        .sum();
+    let api_requests = functions.iter().find(|f| f.function == "api").map_or(0, |f| f.invocations);
+    let line = |item: &str, units: f64, usd_per_unit: f64| CostLine {
+        item: item.to_owned(),
+        per_delivery: per(units),
+        usd_per_million: per(units) * usd_per_unit * 1e6,
+    };
+    let lines = vec![
+        line("SQS requests", sqs_requests as f64, SQS_PER_MILLION_REQUESTS / 1e6),
+        line("DynamoDB read units", rru, DYNAMODB_PER_MILLION_RRU / 1e6),
+        line("DynamoDB write units", wru, DYNAMODB_PER_MILLION_WRU / 1e6),
+        line("Lambda invocations", invocations as f64, LAMBDA_PER_MILLION_REQUESTS / 1e6),
+        line("Lambda GB-seconds (arm64)", gb_s, LAMBDA_ARM64_PER_GB_SECOND),
+        line("HTTP API requests (intake)", api_requests as f64, HTTP_API_PER_MILLION_REQUESTS / 1e6),
+    ];
+    CostReport {
+        options,
+        deliveries,
+        usd_per_million: lines.iter().map(|l| l.usd_per_million).sum(),
+        actions,
+        functions,
+        lines,
+        prices_as_of: PRICES_AS_OF.to_owned(),
+    }
+}
+
+/// The report as tables for people.
+pub fn render(report: &CostReport) -> String {
+    let o = &report.options;
+    let per = |x: f64| x / report.deliveries.max(1) as f64;
+    let mut out = format!(
+        "cost: {} webhooks x {} events = {} deliveries on moto, every AWS request counted\n\n",
+        o.webhooks, o.events, report.deliveries
+    );
+    out.push_str("component  service   action                requests  per delivery      RRU      WRU\n");
+    for t in &report.actions {
+        out.push_str(&format!(
+            "{:<10} {:<9} {:<20} {:>9} {:>13.3} {:>8.1} {:>8.1}\n",
+            t.component, t.service, t.action, t.requests, per(t.requests as f64), t.read_units, t.write_units
+        ));
+    }
+    out.push_str("\nfunction  invocations  memory MB  billed s  ms per invocation\n");
+    for f in &report.functions {
+        out.push_str(&format!(
+            "{:<9} {:>11} {:>10} {:>9.3} {:>18.2}\n",
+            f.function,
+            f.invocations,
+            f.memory_mb,
+            f.billed_s,
+            f.billed_s * 1000.0 / f.invocations.max(1) as f64
+        ));
+    }
+    out.push_str("\nitem                          per delivery   $ per million deliveries\n");
+    for l in &report.lines {
+        out.push_str(&format!("{:<29} {:>13.4} {:>26.4}\n", l.item, l.per_delivery, l.usd_per_million));
+    }
+    out.push_str(&format!(
+        "{:<29} {:>13} {:>26.4}\n\nprices: {}\n",
+        "total", "", report.usd_per_million, report.prices_as_of
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn dynamodb_units_follow_the_on_demand_rules() {
+        let small = json!({"pk": {"S": "x"}});
+        let big = json!({"pk": {"S": "x".repeat(3000)}});
+        assert_eq!(dynamodb_units("PutItem", &json!({"Item": small}), &json!({})), (0.0, 1.0));
+        assert_eq!(dynamodb_units("PutItem", &json!({"Item": big}), &json!({})), (0.0, 3.0));
+        assert_eq!(dynamodb_units("GetItem", &json!({}), &json!({"Item": small})), (0.5, 0.0));
+        assert_eq!(dynamodb_units("GetItem", &json!({"ConsistentRead": true}), &json!({"Item": small})), (1.0, 0.0));
+        let tx = json!({"TransactItems": [{"Put": {"Item": small}}, {"Delete": {}}]});
+        assert_eq!(dynamodb_units("TransactWriteItems", &tx, &json!({})), (0.0, 4.0));
+        let items: Vec<_> = (0..5).map(|_| big.clone()).collect();
+        assert_eq!(dynamodb_units("Query", &json!({}), &json!({"Items": items})), (2.0, 0.0));
+    }
+
+    #[test]
+    fn prices_add_up_per_million() {
+        let actions = vec![ActionTally {
+            component: "ingest".into(),
+            service: "SQS".into(),
+            action: "SendMessageBatch".into(),
+            requests: 100,
+            ..ActionTally::default()
+        }];
+        let report = price(CostOptions::default(), 1000, actions, Vec::new());
+        let sqs = &report.lines[0];
+        assert!((sqs.per_delivery - 0.1).abs() < 1e-12);
+        assert!((sqs.usd_per_million - 0.04).abs() < 1e-12);
+        assert!((report.usd_per_million - 0.04).abs() < 1e-12);
+    }
+}
