@@ -281,6 +281,17 @@ pub struct Attempt {
 pub trait AttemptLog: Send + Sync {
     /// Records one attempt, kept until `expires_at`.
     async fn record(&self, attempt: &Attempt, expires_at: OffsetDateTime) -> Result<(), PortError>;
+    /// Records a batch's attempts (one transaction where the store has them).
+    async fn record_many(
+        &self,
+        attempts: &[Attempt],
+        expires_at: OffsetDateTime,
+    ) -> Result<(), PortError> {
+        for attempt in attempts {
+            self.record(attempt, expires_at).await?;
+        }
+        Ok(())
+    }
     /// The event of a delivery of this webhook that has attempts on record (for redelivery).
     async fn event_of(
         &self,

@@ -196,3 +196,29 @@ fn no_policy_grants_wildcard_actions_or_resources() {
         }
     }
 }
+
+#[test]
+fn the_cost_benchmark_prices_the_template_memory_sizes_and_batch_sizes() {
+    use hookline::bench::cost::{
+        API_MEMORY_MB, DELIVER_MEMORY_MB, INGEST_MEMORY_MB, SQS_BATCH_SIZE,
+    };
+    let t = template();
+    for (function, memory) in [
+        ("ApiFunction", API_MEMORY_MB),
+        ("IngestFunction", INGEST_MEMORY_MB),
+        ("DeliverFunction", DELIVER_MEMORY_MB),
+    ] {
+        assert_eq!(
+            t["Resources"][function]["Properties"]["MemorySize"].as_u64(),
+            Some(u64::from(memory)),
+            "{function}: hookline::bench::cost prices another memory size"
+        );
+    }
+    for parameter in ["IngestBatchSize", "DeliverBatchSize"] {
+        assert_eq!(
+            t["Parameters"][parameter]["Default"].as_i64(),
+            Some(i64::from(SQS_BATCH_SIZE)),
+            "{parameter}"
+        );
+    }
+}

@@ -74,6 +74,9 @@ pub enum DeliverError {
     Port(#[from] PortError),
 }
 
+/// Attempts made while a batch is handled, recorded together when it is done.
+type PendingAttempts = std::sync::Mutex<Vec<Attempt>>;
+
 /// The deliverer, over the ports.
 #[derive(Clone)]
 pub struct Deliver {
@@ -158,28 +161,65 @@ impl Deliver {
     }
 
     /// Delivers a batch, `concurrency` at a time; returns the ids of messages to retry.
+    /// The batch's attempts are recorded together at its end (one transaction on SQLite);
+    /// if that fails, every message of the batch is retried, as one failed record would be.
     pub async fn handle_batch(&self, messages: &[ReceivedMessage]) -> Vec<String> {
+        let pending = PendingAttempts::default();
         // Futures built up front (not in a stream closure) keep the batch future `Send` for
         // any caller lifetime, so it can be spawned.
-        let attempts: Vec<_> = messages.iter().map(|m| self.handle_reporting(m)).collect();
-        stream::iter(attempts)
+        let attempts: Vec<_> = messages
+            .iter()
+            .map(|m| self.handle_reporting(m, &pending))
+            .collect();
+        let failed: Vec<String> = stream::iter(attempts)
             .buffer_unordered(self.settings.concurrency.max(1))
             .filter_map(|failed| async move { failed })
             .collect()
-            .await
+            .await;
+        match self.flush(pending).await {
+            Ok(()) => failed,
+            Err(e) => {
+                tracing::error!(error = %e, messages = messages.len(), "attempts could not be recorded; the batch comes back");
+                messages.iter().map(|m| m.message_id.clone()).collect()
+            }
+        }
     }
 
-    async fn handle_reporting(&self, message: &ReceivedMessage) -> Option<String> {
-        self.handle_message(message)
+    async fn handle_reporting(
+        &self,
+        message: &ReceivedMessage,
+        pending: &PendingAttempts,
+    ) -> Option<String> {
+        self.handle_in_batch(message, pending)
             .await
             .err()
             .map(|_| message.message_id.clone())
     }
 
-    /// Handles one message of the deliveries queue.
+    async fn flush(&self, pending: PendingAttempts) -> Result<(), PortError> {
+        let attempts = pending.into_inner().unwrap_or_else(|p| p.into_inner());
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let expires = OffsetDateTime::now_utc() + self.settings.attempt_ttl;
+        self.attempts.record_many(&attempts, expires).await
+    }
+
+    /// Handles one message of the deliveries queue and records its attempt.
     pub async fn handle_message(
         &self,
         message: &ReceivedMessage,
+    ) -> Result<AttemptStatus, DeliverError> {
+        let pending = PendingAttempts::default();
+        let result = self.handle_in_batch(message, &pending).await;
+        self.flush(pending).await?;
+        result
+    }
+
+    async fn handle_in_batch(
+        &self,
+        message: &ReceivedMessage,
+        pending: &PendingAttempts,
     ) -> Result<AttemptStatus, DeliverError> {
         let delivery: DeliveryMessage = match serde_json::from_str(&message.body) {
             Ok(d) => d,
@@ -196,24 +236,26 @@ impl Deliver {
             webhook_id = %delivery.webhook_id,
             attempt = message.receive_count
         );
-        self.deliver(&delivery, message).instrument(span).await
+        self.deliver(&delivery, message, pending)
+            .instrument(span)
+            .await
     }
 
-    async fn record(
+    fn record(
         &self,
+        pending: &PendingAttempts,
         delivery: &DeliveryMessage,
         attempt: u32,
         status: AttemptStatus,
         fill: impl FnOnce(&mut Attempt),
-    ) -> Result<(), PortError> {
-        let now = OffsetDateTime::now_utc();
+    ) {
         let mut a = Attempt {
             attempt_id: ulid::Ulid::new().to_string(),
             webhook_id: delivery.webhook_id.clone(),
             delivery_id: delivery.delivery_id.clone(),
             event_id: delivery.event_id.clone(),
             attempt,
-            at: now,
+            at: OffsetDateTime::now_utc(),
             status,
             response_status: None,
             error: None,
@@ -222,15 +264,14 @@ impl Deliver {
             next_retry_at: None,
         };
         fill(&mut a);
-        self.attempts
-            .record(&a, now + self.settings.attempt_ttl)
-            .await
+        pending.lock().unwrap_or_else(|p| p.into_inner()).push(a);
     }
 
     async fn deliver(
         &self,
         delivery: &DeliveryMessage,
         message: &ReceivedMessage,
+        pending: &PendingAttempts,
     ) -> Result<AttemptStatus, DeliverError> {
         let attempt = message.receive_count.max(1);
         let webhook = match self.store.get(&delivery.webhook_id).await? {
@@ -242,20 +283,18 @@ impl Deliver {
                     "webhook was deleted"
                 };
                 tracing::info!(why, "not delivered");
-                self.record(delivery, attempt, AttemptStatus::Skipped, |a| {
+                self.record(pending, delivery, attempt, AttemptStatus::Skipped, |a| {
                     a.error = Some(why.into())
-                })
-                .await?;
+                });
                 return Ok(AttemptStatus::Skipped);
             }
         };
         let Some(event) = self.events.get(&delivery.event_id).await? else {
             let why = "event is no longer in the event log";
             tracing::warn!(why, "not delivered");
-            self.record(delivery, attempt, AttemptStatus::Skipped, |a| {
+            self.record(pending, delivery, attempt, AttemptStatus::Skipped, |a| {
                 a.error = Some(why.into())
-            })
-            .await?;
+            });
             return Ok(AttemptStatus::Skipped);
         };
         let now = OffsetDateTime::now_utc();
@@ -292,7 +331,7 @@ impl Deliver {
             Decision::RetryAfter(d) => Some(now + d),
             _ => None,
         };
-        self.record(delivery, attempt, status, |a| {
+        self.record(pending, delivery, attempt, status, |a| {
             a.next_retry_at = next_retry_at;
             match &result {
                 Ok(r) => {
@@ -302,8 +341,7 @@ impl Deliver {
                 }
                 Err(e) => a.error = Some(e.to_string()),
             }
-        })
-        .await?;
+        });
         match &result {
             Ok(r) => tracing::info!(
                 status = r.status,

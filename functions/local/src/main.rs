@@ -322,9 +322,16 @@ fn this_exe() -> Result<PathBuf, String> {
 }
 
 /// Prints `report` as JSON with `--json`, else as `table`.
-fn print_report<T: serde::Serialize>(args: &Args, report: &T, table: impl FnOnce(&T) -> String) -> Result<(), String> {
+fn print_report<T: serde::Serialize>(
+    args: &Args,
+    report: &T,
+    table: impl FnOnce(&T) -> String,
+) -> Result<(), String> {
     if args.get("json").is_some() {
-        println!("{}", serde_json::to_string_pretty(report).map_err(|e| e.to_string())?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).map_err(|e| e.to_string())?
+        );
     } else {
         print!("{}", table(report));
     }
@@ -332,7 +339,16 @@ fn print_report<T: serde::Serialize>(args: &Args, report: &T, table: impl FnOnce
 }
 
 async fn bench_throughput(args: &Args) -> Result<(), String> {
-    args.check_known(&["webhooks", "events", "body-bytes", "deliver-workers", "rate", "rate-events", "post-concurrency", "json"])?;
+    args.check_known(&[
+        "webhooks",
+        "events",
+        "body-bytes",
+        "deliver-workers",
+        "rate",
+        "rate-events",
+        "post-concurrency",
+        "json",
+    ])?;
     let d = bench::throughput::ThroughputOptions::default();
     let options = bench::throughput::ThroughputOptions {
         webhooks: number_flag(args, "webhooks", d.webhooks)?,
@@ -414,7 +430,9 @@ async fn bench_cost(args: &Args) -> Result<(), String> {
     if options.webhooks == 0 || options.events == 0 {
         return Err("--webhooks and --events must be at least 1".into());
     }
-    let report = bench::cost::run(&options).await.map_err(|e| e.to_string())?;
+    let report = bench::cost::run(&options)
+        .await
+        .map_err(|e| e.to_string())?;
     print_report(args, &report, bench::cost::render)
 }
 
@@ -427,15 +445,22 @@ async fn bench_floor(args: &Args) -> Result<(), String> {
         concurrency: number_flag(args, "concurrency", 40)?,
         body_bytes: number_flag(args, "body-bytes", 1024)?,
     };
-    let report = bench::floor::run(&options).await.map_err(|e| e.to_string())?;
-    println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
+    let report = bench::floor::run(&options)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        serde_json::to_string(&report).map_err(|e| e.to_string())?
+    );
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     // Benchmarks print tables; their per-delivery logs would bury them (RUST_LOG still wins).
-    let quiet = std::env::args().nth(1).is_some_and(|c| c.starts_with("bench"));
+    let quiet = std::env::args()
+        .nth(1)
+        .is_some_and(|c| c.starts_with("bench"));
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use hookline_core::ports::ReceivedMessage;
+use hookline_core::ports::{ReceiptHandle, ReceivedMessage};
 use hookline_core::queue::sqlite::SqliteQueue;
 use hookline_core::store::sqlite::Database;
 use tokio::sync::watch;
@@ -57,11 +57,15 @@ pub async fn consume<F, Fut>(
             continue;
         }
         let failed = handle(batch.clone()).await;
-        for message in batch.iter().filter(|m| !failed.contains(&m.message_id)) {
-            if let Err(e) = queue.delete(&message.receipt).await {
-                // It comes back after its visibility timeout and is handled again (idempotent).
-                tracing::warn!(queue = queue.name(), message_id = %message.message_id, error = %e, "delete failed");
-            }
+        let handled: Vec<ReceiptHandle> = batch
+            .into_iter()
+            .filter(|m| !failed.contains(&m.message_id))
+            .map(|m| m.receipt)
+            .collect();
+        // One transaction for the batch, as Lambda's poller sends one DeleteMessageBatch.
+        if let Err(e) = queue.delete_many(&handled).await {
+            // They come back after their visibility timeout and are handled again (idempotent).
+            tracing::warn!(queue = queue.name(), messages = handled.len(), error = %e, "delete failed");
         }
     }
 }

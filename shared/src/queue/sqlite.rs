@@ -14,7 +14,7 @@ use crate::ports::{
     DeadLetters, DeliveryId, DeliveryMessage, DeliveryQueue, EventQueue, PortError, ReceiptHandle,
     ReceivedMessage,
 };
-use crate::store::sqlite::{unavailable, Database};
+use crate::store::sqlite::{exec, query_row, unavailable, Database};
 
 /// One named queue in the database, with an optional redrive policy.
 #[derive(Clone)]
@@ -131,7 +131,7 @@ impl SqliteQueue {
                     .transaction_with_behavior(TransactionBehavior::Immediate)
                     .map_err(unavailable)?;
                 if let Some((dlq, max_receive)) = &redrive {
-                    tx.execute(
+                    exec(&tx,
                         "UPDATE queue_messages
                          SET queue = ?1, visible_at = ?3, receipt = NULL,
                              reason = COALESCE(reason, 'received ' || receive_count || ' times without success (maxReceiveCount ' || ?4 || ')')
@@ -181,12 +181,34 @@ impl SqliteQueue {
         let receipt = receipt.0.clone();
         self.db
             .with_conn(move |c| {
-                c.execute(
+                exec(
+                    c,
                     "DELETE FROM queue_messages WHERE receipt = ?1",
                     params![receipt],
                 )
                 .map_err(unavailable)
                 .map(|_| ())
+            })
+            .await
+    }
+
+    /// Deletes received messages in one transaction (stale receipts are ignored, as in SQS).
+    pub async fn delete_many(&self, receipts: &[ReceiptHandle]) -> Result<(), PortError> {
+        let receipts: Vec<String> = receipts.iter().map(|r| r.0.clone()).collect();
+        self.db
+            .with_conn(move |c| {
+                let tx = c
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(unavailable)?;
+                for receipt in &receipts {
+                    exec(
+                        &tx,
+                        "DELETE FROM queue_messages WHERE receipt = ?1",
+                        params![receipt],
+                    )
+                    .map_err(unavailable)?;
+                }
+                tx.commit().map_err(unavailable)
             })
             .await
     }
@@ -200,7 +222,8 @@ impl SqliteQueue {
         let receipt = receipt.0.clone();
         self.db
             .with_conn(move |c| {
-                c.execute(
+                exec(
+                    c,
                     "UPDATE queue_messages SET visible_at = ?2 WHERE receipt = ?1",
                     params![receipt, now_ms() + ms(delay)],
                 )
@@ -271,7 +294,8 @@ impl SqliteQueue {
         let queue = self.name.clone();
         self.db
             .with_conn(move |c| {
-                c.query_row(
+                query_row(
+                    c,
                     "SELECT COUNT(*) FROM queue_messages WHERE queue = ?1",
                     params![queue],
                     |r| r.get::<_, i64>(0),

@@ -63,7 +63,11 @@ impl SqsQueue {
 
     /// Receives up to `max` (≤ 10) messages, long-polling up to `wait_seconds`, as Lambda's
     /// SQS poller does before it invokes a function with them.
-    pub async fn receive(&self, max: i32, wait_seconds: i32) -> Result<Vec<ReceivedMessage>, PortError> {
+    pub async fn receive(
+        &self,
+        max: i32,
+        wait_seconds: i32,
+    ) -> Result<Vec<ReceivedMessage>, PortError> {
         let out = self
             .client
             .receive_message()

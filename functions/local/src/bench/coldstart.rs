@@ -132,10 +132,11 @@ impl Emulator {
                     continue;
                 };
                 let launch = shared.clone();
-                let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let launch = launch.clone();
-                    async move { Ok::<_, std::convert::Infallible>(route(&launch, req).await) }
-                });
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let launch = launch.clone();
+                        async move { Ok::<_, std::convert::Infallible>(route(&launch, req).await) }
+                    });
                 tokio::spawn(async move {
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -218,7 +219,8 @@ async fn route(
             ),
             (
                 "lambda-runtime-trace-id",
-                "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1".to_owned(),
+                "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"
+                    .to_owned(),
             ),
             ("content-type", "application/json".to_owned()),
         ] {
@@ -311,18 +313,26 @@ pub async fn run(options: &ColdStartOptions) -> Result<Vec<ColdStart>, BenchErro
         let event = match f.fixture {
             Some(file) => {
                 let path = options.events_dir.join(file);
-                Bytes::from(std::fs::read(&path).map_err(|e| BenchError::Setup(format!("{}: {e}", path.display())))?)
+                Bytes::from(
+                    std::fs::read(&path)
+                        .map_err(|e| BenchError::Setup(format!("{}: {e}", path.display())))?,
+                )
             }
             None => Bytes::from_static(b"{}"),
         };
         inputs.push((f, binary, size, event));
     }
-    let mut samples: Vec<(Vec<f64>, Vec<f64>, String)> = vec![(Vec::new(), Vec::new(), String::new()); inputs.len()];
+    let mut samples: Vec<(Vec<f64>, Vec<f64>, String)> =
+        vec![(Vec::new(), Vec::new(), String::new()); inputs.len()];
     // Interleaved, so a noisy moment of the machine spreads over every function alike.
     for _ in 0..options.runs.max(1) {
         for (i, (f, binary, _, event)) in inputs.iter().enumerate() {
             match launch_once(&emulator, binary, event.clone(), f.memory_mb, &options.env).await? {
-                Outcome::Responded { init, invocation, body } => {
+                Outcome::Responded {
+                    init,
+                    invocation,
+                    body,
+                } => {
                     samples[i].0.push(ms(init));
                     samples[i].1.push(ms(invocation));
                     samples[i].2 = body;
@@ -361,7 +371,9 @@ pub fn render(results: &[ColdStart]) -> String {
         "cold start: {} launches each against a Lambda Runtime API emulator; medians\n\n",
         results.first().map_or(0, |r| r.runs)
     );
-    out.push_str("function        size MB   init ms  x empty   first invocation ms  init+first x empty\n");
+    out.push_str(
+        "function        size MB   init ms  x empty   first invocation ms  init+first x empty\n",
+    );
     for r in results {
         out.push_str(&format!(
             "{:<14} {:>8.2} {:>9.2} {:>8.2} {:>21.2} {:>19.2}\n",

@@ -157,9 +157,17 @@ fn size_of(v: &serde_json::Value) -> f64 {
 /// DynamoDB on-demand units of one request, from the JSON on the wire: writes are 1 unit a
 /// KiB of item (2 in a transaction), reads 1 unit per 4 KiB (half when eventually consistent).
 /// Wire JSON is larger than DynamoDB's item size, so these are upper bounds.
-pub fn dynamodb_units(action: &str, request: &serde_json::Value, response: &serde_json::Value) -> (f64, f64) {
+pub fn dynamodb_units(
+    action: &str,
+    request: &serde_json::Value,
+    response: &serde_json::Value,
+) -> (f64, f64) {
     let write = |item: &serde_json::Value| (size_of(item) / 1024.0).ceil().max(1.0);
-    let consistency = if request["ConsistentRead"].as_bool() == Some(true) { 1.0 } else { 0.5 };
+    let consistency = if request["ConsistentRead"].as_bool() == Some(true) {
+        1.0
+    } else {
+        0.5
+    };
     let read = |bytes: f64| (bytes / 4096.0).ceil().max(1.0) * consistency;
     match action {
         "GetItem" => (read(size_of(&response["Item"])), 0.0),
@@ -175,7 +183,13 @@ pub fn dynamodb_units(action: &str, request: &serde_json::Value, response: &serd
             let units = request["TransactItems"].as_array().map_or(0.0, |items| {
                 items
                     .iter()
-                    .map(|i| 2.0 * if i["Put"].is_object() { write(&i["Put"]["Item"]) } else { 1.0 })
+                    .map(|i| {
+                        2.0 * if i["Put"].is_object() {
+                            write(&i["Put"]["Item"])
+                        } else {
+                            1.0
+                        }
+                    })
                     .sum()
             });
             (0.0, units)
@@ -186,7 +200,13 @@ pub fn dynamodb_units(action: &str, request: &serde_json::Value, response: &serd
                     .values()
                     .filter_map(|r| r.as_array())
                     .flatten()
-                    .map(|r| if r["PutRequest"].is_object() { write(&r["PutRequest"]["Item"]) } else { 1.0 })
+                    .map(|r| {
+                        if r["PutRequest"].is_object() {
+                            write(&r["PutRequest"]["Item"])
+                        } else {
+                            1.0
+                        }
+                    })
                     .sum()
             });
             (0.0, units)
@@ -210,11 +230,18 @@ impl CountingProxy {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (tallies, client, upstream) = (shared.clone(), client.clone(), upstream.clone());
-                let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let (tallies, client, upstream) = (tallies.clone(), client.clone(), upstream.clone());
-                    async move { Ok::<_, std::convert::Infallible>(forward(&tallies, &client, &upstream, req).await) }
-                });
+                let (tallies, client, upstream) =
+                    (shared.clone(), client.clone(), upstream.clone());
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let (tallies, client, upstream) =
+                            (tallies.clone(), client.clone(), upstream.clone());
+                        async move {
+                            Ok::<_, std::convert::Infallible>(
+                                forward(&tallies, &client, &upstream, req).await,
+                            )
+                        }
+                    });
                 tokio::spawn(async move {
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -222,7 +249,11 @@ impl CountingProxy {
                 });
             }
         });
-        Ok(Self { addr, tallies, server })
+        Ok(Self {
+            addr,
+            tallies,
+            server,
+        })
     }
 
     fn endpoint(&self, component: &str) -> String {
@@ -248,7 +279,11 @@ async fn forward(
         Some((c, rest)) => (c.to_owned(), format!("/{rest}")),
         None => (path.trim_start_matches('/').to_owned(), "/".to_owned()),
     };
-    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let target = parts
         .headers
         .get("x-amz-target")
@@ -313,7 +348,10 @@ async fn clients(endpoint: String) -> (aws_sdk_dynamodb::Client, aws_sdk_sqs::Cl
         .endpoint_url(endpoint)
         .load()
         .await;
-    (aws_sdk_dynamodb::Client::new(&config), aws_sdk_sqs::Client::new(&config))
+    (
+        aws_sdk_dynamodb::Client::new(&config),
+        aws_sdk_sqs::Client::new(&config),
+    )
 }
 
 fn billed(d: Duration) -> f64 {
@@ -346,12 +384,16 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
         ..Settings::default()
     };
     let http = Arc::new(
-        ReqwestSender::new(settings.targets, "Hookline/bench").map_err(|e| BenchError::Setup(e.to_string()))?,
+        ReqwestSender::new(settings.targets, "Hookline/bench")
+            .map_err(|e| BenchError::Setup(e.to_string()))?,
     );
 
     // api
     let (dynamo, sqs) = clients(proxy.endpoint("api")).await;
-    let store = Arc::new(DynamoWebhookStore::new(dynamo.clone(), r.table_name.clone()));
+    let store = Arc::new(DynamoWebhookStore::new(
+        dynamo.clone(),
+        r.table_name.clone(),
+    ));
     let webhooks = WebhookService::new(store, http.clone(), settings.clone());
     let router = Router::new(
         webhooks.clone(),
@@ -369,7 +411,10 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
     // ingest
     let (dynamo, sqs) = clients(proxy.endpoint("ingest")).await;
     let ingest = Ingest::new(
-        Arc::new(DynamoWebhookStore::new(dynamo.clone(), r.table_name.clone())),
+        Arc::new(DynamoWebhookStore::new(
+            dynamo.clone(),
+            r.table_name.clone(),
+        )),
         Arc::new(DynamoEventLog::new(dynamo, r.table_name.clone())),
         Arc::new(SqsQueue::new(sqs.clone(), r.deliveries_queue_url.clone())),
         Arc::new(SqsQueue::new(sqs, r.events_dlq_url.clone())),
@@ -378,7 +423,10 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
     // deliver
     let (dynamo, sqs) = clients(proxy.endpoint("deliver")).await;
     let deliver = Deliver::new(
-        Arc::new(DynamoWebhookStore::new(dynamo.clone(), r.table_name.clone())),
+        Arc::new(DynamoWebhookStore::new(
+            dynamo.clone(),
+            r.table_name.clone(),
+        )),
         Arc::new(DynamoEventLog::new(dynamo.clone(), r.table_name.clone())),
         Arc::new(DynamoAttemptLog::new(dynamo, r.table_name.clone())),
         Arc::new(SqsQueue::new(sqs, r.deliveries_queue_url.clone())),
@@ -397,7 +445,9 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
     let caller = || {
         Caller::Principal(Principal::from_claims(
             "bench",
-            Some(&serde_json::Value::String("edit-app:A1 publish-events:A1".into())),
+            Some(&serde_json::Value::String(
+                "edit-app:A1 publish-events:A1".into(),
+            )),
         ))
     };
     let post = |path: &str, body: serde_json::Value| {
@@ -410,7 +460,9 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
     };
     for i in 0..w {
         let body = serde_json::json!({"name": format!("bench {i}"), "url": format!("{}/w/{i}", receiver.url()), "eventTypes": [super::BENCH_EVENT_TYPE]});
-        let created = router.handle(post("/v1/webhooks?appId=A1", body)?, caller()).await;
+        let created = router
+            .handle(post("/v1/webhooks?appId=A1", body)?, caller())
+            .await;
         if created.status() != 201 {
             return Err(BenchError::Run(format!(
                 "creating a webhook: {} {}",
@@ -426,10 +478,15 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
     let mut api_billed = 0.0;
     for seq in 0..e {
         let started = Instant::now();
-        let accepted = router.handle(post("/v1/events", intake_body(seq, pad))?, caller()).await;
+        let accepted = router
+            .handle(post("/v1/events", intake_body(seq, pad))?, caller())
+            .await;
         api_billed += billed(started.elapsed());
         if accepted.status() != 202 {
-            return Err(BenchError::Run(format!("posting an event: {}", accepted.status())));
+            return Err(BenchError::Run(format!(
+                "posting an event: {}",
+                accepted.status()
+            )));
         }
     }
     let (mut ingest_calls, mut ingest_billed) = (0u64, 0.0);
@@ -454,7 +511,10 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
             .filter(|m| !failed.contains(&m.message_id))
             .map(|m| &m.receipt)
             .collect();
-        events_source.delete_batch(&done).await.map_err(|e| BenchError::Run(e.to_string()))?;
+        events_source
+            .delete_batch(&done)
+            .await
+            .map_err(|e| BenchError::Run(e.to_string()))?;
     }
     let (mut deliver_calls, mut deliver_billed) = (0u64, 0.0);
     let target = (w * e) as u64;
@@ -483,7 +543,10 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
             .filter(|m| !failed.contains(&m.message_id))
             .map(|m| &m.receipt)
             .collect();
-        deliveries_source.delete_batch(&done).await.map_err(|e| BenchError::Run(e.to_string()))?;
+        deliveries_source
+            .delete_batch(&done)
+            .await
+            .map_err(|e| BenchError::Run(e.to_string()))?;
         if receiver.distinct() != last {
             (last, since) = (receiver.distinct(), Instant::now());
         }
@@ -498,17 +561,41 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
         t.requests = t.requests.saturating_sub(empty_receives);
     }
     let functions = vec![
-        FunctionTally { function: "api".into(), invocations: e as u64, memory_mb: API_MEMORY_MB, billed_s: api_billed },
-        FunctionTally { function: "ingest".into(), invocations: ingest_calls, memory_mb: INGEST_MEMORY_MB, billed_s: ingest_billed },
-        FunctionTally { function: "deliver".into(), invocations: deliver_calls, memory_mb: DELIVER_MEMORY_MB, billed_s: deliver_billed },
+        FunctionTally {
+            function: "api".into(),
+            invocations: e as u64,
+            memory_mb: API_MEMORY_MB,
+            billed_s: api_billed,
+        },
+        FunctionTally {
+            function: "ingest".into(),
+            invocations: ingest_calls,
+            memory_mb: INGEST_MEMORY_MB,
+            billed_s: ingest_billed,
+        },
+        FunctionTally {
+            function: "deliver".into(),
+            invocations: deliver_calls,
+            memory_mb: DELIVER_MEMORY_MB,
+            billed_s: deliver_billed,
+        },
     ];
     Ok(price(options.clone(), target, actions, functions))
 }
 
 /// Turns tallies into $ per million deliveries with the dated prices.
-pub fn price(options: CostOptions, deliveries: u64, actions: Vec<ActionTally>, functions: Vec<FunctionTally>) -> CostReport {
+pub fn price(
+    options: CostOptions,
+    deliveries: u64,
+    actions: Vec<ActionTally>,
+    functions: Vec<FunctionTally>,
+) -> CostReport {
     let per = |x: f64| x / deliveries.max(1) as f64;
-    let sqs_requests: u64 = actions.iter().filter(|t| t.service == "SQS").map(|t| t.requests).sum();
+    let sqs_requests: u64 = actions
+        .iter()
+        .filter(|t| t.service == "SQS")
+        .map(|t| t.requests)
+        .sum();
     let rru: f64 = actions.iter().map(|t| t.read_units).sum();
     let wru: f64 = actions.iter().map(|t| t.write_units).sum();
     let invocations: u64 = functions.iter().map(|f| f.invocations).sum();
@@ -516,19 +603,38 @@ pub fn price(options: CostOptions, deliveries: u64, actions: Vec<ActionTally>, f
         .iter()
         .map(|f| f.billed_s * f64::from(f.memory_mb) / 1024.0)
         .sum();
-    let api_requests = functions.iter().find(|f| f.function == "api").map_or(0, |f| f.invocations);
+    let api_requests = functions
+        .iter()
+        .find(|f| f.function == "api")
+        .map_or(0, |f| f.invocations);
     let line = |item: &str, units: f64, usd_per_unit: f64| CostLine {
         item: item.to_owned(),
         per_delivery: per(units),
         usd_per_million: per(units) * usd_per_unit * 1e6,
     };
     let lines = vec![
-        line("SQS requests", sqs_requests as f64, SQS_PER_MILLION_REQUESTS / 1e6),
+        line(
+            "SQS requests",
+            sqs_requests as f64,
+            SQS_PER_MILLION_REQUESTS / 1e6,
+        ),
         line("DynamoDB read units", rru, DYNAMODB_PER_MILLION_RRU / 1e6),
         line("DynamoDB write units", wru, DYNAMODB_PER_MILLION_WRU / 1e6),
-        line("Lambda invocations", invocations as f64, LAMBDA_PER_MILLION_REQUESTS / 1e6),
-        line("Lambda GB-seconds (arm64)", gb_s, LAMBDA_ARM64_PER_GB_SECOND),
-        line("HTTP API requests (intake)", api_requests as f64, HTTP_API_PER_MILLION_REQUESTS / 1e6),
+        line(
+            "Lambda invocations",
+            invocations as f64,
+            LAMBDA_PER_MILLION_REQUESTS / 1e6,
+        ),
+        line(
+            "Lambda GB-seconds (arm64)",
+            gb_s,
+            LAMBDA_ARM64_PER_GB_SECOND,
+        ),
+        line(
+            "HTTP API requests (intake)",
+            api_requests as f64,
+            HTTP_API_PER_MILLION_REQUESTS / 1e6,
+        ),
     ];
     CostReport {
         options,
@@ -549,11 +655,19 @@ pub fn render(report: &CostReport) -> String {
         "cost: {} webhooks x {} events = {} deliveries on moto, every AWS request counted\n\n",
         o.webhooks, o.events, report.deliveries
     );
-    out.push_str("component  service   action                requests  per delivery      RRU      WRU\n");
+    out.push_str(
+        "component  service   action                requests  per delivery      RRU      WRU\n",
+    );
     for t in &report.actions {
         out.push_str(&format!(
             "{:<10} {:<9} {:<20} {:>9} {:>13.3} {:>8.1} {:>8.1}\n",
-            t.component, t.service, t.action, t.requests, per(t.requests as f64), t.read_units, t.write_units
+            t.component,
+            t.service,
+            t.action,
+            t.requests,
+            per(t.requests as f64),
+            t.read_units,
+            t.write_units
         ));
     }
     out.push_str("\nfunction  invocations  memory MB  billed s  ms per invocation\n");
@@ -569,7 +683,10 @@ pub fn render(report: &CostReport) -> String {
     }
     out.push_str("\nitem                          per delivery   $ per million deliveries\n");
     for l in &report.lines {
-        out.push_str(&format!("{:<29} {:>13.4} {:>26.4}\n", l.item, l.per_delivery, l.usd_per_million));
+        out.push_str(&format!(
+            "{:<29} {:>13.4} {:>26.4}\n",
+            l.item, l.per_delivery, l.usd_per_million
+        ));
     }
     out.push_str(&format!(
         "{:<29} {:>13} {:>26.4}\n\nprices: {}\n",
@@ -587,14 +704,36 @@ mod tests {
     fn dynamodb_units_follow_the_on_demand_rules() {
         let small = json!({"pk": {"S": "x"}});
         let big = json!({"pk": {"S": "x".repeat(3000)}});
-        assert_eq!(dynamodb_units("PutItem", &json!({"Item": small}), &json!({})), (0.0, 1.0));
-        assert_eq!(dynamodb_units("PutItem", &json!({"Item": big}), &json!({})), (0.0, 3.0));
-        assert_eq!(dynamodb_units("GetItem", &json!({}), &json!({"Item": small})), (0.5, 0.0));
-        assert_eq!(dynamodb_units("GetItem", &json!({"ConsistentRead": true}), &json!({"Item": small})), (1.0, 0.0));
+        assert_eq!(
+            dynamodb_units("PutItem", &json!({"Item": small}), &json!({})),
+            (0.0, 1.0)
+        );
+        assert_eq!(
+            dynamodb_units("PutItem", &json!({"Item": big}), &json!({})),
+            (0.0, 3.0)
+        );
+        assert_eq!(
+            dynamodb_units("GetItem", &json!({}), &json!({"Item": small})),
+            (0.5, 0.0)
+        );
+        assert_eq!(
+            dynamodb_units(
+                "GetItem",
+                &json!({"ConsistentRead": true}),
+                &json!({"Item": small})
+            ),
+            (1.0, 0.0)
+        );
         let tx = json!({"TransactItems": [{"Put": {"Item": small}}, {"Delete": {}}]});
-        assert_eq!(dynamodb_units("TransactWriteItems", &tx, &json!({})), (0.0, 4.0));
+        assert_eq!(
+            dynamodb_units("TransactWriteItems", &tx, &json!({})),
+            (0.0, 4.0)
+        );
         let items: Vec<_> = (0..5).map(|_| big.clone()).collect();
-        assert_eq!(dynamodb_units("Query", &json!({}), &json!({"Items": items})), (2.0, 0.0));
+        assert_eq!(
+            dynamodb_units("Query", &json!({}), &json!({"Items": items})),
+            (2.0, 0.0)
+        );
     }
 
     #[test]

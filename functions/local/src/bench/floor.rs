@@ -85,31 +85,29 @@ pub async fn run(options: &FloorOptions) -> Result<FloorReport, BenchError> {
         disabled_reason: None,
     });
     let sender = Arc::new(
-        ReqwestSender::new(targets, "Hookline/bench").map_err(|e| BenchError::Setup(e.to_string()))?,
+        ReqwestSender::new(targets, "Hookline/bench")
+            .map_err(|e| BenchError::Setup(e.to_string()))?,
     );
     let intake = IntakeRules {
         namespace: &namespace,
         catalog: Catalog::builtin(),
     };
-    // One event per request, parsed as intake parses it, so bodies match the pipeline's.
+    // One event per request, parsed as intake parses it, so bodies match the pipeline's;
+    // built as sent, so the floor holds no more in memory than the requests in flight.
     let pad = pad_for(options.body_bytes);
-    let events = (0..options.count)
-        .map(|seq| {
-            let body = serde_json::to_vec(&intake_body(seq, pad))
-                .map_err(|e| BenchError::Setup(e.to_string()))?;
-            Event::from_intake(&body, intake, now).map_err(|e| BenchError::Setup(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     let before = read_process("self").unwrap_or_default();
     let started = Instant::now();
-    let results: Vec<Result<Duration, String>> = stream::iter(events)
-        .map(|event| {
+    let results: Vec<Result<Duration, String>> = stream::iter(0..options.count)
+        .map(|seq| {
             let (webhook, sender) = (webhook.clone(), sender.clone());
             async move {
+                let now = OffsetDateTime::now_utc();
+                let body = serde_json::to_vec(&intake_body(seq, pad)).map_err(|e| e.to_string())?;
+                let event = Event::from_intake(&body, intake, now).map_err(|e| e.to_string())?;
                 let request = signed_request(
                     &webhook,
                     &event,
-                    OffsetDateTime::now_utc(),
+                    now,
                     "Hookline/bench",
                     Duration::from_secs(10),
                 )

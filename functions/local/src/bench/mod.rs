@@ -67,7 +67,8 @@ mod tests {
             namespace: &Namespace::default(),
             catalog: Catalog::builtin(),
         };
-        let event = Event::from_intake(&body, rules, time::OffsetDateTime::now_utc()).expect("valid");
+        let event =
+            Event::from_intake(&body, rules, time::OffsetDateTime::now_utc()).expect("valid");
         let delivered = event.delivery_body().expect("body").len();
         // The timestamp's fraction may drop trailing zeros; a few bytes either way.
         assert!((1014..=1034).contains(&delivered), "{delivered} bytes");

@@ -98,17 +98,20 @@ impl Receiver {
                 };
                 let _ = stream.set_nodelay(true);
                 let tally = served.clone();
-                let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let tally = tally.clone();
-                    async move {
-                        let path = req.uri().path().to_owned();
-                        let body = req.into_body().collect().await.map(|b| b.to_bytes());
-                        if let Ok(body) = body {
-                            tally.note(&path, &body);
+                let service =
+                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let tally = tally.clone();
+                        async move {
+                            let path = req.uri().path().to_owned();
+                            let body = req.into_body().collect().await.map(|b| b.to_bytes());
+                            if let Ok(body) = body {
+                                tally.note(&path, &body);
+                            }
+                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                                Bytes::new(),
+                            )))
                         }
-                        Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::new())))
-                    }
-                });
+                    });
                 tokio::spawn(async move {
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -116,7 +119,11 @@ impl Receiver {
                 });
             }
         });
-        Ok(Self { addr, tally, server })
+        Ok(Self {
+            addr,
+            tally,
+            server,
+        })
     }
 
     /// `http://127.0.0.1:port`.

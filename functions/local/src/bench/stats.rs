@@ -90,7 +90,10 @@ mod tests {
     fn percentiles_are_nearest_rank() {
         let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
         let l = Latency::of(samples);
-        assert_eq!((l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms), (50.0, 95.0, 99.0, 100.0));
+        assert_eq!(
+            (l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms),
+            (50.0, 95.0, 99.0, 100.0)
+        );
         assert_eq!(Latency::of(vec![Duration::from_millis(7)]).p99_ms, 7.0);
         assert_eq!(Latency::of(Vec::new()).p50_ms, 0.0);
     }

@@ -111,8 +111,10 @@ impl Scratch {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!("hookline-bench-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| BenchError::Setup(format!("{}: {e}", dir.display())))?;
+        let dir =
+            std::env::temp_dir().join(format!("hookline-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| BenchError::Setup(format!("{}: {e}", dir.display())))?;
         Ok(Self(dir))
     }
 }
@@ -165,7 +167,10 @@ async fn run_floor(
         .await
         .map_err(|e| BenchError::Setup(format!("{} bench-floor: {e}", exe.display())))?;
     if !output.status.success() {
-        return Err(BenchError::Run(format!("bench-floor exited with {}", output.status)));
+        return Err(BenchError::Run(format!(
+            "bench-floor exited with {}",
+            output.status
+        )));
     }
     let report: FloorReport = serde_json::from_slice(&output.stdout)
         .map_err(|e| BenchError::Run(format!("bench-floor printed no report: {e}")))?;
@@ -179,14 +184,21 @@ async fn run_floor(
 }
 
 /// `hookline serve` on a scratch database, and what it printed: its address and a dev token.
-async fn start_serve(exe: &Path, scratch: &Scratch, workers: usize) -> Result<(Reaped, String, String), BenchError> {
+async fn start_serve(
+    exe: &Path,
+    scratch: &Scratch,
+    workers: usize,
+) -> Result<(Reaped, String, String), BenchError> {
     let log = std::fs::File::create(scratch.0.join("serve.log"))
         .map_err(|e| BenchError::Setup(format!("serve log: {e}")))?;
     let mut child = Command::new(exe)
         .args(["serve", "--addr", "127.0.0.1:0", "--db"])
         .arg(scratch.0.join("bench.db"))
         .env("HOOKLINE_DELIVER_WORKERS", workers.to_string())
-        .env("RUST_LOG", std::env::var("HOOKLINE_BENCH_LOG").unwrap_or_else(|_| "warn".into()))
+        .env(
+            "RUST_LOG",
+            std::env::var("HOOKLINE_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(log)
         .kill_on_drop(true)
@@ -247,7 +259,11 @@ async fn post(
 }
 
 /// Latencies of events `seqs` × every webhook, from each event's POST to its arrival.
-fn pair_latencies(receiver: &Receiver, posted: &[(usize, Instant)], webhooks: usize) -> (Vec<Duration>, Option<Instant>) {
+fn pair_latencies(
+    receiver: &Receiver,
+    posted: &[(usize, Instant)],
+    webhooks: usize,
+) -> (Vec<Duration>, Option<Instant>) {
     let mut latencies = Vec::with_capacity(posted.len() * webhooks);
     let mut last = None;
     for &(seq, at) in posted {
@@ -286,7 +302,14 @@ async fn run_pipeline(
             "url": format!("{}/w/{i}", receiver.url()),
             "eventTypes": [super::BENCH_EVENT_TYPE],
         });
-        post(&client, &format!("{base}/v1/webhooks?appId=A1"), &token, &webhook, 201).await?;
+        post(
+            &client,
+            &format!("{base}/v1/webhooks?appId=A1"),
+            &token,
+            &webhook,
+            201,
+        )
+        .await?;
     }
     let pad = pad_for(options.body_bytes);
     let events_url = format!("{base}/v1/events");
@@ -307,7 +330,10 @@ async fn run_pipeline(
         .collect()
         .await;
     let posted = posted.into_iter().collect::<Result<Vec<_>, _>>()?;
-    receiver.wait_for((w * e) as u64, STALL).await.map_err(BenchError::Run)?;
+    receiver
+        .wait_for((w * e) as u64, STALL)
+        .await
+        .map_err(BenchError::Run)?;
     let after = read_process(&pid).unwrap_or_default();
     let (latencies, last) = pair_latencies(&receiver, &posted, w);
     let elapsed = last.map_or(started.elapsed(), |l| l.saturating_duration_since(started));

@@ -1,0 +1,150 @@
+//! Small runs of every `hookline bench` command, so they cannot rot. They check that each
+//! run completes and counts right (every delivery arrived, every function answered); they
+//! assert nothing about time, which on shared machines is noise.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn hookline(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("hookline runs");
+    assert!(
+        out.status.success(),
+        "hookline {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "hookline {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+#[test]
+fn bench_runs_the_floor_and_the_pipeline_and_counts_every_delivery() {
+    let r = hookline(&[
+        "bench",
+        "--webhooks",
+        "3",
+        "--events",
+        "150",
+        "--rate",
+        "100",
+        "--rate-events",
+        "40",
+    ]);
+    assert_eq!(r["floor"]["deliveries"], 450, "{r:#}");
+    assert_eq!(r["pipeline"]["deliveries"], 450, "{r:#}");
+    assert_eq!(r["concurrency"], 40, "4 delivery consumers x batches of 10");
+    assert!(r["ratio"].as_f64().is_some_and(|x| x > 0.0), "{r:#}");
+    assert!(r["pipeline"]["process"]["peak_rss_mib"]
+        .as_f64()
+        .is_some_and(|x| x > 0.0));
+    assert_eq!(r["offered_load"]["events"], 40);
+    let l = &r["offered_load"]["latency"];
+    assert!(l["p50_ms"].as_f64() <= l["p99_ms"].as_f64(), "{l}");
+}
+
+#[test]
+fn bench_refuses_an_empty_run() {
+    let out = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["bench", "--events", "0"])
+        .output()
+        .expect("hookline runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--events must be at least 1"));
+}
+
+/// Where cargo put this build's binaries (`target/debug` under `cargo test`).
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_hookline"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf()
+}
+
+#[test]
+#[ignore = "needs moto and the workspace's Lambda binaries: ./tests/run.sh builds and starts both"]
+fn cold_start_launches_every_function_against_the_runtime_api_emulator() {
+    let dir = bin_dir();
+    for binary in ["api", "ingest", "deliver", "empty-lambda"] {
+        assert!(
+            dir.join(binary).exists(),
+            "{} is missing: cargo build --workspace --bins",
+            dir.join(binary).display()
+        );
+    }
+    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/events");
+    let r = hookline(&[
+        "bench",
+        "cold-start",
+        "--runs",
+        "2",
+        "--bin-dir",
+        dir.to_str().expect("utf-8 path"),
+        "--events-dir",
+        events.to_str().expect("utf-8 path"),
+    ]);
+    let rows = r.as_array().expect("one row per function");
+    let names: Vec<&str> = rows.iter().filter_map(|f| f["binary"].as_str()).collect();
+    assert_eq!(names, ["empty-lambda", "api", "ingest", "deliver"]);
+    for row in rows {
+        assert_eq!(row["runs"], 2, "{row}");
+        assert!(row["size_bytes"].as_u64().is_some_and(|s| s > 0), "{row}");
+    }
+    // Each answered its fixture as it does in AWS: the api with an HTTP response (the
+    // fixture's token is not trusted without API Gateway's authorizer context), ingest and
+    // deliver with a partial batch response that has no failures.
+    assert!(
+        rows[1]["sample_response"]
+            .as_str()
+            .is_some_and(|s| s.contains("statusCode")),
+        "{}",
+        rows[1]
+    );
+    for row in &rows[2..] {
+        assert!(
+            row["sample_response"]
+                .as_str()
+                .is_some_and(|s| s.contains("\"batchItemFailures\":[]")),
+            "{row}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
+fn cost_counts_every_aws_request_of_the_pipeline_and_prices_it() {
+    let r = hookline(&["bench", "cost", "--webhooks", "3", "--events", "12"]);
+    assert_eq!(r["deliveries"], 36, "{r:#}");
+    let requests = |component: &str, action: &str| {
+        r["actions"]
+            .as_array()
+            .expect("actions")
+            .iter()
+            .find(|a| a["component"] == component && a["action"] == action)
+            .and_then(|a| a["requests"].as_u64())
+            .unwrap_or(0)
+    };
+    assert_eq!(requests("api", "SendMessage"), 12, "one per event: {r:#}");
+    assert!(requests("ingest", "SendMessageBatch") >= 12, "{r:#}");
+    assert!(requests("poller", "ReceiveMessage") > 0, "{r:#}");
+    assert!(
+        requests("deliver", "PutItem") >= 36,
+        "an attempt record per delivery: {r:#}"
+    );
+    let functions = r["functions"].as_array().expect("functions");
+    assert_eq!(functions[0]["invocations"], 12);
+    assert!(
+        r["usd_per_million"].as_f64().is_some_and(|x| x > 0.0),
+        "{r:#}"
+    );
+    assert!(r["prices_as_of"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("20")));
+}
