@@ -130,6 +130,12 @@ impl Database {
             .map_err(unavailable)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(unavailable)?;
+        // A 32 MiB page cache (default 2 MiB) keeps the queue's and indexes' hot pages, and
+        // checkpoints every 4 000 pages (default 1 000) cost a quarter as many fsyncs.
+        conn.pragma_update(None, "cache_size", -32_768)
+            .map_err(unavailable)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 4_000)
+            .map_err(unavailable)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(unavailable)?;
         // Every statement is prepared once and reused: parsing SQL was a tenth of the
