@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{params, TransactionBehavior};
+use rusqlite::params;
 
 use crate::event::Event;
 use crate::ports::{
@@ -88,7 +88,7 @@ impl SqliteQueue {
             .with_conn(move |c| {
                 let now = now_ms();
                 let tx = c
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .savepoint()
                     .map_err(unavailable)?;
                 let mut ids = Vec::with_capacity(bodies.len());
                 {
@@ -128,7 +128,7 @@ impl SqliteQueue {
             .with_conn(move |c| {
                 let now = now_ms();
                 let tx = c
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .savepoint()
                     .map_err(unavailable)?;
                 if let Some((dlq, max_receive)) = &redrive {
                     exec(&tx,
@@ -198,7 +198,7 @@ impl SqliteQueue {
         self.db
             .with_conn(move |c| {
                 let tx = c
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .savepoint()
                     .map_err(unavailable)?;
                 for receipt in &receipts {
                     exec(
@@ -268,7 +268,7 @@ impl SqliteQueue {
             .db
             .with_conn(move |c| {
                 let tx = c
-                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .savepoint()
                     .map_err(unavailable)?;
                 let now = now_ms();
                 let mut moved = 0;

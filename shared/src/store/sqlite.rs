@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::{mpsc, Arc};
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{from_document, to_document};
 use crate::event::{Event, EventId};
@@ -73,8 +73,48 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX attempts_delivery ON attempts (webhook_id, delivery_id);",
 ];
 
-/// A call to run on the connection's thread.
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// A call to run on the connection's thread; it returns how to answer its caller once the
+/// group it ran in is committed (`Err` with the reason if the commit failed).
+type Job = Box<dyn FnOnce(&mut Connection) -> Reply + Send>;
+/// Answers one caller with the group commit's outcome.
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// Most calls committed together.
+const GROUP_LIMIT: usize = 128;
+
+/// The connection's thread: takes every call waiting (up to [`GROUP_LIMIT`]), runs them in one
+/// `BEGIN IMMEDIATE` … `COMMIT`, each in a savepoint of its own, and answers them after the
+/// commit. Concurrent writers then share one WAL commit instead of one each; a call that
+/// fails rolls back its own savepoint only; a failed commit fails the whole group, and no
+/// caller hears success before its writes are committed. Ends when every handle is dropped.
+fn group_commit(conn: &mut Connection, inbox: &mpsc::Receiver<Job>) {
+    while let Ok(first) = inbox.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP_LIMIT {
+            match inbox.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            let reason = format!("SQLite BEGIN failed: {e}");
+            for job in group {
+                // Not run: the caller learns why.
+                drop(job);
+                tracing::error!(%reason, "a SQLite call was not run");
+            }
+            continue;
+        }
+        let replies: Vec<Reply> = group.into_iter().map(|job| job(conn)).collect();
+        let committed = conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            format!("SQLite COMMIT failed: {e}")
+        });
+        for reply in replies {
+            reply(committed.clone());
+        }
+    }
+}
 
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 64;
@@ -160,15 +200,8 @@ impl Database {
         let (jobs, inbox) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("hookline-sqlite".into())
-            .spawn(move || {
-                // Ends when the last `Database` handle is dropped, closing the connection.
-                while let Ok(job) = inbox.recv() {
-                    job(&mut conn);
-                }
-            })
-            .map_err(|e| {
-                PortError::Unavailable(format!("starting the SQLite thread: {e}").into())
-            })?;
+            .spawn(move || group_commit(&mut conn, &inbox))
+            .map_err(|e| PortError::Unavailable(format!("starting the SQLite thread: {e}").into()))?;
         Ok(Self {
             jobs,
             sent: Arc::new(tokio::sync::Notify::new()),
@@ -180,7 +213,8 @@ impl Database {
         &self.sent
     }
 
-    /// Runs `f` on the connection's thread, after the calls queued before it.
+    /// Runs `f` on the connection's thread, inside a savepoint of the group transaction it
+    /// joins; returns once that group is committed (or with the commit's error).
     pub async fn with_conn<T, F>(&self, f: F) -> Result<T, PortError>
     where
         T: Send + 'static,
@@ -188,11 +222,13 @@ impl Database {
     {
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |conn| {
-            // A panic in one call must not take the connection's thread with it; an open
-            // transaction is rolled back as it unwinds.
+            // A panic in one call must not take the connection's thread with it; its open
+            // savepoint is rolled back as it unwinds.
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn)))
                 .unwrap_or_else(|_| Err(PortError::Corrupt("a SQLite call panicked".into())));
-            let _ = done.send(outcome);
+            Box::new(move |committed: Result<(), String>| {
+                let _ = done.send(committed.map_err(|e| PortError::Unavailable(e.into())).and(outcome));
+            })
         });
         self.jobs
             .send(job)
@@ -211,7 +247,7 @@ impl Database {
         let key = key.to_owned();
         self.with_conn(move |c| {
             let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .savepoint()
                 .map_err(unavailable)?;
             let found: Option<String> = query_row(
                 &tx,
@@ -250,7 +286,7 @@ impl Database {
     }
 }
 
-fn write_routes(tx: &rusqlite::Transaction<'_>, webhook: &Webhook) -> Result<(), PortError> {
+fn write_routes(tx: &Connection, webhook: &Webhook) -> Result<(), PortError> {
     exec(
         &tx,
         "DELETE FROM webhook_routes WHERE webhook_id = ?1",
@@ -268,7 +304,7 @@ fn write_routes(tx: &rusqlite::Transaction<'_>, webhook: &Webhook) -> Result<(),
     Ok(())
 }
 
-fn stored_version(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<u64>, PortError> {
+fn stored_version(tx: &Connection, id: &str) -> Result<Option<u64>, PortError> {
     query_row(
         &tx,
         "SELECT version FROM webhooks WHERE id = ?1",
@@ -308,7 +344,7 @@ impl EventLog for Database {
         let expires = epoch_ms(expires_at);
         self.with_conn(move |c| {
             let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .savepoint()
                 .map_err(unavailable)?;
             // An expired entry is as good as absent (TTL).
             let found: Option<(bool, i64, i64)> = query_row(
@@ -443,7 +479,7 @@ impl AttemptLog for Database {
         let expires = epoch_ms(expires_at);
         self.with_conn(move |c| {
             let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .savepoint()
                 .map_err(unavailable)?;
             for (webhook, id, status, delivery, event, doc) in &rows {
                 exec(
@@ -557,7 +593,7 @@ impl WebhookStore for Database {
         let doc = to_document(&webhook)?;
         self.with_conn(move |c| {
             let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .savepoint()
                 .map_err(unavailable)?;
             if stored_version(&tx, webhook.id.as_str())?.is_some() {
                 return Err(PortError::AlreadyExists(webhook.id.to_string()));
@@ -596,7 +632,7 @@ impl WebhookStore for Database {
         let doc = to_document(&webhook)?;
         self.with_conn(move |c| {
             let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .savepoint()
                 .map_err(unavailable)?;
             match stored_version(&tx, webhook.id.as_str())? {
                 None => return Err(PortError::NotFound(webhook.id.to_string())),
@@ -623,7 +659,7 @@ impl WebhookStore for Database {
         let id = id.clone();
         self.with_conn(move |c| {
             let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .savepoint()
                 .map_err(unavailable)?;
             match stored_version(&tx, id.as_str())? {
                 None => return Err(PortError::NotFound(id.to_string())),
