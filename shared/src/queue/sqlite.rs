@@ -197,9 +197,7 @@ impl SqliteQueue {
         let receipts: Vec<String> = receipts.iter().map(|r| r.0.clone()).collect();
         self.db
             .with_conn(move |c| {
-                let tx = c
-                    .savepoint()
-                    .map_err(unavailable)?;
+                let tx = c.savepoint().map_err(unavailable)?;
                 for receipt in &receipts {
                     exec(
                         &tx,
