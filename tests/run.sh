@@ -3,8 +3,10 @@
 #   installs its Python tools if missing (pinned: moto, cfn-lint, cargo-lambda in .venv-moto;
 #   aws-sam-cli in .venv-sam), starts moto on a free 127.0.0.1 port, runs cargo fmt --check,
 #   clippy -D warnings, cargo doc, the template checks (cfn-lint, sam validate --lint), cargo
-#   test --workspace with the moto-backed tests (#[ignore]d in plain `cargo test`) included,
-#   and every infra/events fixture through `cargo lambda invoke`; then stops moto.
+#   test --workspace with the moto-backed tests (#[ignore]d in plain `cargo test`) included
+#   (small runs of `hookline bench`, `bench cold-start` and `bench cost` among them), the
+#   criterion benches once each, and every infra/events fixture through `cargo lambda
+#   invoke`; then stops moto.
 # Every step runs even when an earlier one fails; the exit code is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -78,7 +80,11 @@ for _ in range(300):
 sys.exit(1)
 PY
 then
+  # The cold-start smoke test launches the Lambda binaries themselves.
+  step "cargo build --bins" cargo build --workspace --bins --locked --quiet
   step "cargo test (with moto-backed tests)" run_tests
+  # Criterion benches run each benchmark once when run as tests: they cannot rot.
+  step "criterion benches (once each)" cargo test --locked -p hookline-core --benches --quiet
   step "cargo lambda invoke (every infra/events fixture)" ./tests/lambda_invoke.sh
 else
   echo "moto did not answer within 30 s; its log:"; cat target/moto.log
