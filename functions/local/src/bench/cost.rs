@@ -54,6 +54,9 @@ pub const LAMBDA_ARM64_PER_GB_SECOND: f64 = 0.000_013_333_4;
 /// API Gateway HTTP API, $ per million requests.
 pub const HTTP_API_PER_MILLION_REQUESTS: f64 = 1.00;
 
+/// What the GB-seconds line rests on.
+pub const DURATION_CAVEAT: &str = "durations: handler wall time against moto (one Python process, slower as its table grows), so GB-seconds are an upper bound; request and unit counts do not depend on it";
+
 /// A cost run's size.
 #[derive(Debug, Clone, Serialize)]
 pub struct CostOptions {
@@ -689,7 +692,7 @@ pub fn render(report: &CostReport) -> String {
         ));
     }
     out.push_str(&format!(
-        "{:<29} {:>13} {:>26.4}\n\nprices: {}\n",
+        "{:<29} {:>13} {:>26.4}\n\nprices: {}\n{DURATION_CAVEAT}\n",
         "total", "", report.usd_per_million, report.prices_as_of
     ));
     out
