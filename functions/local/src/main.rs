@@ -4,6 +4,7 @@
 //! hookline serve [--addr 127.0.0.1:8080] [--db ./hookline.db]
 //! hookline token --app A1 [--permission edit-app] [--sub dev] [--ttl-hours 24] [--db ./hookline.db]
 //! hookline dlq list|replay [--queue deliveries|events] [--webhook ID] [--limit N] [--db F | --aws]
+//! hookline bench [cold-start | cost] [--json] ...
 //! ```
 
 use std::net::SocketAddr;
@@ -21,6 +22,13 @@ const USAGE: &str = "usage:
   hookline token --app APP_ID [--permission edit-app|publish-events] [--sub SUB] [--ttl-hours N] [--db ./hookline.db]
   hookline dlq list [--queue deliveries|events] [--limit N] [--db ./hookline.db | --aws]
   hookline dlq replay [--queue deliveries|events] [--webhook WEBHOOK_ID] [--limit N] [--db ./hookline.db | --aws]
+  hookline bench [--webhooks 10] [--events 20000] [--body-bytes 1024] [--deliver-workers 4] [--rate 1000] [--rate-events 5000] [--json]
+  hookline bench cold-start [--runs 20] [--bin-dir target/release] [--events-dir infra/events] [--json]
+  hookline bench cost [--webhooks 10] [--events 200] [--body-bytes 1024] [--json]
+
+bench compares the pipeline (serve) with the bare HTTP client; cold-start launches the Lambda
+binaries against a Runtime API emulator beside an empty function; cost counts the AWS requests
+per delivery on moto (AWS_ENDPOINT_URL) and prices them. BENCHMARKS.md has the figures.
 
 --aws acts on SQS (a real account, or moto through AWS_ENDPOINT_URL): the queue URLs come from
 HOOKLINE_DELIVERIES_QUEUE_URL and HOOKLINE_DELIVERIES_DLQ_URL (or the EVENTS pair).
