@@ -291,14 +291,14 @@ impl Database {
 
 fn write_routes(tx: &Connection, webhook: &Webhook) -> Result<(), PortError> {
     exec(
-        &tx,
+        tx,
         "DELETE FROM webhook_routes WHERE webhook_id = ?1",
         params![webhook.id.as_str()],
     )
     .map_err(unavailable)?;
     for app in webhook.spec.app_ids() {
         exec(
-            &tx,
+            tx,
             "INSERT INTO webhook_routes (app_id, webhook_id) VALUES (?1, ?2)",
             params![app, webhook.id.as_str()],
         )
@@ -309,7 +309,7 @@ fn write_routes(tx: &Connection, webhook: &Webhook) -> Result<(), PortError> {
 
 fn stored_version(tx: &Connection, id: &str) -> Result<Option<u64>, PortError> {
     query_row(
-        &tx,
+        tx,
         "SELECT version FROM webhooks WHERE id = ?1",
         params![id],
         |r| r.get::<_, i64>(0),
