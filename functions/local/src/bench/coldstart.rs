@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use serde::Serialize;
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use super::stats::{median, ms};
@@ -122,28 +120,13 @@ const REQUEST_ID: &str = "8476a536-e9f4-11e8-9739-2dfe598c3fcd";
 
 impl Emulator {
     async fn start() -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let launch: Arc<Mutex<Option<Launch>>> = Arc::new(Mutex::new(None));
         let shared = launch.clone();
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let launch = shared.clone();
-                let service =
-                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let launch = launch.clone();
-                        async move { Ok::<_, std::convert::Infallible>(route(&launch, req).await) }
-                    });
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (addr, server) = super::serve_loopback(move |req| {
+            let launch = shared.clone();
+            async move { route(&launch, req).await }
+        })
+        .await?;
         Ok(Self {
             addr,
             launch,

@@ -23,9 +23,7 @@ use hookline_core::target::TargetPolicy;
 use hookline_deliver::{Deliver, DeliverSettings};
 use hookline_ingest::{Ingest, IngestSettings};
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use serde::Serialize;
-use tokio::net::TcpListener;
 
 use super::receiver::Receiver;
 use super::{intake_body, pad_for, BenchError};
@@ -220,38 +218,17 @@ pub fn dynamodb_units(
 
 impl CountingProxy {
     async fn start(upstream: String) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let tallies: Tallies = Arc::default();
-        let shared = tallies.clone();
         let client = reqwest::Client::builder()
             .no_proxy()
             .build()
             .map_err(std::io::Error::other)?;
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (tallies, client, upstream) =
-                    (shared.clone(), client.clone(), upstream.clone());
-                let service =
-                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let (tallies, client, upstream) =
-                            (tallies.clone(), client.clone(), upstream.clone());
-                        async move {
-                            Ok::<_, std::convert::Infallible>(
-                                forward(&tallies, &client, &upstream, req).await,
-                            )
-                        }
-                    });
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let shared = tallies.clone();
+        let (addr, server) = super::serve_loopback(move |req| {
+            let (tallies, client, upstream) = (shared.clone(), client.clone(), upstream.clone());
+            async move { forward(&tallies, &client, &upstream, req).await }
+        })
+        .await?;
         Ok(Self {
             addr,
             tallies,
@@ -359,6 +336,39 @@ async fn clients(endpoint: String) -> (aws_sdk_dynamodb::Client, aws_sdk_sqs::Cl
 
 fn billed(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0).ceil() / 1000.0
+}
+
+/// One poll of Lambda's SQS event source: receive a batch, invoke `handler` with it, delete
+/// what it handled. `None` for an empty poll, else the invocation's billed seconds.
+async fn poll_once<F, Fut>(
+    source: &SqsQueue,
+    wait_seconds: i32,
+    handler: F,
+) -> Result<Option<f64>, BenchError>
+where
+    F: FnOnce(Vec<hookline_core::ports::ReceivedMessage>) -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    let batch = source
+        .receive(SQS_BATCH_SIZE, wait_seconds)
+        .await
+        .map_err(|e| BenchError::Run(e.to_string()))?;
+    if batch.is_empty() {
+        return Ok(None);
+    }
+    let started = Instant::now();
+    let failed = handler(batch.clone()).await;
+    let seconds = billed(started.elapsed());
+    let done: Vec<_> = batch
+        .iter()
+        .filter(|m| !failed.contains(&m.message_id))
+        .map(|m| &m.receipt)
+        .collect();
+    source
+        .delete_batch(&done)
+        .await
+        .map_err(|e| BenchError::Run(e.to_string()))?;
+    Ok(Some(seconds))
 }
 
 /// Runs the pipeline on moto (`AWS_ENDPOINT_URL`) through the counting proxy and prices it.
@@ -495,29 +505,22 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
     let (mut ingest_calls, mut ingest_billed) = (0u64, 0.0);
     let (mut empty, mut empty_receives) = (0, 0u64);
     while empty < 2 {
-        let batch = events_source
-            .receive(SQS_BATCH_SIZE, 0)
-            .await
-            .map_err(|e| BenchError::Run(e.to_string()))?;
-        if batch.is_empty() {
-            empty += 1;
-            empty_receives += 1;
-            continue;
+        let invoked = poll_once(&events_source, 0, |batch| {
+            let ingest = ingest.clone();
+            async move { ingest.handle_batch(&batch).await }
+        })
+        .await?;
+        match invoked {
+            Some(seconds) => {
+                empty = 0;
+                ingest_calls += 1;
+                ingest_billed += seconds;
+            }
+            None => {
+                empty += 1;
+                empty_receives += 1;
+            }
         }
-        empty = 0;
-        let started = Instant::now();
-        let failed = ingest.handle_batch(&batch).await;
-        ingest_billed += billed(started.elapsed());
-        ingest_calls += 1;
-        let done: Vec<_> = batch
-            .iter()
-            .filter(|m| !failed.contains(&m.message_id))
-            .map(|m| &m.receipt)
-            .collect();
-        events_source
-            .delete_batch(&done)
-            .await
-            .map_err(|e| BenchError::Run(e.to_string()))?;
     }
     let (mut deliver_calls, mut deliver_billed) = (0u64, 0.0);
     let target = (w * e) as u64;
@@ -529,27 +532,18 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
                 receiver.distinct()
             )));
         }
-        let batch = deliveries_source
-            .receive(SQS_BATCH_SIZE, 1)
-            .await
-            .map_err(|e| BenchError::Run(e.to_string()))?;
-        if batch.is_empty() {
-            empty_receives += 1;
-            continue;
+        let invoked = poll_once(&deliveries_source, 1, |batch| {
+            let deliver = deliver.clone();
+            async move { deliver.handle_batch(&batch).await }
+        })
+        .await?;
+        match invoked {
+            Some(seconds) => {
+                deliver_calls += 1;
+                deliver_billed += seconds;
+            }
+            None => empty_receives += 1,
         }
-        let started = Instant::now();
-        let failed = deliver.handle_batch(&batch).await;
-        deliver_billed += billed(started.elapsed());
-        deliver_calls += 1;
-        let done: Vec<_> = batch
-            .iter()
-            .filter(|m| !failed.contains(&m.message_id))
-            .map(|m| &m.receipt)
-            .collect();
-        deliveries_source
-            .delete_batch(&done)
-            .await
-            .map_err(|e| BenchError::Run(e.to_string()))?;
         if receiver.distinct() != last {
             (last, since) = (receiver.distinct(), Instant::now());
         }

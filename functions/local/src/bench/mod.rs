@@ -13,9 +13,14 @@ pub mod receiver;
 pub mod stats;
 pub mod throughput;
 
+use std::future::Future;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
 use hookline_core::event::{Event, IntakeRules};
 use hookline_core::event_type::Catalog;
 use hookline_core::urn::Namespace;
+use http_body_util::Full;
 
 /// Why a benchmark could not run or finish.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +31,42 @@ pub enum BenchError {
     /// The run itself failed (a request was refused, deliveries stalled).
     #[error("run: {0}")]
     Run(String),
+}
+
+/// A request as the benchmark's loopback servers get it.
+pub type IncomingRequest = http::Request<hyper::body::Incoming>;
+/// A response of the benchmark's loopback servers.
+pub type FullResponse = http::Response<Full<Bytes>>;
+
+/// Serves HTTP/1.1 with `handle` on a free loopback port until the returned task is aborted.
+pub async fn serve_loopback<F, Fut>(
+    handle: F,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)>
+where
+    F: Fn(IncomingRequest) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = FullResponse> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let handle = handle.clone();
+            let service = hyper::service::service_fn(move |req: IncomingRequest| {
+                let answer = handle(req);
+                async move { Ok::<_, std::convert::Infallible>(answer.await) }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok((addr, server))
 }
 
 /// The event type and App every benchmark event has.

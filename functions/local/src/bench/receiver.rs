@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use serde::Deserialize;
-use tokio::net::TcpListener;
 
 /// What the receiver counted.
 struct Tally {
@@ -79,8 +77,6 @@ impl Tally {
 impl Receiver {
     /// Starts on a free loopback port, with room for `events` × `width` pairs (0 to count only).
     pub async fn start(events: usize, width: usize) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let addr = listener.local_addr()?;
         let tally = Arc::new(Tally {
             epoch: Instant::now(),
             width: width.max(1),
@@ -91,34 +87,17 @@ impl Receiver {
             posts: AtomicU64::new(0),
         });
         let served = tally.clone();
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let tally = served.clone();
-                let service =
-                    hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let tally = tally.clone();
-                        async move {
-                            let path = req.uri().path().to_owned();
-                            let body = req.into_body().collect().await.map(|b| b.to_bytes());
-                            if let Ok(body) = body {
-                                tally.note(&path, &body);
-                            }
-                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
-                                Bytes::new(),
-                            )))
-                        }
-                    });
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+        let (addr, server) = super::serve_loopback(move |req| {
+            let tally = served.clone();
+            async move {
+                let path = req.uri().path().to_owned();
+                if let Ok(body) = req.into_body().collect().await.map(|b| b.to_bytes()) {
+                    tally.note(&path, &body);
+                }
+                http::Response::new(Full::new(Bytes::new()))
             }
-        });
+        })
+        .await?;
         Ok(Self {
             addr,
             tally,
