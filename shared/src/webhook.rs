@@ -554,6 +554,23 @@ pub struct Webhook {
 }
 
 impl Webhook {
+    /// A new webhook with a fresh id, version 1 and `secret` as its only signing secret.
+    pub fn new(spec: WebhookSpec, secret: Secret, owner: &str, now: OffsetDateTime) -> Self {
+        Self {
+            id: WebhookId::generate(),
+            spec,
+            secrets: vec![SigningSecret {
+                secret,
+                expires_at: None,
+            }],
+            owner: owner.to_owned(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            disabled_reason: None,
+        }
+    }
+
     /// The secrets that sign at `now`: the current one and any rotated out less than 24 h ago.
     pub fn active_secrets(&self, now: OffsetDateTime) -> Vec<&Secret> {
         self.secrets

@@ -368,20 +368,12 @@ impl WebhookService {
         let secret = Secret::generate()
             .map_err(|e| ServiceError::Store(PortError::Unavailable(e.into())))?;
         self.verify_endpoint(&spec, &secret).await?;
-        let now = OffsetDateTime::now_utc();
-        let webhook = Webhook {
-            id: WebhookId::generate(),
+        let webhook = Webhook::new(
             spec,
-            secrets: vec![SigningSecret {
-                secret: secret.clone(),
-                expires_at: None,
-            }],
-            owner: principal.sub.clone(),
-            version: 1,
-            created_at: now,
-            updated_at: now,
-            disabled_reason: None,
-        };
+            secret.clone(),
+            &principal.sub,
+            OffsetDateTime::now_utc(),
+        );
         tracing::Span::current().record("webhook_id", webhook.id.as_str());
         self.store.create(&webhook).await?;
         tracing::info!(apps = ?webhook.spec.app_ids(), "webhook created");

@@ -12,7 +12,7 @@ use hookline_core::ports::WebhookStore;
 use hookline_core::queue::sqlite::SqliteQueue;
 use hookline_core::signing::Secret;
 use hookline_core::store::sqlite::Database;
-use hookline_core::webhook::{NewWebhook, SigningSecret, Webhook, WebhookId, WebhookRules};
+use hookline_core::webhook::{NewWebhook, Webhook, WebhookRules};
 use hookline_ingest::{Ingest, IngestSettings};
 
 fn webhook(app: &str, rules: &WebhookRules<'_>) -> Webhook {
@@ -26,20 +26,12 @@ fn webhook(app: &str, rules: &WebhookRules<'_>) -> Webhook {
     }
     .validate(rules, None)
     .expect("valid");
-    let now = time::OffsetDateTime::now_utc();
-    Webhook {
-        id: WebhookId::generate(),
+    Webhook::new(
         spec,
-        secrets: vec![SigningSecret {
-            secret: Secret::generate().expect("rng"),
-            expires_at: None,
-        }],
-        owner: "bench".into(),
-        version: 1,
-        created_at: now,
-        updated_at: now,
-        disabled_reason: None,
-    }
+        Secret::generate().expect("rng"),
+        "bench",
+        time::OffsetDateTime::now_utc(),
+    )
 }
 
 async fn run(label: &str, webhooks: usize, events: usize) {

@@ -389,9 +389,7 @@ async fn lambda_env() -> Result<std::collections::BTreeMap<String, String>, Stri
         return Err("set HOOKLINE_TABLE and the HOOKLINE_*_URL queue variables, or AWS_ENDPOINT_URL to a moto server (tests/run.sh starts one) to have them created".into());
     }
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let nanos = bench::unique_suffix();
     let names = hookline_infra::ResourceNames::with_prefix(&format!("bench-cold-{nanos}"));
     let r = hookline_infra::bootstrap(
         &aws_sdk_dynamodb::Client::new(&aws),

@@ -97,12 +97,8 @@ fn group_commit(conn: &mut Connection, inbox: &mpsc::Receiver<Job>) {
             }
         }
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let reason = format!("SQLite BEGIN failed: {e}");
-            for job in group {
-                // Not run: the caller learns why.
-                drop(job);
-                tracing::error!(%reason, "a SQLite call was not run");
-            }
+            // Not run: each caller hears that its call was dropped.
+            tracing::error!(calls = group.len(), error = %e, "SQLite BEGIN failed; calls not run");
             continue;
         }
         let replies: Vec<Reply> = group.into_iter().map(|job| job(conn)).collect();
@@ -503,27 +499,8 @@ impl AttemptLog for Database {
         attempt: &Attempt,
         expires_at: time::OffsetDateTime,
     ) -> Result<(), PortError> {
-        let doc = serde_json::to_string(attempt).map_err(|e| PortError::Corrupt(e.to_string()))?;
-        let (webhook, id, status) = (
-            attempt.webhook_id.to_string(),
-            attempt.attempt_id.clone(),
-            status_name(attempt.status),
-        );
-        let (delivery, event) = (
-            attempt.delivery_id.to_string(),
-            attempt.event_id.to_string(),
-        );
-        let expires = epoch_ms(expires_at);
-        self.with_conn(move |c| {
-            exec(c,
-                "INSERT OR REPLACE INTO attempts (webhook_id, attempt_id, status, delivery_id, event_id, doc, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![webhook, id, status, delivery, event, doc, expires],
-            )
-            .map_err(unavailable)
-            .map(|_| ())
-        })
-        .await
+        self.record_many(std::slice::from_ref(attempt), expires_at)
+            .await
     }
 
     async fn event_of(

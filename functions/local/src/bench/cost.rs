@@ -382,9 +382,7 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
         .await
         .map_err(|e| BenchError::Setup(format!("counting proxy: {e}")))?;
     let (setup_dynamo, setup_sqs) = clients(proxy.endpoint("setup")).await;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let nanos = super::unique_suffix();
     let names = hookline_infra::ResourceNames::with_prefix(&format!("bench-cost-{nanos}"));
     let r = hookline_infra::bootstrap(&setup_dynamo, &setup_sqs, &names, &RetryPolicy::default())
         .await

@@ -14,7 +14,7 @@ use hookline_core::ports::HttpSender;
 use hookline_core::signing::Secret;
 use hookline_core::target::TargetPolicy;
 use hookline_core::urn::Namespace;
-use hookline_core::webhook::{NewWebhook, SigningSecret, Webhook, WebhookId, WebhookRules};
+use hookline_core::webhook::{NewWebhook, Webhook, WebhookRules};
 use hookline_deliver::signed_request;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -70,20 +70,13 @@ pub async fn run(options: &FloorOptions) -> Result<FloorReport, BenchError> {
     }
     .validate(&rules, None)
     .map_err(|e| BenchError::Setup(format!("floor webhook: {e}")))?;
-    let now = OffsetDateTime::now_utc();
-    let webhook = Arc::new(Webhook {
-        id: WebhookId::generate(),
+    let secret = Secret::generate().map_err(|e| BenchError::Setup(e.to_string()))?;
+    let webhook = Arc::new(Webhook::new(
         spec,
-        secrets: vec![SigningSecret {
-            secret: Secret::generate().map_err(|e| BenchError::Setup(e.to_string()))?,
-            expires_at: None,
-        }],
-        owner: "bench".into(),
-        version: 1,
-        created_at: now,
-        updated_at: now,
-        disabled_reason: None,
-    });
+        secret,
+        "bench",
+        OffsetDateTime::now_utc(),
+    ));
     let sender = Arc::new(
         ReqwestSender::new(targets, "Hookline/bench")
             .map_err(|e| BenchError::Setup(e.to_string()))?,

@@ -33,6 +33,13 @@ pub enum BenchError {
     Run(String),
 }
 
+/// A suffix no earlier run used: nanoseconds since the Unix epoch.
+pub fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
 /// A request as the benchmark's loopback servers get it.
 pub type IncomingRequest = http::Request<hyper::body::Incoming>;
 /// A response of the benchmark's loopback servers.

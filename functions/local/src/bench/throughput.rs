@@ -108,9 +108,7 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new() -> Result<Self, BenchError> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
+        let nanos = super::unique_suffix();
         let dir =
             std::env::temp_dir().join(format!("hookline-bench-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir)
