@@ -1,16 +1,12 @@
-//! Who may do what (DESIGN §5): the principal, its permissions (`edit-app:A1`, `edit-app:*`,
-//! `publish-events:A1`), and HS256 bearer tokens as `hookline serve` verifies them locally.
+//! Who may do what (DESIGN §5): the principal and its permissions (`edit-app:A1`,
+//! `edit-app:*`, `publish-events:A1`), read from a token's claims.
 //!
 //! In AWS the API Gateway JWT authorizer verifies tokens and hands over their claims; locally
-//! [`verify_hs256`] does the same job with a shared key. Both end in a [`Principal`].
+//! `hookline serve` verifies HS256 tokens itself. Both end in a [`Principal`].
 
 use std::collections::BTreeSet;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use serde_json::{Map, Value};
-use sha2::Sha256;
+use serde_json::Value;
 
 /// The claim holding permissions unless a deployment names another.
 pub const DEFAULT_PERMISSIONS_CLAIM: &str = "permissions";
@@ -137,120 +133,9 @@ pub fn parse_grant(entry: &str) -> Option<Grant> {
     Some(Grant { action, app_id })
 }
 
-/// Why a bearer token was refused (always a 401).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
-    /// Not three base64url parts of JSON.
-    #[error("token is malformed")]
-    Malformed,
-    /// The header's `alg` is not HS256 (`none` included).
-    #[error("token algorithm must be HS256")]
-    WrongAlgorithm,
-    /// The signature does not match the key.
-    #[error("token signature is invalid")]
-    BadSignature,
-    /// `exp` is in the past (or missing).
-    #[error("token has expired or has no exp")]
-    Expired,
-    /// `nbf` is in the future.
-    #[error("token is not valid yet")]
-    NotYetValid,
-    /// No `sub`.
-    #[error("token has no sub")]
-    NoSubject,
-}
-
-type HmacSha256 = Hmac<Sha256>;
-
-fn mac(key: &[u8]) -> HmacSha256 {
-    <HmacSha256 as Mac>::new_from_slice(key)
-        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
-}
-
-/// Mints an HS256 token for `principal`, valid until `expires_at` (epoch seconds).
-pub fn mint_hs256(
-    key: &[u8],
-    principal: &Principal,
-    permissions_claim: &str,
-    issued_at: i64,
-    expires_at: i64,
-) -> String {
-    let header = B64URL.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let mut claims = Map::new();
-    claims.insert("sub".into(), Value::String(principal.sub.clone()));
-    claims.insert(
-        permissions_claim.into(),
-        Value::String(principal.permissions_claim()),
-    );
-    claims.insert("iat".into(), Value::from(issued_at));
-    claims.insert("exp".into(), Value::from(expires_at));
-    let payload = B64URL.encode(Value::Object(claims).to_string());
-    let signing_input = format!("{header}.{payload}");
-    let mut m = mac(key);
-    m.update(signing_input.as_bytes());
-    let sig = B64URL.encode(m.finalize().into_bytes());
-    format!("{signing_input}.{sig}")
-}
-
-/// Verifies an HS256 token at `now` (epoch seconds) and returns its principal.
-pub fn verify_hs256(
-    key: &[u8],
-    token: &str,
-    permissions_claim: &str,
-    now: i64,
-) -> Result<Principal, TokenError> {
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(TokenError::Malformed);
-    };
-    let header: Value = decode_json(h)?;
-    if header.get("alg").and_then(Value::as_str) != Some("HS256") {
-        return Err(TokenError::WrongAlgorithm);
-    }
-    let sig = B64URL.decode(s).map_err(|_| TokenError::Malformed)?;
-    let mut m = mac(key);
-    m.update(h.as_bytes());
-    m.update(b".");
-    m.update(p.as_bytes());
-    m.verify_slice(&sig).map_err(|_| TokenError::BadSignature)?;
-    let claims: Value = decode_json(p)?;
-    match claims.get("exp").and_then(Value::as_i64) {
-        Some(exp) if exp > now => {}
-        _ => return Err(TokenError::Expired),
-    }
-    if claims
-        .get("nbf")
-        .and_then(Value::as_i64)
-        .is_some_and(|nbf| nbf > now)
-    {
-        return Err(TokenError::NotYetValid);
-    }
-    let sub = claims
-        .get("sub")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or(TokenError::NoSubject)?;
-    Ok(Principal::from_claims(sub, claims.get(permissions_claim)))
-}
-
-fn decode_json(part: &str) -> Result<Value, TokenError> {
-    let bytes = B64URL.decode(part).map_err(|_| TokenError::Malformed)?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
-    if v.is_object() {
-        Ok(v)
-    } else {
-        Err(TokenError::Malformed)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
-    const NOW: i64 = 1_764_000_000;
 
     fn alice() -> Principal {
         Principal::from_claims(
@@ -288,57 +173,5 @@ mod tests {
         assert!(!Principal::from_claims("s", None).may_any(Action::EditApp));
         assert_eq!(parse_grant("edit-app:"), None);
         assert_eq!(parse_grant("edit-app:A1:x"), None);
-    }
-
-    #[test]
-    fn tokens_round_trip_and_bad_ones_are_refused() {
-        let token = mint_hs256(KEY, &alice(), "permissions", NOW, NOW + 60);
-        let p = verify_hs256(KEY, &token, "permissions", NOW).expect("valid");
-        assert_eq!(
-            p,
-            Principal::new(
-                "alice",
-                [
-                    Grant {
-                        action: Action::EditApp,
-                        app_id: Some("A1".into())
-                    },
-                    Grant {
-                        action: Action::PublishEvents,
-                        app_id: Some("A2".into())
-                    },
-                ]
-            )
-        );
-        assert_eq!(
-            verify_hs256(KEY, &token, "permissions", NOW + 60),
-            Err(TokenError::Expired)
-        );
-        assert_eq!(
-            verify_hs256(b"another key", &token, "permissions", NOW),
-            Err(TokenError::BadSignature)
-        );
-        let (head_payload, _) = token.rsplit_once('.').expect("3 parts");
-        assert_eq!(
-            verify_hs256(KEY, &format!("{head_payload}.AAAA"), "permissions", NOW),
-            Err(TokenError::BadSignature)
-        );
-        let none_header = B64URL.encode(br#"{"alg":"none","typ":"JWT"}"#);
-        let payload = head_payload.split_once('.').expect("2 parts").1;
-        assert_eq!(
-            verify_hs256(
-                KEY,
-                &format!("{none_header}.{payload}."),
-                "permissions",
-                NOW
-            ),
-            Err(TokenError::WrongAlgorithm)
-        );
-        for junk in ["", "a.b", "a.b.c.d", "!!!.!!!.!!!", "e30.e30.AAAA"] {
-            assert!(
-                verify_hs256(KEY, junk, "permissions", NOW).is_err(),
-                "{junk}"
-            );
-        }
     }
 }

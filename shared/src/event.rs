@@ -94,16 +94,27 @@ impl fmt::Display for EventId {
     }
 }
 
-/// The intake body as sent, before validation.
+/// The intake body as sent, before validation (`POST /v1/events`, or an SQS message body).
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Event))]
 #[serde(deny_unknown_fields)]
-struct RawEvent {
-    id: Option<String>,
+pub struct RawEvent {
+    /// Idempotency key (1–128 of `[A-Za-z0-9_.:-]`); the same id is delivered once.
+    /// Assigned (`evt_<ULID>`) when absent.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_.:-]{1,128}$"))]
+    pub id: Option<String>,
+    /// A catalog event type.
     #[serde(rename = "type")]
-    event_type: String,
-    urn: String,
-    timestamp: Option<String>,
-    data: serde_json::Value,
+    #[cfg_attr(feature = "openapi", schema(example = "ticket.created"))]
+    pub event_type: String,
+    /// The resource, e.g. `urn:allthings:app:A1:ticket:CAT7:T99` (no `*`).
+    pub urn: String,
+    /// RFC 3339; the intake time when absent.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    pub timestamp: Option<String>,
+    /// The payload, a JSON object.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub data: serde_json::Value,
 }
 
 /// A validated event: what is fanned out, logged and delivered.

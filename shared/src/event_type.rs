@@ -165,6 +165,7 @@ impl Serialize for EventTypeFilter {
 
 /// One catalog entry, as served by `GET /v1/event-types`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = EventType))]
 #[serde(deny_unknown_fields)]
 pub struct EventTypeInfo {
     /// The type name.

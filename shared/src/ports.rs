@@ -174,6 +174,14 @@ pub struct DeliveryMessage {
     pub event_id: EventId,
     /// The webhook, read at delivery time (so a deleted or disabled one receives nothing).
     pub webhook_id: WebhookId,
+    /// Attempts made for this delivery before this message was queued (a DLQ replay or a
+    /// redelivery), so attempt numbers keep counting; absent means none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub prior_attempts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A received queue message's handle, for changing its visibility.
@@ -221,6 +229,7 @@ pub struct ReceivedMessage {
 
 /// How one delivery attempt ended, as the attempt log shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum AttemptStatus {
     /// 2xx: acknowledged.
@@ -246,20 +255,25 @@ impl AttemptStatus {
 
 /// One delivery attempt, kept in the attempt log for its TTL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Attempt {
     /// Sortable id of the attempt (ULID, time-ordered).
     pub attempt_id: String,
     /// The webhook.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "wh_01KAXR5V6N9R3Q8ZC2W4E7T1YB"))]
     pub webhook_id: WebhookId,
     /// The (event, webhook) pair.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub delivery_id: DeliveryId,
     /// The event (also the `webhook-id` header).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub event_id: EventId,
     /// 1 for the first try of this delivery message.
     pub attempt: u32,
     /// When it was made.
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: OffsetDateTime,
     /// How it ended.
     pub status: AttemptStatus,
@@ -273,6 +287,7 @@ pub struct Attempt {
     pub response_excerpt: String,
     /// When the next try is due, for `retrying`.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub next_retry_at: Option<OffsetDateTime>,
 }
 
@@ -292,12 +307,13 @@ pub trait AttemptLog: Send + Sync {
         }
         Ok(())
     }
-    /// The event of a delivery of this webhook that has attempts on record (for redelivery).
-    async fn event_of(
+    /// The event of a delivery of this webhook that has attempts on record, and its highest
+    /// attempt number (for redelivery).
+    async fn last_attempt(
         &self,
         webhook: &WebhookId,
         delivery: &DeliveryId,
-    ) -> Result<Option<EventId>, PortError>;
+    ) -> Result<Option<(EventId, u32)>, PortError>;
     /// A webhook's attempts, newest first, optionally only those with `status`.
     async fn list(
         &self,
@@ -419,6 +435,7 @@ mod tests {
             delivery_id: DeliveryId("dl_x".into()),
             event_id: EventId::parse("evt_1").expect("valid"),
             webhook_id: WebhookId::generate(),
+            prior_attempts: 0,
         };
         let json = serde_json::to_value(&m).expect("serializes");
         assert!(json.get("deliveryId").is_some() && json.get("webhookId").is_some());

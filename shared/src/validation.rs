@@ -7,6 +7,7 @@ use serde::Serialize;
 
 /// One failing field: its JSON path (`urns[1]`, `customHeaders.X-Api-Key`) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// JSON path of the field, in the API's camelCase.
     pub field: String,

@@ -35,6 +35,7 @@ pub const RESERVED_HEADER_PREFIXES: [&str; 4] =
 
 /// The body of `POST /v1/webhooks`, as sent; [`NewWebhook::validate`] turns it into a spec.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewWebhook {
     /// A name for people.
@@ -56,6 +57,7 @@ pub struct NewWebhook {
 
 /// The body of `PATCH /v1/webhooks/{id}`: only the fields given change.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WebhookPatch {
     /// New name.

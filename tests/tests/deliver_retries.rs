@@ -247,6 +247,7 @@ async fn scenario(
         delivery_id: DeliveryId::for_pair(&event.id, &hook.id),
         event_id: event.id.clone(),
         webhook_id: hook.id.clone(),
+        prior_attempts: 0,
     };
     b.send(&message).await;
     Scenario {
@@ -537,6 +538,7 @@ async fn gone_disables_and_deleted_or_disabled_webhooks_receive_nothing(b: &dyn 
         delivery_id: DeliveryId::for_pair(&EventId::parse("evt_x").expect("id"), &s.hook.id),
         event_id: s.event.id.clone(),
         webhook_id: s.hook.id.clone(),
+        prior_attempts: 0,
     };
     b.send(&again).await;
     let attempts = run(b, &s, |a| a.len() == 2).await;

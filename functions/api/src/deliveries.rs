@@ -28,12 +28,14 @@ pub struct DeliveriesService {
 }
 
 /// A delivery that was (re)queued.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Queued {
     /// The delivery.
+    #[schema(value_type = String)]
     pub delivery_id: DeliveryId,
     /// Its event (the `webhook-id` header the endpoint will see).
+    #[schema(value_type = String)]
     pub event_id: EventId,
 }
 
@@ -101,9 +103,9 @@ impl DeliveriesService {
         let webhook = self.webhooks.get(principal, webhook_id).await?;
         let not_found = || ServiceError::NotFound(format!("{webhook_id}'s delivery {delivery_id}"));
         let delivery = DeliveryId::parse(delivery_id).ok_or_else(not_found)?;
-        let event_id = self
+        let (event_id, attempts) = self
             .attempts
-            .event_of(&webhook.id, &delivery)
+            .last_attempt(&webhook.id, &delivery)
             .await?
             .ok_or_else(not_found)?;
         if self.events.get(&event_id).await?.is_none() {
@@ -115,6 +117,7 @@ impl DeliveriesService {
             delivery_id: delivery.clone(),
             event_id: event_id.clone(),
             webhook_id: webhook.id.clone(),
+            prior_attempts: attempts,
         };
         self.send(message).await?;
         tracing::info!(webhook_id = %webhook.id, delivery_id = %delivery, event_id = %event_id, "redelivery queued");
@@ -153,6 +156,7 @@ impl DeliveriesService {
             delivery_id: DeliveryId::for_pair(&event.id, &webhook.id),
             event_id: event.id.clone(),
             webhook_id: webhook.id.clone(),
+            prior_attempts: 0,
         };
         let queued = Queued {
             delivery_id: message.delivery_id.clone(),

@@ -1,7 +1,9 @@
-//! Hookline's subscription API: the transport-free [`service`], the REST [`routes`] over it,
-//! RFC 9457 [`problem`] responses, and the API Gateway edge in [`lambda`].
+//! Hookline's subscription API: the transport-free [`service`], the REST [`routes`] over it
+//! (one `axum` router, its OpenAPI document generated from the handlers), who is calling
+//! ([`auth`]), RFC 9457 [`problem`] responses, and the API Gateway edge in [`lambda`].
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod config;
 pub mod deliveries;
 pub mod intake;

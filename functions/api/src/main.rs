@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use hookline_api::deliveries::DeliveriesService;
 use hookline_api::intake::IntakeService;
-use hookline_api::{config, lambda, routes::Router, service::WebhookService};
+use hookline_api::auth::with_auth;
+use hookline_api::lambda::ApiGatewayClaims;
+use hookline_api::{config, routes::Router, service::WebhookService};
 use hookline_core::http::ReqwestSender;
 use hookline_core::queue::sqs::SqsQueue;
 use hookline_core::store::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
-use lambda_http::{service_fn, Error};
+use lambda_http::Error;
 
 fn env(name: &str) -> Result<String, Error> {
     std::env::var(name).map_err(|_| format!("{name} is not set").into())
@@ -41,14 +43,5 @@ async fn main() -> Result<(), Error> {
         Arc::new(deliveries),
     );
     let router = Router::new(webhooks, intake, deliveries);
-    lambda_http::run(service_fn(|request: lambda_http::Request| {
-        let caller = lambda::caller_from_context(&request, &claim);
-        let router = router.clone();
-        async move {
-            Ok::<_, Error>(lambda::from_http(
-                router.handle(lambda::into_http(request), caller).await,
-            ))
-        }
-    }))
-    .await
+    lambda_http::run(with_auth(router.routes(), ApiGatewayClaims::new(claim))).await
 }

@@ -1,9 +1,11 @@
 //! RFC 9457 problem details: every error response of the API, built in this one place.
 
-use bytes::Bytes;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use hookline_core::ports::PortError;
 use hookline_core::validation::FieldError;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, HeaderValue, StatusCode};
 use serde::Serialize;
 
 use crate::service::ServiceError;
@@ -12,10 +14,11 @@ use crate::service::ServiceError;
 pub const PROBLEM_BASE: &str = "https://hookline.dev/problems/";
 
 /// An `application/problem+json` body.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// URI naming the kind of problem.
     #[serde(rename = "type")]
+    #[schema(example = "https://hookline.dev/problems/validation")]
     pub kind: String,
     /// Short summary of the kind.
     pub title: &'static str,
@@ -27,6 +30,7 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<FieldError>>,
     #[serde(skip)]
+    #[schema(ignore)]
     headers: Vec<(header::HeaderName, String)>,
 }
 
@@ -83,8 +87,7 @@ impl Problem {
     }
 
     /// 405 with the `Allow` header.
-    pub fn method_not_allowed(method: &http::Method, allow: &[http::Method]) -> Self {
-        let allow: Vec<&str> = allow.iter().map(http::Method::as_str).collect();
+    pub fn method_not_allowed(method: &http::Method, allow: &[&str]) -> Self {
         let mut p = Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method-not-allowed",
@@ -118,15 +121,16 @@ impl Problem {
         )
     }
 
-    /// The HTTP response.
-    pub fn into_response(self) -> Response<Bytes> {
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).unwrap_or_default();
-        let mut response = Response::new(Bytes::from(body));
-        *response.status_mut() = status;
+        let mut response = (status, body).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
+            HeaderValue::from_static(PROBLEM_JSON),
         );
         for (name, value) in self.headers {
             if let Ok(value) = HeaderValue::from_str(&value) {
@@ -135,6 +139,51 @@ impl Problem {
         }
         response
     }
+}
+
+/// The media type of every error response.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Middleware: turns the error responses the framework makes itself (405 with `Allow`, a path
+/// that does not parse) into problems, so that every error a client sees is problem+json.
+pub async fn problems_only(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|ct| ct.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        // HEAD is answered wherever GET is; the Allow list names what the API documents.
+        let allow = response
+            .headers()
+            .get(header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let allow: Vec<&str> = allow
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty() && *m != "HEAD")
+            .collect();
+        return Problem::method_not_allowed(&method, &allow).into_response();
+    }
+    let (_, body) = response.into_parts();
+    let detail = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let title = status.canonical_reason().unwrap_or("Error");
+    let slug = title.to_ascii_lowercase().replace(' ', "-");
+    let mut p = Problem::new(status, &slug, "Request refused", detail);
+    if let Some(reason) = status.canonical_reason() {
+        p.detail = format!("{reason}: {}", p.detail);
+    }
+    p.into_response()
 }
 
 impl From<ServiceError> for Problem {

@@ -1,111 +1,304 @@
-//! The REST routes of DESIGN §4 over [`WebhookService`], on plain `http` types so the same
-//! code serves API Gateway (through `lambda_http`) and `hookline serve` (through hyper).
+//! The REST routes of DESIGN §4 over [`WebhookService`], as one `axum` router: `hookline
+//! serve` serves it with `axum::serve`, the `api` Lambda with `lambda_http`. Each handler is
+//! documented where it is routed (`utoipa-axum`), so the OpenAPI document is generated from
+//! the same code that serves the requests.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
 
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, RawQuery, Request, State};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use hookline_core::auth::Principal;
+use hookline_core::event::RawEvent;
+use hookline_core::event_type::EventTypeInfo;
+use hookline_core::ports::Attempt;
 use hookline_core::webhook::{NewWebhook, Webhook, WebhookPatch};
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tower::ServiceExt as _;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::deliveries::DeliveriesService;
+use crate::auth::{Authenticated, Caller};
+use crate::deliveries::{DeliveriesService, Queued};
 use crate::intake::IntakeService;
-use crate::problem::Problem;
-use crate::service::{ProbeInput, WebhookService};
+use crate::problem::{problems_only, Problem};
+use crate::service::{ProbeInput, ProbeReport, WebhookService};
 
 /// Largest request body accepted (413 above).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// The OpenAPI 3.1 document served at `GET /v1/openapi.json`.
-pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
-
-/// Every route the router serves: path template and methods. The OpenAPI document must list
-/// exactly these (a test compares them).
-pub const ROUTES: &[(&str, &[Method])] = &[
-    ("/v1/webhooks", &[Method::GET, Method::POST]),
-    ("/v1/webhooks/test", &[Method::POST]),
-    (
-        "/v1/webhooks/{id}",
-        &[Method::GET, Method::PATCH, Method::DELETE],
-    ),
-    ("/v1/webhooks/{id}/secret/rotate", &[Method::POST]),
-    ("/v1/webhooks/{id}/test", &[Method::POST]),
-    ("/v1/webhooks/{id}/deliveries", &[Method::GET]),
-    (
-        "/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver",
-        &[Method::POST],
-    ),
-    ("/v1/event-types", &[Method::GET]),
-    ("/v1/events", &[Method::POST]),
-    ("/v1/openapi.json", &[Method::GET]),
-];
-
-/// Who is calling, as the edge found out.
-#[derive(Debug, Clone)]
-pub enum Caller {
-    /// A verified principal.
-    Principal(Principal),
-    /// No credentials were sent.
-    Anonymous,
-    /// Credentials were sent but refused; the reason is safe to show.
-    Refused(String),
-}
-
-/// The routes, bound to one service.
+/// The services the routes call.
 #[derive(Clone)]
-pub struct Router {
-    service: WebhookService,
+struct Services {
+    webhooks: WebhookService,
     intake: IntakeService,
     deliveries: DeliveriesService,
 }
 
-enum Endpoint {
-    Webhooks,
-    ProbeUrl,
-    Webhook(String),
-    RotateSecret(String),
-    SendTest(String),
-    Deliveries(String),
-    Redeliver(String, String),
-    EventTypes,
-    Events,
-    OpenApi,
+/// The REST API bound to its services: an `axum` router for the edges, and
+/// [`Router::handle`] for callers that already know who is calling.
+#[derive(Clone)]
+pub struct Router {
+    webhooks: WebhookService,
+    routes: axum::Router,
 }
 
-fn match_path(path: &str) -> Option<(Endpoint, &'static [Method])> {
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let (endpoint, index) = match segments.as_slice() {
-        ["v1", "webhooks"] => (Endpoint::Webhooks, 0),
-        ["v1", "webhooks", "test"] => (Endpoint::ProbeUrl, 1),
-        ["v1", "webhooks", id] => (Endpoint::Webhook((*id).to_owned()), 2),
-        ["v1", "webhooks", id, "secret", "rotate"] => (Endpoint::RotateSecret((*id).to_owned()), 3),
-        ["v1", "webhooks", id, "test"] => (Endpoint::SendTest((*id).to_owned()), 4),
-        ["v1", "webhooks", id, "deliveries"] => (Endpoint::Deliveries((*id).to_owned()), 5),
-        ["v1", "webhooks", id, "deliveries", delivery, "redeliver"] => (
-            Endpoint::Redeliver((*id).to_owned(), (*delivery).to_owned()),
-            6,
-        ),
-        ["v1", "event-types"] => (Endpoint::EventTypes, 7),
-        ["v1", "events"] => (Endpoint::Events, 8),
-        ["v1", "openapi.json"] => (Endpoint::OpenApi, 9),
-        _ => return None,
-    };
-    Some((endpoint, ROUTES[index].1))
-}
-
-fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Bytes> {
-    match serde_json::to_vec(body) {
-        Ok(bytes) => {
-            let mut r = Response::new(Bytes::from(bytes));
-            *r.status_mut() = status;
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            r
+impl Router {
+    /// The routes over the webhook service, event intake and deliveries.
+    pub fn new(
+        service: WebhookService,
+        intake: IntakeService,
+        deliveries: DeliveriesService,
+    ) -> Self {
+        let services = Services {
+            webhooks: service.clone(),
+            intake,
+            deliveries,
+        };
+        let (routes, _) = api_routes().split_for_parts();
+        Self {
+            webhooks: service,
+            routes: routes
+                .fallback(no_route)
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+                .layer(axum::middleware::from_fn(problems_only))
+                .layer(axum::middleware::from_fn(log_request))
+                .with_state(services),
         }
+    }
+
+    /// The service behind the routes.
+    pub fn service(&self) -> &WebhookService {
+        &self.webhooks
+    }
+
+    /// Every route, for an edge to add its [`crate::auth::Authenticate`] to
+    /// ([`crate::auth::with_auth`]): without one, every caller is anonymous.
+    pub fn routes(&self) -> axum::Router {
+        self.routes.clone()
+    }
+
+    /// Serves one request from `caller`; never fails: every error is a problem+json response.
+    pub async fn handle(&self, request: http::Request<Bytes>, caller: Caller) -> Response<Bytes> {
+        let (mut parts, body) = request.into_parts();
+        parts.extensions.insert(caller);
+        let request = Request::from_parts(parts, Body::from(body));
+        let response = match self.routes.clone().oneshot(request).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "response body failed");
+                Bytes::new()
+            });
+        Response::from_parts(parts, bytes)
+    }
+}
+
+/// The OpenAPI 3.1 document of every route, generated from the handlers and types.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
+}
+
+/// [`openapi`] as pretty JSON with a final newline: what `functions/api/openapi.json` holds.
+pub fn openapi_json() -> String {
+    let mut json = openapi().to_pretty_json().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the OpenAPI document did not serialize");
+        String::from("{}")
+    });
+    json.push('\n');
+    json
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Hookline API",
+        description = "Webhook subscriptions scoped by URN patterns and event types. Errors are RFC 9457 application/problem+json. Unknown JSON fields are rejected.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    servers((url = "http://127.0.0.1:8080", description = "hookline serve")),
+    security(("bearer" = [])),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "webhooks", description = "Subscriptions: an endpoint, event types and URN patterns"),
+        (name = "deliveries", description = "A webhook's attempt log, redelivery and test events"),
+        (name = "events", description = "Event intake and the event-type catalog"),
+    )
+)]
+struct ApiDoc;
+
+/// The `bearer` security scheme the document's `security` refers to.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("Claims: sub, and permissions (space-separated: edit-app:<appId>, edit-app:*, publish-events:<appId>)."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every route with its documentation; the one list both the router and the document come
+/// from.
+fn api_routes() -> OpenApiRouter<Services> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(list_webhooks, create_webhook))
+        .routes(routes!(probe_url))
+        .routes(routes!(get_webhook, update_webhook, delete_webhook))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(send_test))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(redeliver))
+        .routes(routes!(event_types))
+        .routes(routes!(publish_event))
+        .routes(routes!(openapi_document))
+}
+
+async fn no_route(request: Request) -> Problem {
+    Problem::not_found(format!("no route {}", request.uri().path()))
+}
+
+/// One log line per request: method, path, status, latency.
+async fn log_request(request: Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method, %path, status = response.status().as_u16(),
+        latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "request"
+    );
+    response
+}
+
+/// A webhook as the API shows it: never its secrets, but the new one once on create and
+/// rotation.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Webhook)]
+struct WebhookView {
+    /// `wh_<ULID>`.
+    #[schema(example = "wh_01KAXR5V6N9R3Q8ZC2W4E7T1YB")]
+    id: String,
+    /// A name for people.
+    name: String,
+    /// The endpoint.
+    url: String,
+    /// `*`, `family.*` or catalog types.
+    event_types: Vec<String>,
+    /// URN patterns, one App each.
+    urns: Vec<String>,
+    /// `X-` headers sent with every delivery.
+    custom_headers: BTreeMap<String, String>,
+    /// Whether deliveries go out.
+    enabled: bool,
+    /// Why Hookline disabled it (`gone`: the endpoint answered 410).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disabled_reason: Option<String>,
+    /// Bumped by every change; the ETag.
+    version: u64,
+    /// The `sub` that created it.
+    owner: String,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    created_at: String,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    updated_at: String,
+    /// The signing secret (`whsec_...`), in the answers to create and rotate only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^whsec_")]
+    secret: Option<String>,
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl WebhookView {
+    fn of(w: &Webhook, secret: Option<String>) -> Self {
+        Self {
+            id: w.id.to_string(),
+            name: w.spec.name.clone(),
+            url: w.spec.url.to_string(),
+            event_types: w.spec.event_types.iter().map(ToString::to_string).collect(),
+            urns: w.spec.urns.iter().map(ToString::to_string).collect(),
+            custom_headers: w
+                .spec
+                .custom_headers
+                .iter()
+                .map(|h| (h.name.clone(), h.value.clone()))
+                .collect(),
+            enabled: w.spec.enabled,
+            disabled_reason: w.disabled_reason.clone(),
+            version: w.version,
+            owner: w.owner.clone(),
+            created_at: rfc3339(w.created_at),
+            updated_at: rfc3339(w.updated_at),
+            secret,
+        }
+    }
+}
+
+/// A page of webhooks.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct WebhookPage {
+    items: Vec<WebhookView>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    next_cursor: Option<String>,
+}
+
+/// A page of the attempt log, newest first.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct AttemptPage {
+    items: Vec<Attempt>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    next_cursor: Option<String>,
+}
+
+/// The event-type catalog.
+#[derive(Serialize, ToSchema)]
+struct EventTypes<'a> {
+    items: &'a [EventTypeInfo],
+}
+
+/// An event was accepted: it is durable and will be fanned out.
+#[derive(Serialize, ToSchema)]
+struct Accepted {
+    /// The event id (assigned when the body had none).
+    #[schema(example = "evt_01KAXR5V6N9R3Q8ZC2W4E7T1YB")]
+    id: String,
+}
+
+fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => (
+            status,
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            bytes,
+        )
+            .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "response did not serialize");
             Problem::new(
@@ -119,60 +312,11 @@ fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response<Bytes> 
     }
 }
 
-fn with_etag(mut r: Response<Bytes>, version: u64) -> Response<Bytes> {
+fn with_etag(mut r: Response, version: u64) -> Response {
     if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {
         r.headers_mut().insert(header::ETAG, v);
     }
     r
-}
-
-/// A webhook as the API shows it: never its secrets.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WebhookView<'a> {
-    id: &'a str,
-    name: &'a str,
-    url: String,
-    event_types: Vec<String>,
-    urns: Vec<String>,
-    custom_headers: BTreeMap<&'a str, &'a str>,
-    enabled: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    disabled_reason: Option<&'a str>,
-    version: u64,
-    owner: &'a str,
-    created_at: String,
-    updated_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    secret: Option<String>,
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-fn view(w: &Webhook, secret: Option<String>) -> WebhookView<'_> {
-    WebhookView {
-        id: w.id.as_str(),
-        name: &w.spec.name,
-        url: w.spec.url.to_string(),
-        event_types: w.spec.event_types.iter().map(ToString::to_string).collect(),
-        urns: w.spec.urns.iter().map(ToString::to_string).collect(),
-        custom_headers: w
-            .spec
-            .custom_headers
-            .iter()
-            .map(|h| (h.name.as_str(), h.value.as_str()))
-            .collect(),
-        enabled: w.spec.enabled,
-        disabled_reason: w.disabled_reason.as_deref(),
-        version: w.version,
-        owner: &w.owner,
-        created_at: rfc3339(w.created_at),
-        updated_at: rfc3339(w.updated_at),
-        secret,
-    }
 }
 
 fn is_json(headers: &HeaderMap) -> Result<(), Problem> {
@@ -193,16 +337,44 @@ fn is_json(headers: &HeaderMap) -> Result<(), Problem> {
     }
 }
 
-fn parse_body<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, Problem> {
-    is_json(headers)?;
-    serde_json::from_slice(body).map_err(|e| {
-        let what = match e.classify() {
-            serde_json::error::Category::Data => "the body does not match the schema",
-            serde_json::error::Category::Eof => "the body ends too early",
-            _ => "the body is not valid JSON",
-        };
-        Problem::bad_request(format!("{what}: {e}"))
-    })
+/// A JSON request body: 415 unless it says JSON, 413 over [`MAX_BODY_BYTES`], the raw bytes.
+struct JsonBytes(Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        is_json(request.headers())?;
+        Bytes::from_request(request, state)
+            .await
+            .map(Self)
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Problem::too_large(MAX_BODY_BYTES)
+                } else {
+                    Problem::bad_request(format!("the body could not be read: {e}"))
+                }
+            })
+    }
+}
+
+/// A JSON request body parsed into `T`, unknown fields refused (400 naming what is wrong).
+struct JsonBody<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        let JsonBytes(body) = JsonBytes::from_request(request, state).await?;
+        serde_json::from_slice(&body).map(Self).map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Data => "the body does not match the schema",
+                serde_json::error::Category::Eof => "the body ends too early",
+                _ => "the body is not valid JSON",
+            };
+            Problem::bad_request(format!("{what}: {e}"))
+        })
+    }
 }
 
 fn parse_if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
@@ -225,203 +397,345 @@ fn parse_if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
         })
 }
 
-fn limit_param(query: &BTreeMap<String, String>) -> Result<Option<usize>, Problem> {
-    query
-        .get("limit")
-        .map(|l| {
-            l.parse::<usize>()
-                .map_err(|_| Problem::bad_request(format!("limit \"{l}\" is not a number")))
-        })
-        .transpose()
+/// The query string's parameters (the last of a repeated name wins).
+struct Query(BTreeMap<String, String>);
+
+impl Query {
+    fn of(raw: Option<String>) -> Self {
+        Self(
+            url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    fn limit(&self) -> Result<Option<usize>, Problem> {
+        self.get("limit")
+            .map(|l| {
+                l.parse::<usize>()
+                    .map_err(|_| Problem::bad_request(format!("limit \"{l}\" is not a number")))
+            })
+            .transpose()
+    }
 }
 
-fn query_params(query: Option<&str>) -> BTreeMap<String, String> {
-    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .into_owned()
-        .collect()
+type Answer = Result<Response, Problem>;
+
+/// List the webhooks of an App you may edit, oldest first.
+#[utoipa::path(
+    get, path = "/v1/webhooks", tag = "webhooks", operation_id = "listWebhooks",
+    params(
+        ("appId" = String, Query, description = "The App"),
+        ("cursor" = Option<String>, Query, description = "From the previous page's nextCursor"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "A page", body = WebhookPage),
+        (status = "4XX", description = "Bad parameter (400), no token (401), no edit-app on the App (403)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_webhooks(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    RawQuery(query): RawQuery,
+) -> Answer {
+    let query = Query::of(query);
+    let app = query
+        .get("appId")
+        .ok_or_else(|| Problem::bad_request("the appId query parameter is required"))?;
+    let page = s
+        .webhooks
+        .list(&p, app, query.get("cursor"), query.limit()?)
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &WebhookPage {
+            items: page.items.iter().map(|w| WebhookView::of(w, None)).collect(),
+            next_cursor: page.next.map(|c| c.0),
+        },
+    ))
 }
 
-impl Router {
-    /// The routes over the webhook service and event intake.
-    pub fn new(
-        service: WebhookService,
-        intake: IntakeService,
-        deliveries: DeliveriesService,
-    ) -> Self {
-        Self {
-            service,
-            intake,
-            deliveries,
-        }
+/// Create a webhook; the endpoint must answer 200 to HEAD or a signed webhook.test POST within
+/// 5 s.
+#[utoipa::path(
+    post, path = "/v1/webhooks", tag = "webhooks", operation_id = "createWebhook",
+    params(("appId" = Option<String>, Query, description = "The App it is created in; without urns the webhook covers urn:<nid>:app:<appId>:*")),
+    request_body = NewWebhook,
+    responses(
+        (status = 201, description = "Created; the secret is shown this once", body = WebhookView,
+            headers(("location" = String, description = "/v1/webhooks/{id}"), ("etag" = String, description = "The version"))),
+        (status = "4XX", description = "Malformed (400), no token (401), no edit-app on an App it names (403), conflict (409), too large (413), not JSON (415), invalid or the endpoint did not answer 200 (422)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn create_webhook(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    RawQuery(query): RawQuery,
+    JsonBody(input): JsonBody<NewWebhook>,
+) -> Answer {
+    let query = Query::of(query);
+    let created = s.webhooks.create(&p, &input, query.get("appId")).await?;
+    let w = &created.webhook;
+    let mut r = json_response(
+        StatusCode::CREATED,
+        &WebhookView::of(w, Some(created.secret.expose())),
+    );
+    if let Ok(loc) = HeaderValue::from_str(&format!("/v1/webhooks/{}", w.id)) {
+        r.headers_mut().insert(header::LOCATION, loc);
     }
+    Ok(with_etag(r, w.version))
+}
 
-    /// The service behind the routes.
-    pub fn service(&self) -> &WebhookService {
-        &self.service
-    }
+/// Probe a URL (and headers) before saving: sends HEAD, then a signed webhook.test POST.
+#[utoipa::path(
+    post, path = "/v1/webhooks/test", tag = "webhooks", operation_id = "probeUrl",
+    request_body = ProbeInput,
+    responses(
+        (status = 200, description = "What the endpoint answered (ok is true for a 200)", body = ProbeReport),
+        (status = "4XX", description = "No token (401), no edit-app on any App (403), invalid URL or headers (422)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn probe_url(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    JsonBody(input): JsonBody<ProbeInput>,
+) -> Answer {
+    let report = s.webhooks.test_url(&p, &input).await?;
+    Ok(json_response(StatusCode::OK, &report))
+}
 
-    /// Serves one request; never fails: every error is a problem+json response.
-    pub async fn handle(&self, request: Request<Bytes>, caller: Caller) -> Response<Bytes> {
-        let method = request.method().clone();
-        let path = request.uri().path().to_owned();
-        let started = std::time::Instant::now();
-        let response = match self.dispatch(request, caller).await {
-            Ok(r) => r,
-            Err(p) => p.into_response(),
-        };
-        tracing::info!(
-            %method, %path, status = response.status().as_u16(),
-            latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "request"
-        );
-        response
-    }
+/// Read a webhook.
+#[utoipa::path(
+    get, path = "/v1/webhooks/{id}", tag = "webhooks", operation_id = "getWebhook",
+    params(("id" = String, Path, description = "wh_<ULID>")),
+    responses(
+        (status = 200, description = "The webhook", body = WebhookView, headers(("etag" = String, description = "The version"))),
+        (status = "4XX", description = "No token (401), not found or not yours (404)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn get_webhook(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+) -> Answer {
+    let w = s.webhooks.get(&p, &id).await?;
+    Ok(with_etag(
+        json_response(StatusCode::OK, &WebhookView::of(&w, None)),
+        w.version,
+    ))
+}
 
-    async fn dispatch(
-        &self,
-        request: Request<Bytes>,
-        caller: Caller,
-    ) -> Result<Response<Bytes>, Problem> {
-        let (parts, body) = request.into_parts();
-        let Some((endpoint, allowed)) = match_path(parts.uri.path()) else {
-            return Err(Problem::not_found(format!("no route {}", parts.uri.path())));
-        };
-        if !allowed.contains(&parts.method) {
-            return Err(Problem::method_not_allowed(&parts.method, allowed));
-        }
-        if body.len() > MAX_BODY_BYTES {
-            return Err(Problem::too_large(MAX_BODY_BYTES));
-        }
-        let principal = || match &caller {
-            Caller::Principal(p) => Ok(p),
-            Caller::Anonymous => Err(Problem::unauthorized("send Authorization: Bearer <token>")),
-            Caller::Refused(why) => Err(Problem::unauthorized(format!(
-                "the token was refused: {why}"
-            ))),
-        };
-        let query = query_params(parts.uri.query());
-        let headers = &parts.headers;
-        let service = &self.service;
-        match (endpoint, parts.method) {
-            (Endpoint::OpenApi, _) => {
-                let mut r = Response::new(Bytes::from_static(OPENAPI_JSON.as_bytes()));
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                Ok(r)
-            }
-            (Endpoint::Events, _) => {
-                let p = principal()?;
-                is_json(headers)?;
-                let event = self.intake.publish(p, &body).await?;
-                Ok(json_response(
-                    StatusCode::ACCEPTED,
-                    &serde_json::json!({ "id": event.id }),
-                ))
-            }
-            (Endpoint::EventTypes, _) => Ok(json_response(
-                StatusCode::OK,
-                &serde_json::json!({ "items": service.event_types() }),
-            )),
-            (Endpoint::Webhooks, Method::GET) => {
-                let p = principal()?;
-                let app = query
-                    .get("appId")
-                    .ok_or_else(|| Problem::bad_request("the appId query parameter is required"))?;
-                let limit = limit_param(&query)?;
-                let page = service
-                    .list(p, app, query.get("cursor").map(String::as_str), limit)
-                    .await?;
-                let items: Vec<WebhookView<'_>> =
-                    page.items.iter().map(|w| view(w, None)).collect();
-                Ok(json_response(
-                    StatusCode::OK,
-                    &serde_json::json!({ "items": items, "nextCursor": page.next.map(|c| c.0) }),
-                ))
-            }
-            (Endpoint::Webhooks, _) => {
-                let p = principal()?;
-                let input: NewWebhook = parse_body(headers, &body)?;
-                let created = service
-                    .create(p, &input, query.get("appId").map(String::as_str))
-                    .await?;
-                let w = &created.webhook;
-                let mut r =
-                    json_response(StatusCode::CREATED, &view(w, Some(created.secret.expose())));
-                if let Ok(loc) = HeaderValue::from_str(&format!("/v1/webhooks/{}", w.id)) {
-                    r.headers_mut().insert(header::LOCATION, loc);
-                }
-                Ok(with_etag(r, w.version))
-            }
-            (Endpoint::ProbeUrl, _) => {
-                let p = principal()?;
-                let input: ProbeInput = parse_body(headers, &body)?;
-                let report = service.test_url(p, &input).await?;
-                Ok(json_response(StatusCode::OK, &report))
-            }
-            (Endpoint::Webhook(id), Method::GET) => {
-                let w = service.get(principal()?, &id).await?;
-                Ok(with_etag(
-                    json_response(StatusCode::OK, &view(&w, None)),
-                    w.version,
-                ))
-            }
-            (Endpoint::Webhook(id), Method::PATCH) => {
-                let p = principal()?;
-                let if_match = parse_if_match(headers)?;
-                let patch: WebhookPatch = parse_body(headers, &body)?;
-                let w = service.update(p, &id, &patch, if_match).await?;
-                Ok(with_etag(
-                    json_response(StatusCode::OK, &view(&w, None)),
-                    w.version,
-                ))
-            }
-            (Endpoint::Webhook(id), _) => {
-                let p = principal()?;
-                let if_match = parse_if_match(headers)?;
-                service.delete(p, &id, if_match).await?;
-                let mut r = Response::new(Bytes::new());
-                *r.status_mut() = StatusCode::NO_CONTENT;
-                Ok(r)
-            }
-            (Endpoint::SendTest(id), _) => {
-                let queued = self.deliveries.send_test(principal()?, &id).await?;
-                Ok(json_response(StatusCode::ACCEPTED, &queued))
-            }
-            (Endpoint::Redeliver(id, delivery), _) => {
-                let queued = self
-                    .deliveries
-                    .redeliver(principal()?, &id, &delivery)
-                    .await?;
-                Ok(json_response(StatusCode::ACCEPTED, &queued))
-            }
-            (Endpoint::Deliveries(id), _) => {
-                let p = principal()?;
-                let limit = limit_param(&query)?;
-                let page = self
-                    .deliveries
-                    .list(
-                        p,
-                        &id,
-                        query.get("status").map(String::as_str),
-                        query.get("cursor").map(String::as_str),
-                        limit,
-                    )
-                    .await?;
-                Ok(json_response(
-                    StatusCode::OK,
-                    &serde_json::json!({ "items": page.items, "nextCursor": page.next.map(|c| c.0) }),
-                ))
-            }
-            (Endpoint::RotateSecret(id), _) => {
-                let created = service.rotate_secret(principal()?, &id).await?;
-                let w = &created.webhook;
-                Ok(with_etag(
-                    json_response(StatusCode::OK, &view(w, Some(created.secret.expose()))),
-                    w.version,
-                ))
-            }
-        }
-    }
+/// Change some fields; a changed URL or headers is checked like on create.
+#[utoipa::path(
+    patch, path = "/v1/webhooks/{id}", tag = "webhooks", operation_id = "updateWebhook",
+    params(
+        ("id" = String, Path, description = "wh_<ULID>"),
+        ("If-Match" = Option<String>, Header, description = "The ETag read; 412 if it changed since"),
+    ),
+    request_body = WebhookPatch,
+    responses(
+        (status = 200, description = "The webhook as changed", body = WebhookView, headers(("etag" = String, description = "The version"))),
+        (status = "4XX", description = "Malformed (400), no token (401), no edit-app on an App it names (403), not found (404), conflict (409), version changed (412), too large (413), not JSON (415), invalid (422)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn update_webhook(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(patch): JsonBody<WebhookPatch>,
+) -> Answer {
+    let if_match = parse_if_match(&headers)?;
+    let w = s.webhooks.update(&p, &id, &patch, if_match).await?;
+    Ok(with_etag(
+        json_response(StatusCode::OK, &WebhookView::of(&w, None)),
+        w.version,
+    ))
+}
+
+/// Delete a webhook; it receives nothing more.
+#[utoipa::path(
+    delete, path = "/v1/webhooks/{id}", tag = "webhooks", operation_id = "deleteWebhook",
+    params(
+        ("id" = String, Path, description = "wh_<ULID>"),
+        ("If-Match" = Option<String>, Header, description = "The ETag read; 412 if it changed since"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = "4XX", description = "No token (401), not found (404), version changed (412)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn delete_webhook(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Answer {
+    let if_match = parse_if_match(&headers)?;
+    s.webhooks.delete(&p, &id, if_match).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Make a new signing secret; the old one keeps signing for 24 h.
+#[utoipa::path(
+    post, path = "/v1/webhooks/{id}/secret/rotate", tag = "webhooks", operation_id = "rotateSecret",
+    params(("id" = String, Path, description = "wh_<ULID>")),
+    responses(
+        (status = 200, description = "The webhook with its new secret, shown this once", body = WebhookView),
+        (status = "4XX", description = "No token (401), not found (404)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn rotate_secret(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+) -> Answer {
+    let created = s.webhooks.rotate_secret(&p, &id).await?;
+    let w = &created.webhook;
+    Ok(with_etag(
+        json_response(
+            StatusCode::OK,
+            &WebhookView::of(w, Some(created.secret.expose())),
+        ),
+        w.version,
+    ))
+}
+
+/// Send a signed webhook.test event through the real delivery path.
+#[utoipa::path(
+    post, path = "/v1/webhooks/{id}/test", tag = "deliveries", operation_id = "sendTestEvent",
+    params(("id" = String, Path, description = "wh_<ULID>")),
+    responses(
+        (status = 202, description = "Queued", body = Queued),
+        (status = "4XX", description = "No token (401), not found (404)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn send_test(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+) -> Answer {
+    let queued = s.deliveries.send_test(&p, &id).await?;
+    Ok(json_response(StatusCode::ACCEPTED, &queued))
+}
+
+/// The webhook's delivery attempts, newest first.
+#[utoipa::path(
+    get, path = "/v1/webhooks/{id}/deliveries", tag = "deliveries", operation_id = "listDeliveries",
+    params(
+        ("id" = String, Path, description = "wh_<ULID>"),
+        ("status" = Option<hookline_core::ports::AttemptStatus>, Query, description = "Only attempts that ended so"),
+        ("cursor" = Option<String>, Query, description = "From the previous page's nextCursor"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "A page of attempts", body = AttemptPage),
+        (status = "4XX", description = "Bad parameter (400), no token (401), not found (404)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn list_deliveries(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Answer {
+    let query = Query::of(query);
+    let page = s
+        .deliveries
+        .list(
+            &p,
+            &id,
+            query.get("status"),
+            query.get("cursor"),
+            query.limit()?,
+        )
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &AttemptPage {
+            items: page.items,
+            next_cursor: page.next.map(|c| c.0),
+        },
+    ))
+}
+
+/// Queue one delivery again, from the event log.
+#[utoipa::path(
+    post, path = "/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver", tag = "deliveries", operation_id = "redeliver",
+    params(
+        ("id" = String, Path, description = "wh_<ULID>"),
+        ("deliveryId" = String, Path, description = "dl_..., from the attempt log"),
+    ),
+    responses(
+        (status = 202, description = "Queued", body = Queued),
+        (status = "4XX", description = "No token (401), not found (404), the event has left the event log (409)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn redeliver(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    Path((id, delivery)): Path<(String, String)>,
+) -> Answer {
+    let queued = s.deliveries.redeliver(&p, &id, &delivery).await?;
+    Ok(json_response(StatusCode::ACCEPTED, &queued))
+}
+
+/// The event-type catalog.
+#[utoipa::path(
+    get, path = "/v1/event-types", tag = "events", operation_id = "listEventTypes",
+    security(()),
+    responses((status = 200, description = "The catalog", body = EventTypes))
+)]
+async fn event_types(State(s): State<Services>) -> Response {
+    json_response(
+        StatusCode::OK,
+        &EventTypes {
+            items: s.webhooks.event_types(),
+        },
+    )
+}
+
+/// Publish an event (needs publish-events on its App); 202 once it is durable.
+#[utoipa::path(
+    post, path = "/v1/events", tag = "events", operation_id = "publishEvent",
+    request_body = RawEvent,
+    responses(
+        (status = 202, description = "Accepted: durable, to be fanned out", body = Accepted),
+        (status = "4XX", description = "Malformed (400), no token (401), no publish-events on the App (403), too large (413), not JSON (415), invalid (422)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn publish_event(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    JsonBytes(body): JsonBytes,
+) -> Answer {
+    let event = s.intake.publish(&p, &body).await?;
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &Accepted {
+            id: event.id.to_string(),
+        },
+    ))
+}
+
+/// This document.
+#[utoipa::path(
+    get, path = "/v1/openapi.json", operation_id = "openapi",
+    security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))
+)]
+async fn openapi_document() -> Response {
+    // Built on first use, not at start: a Lambda's init does not pay for it.
+    static DOCUMENT: LazyLock<Arc<Bytes>> =
+        LazyLock::new(|| Arc::new(Bytes::from(openapi_json())));
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        Body::from(Bytes::clone(&DOCUMENT)),
+    )
+        .into_response()
 }

@@ -121,7 +121,7 @@ pub struct Created {
 }
 
 /// Input of `POST /v1/webhooks/test`: a URL and headers to probe before saving.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProbeInput {
     /// Endpoint to probe.
@@ -132,7 +132,7 @@ pub struct ProbeInput {
 }
 
 /// What a probe found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeReport {
     /// True when the endpoint answered 200.

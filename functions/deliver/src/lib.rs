@@ -234,7 +234,7 @@ impl Deliver {
             delivery_id = %delivery.delivery_id,
             event_id = %delivery.event_id,
             webhook_id = %delivery.webhook_id,
-            attempt = message.receive_count
+            attempt = delivery.prior_attempts + message.receive_count
         );
         self.deliver(&delivery, message, pending)
             .instrument(span)
@@ -273,7 +273,10 @@ impl Deliver {
         message: &ReceivedMessage,
         pending: &PendingAttempts,
     ) -> Result<AttemptStatus, DeliverError> {
-        let attempt = message.receive_count.max(1);
+        // The queue's receive count drives retries and redrive; the attempt number shown keeps
+        // counting across DLQ replays and redeliveries.
+        let received = message.receive_count.max(1);
+        let attempt = delivery.prior_attempts.saturating_add(received);
         let webhook = match self.store.get(&delivery.webhook_id).await? {
             Some(w) if w.spec.enabled => w,
             found => {
@@ -319,7 +322,7 @@ impl Deliver {
         let decision = self
             .settings
             .policy
-            .decide(outcome, attempt, jitter_sample());
+            .decide(outcome, received, jitter_sample());
         let status = match decision {
             Decision::Delivered => AttemptStatus::Delivered,
             Decision::RetryAfter(_) => AttemptStatus::Retrying,

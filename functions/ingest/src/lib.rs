@@ -209,6 +209,7 @@ impl Ingest {
                 delivery_id: DeliveryId::for_pair(&event.id, &r.webhook_id),
                 event_id: event.id.clone(),
                 webhook_id: r.webhook_id.clone(),
+                prior_attempts: 0,
             })
             .collect();
         if !messages.is_empty() {

@@ -4,6 +4,8 @@
 use std::collections::HashSet;
 
 use hookline_core::ports::{DeliveryMessage, PortError};
+use hookline_core::retry::RetryPolicy;
+use indicatif::ProgressBar;
 use hookline_core::queue::sqlite::{SqliteQueue, StoredMessage};
 use hookline_core::queue::sqs::REASON_ATTRIBUTE;
 use hookline_core::webhook::WebhookId;
@@ -28,6 +30,21 @@ impl ReplayFilter {
     }
 }
 
+/// The body a dead-lettered message goes back with: a delivery keeps counting its attempts
+/// (`attempts` made before it was dead-lettered); anything else goes back as it was.
+pub fn replay_body(body: &str, attempts: u32) -> String {
+    match serde_json::from_str::<DeliveryMessage>(body) {
+        Ok(mut m) => {
+            m.prior_attempts = m.prior_attempts.saturating_add(attempts);
+            serde_json::to_string(&m).unwrap_or_else(|_| body.to_owned())
+        }
+        Err(_) => body.to_owned(),
+    }
+}
+
+/// Messages moved per transaction, so a large replay shows progress and holds no long lock.
+const REPLAY_CHUNK: usize = 500;
+
 /// Up to `limit` messages of an embedded DLQ, oldest first.
 pub async fn list_embedded(
     dlq: &SqliteQueue,
@@ -41,16 +58,33 @@ pub async fn replay_embedded(
     dlq: &SqliteQueue,
     queue: &SqliteQueue,
     filter: &ReplayFilter,
+    policy: &RetryPolicy,
+    progress: &ProgressBar,
 ) -> Result<usize, PortError> {
-    let ids: Vec<String> = dlq
+    let messages: Vec<(String, String)> = dlq
         .list(usize::MAX >> 1)
         .await?
         .into_iter()
         .filter(|m| filter.wants(&m.body))
         .take(filter.limit.unwrap_or(usize::MAX))
-        .map(|m| m.message_id)
+        .map(|m| {
+            // Redrive keeps the receive count: the attempts this message made.
+            let attempts = if m.receive_count > 0 {
+                m.receive_count
+            } else {
+                policy.max_receive_count()
+            };
+            let body = replay_body(&m.body, attempts);
+            (m.message_id, body)
+        })
         .collect();
-    dlq.move_messages(queue, &ids).await
+    progress.set_length(messages.len() as u64);
+    let mut moved = 0;
+    for chunk in messages.chunks(REPLAY_CHUNK) {
+        moved += dlq.move_messages(queue, chunk).await?;
+        progress.set_position(moved as u64);
+    }
+    Ok(moved)
 }
 
 fn sqs_err<E: std::error::Error + Send + Sync + 'static>(
@@ -131,6 +165,8 @@ pub async fn replay_sqs(
     dlq_url: &str,
     queue_url: &str,
     filter: &ReplayFilter,
+    policy: &RetryPolicy,
+    progress: &ProgressBar,
 ) -> Result<usize, PortError> {
     let limit = filter.limit.unwrap_or(usize::MAX);
     let mut moved = 0;
@@ -153,7 +189,8 @@ pub async fn replay_sqs(
             }
             sqs.send_message()
                 .queue_url(queue_url)
-                .message_body(body)
+                // Redrive moved it after maxReceiveCount receives, one attempt each.
+                .message_body(replay_body(body, policy.max_receive_count()))
                 .send()
                 .await
                 .map_err(sqs_err)?;
@@ -164,6 +201,7 @@ pub async fn replay_sqs(
                 .await
                 .map_err(sqs_err)?;
             moved += 1;
+            progress.inc(1);
             tracing::info!(message_id = m.message_id().unwrap_or_default(), "replayed");
         }
     }

@@ -2,8 +2,21 @@
 //! with HS256 bearer tokens verified here (what API Gateway's JWT authorizer does in AWS).
 #![warn(missing_docs)]
 
+/// `println!` that does not panic when stdout is a closed pipe (`hookline ... | head -1`).
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod bench;
+pub mod cli;
 pub mod dlq;
+pub mod listen;
+pub mod progress;
+pub mod token;
 pub mod workers;
 
 use std::future::Future;
@@ -12,13 +25,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use hookline_api::auth::with_auth;
 use hookline_api::deliveries::DeliveriesService;
 use hookline_api::intake::IntakeService;
-use hookline_api::problem::Problem;
-use hookline_api::routes::{Caller, Router, MAX_BODY_BYTES};
+use hookline_api::routes::Router;
 use hookline_api::service::{Settings, WebhookService};
-use hookline_core::auth::{mint_hs256, verify_hs256, Principal};
+use hookline_core::auth::Principal;
 use hookline_core::http::ReqwestSender;
 use hookline_core::ports::PortError;
 use hookline_core::queue::names;
@@ -27,11 +39,9 @@ use hookline_core::retry::RetryPolicy;
 use hookline_core::store::sqlite::Database;
 use hookline_deliver::{Deliver, DeliverSettings};
 use hookline_ingest::{Ingest, IngestSettings};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use token::Tokens;
 use workers::{consume, ConsumerSettings};
 
 /// Key under which the token signing key is kept in the database.
@@ -51,6 +61,36 @@ pub enum LocalError {
     /// The listening socket failed.
     #[error("listening socket: {0}")]
     Io(#[from] std::io::Error),
+    /// Another `hookline serve` has the store.
+    #[error("{0} is in use by another `hookline serve` (two would consume the same queues): stop that one, or pass another --db")]
+    Locked(String),
+}
+
+/// Takes the store for this process (an advisory lock on the database file, released at exit),
+/// so that a second `serve` on the same file refuses to start.
+pub fn lock_store(path: &Path) -> Result<std::fs::File, LocalError> {
+    let file = std::fs::File::open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(LocalError::Locked(path.display().to_string()))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(LocalError::Io(e)),
+    }
+}
+
+/// Logs to stderr at `default_level` unless `RUST_LOG` says otherwise; colours only on a
+/// terminal.
+pub fn init_logging(default_level: &str) {
+    use std::io::IsTerminal as _;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// The embedded queues, with SQS's redrive to their DLQs.
@@ -98,10 +138,8 @@ pub struct Local {
     pub deliver_workers: usize,
     /// The API routes.
     pub router: Router,
-    /// HS256 key for bearer tokens, kept in the database so tokens survive restarts.
-    pub token_key: Arc<Vec<u8>>,
-    /// The claim holding permissions.
-    pub permissions_claim: String,
+    /// The bearer tokens' HS256 key, kept in the database so tokens survive restarts.
+    pub tokens: Tokens,
 }
 
 fn random_key_hex() -> String {
@@ -179,59 +217,18 @@ impl Local {
             deliver,
             deliver_workers: DELIVER_WORKERS,
             router: Router::new(webhooks, intake, deliveries),
-            token_key: Arc::new(key_hex.into_bytes()),
-            permissions_claim,
+            tokens: Tokens::new(key_hex.as_bytes(), permissions_claim),
         })
     }
 
     /// Mints a bearer token for `principal`, valid for `ttl`.
     pub fn mint_token(&self, principal: &Principal, ttl: Duration) -> String {
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
-        mint_hs256(
-            &self.token_key,
-            principal,
-            &self.permissions_claim,
-            now,
-            now.saturating_add(ttl),
-        )
+        self.tokens.mint(principal, ttl)
     }
 
-    fn caller(&self, headers: &http::HeaderMap) -> Caller {
-        let Some(value) = headers.get(http::header::AUTHORIZATION) else {
-            return Caller::Anonymous;
-        };
-        let Some(token) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
-            return Caller::Refused("Authorization must be \"Bearer <token>\"".into());
-        };
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        match verify_hs256(&self.token_key, token.trim(), &self.permissions_claim, now) {
-            Ok(p) => Caller::Principal(p),
-            Err(e) => Caller::Refused(e.to_string()),
-        }
-    }
-
-    async fn serve_one(&self, request: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
-        let (parts, body) = request.into_parts();
-        let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e)
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some() =>
-            {
-                return Problem::too_large(MAX_BODY_BYTES)
-                    .into_response()
-                    .map(Full::new);
-            }
-            Err(e) => {
-                return Problem::bad_request(format!("the body could not be read: {e}"))
-                    .into_response()
-                    .map(Full::new);
-            }
-        };
-        let caller = self.caller(&parts.headers);
-        let request = http::Request::from_parts(parts, body);
-        self.router.handle(request, caller).await.map(Full::new)
+    /// The routes as `serve` answers them: every request's caller from its bearer token.
+    pub fn app(&self) -> axum::Router {
+        with_auth(self.router.routes(), self.tokens.clone())
     }
 
     /// Serves HTTP/1.1 on `listener` until `shutdown` resolves, then lets open requests
@@ -239,44 +236,23 @@ impl Local {
     pub async fn serve(
         self,
         listener: TcpListener,
-        shutdown: impl Future<Output = ()>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), LocalError> {
         let (stop_workers, stop) = watch::channel(false);
         let workers = self.spawn_workers(stop);
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        let builder = hyper::server::conn::http1::Builder::new();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(a) => a,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "accept failed");
-                            continue;
-                        }
-                    };
-                    let local = self.clone();
-                    let service = hyper::service::service_fn(move |req| {
-                        let local = local.clone();
-                        async move { Ok::<_, std::convert::Infallible>(local.serve_one(req).await) }
-                    });
-                    let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!(%peer, error = %e, "connection ended with an error");
-                        }
-                    });
-                }
-                () = &mut shutdown => break,
-            }
-        }
-        tracing::info!("shutting down: waiting for open requests");
-        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!("open requests did not finish within {SHUTDOWN_GRACE:?}");
+        let (stopping, mut stopping_seen) = watch::channel(false);
+        let server = axum::serve(listener, self.app()).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: waiting for open requests");
+            let _ = stopping.send(true);
+        });
+        let grace = async move {
+            let _ = stopping_seen.wait_for(|s| *s).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            served = server => served?,
+            () = grace => tracing::warn!("open requests did not finish within {SHUTDOWN_GRACE:?}"),
         }
         // Workers finish the batch in hand; what they leave comes back after its visibility
         // timeout on the next start.

@@ -254,14 +254,15 @@ impl SqliteQueue {
             .await
     }
 
-    /// Moves the named messages from this queue to `to`, as new (receive count 0, visible
-    /// now, no reason): a DLQ replay. Returns how many moved.
+    /// Moves messages from this queue to `to` with the bodies given (`(message id, body)`), as
+    /// new (receive count 0, visible now, no reason): a DLQ replay, in one transaction.
+    /// Returns how many moved.
     pub async fn move_messages(
         &self,
         to: &SqliteQueue,
-        message_ids: &[String],
+        messages: &[(String, String)],
     ) -> Result<usize, PortError> {
-        let (from, to_name, ids) = (self.name.clone(), to.name.clone(), message_ids.to_vec());
+        let (from, to_name, messages) = (self.name.clone(), to.name.clone(), messages.to_vec());
         let moved = self
             .db
             .with_conn(move |c| {
@@ -270,12 +271,12 @@ impl SqliteQueue {
                     .map_err(unavailable)?;
                 let now = now_ms();
                 let mut moved = 0;
-                for id in &ids {
+                for (id, body) in &messages {
                     moved += tx
                         .execute(
-                            "UPDATE queue_messages SET queue = ?1, receive_count = 0, visible_at = ?2, reason = NULL, receipt = NULL
+                            "UPDATE queue_messages SET queue = ?1, body = ?5, receive_count = 0, visible_at = ?2, reason = NULL, receipt = NULL
                              WHERE queue = ?3 AND message_id = ?4",
-                            params![to_name, now, from, id],
+                            params![to_name, now, from, id, body],
                         )
                         .map_err(unavailable)?;
                 }

@@ -539,6 +539,7 @@ impl AttemptLog for DynamoAttemptLog {
             .item("PK", s(webhook_pk(attempt.webhook_id.as_str())))
             .item("SK", s(format!("DLV#{}", attempt.delivery_id)))
             .item("eventId", s(attempt.event_id.to_string()))
+            .item("attempt", AttributeValue::N(attempt.attempt.to_string()))
             .item(
                 "ttl",
                 AttributeValue::N(expires_at.unix_timestamp().to_string()),
@@ -549,11 +550,11 @@ impl AttemptLog for DynamoAttemptLog {
             .map_err(unavailable)
     }
 
-    async fn event_of(
+    async fn last_attempt(
         &self,
         webhook: &WebhookId,
         delivery: &DeliveryId,
-    ) -> Result<Option<EventId>, PortError> {
+    ) -> Result<Option<(EventId, u32)>, PortError> {
         let out = self
             .client
             .get_item()
@@ -563,8 +564,17 @@ impl AttemptLog for DynamoAttemptLog {
             .send()
             .await
             .map_err(unavailable)?;
-        match out.item.as_ref().and_then(|i| i.get("eventId")) {
-            Some(AttributeValue::S(id)) => EventId::parse(id).map(Some).map_err(PortError::Corrupt),
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let attempt = match item.get("attempt") {
+            Some(AttributeValue::N(n)) => n.parse().unwrap_or(0),
+            _ => 0,
+        };
+        match item.get("eventId") {
+            Some(AttributeValue::S(id)) => EventId::parse(id)
+                .map(|id| Some((id, attempt)))
+                .map_err(PortError::Corrupt),
             _ => Ok(None),
         }
     }

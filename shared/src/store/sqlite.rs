@@ -503,25 +503,25 @@ impl AttemptLog for Database {
             .await
     }
 
-    async fn event_of(
+    async fn last_attempt(
         &self,
         webhook: &WebhookId,
         delivery: &DeliveryId,
-    ) -> Result<Option<EventId>, PortError> {
+    ) -> Result<Option<(EventId, u32)>, PortError> {
         let (webhook, delivery) = (webhook.to_string(), delivery.to_string());
-        let found: Option<String> = self
+        let found: Option<(String, u32)> = self
             .with_conn(move |c| {
                 query_row(c,
-                    "SELECT event_id FROM attempts WHERE webhook_id = ?1 AND delivery_id = ?2 LIMIT 1",
+                    "SELECT event_id, attempt FROM attempts WHERE webhook_id = ?1 AND delivery_id = ?2 ORDER BY attempt DESC LIMIT 1",
                     params![webhook, delivery],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()
                 .map_err(unavailable)
             })
             .await?;
         found
-            .map(|id| EventId::parse(&id).map_err(PortError::Corrupt))
+            .map(|(id, n)| EventId::parse(&id).map(|id| (id, n)).map_err(PortError::Corrupt))
             .transpose()
     }
 

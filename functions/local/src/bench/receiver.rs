@@ -130,12 +130,20 @@ impl Receiver {
         (ns > 0).then(|| self.tally.epoch + Duration::from_nanos(ns - 1))
     }
 
-    /// Waits until `target` distinct pairs arrived; fails once `stall` passes without progress.
-    pub async fn wait_for(&self, target: u64, stall: Duration) -> Result<(), String> {
+    /// Waits until `target` distinct pairs arrived, showing them on `progress`; fails once
+    /// `stall` passes without progress.
+    pub async fn wait_for(
+        &self,
+        target: u64,
+        stall: Duration,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<(), String> {
         let (mut last, mut since) = (self.distinct(), Instant::now());
+        progress.set_length(target);
         while self.distinct() < target {
             tokio::time::sleep(Duration::from_millis(2)).await;
             let now = self.distinct();
+            progress.set_position(now);
             if now != last {
                 (last, since) = (now, Instant::now());
             } else if since.elapsed() > stall {

@@ -1,5 +1,5 @@
 //! Floor against pipeline, in one run on one machine. Both deliver to the same loopback
-//! [`Receiver`]; both run as child processes of this one (`hookline bench-floor`,
+//! [`Receiver`]; both run as child processes of this one (`hookline-bench floor`,
 //! `hookline serve`), so each one's CPU seconds and peak RSS are its own.
 
 use std::path::{Path, PathBuf};
@@ -16,6 +16,7 @@ use super::floor::FloorReport;
 use super::receiver::Receiver;
 use super::stats::{read_process, Latency, ProcessReading};
 use super::{intake_body, pad_for, BenchError};
+use crate::progress::Progress;
 use crate::{DELIVER_CONSUMER, DELIVER_WORKERS};
 
 /// How big a run is.
@@ -123,18 +124,38 @@ impl Drop for Scratch {
     }
 }
 
+/// The two programs a run starts: `hookline` (for `serve`) and `hookline-bench` (for `floor`).
+#[derive(Debug, Clone)]
+pub struct Programs {
+    /// The `hookline` binary.
+    pub hookline: PathBuf,
+    /// The `hookline-bench` binary.
+    pub bench: PathBuf,
+}
+
 /// Runs the floor, then the pipeline, then the pipeline at the offered load.
-pub async fn run(exe: &Path, options: &ThroughputOptions) -> Result<ThroughputReport, BenchError> {
+pub async fn run(
+    programs: &Programs,
+    options: &ThroughputOptions,
+    progress: Progress,
+) -> Result<ThroughputReport, BenchError> {
     let concurrency = options.deliver_workers.max(1) * DELIVER_CONSUMER.batch_size;
     let pairs = options.webhooks * options.events;
-    let floor = run_floor(exe, pairs, concurrency, options.body_bytes).await?;
+    let floor = run_floor(
+        &programs.bench,
+        pairs,
+        concurrency,
+        options.body_bytes,
+        progress,
+    )
+    .await?;
     let floor = Side {
         deliveries: floor.delivered,
         deliveries_per_s: floor.delivered as f64 / floor.elapsed_s.max(f64::EPSILON),
         latency: floor.latency,
         process: floor.process,
     };
-    let (pipeline, offered_load) = run_pipeline(exe, options).await?;
+    let (pipeline, offered_load) = run_pipeline(&programs.hookline, options, progress).await?;
     Ok(ThroughputReport {
         options: options.clone(),
         concurrency,
@@ -150,28 +171,37 @@ async fn run_floor(
     count: usize,
     concurrency: usize,
     body_bytes: usize,
+    progress: Progress,
 ) -> Result<FloorReport, BenchError> {
     let receiver = Receiver::start(0, 1)
         .await
         .map_err(|e| BenchError::Setup(format!("receiver: {e}")))?;
-    let output = Command::new(exe)
-        .args(["bench-floor", "--url", &receiver.url()])
+    let child = Command::new(exe)
+        .args(["floor", "--url", &receiver.url()])
         .args(["--count", &count.to_string()])
         .args(["--concurrency", &concurrency.to_string()])
         .args(["--body-bytes", &body_bytes.to_string()])
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
-        .output()
-        .await
-        .map_err(|e| BenchError::Setup(format!("{} bench-floor: {e}", exe.display())))?;
+        .output();
+    tokio::pin!(child);
+    let bar = progress.bar(count as u64, "floor: requests");
+    let output = loop {
+        tokio::select! {
+            output = &mut child => break output,
+            () = tokio::time::sleep(Duration::from_millis(200)) => bar.set_position(receiver.posts()),
+        }
+    }
+    .map_err(|e| BenchError::Setup(format!("{} floor: {e}", exe.display())))?;
+    bar.finish_and_clear();
     if !output.status.success() {
         return Err(BenchError::Run(format!(
-            "bench-floor exited with {}",
+            "hookline-bench floor exited with {}",
             output.status
         )));
     }
     let report: FloorReport = serde_json::from_slice(&output.stdout)
-        .map_err(|e| BenchError::Run(format!("bench-floor printed no report: {e}")))?;
+        .map_err(|e| BenchError::Run(format!("hookline-bench floor printed no report: {e}")))?;
     if receiver.posts() != count as u64 {
         return Err(BenchError::Run(format!(
             "the receiver got {} of the floor's {count} requests",
@@ -281,6 +311,7 @@ const STALL: Duration = Duration::from_secs(60);
 async fn run_pipeline(
     exe: &Path,
     options: &ThroughputOptions,
+    progress: Progress,
 ) -> Result<(Side, Option<OfferedLoad>), BenchError> {
     let (w, e) = (options.webhooks, options.events);
     let receiver = Receiver::start(e + options.rate_events, w)
@@ -315,23 +346,28 @@ async fn run_pipeline(
     // Throughput: every event as fast as intake takes it.
     let before = read_process(&pid).unwrap_or_default();
     let started = Instant::now();
+    let bar = progress.bar(e as u64, "pipeline: events posted");
     let posted: Vec<Result<(usize, Instant), BenchError>> = stream::iter(0..e)
         .map(|seq| {
-            let (client, url, token) = (&client, &events_url, &token);
+            let (client, url, token, bar) = (&client, &events_url, &token, &bar);
             async move {
                 let at = Instant::now();
                 post(client, url, token, &intake_body(seq, pad), 202).await?;
+                bar.inc(1);
                 Ok((seq, at))
             }
         })
         .buffer_unordered(options.post_concurrency.max(1))
         .collect()
         .await;
+    bar.finish_and_clear();
     let posted = posted.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let bar = progress.bar((w * e) as u64, "pipeline: delivered");
     receiver
-        .wait_for((w * e) as u64, STALL)
+        .wait_for((w * e) as u64, STALL, &bar)
         .await
         .map_err(BenchError::Run)?;
+    bar.finish_and_clear();
     let after = read_process(&pid).unwrap_or_default();
     let (latencies, last) = pair_latencies(&receiver, &posted, w);
     let elapsed = last.map_or(started.elapsed(), |l| l.saturating_duration_since(started));
@@ -353,7 +389,9 @@ async fn run_pipeline(
         let interval = Duration::from_secs_f64(1.0 / f64::from(options.rate));
         let started = Instant::now();
         let mut tasks = Vec::with_capacity(options.rate_events);
+        let bar = progress.bar(options.rate_events as u64, "offered load: events posted");
         for i in 0..options.rate_events {
+            bar.inc(1);
             let due = started + interval.mul_f64(i as f64);
             tokio::time::sleep_until(due.into()).await;
             let (client, url, token) = (client.clone(), events_url.clone(), token.clone());
@@ -368,10 +406,13 @@ async fn run_pipeline(
         for task in tasks {
             posted.push(task.await.map_err(|e| BenchError::Run(e.to_string()))??);
         }
+        bar.finish_and_clear();
+        let bar = progress.bar(0, "offered load: delivered");
         receiver
-            .wait_for((w * (e + options.rate_events)) as u64, STALL)
+            .wait_for((w * (e + options.rate_events)) as u64, STALL, &bar)
             .await
             .map_err(BenchError::Run)?;
+        bar.finish_and_clear();
         let (latencies, last) = pair_latencies(&receiver, &posted, w);
         let elapsed = last.map_or(started.elapsed(), |l| l.saturating_duration_since(started));
         Some(OfferedLoad {

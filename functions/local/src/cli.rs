@@ -1,0 +1,304 @@
+//! The `hookline` command line (clap): every flag with its `HOOKLINE_*` variable, typed
+//! values, and the settings `serve` runs with.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use hookline_api::service::Settings;
+use hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM;
+use hookline_core::target::TargetPolicy;
+use hookline_core::urn::Namespace;
+use hookline_core::webhook::WebhookId;
+use hookline_deliver::DeliverSettings;
+
+/// Hookline: webhook subscriptions and deliveries, on one machine (an embedded SQLite store).
+#[derive(Debug, Parser)]
+#[command(name = "hookline", version, propagate_version = true)]
+#[command(
+    after_help = "Start with `hookline serve`; it prints a development token and the next steps."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API and deliver webhooks on the embedded SQLite store.
+    Serve(ServeArgs),
+    /// Mint a bearer token for this store (tokens work only with the store that minted them).
+    Token(TokenArgs),
+    /// Inspect and replay a dead-letter queue.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Receive webhooks on a local port: verify signatures, print each delivery, script
+    /// failures to watch retries.
+    Listen(ListenArgs),
+    /// Print a shell completion script (e.g. `hookline completions bash > /etc/bash_completion.d/hookline`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Benchmarks (runs `hookline-bench` from beside this binary; see `hookline-bench --help`).
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// Arguments for `hookline-bench`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+/// Where the store is.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// The SQLite store.
+    #[arg(long, env = "HOOKLINE_DB", default_value = "hookline.db", value_name = "FILE")]
+    pub db: PathBuf,
+}
+
+/// `HOST:PORT`, with a host name or an IP address; checked before anything starts.
+pub fn host_port(s: &str) -> Result<String, String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| "expected HOST:PORT, e.g. 127.0.0.1:8080 or localhost:8080".to_owned())?;
+    if host.is_empty() {
+        return Err("the host is missing (HOST:PORT)".into());
+    }
+    port.parse::<u16>()
+        .map_err(|_| format!("port {port} is not a number from 0 to 65535"))?;
+    Ok(s.to_owned())
+}
+
+fn namespace(s: &str) -> Result<Namespace, String> {
+    Namespace::new(s).map_err(|e| e.to_string())
+}
+
+fn webhook_id(s: &str) -> Result<WebhookId, String> {
+    WebhookId::parse(s).ok_or_else(|| format!("{s} is not a webhook id (wh_<ULID>)"))
+}
+
+fn workers(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(n),
+        _ => Err(format!("{s} is not a number of workers from 1 to 256")),
+    }
+}
+
+fn millis(s: &str) -> Result<Duration, String> {
+    s.trim()
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("{s} is not a whole number of milliseconds"))
+}
+
+/// `hookline serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Where to listen.
+    #[arg(long, env = "HOOKLINE_ADDR", default_value = "127.0.0.1:8080", value_parser = host_port, value_name = "HOST:PORT")]
+    pub addr: String,
+    /// The store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Parallel delivery consumers (Lambda's concurrency); each batch waits for its slowest
+    /// endpoint.
+    #[arg(long, env = "HOOKLINE_DELIVER_WORKERS", default_value_t = crate::DELIVER_WORKERS, value_parser = workers, value_name = "N")]
+    pub deliver_workers: usize,
+    /// Retry delays in milliseconds, one per retry (default 30s, 2m, 8m, 32m, 2h).
+    #[arg(long, env = "HOOKLINE_RETRY_SCHEDULE_MS", value_delimiter = ',', value_parser = millis, value_name = "MS,MS,...")]
+    pub retry_schedule_ms: Option<Vec<Duration>>,
+    /// Time an endpoint has to answer a delivery, in milliseconds (default 10 000).
+    #[arg(long, env = "HOOKLINE_DELIVERY_TIMEOUT_MS", value_parser = millis, value_name = "MS")]
+    pub delivery_timeout_ms: Option<Duration>,
+    /// The deployment's settings.
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+}
+
+/// What the API allows (the api Lambda reads the same variables).
+#[derive(Debug, Clone, Args)]
+pub struct SettingsArgs {
+    /// URN namespace: `urn:<nid>:app:...`.
+    #[arg(long, env = "HOOKLINE_URN_NAMESPACE", default_value = "allthings", value_parser = namespace, value_name = "NID")]
+    pub urn_namespace: Namespace,
+    /// Accept `http://` endpoints (true here for local development; false in a deployment).
+    #[arg(long, env = "HOOKLINE_ALLOW_HTTP", default_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set, value_name = "BOOL")]
+    pub allow_http: bool,
+    /// Allow loopback and private endpoints (true here for local development).
+    #[arg(long, env = "HOOKLINE_ALLOW_PRIVATE_TARGETS", default_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set, value_name = "BOOL")]
+    pub allow_private_targets: bool,
+    /// At most one URL per (App, event type).
+    #[arg(long, env = "HOOKLINE_ONE_URL_PER_EVENT", default_value = "false", value_parser = BoolishValueParser::new(), action = ArgAction::Set, value_name = "BOOL")]
+    pub one_url_per_event: bool,
+    /// The token claim holding permissions.
+    #[command(flatten)]
+    pub claim: ClaimArgs,
+}
+
+/// The token claim holding permissions.
+#[derive(Debug, Clone, Args)]
+pub struct ClaimArgs {
+    /// The token claim holding permissions.
+    #[arg(long, env = "HOOKLINE_PERMISSIONS_CLAIM", default_value = DEFAULT_PERMISSIONS_CLAIM, value_name = "NAME")]
+    pub permissions_claim: String,
+}
+
+impl SettingsArgs {
+    /// The API's settings.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            namespace: self.urn_namespace.clone(),
+            allow_http: self.allow_http,
+            targets: TargetPolicy {
+                allow_private: self.allow_private_targets,
+            },
+            one_url_per_event: self.one_url_per_event,
+            ..Settings::default()
+        }
+    }
+}
+
+impl ServeArgs {
+    /// The deliverer's settings: retry schedule and timeout.
+    pub fn delivery(&self) -> DeliverSettings {
+        let mut d = DeliverSettings::default();
+        if let Some(schedule) = self.retry_schedule_ms.clone().filter(|s| !s.is_empty()) {
+            d.policy.schedule = schedule;
+        }
+        if let Some(timeout) = self.delivery_timeout_ms {
+            d.timeout = timeout;
+        }
+        d
+    }
+}
+
+/// A permission a token may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Permission {
+    /// Manage the App's webhooks.
+    EditApp,
+    /// Publish the App's events.
+    PublishEvents,
+}
+
+impl Permission {
+    /// As in the permissions claim.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EditApp => "edit-app",
+            Self::PublishEvents => "publish-events",
+        }
+    }
+}
+
+/// `hookline token`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    /// An App id, or `*` for every App; repeat for several.
+    #[arg(long = "app", required = true, value_name = "APP_ID")]
+    pub apps: Vec<String>,
+    /// What the token may do on those Apps; repeat for several.
+    #[arg(long = "permission", value_enum, default_value = "edit-app")]
+    pub permissions: Vec<Permission>,
+    /// The token's `sub` (it becomes the owner of the webhooks it creates).
+    #[arg(long, default_value = "dev")]
+    pub sub: String,
+    /// How long the token is valid, in hours.
+    #[arg(long, default_value_t = 24, conflicts_with = "ttl", value_name = "N")]
+    pub ttl_hours: u64,
+    /// How long the token is valid, as a duration (`90m`, `7d`).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub ttl: Option<Duration>,
+    /// The store whose key signs it.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The token claim holding permissions.
+    #[command(flatten)]
+    pub claim: ClaimArgs,
+}
+
+impl TokenArgs {
+    /// The token's lifetime.
+    pub fn lifetime(&self) -> Duration {
+        self.ttl
+            .unwrap_or(Duration::from_secs(self.ttl_hours.saturating_mul(3600)))
+    }
+}
+
+/// Which dead-letter queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueueKind {
+    /// Deliveries that exhausted their retries.
+    Deliveries,
+    /// Events that could not be fanned out.
+    Events,
+}
+
+impl QueueKind {
+    /// The `HOOKLINE_<KIND>_QUEUE_URL` / `_DLQ_URL` variables' middle part.
+    pub fn env_name(self) -> &'static str {
+        match self {
+            Self::Deliveries => "DELIVERIES",
+            Self::Events => "EVENTS",
+        }
+    }
+}
+
+/// `hookline dlq ...`.
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// What is in the DLQ, and why.
+    List(DlqArgs),
+    /// Move messages back to their queue.
+    Replay(DlqArgs),
+}
+
+/// The DLQ commands' flags.
+#[derive(Debug, Clone, Args)]
+pub struct DlqArgs {
+    /// Which queue's DLQ.
+    #[arg(long, value_enum, default_value = "deliveries")]
+    pub queue: QueueKind,
+    /// Only deliveries of this webhook (replay).
+    #[arg(long, value_parser = webhook_id, value_name = "WEBHOOK_ID")]
+    pub webhook: Option<WebhookId>,
+    /// At most this many messages.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Act on SQS (a real account, or moto through AWS_ENDPOINT_URL) instead of the embedded
+    /// store: the queue URLs come from HOOKLINE_<QUEUE>_QUEUE_URL and HOOKLINE_<QUEUE>_DLQ_URL.
+    #[arg(long, conflicts_with = "db")]
+    pub aws: bool,
+    /// The embedded store.
+    #[arg(long, env = "HOOKLINE_DB", default_value = "hookline.db", value_name = "FILE")]
+    pub db: PathBuf,
+}
+
+/// HTTP status codes to answer with, in turn; the last one repeats.
+fn statuses(s: &str) -> Result<u16, String> {
+    match s.trim().parse::<u16>() {
+        Ok(code) if (100..=599).contains(&code) => Ok(code),
+        _ => Err(format!("{s} is not an HTTP status code (100-599)")),
+    }
+}
+
+/// `hookline listen`.
+#[derive(Debug, Clone, Args)]
+pub struct ListenArgs {
+    /// Where to listen.
+    #[arg(long, env = "HOOKLINE_LISTEN_ADDR", default_value = "127.0.0.1:9000", value_parser = host_port, value_name = "HOST:PORT")]
+    pub addr: String,
+    /// The webhook's signing secret (`whsec_...`): signatures are checked when given.
+    #[arg(long, env = "HOOKLINE_LISTEN_SECRET", value_name = "WHSEC", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Status codes to answer POSTs with, in turn; the last one repeats (`500,500,200`).
+    #[arg(long, value_delimiter = ',', value_parser = statuses, default_value = "200", value_name = "CODE,...")]
+    pub status: Vec<u16>,
+    /// Print each delivery whole, as one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
