@@ -61,6 +61,7 @@ fn validation(c: &mut Criterion) {
         ]),
         custom_headers: Some(BTreeMap::from([("X-Tenant".into(), "acme".into())])),
         enabled: None,
+        secret: None,
     };
     if let Err(e) = valid.validate(&rules, Some("A1")) {
         panic!("the valid webhook is refused: {e:?}");
@@ -75,6 +76,7 @@ fn validation(c: &mut Criterion) {
         urns: Some(vec!["urn:other:app:A1".into()]),
         custom_headers: Some(BTreeMap::from([("Authorization".into(), "x".into())])),
         enabled: None,
+        secret: None,
     };
     assert!(invalid.validate(&rules, Some("A1")).is_err());
     c.bench_function("validate_webhook_every_field_fails", |b| {

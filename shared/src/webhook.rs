@@ -33,8 +33,8 @@ pub const MAX_HEADER_VALUE_CHARS: usize = 512;
 pub const RESERVED_HEADER_PREFIXES: [&str; 4] =
     ["x-hookline-", "x-amz-", "x-amzn-", "x-forwarded-"];
 
-/// The body of `POST /v1/webhooks`, as sent; [`NewWebhook::validate`] turns it into a spec.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// The body of `POST /v1/webhooks`, as sent (checked on save).
+#[derive(Clone, PartialEq, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewWebhook {
@@ -53,6 +53,25 @@ pub struct NewWebhook {
     /// Whether deliveries go out (default true).
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// The signing secret to use (`whsec_` and base64 of 24–64 random bytes), for a receiver
+    /// that must know it before the endpoint check; Hookline makes one when absent.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^whsec_"))]
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for NewWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewWebhook")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("event_types", &self.event_types)
+            .field("urns", &self.urns)
+            .field("custom_headers", &self.custom_headers)
+            .field("enabled", &self.enabled)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// The body of `PATCH /v1/webhooks/{id}`: only the fields given change.
@@ -107,7 +126,12 @@ impl WebhookUrl {
         match url.scheme() {
             "https" => {}
             "http" if rules.allow_http => {}
-            "http" => return Err("must use https://".to_owned()),
+            "http" => {
+                return Err("must use https:// (this deployment does not accept http://)".to_owned())
+            }
+            other if rules.allow_http => {
+                return Err(format!("must use https:// or http://, not {other}://"))
+            }
             other => return Err(format!("must use https://, not {other}://")),
         }
         if !url.username().is_empty() || url.password().is_some() {
@@ -398,7 +422,23 @@ impl NewWebhook {
         let url = collect(WebhookUrl::parse(&self.url, rules), "url", &mut errors);
         let event_types = check_event_types(&self.event_types, rules.catalog, &mut errors);
         let urns = match (&self.urns, default_app) {
-            (Some(urns), _) => check_urns(urns, rules.namespace, &mut errors),
+            (Some(urns), Some(app)) => {
+                let urns = check_urns(urns, rules.namespace, &mut errors);
+                if let Some(urns) = &urns {
+                    let named: BTreeSet<&str> = urns.iter().map(UrnPattern::app_id).collect();
+                    if !named.contains(app) {
+                        errors.push(FieldError::new(
+                            "appId",
+                            format!(
+                                "the urns name App {}, not App {app} given as appId: name App {app} in urns too, or leave appId out",
+                                named.into_iter().collect::<Vec<_>>().join(", ")
+                            ),
+                        ));
+                    }
+                }
+                urns
+            }
+            (Some(urns), None) => check_urns(urns, rules.namespace, &mut errors),
             (None, Some(app)) => collect(
                 UrnPattern::whole_app(rules.namespace, app)
                     .map(|p| vec![p])
@@ -644,6 +684,7 @@ mod tests {
             urns: None,
             custom_headers: None,
             enabled: None,
+            secret: None,
         }
     }
 
@@ -696,6 +737,7 @@ mod tests {
             ]),
             custom_headers: Some(BTreeMap::from([("Api-Key".into(), "x".into())])),
             enabled: None,
+            secret: None,
         };
         assert_eq!(
             fields(w.validate(&rules(), None)),

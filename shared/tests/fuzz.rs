@@ -124,7 +124,7 @@ proptest! {
         urns in prop::option::of(prop::collection::vec(urnish(), 0..4)),
         headers in prop::option::of(prop::collection::btree_map(any::<String>(), any::<String>(), 0..7)),
     ) {
-        let input = NewWebhook { name, url, event_types, urns, custom_headers: headers.clone(), enabled: None };
+        let input = NewWebhook { name, url, event_types, urns, custom_headers: headers.clone(), enabled: None, secret: None };
         match input.validate(&webhook_rules(), Some("A1")) {
             Ok(spec) => {
                 prop_assert!(!spec.urns.is_empty() && !spec.event_types.is_empty());

@@ -78,6 +78,7 @@ pub fn webhook(
         urns: Some(urns.iter().map(|u| (*u).to_owned()).collect()),
         custom_headers: None,
         enabled: Some(enabled),
+        secret: None,
     }
     .validate(&rules, None)
     .unwrap_or_else(|e| panic!("test webhook is invalid: {e}"));
@@ -177,4 +178,26 @@ impl Serving {
             Err(e) => panic!("serve panicked: {e}"),
         }
     }
+}
+
+/// Runs an API Gateway HTTP API (payload v2) event through `app` as the `api` Lambda does
+/// (`lambda_http` parses it, the router answers, `lambda_http` turns the answer into the
+/// Lambda response): its status and body text.
+pub async fn invoke_lambda(app: &axum::Router, event: &str) -> (u16, String) {
+    use tower::ServiceExt as _;
+    let request = lambda_http::request::from_str(event)
+        .unwrap_or_else(|e| panic!("not an API Gateway v2 event: {e}"));
+    let response = match app.clone().oneshot(request).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let response = lambda_http::IntoResponse::into_response(response).await;
+    let status = response.status().as_u16();
+    let body = match response.into_body() {
+        lambda_http::Body::Text(t) => t,
+        lambda_http::Body::Empty => String::new(),
+        lambda_http::Body::Binary(b) => panic!("a binary body ({} bytes) where JSON was due", b.len()),
+        other => panic!("unexpected body {other:?}"),
+    };
+    (status, body)
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use hookline::Local;
-use hookline_api::lambda::{caller_from_context, from_http, into_http};
+use hookline_api::auth::with_auth;
+use hookline_api::lambda::ApiGatewayClaims;
 use hookline_api::service::Settings;
 use hookline_core::auth::Principal;
 use hookline_core::ports::WebhookStore;
@@ -261,17 +262,14 @@ async fn every_bad_input_is_refused_by_the_lambda_edge() {
     )
     .await
     .expect("open");
+    let app = with_auth(local.router.routes(), ApiGatewayClaims::new("permissions"));
     for (what, method, path, content_type, body, status, says) in corpus() {
-        let request =
-            lambda_http::request::from_str(&api_gateway_event(method, &path, content_type, &body))
-                .expect("event parses");
-        let caller = caller_from_context(&request, "permissions");
-        let response = from_http(local.router.handle(into_http(request), caller).await);
-        assert_eq!(response.status().as_u16(), status, "{what}");
-        let text = match response.body() {
-            lambda_http::Body::Text(t) => t.clone(),
-            other => panic!("{what}: unexpected body {other:?}"),
-        };
+        let (got, text) = hookline_tests::invoke_lambda(
+            &app,
+            &api_gateway_event(method, &path, content_type, &body),
+        )
+        .await;
+        assert_eq!(got, status, "{what}: {text}");
         assert!(text.contains(&says), "{what}: {text}");
     }
     assert_unchanged(&local).await;

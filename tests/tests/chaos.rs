@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hookline::Local;
-use hookline_api::routes::Caller;
+use hookline_api::auth::Caller;
 use hookline_api::service::Settings;
 use hookline_core::auth::Principal;
 use hookline_core::ports::{AttemptLog, AttemptStatus, Cursor, DeliveryMessage, WebhookStore};
@@ -283,6 +283,7 @@ async fn chaos_every_pair_is_delivered_or_dead_lettered_then_replayed() {
         &local.queues.deliveries_dlq,
         &local.queues.deliveries,
         &hookline::dlq::ReplayFilter::default(),
+        &indicatif::ProgressBar::hidden(),
     )
     .await
     .expect("replay");

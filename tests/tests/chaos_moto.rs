@@ -252,6 +252,7 @@ async fn chaos_on_sqs_and_dynamodb() {
         &r.deliveries_dlq_url,
         &r.deliveries_queue_url,
         &hookline::dlq::ReplayFilter::default(),
+        &indicatif::ProgressBar::hidden(),
     )
     .await
     .expect("replay");

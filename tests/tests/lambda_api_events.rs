@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use hookline_api::deliveries::DeliveriesService;
 use hookline_api::intake::IntakeService;
-use hookline_api::lambda::{caller_from_context, from_http, into_http};
+use hookline_api::auth::with_auth;
+use hookline_api::lambda::ApiGatewayClaims;
 use hookline_api::routes::Router;
 use hookline_api::service::{Settings, WebhookService};
 use hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM;
@@ -27,14 +28,15 @@ fn fixture(name: &str, endpoint: &str) -> String {
 }
 
 async fn invoke(router: &Router, event: &str) -> (u16, Value) {
-    let request = lambda_http::request::from_str(event).expect("API Gateway v2 event parses");
-    let caller = caller_from_context(&request, DEFAULT_PERMISSIONS_CLAIM);
-    let response = from_http(router.handle(into_http(request), caller).await);
-    let status = response.status().as_u16();
-    let body = match response.body() {
-        lambda_http::Body::Text(t) => serde_json::from_str(t).expect("JSON"),
-        lambda_http::Body::Empty => Value::Null,
-        other => panic!("unexpected body {other:?}"),
+    let app = with_auth(
+        router.routes(),
+        ApiGatewayClaims::new(DEFAULT_PERMISSIONS_CLAIM),
+    );
+    let (status, text) = hookline_tests::invoke_lambda(&app, event).await;
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).expect("JSON")
     };
     (status, body)
 }

@@ -143,8 +143,7 @@ async fn tokens_survive_a_restart_and_bad_tokens_are_refused_over_http() {
     let expired = local.mint_token(&dev, Duration::ZERO);
     let other_key = {
         let key = b"not the server's key, but 32 bytes";
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        hookline_core::auth::mint_hs256(key, &dev, "permissions", now, now + 600)
+        hookline::token::Tokens::new(key, "permissions").mint(&dev, Duration::from_secs(600))
     };
     let unsigned = {
         use base64::Engine as _;

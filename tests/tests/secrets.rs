@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hookline::Local;
-use hookline_api::routes::Caller;
+use hookline_api::auth::Caller;
 use hookline_api::service::Settings;
 use hookline_core::auth::Principal;
 use hookline_core::target::TargetPolicy;

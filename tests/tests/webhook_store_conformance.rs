@@ -27,6 +27,7 @@ fn webhook(urns: &[&str]) -> Webhook {
         urns: Some(urns.iter().map(|u| (*u).to_owned()).collect()),
         custom_headers: Some(BTreeMap::from([("X-Api-Key".into(), "k 1".into())])),
         enabled: None,
+        secret: None,
     }
     .validate(&rules, None)
     .expect("valid webhook");

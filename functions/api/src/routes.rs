@@ -61,14 +61,18 @@ impl Router {
             deliveries,
         };
         let (routes, _) = api_routes().split_for_parts();
+        let routes = routes
+            .fallback(no_route)
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(services);
+        // Wrapped whole, so the middleware sees the router's own answers (405 with Allow).
+        let routes = axum::Router::new()
+            .fallback_service(routes)
+            .layer(axum::middleware::from_fn(problems_only))
+            .layer(axum::middleware::from_fn(log_request));
         Self {
             webhooks: service,
-            routes: routes
-                .fallback(no_route)
-                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-                .layer(axum::middleware::from_fn(problems_only))
-                .layer(axum::middleware::from_fn(log_request))
-                .with_state(services),
+            routes,
         }
     }
 

@@ -224,13 +224,15 @@ impl WebhookService {
         }
     }
 
-    /// Sends HEAD, then a signed `webhook.test` POST; `Ok` when one of them got a 200.
+    /// Sends HEAD, then a signed `webhook.test` POST, both within one [`VERIFY_TIMEOUT`];
+    /// `ok` when one of them got a 200.
     async fn probe(
         &self,
         url: &WebhookUrl,
         headers: &[(String, String)],
         secret: &Secret,
     ) -> ProbeReport {
+        let started = std::time::Instant::now();
         let head = self
             .http
             .send(OutboundRequest {
@@ -245,6 +247,16 @@ impl WebhookService {
             if r.status == 200 {
                 return report("HEAD", Ok(r));
             }
+        }
+        let left = VERIFY_TIMEOUT.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            let mut r = report("HEAD", head.as_ref());
+            let head_said = match &head {
+                Ok(h) => format!("HEAD answered {}", h.status),
+                Err(e) => format!("HEAD failed: {e}"),
+            };
+            r.error = Some(format!("{head_said}; no time was left to try POST"));
+            return r;
         }
         let id = format!("msg_test_{}", ulid::Ulid::new());
         let now = OffsetDateTime::now_utc();
@@ -275,7 +287,7 @@ impl WebhookService {
                 url: url.clone(),
                 headers: post_headers,
                 body,
-                timeout: VERIFY_TIMEOUT,
+                timeout: left,
             })
             .await;
         let mut r = report("POST", post.as_ref());
@@ -360,13 +372,25 @@ impl WebhookService {
         input: &NewWebhook,
         app_id: Option<&str>,
     ) -> Result<Created, ServiceError> {
-        let spec = input
-            .validate(&self.rules(), app_id)
-            .map_err(ServiceError::Invalid)?;
+        let spec = input.validate(&self.rules(), app_id);
+        let chosen = input.secret.as_deref().map(Secret::parse).transpose();
+        let (spec, chosen) = match (spec, chosen) {
+            (Ok(spec), Ok(chosen)) => (spec, chosen),
+            (spec, chosen) => {
+                let mut errors = spec.err().map(|e| e.errors().to_vec()).unwrap_or_default();
+                if let Err(e) = chosen {
+                    errors.push(FieldError::new("secret", e.to_string()));
+                }
+                return Err(ServiceError::Invalid(ValidationErrors::new(errors)));
+            }
+        };
         Self::require_edit_all(principal, &spec)?;
         self.check_one_url_per_event(&spec, None).await?;
-        let secret = Secret::generate()
-            .map_err(|e| ServiceError::Store(PortError::Unavailable(e.into())))?;
+        let secret = match chosen {
+            Some(secret) => secret,
+            None => Secret::generate()
+                .map_err(|e| ServiceError::Store(PortError::Unavailable(e.into())))?,
+        };
         self.verify_endpoint(&spec, &secret).await?;
         let webhook = Webhook::new(
             spec,

@@ -23,6 +23,7 @@ fn webhook(app: &str, rules: &WebhookRules<'_>) -> Webhook {
         urns: Some(vec![format!("urn:allthings:app:{app}:ticket:*")]),
         custom_headers: None,
         enabled: None,
+        secret: None,
     }
     .validate(rules, None)
     .expect("valid");

@@ -4,7 +4,6 @@
 use std::collections::HashSet;
 
 use hookline_core::ports::{DeliveryMessage, PortError};
-use hookline_core::retry::RetryPolicy;
 use indicatif::ProgressBar;
 use hookline_core::queue::sqlite::{SqliteQueue, StoredMessage};
 use hookline_core::queue::sqs::REASON_ATTRIBUTE;
@@ -58,7 +57,6 @@ pub async fn replay_embedded(
     dlq: &SqliteQueue,
     queue: &SqliteQueue,
     filter: &ReplayFilter,
-    policy: &RetryPolicy,
     progress: &ProgressBar,
 ) -> Result<usize, PortError> {
     let messages: Vec<(String, String)> = dlq
@@ -69,12 +67,7 @@ pub async fn replay_embedded(
         .take(filter.limit.unwrap_or(usize::MAX))
         .map(|m| {
             // Redrive keeps the receive count: the attempts this message made.
-            let attempts = if m.receive_count > 0 {
-                m.receive_count
-            } else {
-                policy.max_receive_count()
-            };
-            let body = replay_body(&m.body, attempts);
+            let body = replay_body(&m.body, m.receive_count);
             (m.message_id, body)
         })
         .collect();
@@ -165,10 +158,11 @@ pub async fn replay_sqs(
     dlq_url: &str,
     queue_url: &str,
     filter: &ReplayFilter,
-    policy: &RetryPolicy,
     progress: &ProgressBar,
 ) -> Result<usize, PortError> {
     let limit = filter.limit.unwrap_or(usize::MAX);
+    // Redrive moved each message after the queue's maxReceiveCount receives, one attempt each.
+    let attempts = max_receive_count(sqs, queue_url).await?;
     let mut moved = 0;
     while moved < limit {
         let batch = sqs
@@ -189,8 +183,7 @@ pub async fn replay_sqs(
             }
             sqs.send_message()
                 .queue_url(queue_url)
-                // Redrive moved it after maxReceiveCount receives, one attempt each.
-                .message_body(replay_body(body, policy.max_receive_count()))
+                .message_body(replay_body(body, attempts))
                 .send()
                 .await
                 .map_err(sqs_err)?;
@@ -206,4 +199,26 @@ pub async fn replay_sqs(
         }
     }
     Ok(moved)
+}
+
+/// The `maxReceiveCount` of the queue's redrive policy (0 when it has none).
+async fn max_receive_count(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Result<u32, PortError> {
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .map_err(sqs_err)?;
+    Ok(attrs
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy))
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+        .and_then(|p| match &p["maxReceiveCount"] {
+            serde_json::Value::Number(n) => n.as_u64(),
+            serde_json::Value::String(s) => s.parse().ok(),
+            _ => None,
+        })
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(0))
 }

@@ -133,12 +133,11 @@ async fn dlq_command(args: DlqArgs, replay: bool) -> Result<(), String> {
         limit: args.limit,
     };
     let progress = Progress::new(false);
-    let policy = hookline_core::retry::RetryPolicy::default();
     if args.aws {
         let (sqs, queue, dead) = sqs_urls(kind).await?;
         if replay {
             let bar = progress.counter("replaying");
-            let n = dlq::replay_sqs(&sqs, &dead, &queue, &filter, &policy, &bar)
+            let n = dlq::replay_sqs(&sqs, &dead, &queue, &filter, &bar)
                 .await
                 .map_err(|e| e.to_string())?;
             bar.finish_and_clear();
@@ -172,7 +171,7 @@ async fn dlq_command(args: DlqArgs, replay: bool) -> Result<(), String> {
     };
     if replay {
         let bar = progress.counter("replaying");
-        let n = dlq::replay_embedded(dead, queue, &filter, &policy, &bar)
+        let n = dlq::replay_embedded(dead, queue, &filter, &bar)
             .await
             .map_err(|e| e.to_string())?;
         bar.finish_and_clear();

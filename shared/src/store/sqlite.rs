@@ -512,7 +512,8 @@ impl AttemptLog for Database {
         let found: Option<(String, u32)> = self
             .with_conn(move |c| {
                 query_row(c,
-                    "SELECT event_id, attempt FROM attempts WHERE webhook_id = ?1 AND delivery_id = ?2 ORDER BY attempt DESC LIMIT 1",
+                    "SELECT event_id, json_extract(doc, '$.attempt') AS n FROM attempts
+                     WHERE webhook_id = ?1 AND delivery_id = ?2 ORDER BY n DESC LIMIT 1",
                     params![webhook, delivery],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )

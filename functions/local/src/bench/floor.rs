@@ -67,6 +67,7 @@ pub async fn run(options: &FloorOptions) -> Result<FloorReport, BenchError> {
         urns: Some(vec!["urn:allthings:app:A1:*".into()]),
         custom_headers: None,
         enabled: Some(true),
+        secret: None,
     }
     .validate(&rules, None)
     .map_err(|e| BenchError::Setup(format!("floor webhook: {e}")))?;
