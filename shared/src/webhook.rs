@@ -127,7 +127,9 @@ impl WebhookUrl {
             "https" => {}
             "http" if rules.allow_http => {}
             "http" => {
-                return Err("must use https:// (this deployment does not accept http://)".to_owned())
+                return Err(
+                    "must use https:// (this deployment does not accept http://)".to_owned(),
+                )
             }
             other if rules.allow_http => {
                 return Err(format!("must use https:// or http://, not {other}://"))

@@ -196,7 +196,9 @@ pub async fn invoke_lambda(app: &axum::Router, event: &str) -> (u16, String) {
     let body = match response.into_body() {
         lambda_http::Body::Text(t) => t,
         lambda_http::Body::Empty => String::new(),
-        lambda_http::Body::Binary(b) => panic!("a binary body ({} bytes) where JSON was due", b.len()),
+        lambda_http::Body::Binary(b) => {
+            panic!("a binary body ({} bytes) where JSON was due", b.len())
+        }
         other => panic!("unexpected body {other:?}"),
     };
     (status, body)

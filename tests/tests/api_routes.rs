@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use hookline_api::auth::Caller;
 use hookline_api::deliveries::DeliveriesService;
 use hookline_api::intake::IntakeService;
-use hookline_api::auth::Caller;
 use hookline_api::routes::Router;
 use hookline_api::service::{Settings, WebhookService};
 use hookline_core::auth::Principal;
@@ -365,14 +365,20 @@ async fn urns_must_name_the_app_given_as_app_id() {
         Method::POST,
         "/v1/webhooks?appId=A1",
         who("edit-app:*"),
-        Some(new_webhook(&receiver.url, Some(&["urn:allthings:app:A2:*"]))),
+        Some(new_webhook(
+            &receiver.url,
+            Some(&["urn:allthings:app:A2:*"]),
+        )),
     )
     .await;
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.body);
     assert_eq!(a.body["errors"][0]["field"], "appId");
     let said = a.body["errors"][0]["message"].as_str().expect("message");
     assert!(said.contains("A1") && said.contains("A2"), "{said}");
-    assert!(receiver.requests().is_empty(), "nothing was checked or saved");
+    assert!(
+        receiver.requests().is_empty(),
+        "nothing was checked or saved"
+    );
     // Several Apps, the given one among them: listed under it.
     let both = call(
         &router,
@@ -410,7 +416,14 @@ async fn a_caller_chosen_secret_signs_and_a_bad_one_is_refused() {
     assert_eq!(a.body["secret"], chosen);
     let mut bad = new_webhook("ftp://nowhere", Some(&["urn:allthings:app:A1:*"]));
     bad["secret"] = json!("whsec_c2hvcnQ=");
-    let b = call(&router, Method::POST, "/v1/webhooks", who("edit-app:A1"), Some(bad)).await;
+    let b = call(
+        &router,
+        Method::POST,
+        "/v1/webhooks",
+        who("edit-app:A1"),
+        Some(bad),
+    )
+    .await;
     assert_eq!(b.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", b.body);
     let fields: Vec<&str> = b.body["errors"]
         .as_array()
@@ -427,7 +440,10 @@ async fn a_caller_chosen_secret_signs_and_a_bad_one_is_refused() {
         "a deployment that accepts http:// says so: {}",
         b.body
     );
-    assert!(!b.body.to_string().contains("c2hvcnQ"), "the secret is not echoed");
+    assert!(
+        !b.body.to_string().contains("c2hvcnQ"),
+        "the secret is not echoed"
+    );
 }
 
 #[tokio::test]
@@ -984,7 +1000,14 @@ fn the_checked_in_openapi_document_is_the_generated_one() {
     );
     let doc: Value = serde_json::from_str(&generated).expect("OpenAPI is JSON");
     assert_eq!(doc["openapi"], "3.1.0");
-    for schema in ["NewWebhook", "WebhookPatch", "Webhook", "Problem", "Attempt", "Event"] {
+    for schema in [
+        "NewWebhook",
+        "WebhookPatch",
+        "Webhook",
+        "Problem",
+        "Attempt",
+        "Event",
+    ] {
         assert!(
             doc["components"]["schemas"][schema].is_object(),
             "schema {schema} is documented"

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use bytes::Bytes;
+use hookline_api::auth::Caller;
 use hookline_api::deliveries::DeliveriesService;
 use hookline_api::intake::IntakeService;
-use hookline_api::auth::Caller;
 use hookline_api::routes::Router;
 use hookline_api::service::{Settings, WebhookService};
 use hookline_core::auth::Principal;

@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use hookline_api::auth::with_auth;
 use hookline_api::deliveries::DeliveriesService;
 use hookline_api::intake::IntakeService;
-use hookline_api::auth::with_auth;
 use hookline_api::lambda::ApiGatewayClaims;
 use hookline_api::routes::Router;
 use hookline_api::service::{Settings, WebhookService};

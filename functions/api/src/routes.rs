@@ -299,7 +299,10 @@ fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => (
             status,
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             bytes,
         )
             .into_response(),
@@ -458,7 +461,11 @@ async fn list_webhooks(
     Ok(json_response(
         StatusCode::OK,
         &WebhookPage {
-            items: page.items.iter().map(|w| WebhookView::of(w, None)).collect(),
+            items: page
+                .items
+                .iter()
+                .map(|w| WebhookView::of(w, None))
+                .collect(),
             next_cursor: page.next.map(|c| c.0),
         },
     ))
@@ -735,10 +742,12 @@ async fn publish_event(
 )]
 async fn openapi_document() -> Response {
     // Built on first use, not at start: a Lambda's init does not pay for it.
-    static DOCUMENT: LazyLock<Arc<Bytes>> =
-        LazyLock::new(|| Arc::new(Bytes::from(openapi_json())));
+    static DOCUMENT: LazyLock<Arc<Bytes>> = LazyLock::new(|| Arc::new(Bytes::from(openapi_json())));
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         Body::from(Bytes::clone(&DOCUMENT)),
     )
         .into_response()

@@ -56,7 +56,12 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
     /// The SQLite store.
-    #[arg(long, env = "HOOKLINE_DB", default_value = "hookline.db", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "HOOKLINE_DB",
+        default_value = "hookline.db",
+        value_name = "FILE"
+    )]
     pub db: PathBuf,
 }
 
@@ -274,7 +279,12 @@ pub struct DlqArgs {
     #[arg(long, conflicts_with = "db")]
     pub aws: bool,
     /// The embedded store.
-    #[arg(long, env = "HOOKLINE_DB", default_value = "hookline.db", value_name = "FILE")]
+    #[arg(
+        long,
+        env = "HOOKLINE_DB",
+        default_value = "hookline.db",
+        value_name = "FILE"
+    )]
     pub db: PathBuf,
 }
 
@@ -293,7 +303,12 @@ pub struct ListenArgs {
     #[arg(long, env = "HOOKLINE_LISTEN_ADDR", default_value = "127.0.0.1:9000", value_parser = host_port, value_name = "HOST:PORT")]
     pub addr: String,
     /// The webhook's signing secret (`whsec_...`): signatures are checked when given.
-    #[arg(long, env = "HOOKLINE_LISTEN_SECRET", value_name = "WHSEC", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "HOOKLINE_LISTEN_SECRET",
+        value_name = "WHSEC",
+        hide_env_values = true
+    )]
     pub secret: Option<String>,
     /// Status codes to answer POSTs with, in turn; the last one repeats (`500,500,200`).
     #[arg(long, value_delimiter = ',', value_parser = statuses, default_value = "200", value_name = "CODE,...")]

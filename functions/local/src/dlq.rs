@@ -4,10 +4,10 @@
 use std::collections::HashSet;
 
 use hookline_core::ports::{DeliveryMessage, PortError};
-use indicatif::ProgressBar;
 use hookline_core::queue::sqlite::{SqliteQueue, StoredMessage};
 use hookline_core::queue::sqs::REASON_ATTRIBUTE;
 use hookline_core::webhook::WebhookId;
+use indicatif::ProgressBar;
 
 /// Which messages a replay moves.
 #[derive(Debug, Clone, Default)]

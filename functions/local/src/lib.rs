@@ -39,9 +39,9 @@ use hookline_core::retry::RetryPolicy;
 use hookline_core::store::sqlite::Database;
 use hookline_deliver::{Deliver, DeliverSettings};
 use hookline_ingest::{Ingest, IngestSettings};
+use token::Tokens;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use token::Tokens;
 use workers::{consume, ConsumerSettings};
 
 /// Key under which the token signing key is kept in the database.

@@ -62,7 +62,11 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Checks `body` against the Standard Webhooks headers with `secret`.
-pub fn check_signature(secret: Option<&Secret>, headers: &HeaderMap, body: &[u8]) -> SignatureCheck {
+pub fn check_signature(
+    secret: Option<&Secret>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> SignatureCheck {
     let Some(secret) = secret else {
         return SignatureCheck::NotChecked;
     };
@@ -194,10 +198,7 @@ mod tests {
         let body = br#"{"type":"ticket.created"}"#;
         let mut headers = HeaderMap::new();
         headers.insert("webhook-id", "evt_1".parse().expect("value"));
-        headers.insert(
-            "webhook-timestamp",
-            now.to_string().parse().expect("value"),
-        );
+        headers.insert("webhook-timestamp", now.to_string().parse().expect("value"));
         headers.insert(
             "webhook-signature",
             signature_header(std::slice::from_ref(&secret), "evt_1", now, body)

@@ -93,10 +93,10 @@ async fn token(args: TokenArgs) -> Result<(), String> {
     for app in &args.apps {
         for permission in &args.permissions {
             let entry = format!("{}:{app}", permission.as_str());
-            grants.push(
-                parse_grant(&entry)
-                    .ok_or_else(|| format!("--app {app}: an App id has no ':' and is not empty"))?,
-            );
+            grants
+                .push(parse_grant(&entry).ok_or_else(|| {
+                    format!("--app {app}: an App id has no ':' and is not empty")
+                })?);
         }
     }
     existing_store(&args.store.db)?;
@@ -248,7 +248,8 @@ async fn listen_command(args: ListenArgs) -> Result<(), String> {
 /// `hookline bench ...` runs `hookline-bench ...` from beside this binary.
 fn bench(args: Vec<String>) -> Result<ExitCode, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let bench: PathBuf = exe.with_file_name(format!("hookline-bench{}", std::env::consts::EXE_SUFFIX));
+    let bench: PathBuf =
+        exe.with_file_name(format!("hookline-bench{}", std::env::consts::EXE_SUFFIX));
     if !bench.exists() {
         return Err(format!(
             "the benchmarks are a separate binary, {}, which is not there: build it with `cargo build --release -p hookline --bin hookline-bench`",

@@ -1,5 +1,6 @@
-//! The `hookline` binary as a newcomer runs it: `serve` prints what it promises and stops
-//! cleanly on Ctrl-C; `token` mints a token that `serve` accepts.
+//! The `hookline` binary as a newcomer runs it: `serve` prints what it promises, keeps its store
+//! to itself and stops cleanly on Ctrl-C; `token` mints a token that `serve` accepts; help,
+//! version, completions and argument errors come from clap; `listen` receives webhooks.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -131,7 +132,7 @@ fn bad_arguments_are_explained() {
         assert!(!out.status.success(), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains("hookline:") && err.contains("usage:"),
+            err.contains("error:") && err.contains("--help"),
             "{args:?}: {err}"
         );
     }
@@ -140,6 +141,23 @@ fn bad_arguments_are_explained() {
 #[test]
 fn dlq_list_and_replay_on_the_embedded_store() {
     let db = temp_db("dlq");
+    let missing = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["dlq", "list", "--db"])
+        .arg(&db)
+        .output()
+        .expect("runs");
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr)
+            .contains(&format!("no Hookline store at {}", db.display())),
+        "it says where it looked: {}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    assert!(
+        !db.exists(),
+        "commands other than serve never create a store"
+    );
+    hookline_core::store::sqlite::Database::open(&db).expect("a store");
     let list = Command::new(env!("CARGO_BIN_EXE_hookline"))
         .args(["dlq", "list", "--queue", "deliveries", "--db"])
         .arg(&db)
@@ -150,7 +168,7 @@ fn dlq_list_and_replay_on_the_embedded_store() {
         "{}",
         String::from_utf8_lossy(&list.stderr)
     );
-    assert!(String::from_utf8_lossy(&list.stdout).contains("0 message(s) in deliveries-dlq"));
+    assert!(String::from_utf8_lossy(&list.stdout).contains("0 message(s) in deliveries-dlq of"));
     let replay = Command::new(env!("CARGO_BIN_EXE_hookline"))
         .args(["dlq", "replay", "--queue", "events", "--limit", "5", "--db"])
         .arg(&db)
@@ -170,4 +188,190 @@ fn dlq_list_and_replay_on_the_embedded_store() {
         .expect("runs");
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a webhook id"));
+}
+
+fn hookline(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(args)
+        .output()
+        .expect("hookline runs")
+}
+
+#[test]
+fn help_version_completions_and_argument_errors() {
+    let help = hookline(&["--help"]);
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for command in ["serve", "token", "dlq", "listen", "completions", "bench"] {
+        assert!(text.contains(command), "--help names {command}: {text}");
+    }
+    let serve = String::from_utf8_lossy(&hookline(&["serve", "--help"]).stdout).into_owned();
+    for env in [
+        "HOOKLINE_ADDR",
+        "HOOKLINE_DB",
+        "HOOKLINE_DELIVER_WORKERS",
+        "HOOKLINE_RETRY_SCHEDULE_MS",
+        "HOOKLINE_DELIVERY_TIMEOUT_MS",
+        "HOOKLINE_URN_NAMESPACE",
+        "HOOKLINE_ALLOW_HTTP",
+        "HOOKLINE_ALLOW_PRIVATE_TARGETS",
+        "HOOKLINE_ONE_URL_PER_EVENT",
+        "HOOKLINE_PERMISSIONS_CLAIM",
+    ] {
+        assert!(serve.contains(env), "serve --help shows {env}: {serve}");
+    }
+    let listen = String::from_utf8_lossy(&hookline(&["listen", "--help"]).stdout).into_owned();
+    for flag in ["--addr", "--secret", "--status", "--json"] {
+        assert!(listen.contains(flag), "{listen}");
+    }
+    let version = hookline(&["--version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("hookline {}", env!("CARGO_PKG_VERSION"))
+    );
+    let bad = hookline(&["serve", "--deliver-workers", "many"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr)
+        .contains("invalid value 'many' for '--deliver-workers <N>'"));
+    let bad = hookline(&["listen", "--status", "700"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not an HTTP status code"));
+    let completions = hookline(&["completions", "bash"]);
+    assert!(String::from_utf8_lossy(&completions.stdout).contains("_hookline()"));
+    // A closed pipe ends the output, not in a panic.
+    let piped = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "set -o pipefail; {} --help | head -1; {} completions zsh | head -1",
+                env!("CARGO_BIN_EXE_hookline"),
+                env!("CARGO_BIN_EXE_hookline")
+            ),
+        ])
+        .output()
+        .expect("bash runs");
+    assert!(
+        !String::from_utf8_lossy(&piped.stderr).contains("panicked"),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+}
+
+#[test]
+fn a_host_name_is_a_valid_address_and_a_second_serve_on_one_store_refuses() {
+    let db = temp_db("lock");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["serve", "--addr", "localhost:0", "--db"])
+        .arg(&db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hookline starts");
+    let stdout = first.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let listening = lines.next().expect("a line").expect("utf-8");
+    assert!(
+        listening.starts_with("Hookline listening on http://"),
+        "{listening}"
+    );
+    let second = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .output()
+        .expect("runs");
+    let _ = first.kill();
+    let _ = first.wait();
+    assert!(!second.status.success());
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("in use by another `hookline serve`"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+}
+
+/// `hookline listen`: HEAD answered, scripted statuses in turn, signatures checked with the
+/// secret, one line per delivery with its attempt count.
+#[test]
+fn listen_answers_checks_signatures_and_scripts_statuses() {
+    use hookline_core::signing::{signature_header, Secret};
+    let secret = Secret::generate().expect("rng");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args([
+            "listen",
+            "--addr",
+            "127.0.0.1:0",
+            "--status",
+            "500,200",
+            "--secret",
+        ])
+        .arg(secret.expose())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hookline listen starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a line").expect("utf-8");
+    let url = first
+        .split("on ")
+        .nth(1)
+        .expect("the address")
+        .trim()
+        .to_owned();
+    let curl = |method: &str, headers: &[String], body: &str| -> String {
+        let mut c = Command::new("curl");
+        c.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method]);
+        if method == "HEAD" {
+            c.arg("-I");
+        }
+        for h in headers {
+            c.args(["-H", h]);
+        }
+        if !body.is_empty() {
+            c.args(["--data-binary", body]);
+        }
+        let out = c.arg(&url).output().expect("curl runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl("HEAD", &[], ""), "200");
+    let body = r#"{"id":"evt_1","type":"ticket.created","urn":"urn:allthings:app:A1:ticket:CAT7:T99","data":{}}"#;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let signed = |sig: String| {
+        vec![
+            "webhook-id: evt_1".to_owned(),
+            format!("webhook-timestamp: {now}"),
+            format!("webhook-signature: {sig}"),
+            "content-type: application/json".to_owned(),
+        ]
+    };
+    let good = signature_header(std::slice::from_ref(&secret), "evt_1", now, body.as_bytes());
+    assert_eq!(
+        curl("POST", &signed(good.clone()), body),
+        "500",
+        "first scripted status"
+    );
+    assert_eq!(curl("POST", &signed(good), body), "200", "then the next");
+    let other = Secret::generate().expect("rng");
+    let bad = signature_header(std::slice::from_ref(&other), "evt_1", now, body.as_bytes());
+    assert_eq!(
+        curl("POST", &signed(bad), body),
+        "200",
+        "the last one repeats"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let printed: Vec<String> = lines.map_while(Result::ok).collect();
+    let text = printed.join("\n");
+    assert!(text.contains("HEAD /  200  endpoint check"), "{text}");
+    let deliveries: Vec<&String> = printed.iter().filter(|l| l.contains("evt_1")).collect();
+    assert_eq!(deliveries.len(), 3, "{text}");
+    assert!(
+        deliveries[0].contains("ticket.created")
+            && deliveries[0].contains("urn:allthings:app:A1:ticket:CAT7:T99")
+            && deliveries[0].contains("attempt 1")
+            && deliveries[0].contains("answered 500")
+            && deliveries[0].contains("signature ok"),
+        "{}",
+        deliveries[0]
+    );
+    assert!(deliveries[1].contains("attempt 2") && deliveries[1].contains("answered 200"));
+    assert!(deliveries[2].contains("signature BAD"), "{}", deliveries[2]);
 }

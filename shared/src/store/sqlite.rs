@@ -511,7 +511,8 @@ impl AttemptLog for Database {
         let (webhook, delivery) = (webhook.to_string(), delivery.to_string());
         let found: Option<(String, u32)> = self
             .with_conn(move |c| {
-                query_row(c,
+                query_row(
+                    c,
                     "SELECT event_id, json_extract(doc, '$.attempt') AS n FROM attempts
                      WHERE webhook_id = ?1 AND delivery_id = ?2 ORDER BY n DESC LIMIT 1",
                     params![webhook, delivery],
@@ -522,7 +523,11 @@ impl AttemptLog for Database {
             })
             .await?;
         found
-            .map(|(id, n)| EventId::parse(&id).map(|id| (id, n)).map_err(PortError::Corrupt))
+            .map(|(id, n)| {
+                EventId::parse(&id)
+                    .map(|id| (id, n))
+                    .map_err(PortError::Corrupt)
+            })
             .transpose()
     }
 

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use hookline_api::auth::Caller;
 use hookline_api::deliveries::DeliveriesService;
 use hookline_api::intake::IntakeService;
-use hookline_api::auth::Caller;
 use hookline_api::routes::Router;
 use hookline_api::service::{Settings, WebhookService};
 use hookline_core::auth::Principal;

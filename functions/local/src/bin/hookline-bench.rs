@@ -13,7 +13,11 @@ use hookline::say;
 /// Hookline's benchmarks: floor vs pipeline, Lambda cold start, AWS cost. BENCHMARKS.md has
 /// the figures.
 #[derive(Debug, Parser)]
-#[command(name = "hookline-bench", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "hookline-bench",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Bench>,
