@@ -118,14 +118,17 @@ fn signature_cases() {
     assert_eq!(cases.len(), 4);
 }
 
+/// Needs the originals beside the clone (`../shared/conformance`), which only the project's
+/// own machines have: `./tests/run.sh` runs it there and reports it skipped elsewhere.
 #[test]
+#[ignore = "needs ../shared/conformance beside the clone; ./tests/run.sh runs it where that exists"]
 fn copies_match_the_shared_originals() {
     let originals = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance");
-    if !originals.is_dir() {
-        // A user's clone has no ../shared; the copies are what the tests above run.
-        eprintln!("{} not present; copies not compared", originals.display());
-        return;
-    }
+    assert!(
+        originals.is_dir(),
+        "{} is not there: nothing to compare the copies with",
+        originals.display()
+    );
     for name in ["urn.json", "headers.json", "signatures.json"] {
         let copy = std::fs::read(
             Path::new(env!("CARGO_MANIFEST_DIR"))
