@@ -277,6 +277,31 @@ async fn create_webhook_post_event_and_receive_it_signed_through_serve() {
     assert_eq!(r.status(), 202);
     let posts = wait_for_posts(&receiver, 2).await;
     assert_eq!(posts[1].header("webhook-id"), Some(event_id.as_str()));
+    // The redelivery is the delivery's attempt 2: attempt numbers keep counting.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let numbers = loop {
+        let log: serde_json::Value = client
+            .get(format!("{base}/v1/webhooks/{id}/deliveries"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        let numbers: Vec<u64> = log["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|a| a["deliveryId"] == delivery_id.as_str())
+            .filter_map(|a| a["attempt"].as_u64())
+            .collect();
+        if numbers.len() >= 2 || Instant::now() > deadline {
+            break numbers;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(numbers, [2, 1], "newest first: the redelivery is attempt 2");
 
     // A test event through the real path.
     let r = client

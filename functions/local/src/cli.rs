@@ -275,7 +275,8 @@ pub struct DlqArgs {
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
     /// Act on SQS (a real account, or moto through AWS_ENDPOINT_URL) instead of the embedded
-    /// store: the queue URLs come from HOOKLINE_<QUEUE>_QUEUE_URL and HOOKLINE_<QUEUE>_DLQ_URL.
+    /// store: the queue URLs come from HOOKLINE_DELIVERIES_QUEUE_URL and
+    /// HOOKLINE_DELIVERIES_DLQ_URL (the EVENTS pair with --queue events).
     #[arg(long, conflicts_with = "db")]
     pub aws: bool,
     /// The embedded store.

@@ -57,7 +57,11 @@ fn bench_refuses_an_empty_run() {
         .output()
         .expect("hookline runs");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--events must be at least 1"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("'--events <EVENTS>'") && err.contains("at least 1"),
+        "{err}"
+    );
 }
 
 /// Where cargo put this build's binaries (`target/debug` under `cargo test`).

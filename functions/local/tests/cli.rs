@@ -48,6 +48,11 @@ fn serve_prints_its_address_store_and_token_then_stops_on_ctrl_c() {
     );
     assert!(text.contains("export HOOKLINE_TOKEN=ey"), "{text}");
     assert!(text.contains("private targets ALLOWED"), "{text}");
+    assert!(
+        text.contains("deliveries: 5 retries after 30s, 2m, 8m, 32m, 2h (±20% jitter), delivery timeout 10s, 4 workers"),
+        "serve prints the schedule and timeouts it runs with: {text}"
+    );
+    assert!(text.contains("valid with this store only"), "{text}");
     let url = text
         .lines()
         .find_map(|l| l.strip_prefix("Hookline listening on "))
@@ -112,7 +117,12 @@ fn serve_prints_its_address_store_and_token_then_stops_on_ctrl_c() {
         "exit after Ctrl-C: {:?}",
         output.status
     );
-    assert!(String::from_utf8_lossy(&output.stderr).contains("shutting down"));
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "no colour codes in logs that do not go to a terminal: {log}"
+    );
 }
 
 #[test]

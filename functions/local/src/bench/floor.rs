@@ -1,7 +1,7 @@
 //! The floor: what the deliverer's HTTP client does alone. The same `ReqwestSender` and
 //! `signed_request` the deliverer uses, POSTing signed bodies of the pipeline's size with the
 //! pipeline's concurrency straight to the receiver. It runs as its own process
-//! (`hookline bench-floor`) so its CPU and memory are read apart from the receiver's.
+//! (`hookline-bench floor`) so its CPU and memory are read apart from the receiver's.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

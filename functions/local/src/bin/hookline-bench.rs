@@ -41,7 +41,7 @@ enum Bench {
 fn at_least_one(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("{s} is not a whole number of at least 1")),
+        _ => Err(format!("{s}: must be at least 1")),
     }
 }
 
