@@ -4,19 +4,28 @@
 //! names and URLs as JSON.
 
 use aws_config::BehaviorVersion;
+use clap::Parser;
 use hookline_core::retry::RetryPolicy;
 use hookline_infra::{bootstrap, ResourceNames};
 
+/// Creates (or converges) Hookline's DynamoDB table and SQS queues with their DLQs, where the
+/// standard AWS environment points (a real account, or moto through AWS_ENDPOINT_URL), and
+/// prints their names and URLs as JSON.
+#[derive(Debug, Parser)]
+#[command(name = "hookline-bootstrap", version)]
+struct Args {
+    /// Names the table PREFIX and the queues PREFIX-events, PREFIX-deliveries and their -dlq.
+    #[arg(env = "HOOKLINE_RESOURCE_PREFIX", default_value = "hookline")]
+    prefix: String,
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let prefix = Args::parse().prefix;
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .init();
-    let prefix = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("HOOKLINE_RESOURCE_PREFIX").ok())
-        .unwrap_or_else(|| "hookline".to_owned());
     let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
