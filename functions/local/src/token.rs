@@ -62,6 +62,8 @@ impl Tokens {
         // HS256 only (no `alg` confusion), `exp` and `sub` required, no leeway on `exp`/`nbf`.
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
+        // Valid while exp > now, as before: a token expiring this second is refused.
+        validation.reject_tokens_expiring_in_less_than = 1;
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Self {
@@ -179,6 +181,8 @@ mod tests {
         );
         let expired = tokens.mint_at(&alice(), now - 120, now - 60);
         assert_eq!(tokens.verify(&expired), Err(TokenError::Expired));
+        let expiring_now = tokens.mint_at(&alice(), now, now);
+        assert_eq!(tokens.verify(&expiring_now), Err(TokenError::Expired));
         assert_eq!(
             Tokens::new(b"another key", "permissions").verify(&token),
             Err(TokenError::BadSignature)
