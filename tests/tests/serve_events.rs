@@ -238,25 +238,34 @@ async fn create_webhook_post_event_and_receive_it_signed_through_serve() {
     assert_eq!(body["data"]["title"], "Leaking tap");
 
     // The attempt log shows it.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let log = loop {
-        let log: serde_json::Value = client
-            .get(format!(
-                "{base}/v1/webhooks/{id}/deliveries?status=delivered"
-            ))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
-        if log["items"].as_array().is_some_and(|i| !i.is_empty()) || Instant::now() > deadline {
-            break log;
+    let attempts = |query: &'static str, enough: usize| {
+        let (client, url, token) = (
+            client.clone(),
+            format!("{base}/v1/webhooks/{id}/deliveries{query}"),
+            token.clone(),
+        );
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let log: serde_json::Value = client
+                    .get(&url)
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .expect("get")
+                    .json()
+                    .await
+                    .expect("json");
+                let items = log["items"].as_array().cloned().unwrap_or_default();
+                if items.len() >= enough || Instant::now() > deadline {
+                    break items;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let attempt = &log["items"][0];
+    let log = attempts("?status=delivered", 1).await;
+    let attempt = &log[0];
     assert_eq!(attempt["status"], "delivered");
     assert_eq!(attempt["responseStatus"], 200);
     assert_eq!(attempt["eventId"], event_id.as_str());
@@ -278,29 +287,12 @@ async fn create_webhook_post_event_and_receive_it_signed_through_serve() {
     let posts = wait_for_posts(&receiver, 2).await;
     assert_eq!(posts[1].header("webhook-id"), Some(event_id.as_str()));
     // The redelivery is the delivery's attempt 2: attempt numbers keep counting.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let numbers = loop {
-        let log: serde_json::Value = client
-            .get(format!("{base}/v1/webhooks/{id}/deliveries"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
-        let numbers: Vec<u64> = log["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .filter(|a| a["deliveryId"] == delivery_id.as_str())
-            .filter_map(|a| a["attempt"].as_u64())
-            .collect();
-        if numbers.len() >= 2 || Instant::now() > deadline {
-            break numbers;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let numbers: Vec<u64> = attempts("", 2)
+        .await
+        .iter()
+        .filter(|a| a["deliveryId"] == delivery_id.as_str())
+        .filter_map(|a| a["attempt"].as_u64())
+        .collect();
     assert_eq!(numbers, [2, 1], "newest first: the redelivery is attempt 2");
 
     // A test event through the real path.

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, RawQuery, Request, State};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use bytes::Bytes;
 use hookline_core::event::RawEvent;
 use hookline_core::event_type::EventTypeInfo;
@@ -23,7 +24,6 @@ use serde::Serialize;
 use tower::ServiceExt as _;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
-use axum::routing::{get, post};
 
 use crate::auth::{Authenticated, Caller};
 use crate::deliveries::{DeliveriesService, Queued};
@@ -751,7 +751,10 @@ async fn publish_event(
 )]
 async fn openapi_document() -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         OPENAPI_JSON,
     )
         .into_response()

@@ -280,13 +280,8 @@ pub struct DlqArgs {
     #[arg(long, conflicts_with = "db")]
     pub aws: bool,
     /// The embedded store.
-    #[arg(
-        long,
-        env = "HOOKLINE_DB",
-        default_value = "hookline.db",
-        value_name = "FILE"
-    )]
-    pub db: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// HTTP status codes to answer with, in turn; the last one repeats.

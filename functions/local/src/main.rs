@@ -155,9 +155,9 @@ async fn dlq_command(args: DlqArgs, replay: bool) -> Result<(), String> {
         }
         return Ok(());
     }
-    existing_store(&args.db)?;
+    existing_store(&args.store.db)?;
     let local = Local::open(
-        &args.db,
+        &args.store.db,
         hookline_api::service::Settings::default(),
         hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM.into(),
     )
@@ -179,7 +179,7 @@ async fn dlq_command(args: DlqArgs, replay: bool) -> Result<(), String> {
             "replayed {n} message(s) from {} to {} in {}",
             dead.name(),
             queue.name(),
-            args.db.display()
+            args.store.db.display()
         );
     } else {
         let messages = dlq::list_embedded(dead, filter.limit.unwrap_or(100))
@@ -189,7 +189,7 @@ async fn dlq_command(args: DlqArgs, replay: bool) -> Result<(), String> {
             "{} message(s) in {} of {}",
             messages.len(),
             dead.name(),
-            args.db.display()
+            args.store.db.display()
         );
         for m in messages {
             say!(
