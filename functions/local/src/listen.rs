@@ -1,6 +1,8 @@
 //! `hookline listen`: the receiver a developer needs on day one. It answers `HEAD` (the
 //! endpoint check) and POSTs with scripted statuses, checks Standard Webhooks signatures when
-//! it has the secret, and prints one line per delivery (or the whole delivery as JSON).
+//! it has the secret, and prints one line per delivery (or the whole delivery as JSON). The
+//! attempt it prints is how many times this listener has received that `webhook-id`: Standard
+//! Webhooks carries no attempt number, and the id is the same on every retry.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -385,3 +385,18 @@ fn listen_answers_checks_signatures_and_scripts_statuses() {
     assert!(deliveries[1].contains("attempt 2") && deliveries[1].contains("answered 200"));
     assert!(deliveries[2].contains("signature BAD"), "{}", deliveries[2]);
 }
+
+/// The README's run command, `cargo run --release -p hookline -- serve`, names no binary: the
+/// package must say which of its two it runs.
+#[test]
+fn cargo_run_starts_hookline_not_the_benchmarks() {
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .expect("Cargo.toml");
+    assert!(
+        manifest.contains("default-run = \"hookline\""),
+        "functions/local/Cargo.toml must set default-run = \"hookline\""
+    );
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README");
+    assert!(readme.contains("cargo run --release -p hookline -- serve"));
+}
