@@ -175,13 +175,9 @@ pub async fn problems_only(request: Request, next: Next) -> Response {
         .await
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    let title = status.canonical_reason().unwrap_or("Error");
+    let title = status.canonical_reason().unwrap_or("Request refused");
     let slug = title.to_ascii_lowercase().replace(' ', "-");
-    let mut p = Problem::new(status, &slug, "Request refused", detail);
-    if let Some(reason) = status.canonical_reason() {
-        p.detail = format!("{reason}: {}", p.detail);
-    }
-    p.into_response()
+    Problem::new(status, &slug, title, detail).into_response()
 }
 
 impl From<ServiceError> for Problem {

@@ -22,11 +22,6 @@ impl Progress {
         }
     }
 
-    /// Never shown.
-    pub fn hidden() -> Self {
-        Self { shown: false }
-    }
-
     /// A bar counting to `len`.
     pub fn bar(&self, len: u64, message: impl Into<Cow<'static, str>>) -> ProgressBar {
         if !self.shown {
