@@ -44,6 +44,11 @@ invoke api api-create-webhook-forbidden.json 'r["statusCode"] == 403'
 # the save is refused by endpoint verification, which is what this checks.
 invoke api api-create-webhook.json 'r["statusCode"] == 422 and "endpoint-verification-failed" in r["body"]'
 invoke api api-publish-event.json 'r["statusCode"] == 202 and json.loads(r["body"])["id"] == "evt_01JDK7Z3Q8W6V0N4B2C9D5E7F1"'
+# GraphQL: the public registerWebhook example at the root, refused by the same endpoint check.
+invoke api api-graphql-register-webhook.json 'r["statusCode"] == 200 and json.loads(r["body"])["data"]["registerWebhook"]["code"] == "ENDPOINT_CHECK_FAILED"'
+invoke api api-graphql-register-webhook-forbidden.json 'r["statusCode"] == 200 and json.loads(r["body"])["data"]["registerWebhook"]["code"] == "FORBIDDEN"'
+invoke api api-graphql-webhooks.json 'r["statusCode"] == 200 and json.loads(r["body"])["data"]["webhooks"]["totalCount"] == 0'
+invoke api api-graphql-no-token.json 'r["statusCode"] == 401'
 invoke ingest sqs-ingest-batch.json 'r["batchItemFailures"] == []'
 invoke deliver sqs-deliver-batch.json 'r["batchItemFailures"] == []'
 

@@ -322,6 +322,12 @@ pub trait AttemptLog: Send + Sync {
         cursor: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page<Attempt>, PortError>;
+    /// How many attempts [`AttemptLog::list`] would walk through, in all its pages.
+    async fn count(
+        &self,
+        webhook: &WebhookId,
+        status: Option<AttemptStatus>,
+    ) -> Result<u64, PortError>;
 }
 
 /// Largest part of an endpoint's answer that is read (DESIGN §7).
@@ -384,7 +390,51 @@ pub enum OutboundError {
     Other(String),
 }
 
+/// What kind of failure an [`OutboundError`] was, for people reading the attempt log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboundErrorKind {
+    /// [`OutboundError::Timeout`].
+    Timeout,
+    /// [`OutboundError::Connect`].
+    Connect,
+    /// [`OutboundError::Tls`].
+    Tls,
+    /// [`OutboundError::Blocked`].
+    Blocked,
+    /// [`OutboundError::Other`], or a message of no known kind.
+    Other,
+}
+
+impl OutboundErrorKind {
+    /// The kind of a recorded error message (the attempt log keeps an [`OutboundError`]'s
+    /// text, which starts with its kind).
+    pub fn of_message(message: &str) -> Self {
+        if message.starts_with("timed out") {
+            Self::Timeout
+        } else if message.starts_with("could not connect") {
+            Self::Connect
+        } else if message.starts_with("TLS failed") {
+            Self::Tls
+        } else if message.starts_with("target refused") {
+            Self::Blocked
+        } else {
+            Self::Other
+        }
+    }
+}
+
 impl OutboundError {
+    /// Its kind.
+    pub fn kind(&self) -> OutboundErrorKind {
+        match self {
+            Self::Timeout(_) => OutboundErrorKind::Timeout,
+            Self::Connect(_) => OutboundErrorKind::Connect,
+            Self::Tls(_) => OutboundErrorKind::Tls,
+            Self::Blocked(_) => OutboundErrorKind::Blocked,
+            Self::Other(_) => OutboundErrorKind::Other,
+        }
+    }
+
     /// The retry policy's view of this failure.
     pub fn outcome(&self) -> crate::retry::AttemptOutcome {
         use crate::retry::AttemptOutcome;
@@ -407,6 +457,27 @@ pub trait HttpSender: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recorded_error_message_tells_its_kind() {
+        for e in [
+            OutboundError::Timeout(Duration::from_secs(10)),
+            OutboundError::Connect("connection refused".into()),
+            OutboundError::Tls("bad certificate".into()),
+            OutboundError::Blocked("10.0.0.1 is private".into()),
+            OutboundError::Other("body too large".into()),
+        ] {
+            assert_eq!(
+                OutboundErrorKind::of_message(&e.to_string()),
+                e.kind(),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            OutboundErrorKind::of_message("webhook was deleted"),
+            OutboundErrorKind::Other
+        );
+    }
 
     #[test]
     fn delivery_ids_are_deterministic_per_pair() {

@@ -203,3 +203,44 @@ pub async fn invoke_lambda(app: &axum::Router, event: &str) -> (u16, String) {
     };
     (status, body)
 }
+
+/// What `hookline serve` allows by default: `http://` and loopback endpoints.
+pub fn local_settings() -> hookline_api::service::Settings {
+    hookline_api::service::Settings {
+        allow_http: true,
+        targets: hookline_core::target::TargetPolicy {
+            allow_private: true,
+        },
+        ..hookline_api::service::Settings::default()
+    }
+}
+
+/// The API (REST and GraphQL) over an in-memory embedded store, and that store.
+pub fn embedded_api(
+    settings: hookline_api::service::Settings,
+) -> (
+    hookline_api::routes::Router,
+    hookline_core::store::sqlite::Database,
+) {
+    use hookline_core::queue::sqlite::SqliteQueue;
+    use hookline_core::store::sqlite::Database;
+    use std::sync::Arc;
+    let db = Database::open_in_memory().unwrap_or_else(|e| panic!("sqlite: {e}"));
+    let http = hookline_core::http::ReqwestSender::new(settings.targets, "Hookline/test")
+        .unwrap_or_else(|e| panic!("client: {e}"));
+    let events = SqliteQueue::new(db.clone(), "events", None);
+    let intake =
+        hookline_api::intake::IntakeService::new(Arc::new(events), settings.namespace.clone());
+    let webhooks =
+        hookline_api::service::WebhookService::new(Arc::new(db.clone()), Arc::new(http), settings);
+    let deliveries = hookline_api::deliveries::DeliveriesService::new(
+        webhooks.clone(),
+        Arc::new(db.clone()),
+        Arc::new(db.clone()),
+        Arc::new(SqliteQueue::new(db.clone(), "deliveries", None)),
+    );
+    (
+        hookline_api::routes::Router::new(webhooks, intake, deliveries),
+        db,
+    )
+}

@@ -1,47 +1,24 @@
 //! The REST API over the embedded store: authorization table, validation on save, errors and
 //! limits, concurrency, secret rotation, and the OpenAPI document against the router.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use hookline_api::auth::Caller;
-use hookline_api::deliveries::DeliveriesService;
-use hookline_api::intake::IntakeService;
 use hookline_api::routes::Router;
-use hookline_api::service::{Settings, WebhookService};
+use hookline_api::service::Settings;
 use hookline_core::auth::Principal;
-use hookline_core::http::ReqwestSender;
-use hookline_core::queue::sqlite::SqliteQueue;
 use hookline_core::store::sqlite::Database;
-use hookline_core::target::TargetPolicy;
 use hookline_tests::receiver::{Reply, TestReceiver};
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
 
-fn local_settings() -> Settings {
-    Settings {
-        allow_http: true,
-        targets: TargetPolicy {
-            allow_private: true,
-        },
-        ..Settings::default()
-    }
+fn router_with(settings: Settings) -> (Router, Database) {
+    hookline_tests::embedded_api(settings)
 }
 
-fn router_with(settings: Settings) -> (Router, Database) {
-    let db = Database::open_in_memory().expect("sqlite");
-    let http = ReqwestSender::new(settings.targets, "Hookline/test").expect("client");
-    let events = SqliteQueue::new(db.clone(), "events", None);
-    let intake = IntakeService::new(Arc::new(events), settings.namespace.clone());
-    let webhooks = WebhookService::new(Arc::new(db.clone()), Arc::new(http), settings);
-    let deliveries = DeliveriesService::new(
-        webhooks.clone(),
-        Arc::new(db.clone()),
-        Arc::new(db.clone()),
-        Arc::new(SqliteQueue::new(db.clone(), "deliveries", None)),
-    );
-    (Router::new(webhooks, intake, deliveries), db)
+fn local_settings() -> Settings {
+    hookline_tests::local_settings()
 }
 
 fn who(permissions: &str) -> Caller {
@@ -1055,7 +1032,7 @@ async fn the_router_serves_every_documented_operation_and_the_document() {
             );
         }
     }
-    assert_eq!(operations, 13, "the API's 13 operations are documented");
+    assert_eq!(operations, 14, "the API's 14 operations are documented");
     let served = call(
         &router,
         Method::GET,

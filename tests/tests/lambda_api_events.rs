@@ -93,6 +93,50 @@ async fn run_fixtures(
     let (status, body) = invoke(&router, &fixture("api-publish-event.json", &endpoint)).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["id"], "evt_01JDK7Z3Q8W6V0N4B2C9D5E7F1");
+
+    // GraphQL: the platform's public example posted to the root, the same with a URN of an
+    // App the token lacks, the App's webhooks, and no token.
+    let (status, body) = invoke(
+        &router,
+        &fixture("api-graphql-register-webhook.json", &endpoint),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["registerWebhook"]["code"], "OK", "{body}");
+    assert_eq!(body["data"]["registerWebhook"]["success"], true);
+
+    let (status, body) = invoke(
+        &router,
+        &fixture("api-graphql-register-webhook-forbidden.json", &endpoint),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"]["registerWebhook"]["code"], "FORBIDDEN",
+        "{body}"
+    );
+    assert_eq!(body["data"]["registerWebhook"]["success"], false);
+
+    let (status, body) = invoke(&router, &fixture("api-graphql-webhooks.json", &endpoint)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    let webhooks = &body["data"]["webhooks"];
+    assert_eq!(
+        webhooks["totalCount"], 2,
+        "the REST one and the GraphQL one: {body}"
+    );
+    assert_eq!(webhooks["pageInfo"]["hasNextPage"], false);
+    for edge in webhooks["edges"].as_array().expect("edges") {
+        assert_eq!(
+            edge["cursor"], edge["node"]["id"],
+            "cursors are the store's"
+        );
+        assert_eq!(edge["node"]["secret"], Value::Null);
+        assert_eq!(edge["node"]["deliveries"]["totalCount"], 0);
+    }
+
+    let (status, body) = invoke(&router, &fixture("api-graphql-no-token.json", &endpoint)).await;
+    assert_eq!(status, 401, "{body}");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! `template.yaml` against the code: every environment variable a function reads is set for
 //! it, every parameter is used, the queues' redrive matches the retry policy, visibility
-//! timeouts respect AWS's 6 x function timeout rule, and the binaries exist.
+//! timeouts respect AWS's 6 x function timeout rule, the binaries exist, and API Gateway
+//! routes every documented operation (and GraphQL) to the api behind the right authorizer.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -221,4 +222,62 @@ fn the_cost_benchmark_prices_the_template_memory_sizes_and_batch_sizes() {
             "{parameter}"
         );
     }
+}
+
+/// API Gateway routes every documented operation (and GraphQL at the root, as the platform's
+/// public example posts there) to the api function, behind the JWT authorizer unless the
+/// document marks it public: the most specific route wins, as in API Gateway.
+#[test]
+fn api_gateway_routes_every_documented_operation_to_the_api() {
+    let t = template();
+    let events = t["Resources"]["ApiFunction"]["Properties"]["Events"]
+        .as_mapping()
+        .expect("ApiFunction has events");
+    // (path, method, public)
+    let routes: Vec<(String, String, bool)> = events
+        .values()
+        .filter(|e| e["Type"] == "HttpApi")
+        .map(|e| {
+            let p = &e["Properties"];
+            (
+                p["Path"].as_str().expect("Path").to_owned(),
+                p["Method"].as_str().expect("Method").to_ascii_uppercase(),
+                p["Auth"]["Authorizer"] == "NONE",
+            )
+        })
+        .collect();
+    let route_of = |path: &str, method: &str| {
+        let methods = |r: &&(String, String, bool)| r.1 == method || r.1 == "ANY";
+        routes
+            .iter()
+            .filter(methods)
+            .find(|r| r.0 == path)
+            .or_else(|| {
+                routes.iter().filter(methods).find(|r| {
+                    r.0.strip_suffix("{proxy+}")
+                        .is_some_and(|prefix| path.starts_with(prefix))
+                })
+            })
+            .unwrap_or_else(|| panic!("{method} {path} is not routed to the api function"))
+    };
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("functions/api/openapi.json")).expect("openapi"),
+    )
+    .expect("JSON");
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("operations") {
+            let public = op["security"] == serde_json::json!([{}]);
+            let route = route_of(path, &method.to_ascii_uppercase());
+            assert_eq!(
+                route.2, public,
+                "{method} {path}: the authorizer must be off exactly where the document says public"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 14, "{checked} operations");
+    let root_route = route_of("/", "POST");
+    assert_eq!(root_route.0, "/", "POST / is GraphQL, routed as itself");
+    assert!(!root_route.2, "behind the authorizer");
 }

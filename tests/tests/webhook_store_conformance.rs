@@ -1,11 +1,14 @@
 //! One conformance suite for the `WebhookStore` port, run against every adapter: SQLite
-//! (always) and DynamoDB on moto (`./tests/run.sh`).
+//! (always) and DynamoDB on moto (`./tests/run.sh`); and the `AttemptLog` port's counting.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use hookline_core::event::EventId;
 use hookline_core::event_type::Catalog;
-use hookline_core::ports::{Cursor, PortError, WebhookStore};
+use hookline_core::ports::{
+    Attempt, AttemptLog, AttemptStatus, Cursor, DeliveryId, PortError, WebhookStore,
+};
 use hookline_core::signing::Secret;
 use hookline_core::target::TargetPolicy;
 use hookline_core::urn::Namespace;
@@ -237,3 +240,90 @@ async fn dynamo_store() -> Arc<dyn WebhookStore> {
 
 conformance!(sqlite, sqlite_store(),);
 conformance!(dynamodb, dynamo_store(), #[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]);
+
+/// The attempt log counts what its listing walks: per webhook, per status, unexpired only.
+async fn attempt_counts_agree_with_the_listing(log: Arc<dyn AttemptLog>) {
+    let (w, other) = (WebhookId::generate(), WebhookId::generate());
+    let now = time::OffsetDateTime::now_utc();
+    let record = |webhook: &WebhookId, n: u32, status: AttemptStatus| {
+        let event = EventId::generate();
+        Attempt {
+            attempt_id: ulid::Ulid::new().to_string(),
+            webhook_id: webhook.clone(),
+            delivery_id: DeliveryId::for_pair(&event, webhook),
+            event_id: event,
+            attempt: n,
+            at: now,
+            status,
+            response_status: Some(500),
+            error: None,
+            latency_ms: 1,
+            response_excerpt: String::new(),
+            next_retry_at: None,
+        }
+    };
+    let keep = now + time::Duration::days(1);
+    for n in 1..=7 {
+        let status = if n % 3 == 0 {
+            AttemptStatus::Exhausted
+        } else {
+            AttemptStatus::Retrying
+        };
+        log.record(&record(&w, n, status), keep)
+            .await
+            .expect("record");
+    }
+    for n in 1..=2 {
+        log.record(&record(&other, n, AttemptStatus::Delivered), keep)
+            .await
+            .expect("record");
+    }
+    log.record(
+        &record(&w, 9, AttemptStatus::Exhausted),
+        now - time::Duration::minutes(1),
+    )
+    .await
+    .expect("record");
+
+    assert_eq!(log.count(&w, None).await.expect("count"), 7);
+    assert_eq!(
+        log.count(&w, Some(AttemptStatus::Exhausted))
+            .await
+            .expect("count"),
+        2,
+        "the expired one is not counted"
+    );
+    assert_eq!(log.count(&other, None).await.expect("count"), 2);
+    assert_eq!(
+        log.count(&WebhookId::generate(), None)
+            .await
+            .expect("count"),
+        0
+    );
+    let (mut walked, mut cursor) = (0, None);
+    loop {
+        let page = log.list(&w, None, cursor.as_ref(), 3).await.expect("list");
+        walked += page.items.len();
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(walked, 7);
+}
+
+#[tokio::test]
+async fn sqlite_attempt_counts_agree_with_the_listing() {
+    let db = hookline_core::store::sqlite::Database::open_in_memory().expect("sqlite");
+    attempt_counts_agree_with_the_listing(Arc::new(db)).await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
+async fn dynamodb_attempt_counts_agree_with_the_listing() {
+    let (dynamo, _sqs, resources) = hookline_tests::fresh_aws("attempts").await;
+    attempt_counts_agree_with_the_listing(Arc::new(
+        hookline_core::store::dynamodb::DynamoAttemptLog::new(dynamo, resources.table_name),
+    ))
+    .await;
+}

@@ -66,15 +66,7 @@ impl DeliveriesService {
         limit: Option<usize>,
     ) -> Result<Page<Attempt>, ServiceError> {
         let webhook = self.webhooks.get(principal, webhook_id).await?;
-        let status = status
-            .map(|s| {
-                AttemptStatus::parse(s).ok_or_else(|| {
-                    ServiceError::BadRequest(format!(
-                        "status \"{s}\" is not one of delivered, retrying, failed, exhausted, gone, skipped"
-                    ))
-                })
-            })
-            .transpose()?;
+        let status = parse_status(status)?;
         let limit = page_size(limit)?;
         let cursor = cursor
             .map(|c| {
@@ -91,6 +83,19 @@ impl DeliveriesService {
             .attempts
             .list(&webhook.id, status, cursor.as_ref(), limit)
             .await?)
+    }
+
+    /// How many attempts [`Self::list`] walks through in all its pages, optionally of one
+    /// status.
+    pub async fn count(
+        &self,
+        principal: &Principal,
+        webhook_id: &str,
+        status: Option<&str>,
+    ) -> Result<u64, ServiceError> {
+        let webhook = self.webhooks.get(principal, webhook_id).await?;
+        let status = parse_status(status)?;
+        Ok(self.attempts.count(&webhook.id, status).await?)
     }
 
     /// Queues a delivery again from the event log (e.g. after fixing the endpoint).
@@ -182,4 +187,16 @@ impl DeliveriesService {
             ))
         }
     }
+}
+
+fn parse_status(status: Option<&str>) -> Result<Option<AttemptStatus>, ServiceError> {
+    status
+        .map(|s| {
+            AttemptStatus::parse(s).ok_or_else(|| {
+                ServiceError::BadRequest(format!(
+                    "status \"{s}\" is not one of delivered, retrying, failed, exhausted, gone, skipped"
+                ))
+            })
+        })
+        .transpose()
 }

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod config;
 pub mod deliveries;
+pub mod graphql;
 pub mod intake;
 pub mod lambda;
 pub mod problem;

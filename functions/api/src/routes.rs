@@ -27,6 +27,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::auth::{Authenticated, Caller};
 use crate::deliveries::{DeliveriesService, Queued};
+use crate::graphql::GraphQl;
 use crate::intake::IntakeService;
 use crate::problem::{problems_only, Problem};
 use crate::service::{ProbeInput, ProbeReport, WebhookService};
@@ -40,6 +41,7 @@ struct Services {
     webhooks: WebhookService,
     intake: IntakeService,
     deliveries: DeliveriesService,
+    graphql: GraphQl,
 }
 
 /// The REST API bound to its services: an `axum` router for the edges, and
@@ -60,6 +62,7 @@ impl Router {
         let services = Services {
             webhooks: service.clone(),
             intake,
+            graphql: GraphQl::new(service.clone(), deliveries.clone()),
             deliveries,
         };
         let routes = axum::Router::new()
@@ -81,6 +84,9 @@ impl Router {
             .route("/v1/event-types", get(event_types))
             .route("/v1/events", post(publish_event))
             .route("/v1/openapi.json", get(openapi_document))
+            // The platform's public example posts to the root.
+            .route("/graphql", post(graphql))
+            .route("/", post(graphql))
             .fallback(no_route)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(services);
@@ -155,12 +161,13 @@ pub fn openapi_json() -> String {
     paths(
         list_webhooks, create_webhook, probe_url, get_webhook, update_webhook, delete_webhook,
         rotate_secret, send_test, list_deliveries, redeliver, event_types, publish_event,
-        openapi_document
+        openapi_document, graphql
     ),
     tags(
         (name = "webhooks", description = "Subscriptions: an endpoint, event types and URN patterns"),
         (name = "deliveries", description = "A webhook's attempt log, redelivery and test events"),
         (name = "events", description = "Event intake and the event-type catalog"),
+        (name = "graphql", description = "The same subscriptions as GraphQL (schema: functions/api/schema.graphql)"),
     )
 )]
 struct ApiDoc;
@@ -762,3 +769,56 @@ async fn openapi_document() -> Response {
 
 /// The checked-in document, equal to [`openapi_json`] (a test keeps them so).
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// A GraphQL request: one operation (batching is off).
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the body; async-graphql parses it
+struct GraphQlRequest {
+    /// The document, e.g. `mutation($webhook: RegisterWebhookInput!) { registerWebhook(webhook: $webhook) { code message success } }`.
+    query: String,
+    /// Which operation of the document to run.
+    #[schema(rename = "operationName")]
+    operation_name: Option<String>,
+    /// The operation's variables.
+    variables: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+/// A GraphQL response: `data`, and `errors` (each with `extensions.code`). A refused mutation
+/// is data: `success: false` with its `code`, `message` and `fieldErrors`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documents the body; async-graphql writes it
+struct GraphQlResponse {
+    /// The selection's result.
+    data: Option<serde_json::Value>,
+    /// What went wrong.
+    errors: Option<Vec<serde_json::Value>>,
+}
+
+/// Run a GraphQL query or mutation; `POST /` is the same endpoint. The schema is
+/// functions/api/schema.graphql (introspection is on).
+#[utoipa::path(
+    post, path = "/graphql", tag = "graphql", operation_id = "graphql",
+    request_body = GraphQlRequest,
+    responses(
+        (status = 200, description = "The operation ran: data and errors", body = GraphQlResponse),
+        (status = "4XX", description = "Not a GraphQL request or a batch (400), no token (401), too large (413), not JSON (415)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn graphql(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    JsonBytes(body): JsonBytes,
+) -> Answer {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(Problem::bad_request(
+            "batching is off: send one operation per request",
+        ));
+    }
+    let request: async_graphql::Request = serde_json::from_slice(&body).map_err(|e| {
+        Problem::bad_request(format!(
+            "the body is not a GraphQL request {{\"query\", \"operationName\", \"variables\"}}: {e}"
+        ))
+    })?;
+    let response = s.graphql.execute(p, request).await;
+    Ok(json_response(StatusCode::OK, &response))
+}

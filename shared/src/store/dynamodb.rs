@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::builders::PutBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, Select, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 
 use super::{from_document, to_document};
@@ -593,29 +593,16 @@ impl AttemptLog for DynamoAttemptLog {
                 ("SK".to_owned(), s(format!("DL#{}", c.0))),
             ])
         });
-        let now = OffsetDateTime::now_utc().unix_timestamp();
         let mut items: Vec<Attempt> = Vec::new();
         loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :dl)")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":dl", s("DL#"))
-                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-                .expression_attribute_names("#ttl", "ttl")
+            let out = self
+                .attempts_query(&pk, status)
                 .scan_index_forward(false)
                 .set_exclusive_start_key(start.take())
-                .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX));
-            query = match status {
-                Some(st) => query
-                    .filter_expression("#ttl > :now AND #status = :status")
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":status", s(status_name(st))),
-                None => query.filter_expression("#ttl > :now"),
-            };
-            let out = query.send().await.map_err(unavailable)?;
+                .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+                .send()
+                .await
+                .map_err(unavailable)?;
             for item in out.items() {
                 let attempt: Attempt = serde_json::from_str(doc_of(item)?)
                     .map_err(|e| PortError::Corrupt(format!("attempt: {e}")))?;
@@ -627,5 +614,56 @@ impl AttemptLog for DynamoAttemptLog {
             }
         }
         Ok(Page::from_overfetch(items, limit, |a| a.attempt_id.clone()))
+    }
+
+    async fn count(
+        &self,
+        webhook: &WebhookId,
+        status: Option<AttemptStatus>,
+    ) -> Result<u64, PortError> {
+        let pk = webhook_pk(webhook.as_str());
+        let mut start = None;
+        let mut total = 0u64;
+        loop {
+            let out = self
+                .attempts_query(&pk, status)
+                .select(Select::Count)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            total += u64::try_from(out.count).unwrap_or(0);
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+impl DynamoAttemptLog {
+    /// The unexpired attempt items (`DL#`) of a webhook's partition, of one status or all.
+    fn attempts_query(
+        &self,
+        pk: &str,
+        status: Option<AttemptStatus>,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :dl)")
+            .expression_attribute_values(":pk", s(pk.to_owned()))
+            .expression_attribute_values(":dl", s("DL#"))
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_names("#ttl", "ttl");
+        match status {
+            Some(st) => query
+                .filter_expression("#ttl > :now AND #status = :status")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", s(status_name(st))),
+            None => query.filter_expression("#ttl > :now"),
+        }
     }
 }

@@ -570,6 +570,29 @@ impl AttemptLog for Database {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_overfetch(items, limit, |a| a.attempt_id.clone()))
     }
+
+    async fn count(
+        &self,
+        webhook: &WebhookId,
+        status: Option<AttemptStatus>,
+    ) -> Result<u64, PortError> {
+        let webhook = webhook.to_string();
+        let status = status.map(status_name);
+        let now = epoch_ms(time::OffsetDateTime::now_utc());
+        let n: i64 = self
+            .with_conn(move |c| {
+                query_row(
+                    c,
+                    "SELECT COUNT(*) FROM attempts WHERE webhook_id = ?1
+                     AND (?2 IS NULL OR status = ?2) AND expires_at > ?3",
+                    params![webhook, status, now],
+                    |r| r.get(0),
+                )
+                .map_err(unavailable)
+            })
+            .await?;
+        u64::try_from(n).map_err(|e| PortError::Corrupt(e.to_string()))
+    }
 }
 
 #[async_trait]

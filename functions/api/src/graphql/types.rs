@@ -1,0 +1,870 @@
+//! The schema's types, queries and mutations: thin resolvers over [`WebhookService`] and
+//! [`DeliveriesService`]. Names follow the platform's documented webhook schema; what it does
+//! not name is ours, in the same style.
+
+use std::collections::BTreeMap;
+
+use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject, ID};
+use hookline_core::auth::Principal;
+use hookline_core::event_type::EventTypeInfo;
+use hookline_core::ports::{Attempt, AttemptStatus, OutboundErrorKind};
+use hookline_core::validation::FieldError;
+use hookline_core::webhook::{NewWebhook, Webhook, WebhookPatch};
+
+use super::errors::{query_error, refusal};
+use crate::deliveries::{DeliveriesService, Queued};
+use crate::service::{page_size, ServiceError, WebhookService, MAX_PAGE};
+
+fn principal<'a>(ctx: &Context<'a>) -> Result<&'a Principal> {
+    ctx.data::<Principal>()
+}
+
+fn webhooks<'a>(ctx: &Context<'a>) -> Result<&'a WebhookService> {
+    ctx.data::<WebhookService>()
+}
+
+fn deliveries<'a>(ctx: &Context<'a>) -> Result<&'a DeliveriesService> {
+    ctx.data::<DeliveriesService>()
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A page size from Relay's `first`: 1 to 100, 50 when not given.
+fn first_of(first: Option<i32>) -> Result<usize, ServiceError> {
+    match first {
+        Some(n) if n < 1 => Err(ServiceError::BadRequest(format!(
+            "first must be 1 to {MAX_PAGE}, not {n}"
+        ))),
+        Some(n) => page_size(usize::try_from(n).ok()),
+        None => page_size(None),
+    }
+}
+
+/// Complexity of a connection field: its page size times what each node asks for.
+fn page_complexity(first: Option<i32>, child: usize) -> usize {
+    let n = first.map_or(crate::service::DEFAULT_PAGE, |n| {
+        usize::try_from(n).unwrap_or(0).min(MAX_PAGE)
+    });
+    n.max(1).saturating_mul(child).saturating_add(1)
+}
+
+/// The root query.
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// Returns a list of events available for webhooks.
+    async fn registerable_webhooks(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<RegisterableWebhookDescription>> {
+        Ok(webhooks(ctx)?
+            .event_types()
+            .iter()
+            .map(RegisterableWebhookDescription::of)
+            .collect())
+    }
+
+    /// Get a webhook by ID; null when there is none the caller may manage.
+    async fn webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The webhook (`wh_...`).")] id: ID,
+    ) -> Result<Option<WebhookObject>> {
+        match webhooks(ctx)?.get(principal(ctx)?, &id).await {
+            Ok(w) => Ok(Some(WebhookObject::of(w, None))),
+            Err(ServiceError::NotFound(_)) => Ok(None),
+            Err(e) => Err(query_error(e)),
+        }
+    }
+
+    /// Get a list of all webhooks matching a filter, oldest first. Webhooks are listed per
+    /// App: the filter's `appId` is required.
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
+    async fn webhooks(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Which webhooks: `appId` is required.")] filter: Option<WebhooksFilter>,
+        #[graphql(desc = "Page size, 1 to 100 (default 50).")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+    ) -> Result<WebhooksConnection> {
+        let filter = filter.ok_or_else(|| {
+            query_error(ServiceError::BadRequest(
+                "webhooks are listed per App: give filter: {appId: \"...\"}".into(),
+            ))
+        })?;
+        let first = first_of(first).map_err(query_error)?;
+        let service = webhooks(ctx)?;
+        let principal = principal(ctx)?;
+        let (items, has_next) = filter
+            .walk(service, principal, after.as_deref(), Some(first))
+            .await
+            .map_err(query_error)?;
+        let edges: Vec<WebhookEdge> = items
+            .into_iter()
+            .map(|w| WebhookEdge {
+                cursor: w.id.to_string(),
+                node: WebhookObject::of(w, None),
+            })
+            .collect();
+        Ok(WebhooksConnection {
+            page_info: PageInfo::of(&edges, |e| &e.cursor, has_next, after.is_some()),
+            edges,
+            filter,
+        })
+    }
+}
+
+/// Which webhooks to list.
+#[derive(InputObject, Clone)]
+pub struct WebhooksFilter {
+    /// The App whose webhooks to list (needs `edit-app` on it).
+    pub app_id: String,
+    /// Only enabled (true) or disabled (false) webhooks.
+    pub enabled: Option<bool>,
+}
+
+impl WebhooksFilter {
+    fn accepts(&self, w: &Webhook) -> bool {
+        self.enabled.is_none_or(|e| e == w.spec.enabled)
+    }
+
+    /// The matching webhooks after `after`, at most `first` of them (all when `None`), and
+    /// whether more match after those.
+    async fn walk(
+        &self,
+        service: &WebhookService,
+        principal: &Principal,
+        after: Option<&str>,
+        first: Option<usize>,
+    ) -> Result<(Vec<Webhook>, bool), ServiceError> {
+        let mut out = Vec::new();
+        let mut cursor = after.map(str::to_owned);
+        let fetch = first.unwrap_or(MAX_PAGE);
+        loop {
+            let page = service
+                .list(principal, &self.app_id, cursor.as_deref(), Some(fetch))
+                .await?;
+            for w in page.items {
+                if !self.accepts(&w) {
+                    continue;
+                }
+                if first.is_some_and(|n| out.len() == n) {
+                    return Ok((out, true));
+                }
+                out.push(w);
+            }
+            match page.next {
+                // Without a filter of its own, the store's overfetch already tells.
+                Some(_) if self.enabled.is_none() && first.is_some_and(|n| out.len() == n) => {
+                    return Ok((out, true))
+                }
+                Some(next) => cursor = Some(next.0),
+                None => return Ok((out, false)),
+            }
+        }
+    }
+}
+
+/// Pagination information.
+#[derive(SimpleObject)]
+pub struct PageInfo {
+    /// An start cursor for use in pagination.
+    start_cursor: Option<String>,
+    /// An end cursor for use in pagination: pass it as `after` for the next page.
+    end_cursor: Option<String>,
+    /// Indicates if there are more pages to fetch.
+    has_next_page: bool,
+    /// Indicates if there are any pages prior to the current page.
+    has_previous_page: bool,
+}
+
+impl PageInfo {
+    fn of<E>(edges: &[E], cursor: impl Fn(&E) -> &String, next: bool, previous: bool) -> Self {
+        Self {
+            start_cursor: edges.first().map(|e| cursor(e).clone()),
+            end_cursor: edges.last().map(|e| cursor(e).clone()),
+            has_next_page: next,
+            has_previous_page: previous,
+        }
+    }
+}
+
+/// A Webhooks connection.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct WebhooksConnection {
+    /// A list of node edges.
+    edges: Vec<WebhookEdge>,
+    /// Information for pagination.
+    page_info: PageInfo,
+    #[graphql(skip)]
+    filter: WebhooksFilter,
+}
+
+#[ComplexObject]
+impl WebhooksConnection {
+    /// A list of nodes.
+    async fn nodes(&self) -> Vec<&WebhookObject> {
+        self.edges.iter().map(|e| &e.node).collect()
+    }
+
+    /// The total count of items in the connection.
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let (all, _) = self
+            .filter
+            .walk(webhooks(ctx)?, principal(ctx)?, None, None)
+            .await
+            .map_err(query_error)?;
+        Ok(i32::try_from(all.len()).unwrap_or(i32::MAX))
+    }
+}
+
+/// A Webhook edge.
+#[derive(SimpleObject)]
+pub struct WebhookEdge {
+    /// A cursor for use in pagination.
+    cursor: String,
+    /// The item at the end of edge.
+    node: WebhookObject,
+}
+
+/// An HTTP header sent with every delivery.
+#[derive(SimpleObject, Clone)]
+pub struct HttpHeader {
+    /// `X-` name.
+    name: String,
+    /// Value.
+    value: String,
+}
+
+/// An HTTP header to send with every delivery: up to five, names starting `X-`.
+#[derive(InputObject, Clone)]
+pub struct HttpHeaderInput {
+    /// `X-` name.
+    name: String,
+    /// Value.
+    value: String,
+}
+
+/// The headers as the service takes them; a name given twice is refused here, since the map
+/// would keep one.
+fn header_map(
+    headers: Option<Vec<HttpHeaderInput>>,
+) -> Result<Option<BTreeMap<String, String>>, ServiceError> {
+    let Some(headers) = headers else {
+        return Ok(None);
+    };
+    let mut map = BTreeMap::new();
+    let mut twice = Vec::new();
+    for h in headers {
+        if map.insert(h.name.clone(), h.value).is_some() {
+            twice.push(FieldError::new(
+                format!("customHeaders.{}", h.name),
+                format!("header \"{}\" is given twice", h.name),
+            ));
+        }
+    }
+    if twice.is_empty() {
+        Ok(Some(map))
+    } else {
+        Err(ServiceError::Invalid(
+            hookline_core::validation::ValidationErrors::new(twice),
+        ))
+    }
+}
+
+/// A webhook: where events of some types about some URNs are delivered.
+#[derive(SimpleObject)]
+#[graphql(name = "Webhook", complex)]
+pub struct WebhookObject {
+    /// `wh_<ULID>`.
+    id: ID,
+    /// A short name and/or description mostly for UI convenience.
+    description: String,
+    /// URL of HTTPS endpoint where webhook events are delivered to.
+    url: String,
+    /// Events to subscribe to: catalog names, `family.*` or `*`.
+    events: Vec<String>,
+    /// Event URNs to filter for (`urn:allthings:app:<appId>:*` and narrower patterns).
+    urns: Vec<String>,
+    /// `X-` headers sent with every delivery.
+    custom_headers: Vec<HttpHeader>,
+    /// Whether the webhook is enabled and receiving deliveries.
+    enabled: bool,
+    /// Why Hookline disabled it, when it did (an endpoint answering 410 Gone).
+    disabled_reason: Option<String>,
+    /// A shared secret used to sign the request payload (`whsec_...`, Standard Webhooks).
+    /// Readable only in the result of `registerWebhook` and `rotateWebhookSecret`; null
+    /// elsewhere.
+    secret: Option<String>,
+    /// Bumped by every change; pass it as `expectedVersion` to update only what you read.
+    version: i64,
+    /// The `sub` of the token that registered it.
+    owner: String,
+    /// When it was registered (RFC 3339).
+    created_at: String,
+    /// When it last changed (RFC 3339).
+    updated_at: String,
+}
+
+impl WebhookObject {
+    fn of(w: Webhook, secret: Option<String>) -> Self {
+        Self {
+            id: ID(w.id.to_string()),
+            description: w.spec.name,
+            url: w.spec.url.to_string(),
+            events: w.spec.event_types.iter().map(ToString::to_string).collect(),
+            urns: w.spec.urns.iter().map(ToString::to_string).collect(),
+            custom_headers: w
+                .spec
+                .custom_headers
+                .into_iter()
+                .map(|h| HttpHeader {
+                    name: h.name,
+                    value: h.value,
+                })
+                .collect(),
+            enabled: w.spec.enabled,
+            disabled_reason: w.disabled_reason,
+            secret,
+            version: i64::try_from(w.version).unwrap_or(i64::MAX),
+            owner: w.owner,
+            created_at: rfc3339(w.created_at),
+            updated_at: rfc3339(w.updated_at),
+        }
+    }
+}
+
+#[ComplexObject]
+impl WebhookObject {
+    /// Get the history of all events delivered to the Webhook's URL: every attempt, newest
+    /// first.
+    #[graphql(complexity = "page_complexity(first, child_complexity)")]
+    async fn deliveries(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Page size, 1 to 100 (default 50).")] first: Option<i32>,
+        #[graphql(desc = "The `endCursor` of the previous page.")] after: Option<String>,
+        #[graphql(desc = "Only attempts that ended so.")] status: Option<WebhookDeliveryStatus>,
+    ) -> Result<WebhookDeliveriesConnection> {
+        let limit = first_of(first).map_err(query_error)?;
+        let status = status.map(WebhookDeliveryStatus::name);
+        let page = deliveries(ctx)?
+            .list(
+                principal(ctx)?,
+                &self.id,
+                status,
+                after.as_deref(),
+                Some(limit),
+            )
+            .await
+            .map_err(query_error)?;
+        let edges: Vec<WebhookDeliveryEdge> = page
+            .items
+            .into_iter()
+            .map(|a| WebhookDeliveryEdge {
+                cursor: a.attempt_id.clone(),
+                node: WebhookDelivery::of(a),
+            })
+            .collect();
+        Ok(WebhookDeliveriesConnection {
+            page_info: PageInfo::of(&edges, |e| &e.cursor, page.next.is_some(), after.is_some()),
+            edges,
+            webhook_id: self.id.to_string(),
+            status,
+        })
+    }
+}
+
+/// A WebhookDeliveries connection.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct WebhookDeliveriesConnection {
+    /// A list of node edges.
+    edges: Vec<WebhookDeliveryEdge>,
+    /// Information for pagination.
+    page_info: PageInfo,
+    #[graphql(skip)]
+    webhook_id: String,
+    #[graphql(skip)]
+    status: Option<&'static str>,
+}
+
+#[ComplexObject]
+impl WebhookDeliveriesConnection {
+    /// A list of nodes.
+    async fn nodes(&self) -> Vec<&WebhookDelivery> {
+        self.edges.iter().map(|e| &e.node).collect()
+    }
+
+    /// The total count of items in the connection.
+    async fn total_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        let n = deliveries(ctx)?
+            .count(principal(ctx)?, &self.webhook_id, self.status)
+            .await
+            .map_err(query_error)?;
+        Ok(i32::try_from(n).unwrap_or(i32::MAX))
+    }
+}
+
+/// A WebhookDelivery edge.
+#[derive(SimpleObject)]
+pub struct WebhookDeliveryEdge {
+    /// A cursor for use in pagination.
+    cursor: String,
+    /// The item at the end of edge.
+    node: WebhookDelivery,
+}
+
+/// How a delivery attempt ended.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookDeliveryStatus {
+    /// The endpoint answered 2xx.
+    Delivered,
+    /// It failed and is retried later (`nextRetryAt`).
+    Retrying,
+    /// It failed and is not retried (3xx, 4xx, a refused target).
+    Failed,
+    /// It failed on the last allowed attempt and went to the dead-letter queue.
+    Exhausted,
+    /// The endpoint answered 410 Gone; the webhook was disabled.
+    Gone,
+    /// Not sent: the webhook was deleted or disabled, or the event expired.
+    Skipped,
+}
+
+impl WebhookDeliveryStatus {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retrying => "retrying",
+            Self::Failed => "failed",
+            Self::Exhausted => "exhausted",
+            Self::Gone => "gone",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+impl From<AttemptStatus> for WebhookDeliveryStatus {
+    fn from(s: AttemptStatus) -> Self {
+        match s {
+            AttemptStatus::Delivered => Self::Delivered,
+            AttemptStatus::Retrying => Self::Retrying,
+            AttemptStatus::Failed => Self::Failed,
+            AttemptStatus::Exhausted => Self::Exhausted,
+            AttemptStatus::Gone => Self::Gone,
+            AttemptStatus::Skipped => Self::Skipped,
+        }
+    }
+}
+
+/// Why an attempt got no HTTP answer.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookDeliveryErrorKind {
+    /// No complete answer within the timeout.
+    Timeout,
+    /// Could not connect (refused, unreachable, reset, DNS).
+    Connect,
+    /// TLS handshake or certificate failure.
+    Tls,
+    /// The address is one deliveries may not reach (private, loopback, metadata).
+    Blocked,
+    /// Not sent at all (see `WebhookDelivery.status`: skipped).
+    NotSent,
+    /// Anything else.
+    Other,
+}
+
+/// One delivery attempt of an event to the webhook's URL.
+#[derive(SimpleObject)]
+pub struct WebhookDelivery {
+    /// The attempt (ULID, time-ordered).
+    id: ID,
+    /// The delivery: one event to one webhook, over all its attempts
+    /// (`redeliverWebhookDelivery` takes it).
+    delivery_id: ID,
+    /// The event (the `webhook-id` header the endpoint saw).
+    event_id: ID,
+    /// Which attempt of the delivery this was, from 1.
+    attempt: i32,
+    /// How it ended.
+    status: WebhookDeliveryStatus,
+    /// When it was made (RFC 3339).
+    created_at: String,
+    /// When the next attempt is due, while `RETRYING` (RFC 3339).
+    next_retry_at: Option<String>,
+    /// What the endpoint answered.
+    result: WebhookDeliveryResult,
+}
+
+/// The HTTP Response from a Webhook Delivery attempt.
+#[derive(SimpleObject)]
+pub struct WebhookDeliveryResult {
+    /// The HTTP status, when the endpoint answered.
+    status_code: Option<i32>,
+    /// Time to answer, in milliseconds.
+    duration_ms: i64,
+    /// The start of the answer's body.
+    response_excerpt: String,
+    /// Why there was no answer, when there was none.
+    error: Option<String>,
+    /// The kind of `error`.
+    error_kind: Option<WebhookDeliveryErrorKind>,
+}
+
+impl WebhookDelivery {
+    fn of(a: Attempt) -> Self {
+        let error_kind = a.error.as_deref().map(|e| {
+            if a.status == AttemptStatus::Skipped {
+                WebhookDeliveryErrorKind::NotSent
+            } else {
+                match OutboundErrorKind::of_message(e) {
+                    OutboundErrorKind::Timeout => WebhookDeliveryErrorKind::Timeout,
+                    OutboundErrorKind::Connect => WebhookDeliveryErrorKind::Connect,
+                    OutboundErrorKind::Tls => WebhookDeliveryErrorKind::Tls,
+                    OutboundErrorKind::Blocked => WebhookDeliveryErrorKind::Blocked,
+                    OutboundErrorKind::Other => WebhookDeliveryErrorKind::Other,
+                }
+            }
+        });
+        Self {
+            id: ID(a.attempt_id),
+            delivery_id: ID(a.delivery_id.to_string()),
+            event_id: ID(a.event_id.to_string()),
+            attempt: i32::try_from(a.attempt).unwrap_or(i32::MAX),
+            status: a.status.into(),
+            created_at: rfc3339(a.at),
+            next_retry_at: a.next_retry_at.map(rfc3339),
+            result: WebhookDeliveryResult {
+                status_code: a.response_status.map(i32::from),
+                duration_ms: i64::try_from(a.latency_ms).unwrap_or(i64::MAX),
+                response_excerpt: a.response_excerpt,
+                error: a.error,
+                error_kind,
+            },
+        }
+    }
+}
+
+/// An event type webhooks can subscribe to.
+#[derive(SimpleObject)]
+pub struct RegisterableWebhookDescription {
+    /// Namespace of the event (`ticket`).
+    namespace: String,
+    /// The name of the event (`ticket.created`): what `events` takes.
+    name: String,
+    /// A short name and/or description mostly for UI convenience.
+    description: String,
+    /// An example of the event's `data`, as JSON text.
+    example: String,
+}
+
+impl RegisterableWebhookDescription {
+    fn of(info: &EventTypeInfo) -> Self {
+        Self {
+            namespace: info
+                .name
+                .split_once('.')
+                .map_or(info.name.as_str(), |(family, _)| family)
+                .to_owned(),
+            name: info.name.clone(),
+            description: info.description.clone(),
+            example: info.example.to_string(),
+        }
+    }
+}
+
+/// A new webhook. Its URL must answer 200 (to HEAD, or to a signed `webhook.test` POST)
+/// within 5 s before it is saved.
+#[derive(InputObject)]
+pub struct RegisterWebhookInput {
+    /// A short name and/or description mostly for UI convenience.
+    description: String,
+    /// Events to subscribe to: catalog names, `family.*` or `*`.
+    events: Vec<String>,
+    /// URL of HTTPS endpoint the webhook should deliver events to.
+    url: String,
+    /// Event URNs to filter for; without them, the whole App `appId` names.
+    urns: Option<Vec<String>>,
+    /// Up to five `X-` headers sent with every delivery.
+    custom_headers: Option<Vec<HttpHeaderInput>>,
+    /// Whether deliveries go out (default true).
+    enabled: Option<bool>,
+    /// The App it is registered in: without `urns` the webhook covers all of it.
+    app_id: Option<String>,
+    /// The signing secret to use (`whsec_` and base64 of 24 to 64 random bytes), for an
+    /// endpoint that must know it before the check on save; Hookline makes one when absent.
+    secret: Option<String>,
+}
+
+/// Changes to a webhook: only the fields given change. A changed URL or headers is checked
+/// like on registration.
+#[derive(InputObject)]
+pub struct UpdateWebhookInput {
+    /// A short name and/or description mostly for UI convenience.
+    description: Option<String>,
+    /// Events to subscribe to.
+    events: Option<Vec<String>>,
+    /// URL of HTTPS endpoint the webhook should deliver events to.
+    url: Option<String>,
+    /// Event URNs to filter for (at least one).
+    urns: Option<Vec<String>>,
+    /// The headers to send (an empty list removes them all).
+    custom_headers: Option<Vec<HttpHeaderInput>>,
+    /// Enable or disable.
+    enabled: Option<bool>,
+}
+
+/// A delivery that was queued (by `testWebhook` or `redeliverWebhookDelivery`).
+#[derive(SimpleObject)]
+pub struct QueuedWebhookDelivery {
+    /// The delivery: see `Webhook.deliveries` for its attempts.
+    delivery_id: ID,
+    /// The event it carries (the `webhook-id` header the endpoint will see).
+    event_id: ID,
+}
+
+/// One failing input field.
+#[derive(SimpleObject)]
+pub struct WebhookFieldError {
+    /// Its path in the input (`url`, `events[1]`, `customHeaders.X-Api-Key`).
+    field: String,
+    /// What is wrong with it.
+    message: String,
+}
+
+/// What a mutation did.
+#[derive(SimpleObject, Default)]
+pub struct WebhookMutationResult {
+    /// `OK`, or why it was refused: `VALIDATION_FAILED`, `ENDPOINT_CHECK_FAILED`,
+    /// `FORBIDDEN`, `NOT_FOUND`, `CONFLICT`, `PRECONDITION_FAILED`, `BAD_REQUEST`.
+    code: String,
+    /// What happened, for a person; names every failing field.
+    message: String,
+    /// Whether it was done.
+    success: bool,
+    /// The webhook it touched (as it was, for `deleteWebhook`).
+    webhook: Option<WebhookObject>,
+    /// The delivery it queued (`testWebhook`, `redeliverWebhookDelivery`).
+    delivery: Option<QueuedWebhookDelivery>,
+    /// Every failing input field, when `VALIDATION_FAILED` or `ENDPOINT_CHECK_FAILED`.
+    field_errors: Vec<WebhookFieldError>,
+}
+
+impl WebhookMutationResult {
+    fn done(message: impl Into<String>, webhook: WebhookObject) -> Self {
+        Self {
+            code: "OK".into(),
+            message: message.into(),
+            success: true,
+            webhook: Some(webhook),
+            ..Self::default()
+        }
+    }
+
+    fn queued(message: impl Into<String>, webhook: Webhook, q: Queued) -> Self {
+        Self {
+            delivery: Some(QueuedWebhookDelivery {
+                delivery_id: ID(q.delivery_id.to_string()),
+                event_id: ID(q.event_id.to_string()),
+            }),
+            ..Self::done(message, WebhookObject::of(webhook, None))
+        }
+    }
+
+    /// The caller's refusal as a result; a failure of the server stays an error.
+    fn refused(e: ServiceError) -> Result<Self> {
+        let r = refusal(e)?;
+        Ok(Self {
+            code: r.code.into(),
+            message: r.message,
+            success: false,
+            field_errors: r
+                .fields
+                .into_iter()
+                .map(|f| WebhookFieldError {
+                    field: f.field,
+                    message: f.message,
+                })
+                .collect(),
+            ..Self::default()
+        })
+    }
+}
+
+/// Turns a service call's outcome into the mutation's result.
+fn answer<T>(
+    outcome: Result<T, ServiceError>,
+    done: impl FnOnce(T) -> WebhookMutationResult,
+) -> Result<WebhookMutationResult> {
+    match outcome {
+        Ok(t) => Ok(done(t)),
+        Err(e) => WebhookMutationResult::refused(e),
+    }
+}
+
+fn version_of(expected: Option<i64>) -> Result<Option<u64>, ServiceError> {
+    expected
+        .map(|v| {
+            u64::try_from(v).map_err(|_| {
+                ServiceError::BadRequest(format!("expectedVersion {v} is not a version"))
+            })
+        })
+        .transpose()
+}
+
+/// The root mutation.
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Creates and activates a new webhook. The result holds its signing secret, shown this
+    /// once.
+    async fn register_webhook(
+        &self,
+        ctx: &Context<'_>,
+        webhook: RegisterWebhookInput,
+    ) -> Result<WebhookMutationResult> {
+        let service = webhooks(ctx)?;
+        let p = principal(ctx)?;
+        let outcome = async {
+            let input = NewWebhook {
+                name: webhook.description,
+                url: webhook.url,
+                event_types: webhook.events,
+                urns: webhook.urns,
+                custom_headers: header_map(webhook.custom_headers)?,
+                enabled: webhook.enabled,
+                secret: webhook.secret,
+            };
+            service.create(p, &input, webhook.app_id.as_deref()).await
+        }
+        .await;
+        answer(outcome, |c| {
+            WebhookMutationResult::done(
+                format!("webhook {} registered", c.webhook.id),
+                WebhookObject::of(c.webhook, Some(c.secret.expose())),
+            )
+        })
+    }
+
+    /// Update the configuration of an existing webhook.
+    async fn update_webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The webhook (`wh_...`).")] id: ID,
+        webhook: UpdateWebhookInput,
+        #[graphql(
+            desc = "The `version` read: refused with PRECONDITION_FAILED if it changed since."
+        )]
+        expected_version: Option<i64>,
+    ) -> Result<WebhookMutationResult> {
+        let service = webhooks(ctx)?;
+        let p = principal(ctx)?;
+        let outcome = async {
+            let patch = WebhookPatch {
+                name: webhook.description,
+                url: webhook.url,
+                event_types: webhook.events,
+                urns: webhook.urns,
+                custom_headers: header_map(webhook.custom_headers)?,
+                enabled: webhook.enabled,
+            };
+            service
+                .update(p, &id, &patch, version_of(expected_version)?)
+                .await
+        }
+        .await;
+        answer(outcome, |w| {
+            WebhookMutationResult::done(
+                format!("webhook {} updated", w.id),
+                WebhookObject::of(w, None),
+            )
+        })
+    }
+
+    /// Deactivates and removes a webhook: it receives nothing more.
+    async fn delete_webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The webhook (`wh_...`).")] id: ID,
+        #[graphql(
+            desc = "The `version` read: refused with PRECONDITION_FAILED if it changed since."
+        )]
+        expected_version: Option<i64>,
+    ) -> Result<WebhookMutationResult> {
+        let service = webhooks(ctx)?;
+        let p = principal(ctx)?;
+        let outcome = async {
+            let current = service.get(p, &id).await?;
+            let expected = version_of(expected_version)?.or(Some(current.version));
+            service.delete(p, &id, expected).await.map(|()| current)
+        }
+        .await;
+        answer(outcome, |w| {
+            WebhookMutationResult::done(
+                format!("webhook {} deleted", w.id),
+                WebhookObject::of(w, None),
+            )
+        })
+    }
+
+    /// Makes a new signing secret, shown this once in the result; the old one keeps signing
+    /// for 24 hours.
+    async fn rotate_webhook_secret(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The webhook (`wh_...`).")] id: ID,
+    ) -> Result<WebhookMutationResult> {
+        let outcome = webhooks(ctx)?.rotate_secret(principal(ctx)?, &id).await;
+        answer(outcome, |c| {
+            WebhookMutationResult::done(
+                format!("webhook {}'s secret rotated", c.webhook.id),
+                WebhookObject::of(c.webhook, Some(c.secret.expose())),
+            )
+        })
+    }
+
+    /// Sends a signed `webhook.test` event to the webhook through the real delivery path;
+    /// its attempts show in `Webhook.deliveries`.
+    async fn test_webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The webhook (`wh_...`).")] id: ID,
+    ) -> Result<WebhookMutationResult> {
+        let (service, deliveries, p) = (webhooks(ctx)?, deliveries(ctx)?, principal(ctx)?);
+        let outcome = async {
+            let webhook = service.get(p, &id).await?;
+            let queued = deliveries.send_test(p, &id).await?;
+            Ok((webhook, queued))
+        }
+        .await;
+        answer(outcome, |(w, q)| {
+            WebhookMutationResult::queued(format!("test event {} queued", q.event_id), w, q)
+        })
+    }
+
+    /// Queues one delivery again, from the event log (after fixing the endpoint, say).
+    async fn redeliver_webhook_delivery(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The webhook (`wh_...`).")] webhook_id: ID,
+        #[graphql(desc = "`WebhookDelivery.deliveryId`.")] delivery_id: ID,
+    ) -> Result<WebhookMutationResult> {
+        let (service, deliveries, p) = (webhooks(ctx)?, deliveries(ctx)?, principal(ctx)?);
+        let outcome = async {
+            let webhook = service.get(p, &webhook_id).await?;
+            let queued = deliveries.redeliver(p, &webhook_id, &delivery_id).await?;
+            Ok((webhook, queued))
+        }
+        .await;
+        answer(outcome, |(w, q)| {
+            WebhookMutationResult::queued(format!("delivery {} queued", q.delivery_id), w, q)
+        })
+    }
+}
