@@ -1,25 +1,31 @@
-//! The README's quickstart session, run as written: the real `hookline serve` binary on a
-//! scratch store, and the block's own `hookline listen` as the receiver, which must print
-//! `signature ok` for the event it got.
+//! The README's sessions, run as written: the real `hookline serve` binary on a scratch store,
+//! and each block's own `hookline listen` as the receiver. The quickstart's listener must print
+//! `signature ok` for the event it got; the GraphQL block is the platform's public
+//! `registerWebhook` example, and an event must then reach its URL.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn quickstart_session() -> String {
+/// The `sh` block after the README's `<!-- {marker}` comment.
+fn readme_block(marker: &str) -> String {
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
             .expect("README");
     let after = readme
-        .split("<!-- quickstart-session")
+        .split(&format!("<!-- {marker}"))
         .nth(1)
-        .expect("README has the quickstart-session marker");
+        .unwrap_or_else(|| panic!("README has the {marker} marker"));
     let block = after
         .split("```sh\n")
         .nth(1)
         .expect("a sh block after the marker");
     block.split("```").next().expect("closed block").to_owned()
+}
+
+fn quickstart_session() -> String {
+    readme_block("quickstart-session")
 }
 
 /// Kills the child when the test ends, however it ends.
@@ -39,11 +45,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[test]
-fn the_readme_session_works_as_written_with_hookline_listen() {
-    let session = quickstart_session();
-    assert!(session.contains("127.0.0.1:8080") && session.contains("127.0.0.1:9000"));
-    assert!(session.contains("hookline listen"));
+/// `hookline serve` on a scratch store: the running child, its `HOST:PORT` and its token.
+fn serve() -> (Running, String, String) {
     let dir = std::env::temp_dir().join(format!(
         "hookline-quickstart-{}",
         std::time::SystemTime::now()
@@ -79,8 +82,14 @@ fn the_readme_session_works_as_written_with_hookline_listen() {
     }
     // Keep draining: a closed pipe would fail serve's later prints.
     std::thread::spawn(move || for _ in lines {});
-    let (base, token) = (base.expect("address"), token.expect("token"));
+    (serve, base.expect("address"), token.expect("token"))
+}
 
+/// Runs a README block against a fresh `hookline serve`, its listener on a free port: stdout.
+fn run_session(session: &str) -> String {
+    assert!(session.contains("127.0.0.1:8080") && session.contains("127.0.0.1:9000"));
+    assert!(session.contains("hookline listen"));
+    let (_serve, base, token) = serve();
     let listen_at = format!("127.0.0.1:{}", free_port());
     let script = session
         .replace("127.0.0.1:8080", &base)
@@ -101,12 +110,18 @@ fn the_readme_session_works_as_written_with_hookline_listen() {
         .env("PATH", path)
         .output()
         .expect("bash runs (curl must be installed)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
         "session failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
+    stdout
+}
+
+#[test]
+fn the_readme_session_works_as_written_with_hookline_listen() {
+    let stdout = run_session(&quickstart_session());
     assert!(stdout.contains("created wh_"), "{stdout}");
     assert!(
         stdout.contains("\"secret\":\"whsec_"),
@@ -152,5 +167,40 @@ fn a_session_without_a_token_fails_loudly() {
         String::from_utf8_lossy(&output.stderr).contains("export the token hookline serve printed"),
         "{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The platform's public `registerWebhook` example, verbatim but for host, token and URL,
+/// against `hookline serve`; then a published event reaches that URL.
+#[test]
+fn the_readme_graphql_session_registers_with_the_public_example() {
+    let session = readme_block("graphql-session");
+    let example = r#"--data-binary '{"query":"mutation RegisterNewWebhook($webhook:RegisterWebhookInput!){registerWebhook(webhook:$webhook){code message success}}","variables":{"webhook":{"description":"An example webhook","events":["ticket.created","ticket.updated"],"url":"http://127.0.0.1:9000/","urns":["urn:allthings:app:A1:*"]}}}'"#;
+    assert!(
+        session.contains(example),
+        "the README block carries the public example as documented"
+    );
+    let stdout = run_session(&session);
+    assert!(
+        stdout.contains(r#"{"data":{"registerWebhook":{"code":"OK","message":"webhook wh_"#)
+            && stdout.contains(r#" registered","success":true}}}"#),
+        "{stdout}"
+    );
+    assert!(stdout.contains(r#""totalCount":1"#), "{stdout}");
+    assert!(
+        stdout.contains(r#""description":"An example webhook""#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#"{"status":"DELIVERED","attempt":1,"result":{"statusCode":200"#),
+        "the delivery log shows the event delivered: {stdout}"
+    );
+    let delivery = stdout
+        .lines()
+        .find(|l| l.contains("ticket.created"))
+        .unwrap_or_else(|| panic!("the listener printed the delivery: {stdout}"));
+    assert!(
+        delivery.contains("urn:allthings:app:A1:ticket:CAT7:T99") && delivery.contains("attempt 1"),
+        "{delivery}"
     );
 }
