@@ -44,6 +44,10 @@ fn corpus() -> Vec<Case> {
         ("256 KiB + 1", "POST", hooks.clone(), json, vec![b' '; 256 * 1024 + 1], 413, "256 KiB".into()),
         ("deeply nested", "POST", "/v1/events".into(), json, format!("{{\"type\":\"ticket.created\",\"urn\":\"urn:allthings:app:A1:x\",\"data\":{nested}}}").into_bytes(), 400, "recursion limit".into()),
         ("wrong content type", "POST", hooks.clone(), "text/plain", webhook("name", Value::from("x")), 415, "application/json".into()),
+        ("GraphQL batch", "POST", "/graphql".into(), json, br#"[{"query":"{ __typename }"},{"query":"{ __typename }"}]"#.to_vec(), 400, "batching is off".into()),
+        ("GraphQL, not a request", "POST", "/".into(), json, br#"{"query": ["{ __typename }"]}"#.to_vec(), 400, "not a GraphQL request".into()),
+        ("GraphQL as application/graphql", "POST", "/graphql".into(), "application/graphql", b"{ __typename }".to_vec(), 415, "application/json".into()),
+        ("GraphQL 256 KiB + 1", "POST", "/graphql".into(), json, vec![b' '; 256 * 1024 + 1], 413, "256 KiB".into()),
     ];
     for (what, url) in [
         ("userinfo", "https://user:pw@hooks.example.com/"),
