@@ -180,7 +180,7 @@ impl Api {
 }
 
 const REGISTER: &str = "mutation($webhook: RegisterWebhookInput!) { registerWebhook(webhook: $webhook) { code message success webhook { id description url events urns enabled secret customHeaders { name value } } fieldErrors { field message } } }";
-const UPDATE: &str = "mutation($id: ID!, $webhook: UpdateWebhookInput!, $v: Int) { updateWebhook(id: $id, webhook: $webhook, expectedVersion: $v) { code message success webhook { id url urns version secret } fieldErrors { field message } } }";
+const UPDATE: &str = "mutation($id: ID!, $webhook: UpdateWebhookInput!, $v: Int) { updateWebhook(id: $id, webhook: $webhook, expectedVersion: $v) { code message success webhook { id url urns version secret customHeaders { name value } } fieldErrors { field message } } }";
 const DELETE: &str =
     "mutation($id: ID!) { deleteWebhook(id: $id) { code message success webhook { id } } }";
 const ROTATE: &str = "mutation($id: ID!) { rotateWebhookSecret(id: $id) { code message success webhook { id secret version } } }";
@@ -345,6 +345,15 @@ async fn every_mutation_refuses(edge: Edge) {
         )
         .await;
     assert_refused(&r, "VALIDATION_FAILED", &["customHeaders.X-A"]);
+    let r = api
+        .mutate(
+            "edit-app:A1",
+            "registerWebhook",
+            REGISTER,
+            json!({"webhook": {"description": "CRM", "events": ["ticket.created"], "url": ok.url, "urns": a1, "customHeaders": [null]}}),
+        )
+        .await;
+    assert_refused(&r, "VALIDATION_FAILED", &["customHeaders[0]"]);
     assert_eq!(api.count_webhooks("A1").await, 0, "nothing was saved");
 
     // A webhook of App A1 and one of App A2.
@@ -409,6 +418,19 @@ async fn every_mutation_refuses(edge: Edge) {
         r["webhook"]["secret"],
         Value::Null,
         "an update shows no secret"
+    );
+    let r = api
+        .mutate(
+            "edit-app:A1",
+            "updateWebhook",
+            UPDATE,
+            json!({"id": mine, "webhook": {"customHeaders": [{"name": "X-Api-Key", "value": "k1"}]}}),
+        )
+        .await;
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(
+        r["webhook"]["customHeaders"],
+        json!([{"name": "X-Api-Key", "value": "k1"}])
     );
 
     // rotateWebhookSecret, testWebhook, deleteWebhook: unknown and foreign ids are not found.

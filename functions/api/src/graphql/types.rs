@@ -172,7 +172,7 @@ impl WebhooksFilter {
 /// Pagination information.
 #[derive(SimpleObject)]
 pub struct PageInfo {
-    /// An start cursor for use in pagination.
+    /// A start cursor for use in pagination.
     start_cursor: Option<String>,
     /// An end cursor for use in pagination: pass it as `after` for the next page.
     end_cursor: Option<String>,
@@ -250,29 +250,36 @@ pub struct HttpHeaderInput {
     value: String,
 }
 
-/// The headers as the service takes them; a name given twice is refused here, since the map
-/// would keep one.
+/// The headers as the service takes them. A null entry, and a name given twice (the map
+/// would keep one), are refused here.
 fn header_map(
-    headers: Option<Vec<HttpHeaderInput>>,
+    headers: Option<Vec<Option<HttpHeaderInput>>>,
 ) -> Result<Option<BTreeMap<String, String>>, ServiceError> {
     let Some(headers) = headers else {
         return Ok(None);
     };
     let mut map = BTreeMap::new();
-    let mut twice = Vec::new();
-    for h in headers {
+    let mut errors = Vec::new();
+    for (i, h) in headers.into_iter().enumerate() {
+        let Some(h) = h else {
+            errors.push(FieldError::new(
+                format!("customHeaders[{i}]"),
+                "is null, not a header",
+            ));
+            continue;
+        };
         if map.insert(h.name.clone(), h.value).is_some() {
-            twice.push(FieldError::new(
+            errors.push(FieldError::new(
                 format!("customHeaders.{}", h.name),
                 format!("header \"{}\" is given twice", h.name),
             ));
         }
     }
-    if twice.is_empty() {
+    if errors.is_empty() {
         Ok(Some(map))
     } else {
         Err(ServiceError::Invalid(
-            hookline_core::validation::ValidationErrors::new(twice),
+            hookline_core::validation::ValidationErrors::new(errors),
         ))
     }
 }
@@ -592,7 +599,7 @@ pub struct RegisterWebhookInput {
     /// Event URNs to filter for; without them, the whole App `appId` names.
     urns: Option<Vec<String>>,
     /// Up to five `X-` headers sent with every delivery.
-    custom_headers: Option<Vec<HttpHeaderInput>>,
+    custom_headers: Option<Vec<Option<HttpHeaderInput>>>,
     /// Whether deliveries go out (default true).
     enabled: Option<bool>,
     /// The App it is registered in: without `urns` the webhook covers all of it.
@@ -615,7 +622,7 @@ pub struct UpdateWebhookInput {
     /// Event URNs to filter for (at least one).
     urns: Option<Vec<String>>,
     /// The headers to send (an empty list removes them all).
-    custom_headers: Option<Vec<HttpHeaderInput>>,
+    custom_headers: Option<Vec<Option<HttpHeaderInput>>>,
     /// Enable or disable.
     enabled: Option<bool>,
 }
