@@ -1,5 +1,6 @@
-//! The REST routes of DESIGN §4 over [`WebhookService`], as one `axum` router: `hookline
-//! serve` serves it with `axum::serve`, the `api` Lambda with `lambda_http`. Each handler
+//! The REST routes of DESIGN §4 over [`WebhookService`], and the GraphQL endpoint
+//! ([`crate::graphql`], `POST /graphql` and `POST /`), as one `axum` router: `hookline serve`
+//! serves it with `axum::serve`, the `api` Lambda with `lambda_http`. Each handler
 //! carries its OpenAPI operation (`utoipa`), and the request and response types their schemas,
 //! so [`openapi`] generates the document from the code that serves the requests.
 //!
@@ -44,7 +45,7 @@ struct Services {
     graphql: GraphQl,
 }
 
-/// The REST API bound to its services: an `axum` router for the edges, and
+/// The API (REST and GraphQL) bound to its services: an `axum` router for the edges, and
 /// [`Router::handle`] for callers that already know who is calling.
 #[derive(Clone)]
 pub struct Router {

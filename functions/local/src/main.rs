@@ -65,6 +65,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     );
     let token = local.mint_token(&dev, Duration::from_secs(7 * 24 * 3600));
     say!("Hookline listening on http://{bound}");
+    say!("  REST:    http://{bound}/v1/webhooks (OpenAPI: /v1/openapi.json)");
+    say!("  GraphQL: POST http://{bound}/graphql (or /)");
     say!("  store:  {} (SQLite)", args.store.db.display());
     say!("  dev token (sub=dev, edit-app:* publish-events:*, 7 days; valid with this store only):");
     say!("    export HOOKLINE_TOKEN={token}");

@@ -95,15 +95,20 @@ fn cold_start_launches_every_function_against_the_runtime_api_emulator() {
         events.to_str().expect("utf-8 path"),
     ]);
     let rows = r.as_array().expect("one row per function");
-    let names: Vec<&str> = rows.iter().filter_map(|f| f["binary"].as_str()).collect();
-    assert_eq!(names, ["empty-lambda", "api", "ingest", "deliver"]);
+    let names: Vec<&str> = rows.iter().filter_map(|f| f["function"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["empty-lambda", "api", "api graphql", "ingest", "deliver"]
+    );
+    assert_eq!(rows[2]["binary"], "api");
     for row in rows {
         assert_eq!(row["runs"], 2, "{row}");
         assert!(row["size_bytes"].as_u64().is_some_and(|s| s > 0), "{row}");
     }
     // Each answered its fixture as it does in AWS: the api with an HTTP response (the
-    // fixture's token is not trusted without API Gateway's authorizer context), ingest and
-    // deliver with a partial batch response that has no failures.
+    // fixture's token is not trusted without API Gateway's authorizer context; GraphQL's
+    // answers 200 with data), ingest and deliver with a partial batch response that has no
+    // failures.
     assert!(
         rows[1]["sample_response"]
             .as_str()
@@ -111,7 +116,14 @@ fn cold_start_launches_every_function_against_the_runtime_api_emulator() {
         "{}",
         rows[1]
     );
-    for row in &rows[2..] {
+    assert!(
+        rows[2]["sample_response"]
+            .as_str()
+            .is_some_and(|s| s.contains("\"statusCode\":200")),
+        "{}",
+        rows[2]
+    );
+    for row in &rows[3..] {
         assert!(
             row["sample_response"]
                 .as_str()

@@ -75,12 +75,8 @@ impl GraphQl {
                 .finish()
         });
         let response = schema.execute(request.data(principal)).await;
-        if response.errors.is_empty() {
-            tracing::debug!("graphql operation answered");
-        } else {
-            let errors: Vec<&str> = response.errors.iter().map(|e| e.message.as_str()).collect();
-            tracing::info!(?errors, "graphql operation answered with errors");
-        }
+        let errors: Vec<&str> = response.errors.iter().map(|e| e.message.as_str()).collect();
+        tracing::info!(?errors, "graphql operation answered");
         response
     }
 }

@@ -674,6 +674,14 @@ impl WebhookMutationResult {
         }
     }
 
+    /// `webhook <id> <what>`, with the webhook and no secret.
+    fn touched(webhook: Webhook, what: &str) -> Self {
+        Self::done(
+            format!("webhook {} {what}", webhook.id),
+            WebhookObject::of(webhook, None),
+        )
+    }
+
     fn queued(message: impl Into<String>, webhook: Webhook, q: Queued) -> Self {
         Self {
             delivery: Some(QueuedWebhookDelivery {
@@ -787,12 +795,7 @@ impl Mutation {
                 .await
         }
         .await;
-        answer(outcome, |w| {
-            WebhookMutationResult::done(
-                format!("webhook {} updated", w.id),
-                WebhookObject::of(w, None),
-            )
-        })
+        answer(outcome, |w| WebhookMutationResult::touched(w, "updated"))
     }
 
     /// Deactivates and removes a webhook: it receives nothing more.
@@ -813,12 +816,7 @@ impl Mutation {
             service.delete(p, &id, expected).await.map(|()| current)
         }
         .await;
-        answer(outcome, |w| {
-            WebhookMutationResult::done(
-                format!("webhook {} deleted", w.id),
-                WebhookObject::of(w, None),
-            )
-        })
+        answer(outcome, |w| WebhookMutationResult::touched(w, "deleted"))
     }
 
     /// Makes a new signing secret, shown this once in the result; the old one keeps signing

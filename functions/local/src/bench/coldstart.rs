@@ -22,6 +22,8 @@ use super::BenchError;
 /// A function to measure: its binary, the fixture of its first invocation, its memory size.
 #[derive(Debug, Clone)]
 pub struct Function {
+    /// The row's name: the binary's, or what its first invocation does besides.
+    pub name: &'static str,
     /// Binary name under the bin directory.
     pub binary: &'static str,
     /// Fixture file under `infra/events/` (`None`: `{}`).
@@ -30,24 +32,35 @@ pub struct Function {
     pub memory_mb: u32,
 }
 
-/// The reference, then Hookline's three functions.
-pub const FUNCTIONS: [Function; 4] = [
+/// The reference, then Hookline's three functions; the api twice, first invoked over REST and
+/// over GraphQL (whose schema is built on its first request).
+pub const FUNCTIONS: [Function; 5] = [
     Function {
+        name: "empty-lambda",
         binary: "empty-lambda",
         fixture: None,
         memory_mb: 256,
     },
     Function {
+        name: "api",
         binary: "api",
         fixture: Some("api-list-webhooks.json"),
         memory_mb: super::cost::API_MEMORY_MB,
     },
     Function {
+        name: "api graphql",
+        binary: "api",
+        fixture: Some("api-graphql-webhooks.json"),
+        memory_mb: super::cost::API_MEMORY_MB,
+    },
+    Function {
+        name: "ingest",
         binary: "ingest",
         fixture: Some("sqs-ingest-batch.json"),
         memory_mb: super::cost::INGEST_MEMORY_MB,
     },
     Function {
+        name: "deliver",
         binary: "deliver",
         fixture: Some("sqs-deliver-batch.json"),
         memory_mb: super::cost::DELIVER_MEMORY_MB,
@@ -70,6 +83,8 @@ pub struct ColdStartOptions {
 /// One function's medians over its runs.
 #[derive(Debug, Clone, Serialize)]
 pub struct ColdStart {
+    /// The row: the binary, or what its first invocation does besides (`api graphql`).
+    pub function: String,
     /// Binary name.
     pub binary: String,
     /// Binary size, in bytes.
@@ -321,7 +336,7 @@ pub async fn run(options: &ColdStartOptions) -> Result<Vec<ColdStart>, BenchErro
                     samples[i].2 = body;
                 }
                 Outcome::Failed(why) => {
-                    return Err(BenchError::Run(format!("{}: {why}", f.binary)));
+                    return Err(BenchError::Run(format!("{}: {why}", f.name)));
                 }
             }
         }
@@ -336,6 +351,7 @@ pub async fn run(options: &ColdStartOptions) -> Result<Vec<ColdStart>, BenchErro
         .zip(samples)
         .zip(medians)
         .map(|(((f, _, size, _), (_, _, body)), (init, inv))| ColdStart {
+            function: f.name.to_owned(),
             binary: f.binary.to_owned(),
             size_bytes: *size,
             runs: options.runs.max(1),
@@ -360,7 +376,7 @@ pub fn render(results: &[ColdStart]) -> String {
     for r in results {
         out.push_str(&format!(
             "{:<14} {:>8.2} {:>9.2} {:>8.2} {:>21.2} {:>19.2}\n",
-            r.binary,
+            r.function,
             r.size_bytes as f64 / 1e6,
             r.init_ms,
             r.init_ratio,
