@@ -13,7 +13,7 @@ use hookline_core::webhook::{NewWebhook, Webhook, WebhookPatch};
 
 use super::errors::{query_error, refusal};
 use crate::deliveries::{DeliveriesService, Queued};
-use crate::service::{page_size, ServiceError, WebhookService, MAX_PAGE};
+use crate::service::{page_size, Created, ServiceError, WebhookService, MAX_PAGE};
 
 fn principal<'a>(ctx: &Context<'a>) -> Result<&'a Principal> {
     ctx.data::<Principal>()
@@ -682,6 +682,14 @@ impl WebhookMutationResult {
         )
     }
 
+    /// `webhook <id> <what>`, with the webhook and its new secret, shown this once.
+    fn with_secret(created: Created, what: &str) -> Self {
+        Self::done(
+            format!("webhook {} {what}", created.webhook.id),
+            WebhookObject::of(created.webhook, Some(created.secret.expose())),
+        )
+    }
+
     fn queued(message: impl Into<String>, webhook: Webhook, q: Queued) -> Self {
         Self {
             delivery: Some(QueuedWebhookDelivery {
@@ -761,10 +769,7 @@ impl Mutation {
         }
         .await;
         answer(outcome, |c| {
-            WebhookMutationResult::done(
-                format!("webhook {} registered", c.webhook.id),
-                WebhookObject::of(c.webhook, Some(c.secret.expose())),
-            )
+            WebhookMutationResult::with_secret(c, "registered")
         })
     }
 
@@ -828,10 +833,7 @@ impl Mutation {
     ) -> Result<WebhookMutationResult> {
         let outcome = webhooks(ctx)?.rotate_secret(principal(ctx)?, &id).await;
         answer(outcome, |c| {
-            WebhookMutationResult::done(
-                format!("webhook {}'s secret rotated", c.webhook.id),
-                WebhookObject::of(c.webhook, Some(c.secret.expose())),
-            )
+            WebhookMutationResult::with_secret(c, "secret rotated")
         })
     }
 
