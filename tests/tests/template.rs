@@ -280,4 +280,14 @@ fn api_gateway_routes_every_documented_operation_to_the_api() {
     let root_route = route_of("/", "POST");
     assert_eq!(root_route.0, "/", "POST / is GraphQL, routed as itself");
     assert!(!root_route.2, "behind the authorizer");
+    // The console's page and files are public (its API calls carry the user's token).
+    for path in ["/console", "/console/console.js", "/console/console.css"] {
+        let route = route_of(path, "GET");
+        assert!(
+            route.0.starts_with("/console"),
+            "{path} goes to {}",
+            route.0
+        );
+        assert!(route.2, "GET {path} needs no token");
+    }
 }

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod deliveries;
 pub mod graphql;
 pub mod intake;

@@ -88,6 +88,8 @@ impl Router {
             // The platform's public example posts to the root.
             .route("/graphql", post(graphql))
             .route("/", post(graphql))
+            .route("/v1/me", get(who_am_i))
+            .merge(crate::console::routes())
             .fallback(no_route)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(services);
@@ -162,12 +164,13 @@ pub fn openapi_json() -> String {
     paths(
         list_webhooks, create_webhook, probe_url, get_webhook, update_webhook, delete_webhook,
         rotate_secret, send_test, list_deliveries, redeliver, event_types, publish_event,
-        openapi_document, graphql
+        openapi_document, graphql, who_am_i
     ),
     tags(
         (name = "webhooks", description = "Subscriptions: an endpoint, event types and URN patterns"),
         (name = "deliveries", description = "A webhook's attempt log, redelivery and test events"),
         (name = "events", description = "Event intake and the event-type catalog"),
+        (name = "caller", description = "Who the token is"),
         (name = "graphql", description = "The same subscriptions as GraphQL (schema: functions/api/schema.graphql)"),
     )
 )]
@@ -822,4 +825,36 @@ async fn graphql(
     })?;
     let response = s.graphql.execute(p, request).await;
     Ok(json_response(StatusCode::OK, &response))
+}
+
+/// Who a token is.
+#[derive(Serialize, ToSchema)]
+struct Me {
+    /// The token's `sub`.
+    sub: String,
+    /// Its grants (`edit-app:A1`, `edit-app:*`, `publish-events:A1`).
+    permissions: Vec<String>,
+}
+
+/// Who the token is: its subject and permissions (the console picks the App from them).
+#[utoipa::path(
+    get, path = "/v1/me", tag = "caller", operation_id = "whoAmI",
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        (status = "4XX", description = "No token (401)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn who_am_i(Authenticated(p): Authenticated) -> Response {
+    json_response(
+        StatusCode::OK,
+        &Me {
+            permissions: p
+                .permissions_claim()
+                .split(' ')
+                .filter(|g| !g.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            sub: p.sub,
+        },
+    )
 }

@@ -67,6 +67,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     say!("Hookline listening on http://{bound}");
     say!("  REST:    http://{bound}/v1/webhooks (OpenAPI: /v1/openapi.json)");
     say!("  GraphQL: POST http://{bound}/graphql (or /)");
+    // The token rides in the fragment, which the browser never sends: no server or log sees it.
+    say!("  console: http://{bound}/console#token={token}");
     say!("  store:  {} (SQLite)", args.store.db.display());
     say!("  dev token (sub=dev, edit-app:* publish-events:*, 7 days; valid with this store only):");
     say!("    export HOOKLINE_TOKEN={token}");

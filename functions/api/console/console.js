@@ -1,0 +1,676 @@
+// The Hookline console: the "Webhooks" tab of an App, as a client of the REST API with the
+// user's bearer token. Every value the API returns is rendered as text (textContent, input
+// values), never as markup. No inline script: the page's CSP allows only this file.
+
+const TOKEN_KEY = "hookline.console.token";
+const APP_KEY = "hookline.console.app";
+const MAX_HEADERS = 5;
+const RESERVED = ["x-hookline-", "x-amz-", "x-amzn-", "x-forwarded-"];
+const TOKEN_CHARS = /^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$/;
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  token: null,
+  me: null,
+  app: null,
+  catalog: [],
+  webhook: null, // the one in the detail view
+  editing: null, // the webhook being edited, null when creating
+};
+
+// --- HTTP ---------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${state.token}`, Accept: "application/json" };
+  const init = { method, headers, cache: "no-store" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  const text = await response.text();
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    json = { detail: text };
+  }
+  if (!response.ok) {
+    if (response.status === 401) {
+      signOut("The token was refused or has expired: sign in again.");
+    }
+    throw new ApiError(response.status, json || {});
+  }
+  return json;
+}
+
+const enc = encodeURIComponent;
+
+// --- Messages -----------------------------------------------------------------------------
+
+function say(text) {
+  $("status").textContent = text;
+}
+
+function alarm(text) {
+  const el = $("alert");
+  el.textContent = text || "";
+  el.hidden = !text;
+}
+
+function failed(what, e) {
+  alarm(`${what}: ${e.message}`);
+}
+
+// --- Views --------------------------------------------------------------------------------
+
+const VIEWS = ["list-view", "form-view", "secret-view", "detail-view"];
+
+function show(view) {
+  for (const v of VIEWS) $(v).hidden = v !== view;
+  alarm("");
+  say("");
+  const heading = $(view).querySelector("h2");
+  if (heading) {
+    heading.tabIndex = -1;
+    heading.focus();
+  }
+}
+
+function clear(el) {
+  while (el.firstChild) el.removeChild(el.firstChild);
+}
+
+function el(tag, text, attrs = {}) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  return node;
+}
+
+function button(text, onClick, attrs = {}) {
+  const b = el("button", text, { type: "button", ...attrs });
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+function when(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
+}
+
+// --- Sign in ------------------------------------------------------------------------------
+
+function tokenFromFragment() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  const token = fragment.get("token");
+  if (token) {
+    // Off the address bar and out of the history: a fragment never reaches a server.
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return token;
+}
+
+function signOut(why) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.token = null;
+  $("app-area").hidden = true;
+  $("who").hidden = true;
+  $("sign-in").hidden = false;
+  $("token-error").textContent = why || "";
+}
+
+async function signIn(token) {
+  state.token = token.trim();
+  try {
+    state.me = await api("GET", "/v1/me");
+  } catch (e) {
+    signOut(e.status === 401 ? "This token was refused." : `Signing in failed: ${e.message}`);
+    return;
+  }
+  sessionStorage.setItem(TOKEN_KEY, state.token);
+  $("sign-in").hidden = true;
+  $("who").hidden = false;
+  $("sub").textContent = `signed in as ${state.me.sub}`;
+  setUpAppPicker();
+  $("app-area").hidden = false;
+  try {
+    state.catalog = (await api("GET", "/v1/event-types")).items;
+  } catch (e) {
+    failed("Loading the event types failed", e);
+  }
+  if (state.app) await openList();
+  else say("Pick the App whose webhooks to manage.");
+}
+
+function editableApps() {
+  const apps = [];
+  let all = false;
+  for (const p of state.me.permissions) {
+    const [action, app] = p.split(":");
+    if (action !== "edit-app") continue;
+    if (app === "*") all = true;
+    else apps.push(app);
+  }
+  return { apps, all };
+}
+
+function setUpAppPicker() {
+  const { apps, all } = editableApps();
+  const select = $("app");
+  const other = $("app-other");
+  clear(select);
+  const remembered = sessionStorage.getItem(APP_KEY);
+  if (!all && apps.length === 1) {
+    // The token covers one App: it is selected.
+    select.append(el("option", apps[0], { value: apps[0] }));
+    select.hidden = false;
+    select.disabled = true;
+    other.hidden = true;
+    state.app = apps[0];
+  } else if (!all) {
+    select.append(el("option", "Choose an App", { value: "" }));
+    for (const a of apps) select.append(el("option", a, { value: a }));
+    select.hidden = false;
+    select.disabled = false;
+    other.hidden = true;
+    state.app = apps.includes(remembered) ? remembered : null;
+    select.value = state.app || "";
+  } else {
+    // edit-app:* : any App id.
+    select.hidden = true;
+    other.hidden = false;
+    state.app = remembered || null;
+    other.value = state.app || "";
+  }
+  $("app-label").hidden = select.hidden;
+  $("app-other-label").hidden = other.hidden;
+  if (apps.length === 0 && !all) {
+    alarm("This token holds edit-app on no App: it cannot manage webhooks.");
+  }
+}
+
+async function pickApp(app) {
+  state.app = app || null;
+  if (state.app) {
+    sessionStorage.setItem(APP_KEY, state.app);
+    await openList();
+  }
+}
+
+// --- The list -----------------------------------------------------------------------------
+
+function statusText(w) {
+  if (w.enabled) return "Enabled";
+  return w.disabledReason ? `Disabled: ${w.disabledReason}` : "Disabled";
+}
+
+function lastDeliveryText(a) {
+  if (!a) return "None yet";
+  const code = a.responseStatus ? ` (${a.responseStatus})` : a.error ? ` (${a.error})` : "";
+  return `${a.status}${code}, ${when(a.at)}`;
+}
+
+async function openList() {
+  show("list-view");
+  $("list-title").textContent = `Webhooks of App ${state.app}`;
+  say(`Loading the webhooks of App ${state.app}…`);
+  let items = [];
+  try {
+    let cursor = null;
+    do {
+      const page = await api(
+        "GET",
+        `/v1/webhooks?appId=${enc(state.app)}&limit=100${cursor ? `&cursor=${enc(cursor)}` : ""}`,
+      );
+      items = items.concat(page.items);
+      cursor = page.nextCursor;
+    } while (cursor);
+  } catch (e) {
+    failed("Loading the webhooks failed", e);
+    return;
+  }
+  const rows = $("list-rows");
+  clear(rows);
+  for (const w of items) {
+    const tr = el("tr");
+    const name = el("td");
+    name.append(button(w.name, () => openDetail(w.id), { class: "link" }));
+    tr.append(name, el("td", w.url), el("td", w.eventTypes.join(", ")), el("td", statusText(w)));
+    const last = el("td", "…");
+    tr.append(last);
+    rows.append(tr);
+    api("GET", `/v1/webhooks/${enc(w.id)}/deliveries?limit=1`)
+      .then((page) => {
+        last.textContent = lastDeliveryText(page.items[0]);
+      })
+      .catch(() => {
+        last.textContent = "Unknown";
+      });
+  }
+  $("list").hidden = items.length === 0;
+  $("list-empty").hidden = items.length !== 0;
+  say(`${items.length} webhook${items.length === 1 ? "" : "s"} in App ${state.app}.`);
+}
+
+// --- The form -----------------------------------------------------------------------------
+
+const FIELD_ERRORS = {
+  name: "f-name-error",
+  url: "f-url-error",
+  eventTypes: "f-events-error",
+  urns: "f-urns-error",
+  appId: "f-urns-error",
+  customHeaders: "f-headers-error",
+};
+
+const FIELD_INPUT = { name: "f-name", url: "f-url" };
+
+function clearErrors() {
+  for (const id of new Set(Object.values(FIELD_ERRORS))) $(id).textContent = "";
+  for (const input of document.querySelectorAll("#webhook-form [aria-invalid]")) {
+    input.removeAttribute("aria-invalid");
+  }
+  $("form-error").hidden = true;
+}
+
+// Shows each failing field's message by its field; returns how many were shown.
+function showFieldErrors(errors) {
+  const byBox = new Map();
+  for (const e of errors) {
+    const root = e.field.split(/[.[]/)[0];
+    const box = FIELD_ERRORS[root] || "f-name-error";
+    const where = e.field === root ? "" : `${e.field.slice(root.length).replace(/^\./, "")}: `;
+    byBox.set(box, [...(byBox.get(box) || []), `${where}${e.message}`]);
+    if (FIELD_INPUT[root]) $(FIELD_INPUT[root]).setAttribute("aria-invalid", "true");
+  }
+  for (const [box, messages] of byBox) $(box).textContent = messages.join(" ");
+  return byBox.size;
+}
+
+function familyOf(name) {
+  return name.includes(".") ? name.split(".")[0] : name;
+}
+
+function renderEvents(selected) {
+  const list = $("f-events-list");
+  clear(list);
+  const families = new Map();
+  for (const t of state.catalog) {
+    const f = familyOf(t.name);
+    families.set(f, [...(families.get(f) || []), t]);
+  }
+  for (const [family, types] of families) {
+    const group = el("div", null, { class: "family" });
+    const all = `${family}.*`;
+    const familyBox = checkbox(`ev-${family}-all`, all, `All ${family} events (${all})`, selected.includes(all));
+    group.append(familyBox);
+    const members = el("div", null, { class: "members" });
+    for (const t of types) {
+      const box = checkbox(`ev-${t.name}`, t.name, t.name, selected.includes(t.name), t.description);
+      members.append(box);
+    }
+    group.append(members);
+    list.append(group);
+  }
+}
+
+function checkbox(id, value, label, checked, description) {
+  const row = el("div", null, { class: "check" });
+  const input = el("input", null, { type: "checkbox", id, value });
+  input.checked = checked;
+  const l = el("label", label, { for: id });
+  row.append(input, l);
+  if (description) {
+    const d = el("span", description, { class: "hint", id: `${id}-desc` });
+    input.setAttribute("aria-describedby", d.id);
+    row.append(d);
+  }
+  return row;
+}
+
+function selectedEvents() {
+  return [...document.querySelectorAll("#f-events-list input:checked")].map((i) => i.value);
+}
+
+let rowIds = 0;
+
+function addUrn(value) {
+  const id = `urn-${++rowIds}`;
+  const li = el("li");
+  const label = el("label", "URN pattern", { for: id, class: "visually-hidden" });
+  const input = el("input", null, { id, type: "text", spellcheck: "false", autocomplete: "off", class: "urn" });
+  input.value = value;
+  li.append(label, input, button("Remove", () => li.remove(), { "aria-label": `Remove URN ${value}` }));
+  $("f-urns-list").append(li);
+  return input;
+}
+
+function addHeader(name = "", value = "") {
+  const n = ++rowIds;
+  const li = el("li");
+  const nameInput = el("input", null, { id: `hn-${n}`, type: "text", spellcheck: "false", autocomplete: "off", class: "header-name", placeholder: "X-Api-Key" });
+  const valueInput = el("input", null, { id: `hv-${n}`, type: "text", spellcheck: "false", autocomplete: "off", class: "header-value" });
+  nameInput.value = name;
+  valueInput.value = value;
+  li.append(
+    el("label", "Header name", { for: nameInput.id }),
+    nameInput,
+    el("label", "Header value", { for: valueInput.id }),
+    valueInput,
+    button("Remove", () => {
+      li.remove();
+      checkHeaders();
+    }),
+  );
+  for (const i of [nameInput, valueInput]) i.addEventListener("input", checkHeaders);
+  $("f-headers-list").append(li);
+  checkHeaders();
+  return nameInput;
+}
+
+function headerRows() {
+  return [...$("f-headers-list").children].map((li) => ({
+    name: li.querySelector(".header-name").value.trim(),
+    value: li.querySelector(".header-value").value,
+  }));
+}
+
+// The API's header rules, shown before submit (the API checks them again).
+function headerProblems(rows) {
+  const problems = [];
+  const seen = new Set();
+  if (rows.length > MAX_HEADERS) problems.push(`at most ${MAX_HEADERS} headers`);
+  for (const { name, value } of rows) {
+    if (!name && !value) continue;
+    const lower = name.toLowerCase();
+    if (!lower.startsWith("x-") || name.length < 3) problems.push(`${name || "a header"}: the name must start with X-`);
+    else if (!TOKEN_CHARS.test(name)) problems.push(`${name}: letters, digits and !#$%&'*+-.^_\`|~ only`);
+    else if (name.length > 128) problems.push(`${name}: at most 128 characters`);
+    else if (RESERVED.some((p) => lower.startsWith(p))) problems.push(`${name}: that prefix is reserved`);
+    else if (seen.has(lower)) problems.push(`${name}: given twice`);
+    if (value.length > 512) problems.push(`${name}: the value is over 512 characters`);
+    else if (/[^\x20-\x7e]/.test(value)) problems.push(`${name}: the value must be visible ASCII`);
+    seen.add(lower);
+  }
+  return problems;
+}
+
+function checkHeaders() {
+  const rows = headerRows();
+  $("add-header").disabled = rows.length >= MAX_HEADERS;
+  $("f-headers-error").textContent = headerProblems(rows).join("; ");
+}
+
+function openForm(webhook) {
+  state.editing = webhook || null;
+  $("form-title").textContent = webhook ? `Edit ${webhook.name}` : "Create a webhook";
+  $("webhook-form").reset();
+  clearErrors();
+  $("f-url-probe").textContent = "";
+  $("f-name").value = webhook ? webhook.name : "";
+  $("f-url").value = webhook ? webhook.url : "";
+  renderEvents(webhook ? webhook.eventTypes : []);
+  clear($("f-urns-list"));
+  for (const u of webhook ? webhook.urns : [`urn:allthings:app:${state.app}:*`]) addUrn(u);
+  clear($("f-headers-list"));
+  for (const [n, v] of Object.entries(webhook ? webhook.customHeaders : {})) addHeader(n, v);
+  checkHeaders();
+  $("f-enabled-field").hidden = !webhook;
+  $("f-enabled").checked = webhook ? webhook.enabled : true;
+  show("form-view");
+}
+
+function formValues() {
+  const headers = {};
+  for (const { name, value } of headerRows()) if (name || value) headers[name] = value;
+  return {
+    name: $("f-name").value.trim(),
+    url: $("f-url").value.trim(),
+    eventTypes: selectedEvents(),
+    urns: [...document.querySelectorAll("#f-urns-list input")].map((i) => i.value.trim()).filter(Boolean),
+    customHeaders: headers,
+  };
+}
+
+async function save(event) {
+  event.preventDefault();
+  clearErrors();
+  const values = formValues();
+  const local = headerProblems(headerRows());
+  if (local.length) {
+    $("f-headers-error").textContent = local.join("; ");
+    $("form-error").textContent = "Fix the custom headers first.";
+    $("form-error").hidden = false;
+    return;
+  }
+  $("save").disabled = true;
+  say("Saving: checking that the endpoint answers 200…");
+  try {
+    if (state.editing) {
+      const patch = { ...values, enabled: $("f-enabled").checked };
+      const w = await api("PATCH", `/v1/webhooks/${enc(state.editing.id)}`, patch);
+      await openDetail(w.id);
+      say(`Saved ${w.name}.`);
+    } else {
+      const w = await api("POST", `/v1/webhooks?appId=${enc(state.app)}`, values);
+      showSecret(w.secret, w.id);
+      say(`Created ${w.name}.`);
+    }
+  } catch (e) {
+    const errors = (e.problem && e.problem.errors) || [];
+    showFieldErrors(errors);
+    $("form-error").textContent = errors.length
+      ? `Not saved: ${e.problem.title || "check the fields"}. ${errors.length === 1 ? "One field needs" : `${errors.length} fields need`} attention.`
+      : `Not saved: ${e.message}`;
+    $("form-error").hidden = false;
+    say("");
+    // Focus the first field to fix (its message is read with it), else the summary.
+    const invalid = document.querySelector("#webhook-form [aria-invalid='true']");
+    if (invalid) invalid.focus();
+  } finally {
+    $("save").disabled = false;
+  }
+}
+
+async function probe() {
+  const out = $("f-url-probe");
+  out.textContent = "Testing…";
+  $("f-url-error").textContent = "";
+  const customHeaders = formValues().customHeaders;
+  try {
+    const r = await api("POST", "/v1/webhooks/test", { url: $("f-url").value.trim(), customHeaders });
+    out.textContent = r.ok
+      ? `OK: ${r.method} answered ${r.status} in ${r.latencyMs} ms.`
+      : `Not OK: ${r.error || `${r.method} answered ${r.status}`}${r.bodyExcerpt ? `; it said: ${r.bodyExcerpt}` : ""}`;
+  } catch (e) {
+    out.textContent = "";
+    const errors = (e.problem && e.problem.errors) || [];
+    if (!showFieldErrors(errors)) $("f-url-error").textContent = e.message;
+  }
+}
+
+function showSecret(secret, id) {
+  $("secret").value = secret;
+  $("secret-done").onclick = () => {
+    $("secret").value = "";
+    openDetail(id);
+  };
+  show("secret-view");
+}
+
+// --- The detail view ----------------------------------------------------------------------
+
+async function openDetail(id) {
+  let w;
+  try {
+    w = await api("GET", `/v1/webhooks/${enc(id)}`);
+  } catch (e) {
+    failed("Loading the webhook failed", e);
+    return;
+  }
+  state.webhook = w;
+  show("detail-view");
+  $("detail-title").textContent = w.name;
+  const facts = $("detail-facts");
+  clear(facts);
+  const fact = (term, value) => facts.append(el("dt", term), el("dd", value));
+  fact("Endpoint URL", w.url);
+  fact("Events", w.eventTypes.join(", "));
+  fact("URN scope", w.urns.join(", "));
+  fact("Custom headers", Object.keys(w.customHeaders).join(", ") || "None");
+  fact("Status", statusText(w));
+  fact("Id", w.id);
+  $("toggle").textContent = w.enabled ? "Disable" : "Enable";
+  $("confirm-delete").hidden = true;
+  await loadLog();
+}
+
+async function loadLog() {
+  const w = state.webhook;
+  let page;
+  try {
+    page = await api("GET", `/v1/webhooks/${enc(w.id)}/deliveries?limit=50`);
+  } catch (e) {
+    failed("Loading the delivery log failed", e);
+    return;
+  }
+  const rows = $("log-rows");
+  clear(rows);
+  for (const a of page.items) {
+    const tr = el("tr", null, { class: `attempt ${a.status}` });
+    tr.append(
+      el("td", when(a.at)),
+      el("td", a.status),
+      el("td", a.responseStatus ?? (a.error ? "—" : "")),
+      el("td", `${a.latencyMs} ms`),
+      el("td", a.attempt),
+      el("td", when(a.nextRetryAt)),
+      el("td", a.error || a.responseExcerpt, { class: "excerpt" }),
+    );
+    const actions = el("td");
+    actions.append(
+      button("Redeliver", () => redeliver(a.deliveryId), {
+        "aria-label": `Redeliver attempt ${a.attempt} of ${when(a.at)}`,
+      }),
+    );
+    tr.append(actions);
+    rows.append(tr);
+  }
+  $("log").hidden = page.items.length === 0;
+  $("log-empty").hidden = page.items.length !== 0;
+}
+
+async function act(what, run) {
+  try {
+    await run();
+  } catch (e) {
+    failed(what, e);
+  }
+}
+
+async function redeliver(deliveryId) {
+  await act("Redelivering failed", async () => {
+    await api("POST", `/v1/webhooks/${enc(state.webhook.id)}/deliveries/${enc(deliveryId)}/redeliver`);
+    say("Redelivery queued; refresh the log to see it.");
+  });
+}
+
+async function toggle() {
+  const w = state.webhook;
+  await act(w.enabled ? "Disabling failed" : "Enabling failed", async () => {
+    await api("PATCH", `/v1/webhooks/${enc(w.id)}`, { enabled: !w.enabled });
+    await openDetail(w.id);
+    say(w.enabled ? `Disabled ${w.name}.` : `Enabled ${w.name}.`);
+  });
+}
+
+async function rotate() {
+  const w = state.webhook;
+  await act("Rotating the secret failed", async () => {
+    const r = await api("POST", `/v1/webhooks/${enc(w.id)}/secret/rotate`);
+    showSecret(r.secret, w.id);
+    say("New secret made; the old one keeps signing for 24 hours.");
+  });
+}
+
+async function sendTest() {
+  const w = state.webhook;
+  await act("Sending the test event failed", async () => {
+    const r = await api("POST", `/v1/webhooks/${enc(w.id)}/test`);
+    say(`Test event ${r.eventId} queued; refresh the log to see it.`);
+  });
+}
+
+async function remove() {
+  const w = state.webhook;
+  await act("Deleting failed", async () => {
+    await api("DELETE", `/v1/webhooks/${enc(w.id)}`);
+    await openList();
+    say(`Deleted ${w.name}.`);
+  });
+}
+
+// --- Wiring -------------------------------------------------------------------------------
+
+function wire() {
+  $("sign-in-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const token = $("token").value.trim();
+    if (!token) {
+      $("token-error").textContent = "Paste a token first.";
+      return;
+    }
+    $("token").value = "";
+    signIn(token);
+  });
+  $("sign-out").addEventListener("click", () => signOut("Signed out."));
+  $("app").addEventListener("change", (e) => pickApp(e.target.value));
+  $("app-other").addEventListener("change", (e) => pickApp(e.target.value.trim()));
+  $("tab-webhooks").addEventListener("click", () => state.app && openList());
+  $("create").addEventListener("click", () => openForm(null));
+  $("cancel").addEventListener("click", () => (state.editing ? openDetail(state.editing.id) : openList()));
+  $("webhook-form").addEventListener("submit", save);
+  $("probe").addEventListener("click", probe);
+  $("add-urn").addEventListener("click", () => addUrn(`urn:allthings:app:${state.app}:`).focus());
+  $("add-header").addEventListener("click", () => addHeader().focus());
+  $("copy-secret").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText($("secret").value);
+      say("Secret copied.");
+    } catch {
+      $("secret").select();
+      say("Select and copy the secret by hand: the browser refused clipboard access.");
+    }
+  });
+  $("back").addEventListener("click", openList);
+  $("edit").addEventListener("click", () => openForm(state.webhook));
+  $("toggle").addEventListener("click", toggle);
+  $("rotate").addEventListener("click", rotate);
+  $("send-test").addEventListener("click", sendTest);
+  $("delete").addEventListener("click", () => {
+    $("confirm-delete").hidden = false;
+    $("confirm-no").focus();
+  });
+  $("confirm-no").addEventListener("click", () => {
+    $("confirm-delete").hidden = true;
+    $("delete").focus();
+  });
+  $("confirm-yes").addEventListener("click", remove);
+  $("refresh-log").addEventListener("click", loadLog);
+}
+
+wire();
+const token = tokenFromFragment() || sessionStorage.getItem(TOKEN_KEY);
+if (token) signIn(token);
+else signOut();

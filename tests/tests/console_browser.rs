@@ -1,0 +1,435 @@
+//! The console in a real browser: Debian's Chromium driven through chromedriver (WebDriver,
+//! `fantoccini`) against `hookline serve` and loopback receivers. An App administrator signs
+//! in through the console link, creates a webhook through the form (a ticket-category URN and a
+//! custom header), sees the endpoint check fail by the URL field, saves a good endpoint and
+//! reads the secret once, sees a published event in the delivery log, redelivers it, disables
+//! and deletes the webhook. A webhook with a hostile name (made through the API) shows as text. Screenshots of the list, the form
+//! and the log are written to `target/console-screenshots/` (and to `docs/` with
+//! `HOOKLINE_BLESS=1`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hookline::Local;
+use hookline_api::service::Settings;
+use hookline_core::auth::Principal;
+use hookline_core::target::TargetPolicy;
+use hookline_tests::receiver::TestReceiver;
+use serde_json::{json, Value};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// WebDriver's Enter key.
+const ENTER: &str = "\u{E007}";
+const NAME: &str = "CRM: tickets of category CAT7";
+const HOSTILE: &str = "<img src=x onerror=alert(1)> CRM";
+
+/// Kills the child when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// chromedriver on a free loopback port, answering.
+async fn chromedriver() -> (Running, String) {
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let running = Running(child);
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "chromedriver did not listen");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (running, url)
+}
+
+async fn browser(webdriver: &str, profile: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(webdriver)
+        .await
+        .expect("a Chromium session")
+}
+
+/// Waits up to 10 s for an element matching `css`.
+async fn find(c: &Client, css: &str) -> Element {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
+}
+
+/// Waits up to 10 s until the element's text contains `text`; returns the text.
+async fn text_of(c: &Client, css: &str, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = match c.find(Locator::Css(css)).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if got.contains(text) {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{css} never said {text:?}; it says {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Clicks the log's Refresh until its rows say `text` (the attempt is recorded just after the
+/// endpoint answers); returns the rows' text.
+async fn log_says(c: &Client, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = match c.find(Locator::Css("#log-rows")).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if got.contains(text) {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the delivery log never said {text:?}; it says {got:?}"
+        );
+        click(c, "#refresh-log").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn click(c: &Client, css: &str) {
+    find(c, css)
+        .await
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+async fn type_into(c: &Client, css: &str, text: &str) {
+    let e = find(c, css).await;
+    e.clear().await.expect("clear");
+    e.send_keys(text).await.expect("type");
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    c.execute("window.scrollTo(0, 0)", Vec::new())
+        .await
+        .expect("scroll to the top");
+    let png = c.screenshot().await.expect("screenshot");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut dirs = vec![root.join("target/console-screenshots")];
+    if std::env::var_os("HOOKLINE_BLESS").is_some() {
+        dirs.push(root.join("docs"));
+    }
+    for dir in dirs {
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        std::fs::write(dir.join(name), &png).expect("write screenshot");
+    }
+}
+
+/// The deliveries `receiver` got: POSTs of events, not the endpoint checks on save.
+fn deliveries(receiver: &TestReceiver) -> Vec<hookline_tests::receiver::Captured> {
+    receiver
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.method == "POST"
+                && r.header("webhook-id")
+                    .is_some_and(|id| id.starts_with("evt_"))
+        })
+        .collect()
+}
+
+fn missing_browser() -> Option<String> {
+    [CHROMIUM, CHROMEDRIVER]
+        .iter()
+        .find(|p| !Path::new(p).exists())
+        .map(|p| format!("{p} is not installed (Debian packages chromium and chromium-driver; ./tests/run.sh installs them)"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(hookline_tests::unique_name(name));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+#[tokio::test]
+#[ignore = "needs Chromium and chromedriver: ./tests/run.sh installs them and runs this"]
+async fn an_app_administrator_manages_a_webhook_in_the_console() {
+    if let Some(why) = missing_browser() {
+        panic!("{why}");
+    }
+    let settings = Settings {
+        allow_http: true,
+        targets: TargetPolicy {
+            allow_private: true,
+        },
+        ..Settings::default()
+    };
+    let local = Local::open(
+        &hookline_tests::temp_db("console"),
+        settings,
+        "permissions".into(),
+    )
+    .await
+    .expect("open");
+    // An App administrator of one App: the console selects it.
+    let admin = Principal::from_claims(
+        "admin-a1",
+        Some(&Value::String("edit-app:A1 publish-events:A1".into())),
+    );
+    let token = local.mint_token(&admin, Duration::from_secs(3600));
+    let server = hookline_tests::Serving::start(local.clone()).await;
+    let failing = TestReceiver::always(500).await;
+    let good = TestReceiver::always(200).await;
+    let (_driver, webdriver) = chromedriver().await;
+    let profile = scratch("chromium-profile");
+    let c = browser(&webdriver, &profile).await;
+
+    // Sign in with the console link `hookline serve` prints: the token in the fragment.
+    c.goto(&format!("{}/console#token={token}", server.base))
+        .await
+        .expect("open the console");
+    text_of(&c, "#list-title", "Webhooks of App A1").await;
+    let address = c.current_url().await.expect("url");
+    assert!(
+        address.fragment().is_none(),
+        "the token left the address bar: {address}"
+    );
+    text_of(&c, "#list-empty", "No webhooks").await;
+
+    // Create a webhook: a URL answering 500, one event, a category URN, a custom header.
+    // By keyboard: Enter on the button, Space on a checkbox.
+    find(&c, "#create")
+        .await
+        .send_keys(ENTER)
+        .await
+        .expect("Enter on Create a webhook");
+    text_of(&c, "#form-title", "Create a webhook").await;
+    type_into(&c, "#f-name", NAME).await;
+    type_into(&c, "#f-url", &format!("{}/hooks", failing.url)).await;
+    find(&c, "input[value='ticket.created']")
+        .await
+        .send_keys(" ")
+        .await
+        .expect("Space on ticket.created");
+    type_into(
+        &c,
+        "#f-urns-list input",
+        "urn:allthings:app:A1:ticket:CAT7:*",
+    )
+    .await;
+    click(&c, "#add-header").await;
+    type_into(&c, "#f-headers-list .header-name", "X Api Key").await;
+    text_of(&c, "#f-headers-error", "must start with X-").await;
+    type_into(&c, "#f-headers-list .header-name", "X-Api-Key").await;
+    type_into(&c, "#f-headers-list .header-value", "crm-key-1").await;
+    let shown = find(&c, "#f-headers-error")
+        .await
+        .text()
+        .await
+        .expect("text");
+    assert!(shown.is_empty(), "a good header shows no problem: {shown}");
+    click(&c, "#save").await;
+    let said = text_of(&c, "#f-url-error", "500").await;
+    assert!(said.contains("must answer 200"), "{said}");
+    assert_eq!(
+        find(&c, "#f-url")
+            .await
+            .attr("aria-invalid")
+            .await
+            .expect("attr")
+            .as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        find(&c, "#f-name")
+            .await
+            .prop("value")
+            .await
+            .expect("value")
+            .as_deref(),
+        Some(NAME),
+        "the form keeps what was typed"
+    );
+    // Every control the page shows, those the script added too, has a label.
+    let unlabelled = c
+        .execute(
+            "return [...document.querySelectorAll('input, select, textarea')]
+                .filter(e => e.offsetParent !== null && e.labels.length === 0)
+                .map(e => e.id || e.outerHTML)",
+            Vec::new(),
+        )
+        .await
+        .expect("script");
+    assert_eq!(unlabelled, json!([]), "controls without a label");
+    screenshot(&c, "console-form.png").await;
+
+    // A good endpoint: saved, and the secret shown once.
+    type_into(&c, "#f-url", &format!("{}/hooks", good.url)).await;
+    click(&c, "#save").await;
+    text_of(&c, "#secret-title", "Signing secret").await;
+    let secret = find(&c, "#secret")
+        .await
+        .prop("value")
+        .await
+        .expect("value")
+        .unwrap_or_default();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    text_of(&c, "#secret-view", "It will not be shown again").await;
+    click(&c, "#secret-done").await;
+    text_of(&c, "#detail-title", NAME).await;
+    assert_eq!(
+        find(&c, "#secret")
+            .await
+            .prop("value")
+            .await
+            .expect("value")
+            .as_deref(),
+        Some(""),
+        "the secret is gone once done"
+    );
+
+    // Another webhook, made through the API with a name that is markup: the list shows both,
+    // that name as text.
+    let hostile = reqwest::Client::new()
+        .post(format!("{}/v1/webhooks?appId=A1", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": HOSTILE, "url": format!("{}/other", good.url), "eventTypes": ["booking.*"]}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(hostile.status().as_u16(), 201);
+    click(&c, "#back").await;
+    let rows = text_of(&c, "#list-rows", HOSTILE).await;
+    assert!(
+        rows.contains(NAME) && rows.contains("ticket.created") && rows.contains("Enabled"),
+        "{rows}"
+    );
+    let images = c.find_all(Locator::Css("img")).await.expect("query");
+    assert!(images.is_empty(), "the name was rendered as markup");
+    text_of(&c, "#list-rows", "None yet").await;
+    screenshot(&c, "console-list.png").await;
+
+    // An event through the API reaches it; the log shows the delivery.
+    let published = reqwest::Client::new()
+        .post(format!("{}/v1/events", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"type": "ticket.created", "urn": "urn:allthings:app:A1:ticket:CAT7:T99", "data": {"title": "Leaking tap"}}))
+        .send()
+        .await
+        .expect("publish");
+    assert_eq!(published.status().as_u16(), 202);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while deliveries(&good).is_empty() {
+        assert!(Instant::now() < deadline, "the event was not delivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(deliveries(&good)[0].header("x-api-key"), Some("crm-key-1"));
+    assert!(
+        deliveries(&failing).is_empty(),
+        "the refused endpoint was never saved, so it gets nothing"
+    );
+    let open = c
+        .find(Locator::XPath(&format!(
+            "//tbody[@id='list-rows']//button[text()='{NAME}']"
+        )))
+        .await
+        .expect("the webhook's row");
+    open.click().await.expect("open it");
+    text_of(&c, "#detail-title", NAME).await;
+    let log = log_says(&c, "delivered").await;
+    assert!(log.contains("200"), "{log}");
+    screenshot(&c, "console-log.png").await;
+
+    // Redeliver: a second delivery of the same event, attempt 2 in the log.
+    click(&c, "#log-rows button").await;
+    text_of(&c, "#status", "Redelivery queued").await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while deliveries(&good).len() < 2 {
+        assert!(Instant::now() < deadline, "the redelivery did not arrive");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = deliveries(&good);
+    let (first, second) = (&got[0], &got[1]);
+    assert_eq!(first.header("webhook-id"), second.header("webhook-id"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        click(&c, "#refresh-log").await;
+        let rows = c
+            .find_all(Locator::Css("#log-rows tr"))
+            .await
+            .expect("rows");
+        if rows.len() >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the log never showed the redelivery"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Disable, then delete (confirmed).
+    click(&c, "#toggle").await;
+    text_of(&c, "#detail-facts", "Disabled").await;
+    text_of(&c, "#toggle", "Enable").await;
+    click(&c, "#delete").await;
+    text_of(&c, "#confirm-delete", "Delete this webhook?").await;
+    click(&c, "#confirm-yes").await;
+    text_of(&c, "#status", "Deleted").await;
+    let rows = text_of(&c, "#list-rows", HOSTILE).await;
+    assert!(!rows.contains(NAME), "deleted, gone from the list: {rows}");
+
+    // No script ran from the hostile name at any point.
+    assert!(
+        c.get_alert_text().await.is_err(),
+        "an alert opened: the name ran as script"
+    );
+    // A pasted token signs in too.
+    click(&c, "#sign-out").await;
+    type_into(&c, "#token", &token).await;
+    click(&c, "#sign-in-form button[type='submit']").await;
+    text_of(&c, "#list-title", "Webhooks of App A1").await;
+    c.close().await.expect("close the browser");
+    server.stop().await;
+}
