@@ -6,7 +6,8 @@
 #   test --workspace with the moto-backed tests (#[ignore]d in plain `cargo test`) included
 #   (small runs of `hookline bench`, `bench cold-start` and `bench cost` among them), the
 #   criterion benches once each, and every infra/events fixture through `cargo lambda
-#   invoke`; then stops moto.
+#   invoke`; then stops moto. Debian's chromium and chromium-driver are installed for the
+#   console's browser test when missing.
 # Every step runs even when an earlier one fails; the exit code is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +53,22 @@ skipped_here=0
 if [ ! -d "$root/../shared/conformance" ]; then
   echo "SKIPPED copies_match_the_shared_originals: ../shared/conformance is not beside this clone (only the project's machines have it)"
   skip_args+=(--skip copies_match_the_shared_originals)
+  skipped_here=$((skipped_here + 1))
+fi
+
+# The console's browser test drives Debian's Chromium through chromedriver: install both when
+# missing (as root, or through sudo without a password); where that cannot be done, skip it.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "==> installing chromium and chromium-driver (Debian packages) for the console's browser test"
+  as_root=()
+  [ "$(id -u)" -ne 0 ] && as_root=(sudo -n)
+  { "${as_root[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq \
+      --no-install-recommends chromium chromium-driver; } > target/apt.log 2>&1 \
+    || echo "could not install them: see target/apt.log"
+fi
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "SKIPPED an_app_administrator_manages_a_webhook_in_the_console: Chromium and chromedriver are not installed and could not be (target/apt.log)"
+  skip_args+=(--skip an_app_administrator_manages_a_webhook_in_the_console)
   skipped_here=$((skipped_here + 1))
 fi
 
