@@ -269,6 +269,10 @@ async fn an_app_administrator_manages_a_webhook_in_the_console() {
         .await
         .expect("text");
     assert!(shown.is_empty(), "a good header shows no problem: {shown}");
+    // Test endpoint, before saving: the probe says what the endpoint answered.
+    click(&c, "#probe").await;
+    let probed = text_of(&c, "#f-url-probe", "Not OK").await;
+    assert!(probed.contains("500"), "{probed}");
     click(&c, "#save").await;
     let said = text_of(&c, "#f-url-error", "500").await;
     assert!(said.contains("must answer 200"), "{said}");
@@ -409,6 +413,39 @@ async fn an_app_administrator_manages_a_webhook_in_the_console() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // Edit the name; rotate the secret (the new one shown once); send a test event.
+    click(&c, "#edit").await;
+    text_of(&c, "#form-title", "Edit").await;
+    type_into(&c, "#f-name", &format!("{NAME} (edited)")).await;
+    click(&c, "#save").await;
+    text_of(&c, "#detail-title", "(edited)").await;
+    click(&c, "#rotate").await;
+    text_of(&c, "#secret-title", "Signing secret").await;
+    let rotated = find(&c, "#secret")
+        .await
+        .prop("value")
+        .await
+        .expect("value")
+        .unwrap_or_default();
+    assert!(
+        rotated.starts_with("whsec_") && rotated != secret,
+        "{rotated}"
+    );
+    click(&c, "#secret-done").await;
+    text_of(&c, "#detail-title", "(edited)").await;
+    click(&c, "#send-test").await;
+    text_of(&c, "#status", "Test event").await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !good.requests().iter().any(|r| {
+        r.method == "POST"
+            && String::from_utf8_lossy(&r.body).contains("\"webhook.test\"")
+            && r.header("webhook-id")
+                .is_some_and(|id| id.starts_with("evt_"))
+    }) {
+        assert!(Instant::now() < deadline, "the test event did not arrive");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Disable, then delete (confirmed).
     click(&c, "#toggle").await;
     text_of(&c, "#detail-facts", "Disabled").await;
@@ -418,7 +455,10 @@ async fn an_app_administrator_manages_a_webhook_in_the_console() {
     click(&c, "#confirm-yes").await;
     text_of(&c, "#status", "Deleted").await;
     let rows = text_of(&c, "#list-rows", HOSTILE).await;
-    assert!(!rows.contains(NAME), "deleted, gone from the list: {rows}");
+    assert!(
+        !rows.contains("(edited)"),
+        "deleted, gone from the list: {rows}"
+    );
 
     // No script ran from the hostile name at any point.
     assert!(
