@@ -931,3 +931,83 @@ fn the_checked_in_sdl_is_the_served_schema() {
         assert!(served.contains(name), "the SDL has {name}");
     }
 }
+
+const PROBE: &str = "mutation($url: String!, $h: [HttpHeaderInput]) { probeWebhookUrl(url: $url, customHeaders: $h) { code message success fieldErrors { field message } probe { ok method result { statusCode durationMs responseExcerpt error errorKind } } } }";
+
+/// `probeWebhookUrl` checks an endpoint before registering it, as the check on save does.
+#[tokio::test]
+async fn probing_a_url_before_registering_it() {
+    let api = Api::new(Edge::Direct);
+    let ok = TestReceiver::always(200).await;
+    let failing = TestReceiver::always(500).await;
+    let r = api
+        .mutate(
+            "edit-app:A1",
+            "probeWebhookUrl",
+            PROBE,
+            json!({"url": ok.url, "h": [{"name": "X-Api-Key", "value": "k1"}]}),
+        )
+        .await;
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(r["probe"]["ok"], true);
+    assert_eq!(r["probe"]["method"], "HEAD");
+    assert_eq!(r["probe"]["result"]["statusCode"], 200);
+    assert_eq!(
+        ok.requests()[0].header("x-api-key"),
+        Some("k1"),
+        "the headers go along"
+    );
+
+    let r = api
+        .mutate(
+            "edit-app:A1",
+            "probeWebhookUrl",
+            PROBE,
+            json!({"url": failing.url}),
+        )
+        .await;
+    assert_eq!(r["success"], true, "the check ran: {r}");
+    assert_eq!(r["probe"]["ok"], false);
+    assert_eq!(r["probe"]["method"], "POST");
+    assert_eq!(r["probe"]["result"]["statusCode"], 500);
+    assert!(
+        r["message"].as_str().unwrap_or_default().contains("500"),
+        "{r}"
+    );
+
+    // Nothing listens on a closed port: no answer, and why.
+    let closed = format!("http://127.0.0.1:{}/", {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    });
+    let r = api
+        .mutate(
+            "edit-app:A1",
+            "probeWebhookUrl",
+            PROBE,
+            json!({"url": closed}),
+        )
+        .await;
+    assert_eq!(r["probe"]["ok"], false, "{r}");
+    assert_eq!(r["probe"]["result"]["statusCode"], Value::Null);
+    assert_eq!(r["probe"]["result"]["errorKind"], "CONNECT", "{r}");
+
+    let r = api
+        .mutate(
+            "edit-app:A1",
+            "probeWebhookUrl",
+            PROBE,
+            json!({"url": "ftp://example.com/", "h": [{"name": "Bad Name", "value": "1"}]}),
+        )
+        .await;
+    assert_refused(&r, "VALIDATION_FAILED", &["url", "customHeaders.Bad Name"]);
+    let r = api
+        .mutate(
+            "publish-events:A1",
+            "probeWebhookUrl",
+            PROBE,
+            json!({"url": ok.url}),
+        )
+        .await;
+    assert_refused(&r, "FORBIDDEN", &[]);
+}

@@ -13,7 +13,9 @@ use hookline_core::webhook::{NewWebhook, Webhook, WebhookPatch};
 
 use super::errors::{query_error, refusal};
 use crate::deliveries::{DeliveriesService, Queued};
-use crate::service::{page_size, Created, ServiceError, WebhookService, MAX_PAGE};
+use crate::service::{
+    page_size, Created, ProbeInput, ProbeReport, ServiceError, WebhookService, MAX_PAGE,
+};
 
 fn principal<'a>(ctx: &Context<'a>) -> Result<&'a Principal> {
     ctx.data::<Principal>()
@@ -530,13 +532,7 @@ impl WebhookDelivery {
             if a.status == AttemptStatus::Skipped {
                 WebhookDeliveryErrorKind::NotSent
             } else {
-                match OutboundErrorKind::of_message(e) {
-                    OutboundErrorKind::Timeout => WebhookDeliveryErrorKind::Timeout,
-                    OutboundErrorKind::Connect => WebhookDeliveryErrorKind::Connect,
-                    OutboundErrorKind::Tls => WebhookDeliveryErrorKind::Tls,
-                    OutboundErrorKind::Blocked => WebhookDeliveryErrorKind::Blocked,
-                    OutboundErrorKind::Other => WebhookDeliveryErrorKind::Other,
-                }
+                error_kind(e)
             }
         });
         Self {
@@ -636,6 +632,52 @@ pub struct QueuedWebhookDelivery {
     event_id: ID,
 }
 
+/// What an endpoint answered to the check `probeWebhookUrl` ran.
+#[derive(SimpleObject)]
+pub struct WebhookProbe {
+    /// True when it answered 200: it would pass the check on save.
+    ok: bool,
+    /// The request that got that answer (`HEAD`, or the signed `POST`), or the last one tried.
+    method: String,
+    /// The answer.
+    result: WebhookDeliveryResult,
+}
+
+impl WebhookProbe {
+    fn of(r: ProbeReport) -> Self {
+        // Without an answer, the error's last part says why ("...; POST failed: timed out").
+        let error_kind = match (r.status, &r.error) {
+            (None, Some(e)) => Some(error_kind(
+                e.rsplit("failed: ").next().unwrap_or(e.as_str()),
+            )),
+            _ => None,
+        };
+        Self {
+            ok: r.ok,
+            method: r.method.to_owned(),
+            result: WebhookDeliveryResult {
+                status_code: r.status.map(i32::from),
+                duration_ms: r
+                    .latency_ms
+                    .map_or(0, |ms| i64::try_from(ms).unwrap_or(i64::MAX)),
+                response_excerpt: r.body_excerpt.unwrap_or_default(),
+                error: r.error,
+                error_kind,
+            },
+        }
+    }
+}
+
+fn error_kind(message: &str) -> WebhookDeliveryErrorKind {
+    match OutboundErrorKind::of_message(message) {
+        OutboundErrorKind::Timeout => WebhookDeliveryErrorKind::Timeout,
+        OutboundErrorKind::Connect => WebhookDeliveryErrorKind::Connect,
+        OutboundErrorKind::Tls => WebhookDeliveryErrorKind::Tls,
+        OutboundErrorKind::Blocked => WebhookDeliveryErrorKind::Blocked,
+        OutboundErrorKind::Other => WebhookDeliveryErrorKind::Other,
+    }
+}
+
 /// One failing input field.
 #[derive(SimpleObject)]
 pub struct WebhookFieldError {
@@ -659,6 +701,8 @@ pub struct WebhookMutationResult {
     webhook: Option<WebhookObject>,
     /// The delivery it queued (`testWebhook`, `redeliverWebhookDelivery`).
     delivery: Option<QueuedWebhookDelivery>,
+    /// What the endpoint answered (`probeWebhookUrl`).
+    probe: Option<WebhookProbe>,
     /// Every failing input field, when `VALIDATION_FAILED` or `ENDPOINT_CHECK_FAILED`.
     field_errors: Vec<WebhookFieldError>,
 }
@@ -853,6 +897,42 @@ impl Mutation {
         .await;
         answer(outcome, |(w, q)| {
             WebhookMutationResult::queued(format!("test event {} queued", q.event_id), w, q)
+        })
+    }
+
+    /// Checks an endpoint before registering it, as the check on save does: HEAD, then a
+    /// signed `webhook.test` POST, within 5 s. `success` says the check ran; `probe.ok` whether
+    /// the endpoint answered 200.
+    async fn probe_webhook_url(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "URL of the HTTPS endpoint to check.")] url: String,
+        #[graphql(desc = "Headers to send along, as deliveries would.")] custom_headers: Option<
+            Vec<Option<HttpHeaderInput>>,
+        >,
+    ) -> Result<WebhookMutationResult> {
+        let (service, p) = (webhooks(ctx)?, principal(ctx)?);
+        let outcome = async {
+            let input = ProbeInput {
+                url,
+                custom_headers: header_map(custom_headers)?,
+            };
+            service.test_url(p, &input).await
+        }
+        .await;
+        answer(outcome, |r| WebhookMutationResult {
+            code: "OK".into(),
+            message: if r.ok {
+                format!("the endpoint answered 200 to {}", r.method)
+            } else {
+                format!(
+                    "the endpoint did not answer 200: {}",
+                    r.error.as_deref().unwrap_or("no answer")
+                )
+            },
+            success: true,
+            probe: Some(WebhookProbe::of(r)),
+            ..WebhookMutationResult::default()
         })
     }
 
