@@ -6,6 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use bytes::Bytes;
 use hookline::Local;
 use hookline_api::auth::Caller;
@@ -93,8 +94,40 @@ async fn secrets_never_reach_logs_or_read_responses() {
     let rotated: serde_json::Value = serde_json::from_slice(rotated.body()).expect("json");
     secrets.push(rotated["secret"].as_str().expect("secret").to_owned());
 
+    // One registered over GraphQL with a secret the caller chose: it must not be logged either.
+    let chosen = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+    );
+    let registered = local
+        .router
+        .handle(
+            call(
+                "POST",
+                "/graphql",
+                Some(serde_json::json!({
+                    "query": "mutation($w: RegisterWebhookInput!) { registerWebhook(webhook: $w) { success webhook { secret } } }",
+                    "variables": {"w": {"description": "GraphQL", "url": receiver.url, "events": ["*"], "appId": "A1", "secret": chosen}}
+                })),
+            ),
+            caller(),
+        )
+        .await;
+    let registered: serde_json::Value = serde_json::from_slice(registered.body()).expect("json");
+    assert_eq!(
+        registered["data"]["registerWebhook"]["webhook"]["secret"],
+        chosen.as_str(),
+        "{registered}"
+    );
+    secrets.push(chosen);
+
+    let graphql_read = serde_json::json!({
+        "query": "query($id: ID!) { webhook(id: $id) { secret description } webhooks(filter: {appId: \"A1\"}) { nodes { secret } } }",
+        "variables": {"id": id}
+    });
     let mut reads = Vec::new();
     for (method, path, body) in [
+        ("POST", "/graphql".to_owned(), Some(graphql_read)),
         ("GET", format!("/v1/webhooks/{id}"), None),
         ("GET", "/v1/webhooks?appId=A1".to_owned(), None),
         (
