@@ -414,11 +414,34 @@ async fn an_app_administrator_manages_a_webhook_in_the_console() {
     }
 
     // Edit the name; rotate the secret (the new one shown once); send a test event.
+    // A change made elsewhere while the form is open is not overwritten.
+    let id = find(&c, "#detail-facts").await.text().await.expect("facts");
+    let id = id
+        .split_whitespace()
+        .find(|w| w.starts_with("wh_"))
+        .expect("the id is shown")
+        .to_owned();
+    click(&c, "#edit").await;
+    text_of(&c, "#form-title", "Edit").await;
+    let elsewhere = reqwest::Client::new()
+        .patch(format!("{}/v1/webhooks/{id}", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"customHeaders": {"X-Api-Key": "crm-key-2"}}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(elsewhere.status().as_u16(), 200);
+    type_into(&c, "#f-name", &format!("{NAME} (edited)")).await;
+    click(&c, "#save").await;
+    text_of(&c, "#form-error", "changed since you opened").await;
+    click(&c, "#cancel").await;
+    text_of(&c, "#detail-title", NAME).await;
     click(&c, "#edit").await;
     text_of(&c, "#form-title", "Edit").await;
     type_into(&c, "#f-name", &format!("{NAME} (edited)")).await;
     click(&c, "#save").await;
     text_of(&c, "#detail-title", "(edited)").await;
+    text_of(&c, "#status", "Saved").await;
     click(&c, "#rotate").await;
     text_of(&c, "#secret-title", "Signing secret").await;
     let rotated = find(&c, "#secret")

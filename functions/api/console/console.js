@@ -29,8 +29,8 @@ class ApiError extends Error {
   }
 }
 
-async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${state.token}`, Accept: "application/json" };
+async function api(method, path, body, extraHeaders = {}) {
+  const headers = { Authorization: `Bearer ${state.token}`, Accept: "application/json", ...extraHeaders };
   const init = { method, headers, cache: "no-store" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -305,6 +305,7 @@ function familyOf(name) {
 function renderEvents(selected) {
   const list = $("f-events-list");
   clear(list);
+  list.append(checkbox("ev-all", "*", "All events (*)", selected.includes("*")));
   const families = new Map();
   for (const t of state.catalog) {
     const f = familyOf(t.name);
@@ -459,7 +460,10 @@ async function save(event) {
   try {
     if (state.editing) {
       const patch = { ...values, enabled: $("f-enabled").checked };
-      const w = await api("PATCH", `/v1/webhooks/${enc(state.editing.id)}`, patch);
+      // Only over the version this form was opened on: a change made meanwhile is not lost.
+      const w = await api("PATCH", `/v1/webhooks/${enc(state.editing.id)}`, patch, {
+        "If-Match": `"${state.editing.version}"`,
+      });
       await openDetail(w.id);
       say(`Saved ${w.name}.`);
     } else {
@@ -472,7 +476,9 @@ async function save(event) {
     showFieldErrors(errors);
     $("form-error").textContent = errors.length
       ? `Not saved: ${e.problem.title || "check the fields"}. ${errors.length === 1 ? "One field needs" : `${errors.length} fields need`} attention.`
-      : `Not saved: ${e.message}`;
+      : e.status === 412
+        ? "Not saved: the webhook was changed since you opened this form. Cancel and edit it again."
+        : `Not saved: ${e.message}`;
     $("form-error").hidden = false;
     say("");
     // Focus the first field to fix (its message is read with it), else the summary.
