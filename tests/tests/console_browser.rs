@@ -98,6 +98,17 @@ async fn find(c: &Client, css: &str) -> Element {
 
 /// Waits up to 10 s until the element's text contains `text`; returns the text.
 async fn text_of(c: &Client, css: &str, text: &str) -> String {
+    until_says(c, css, text, None).await
+}
+
+/// Clicks the log's Refresh until its rows say `text` (the attempt is recorded just after the
+/// endpoint answers); returns the rows' text.
+async fn log_says(c: &Client, text: &str) -> String {
+    until_says(c, "#log-rows", text, Some("#refresh-log")).await
+}
+
+/// Reads `css`'s text until it contains `text` (up to 10 s), clicking `refresh` between reads.
+async fn until_says(c: &Client, css: &str, text: &str, refresh: Option<&str>) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let got = match c.find(Locator::Css(css)).await {
@@ -111,28 +122,10 @@ async fn text_of(c: &Client, css: &str, text: &str) -> String {
             Instant::now() < deadline,
             "{css} never said {text:?}; it says {got:?}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Clicks the log's Refresh until its rows say `text` (the attempt is recorded just after the
-/// endpoint answers); returns the rows' text.
-async fn log_says(c: &Client, text: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let got = match c.find(Locator::Css("#log-rows")).await {
-            Ok(e) => e.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        if got.contains(text) {
-            return got;
+        if let Some(button) = refresh {
+            click(c, button).await;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the delivery log never said {text:?}; it says {got:?}"
-        );
-        click(c, "#refresh-log").await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
     }
 }
 
