@@ -818,11 +818,14 @@ async fn limits_and_refusals_at_the_http_edge() {
         let a = api.post(path, None, &query).await;
         assert_eq!(a.status, 401, "{}", a.body);
         assert_eq!(a.content_type.as_deref(), Some("application/problem+json"));
-        let a = api
-            .request(Method::GET, path, Some("edit-app:A1"), "")
-            .await;
-        assert_eq!(a.status, 405, "{}", a.body);
     }
+    let a = api
+        .request(Method::GET, "/graphql", Some("edit-app:A1"), "")
+        .await;
+    assert_eq!(a.status, 405, "{}", a.body);
+    // A browser opening the root lands on the console.
+    let a = api.request(Method::GET, "/", None, "").await;
+    assert_eq!(a.status, 303, "{}", a.body);
     let a = api
         .post(
             "/graphql",

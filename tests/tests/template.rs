@@ -281,6 +281,11 @@ fn api_gateway_routes_every_documented_operation_to_the_api() {
     assert_eq!(root_route.0, "/", "POST / is GraphQL, routed as itself");
     assert!(!root_route.2, "behind the authorizer");
     // The console's page and files are public (its API calls carry the user's token).
+    let root_page = route_of("/", "GET");
+    assert!(
+        root_page.0 == "/" && root_page.2,
+        "GET / (to the console) is public"
+    );
     for path in ["/console", "/console/console.js", "/console/console.css"] {
         let route = route_of(path, "GET");
         assert!(

@@ -87,7 +87,7 @@ impl Router {
             .route("/v1/openapi.json", get(openapi_document))
             // The platform's public example posts to the root.
             .route("/graphql", post(graphql))
-            .route("/", post(graphql))
+            .route("/", post(graphql).get(to_console))
             .route("/v1/me", get(who_am_i))
             .merge(crate::console::routes())
             .fallback(no_route)
@@ -825,6 +825,11 @@ async fn graphql(
     })?;
     let response = s.graphql.execute(p, request).await;
     Ok(json_response(StatusCode::OK, &response))
+}
+
+/// The root, opened in a browser: the console (`POST /` is GraphQL).
+async fn to_console() -> Response {
+    axum::response::Redirect::to("/console").into_response()
 }
 
 /// Who a token is.
