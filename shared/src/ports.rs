@@ -247,9 +247,31 @@ pub enum AttemptStatus {
 }
 
 impl AttemptStatus {
+    /// Every status, in the order above.
+    pub const ALL: [Self; 6] = [
+        Self::Delivered,
+        Self::Retrying,
+        Self::Failed,
+        Self::Exhausted,
+        Self::Gone,
+        Self::Skipped,
+    ];
+
+    /// The kebab-case name (`delivered`, `retrying`, ...), as serialized and stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retrying => "retrying",
+            Self::Failed => "failed",
+            Self::Exhausted => "exhausted",
+            Self::Gone => "gone",
+            Self::Skipped => "skipped",
+        }
+    }
+
     /// Parses the kebab-case name (`delivered`, `retrying`, ...).
     pub fn parse(s: &str) -> Option<Self> {
-        serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 
@@ -457,6 +479,18 @@ pub trait HttpSender: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempt_status_names_are_the_serialized_ones() {
+        for st in AttemptStatus::ALL {
+            assert_eq!(
+                serde_json::to_value(st).expect("serializes"),
+                serde_json::Value::String(st.as_str().to_owned())
+            );
+            assert_eq!(AttemptStatus::parse(st.as_str()), Some(st));
+        }
+        assert_eq!(AttemptStatus::parse("Delivered"), None);
+    }
 
     #[test]
     fn a_recorded_error_message_tells_its_kind() {

@@ -447,10 +447,7 @@ impl Database {
 }
 
 fn status_name(status: AttemptStatus) -> String {
-    serde_json::to_value(status)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
+    status.as_str().to_owned()
 }
 
 #[async_trait]
