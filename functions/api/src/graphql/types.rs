@@ -193,6 +193,13 @@ impl PageInfo {
             has_previous_page: previous,
         }
     }
+
+    /// The total count when this page is the whole connection (nothing before or after it):
+    /// no need to ask the store again.
+    fn whole_count(&self, edges: usize) -> Option<i32> {
+        (!self.has_next_page && !self.has_previous_page)
+            .then(|| i32::try_from(edges).unwrap_or(i32::MAX))
+    }
 }
 
 /// A Webhooks connection.
@@ -216,6 +223,9 @@ impl WebhooksConnection {
 
     /// The total count of items in the connection.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        if let Some(n) = self.page_info.whole_count(self.edges.len()) {
+            return Ok(n);
+        }
         let (all, _) = self
             .filter
             .walk(webhooks(ctx)?, principal(ctx)?, None, None)
@@ -361,7 +371,7 @@ impl WebhookObject {
         #[graphql(desc = "Only attempts that ended so.")] status: Option<WebhookDeliveryStatus>,
     ) -> Result<WebhookDeliveriesConnection> {
         let limit = first_of(first).map_err(query_error)?;
-        let status = status.map(WebhookDeliveryStatus::name);
+        let status = status.map(|s| AttemptStatus::from(s).as_str());
         let page = deliveries(ctx)?
             .list(
                 principal(ctx)?,
@@ -412,6 +422,9 @@ impl WebhookDeliveriesConnection {
 
     /// The total count of items in the connection.
     async fn total_count(&self, ctx: &Context<'_>) -> Result<i32> {
+        if let Some(n) = self.page_info.whole_count(self.edges.len()) {
+            return Ok(n);
+        }
         let n = deliveries(ctx)?
             .count(principal(ctx)?, &self.webhook_id, self.status)
             .await
@@ -431,6 +444,7 @@ pub struct WebhookDeliveryEdge {
 
 /// How a delivery attempt ended.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "AttemptStatus")]
 pub enum WebhookDeliveryStatus {
     /// The endpoint answered 2xx.
     Delivered,
@@ -444,32 +458,6 @@ pub enum WebhookDeliveryStatus {
     Gone,
     /// Not sent: the webhook was deleted or disabled, or the event expired.
     Skipped,
-}
-
-impl WebhookDeliveryStatus {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Delivered => "delivered",
-            Self::Retrying => "retrying",
-            Self::Failed => "failed",
-            Self::Exhausted => "exhausted",
-            Self::Gone => "gone",
-            Self::Skipped => "skipped",
-        }
-    }
-}
-
-impl From<AttemptStatus> for WebhookDeliveryStatus {
-    fn from(s: AttemptStatus) -> Self {
-        match s {
-            AttemptStatus::Delivered => Self::Delivered,
-            AttemptStatus::Retrying => Self::Retrying,
-            AttemptStatus::Failed => Self::Failed,
-            AttemptStatus::Exhausted => Self::Exhausted,
-            AttemptStatus::Gone => Self::Gone,
-            AttemptStatus::Skipped => Self::Skipped,
-        }
-    }
 }
 
 /// Why an attempt got no HTTP answer.
