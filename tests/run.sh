@@ -31,6 +31,8 @@ ensure_venv "$root/.venv-moto" "$root/infra/requirements-moto.txt"
 ensure_venv "$root/.venv-sam" "$root/infra/requirements-sam.txt"
 venv="$root/.venv-moto"
 export PATH="$venv/bin:$PATH"
+# The rotation test verifies signatures with the standardwebhooks reference library.
+export HOOKLINE_TEST_PYTHON="$venv/bin/python"
 export SAM_CLI_TELEMETRY=0
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')

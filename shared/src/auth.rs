@@ -18,6 +18,9 @@ pub enum Action {
     EditApp,
     /// Publish events for the App (`publish-events`).
     PublishEvents,
+    /// Report the App's revoked and restored grants (`manage-grants`): the platform's, never an
+    /// integrator's.
+    ManageGrants,
 }
 
 impl Action {
@@ -26,14 +29,16 @@ impl Action {
         match self {
             Self::EditApp => "edit-app",
             Self::PublishEvents => "publish-events",
+            Self::ManageGrants => "manage-grants",
         }
     }
 
-    /// Parses `edit-app` or `publish-events`.
+    /// Parses `edit-app`, `publish-events` or `manage-grants`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "edit-app" => Some(Self::EditApp),
             "publish-events" => Some(Self::PublishEvents),
+            "manage-grants" => Some(Self::ManageGrants),
             _ => None,
         }
     }
@@ -158,6 +163,9 @@ mod tests {
         let admin = Principal::from_claims("root", Some(&Value::String("edit-app:*".into())));
         assert!(admin.may_all(Action::EditApp, ["A1", "A9"]));
         assert!(!admin.may(Action::PublishEvents, "A1"));
+        let platform = Principal::from_claims("p", Some(&Value::String("manage-grants:*".into())));
+        assert!(platform.may(Action::ManageGrants, "A7"));
+        assert!(!admin.may(Action::ManageGrants, "A1"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod event;
 pub mod event_type;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod lifecycle;
 pub mod ports;
 pub mod queue;
 pub mod retry;

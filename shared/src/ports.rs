@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::event::{Event, EventId};
+use crate::lifecycle::FailureRun;
 use crate::webhook::{Route, Webhook, WebhookId};
 
 /// A storage or queue failure, split by what the caller should do about it.
@@ -90,6 +91,54 @@ pub trait WebhookStore: Send + Sync {
     ) -> Result<Page<Webhook>, PortError>;
     /// Every route item of `app_id`: what fan-out matches an event against.
     async fn routes_for_app(&self, app_id: &str) -> Result<Vec<Route>, PortError>;
+    /// Counts one failed delivery in the webhook's failure run, starting the run at `at` if
+    /// none is going on; atomic, and leaves the webhook's version alone. `None` when the
+    /// webhook is gone.
+    async fn record_failure(
+        &self,
+        id: &WebhookId,
+        at: OffsetDateTime,
+        error: &str,
+    ) -> Result<Option<FailureRun>, PortError>;
+    /// Ends the webhook's failure run, if one is going on.
+    async fn clear_failures(&self, id: &WebhookId) -> Result<(), PortError>;
+    /// The webhooks `owner` created that name `app_id` (for grant changes: rare, so a walk
+    /// of the App's webhooks rather than an index of its own).
+    async fn owned_in_app(&self, owner: &str, app_id: &str) -> Result<Vec<Webhook>, PortError> {
+        let mut owned = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.list_for_app(app_id, cursor.as_ref(), 100).await?;
+            owned.extend(page.items.into_iter().filter(|w| w.owner == owner));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(owned),
+            }
+        }
+    }
+}
+
+/// A grant the platform revoked: `sub` may not manage `app_id`'s webhooks, and its webhooks
+/// receive nothing from it, until the grant is restored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedGrant {
+    /// The client.
+    pub sub: String,
+    /// The App.
+    pub app_id: String,
+    /// When it was revoked.
+    pub since: OffsetDateTime,
+}
+
+/// Revoked grants (`PK=GRANT#<sub> SK=APP#<appId>` in DynamoDB).
+#[async_trait]
+pub trait GrantStore: Send + Sync {
+    /// Records a revocation; revoking twice keeps the first time.
+    async fn revoke(&self, sub: &str, app_id: &str, at: OffsetDateTime) -> Result<(), PortError>;
+    /// Removes a revocation, if there is one.
+    async fn restore(&self, sub: &str, app_id: &str) -> Result<(), PortError>;
+    /// The grants revoked for `sub`.
+    async fn revoked(&self, sub: &str) -> Result<Vec<RevokedGrant>, PortError>;
 }
 
 /// Where an event stands in the event log.

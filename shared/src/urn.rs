@@ -179,6 +179,14 @@ impl Urn {
 
     /// The URN for a whole App: `urn:<nid>:app:<appId>`.
     pub fn for_app(namespace: &Namespace, app_id: &str) -> Result<Self, UrnError> {
+        if let Some(c) = app_id.chars().find(|c| *c == ':') {
+            // Would read as more segments: an App id is one segment.
+            return Err(UrnError::InvalidCharacter {
+                index: 3,
+                segment: app_id.to_owned(),
+                what: format!("{c:?}"),
+            });
+        }
         Self::parse(&format!("urn:{namespace}:app:{app_id}"), namespace)
     }
 

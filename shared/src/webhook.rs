@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::event_type::{Catalog, EventType, EventTypeFilter};
+use crate::lifecycle::{Disabled, DisabledReason, Suspension, WebhookState};
 use crate::signing::Secret;
 use crate::target::TargetPolicy;
 use crate::urn::{Namespace, Urn, UrnPattern};
@@ -593,14 +594,14 @@ pub struct Webhook {
     pub created_at: OffsetDateTime,
     /// Last change.
     pub updated_at: OffsetDateTime,
-    /// Why Hookline disabled it (e.g. the endpoint answered 410 Gone).
-    pub disabled_reason: Option<String>,
+    /// Disabled, failing, suspended: what Hookline did to it and why.
+    pub state: WebhookState,
 }
 
 impl Webhook {
     /// A new webhook with a fresh id, version 1 and `secret` as its only signing secret.
     pub fn new(spec: WebhookSpec, secret: Secret, owner: &str, now: OffsetDateTime) -> Self {
-        Self {
+        let mut webhook = Self {
             id: WebhookId::generate(),
             spec,
             secrets: vec![SigningSecret {
@@ -611,11 +612,47 @@ impl Webhook {
             version: 1,
             created_at: now,
             updated_at: now,
-            disabled_reason: None,
+            state: WebhookState::default(),
+        };
+        if !webhook.spec.enabled {
+            webhook.state.disabled = Some(Disabled {
+                reason: DisabledReason::Manual,
+                at: now,
+                last_error: None,
+            });
         }
+        webhook
     }
 
-    /// The secrets that sign at `now`: the current one and any rotated out less than 24 h ago.
+    /// Turns deliveries off for `reason`.
+    pub fn disable(
+        &mut self,
+        reason: DisabledReason,
+        at: OffsetDateTime,
+        last_error: Option<String>,
+    ) {
+        self.spec.enabled = false;
+        self.state.disabled = Some(Disabled {
+            reason,
+            at,
+            last_error,
+        });
+    }
+
+    /// Turns deliveries back on; the failure run is cleared by the store.
+    pub fn enable(&mut self) {
+        self.spec.enabled = true;
+        self.state.disabled = None;
+        self.state.failures = None;
+    }
+
+    /// The suspension for `app_id`, if its owner lost the permission there.
+    pub fn suspended_for(&self, app_id: &str) -> Option<&Suspension> {
+        self.state.suspended.iter().find(|s| s.app_id == app_id)
+    }
+
+    /// The secrets that sign at `now`: the current one and any rotated out whose overlap has
+    /// not ended.
     pub fn active_secrets(&self, now: OffsetDateTime) -> Vec<&Secret> {
         self.secrets
             .iter()
@@ -640,7 +677,7 @@ impl Webhook {
                     .cloned()
                     .collect(),
                 event_types: self.spec.event_types.clone(),
-                enabled: self.spec.enabled,
+                enabled: self.spec.enabled && self.suspended_for(app).is_none(),
                 url: self.spec.url.clone(),
             })
             .collect()
@@ -658,7 +695,7 @@ pub struct Route {
     pub patterns: Vec<UrnPattern>,
     /// Its event-type filters.
     pub event_types: Vec<EventTypeFilter>,
-    /// Whether it receives deliveries.
+    /// Whether it receives deliveries from this App: enabled, and not suspended here.
     pub enabled: bool,
     /// Its endpoint.
     pub url: WebhookUrl,
@@ -928,7 +965,7 @@ mod tests {
             version: 1,
             created_at: now,
             updated_at: now,
-            disabled_reason: None,
+            state: WebhookState::default(),
         };
         let routes = hook.routes();
         assert_eq!(routes.len(), 2);

@@ -96,8 +96,49 @@ pub fn webhook(
         version: 1,
         created_at: now,
         updated_at: now,
-        disabled_reason: None,
+        state: hookline_core::lifecycle::WebhookState::default(),
     }
+}
+
+/// The lifecycle on the embedded store: grants in `db`, operational events onto its `events`
+/// queue.
+pub fn embedded_lifecycle(
+    db: &hookline_core::store::sqlite::Database,
+) -> hookline_core::lifecycle::Lifecycle {
+    use std::sync::Arc;
+    hookline_core::lifecycle::Lifecycle::new(
+        Arc::new(db.clone()),
+        Arc::new(db.clone()),
+        Arc::new(hookline_core::queue::sqlite::SqliteQueue::new(
+            db.clone(),
+            hookline_core::queue::names::EVENTS,
+            None,
+        )),
+        hookline_core::urn::Namespace::default(),
+    )
+}
+
+/// The lifecycle on moto, as the Lambdas wire it: grants in the table, operational events onto
+/// the events queue.
+pub fn aws_lifecycle(
+    dynamo: &aws_sdk_dynamodb::Client,
+    sqs: &aws_sdk_sqs::Client,
+    r: &hookline_infra::Resources,
+) -> hookline_core::lifecycle::Lifecycle {
+    use hookline_core::store::dynamodb::{DynamoGrantStore, DynamoWebhookStore};
+    use std::sync::Arc;
+    hookline_core::lifecycle::Lifecycle::new(
+        Arc::new(DynamoWebhookStore::new(
+            dynamo.clone(),
+            r.table_name.clone(),
+        )),
+        Arc::new(DynamoGrantStore::new(dynamo.clone(), r.table_name.clone())),
+        Arc::new(hookline_core::queue::sqs::SqsQueue::new(
+            sqs.clone(),
+            r.events_queue_url.clone(),
+        )),
+        hookline_core::urn::Namespace::default(),
+    )
 }
 
 /// One long-poll (1 s) of up to 10 messages, as the SQS event source would hand them over.
@@ -231,8 +272,12 @@ pub fn embedded_api(
     let events = SqliteQueue::new(db.clone(), "events", None);
     let intake =
         hookline_api::intake::IntakeService::new(Arc::new(events), settings.namespace.clone());
-    let webhooks =
-        hookline_api::service::WebhookService::new(Arc::new(db.clone()), Arc::new(http), settings);
+    let webhooks = hookline_api::service::WebhookService::new(
+        Arc::new(db.clone()),
+        Arc::new(http),
+        embedded_lifecycle(&db),
+        settings,
+    );
     let deliveries = hookline_api::deliveries::DeliveriesService::new(
         webhooks.clone(),
         Arc::new(db.clone()),

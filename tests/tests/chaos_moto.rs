@@ -125,6 +125,7 @@ async fn chaos_on_sqs_and_dynamodb() {
         events_log.clone(),
         deliveries.clone(),
         Arc::new(SqsQueue::new(sqs.clone(), r.events_dlq_url.clone())),
+        hookline_tests::aws_lifecycle(&dynamo, &sqs, &r),
         IngestSettings::default(),
     );
     let deliver = Deliver::new(
@@ -141,6 +142,7 @@ async fn chaos_on_sqs_and_dynamodb() {
             )
             .expect("client"),
         ),
+        hookline_tests::aws_lifecycle(&dynamo, &sqs, &r),
         DeliverSettings {
             policy: RetryPolicy {
                 schedule: vec![Duration::from_secs(1); 5],

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use hookline_core::event::{Event, EventId, IntakeRules};
 use hookline_core::event_type::Catalog;
 use hookline_core::http::ReqwestSender;
+use hookline_core::lifecycle::DisabledReason;
 use hookline_core::ports::{
     Attempt, AttemptLog, AttemptStatus, DeliveryId, DeliveryMessage, DeliveryQueue, EventLog,
     ReceiptHandle, ReceivedMessage, WebhookStore,
@@ -28,6 +29,7 @@ use hookline_tests::webhook;
 #[async_trait]
 trait Backend: Send + Sync {
     fn store(&self) -> Arc<dyn WebhookStore>;
+    fn lifecycle(&self) -> hookline_core::lifecycle::Lifecycle;
     fn events(&self) -> Arc<dyn EventLog>;
     fn attempts(&self) -> Arc<dyn AttemptLog>;
     fn queue(&self) -> Arc<dyn DeliveryQueue>;
@@ -49,6 +51,9 @@ struct Embedded {
 
 #[async_trait]
 impl Backend for Embedded {
+    fn lifecycle(&self) -> hookline_core::lifecycle::Lifecycle {
+        hookline_tests::embedded_lifecycle(&self.db)
+    }
     fn store(&self) -> Arc<dyn WebhookStore> {
         Arc::new(self.db.clone())
     }
@@ -112,6 +117,9 @@ struct Moto {
 
 #[async_trait]
 impl Backend for Moto {
+    fn lifecycle(&self) -> hookline_core::lifecycle::Lifecycle {
+        hookline_tests::aws_lifecycle(&self.dynamo, &self.sqs, &self.resources)
+    }
     fn store(&self) -> Arc<dyn WebhookStore> {
         Arc::new(DynamoWebhookStore::new(
             self.dynamo.clone(),
@@ -243,6 +251,7 @@ async fn scenario(
         b.attempts(),
         b.queue(),
         Arc::new(http),
+        b.lifecycle(),
         settings,
     );
     let message = DeliveryMessage {
@@ -530,10 +539,12 @@ async fn gone_disables_and_deleted_or_disabled_webhooks_receive_nothing(b: &dyn 
         .expect("get")
         .expect("still there");
     assert!(!stored.spec.enabled);
-    assert!(stored
-        .disabled_reason
-        .as_deref()
-        .is_some_and(|r| r.contains("410")));
+    let disabled = stored.state.disabled.expect("disabled, with the reason");
+    assert_eq!(disabled.reason, DisabledReason::Gone);
+    assert_eq!(
+        disabled.last_error.as_deref(),
+        Some("the endpoint answered 410")
+    );
 
     // Disabled: the next delivery for it sends nothing.
     let again = DeliveryMessage {
@@ -623,7 +634,39 @@ macro_rules! on_both_paths {
     };
 }
 
+/// A delivery queued before its owner's grant on the event's App was revoked is dropped
+/// before sending: recorded as skipped with the reason, never POSTed, not dead-lettered.
+async fn a_delivery_queued_before_a_revocation_is_dropped(b: &dyn Backend) {
+    let s = scenario(
+        b,
+        TargetPolicy {
+            allow_private: true,
+        },
+        |_, _| Reply::status(200),
+    )
+    .await;
+    let mut hook = s.hook.clone();
+    hook.state
+        .suspended
+        .push(hookline_core::lifecycle::Suspension {
+            app_id: "A1".into(),
+            reason: "permission revoked".into(),
+            since: time::OffsetDateTime::now_utc(),
+        });
+    hook.version = 2;
+    b.store().update(&hook, 1).await.expect("suspend");
+    let attempts = run(b, &s, last_is(AttemptStatus::Skipped)).await;
+    assert_eq!(statuses(&attempts), [AttemptStatus::Skipped]);
+    assert_eq!(
+        attempts[0].error.as_deref(),
+        Some("permission revoked on App A1")
+    );
+    assert!(s.receiver.requests().is_empty(), "nothing was sent");
+    assert_eq!(b.dlq_len().await, 0);
+}
+
 on_both_paths!(
+    a_delivery_queued_before_a_revocation_is_dropped,
     a_200_is_one_signed_attempt,
     two_500s_then_200_is_three_attempts_with_growing_delays,
     always_500_is_six_attempts_then_the_dlq,
@@ -681,6 +724,7 @@ async fn the_lambda_fixture_batch_is_delivered() {
         Arc::new(db.clone()),
         Arc::new(queue),
         Arc::new(http),
+        hookline_tests::embedded_lifecycle(&db),
         DeliverSettings::default(),
     );
     assert!(deliver.handle_batch(&messages).await.is_empty());

@@ -93,7 +93,12 @@ async fn webhook_event_and_signed_delivery_through_the_three_handlers() {
     let deliveries_q = Arc::new(SqsQueue::new(sqs.clone(), r.deliveries_queue_url.clone()));
 
     // api
-    let webhooks = WebhookService::new(store.clone(), http.clone(), settings.clone());
+    let webhooks = WebhookService::new(
+        store.clone(),
+        http.clone(),
+        hookline_tests::aws_lifecycle(&dynamo, &sqs, &r),
+        settings.clone(),
+    );
     let router = Router::new(
         webhooks.clone(),
         IntakeService::new(
@@ -145,6 +150,7 @@ async fn webhook_event_and_signed_delivery_through_the_three_handlers() {
         events_log.clone(),
         deliveries_q.clone(),
         Arc::new(SqsQueue::new(sqs.clone(), r.events_dlq_url.clone())),
+        hookline_tests::aws_lifecycle(&dynamo, &sqs, &r),
         IngestSettings::default(),
     );
     let handled = play_event_source(&sqs, &r.events_queue_url, |e| {
@@ -161,6 +167,7 @@ async fn webhook_event_and_signed_delivery_through_the_three_handlers() {
         attempts,
         deliveries_q,
         http,
+        hookline_tests::aws_lifecycle(&dynamo, &sqs, &r),
         DeliverSettings {
             policy: RetryPolicy {
                 schedule: vec![Duration::from_secs(1); 5],

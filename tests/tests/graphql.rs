@@ -1014,3 +1014,73 @@ async fn probing_a_url_before_registering_it() {
         .await;
     assert_refused(&r, "FORBIDDEN", &[]);
 }
+
+/// `updateWebhook` with `enabled` is the same lifecycle change as REST's enable/disable, and
+/// a webhook shows why it is disabled and where it is suspended.
+#[tokio::test]
+async fn enabled_disabled_and_suspended_show_through_graphql() {
+    let api = Api::new(Edge::Direct);
+    let ok = TestReceiver::always(200).await;
+    let id = api
+        .register(
+            &format!("{}/hook", ok.url),
+            &["urn:allthings:app:A1:*", "urn:allthings:app:A2:*"],
+        )
+        .await;
+    const STATE: &str = "mutation($id: ID!, $webhook: UpdateWebhookInput!) { updateWebhook(id: $id, webhook: $webhook) { success webhook { enabled disabledReason disabledAt lastError suspended { appId reason since } } } }";
+    let off = api
+        .mutate(
+            "edit-app:*",
+            "updateWebhook",
+            STATE,
+            json!({"id": id, "webhook": {"enabled": false}}),
+        )
+        .await;
+    assert_eq!(off["webhook"]["enabled"], false, "{off}");
+    assert_eq!(off["webhook"]["disabledReason"], "manual");
+    assert!(off["webhook"]["disabledAt"].is_string());
+    let on = api
+        .mutate(
+            "edit-app:*",
+            "updateWebhook",
+            STATE,
+            json!({"id": id, "webhook": {"enabled": true}}),
+        )
+        .await;
+    assert_eq!(on["webhook"]["enabled"], true, "{on}");
+    assert_eq!(on["webhook"]["disabledReason"], Value::Null);
+    assert_eq!(on["webhook"]["suspended"], json!([]));
+
+    // The platform revokes the owner's ("tester") grant on A2.
+    let revoked = api
+        .post(
+            "/v1/grants/revoke",
+            Some("manage-grants:*"),
+            &json!({"sub": "tester", "appId": "A2"}).to_string(),
+        )
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.body);
+    let r = api
+        .gql(
+            "edit-app:*",
+            "query($id: ID!) { webhook(id: $id) { enabled suspended { appId reason since } } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(r["data"]["webhook"]["enabled"], true, "{r}");
+    assert_eq!(r["data"]["webhook"]["suspended"][0]["appId"], "A2", "{r}");
+    assert_eq!(
+        r["data"]["webhook"]["suspended"][0]["reason"],
+        "permission revoked"
+    );
+    // And it may not register more there until restored.
+    let refused = api
+        .mutate(
+            "edit-app:*",
+            "registerWebhook",
+            REGISTER,
+            json!({"webhook": {"description": "more", "url": format!("{}/more", ok.url), "events": ["*"], "urns": ["urn:allthings:app:A2:*"]}}),
+        )
+        .await;
+    assert_refused(&refused, "FORBIDDEN", &[]);
+}

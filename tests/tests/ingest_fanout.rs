@@ -27,6 +27,7 @@ use hookline_tests::webhook;
 #[async_trait]
 trait Backend: Send + Sync {
     fn store(&self) -> Arc<dyn WebhookStore>;
+    fn lifecycle(&self) -> hookline_core::lifecycle::Lifecycle;
     fn log(&self) -> Arc<dyn EventLog>;
     fn deliveries_port(&self) -> Arc<dyn DeliveryQueue>;
     fn dead_letters_port(&self) -> Arc<dyn DeadLetters>;
@@ -48,6 +49,7 @@ trait Backend: Send + Sync {
             self.log(),
             deliveries,
             self.dead_letters_port(),
+            self.lifecycle(),
             IngestSettings::default(),
         )
     }
@@ -106,6 +108,9 @@ impl Embedded {
 
 #[async_trait]
 impl Backend for Embedded {
+    fn lifecycle(&self) -> hookline_core::lifecycle::Lifecycle {
+        hookline_tests::embedded_lifecycle(&self.db)
+    }
     fn store(&self) -> Arc<dyn WebhookStore> {
         Arc::new(self.db.clone())
     }
@@ -212,6 +217,9 @@ impl Moto {
 
 #[async_trait]
 impl Backend for Moto {
+    fn lifecycle(&self) -> hookline_core::lifecycle::Lifecycle {
+        hookline_tests::aws_lifecycle(&self.dynamo, &self.sqs, &self.resources)
+    }
     fn store(&self) -> Arc<dyn WebhookStore> {
         Arc::new(DynamoWebhookStore::new(
             self.dynamo.clone(),

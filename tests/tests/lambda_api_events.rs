@@ -44,6 +44,7 @@ async fn invoke(router: &Router, event: &str) -> (u16, Value) {
 async fn run_fixtures(
     store: Arc<dyn WebhookStore>,
     events: Arc<dyn EventQueue>,
+    lifecycle: hookline_core::lifecycle::Lifecycle,
     deliveries_of: impl FnOnce(WebhookService) -> DeliveriesService,
 ) {
     let receiver = TestReceiver::always(200).await;
@@ -57,7 +58,7 @@ async fn run_fixtures(
     };
     let http = ReqwestSender::new(settings.targets, "Hookline/test").expect("client");
     let intake = IntakeService::new(events, settings.namespace.clone());
-    let webhooks = WebhookService::new(store, Arc::new(http), settings);
+    let webhooks = WebhookService::new(store, Arc::new(http), lifecycle, settings);
     let router = Router::new(webhooks.clone(), intake, deliveries_of(webhooks));
 
     let (status, body) = invoke(&router, &fixture("api-create-webhook.json", &endpoint)).await;
@@ -144,7 +145,8 @@ async fn api_gateway_fixtures_on_the_embedded_store() {
     let db = hookline_core::store::sqlite::Database::open_in_memory().expect("sqlite");
     let events = hookline_core::queue::sqlite::SqliteQueue::new(db.clone(), "events", None);
     let logs = db.clone();
-    run_fixtures(Arc::new(db), Arc::new(events.clone()), |w| {
+    let lifecycle = hookline_tests::embedded_lifecycle(&db);
+    run_fixtures(Arc::new(db), Arc::new(events.clone()), lifecycle, |w| {
         let queue =
             hookline_core::queue::sqlite::SqliteQueue::new(logs.clone(), "deliveries", None);
         DeliveriesService::new(w, Arc::new(logs.clone()), Arc::new(logs), Arc::new(queue))
@@ -164,6 +166,7 @@ async fn api_gateway_fixtures_on_the_embedded_store() {
 async fn api_gateway_fixtures_on_dynamodb() {
     let (dynamo, sqs, resources) = hookline_tests::fresh_aws("lambda-api").await;
     let dynamo_for_logs = dynamo.clone();
+    let lifecycle = hookline_tests::aws_lifecycle(&dynamo, &sqs, &resources);
     let store = hookline_core::store::dynamodb::DynamoWebhookStore::new(
         dynamo,
         resources.table_name.clone(),
@@ -174,7 +177,7 @@ async fn api_gateway_fixtures_on_dynamodb() {
         resources.deliveries_queue_url.clone(),
     );
     let (logs_client, queue_client) = (dynamo_for_logs, sqs.clone());
-    run_fixtures(Arc::new(store), Arc::new(events), move |w| {
+    run_fixtures(Arc::new(store), Arc::new(events), lifecycle, move |w| {
         DeliveriesService::new(
             w,
             Arc::new(hookline_core::store::dynamodb::DynamoAttemptLog::new(

@@ -72,7 +72,11 @@ fn every_environment_variable_a_function_reads_is_set() {
             &["functions/api/src/main.rs", "functions/api/src/config.rs"][..],
         ),
         ("IngestFunction", &["functions/ingest/src/main.rs"][..]),
-        ("DeliverFunction", &["functions/deliver/src/main.rs"][..]),
+        (
+            "DeliverFunction",
+            // DisablePolicy::from_env reads the auto-disable settings.
+            &["functions/deliver/src/main.rs", "shared/src/lifecycle.rs"][..],
+        ),
     ];
     for (function, sources) in functions {
         let read: BTreeSet<String> = sources.iter().flat_map(|s| env_vars_read(s)).collect();

@@ -54,7 +54,7 @@ fn webhook(urns: &[&str]) -> Webhook {
         version: 1,
         created_at: now,
         updated_at: now,
-        disabled_reason: None,
+        state: hookline_core::lifecycle::WebhookState::default(),
     }
 }
 
@@ -204,6 +204,241 @@ async fn listing_pages_in_creation_order_stable_under_inserts(store: Arc<dyn Web
     assert_eq!(pages, 3);
 }
 
+/// A failure run is counted beside the webhook, without touching its version, kept across a user's update, ended by `clear_failures`.
+async fn failure_runs_count_beside_the_webhook(store: Arc<dyn WebhookStore>) {
+    let w = webhook(&["urn:allthings:app:A1:*"]);
+    store.create(&w).await.expect("create");
+    assert_eq!(
+        store
+            .get(&w.id)
+            .await
+            .expect("get")
+            .expect("there")
+            .state
+            .failures,
+        None
+    );
+    let t0 = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("valid");
+    let first = store
+        .record_failure(&w.id, t0, "the endpoint answered 500")
+        .await
+        .expect("record")
+        .expect("webhook there");
+    assert_eq!((first.since, first.failures), (t0, 1));
+    let later = t0 + time::Duration::seconds(30);
+    // One after the other: moto's UpdateItem is not atomic under concurrent calls (it loses
+    // increments; DynamoDB's is), so concurrency is checked on SQLite only, below.
+    for i in 0..8 {
+        store
+            .record_failure(&w.id, later, &format!("failure {i}"))
+            .await
+            .expect("record")
+            .expect("there");
+    }
+    let read = store.get(&w.id).await.expect("get").expect("there");
+    let run = read.state.failures.clone().expect("a run");
+    assert_eq!(
+        (run.since, run.failures),
+        (t0, 9),
+        "every failure counts; the run keeps its start"
+    );
+    assert!(run.last_error.is_some_and(|e| e.starts_with("failure ")));
+    assert_eq!(
+        read.version, 1,
+        "counting failures leaves the version alone"
+    );
+
+    // A user's update keeps the run.
+    let mut next = read.clone();
+    next.spec.name = "renamed".into();
+    next.version = 2;
+    store.update(&next, 1).await.expect("update");
+    let read = store.get(&w.id).await.expect("get").expect("there");
+    assert_eq!(read.state.failures.map(|r| r.failures), Some(9));
+
+    store.clear_failures(&w.id).await.expect("clear");
+    assert_eq!(
+        store
+            .get(&w.id)
+            .await
+            .expect("get")
+            .expect("there")
+            .state
+            .failures,
+        None
+    );
+    store
+        .clear_failures(&w.id)
+        .await
+        .expect("clearing no run is fine");
+    let again = store
+        .record_failure(&w.id, later, "x")
+        .await
+        .expect("record")
+        .expect("there");
+    assert_eq!(
+        (again.since, again.failures),
+        (later, 1),
+        "a new run starts"
+    );
+
+    let missing = WebhookId::generate();
+    assert_eq!(
+        store
+            .record_failure(&missing, later, "x")
+            .await
+            .expect("no error"),
+        None
+    );
+    store
+        .clear_failures(&missing)
+        .await
+        .expect("nothing to clear");
+}
+
+/// Disabled state and suspensions are stored with the webhook; a suspended App's route item
+/// is not enabled, the other Apps' are.
+async fn lifecycle_state_round_trips_and_suspends_routes(store: Arc<dyn WebhookStore>) {
+    use hookline_core::lifecycle::{Disabled, DisabledReason, Suspension};
+    let mut w = webhook(&["urn:allthings:app:A1:*", "urn:allthings:app:A2:*"]);
+    store.create(&w).await.expect("create");
+    let at = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("valid");
+    w.state.suspended.push(Suspension {
+        app_id: "A1".into(),
+        reason: "permission revoked".into(),
+        since: at,
+    });
+    w.version = 2;
+    store.update(&w, 1).await.expect("suspend");
+    let read = store.get(&w.id).await.expect("get").expect("there");
+    assert_eq!(read.state.suspended, w.state.suspended);
+    let a1 = store.routes_for_app("A1").await.expect("routes");
+    let a2 = store.routes_for_app("A2").await.expect("routes");
+    assert_eq!((a1.len(), a2.len()), (1, 1));
+    assert!(!a1[0].enabled && a2[0].enabled);
+    assert_eq!(
+        store
+            .owned_in_app("alice", "A1")
+            .await
+            .expect("owned")
+            .len(),
+        1
+    );
+    assert!(store
+        .owned_in_app("bob", "A1")
+        .await
+        .expect("owned")
+        .is_empty());
+
+    w.disable(
+        DisabledReason::Failing,
+        at,
+        Some("the endpoint answered 503".into()),
+    );
+    w.version = 3;
+    store.update(&w, 2).await.expect("disable");
+    let read = store.get(&w.id).await.expect("get").expect("there");
+    assert!(!read.spec.enabled);
+    assert_eq!(
+        read.state.disabled,
+        Some(Disabled {
+            reason: DisabledReason::Failing,
+            at,
+            last_error: Some("the endpoint answered 503".into())
+        })
+    );
+    assert!(store
+        .routes_for_app("A2")
+        .await
+        .expect("routes")
+        .iter()
+        .all(|r| !r.enabled));
+}
+
+/// Revoked grants: recorded once (the first time stays), listed per client, restored.
+async fn revoked_grants_are_recorded_and_restored(
+    grants: Arc<dyn hookline_core::ports::GrantStore>,
+) {
+    let t0 = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("valid");
+    grants.revoke("auth0|7", "A1", t0).await.expect("revoke");
+    grants
+        .revoke("auth0|7", "A1", t0 + time::Duration::hours(1))
+        .await
+        .expect("revoking twice is fine");
+    grants.revoke("auth0|7", "A2", t0).await.expect("revoke");
+    grants.revoke("other", "A1", t0).await.expect("revoke");
+    let mine = grants.revoked("auth0|7").await.expect("list");
+    assert_eq!(
+        mine.iter()
+            .map(|g| (g.app_id.as_str(), g.since))
+            .collect::<Vec<_>>(),
+        [("A1", t0), ("A2", t0)]
+    );
+    grants.restore("auth0|7", "A1").await.expect("restore");
+    grants
+        .restore("auth0|7", "A9")
+        .await
+        .expect("restoring what was not revoked is fine");
+    let mine = grants.revoked("auth0|7").await.expect("list");
+    assert_eq!(
+        mine.iter().map(|g| g.app_id.as_str()).collect::<Vec<_>>(),
+        ["A2"]
+    );
+    assert!(grants.revoked("nobody").await.expect("list").is_empty());
+}
+
+/// Concurrent failures of one webhook all count (SQLite serialises them on its one
+/// connection; DynamoDB's update expressions are atomic, which moto does not reproduce).
+#[tokio::test]
+async fn sqlite_counts_concurrent_failures_exactly() {
+    let store: Arc<dyn WebhookStore> =
+        Arc::new(hookline_core::store::sqlite::Database::open_in_memory().expect("sqlite"));
+    let w = webhook(&["urn:allthings:app:A1:*"]);
+    store.create(&w).await.expect("create");
+    let mut concurrent = tokio::task::JoinSet::new();
+    for i in 0..32 {
+        let (store, id) = (store.clone(), w.id.clone());
+        concurrent.spawn(async move {
+            store
+                .record_failure(&id, OffsetDateTime::now_utc(), &format!("failure {i}"))
+                .await
+        });
+    }
+    for counted in concurrent.join_all().await {
+        assert!(matches!(counted, Ok(Some(_))), "{counted:?}");
+    }
+    let run = store
+        .get(&w.id)
+        .await
+        .expect("get")
+        .expect("there")
+        .state
+        .failures;
+    assert_eq!(run.map(|r| r.failures), Some(32));
+}
+
+#[tokio::test]
+async fn sqlite_revoked_grants_are_recorded_and_restored() {
+    let db = hookline_core::store::sqlite::Database::open_in_memory().expect("sqlite");
+    revoked_grants_are_recorded_and_restored(Arc::new(db)).await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
+async fn dynamodb_revoked_grants_are_recorded_and_restored() {
+    let (dynamo, _sqs, resources) = hookline_tests::fresh_aws("grants").await;
+    revoked_grants_are_recorded_and_restored(Arc::new(
+        hookline_core::store::dynamodb::DynamoGrantStore::new(dynamo, resources.table_name),
+    ))
+    .await;
+}
+
 macro_rules! conformance {
     ($module:ident, $make:expr, $($ignore:tt)*) => {
         mod $module {
@@ -214,6 +449,8 @@ macro_rules! conformance {
             conformance!(@case $make, [$($ignore)*], delete_removes_the_webhook_and_its_routes);
             conformance!(@case $make, [$($ignore)*], routes_hold_only_their_apps_patterns);
             conformance!(@case $make, [$($ignore)*], listing_pages_in_creation_order_stable_under_inserts);
+            conformance!(@case $make, [$($ignore)*], failure_runs_count_beside_the_webhook);
+            conformance!(@case $make, [$($ignore)*], lifecycle_state_round_trips_and_suspends_routes);
         }
     };
     (@case $make:expr, [$($ignore:tt)*], $name:ident) => {

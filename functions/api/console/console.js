@@ -210,9 +210,24 @@ async function pickApp(app) {
 
 // --- The list -----------------------------------------------------------------------------
 
+const DISABLED = {
+  manual: "Disabled by hand",
+  failing: "Disabled: its deliveries kept failing",
+  gone: "Disabled: the endpoint answered 410 Gone",
+};
+
+// "Enabled", or why not; then each App it receives nothing from, and why.
 function statusText(w) {
-  if (w.enabled) return "Enabled";
-  return w.disabledReason ? `Disabled: ${w.disabledReason}` : "Disabled";
+  const parts = [w.enabled ? "Enabled" : DISABLED[w.disabledReason] || "Disabled"];
+  for (const s of w.suspended || []) {
+    parts.push(`Suspended in App ${s.appId}: ${s.reason} (since ${when(s.since)})`);
+  }
+  return parts.join(". ");
+}
+
+// True when the status is a problem to show as one (not a hand-made disable).
+function troubled(w) {
+  return (w.suspended || []).length > 0 || ["failing", "gone"].includes(w.disabledReason);
 }
 
 function lastDeliveryText(a) {
@@ -246,7 +261,8 @@ async function openList() {
     const tr = el("tr");
     const name = el("td");
     name.append(button(w.name, () => openDetail(w.id), { class: "link" }));
-    tr.append(name, el("td", w.url), el("td", w.eventTypes.join(", ")), el("td", statusText(w)));
+    const status = el("td", statusText(w), troubled(w) ? { class: "alert" } : {});
+    tr.append(name, el("td", w.url), el("td", w.eventTypes.join(", ")), status);
     const last = el("td", "…");
     tr.append(last);
     rows.append(tr);
@@ -536,7 +552,18 @@ async function openDetail(id) {
   fact("URN scope", w.urns.join(", "));
   fact("Custom headers", Object.keys(w.customHeaders).join(", ") || "None");
   fact("Status", statusText(w));
+  if (w.disabledAt) fact("Disabled since", when(w.disabledAt));
+  if (w.lastError) fact("Last error", w.lastError);
+  if (w.failing) {
+    fact(
+      "Failing",
+      `${w.failing.failures} failed deliveries since ${when(w.failing.since)}; the last: ${w.failing.lastError || "unknown"}`,
+    );
+  }
   fact("Id", w.id);
+  const problem = $("detail-problem");
+  problem.hidden = !troubled(w);
+  problem.textContent = troubled(w) ? statusText(w) : "";
   $("toggle").textContent = w.enabled ? "Disable" : "Enable";
   $("confirm-delete").hidden = true;
   await loadLog();
@@ -595,7 +622,7 @@ async function redeliver(deliveryId) {
 async function toggle() {
   const w = state.webhook;
   await act(w.enabled ? "Disabling failed" : "Enabling failed", async () => {
-    await api("PATCH", `/v1/webhooks/${enc(w.id)}`, { enabled: !w.enabled });
+    await api("POST", `/v1/webhooks/${enc(w.id)}/${w.enabled ? "disable" : "enable"}`);
     await openDetail(w.id);
     say(w.enabled ? `Disabled ${w.name}.` : `Enabled ${w.name}.`);
   });
@@ -606,7 +633,7 @@ async function rotate() {
   await act("Rotating the secret failed", async () => {
     const r = await api("POST", `/v1/webhooks/${enc(w.id)}/secret/rotate`);
     showSecret(r.secret, w.id);
-    say("New secret made; the old one keeps signing for 24 hours.");
+    say("New secret made; the old one keeps signing beside it for the overlap (24 hours unless this deployment says otherwise).");
   });
 }
 

@@ -35,7 +35,8 @@ pub fn env_flag(name: &'static str, default: bool) -> Result<bool, ConfigError> 
 }
 
 /// The service settings: `HOOKLINE_URN_NAMESPACE`, `HOOKLINE_ALLOW_HTTP`,
-/// `HOOKLINE_ALLOW_PRIVATE_TARGETS`, `HOOKLINE_ONE_URL_PER_EVENT`; `local` flips the defaults
+/// `HOOKLINE_ALLOW_PRIVATE_TARGETS`, `HOOKLINE_ONE_URL_PER_EVENT`, `HOOKLINE_SECRET_OVERLAP`
+/// (a duration such as `24h`); `local` flips the defaults
 /// of the two `ALLOW` settings to true (for `hookline serve`).
 pub fn settings_from_env(local: bool) -> Result<Settings, ConfigError> {
     let namespace = match std::env::var("HOOKLINE_URN_NAMESPACE") {
@@ -53,8 +54,24 @@ pub fn settings_from_env(local: bool) -> Result<Settings, ConfigError> {
             allow_private: env_flag("HOOKLINE_ALLOW_PRIVATE_TARGETS", local)?,
         },
         one_url_per_event: env_flag("HOOKLINE_ONE_URL_PER_EVENT", false)?,
+        secret_overlap: match std::env::var("HOOKLINE_SECRET_OVERLAP") {
+            Err(_) => crate::service::DEFAULT_SECRET_OVERLAP,
+            Ok(v) => secret_overlap(&v)?,
+        },
         ..Settings::default()
     })
+}
+
+/// Parses `HOOKLINE_SECRET_OVERLAP`: a duration such as `24h` or `3s`.
+pub fn secret_overlap(value: &str) -> Result<time::Duration, ConfigError> {
+    let problem = |p: String| ConfigError {
+        name: "HOOKLINE_SECRET_OVERLAP",
+        value: value.to_owned(),
+        problem: p,
+    };
+    let d = hookline_core::lifecycle::parse_duration("HOOKLINE_SECRET_OVERLAP", value)
+        .map_err(|e| problem(e.problem))?;
+    time::Duration::try_from(d).map_err(|e| problem(e.to_string()))
 }
 
 /// The claim holding permissions (`HOOKLINE_PERMISSIONS_CLAIM`, default `permissions`).

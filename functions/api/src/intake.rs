@@ -37,6 +37,19 @@ impl IntakeService {
                 EventError::Invalid(errors) => ServiceError::Invalid(errors),
                 other => ServiceError::BadRequest(other.to_string()),
             })?;
+        if hookline_core::lifecycle::is_operational(&event.event_type) {
+            return Err(ServiceError::Invalid(
+                hookline_core::validation::ValidationErrors::new(vec![
+                    hookline_core::validation::FieldError::new(
+                        "type",
+                        format!(
+                            "{} is emitted by Hookline itself and cannot be published",
+                            event.event_type
+                        ),
+                    ),
+                ]),
+            ));
+        }
         let app = event.urn.app_id();
         if !principal.may(Action::PublishEvents, app) {
             return Err(ServiceError::Forbidden(format!(

@@ -10,8 +10,11 @@ use hookline_api::intake::IntakeService;
 use hookline_api::lambda::ApiGatewayClaims;
 use hookline_api::{config, routes::Router, service::WebhookService};
 use hookline_core::http::ReqwestSender;
+use hookline_core::lifecycle::Lifecycle;
 use hookline_core::queue::sqs::SqsQueue;
-use hookline_core::store::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
+use hookline_core::store::dynamodb::{
+    DynamoAttemptLog, DynamoEventLog, DynamoGrantStore, DynamoWebhookStore,
+};
 use lambda_http::Error;
 
 fn env(name: &str) -> Result<String, Error> {
@@ -27,15 +30,21 @@ async fn main() -> Result<(), Error> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let events = SqsQueue::new(sqs.clone(), env("HOOKLINE_EVENTS_QUEUE_URL")?);
+    let events = Arc::new(SqsQueue::new(
+        sqs.clone(),
+        env("HOOKLINE_EVENTS_QUEUE_URL")?,
+    ));
     let deliveries = SqsQueue::new(sqs, env("HOOKLINE_DELIVERIES_QUEUE_URL")?);
-    let intake = IntakeService::new(Arc::new(events), settings.namespace.clone());
+    let intake = IntakeService::new(events.clone(), settings.namespace.clone());
     let http = Arc::new(ReqwestSender::new(settings.targets, &settings.user_agent)?);
-    let webhooks = WebhookService::new(
-        Arc::new(DynamoWebhookStore::new(dynamo.clone(), table.clone())),
-        http,
-        settings,
+    let store = Arc::new(DynamoWebhookStore::new(dynamo.clone(), table.clone()));
+    let lifecycle = Lifecycle::new(
+        store.clone(),
+        Arc::new(DynamoGrantStore::new(dynamo.clone(), table.clone())),
+        events,
+        settings.namespace.clone(),
     );
+    let webhooks = WebhookService::new(store, http, lifecycle, settings);
     let deliveries = DeliveriesService::new(
         webhooks.clone(),
         Arc::new(DynamoAttemptLog::new(dynamo.clone(), table.clone())),

@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use hookline_core::event::RawEvent;
 use hookline_core::event_type::EventTypeInfo;
+use hookline_core::lifecycle::GrantInput;
 use hookline_core::ports::Attempt;
 use hookline_core::webhook::{NewWebhook, Webhook, WebhookPatch};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -76,6 +77,10 @@ impl Router {
                     .delete(delete_webhook),
             )
             .route("/v1/webhooks/{id}/secret/rotate", post(rotate_secret))
+            .route("/v1/webhooks/{id}/enable", post(enable_webhook))
+            .route("/v1/webhooks/{id}/disable", post(disable_webhook))
+            .route("/v1/grants/revoke", post(revoke_grant))
+            .route("/v1/grants/restore", post(restore_grant))
             .route("/v1/webhooks/{id}/test", post(send_test))
             .route("/v1/webhooks/{id}/deliveries", get(list_deliveries))
             .route(
@@ -163,14 +168,16 @@ pub fn openapi_json() -> String {
     // The operations, as `Router::new` routes them (a test checks the two agree).
     paths(
         list_webhooks, create_webhook, probe_url, get_webhook, update_webhook, delete_webhook,
-        rotate_secret, send_test, list_deliveries, redeliver, event_types, publish_event,
-        openapi_document, graphql, who_am_i
+        rotate_secret, enable_webhook, disable_webhook, send_test, list_deliveries, redeliver,
+        event_types, publish_event, revoke_grant, restore_grant, openapi_document, graphql,
+        who_am_i
     ),
     tags(
         (name = "webhooks", description = "Subscriptions: an endpoint, event types and URN patterns"),
         (name = "deliveries", description = "A webhook's attempt log, redelivery and test events"),
         (name = "events", description = "Event intake and the event-type catalog"),
         (name = "caller", description = "Who the token is"),
+        (name = "grants", description = "The platform reports revoked and restored permissions (manage-grants)"),
         (name = "graphql", description = "The same subscriptions as GraphQL (schema: functions/api/schema.graphql)"),
     )
 )]
@@ -188,7 +195,7 @@ impl Modify for BearerScheme {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
-                    .description(Some("Claims: sub, and permissions (space-separated: edit-app:<appId>, edit-app:*, publish-events:<appId>)."))
+                    .description(Some("Claims: sub, and permissions (space-separated: edit-app:<appId>, edit-app:*, publish-events:<appId>, manage-grants:*)."))
                     .build(),
             ),
         );
@@ -234,9 +241,23 @@ struct WebhookView {
     custom_headers: BTreeMap<String, String>,
     /// Whether deliveries go out.
     enabled: bool,
-    /// Why Hookline disabled it (`gone`: the endpoint answered 410).
+    /// Why it is disabled: `manual` (by hand), `failing` (its deliveries kept failing),
+    /// `gone` (the endpoint answered 410).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "failing")]
     disabled_reason: Option<String>,
+    /// Since when it is disabled (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
+    disabled_at: Option<String>,
+    /// The delivery error that disabled it (`failing`, `gone`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+    /// The current run of failed deliveries, on a single webhook's read (not in listings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failing: Option<FailingView>,
+    /// Apps it receives nothing from, because its owner's permission there was revoked.
+    suspended: Vec<SuspensionView>,
     /// Bumped by every change; the ETag.
     version: u64,
     /// The `sub` that created it.
@@ -251,6 +272,32 @@ struct WebhookView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^whsec_")]
     secret: Option<String>,
+}
+
+/// A run of failed deliveries; any 2xx ends it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct FailingView {
+    /// Its first failure (RFC 3339).
+    #[schema(format = DateTime)]
+    since: String,
+    /// Failures in the run (final failures and exhausted retries).
+    failures: u32,
+    /// The latest failure's error.
+    last_error: Option<String>,
+}
+
+/// The webhook receives nothing from this App.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct SuspensionView {
+    /// The App.
+    app_id: String,
+    /// Why: `permission revoked`.
+    reason: String,
+    /// Since when (RFC 3339).
+    #[schema(format = DateTime)]
+    since: String,
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
@@ -273,7 +320,28 @@ impl WebhookView {
                 .map(|h| (h.name.clone(), h.value.clone()))
                 .collect(),
             enabled: w.spec.enabled,
-            disabled_reason: w.disabled_reason.clone(),
+            disabled_reason: w
+                .state
+                .disabled
+                .as_ref()
+                .map(|d| d.reason.as_str().to_owned()),
+            disabled_at: w.state.disabled.as_ref().map(|d| rfc3339(d.at)),
+            last_error: w.state.disabled.as_ref().and_then(|d| d.last_error.clone()),
+            failing: w.state.failures.as_ref().map(|r| FailingView {
+                since: rfc3339(r.since),
+                failures: r.failures,
+                last_error: r.last_error.clone(),
+            }),
+            suspended: w
+                .state
+                .suspended
+                .iter()
+                .map(|s| SuspensionView {
+                    app_id: s.app_id.clone(),
+                    reason: s.reason.clone(),
+                    since: rfc3339(s.since),
+                })
+                .collect(),
             version: w.version,
             owner: w.owner.clone(),
             created_at: rfc3339(w.created_at),
@@ -612,7 +680,7 @@ async fn delete_webhook(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Make a new signing secret; the old one keeps signing for 24 h.
+/// Make a new signing secret; the old one keeps signing for the overlap (24 h by default).
 #[utoipa::path(
     post, path = "/v1/webhooks/{id}/secret/rotate", tag = "webhooks", operation_id = "rotateSecret",
     params(("id" = String, Path, description = "wh_<ULID>")),
@@ -635,6 +703,126 @@ async fn rotate_secret(
         ),
         w.version,
     ))
+}
+
+/// Turn deliveries back on: clears the reason and the failure run; emits webhook.enabled.
+#[utoipa::path(
+    post, path = "/v1/webhooks/{id}/enable", tag = "webhooks", operation_id = "enableWebhook",
+    params(
+        ("id" = String, Path, description = "wh_<ULID>"),
+        ("If-Match" = Option<String>, Header, description = "The ETag read; 412 if it changed since"),
+    ),
+    responses(
+        (status = 200, description = "The webhook, enabled (unchanged if it was)", body = WebhookView, headers(("etag" = String, description = "The version"))),
+        (status = "4XX", description = "No token (401), the platform revoked your permission on an App it names (403), not found (404), version changed (412)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn enable_webhook(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Answer {
+    let if_match = parse_if_match(&headers)?;
+    let w = s.webhooks.set_enabled(&p, &id, true, if_match).await?;
+    Ok(with_etag(
+        json_response(StatusCode::OK, &WebhookView::of(&w, None)),
+        w.version,
+    ))
+}
+
+/// Turn deliveries off by hand (disabledReason manual); emits webhook.disabled.
+#[utoipa::path(
+    post, path = "/v1/webhooks/{id}/disable", tag = "webhooks", operation_id = "disableWebhook",
+    params(
+        ("id" = String, Path, description = "wh_<ULID>"),
+        ("If-Match" = Option<String>, Header, description = "The ETag read; 412 if it changed since"),
+    ),
+    responses(
+        (status = 200, description = "The webhook, disabled (unchanged if it was)", body = WebhookView, headers(("etag" = String, description = "The version"))),
+        (status = "4XX", description = "No token (401), the platform revoked your permission on an App it names (403), not found (404), version changed (412)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn disable_webhook(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Answer {
+    let if_match = parse_if_match(&headers)?;
+    let w = s.webhooks.set_enabled(&p, &id, false, if_match).await?;
+    Ok(with_etag(
+        json_response(StatusCode::OK, &WebhookView::of(&w, None)),
+        w.version,
+    ))
+}
+
+/// What a grant change did.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct GrantChanged {
+    /// The client.
+    sub: String,
+    /// The App.
+    app_id: String,
+    /// True after a revocation, false after a restore.
+    revoked: bool,
+    /// The client's webhooks on that App now suspended (revoke) or resumed (restore).
+    webhooks: Vec<String>,
+}
+
+async fn change_grant(
+    s: &Services,
+    p: &hookline_core::auth::Principal,
+    input: &GrantInput,
+    revoked: bool,
+) -> Answer {
+    let outcome = s.webhooks.change_grant(p, input, revoked).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &GrantChanged {
+            sub: outcome.change.sub,
+            app_id: outcome.change.app_id,
+            revoked,
+            webhooks: outcome.webhooks.iter().map(ToString::to_string).collect(),
+        },
+    ))
+}
+
+/// The platform revoked a client's permission on an App: its webhooks there are suspended
+/// from the next event on, and it may not create more there until the grant is restored.
+#[utoipa::path(
+    post, path = "/v1/grants/revoke", tag = "grants", operation_id = "revokeGrant",
+    request_body = GrantInput,
+    responses(
+        (status = 200, description = "Recorded; the webhooks suspended by it", body = GrantChanged),
+        (status = "4XX", description = "Malformed (400), no token (401), no manage-grants on the App (403), not JSON (415), invalid (422)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn revoke_grant(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    JsonBody(input): JsonBody<GrantInput>,
+) -> Answer {
+    change_grant(&s, &p, &input, true).await
+}
+
+/// The platform gave a client its permission back: its webhooks there resume with the next
+/// event (events published meanwhile are not replayed).
+#[utoipa::path(
+    post, path = "/v1/grants/restore", tag = "grants", operation_id = "restoreGrant",
+    request_body = GrantInput,
+    responses(
+        (status = 200, description = "Recorded; the webhooks resumed by it", body = GrantChanged),
+        (status = "4XX", description = "Malformed (400), no token (401), no manage-grants on the App (403), not JSON (415), invalid (422)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn restore_grant(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    JsonBody(input): JsonBody<GrantInput>,
+) -> Answer {
+    change_grant(&s, &p, &input, false).await
 }
 
 /// Send a signed webhook.test event through the real delivery path.
@@ -837,7 +1025,7 @@ async fn to_console() -> Response {
 struct Me {
     /// The token's `sub`.
     sub: String,
-    /// Its grants (`edit-app:A1`, `edit-app:*`, `publish-events:A1`).
+    /// Its grants (`edit-app:A1`, `edit-app:*`, `publish-events:A1`, `manage-grants:*`).
     permissions: Vec<String>,
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use hookline_core::auth::{Action, Principal};
 use hookline_core::event_type::{Catalog, EventTypeInfo};
+use hookline_core::lifecycle::{DisabledReason, GrantInput, GrantOutcome, Lifecycle};
 use hookline_core::ports::{
     Cursor, HttpSender, OutboundMethod, OutboundRequest, OutboundResponse, Page, PortError,
     WebhookStore,
@@ -22,8 +23,8 @@ use hookline_core::webhook::{
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// How long a rotated-out secret keeps signing.
-pub const ROTATION_OVERLAP: time::Duration = time::Duration::hours(24);
+/// How long a rotated-out secret keeps signing unless `HOOKLINE_SECRET_OVERLAP` says otherwise.
+pub const DEFAULT_SECRET_OVERLAP: time::Duration = time::Duration::hours(24);
 /// Time the endpoint has to answer the verification request (DESIGN §4).
 pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default and largest page size of listings.
@@ -58,6 +59,8 @@ pub struct Settings {
     pub one_url_per_event: bool,
     /// `user-agent` of outbound requests.
     pub user_agent: String,
+    /// How long a rotated-out secret keeps signing (`HOOKLINE_SECRET_OVERLAP`).
+    pub secret_overlap: time::Duration,
 }
 
 impl Default for Settings {
@@ -68,6 +71,7 @@ impl Default for Settings {
             targets: TargetPolicy::PUBLIC_ONLY,
             one_url_per_event: false,
             user_agent: format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
+            secret_overlap: DEFAULT_SECRET_OVERLAP,
         }
     }
 }
@@ -154,6 +158,7 @@ pub struct ProbeReport {
 pub struct WebhookService {
     store: Arc<dyn WebhookStore>,
     http: Arc<dyn HttpSender>,
+    lifecycle: Lifecycle,
     settings: Settings,
     catalog: &'static Catalog,
 }
@@ -163,15 +168,18 @@ fn excerpt(body: &str) -> String {
 }
 
 impl WebhookService {
-    /// The service over a store and an outbound HTTP sender.
+    /// The service over a store, an outbound HTTP sender and the lifecycle (grants, operational
+    /// events).
     pub fn new(
         store: Arc<dyn WebhookStore>,
         http: Arc<dyn HttpSender>,
+        lifecycle: Lifecycle,
         settings: Settings,
     ) -> Self {
         Self {
             store,
             http,
+            lifecycle,
             settings,
             catalog: Catalog::builtin(),
         }
@@ -196,18 +204,37 @@ impl WebhookService {
         self.catalog.entries()
     }
 
-    fn require_edit_all(principal: &Principal, spec: &WebhookSpec) -> Result<(), ServiceError> {
+    /// `edit-app` on every App the webhook names, none of them revoked by the platform since
+    /// the token was issued.
+    async fn require_edit_all(
+        &self,
+        principal: &Principal,
+        spec: &WebhookSpec,
+    ) -> Result<(), ServiceError> {
         let missing: Vec<&str> = spec
             .app_ids()
             .into_iter()
             .filter(|app| !principal.may(Action::EditApp, app))
             .collect();
-        if missing.is_empty() {
+        if !missing.is_empty() {
+            return Err(ServiceError::Forbidden(format!(
+                "managing this webhook needs edit-app on App(s) {}",
+                missing.join(", ")
+            )));
+        }
+        let revoked = self.lifecycle.revoked_apps(&principal.sub).await?;
+        let lost: Vec<&str> = spec
+            .app_ids()
+            .into_iter()
+            .filter(|app| revoked.iter().any(|r| r == app))
+            .collect();
+        if lost.is_empty() {
             Ok(())
         } else {
             Err(ServiceError::Forbidden(format!(
-                "managing this webhook needs edit-app on App(s) {}",
-                missing.join(", ")
+                "the platform revoked {}'s permission on App(s) {}: webhooks there are refused until it is restored",
+                principal.sub,
+                lost.join(", ")
             )))
         }
     }
@@ -384,7 +411,7 @@ impl WebhookService {
                 return Err(ServiceError::Invalid(ValidationErrors::new(errors)));
             }
         };
-        Self::require_edit_all(principal, &spec)?;
+        self.require_edit_all(principal, &spec).await?;
         self.check_one_url_per_event(&spec, None).await?;
         let secret = match chosen {
             Some(secret) => secret,
@@ -484,7 +511,11 @@ impl WebhookService {
         let spec = patch
             .apply(&current.spec, &self.rules())
             .map_err(ServiceError::Invalid)?;
-        Self::require_edit_all(principal, &spec)?;
+        if spec == current.spec {
+            // Nothing changes (enabling an enabled webhook): no write, no new version.
+            return Ok(current);
+        }
+        self.require_edit_all(principal, &spec).await?;
         self.check_one_url_per_event(&spec, Some(&current.id))
             .await?;
         let endpoint_changed =
@@ -501,19 +532,74 @@ impl WebhookService {
                 }
             }
         }
+        let enabling = spec.enabled && !current.spec.enabled;
+        let disabling = !spec.enabled && current.spec.enabled;
+        let now = OffsetDateTime::now_utc();
         let mut next = current.clone();
-        if spec.enabled && !current.spec.enabled {
-            next.disabled_reason = None;
-        }
         next.spec = spec;
+        if enabling {
+            // A fresh start: the failure run that may have disabled it ends first (ending it
+            // on a webhook that then stays disabled is harmless).
+            self.store.clear_failures(&current.id).await?;
+            next.enable();
+        } else if disabling {
+            next.disable(DisabledReason::Manual, now, None);
+        }
         next.version = expected + 1;
-        next.updated_at = OffsetDateTime::now_utc();
+        next.updated_at = now;
         self.store
             .update(&next, expected)
             .await
             .map_err(|e| Self::store_conflict(&next.id, expected, e))?;
-        tracing::info!(version = next.version, "webhook updated");
+        tracing::info!(
+            version = next.version,
+            enabling,
+            disabling,
+            "webhook updated"
+        );
+        if enabling {
+            self.lifecycle.announce_enabled(&next).await;
+        } else if disabling {
+            self.lifecycle.announce_disabled(&next).await;
+        }
         Ok(next)
+    }
+
+    /// Turns deliveries on (`enabled`) or off by hand; enabling ends the failure run. Doing
+    /// what is already so changes nothing.
+    pub async fn set_enabled(
+        &self,
+        principal: &Principal,
+        id: &str,
+        enabled: bool,
+        if_match: Option<u64>,
+    ) -> Result<Webhook, ServiceError> {
+        let patch = WebhookPatch {
+            enabled: Some(enabled),
+            ..WebhookPatch::default()
+        };
+        self.update(principal, id, &patch, if_match).await
+    }
+
+    /// The platform reports that a client lost (`revoked`) or regained a permission on an App:
+    /// needs `manage-grants` on that App.
+    #[tracing::instrument(skip_all, fields(sub = %principal.sub, revoked))]
+    pub async fn change_grant(
+        &self,
+        principal: &Principal,
+        input: &GrantInput,
+        revoked: bool,
+    ) -> Result<GrantOutcome, ServiceError> {
+        let change = input
+            .validate(revoked, &self.settings.namespace)
+            .map_err(ServiceError::Invalid)?;
+        if !principal.may(Action::ManageGrants, &change.app_id) {
+            return Err(ServiceError::Forbidden(format!(
+                "reporting grant changes needs manage-grants on App {} (the platform's permission)",
+                change.app_id
+            )));
+        }
+        Ok(self.lifecycle.apply_grant(&change).await?)
     }
 
     /// Deletes a webhook; it receives nothing more.
@@ -565,7 +651,8 @@ impl WebhookService {
         Ok(self.probe(&url, &headers, &throwaway).await)
     }
 
-    /// Makes a new current secret; the old one keeps signing for [`ROTATION_OVERLAP`].
+    /// Makes a new current secret; the old one keeps signing for the deployment's overlap
+    /// ([`Settings::secret_overlap`]).
     #[tracing::instrument(skip_all, fields(webhook_id = %id, sub = %principal.sub))]
     pub async fn rotate_secret(
         &self,
@@ -574,6 +661,7 @@ impl WebhookService {
     ) -> Result<Created, ServiceError> {
         let current = self.load_visible(principal, id).await?;
         let now = OffsetDateTime::now_utc();
+        let overlap = self.settings.secret_overlap;
         let secret = Secret::generate()
             .map_err(|e| ServiceError::Store(PortError::Unavailable(e.into())))?;
         let mut next = current.clone();
@@ -588,11 +676,7 @@ impl WebhookService {
                 .filter(|s| s.expires_at.is_none_or(|t| t > now))
                 .map(|s| SigningSecret {
                     secret: s.secret.clone(),
-                    expires_at: Some(
-                        s.expires_at
-                            .unwrap_or(now + ROTATION_OVERLAP)
-                            .min(now + ROTATION_OVERLAP),
-                    ),
+                    expires_at: Some(s.expires_at.unwrap_or(now + overlap).min(now + overlap)),
                 }),
         )
         .collect();

@@ -3,10 +3,16 @@
 //! visibility and redrive to the DLQ (DESIGN §6).
 //!
 //! Per message: read the webhook (deleted or disabled: nothing is sent) and the event from
-//! the event log; sign and POST; record the attempt; then, by the retry policy: acknowledge
-//! (2xx and final failures), disable the webhook (410), or hide the message until the next
-//! backoff step and report it failed so the queue brings it back — or, on the last allowed
-//! attempt, leaves it to redrive into the DLQ.
+//! the event log (the webhook suspended for the event's App: nothing is sent); sign and POST;
+//! record the attempt; then, by the retry policy: acknowledge (2xx and final failures),
+//! disable the webhook (410), or hide the message until the next backoff step and report it
+//! failed so the queue brings it back — or, on the last allowed attempt, leaves it to redrive
+//! into the DLQ.
+//!
+//! Failure runs: a final failure or an exhausted delivery counts in the webhook's run (an
+//! atomic counter beside it in the store); a 2xx ends a run, with a write only when one is
+//! going on (the webhook was read anyway). A run older than the [`DisablePolicy`]'s `after`
+//! with at least `min_failures` disables the webhook (`failing`).
 #![warn(missing_docs)]
 
 use std::sync::Arc;
@@ -14,6 +20,7 @@ use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 use hookline_core::event::Event;
+use hookline_core::lifecycle::{DisablePolicy, DisabledReason, Lifecycle};
 use hookline_core::ports::{
     Attempt, AttemptLog, AttemptStatus, DeliveryMessage, DeliveryQueue, EventLog, HttpSender,
     OutboundMethod, OutboundRequest, PortError, ReceivedMessage, WebhookStore,
@@ -46,6 +53,8 @@ pub struct DeliverSettings {
     pub attempt_ttl: Duration,
     /// `user-agent` of deliveries.
     pub user_agent: String,
+    /// When a run of failures disables a webhook.
+    pub disable: DisablePolicy,
 }
 
 impl Default for DeliverSettings {
@@ -56,6 +65,7 @@ impl Default for DeliverSettings {
             concurrency: DEFAULT_CONCURRENCY,
             attempt_ttl: DEFAULT_ATTEMPT_TTL,
             user_agent: format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
+            disable: DisablePolicy::default(),
         }
     }
 }
@@ -85,6 +95,7 @@ pub struct Deliver {
     attempts: Arc<dyn AttemptLog>,
     queue: Arc<dyn DeliveryQueue>,
     http: Arc<dyn HttpSender>,
+    lifecycle: Lifecycle,
     settings: DeliverSettings,
 }
 
@@ -141,13 +152,14 @@ pub fn signed_request(
 }
 
 impl Deliver {
-    /// The deliverer over these ports.
+    /// The deliverer over these ports; `lifecycle` disables webhooks and announces it.
     pub fn new(
         store: Arc<dyn WebhookStore>,
         events: Arc<dyn EventLog>,
         attempts: Arc<dyn AttemptLog>,
         queue: Arc<dyn DeliveryQueue>,
         http: Arc<dyn HttpSender>,
+        lifecycle: Lifecycle,
         settings: DeliverSettings,
     ) -> Self {
         Self {
@@ -156,6 +168,7 @@ impl Deliver {
             attempts,
             queue,
             http,
+            lifecycle,
             settings,
         }
     }
@@ -300,6 +313,17 @@ impl Deliver {
             });
             return Ok(AttemptStatus::Skipped);
         };
+        if let Some(s) = webhook.suspended_for(event.urn.app_id()) {
+            let why = format!("{} on App {}", s.reason, s.app_id);
+            tracing::info!(
+                why,
+                "not delivered: the webhook is suspended for the event's App"
+            );
+            self.record(pending, delivery, attempt, AttemptStatus::Skipped, |a| {
+                a.error = Some(why)
+            });
+            return Ok(AttemptStatus::Skipped);
+        }
         let now = OffsetDateTime::now_utc();
         let request = signed_request(
             &webhook,
@@ -354,10 +378,24 @@ impl Deliver {
             ),
             Err(e) => tracing::info!(error = %e, ?decision, "attempt"),
         }
+        let error = match &result {
+            Ok(r) => format!("the endpoint answered {}", r.status),
+            Err(e) => e.to_string(),
+        };
         match decision {
-            Decision::Delivered | Decision::Failed => Ok(status),
+            Decision::Delivered => {
+                if webhook.state.failures.is_some() {
+                    self.end_failure_run(&webhook).await;
+                }
+                Ok(status)
+            }
+            Decision::Failed => {
+                self.count_failure(&webhook, now, &error).await;
+                Ok(status)
+            }
             Decision::Gone => {
-                self.disable(&webhook, "the endpoint answered 410 Gone")
+                self.lifecycle
+                    .disable(&webhook, DisabledReason::Gone, Some(error), None)
                     .await?;
                 Ok(status)
             }
@@ -366,6 +404,7 @@ impl Deliver {
                 Err(DeliverError::RetryLater(delay))
             }
             Decision::Exhausted => {
+                self.count_failure(&webhook, now, &error).await;
                 // Visible again at once: the next receive finds it over maxReceiveCount and
                 // redrive moves it to the DLQ.
                 self.queue
@@ -377,31 +416,41 @@ impl Deliver {
         }
     }
 
-    async fn disable(&self, webhook: &Webhook, reason: &str) -> Result<(), PortError> {
-        let mut current = webhook.clone();
-        for _ in 0..3 {
-            let mut next = current.clone();
-            next.spec.enabled = false;
-            next.disabled_reason = Some(reason.to_owned());
-            next.version = current.version + 1;
-            next.updated_at = OffsetDateTime::now_utc();
-            match self.store.update(&next, current.version).await {
-                Ok(()) => {
-                    tracing::warn!(reason, "webhook disabled");
-                    return Ok(());
-                }
-                Err(PortError::VersionConflict { .. }) => {
-                    match self.store.get(&webhook.id).await? {
-                        Some(fresh) => current = fresh,
-                        None => return Ok(()),
-                    }
-                }
-                Err(PortError::NotFound(_)) => return Ok(()),
-                Err(e) => return Err(e),
+    /// A 2xx ended the webhook's failure run. A failed write only leaves an old run that
+    /// the next 2xx ends; the delivery itself succeeded and is not repeated for it.
+    async fn end_failure_run(&self, webhook: &Webhook) {
+        match self.store.clear_failures(&webhook.id).await {
+            Ok(()) => tracing::info!("delivered: the webhook's failure run ended"),
+            Err(e) => tracing::warn!(error = %e, "the failure run could not be ended"),
+        }
+    }
+
+    /// Counts a final failure in the webhook's run; disables it when the run is old and long
+    /// enough. Bookkeeping only: a storage error is logged, and the message is not repeated
+    /// for it (the next failure counts again).
+    async fn count_failure(&self, webhook: &Webhook, now: OffsetDateTime, error: &str) {
+        let run = match self.store.record_failure(&webhook.id, now, error).await {
+            Ok(Some(run)) => run,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "the failure could not be counted in the webhook's run");
+                return;
+            }
+        };
+        tracing::info!(failures = run.failures, since = %run.since, "failure counted in the webhook's run");
+        if self.settings.disable.should_disable(&run, now) {
+            let disabled = self
+                .lifecycle
+                .disable(
+                    webhook,
+                    DisabledReason::Failing,
+                    Some(error.to_owned()),
+                    Some(&run),
+                )
+                .await;
+            if let Err(e) = disabled {
+                tracing::warn!(error = %e, "the failing webhook could not be disabled; the next failure tries again");
             }
         }
-        Err(PortError::VersionConflict {
-            expected: current.version,
-        })
     }
 }

@@ -1,17 +1,23 @@
 //! The `deliver` Lambda: SQS (deliveries queue) → signed POSTs, with a partial batch response.
-//! Env: `HOOKLINE_TABLE`, `HOOKLINE_DELIVERIES_QUEUE_URL`, `HOOKLINE_ALLOW_PRIVATE_TARGETS`
-//! (default false), `HOOKLINE_DELIVERY_TIMEOUT_SECS` (default 10), `HOOKLINE_DELIVERY_CONCURRENCY`
-//! (default 16).
+//! Env: `HOOKLINE_TABLE`, `HOOKLINE_DELIVERIES_QUEUE_URL`, `HOOKLINE_EVENTS_QUEUE_URL` (where
+//! operational events go), `HOOKLINE_ALLOW_PRIVATE_TARGETS` (default false),
+//! `HOOKLINE_DELIVERY_TIMEOUT_SECS` (default 10), `HOOKLINE_DELIVERY_CONCURRENCY` (default 16),
+//! `HOOKLINE_DISABLE_AFTER` (default 5d), `HOOKLINE_DISABLE_MIN_FAILURES` (default 10),
+//! `HOOKLINE_URN_NAMESPACE`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use hookline_core::http::ReqwestSender;
+use hookline_core::lifecycle::{DisablePolicy, Lifecycle};
 use hookline_core::queue::lambda::{batch_response, received_messages};
 use hookline_core::queue::sqs::SqsQueue;
-use hookline_core::store::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
+use hookline_core::store::dynamodb::{
+    DynamoAttemptLog, DynamoEventLog, DynamoGrantStore, DynamoWebhookStore,
+};
 use hookline_core::target::TargetPolicy;
+use hookline_core::urn::Namespace;
 use hookline_deliver::{Deliver, DeliverSettings};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
@@ -39,20 +45,34 @@ async fn main() -> Result<(), Error> {
     let settings = DeliverSettings {
         timeout: Duration::from_secs(env_number("HOOKLINE_DELIVERY_TIMEOUT_SECS", 10)?),
         concurrency: usize::try_from(env_number("HOOKLINE_DELIVERY_CONCURRENCY", 16)?)?,
+        disable: DisablePolicy::from_env()?,
         ..DeliverSettings::default()
+    };
+    let namespace = match std::env::var("HOOKLINE_URN_NAMESPACE") {
+        Ok(ns) => Namespace::new(&ns)?,
+        Err(_) => Namespace::default(),
     };
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     let http = ReqwestSender::new(TargetPolicy { allow_private }, &settings.user_agent)?;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let store = Arc::new(DynamoWebhookStore::new(dynamo.clone(), table.clone()));
+    let lifecycle = Lifecycle::new(
+        store.clone(),
+        Arc::new(DynamoGrantStore::new(dynamo.clone(), table.clone())),
+        Arc::new(SqsQueue::new(
+            sqs.clone(),
+            env("HOOKLINE_EVENTS_QUEUE_URL")?,
+        )),
+        namespace,
+    );
     let deliver = Deliver::new(
-        Arc::new(DynamoWebhookStore::new(dynamo.clone(), table.clone())),
+        store,
         Arc::new(DynamoEventLog::new(dynamo.clone(), table.clone())),
         Arc::new(DynamoAttemptLog::new(dynamo, table)),
-        Arc::new(SqsQueue::new(
-            aws_sdk_sqs::Client::new(&aws),
-            env("HOOKLINE_DELIVERIES_QUEUE_URL")?,
-        )),
+        Arc::new(SqsQueue::new(sqs, env("HOOKLINE_DELIVERIES_QUEUE_URL")?)),
         Arc::new(http),
+        lifecycle,
         settings,
     );
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {

@@ -66,6 +66,12 @@ async fn run(label: &str, webhooks: usize, events: usize) {
         Arc::new(db.clone()),
         Arc::new(deliveries.clone()),
         Arc::new(dlq),
+        hookline_core::lifecycle::Lifecycle::new(
+            Arc::new(db.clone()),
+            Arc::new(db.clone()),
+            Arc::new(events_q.clone()),
+            hookline_core::urn::Namespace::default(),
+        ),
         IngestSettings::default(),
     );
     let started = Instant::now();

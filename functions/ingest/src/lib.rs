@@ -7,6 +7,10 @@
 //! the App's route items in one query; match them with a [`UrnIndex`] and the event-type
 //! filters; send the delivery messages; mark the event fanned out. Delivery ids are
 //! deterministic per (event, webhook), so a repeated fan-out repeats ids and loses nothing.
+//!
+//! `grant.revoked` / `grant.restored` messages are the platform's word that a client lost or
+//! regained a permission: they are applied ([`Lifecycle::apply_grant`]), never fanned out.
+//! An operational event (`webhook.*`) is never sent to the webhook it is about.
 #![warn(missing_docs)]
 
 use std::sync::Arc;
@@ -15,6 +19,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use hookline_core::event::{Event, EventError, IntakeRules};
 use hookline_core::event_type::Catalog;
+use hookline_core::lifecycle::{about_webhook, grant_message, Lifecycle};
 use hookline_core::ports::{
     DeadLetters, DeliveryId, DeliveryMessage, DeliveryQueue, EventClaim, EventLog, PortError,
     ReceivedMessage, WebhookStore,
@@ -75,6 +80,8 @@ pub enum Outcome {
     Duplicate,
     /// Invalid: moved to the dead-letter queue with the reason.
     DeadLettered(String),
+    /// A grant change: applied to this many of the client's webhooks.
+    GrantApplied(usize),
 }
 
 /// The fan-out, over the ports.
@@ -84,12 +91,15 @@ pub struct Ingest {
     log: Arc<dyn EventLog>,
     deliveries: Arc<dyn DeliveryQueue>,
     dead_letters: Arc<dyn DeadLetters>,
+    lifecycle: Lifecycle,
     settings: IngestSettings,
 }
 
-/// The routes an event goes to: enabled, wanting its type, with a pattern matching its URN.
+/// The routes an event goes to: enabled (and not suspended), wanting its type, with a pattern
+/// matching its URN, and not the webhook an operational event is about.
 /// Pure: `routes` are the route items of the event's App.
 pub fn match_routes<'r>(routes: &'r [Route], event: &Event) -> Vec<&'r Route> {
+    let about = about_webhook(event);
     let index: UrnIndex<usize> = routes
         .iter()
         .enumerate()
@@ -100,6 +110,7 @@ pub fn match_routes<'r>(routes: &'r [Route], event: &Event) -> Vec<&'r Route> {
         .into_iter()
         .map(|i| &routes[*i])
         .filter(|r| r.enabled && r.event_types.iter().any(|f| f.matches(&event.event_type)))
+        .filter(|r| about != Some(r.webhook_id.as_str()))
         .collect();
     matched.sort_by(|a, b| a.webhook_id.cmp(&b.webhook_id));
     matched.dedup_by(|a, b| a.webhook_id == b.webhook_id);
@@ -113,6 +124,7 @@ impl Ingest {
         log: Arc<dyn EventLog>,
         deliveries: Arc<dyn DeliveryQueue>,
         dead_letters: Arc<dyn DeadLetters>,
+        lifecycle: Lifecycle,
         settings: IngestSettings,
     ) -> Self {
         Self {
@@ -120,6 +132,7 @@ impl Ingest {
             log,
             deliveries,
             dead_letters,
+            lifecycle,
             settings,
         }
     }
@@ -144,6 +157,14 @@ impl Ingest {
             event_id = tracing::field::Empty
         );
         async {
+            match grant_message(message.body.as_bytes(), &self.settings.namespace) {
+                Some(Ok(change)) => {
+                    let outcome = self.lifecycle.apply_grant(&change).await?;
+                    return Ok(Outcome::GrantApplied(outcome.webhooks.len()));
+                }
+                Some(Err(reason)) => return self.dead_letter(message, reason).await,
+                None => {}
+            }
             let rules = IntakeRules { namespace: &self.settings.namespace, catalog: Catalog::builtin() };
             let now = OffsetDateTime::now_utc();
             let event = match Event::from_queue_message(message.body.as_bytes(), &message.message_id, rules, now) {
@@ -155,7 +176,7 @@ impl Ingest {
             match &result {
                 Ok(Outcome::FannedOut(n)) => tracing::info!(deliveries = n, event_type = %event.event_type, urn = %event.urn, "event fanned out"),
                 Ok(Outcome::Duplicate) => tracing::info!("event already fanned out; copy dropped"),
-                Ok(Outcome::DeadLettered(_)) => {}
+                Ok(Outcome::DeadLettered(_) | Outcome::GrantApplied(_)) => {}
                 Err(e) => tracing::warn!(error = %e, "fan-out failed; the message will be retried"),
             }
             result
@@ -169,7 +190,15 @@ impl Ingest {
         message: &ReceivedMessage,
         error: &EventError,
     ) -> Result<Outcome, IngestError> {
-        let reason = format!("invalid event: {error}");
+        self.dead_letter(message, format!("invalid event: {error}"))
+            .await
+    }
+
+    async fn dead_letter(
+        &self,
+        message: &ReceivedMessage,
+        reason: String,
+    ) -> Result<Outcome, IngestError> {
         self.dead_letters
             .dead_letter(&message.body, &reason)
             .await?;
@@ -304,5 +333,30 @@ mod tests {
         );
         assert_eq!(matched.len(), 2);
         assert!(match_routes(&[], &event("urn:allthings:app:A1", "user.registered")).is_empty());
+    }
+
+    #[test]
+    fn an_operational_event_never_goes_to_the_webhook_it_is_about() {
+        let routes = vec![
+            route("A1", &["urn:allthings:app:A1:*"], &["*"], true),
+            route("A1", &["urn:allthings:app:A1:*"], &["webhook.*"], true),
+            route("A1", &["urn:allthings:app:A1:*"], &["ticket.*"], true),
+        ];
+        let about = &routes[0].webhook_id;
+        let event = hookline_core::lifecycle::operational_event(
+            hookline_core::lifecycle::Operational::Disabled,
+            about,
+            "A1",
+            "failing",
+            Default::default(),
+            &Namespace::default(),
+            OffsetDateTime::now_utc(),
+        )
+        .expect("event");
+        let matched = match_routes(&routes, &event);
+        assert_eq!(
+            matched.iter().map(|r| &r.webhook_id).collect::<Vec<_>>(),
+            [&routes[1].webhook_id]
+        );
     }
 }

@@ -8,6 +8,7 @@ use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use hookline_api::service::Settings;
 use hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM;
+use hookline_core::lifecycle::DisablePolicy;
 use hookline_core::target::TargetPolicy;
 use hookline_core::urn::Namespace;
 use hookline_core::webhook::WebhookId;
@@ -93,6 +94,10 @@ fn workers(s: &str) -> Result<usize, String> {
     }
 }
 
+fn overlap(s: &str) -> Result<time::Duration, String> {
+    hookline_api::config::secret_overlap(s).map_err(|e| e.problem)
+}
+
 fn millis(s: &str) -> Result<Duration, String> {
     s.trim()
         .parse::<u64>()
@@ -119,6 +124,12 @@ pub struct ServeArgs {
     /// Time an endpoint has to answer a delivery, in milliseconds (default 10 000).
     #[arg(long, env = "HOOKLINE_DELIVERY_TIMEOUT_MS", value_parser = millis, value_name = "MS")]
     pub delivery_timeout_ms: Option<Duration>,
+    /// How long a webhook's deliveries must keep failing before it is disabled (`5d`, `90m`).
+    #[arg(long, env = "HOOKLINE_DISABLE_AFTER", default_value = "5d", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub disable_after: Duration,
+    /// And how many failures that run must hold.
+    #[arg(long, env = "HOOKLINE_DISABLE_MIN_FAILURES", default_value_t = hookline_core::lifecycle::DEFAULT_DISABLE_MIN_FAILURES, value_name = "N")]
+    pub disable_min_failures: u32,
     /// The deployment's settings.
     #[command(flatten)]
     pub settings: SettingsArgs,
@@ -139,6 +150,9 @@ pub struct SettingsArgs {
     /// At most one URL per (App, event type).
     #[arg(long, env = "HOOKLINE_ONE_URL_PER_EVENT", default_value = "false", value_parser = BoolishValueParser::new(), action = ArgAction::Set, value_name = "BOOL")]
     pub one_url_per_event: bool,
+    /// How long a rotated-out secret keeps signing beside the new one.
+    #[arg(long, env = "HOOKLINE_SECRET_OVERLAP", default_value = "24h", value_parser = overlap, value_name = "DURATION")]
+    pub secret_overlap: time::Duration,
     /// The token claim holding permissions.
     #[command(flatten)]
     pub claim: ClaimArgs,
@@ -162,6 +176,7 @@ impl SettingsArgs {
                 allow_private: self.allow_private_targets,
             },
             one_url_per_event: self.one_url_per_event,
+            secret_overlap: self.secret_overlap,
             ..Settings::default()
         }
     }
@@ -177,6 +192,10 @@ impl ServeArgs {
         if let Some(timeout) = self.delivery_timeout_ms {
             d.timeout = timeout;
         }
+        d.disable = DisablePolicy {
+            after: self.disable_after,
+            min_failures: self.disable_min_failures,
+        };
         d
     }
 }
@@ -188,6 +207,8 @@ pub enum Permission {
     EditApp,
     /// Publish the App's events.
     PublishEvents,
+    /// Report revoked and restored grants (the platform's permission).
+    ManageGrants,
 }
 
 impl Permission {
@@ -196,6 +217,7 @@ impl Permission {
         match self {
             Self::EditApp => "edit-app",
             Self::PublishEvents => "publish-events",
+            Self::ManageGrants => "manage-grants",
         }
     }
 }

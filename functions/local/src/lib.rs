@@ -32,6 +32,7 @@ use hookline_api::routes::Router;
 use hookline_api::service::{Settings, WebhookService};
 use hookline_core::auth::Principal;
 use hookline_core::http::ReqwestSender;
+use hookline_core::lifecycle::Lifecycle;
 use hookline_core::ports::PortError;
 use hookline_core::queue::names;
 use hookline_core::queue::sqlite::SqliteQueue;
@@ -183,14 +184,26 @@ impl Local {
                 .map_err(|e| LocalError::Http(e.to_string()))?,
         );
         let namespace = settings.namespace.clone();
-        let webhooks = WebhookService::new(Arc::new(db.clone()), http.clone(), settings);
         let queues = Queues::new(&db, &delivery.policy);
+        let lifecycle = Lifecycle::new(
+            Arc::new(db.clone()),
+            Arc::new(db.clone()),
+            Arc::new(queues.events.clone()),
+            namespace.clone(),
+        );
+        let webhooks = WebhookService::new(
+            Arc::new(db.clone()),
+            http.clone(),
+            lifecycle.clone(),
+            settings,
+        );
         let intake = IntakeService::new(Arc::new(queues.events.clone()), namespace.clone());
         let ingest = Ingest::new(
             Arc::new(db.clone()),
             Arc::new(db.clone()),
             Arc::new(queues.deliveries.clone()),
             Arc::new(queues.events_dlq.clone()),
+            lifecycle.clone(),
             IngestSettings {
                 namespace,
                 ..IngestSettings::default()
@@ -202,6 +215,7 @@ impl Local {
             Arc::new(db.clone()),
             Arc::new(queues.deliveries.clone()),
             http,
+            lifecycle,
             delivery,
         );
         let deliveries = DeliveriesService::new(

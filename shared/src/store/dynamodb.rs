@@ -8,14 +8,17 @@ use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::builders::PutBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, Select, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValue, Select, TransactWriteItem, Update,
+};
 use aws_sdk_dynamodb::Client;
 
 use super::{from_document, to_document};
 use crate::event::{Event, EventId};
+use crate::lifecycle::FailureRun;
 use crate::ports::{
-    Attempt, AttemptLog, AttemptStatus, Cursor, DeliveryId, EventClaim, EventLog, Page, PortError,
-    WebhookStore,
+    Attempt, AttemptLog, AttemptStatus, Cursor, DeliveryId, EventClaim, EventLog, GrantStore, Page,
+    PortError, RevokedGrant, WebhookStore,
 };
 use crate::webhook::{Route, Webhook, WebhookId};
 use time::OffsetDateTime;
@@ -195,10 +198,75 @@ impl WebhookStore for DynamoWebhookStore {
             .send()
             .await
             .map_err(unavailable)?;
-        out.item
-            .as_ref()
-            .map(|item| doc_of(item).and_then(from_document))
-            .transpose()
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let mut webhook = from_document(doc_of(&item)?)?;
+        webhook.state.failures = failure_run(&item)?;
+        Ok(Some(webhook))
+    }
+
+    async fn record_failure(
+        &self,
+        id: &WebhookId,
+        at: OffsetDateTime,
+        error: &str,
+    ) -> Result<Option<FailureRun>, PortError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", s(webhook_pk(id.as_str())))
+            .key("SK", s(META))
+            .update_expression(
+                "SET failures = if_not_exists(failures, :zero) + :one, \
+                 failingSince = if_not_exists(failingSince, :at), lastFailure = :error",
+            )
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":at", AttributeValue::N(epoch_ms(at).to_string()))
+            .expression_attribute_values(":error", s(error))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match out {
+            Ok(out) => match out.attributes {
+                Some(item) => failure_run(&item),
+                None => Ok(None),
+            },
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn clear_failures(&self, id: &WebhookId) -> Result<(), PortError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", s(webhook_pk(id.as_str())))
+            .key("SK", s(META))
+            .update_expression("REMOVE failures, failingSince, lastFailure")
+            .condition_expression("attribute_exists(failingSince)")
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            // No run going on (or no webhook): nothing to end.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     async fn update(&self, webhook: &Webhook, expected_version: u64) -> Result<(), PortError> {
@@ -207,16 +275,22 @@ impl WebhookStore for DynamoWebhookStore {
             .await?
             .ok_or_else(|| PortError::NotFound(webhook.id.to_string()))?;
         let doc = to_document(webhook)?;
-        let meta = self
-            .item(webhook_pk(webhook.id.as_str()), META.into(), webhook, &doc)
+        // An Update, not a Put: the failure run's attributes beside the document stay.
+        let meta = Update::builder()
+            .table_name(&self.table)
+            .key("PK", s(webhook_pk(webhook.id.as_str())))
+            .key("SK", s(META))
+            .update_expression("SET version = :version, doc = :doc")
             .condition_expression("version = :expected")
+            .expression_attribute_values(":version", AttributeValue::N(webhook.version.to_string()))
+            .expression_attribute_values(":doc", s(doc.clone()))
             .expression_attribute_values(
                 ":expected",
                 AttributeValue::N(expected_version.to_string()),
             )
             .build()
             .map_err(build_err)?;
-        let mut items = vec![TransactWriteItem::builder().put(meta).build()];
+        let mut items = vec![TransactWriteItem::builder().update(meta).build()];
         items.extend(self.route_puts(webhook, &doc)?);
         let next_apps = webhook.spec.app_ids();
         let old_apps: BTreeSet<&str> = current.spec.app_ids();
@@ -296,6 +370,136 @@ impl WebhookStore for DynamoWebhookStore {
             start = last;
             if start.is_none() {
                 return Ok(routes);
+            }
+        }
+    }
+}
+
+fn epoch_ms(t: OffsetDateTime) -> i128 {
+    t.unix_timestamp_nanos() / 1_000_000
+}
+
+fn from_epoch_ms(ms: &str) -> Result<OffsetDateTime, PortError> {
+    ms.parse::<i128>()
+        .ok()
+        .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).ok())
+        .ok_or_else(|| PortError::Corrupt(format!("stored time {ms} is not epoch milliseconds")))
+}
+
+/// The failure run kept in a `META` item's attributes, if one is going on.
+fn failure_run(item: &HashMap<String, AttributeValue>) -> Result<Option<FailureRun>, PortError> {
+    let Some(AttributeValue::N(since)) = item.get("failingSince") else {
+        return Ok(None);
+    };
+    let failures = match item.get("failures") {
+        Some(AttributeValue::N(n)) => n.parse::<u32>().unwrap_or(u32::MAX),
+        _ => 0,
+    };
+    let last_error = match item.get("lastFailure") {
+        Some(AttributeValue::S(e)) => Some(e.clone()),
+        _ => None,
+    };
+    Ok(Some(FailureRun {
+        since: from_epoch_ms(since)?,
+        failures,
+        last_error,
+    }))
+}
+
+/// Revoked grants on the same table: `PK=GRANT#<sub> SK=APP#<appId>`, with `since`.
+#[derive(Clone, Debug)]
+pub struct DynamoGrantStore {
+    client: Client,
+    table: String,
+}
+
+fn grant_pk(sub: &str) -> String {
+    format!("GRANT#{sub}")
+}
+
+impl DynamoGrantStore {
+    /// The grant store on `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl GrantStore for DynamoGrantStore {
+    async fn revoke(&self, sub: &str, app_id: &str, at: OffsetDateTime) -> Result<(), PortError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("PK", s(grant_pk(sub)))
+            .item("SK", s(app_pk(app_id)))
+            .item("since", AttributeValue::N(epoch_ms(at).to_string()))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            // Revoked already: the first time stays.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn restore(&self, sub: &str, app_id: &str) -> Result<(), PortError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("PK", s(grant_pk(sub)))
+            .key("SK", s(app_pk(app_id)))
+            .send()
+            .await
+            .map_err(unavailable)
+            .map(|_| ())
+    }
+
+    async fn revoked(&self, sub: &str) -> Result<Vec<RevokedGrant>, PortError> {
+        let mut grants = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk")
+                .expression_attribute_values(":pk", s(grant_pk(sub)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.items() {
+                let (Some(AttributeValue::S(sk)), Some(AttributeValue::N(since))) =
+                    (item.get("SK"), item.get("since"))
+                else {
+                    return Err(PortError::Corrupt(format!(
+                        "grant item of {sub} lacks SK or since"
+                    )));
+                };
+                let app_id = sk
+                    .strip_prefix("APP#")
+                    .ok_or_else(|| PortError::Corrupt(format!("grant item key {sk}")))?;
+                grants.push(RevokedGrant {
+                    sub: sub.to_owned(),
+                    app_id: app_id.to_owned(),
+                    since: from_epoch_ms(since)?,
+                });
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(grants);
             }
         }
     }

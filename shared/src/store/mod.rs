@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::event_type::EventTypeFilter;
+use crate::lifecycle::{Disabled, DisabledReason, Suspension, WebhookState};
 use crate::ports::PortError;
 use crate::signing::Secret;
 use crate::urn::UrnPattern;
@@ -48,8 +49,30 @@ pub struct WebhookRecord {
     /// Last change.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
-    /// Why Hookline disabled it.
+    /// Why it is disabled (`manual`, `failing`, `gone`).
     pub disabled_reason: Option<String>,
+    /// Since when it is disabled.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub disabled_at: Option<OffsetDateTime>,
+    /// The delivery error that disabled it.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Apps it receives nothing from (its owner's grant there was revoked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suspended: Vec<SuspensionRecord>,
+}
+
+/// A stored suspension.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SuspensionRecord {
+    /// The App.
+    pub app_id: String,
+    /// Why.
+    pub reason: String,
+    /// Since when.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
 }
 
 /// A stored secret.
@@ -85,7 +108,23 @@ impl From<&Webhook> for WebhookRecord {
             version: w.version,
             created_at: w.created_at,
             updated_at: w.updated_at,
-            disabled_reason: w.disabled_reason.clone(),
+            disabled_reason: w
+                .state
+                .disabled
+                .as_ref()
+                .map(|d| d.reason.as_str().to_owned()),
+            disabled_at: w.state.disabled.as_ref().map(|d| d.at),
+            last_error: w.state.disabled.as_ref().and_then(|d| d.last_error.clone()),
+            suspended: w
+                .state
+                .suspended
+                .iter()
+                .map(|s| SuspensionRecord {
+                    app_id: s.app_id.clone(),
+                    reason: s.reason.clone(),
+                    since: s.since,
+                })
+                .collect(),
         }
     }
 }
@@ -137,7 +176,28 @@ impl TryFrom<WebhookRecord> for Webhook {
             version: r.version,
             created_at: r.created_at,
             updated_at: r.updated_at,
-            disabled_reason: r.disabled_reason,
+            state: WebhookState {
+                // A disabled webhook always says why; one stored before reasons were kept for
+                // every disable was disabled by hand.
+                disabled: (!r.enabled).then(|| Disabled {
+                    reason: r
+                        .disabled_reason
+                        .as_deref()
+                        .map_or(DisabledReason::Manual, DisabledReason::parse_stored),
+                    at: r.disabled_at.unwrap_or(r.updated_at),
+                    last_error: r.last_error,
+                }),
+                failures: None,
+                suspended: r
+                    .suspended
+                    .into_iter()
+                    .map(|s| Suspension {
+                        app_id: s.app_id,
+                        reason: s.reason,
+                        since: s.since,
+                    })
+                    .collect(),
+            },
         })
     }
 }

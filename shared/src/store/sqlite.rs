@@ -14,9 +14,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{from_document, to_document};
 use crate::event::{Event, EventId};
+use crate::lifecycle::FailureRun;
 use crate::ports::{
-    Attempt, AttemptLog, AttemptStatus, Cursor, DeliveryId, EventClaim, EventLog, Page, PortError,
-    WebhookStore,
+    Attempt, AttemptLog, AttemptStatus, Cursor, DeliveryId, EventClaim, EventLog, GrantStore, Page,
+    PortError, RevokedGrant, WebhookStore,
 };
 use crate::webhook::{Route, Webhook, WebhookId};
 
@@ -71,6 +72,17 @@ const MIGRATIONS: &[&str] = &[
      ) WITHOUT ROWID;
      CREATE INDEX attempts_expiry ON attempts (expires_at);
      CREATE INDEX attempts_delivery ON attempts (webhook_id, delivery_id);",
+    // Failure runs beside the webhook document (counted without touching its version), and
+    // the grants the platform revoked.
+    "ALTER TABLE webhooks ADD COLUMN failing_since INTEGER;
+     ALTER TABLE webhooks ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE webhooks ADD COLUMN last_failure TEXT;
+     CREATE TABLE revoked_grants (
+         sub    TEXT NOT NULL,
+         app_id TEXT NOT NULL,
+         since  INTEGER NOT NULL,
+         PRIMARY KEY (sub, app_id)
+     ) WITHOUT ROWID;",
 ];
 
 /// A call to run on the connection's thread; it returns how to answer its caller once the
@@ -315,8 +327,29 @@ fn stored_version(tx: &Connection, id: &str) -> Result<Option<u64>, PortError> {
     .map(|v| v.map(|v| u64::try_from(v).unwrap_or(0)))
 }
 
+/// The failure run kept in a webhook row's columns, if one is going on.
+fn failure_run(
+    since: Option<i64>,
+    failures: i64,
+    last_error: Option<String>,
+) -> Result<Option<FailureRun>, PortError> {
+    let Some(since) = since else {
+        return Ok(None);
+    };
+    Ok(Some(FailureRun {
+        since: from_epoch_ms(since)?,
+        failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        last_error,
+    }))
+}
+
 fn version_param(v: u64) -> Result<i64, PortError> {
     i64::try_from(v).map_err(|_| PortError::Corrupt(format!("version {v} out of range")))
+}
+
+fn from_epoch_ms(ms: i64) -> Result<time::OffsetDateTime, PortError> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|e| PortError::Corrupt(format!("stored time {ms}: {e}")))
 }
 
 fn epoch_ms(t: time::OffsetDateTime) -> i64 {
@@ -616,19 +649,66 @@ impl WebhookStore for Database {
 
     async fn get(&self, id: &WebhookId) -> Result<Option<Webhook>, PortError> {
         let id = id.clone();
-        let doc: Option<String> = self
+        let row: Option<(String, Option<i64>, i64, Option<String>)> = self
             .with_conn(move |c| {
                 query_row(
                     c,
-                    "SELECT doc FROM webhooks WHERE id = ?1",
+                    "SELECT doc, failing_since, failures, last_failure FROM webhooks WHERE id = ?1",
                     params![id.as_str()],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()
                 .map_err(unavailable)
             })
             .await?;
-        doc.as_deref().map(from_document).transpose()
+        let Some((doc, since, failures, last_error)) = row else {
+            return Ok(None);
+        };
+        let mut webhook = from_document(&doc)?;
+        webhook.state.failures = failure_run(since, failures, last_error)?;
+        Ok(Some(webhook))
+    }
+
+    async fn record_failure(
+        &self,
+        id: &WebhookId,
+        at: time::OffsetDateTime,
+        error: &str,
+    ) -> Result<Option<FailureRun>, PortError> {
+        let (id, error, at) = (id.to_string(), error.to_owned(), epoch_ms(at));
+        let row: Option<(Option<i64>, i64, Option<String>)> = self
+            .with_conn(move |c| {
+                query_row(
+                    c,
+                    "UPDATE webhooks SET failures = failures + 1,
+                         failing_since = COALESCE(failing_since, ?2), last_failure = ?3
+                     WHERE id = ?1 RETURNING failing_since, failures, last_failure",
+                    params![id, at, error],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(unavailable)
+            })
+            .await?;
+        match row {
+            Some((since, failures, last_error)) => failure_run(since, failures, last_error),
+            None => Ok(None),
+        }
+    }
+
+    async fn clear_failures(&self, id: &WebhookId) -> Result<(), PortError> {
+        let id = id.to_string();
+        self.with_conn(move |c| {
+            exec(
+                c,
+                "UPDATE webhooks SET failures = 0, failing_since = NULL, last_failure = NULL
+                 WHERE id = ?1 AND failing_since IS NOT NULL",
+                params![id],
+            )
+            .map_err(unavailable)
+            .map(|_| ())
+        })
+        .await
     }
 
     async fn update(&self, webhook: &Webhook, expected_version: u64) -> Result<(), PortError> {
@@ -742,5 +822,67 @@ impl WebhookStore for Database {
             routes.extend(webhook.routes().into_iter().filter(|r| r.app_id == app_id));
         }
         Ok(routes)
+    }
+}
+
+#[async_trait]
+impl GrantStore for Database {
+    async fn revoke(
+        &self,
+        sub: &str,
+        app_id: &str,
+        at: time::OffsetDateTime,
+    ) -> Result<(), PortError> {
+        let (sub, app, at) = (sub.to_owned(), app_id.to_owned(), epoch_ms(at));
+        self.with_conn(move |c| {
+            exec(
+                c,
+                "INSERT OR IGNORE INTO revoked_grants (sub, app_id, since) VALUES (?1, ?2, ?3)",
+                params![sub, app, at],
+            )
+            .map_err(unavailable)
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn restore(&self, sub: &str, app_id: &str) -> Result<(), PortError> {
+        let (sub, app) = (sub.to_owned(), app_id.to_owned());
+        self.with_conn(move |c| {
+            exec(
+                c,
+                "DELETE FROM revoked_grants WHERE sub = ?1 AND app_id = ?2",
+                params![sub, app],
+            )
+            .map_err(unavailable)
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn revoked(&self, sub: &str) -> Result<Vec<RevokedGrant>, PortError> {
+        let owner = sub.to_owned();
+        let rows: Vec<(String, i64)> = self
+            .with_conn(move |c| {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT app_id, since FROM revoked_grants WHERE sub = ?1 ORDER BY app_id",
+                    )
+                    .map_err(unavailable)?;
+                let rows = stmt
+                    .query_map(params![owner], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(unavailable)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(app_id, since)| {
+                Ok(RevokedGrant {
+                    sub: sub.to_owned(),
+                    app_id,
+                    since: from_epoch_ms(since)?,
+                })
+            })
+            .collect()
     }
 }

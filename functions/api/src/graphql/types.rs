@@ -296,6 +296,17 @@ fn header_map(
     }
 }
 
+/// The webhook receives nothing from this App.
+#[derive(SimpleObject)]
+pub struct WebhookSuspension {
+    /// The App.
+    app_id: String,
+    /// Why: `permission revoked`.
+    reason: String,
+    /// Since when (RFC 3339).
+    since: String,
+}
+
 /// A webhook: where events of some types about some URNs are delivered.
 #[derive(SimpleObject)]
 #[graphql(name = "Webhook", complex)]
@@ -314,8 +325,15 @@ pub struct WebhookObject {
     custom_headers: Vec<HttpHeader>,
     /// Whether the webhook is enabled and receiving deliveries.
     enabled: bool,
-    /// Why Hookline disabled it, when it did (an endpoint answering 410 Gone).
+    /// Why it is disabled: `manual` (by hand), `failing` (its deliveries kept failing) or
+    /// `gone` (its endpoint answered 410).
     disabled_reason: Option<String>,
+    /// Since when it is disabled (RFC 3339).
+    disabled_at: Option<String>,
+    /// The delivery error that disabled it.
+    last_error: Option<String>,
+    /// Apps it receives nothing from, because its owner's permission there was revoked.
+    suspended: Vec<WebhookSuspension>,
     /// A shared secret used to sign the request payload (`whsec_...`, Standard Webhooks).
     /// Readable only in the result of `registerWebhook` and `rotateWebhookSecret`; null
     /// elsewhere.
@@ -348,7 +366,23 @@ impl WebhookObject {
                 })
                 .collect(),
             enabled: w.spec.enabled,
-            disabled_reason: w.disabled_reason,
+            disabled_reason: w
+                .state
+                .disabled
+                .as_ref()
+                .map(|d| d.reason.as_str().to_owned()),
+            disabled_at: w.state.disabled.as_ref().map(|d| rfc3339(d.at)),
+            last_error: w.state.disabled.and_then(|d| d.last_error),
+            suspended: w
+                .state
+                .suspended
+                .into_iter()
+                .map(|s| WebhookSuspension {
+                    app_id: s.app_id,
+                    reason: s.reason,
+                    since: rfc3339(s.since),
+                })
+                .collect(),
             secret,
             version: i64::try_from(w.version).unwrap_or(i64::MAX),
             owner: w.owner,

@@ -17,9 +17,12 @@ use hookline_api::routes::Router;
 use hookline_api::service::{Settings, WebhookService};
 use hookline_core::auth::Principal;
 use hookline_core::http::ReqwestSender;
+use hookline_core::lifecycle::Lifecycle;
 use hookline_core::queue::sqs::SqsQueue;
 use hookline_core::retry::RetryPolicy;
-use hookline_core::store::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
+use hookline_core::store::dynamodb::{
+    DynamoAttemptLog, DynamoEventLog, DynamoGrantStore, DynamoWebhookStore,
+};
 use hookline_core::target::TargetPolicy;
 use hookline_deliver::{Deliver, DeliverSettings};
 use hookline_ingest::{Ingest, IngestSettings};
@@ -406,7 +409,23 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
         dynamo.clone(),
         r.table_name.clone(),
     ));
-    let webhooks = WebhookService::new(store, http.clone(), settings.clone());
+    let lifecycle = |dynamo: &aws_sdk_dynamodb::Client, sqs: &aws_sdk_sqs::Client| {
+        Lifecycle::new(
+            Arc::new(DynamoWebhookStore::new(
+                dynamo.clone(),
+                r.table_name.clone(),
+            )),
+            Arc::new(DynamoGrantStore::new(dynamo.clone(), r.table_name.clone())),
+            Arc::new(SqsQueue::new(sqs.clone(), r.events_queue_url.clone())),
+            settings.namespace.clone(),
+        )
+    };
+    let webhooks = WebhookService::new(
+        store,
+        http.clone(),
+        lifecycle(&dynamo, &sqs),
+        settings.clone(),
+    );
     let router = Router::new(
         webhooks.clone(),
         IntakeService::new(
@@ -422,6 +441,7 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
     );
     // ingest
     let (dynamo, sqs) = clients(proxy.endpoint("ingest")).await;
+    let ingest_lifecycle = lifecycle(&dynamo, &sqs);
     let ingest = Ingest::new(
         Arc::new(DynamoWebhookStore::new(
             dynamo.clone(),
@@ -430,10 +450,12 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
         Arc::new(DynamoEventLog::new(dynamo, r.table_name.clone())),
         Arc::new(SqsQueue::new(sqs.clone(), r.deliveries_queue_url.clone())),
         Arc::new(SqsQueue::new(sqs, r.events_dlq_url.clone())),
+        ingest_lifecycle,
         IngestSettings::default(),
     );
     // deliver
     let (dynamo, sqs) = clients(proxy.endpoint("deliver")).await;
+    let deliver_lifecycle = lifecycle(&dynamo, &sqs);
     let deliver = Deliver::new(
         Arc::new(DynamoWebhookStore::new(
             dynamo.clone(),
@@ -443,6 +465,7 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
         Arc::new(DynamoAttemptLog::new(dynamo, r.table_name.clone())),
         Arc::new(SqsQueue::new(sqs, r.deliveries_queue_url.clone())),
         http,
+        deliver_lifecycle,
         DeliverSettings::default(),
     );
     // Lambda's SQS poller

@@ -1,0 +1,960 @@
+//! Endpoint lifecycle on both paths (issue 15): a webhook failing for longer than the window
+//! is disabled (not before), a 2xx resets the window, enabling brings deliveries back,
+//! revocation suspends the owner's webhooks on that App only (over REST and as a
+//! `grant.revoked` message on the events queue), restore resumes them, and the operational
+//! events reach the App's webhooks that subscribe to them, never the webhook they are about.
+//!
+//! Embedded: `hookline serve`'s composition (`Local`) with its queue workers running. Moto: the
+//! three handlers wired as their Lambdas wire them, with the SQS event sources played by
+//! background pumps. Times are seconds: the window is [`WINDOW`].
+
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use hookline_api::auth::Caller;
+use hookline_api::deliveries::DeliveriesService;
+use hookline_api::intake::IntakeService;
+use hookline_api::routes::Router;
+use hookline_api::service::WebhookService;
+use hookline_core::auth::Principal;
+use hookline_core::http::ReqwestSender;
+use hookline_core::lifecycle::DisablePolicy;
+use hookline_core::queue::sqs::SqsQueue;
+use hookline_core::retry::RetryPolicy;
+use hookline_core::store::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
+use hookline_deliver::{Deliver, DeliverSettings};
+use hookline_ingest::{Ingest, IngestSettings};
+use hookline_tests::receiver::{Captured, Reply, TestReceiver};
+use serde_json::{json, Value};
+
+/// How long a failure run must last before it disables its webhook, in these tests.
+const WINDOW: Duration = Duration::from_secs(5);
+/// Failures the run must hold.
+const MIN_FAILURES: u32 = 3;
+/// Longest wait for something the pipeline should do.
+const PATIENCE: Duration = Duration::from_secs(25);
+
+fn policy() -> DisablePolicy {
+    DisablePolicy {
+        after: WINDOW,
+        min_failures: MIN_FAILURES,
+    }
+}
+
+fn principal(sub: &str, permissions: &str) -> Principal {
+    Principal::from_claims(sub, Some(&Value::String(permissions.into())))
+}
+
+/// A running Hookline: the API, and its queues being consumed.
+#[async_trait]
+trait Stack: Send + Sync {
+    fn router(&self) -> &Router;
+    /// Puts a raw message on the events queue, as a platform service would over SQS.
+    async fn push_event_message(&self, body: &str);
+    async fn stop(self: Box<Self>);
+}
+
+struct Embedded {
+    local: hookline::Local,
+    stop: tokio::sync::watch::Sender<bool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+async fn embedded(overlap: time::Duration) -> Box<dyn Stack> {
+    let settings = hookline_api::service::Settings {
+        secret_overlap: overlap,
+        ..hookline_tests::local_settings()
+    };
+    let delivery = DeliverSettings {
+        disable: policy(),
+        ..DeliverSettings::default()
+    };
+    let local = hookline::Local::open_with(
+        &hookline_tests::temp_db("lifecycle"),
+        settings,
+        "permissions".into(),
+        delivery,
+    )
+    .await
+    .expect("open the embedded store");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = local.spawn_workers(stopped);
+    Box::new(Embedded {
+        local,
+        stop,
+        workers,
+    })
+}
+
+#[async_trait]
+impl Stack for Embedded {
+    fn router(&self) -> &Router {
+        &self.local.router
+    }
+    async fn push_event_message(&self, body: &str) {
+        self.local
+            .queues
+            .events
+            .send(body, Duration::ZERO, None)
+            .await
+            .expect("send to the events queue");
+        self.local.db.message_sent().notify_waiters();
+    }
+    async fn stop(self: Box<Self>) {
+        let _ = self.stop.send(true);
+        for w in self.workers {
+            let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
+        }
+    }
+}
+
+struct Moto {
+    router: Router,
+    sqs: aws_sdk_sqs::Client,
+    events_url: String,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Plays an SQS event source: receive, hand to `handler`, delete what it did not report
+/// failed; forever.
+fn pump<F, Fut>(sqs: aws_sdk_sqs::Client, url: String, handler: F) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(Vec<hookline_core::ports::ReceivedMessage>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Vec<String>> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            let batch = hookline_tests::sqs_receive(&sqs, &url).await;
+            if batch.is_empty() {
+                continue;
+            }
+            let failed = handler(batch.clone()).await;
+            for m in batch {
+                if !failed.contains(&m.message_id) {
+                    sqs.delete_message()
+                        .queue_url(&url)
+                        .receipt_handle(&m.receipt.0)
+                        .send()
+                        .await
+                        .expect("delete");
+                }
+            }
+        }
+    })
+}
+
+async fn moto() -> Box<dyn Stack> {
+    let (dynamo, sqs, r) = hookline_tests::fresh_aws("lifecycle").await;
+    let settings = hookline_tests::local_settings();
+    let http = Arc::new(ReqwestSender::new(settings.targets, "Hookline/test").expect("client"));
+    let store = Arc::new(DynamoWebhookStore::new(
+        dynamo.clone(),
+        r.table_name.clone(),
+    ));
+    let events_log = Arc::new(DynamoEventLog::new(dynamo.clone(), r.table_name.clone()));
+    let attempts = Arc::new(DynamoAttemptLog::new(dynamo.clone(), r.table_name.clone()));
+    let deliveries_q = Arc::new(SqsQueue::new(sqs.clone(), r.deliveries_queue_url.clone()));
+    let lifecycle = || hookline_tests::aws_lifecycle(&dynamo, &sqs, &r);
+    let webhooks = WebhookService::new(store.clone(), http.clone(), lifecycle(), settings.clone());
+    let router = Router::new(
+        webhooks.clone(),
+        IntakeService::new(
+            Arc::new(SqsQueue::new(sqs.clone(), r.events_queue_url.clone())),
+            settings.namespace.clone(),
+        ),
+        DeliveriesService::new(
+            webhooks,
+            attempts.clone(),
+            events_log.clone(),
+            deliveries_q.clone(),
+        ),
+    );
+    let ingest = Ingest::new(
+        store.clone(),
+        events_log.clone(),
+        deliveries_q.clone(),
+        Arc::new(SqsQueue::new(sqs.clone(), r.events_dlq_url.clone())),
+        lifecycle(),
+        IngestSettings::default(),
+    );
+    let deliver = Deliver::new(
+        store,
+        events_log,
+        attempts,
+        deliveries_q,
+        http,
+        lifecycle(),
+        DeliverSettings {
+            policy: RetryPolicy {
+                schedule: vec![Duration::from_secs(1); 5],
+                ..RetryPolicy::default()
+            },
+            disable: policy(),
+            ..DeliverSettings::default()
+        },
+    );
+    let pumps = vec![
+        pump(sqs.clone(), r.events_queue_url.clone(), move |batch| {
+            let ingest = ingest.clone();
+            async move { ingest.handle_batch(&batch).await }
+        }),
+        pump(sqs.clone(), r.deliveries_queue_url.clone(), move |batch| {
+            let deliver = deliver.clone();
+            async move { deliver.handle_batch(&batch).await }
+        }),
+    ];
+    Box::new(Moto {
+        router,
+        sqs,
+        events_url: r.events_queue_url.clone(),
+        pumps,
+    })
+}
+
+#[async_trait]
+impl Stack for Moto {
+    fn router(&self) -> &Router {
+        &self.router
+    }
+    async fn push_event_message(&self, body: &str) {
+        self.sqs
+            .send_message()
+            .queue_url(&self.events_url)
+            .message_body(body)
+            .send()
+            .await
+            .expect("SendMessage to the events queue");
+    }
+    async fn stop(self: Box<Self>) {
+        for p in self.pumps {
+            p.abort();
+        }
+    }
+}
+
+/// One API call as `who`: status and JSON body (null when empty).
+async fn call(
+    stack: &dyn Stack,
+    who: &Principal,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = http::Request::builder().method(method).uri(path);
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request
+        .body(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default()))
+        .expect("request");
+    let response = stack
+        .router()
+        .handle(request, Caller::Principal(who.clone()))
+        .await;
+    let status = response.status().as_u16();
+    let json = if response.body().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(response.body()).expect("JSON answer")
+    };
+    (status, json)
+}
+
+async fn create(stack: &dyn Stack, who: &Principal, body: Value) -> String {
+    let (status, created) = call(stack, who, "POST", "/v1/webhooks", Some(body)).await;
+    assert_eq!(status, 201, "create: {created}");
+    created["id"].as_str().expect("id").to_owned()
+}
+
+async fn get(stack: &dyn Stack, who: &Principal, id: &str) -> Value {
+    let (status, w) = call(stack, who, "GET", &format!("/v1/webhooks/{id}"), None).await;
+    assert_eq!(status, 200, "get {id}: {w}");
+    w
+}
+
+async fn publish(stack: &dyn Stack, who: &Principal, id: &str, event_type: &str, urn: &str) {
+    let (status, body) = call(
+        stack,
+        who,
+        "POST",
+        "/v1/events",
+        Some(json!({"id": id, "type": event_type, "urn": urn, "data": {}})),
+    )
+    .await;
+    assert_eq!(status, 202, "publish {id}: {body}");
+}
+
+/// Polls `check` until it returns `Some`, or fails saying what did not happen.
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The event bodies a receiver got (verification probes left out).
+fn delivered(rx: &TestReceiver) -> Vec<Value> {
+    rx.requests()
+        .iter()
+        .filter(|r| r.method == "POST" && !is_probe(r))
+        .filter_map(|r| serde_json::from_slice(&r.body).ok())
+        .collect()
+}
+
+fn delivered_ids(rx: &TestReceiver) -> Vec<String> {
+    delivered(rx)
+        .iter()
+        .filter_map(|b| b["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn is_probe(r: &Captured) -> bool {
+    r.header("webhook-id")
+        .is_some_and(|id| id.starts_with("msg_test_"))
+}
+
+/// A receiver that answers verification probes 200 and events with the status in `status`.
+async fn switchable(status: Arc<AtomicU16>) -> TestReceiver {
+    TestReceiver::start(move |r, _| {
+        if r.method == "HEAD" || is_probe(r) {
+            Reply::status(200)
+        } else {
+            Reply::status(status.load(Ordering::SeqCst))
+        }
+    })
+    .await
+}
+
+fn failures(w: &Value) -> u64 {
+    w["failing"]["failures"].as_u64().unwrap_or(0)
+}
+
+fn since(w: &Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(
+        w["failing"]["since"].as_str().expect("a failure run"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("RFC 3339")
+}
+
+/// Operational events of `kind` about `webhook` a receiver got.
+fn operational(rx: &TestReceiver, kind: &str, webhook: &str) -> Vec<Value> {
+    delivered(rx)
+        .into_iter()
+        .filter(|b| b["type"] == kind && b["data"]["webhookId"] == webhook)
+        .collect()
+}
+
+async fn disable_enable_and_operational_events(stack: &dyn Stack) {
+    let admin = principal(
+        "admin",
+        "edit-app:A1 edit-app:A2 publish-events:A1 publish-events:A2",
+    );
+    let w_status = Arc::new(AtomicU16::new(200));
+    let r_status = Arc::new(AtomicU16::new(200));
+    let w_rx = switchable(w_status.clone()).await;
+    let r_rx = switchable(r_status.clone()).await;
+    let monitor = TestReceiver::always(200).await;
+    // W takes everything in A1, operational events included (never its own); R is in A2.
+    let w = create(stack, &admin, json!({"name": "W", "url": format!("{}/w", w_rx.url), "eventTypes": ["*"], "urns": ["urn:allthings:app:A1:*"]})).await;
+    let r = create(stack, &admin, json!({"name": "R", "url": format!("{}/r", r_rx.url), "eventTypes": ["ticket.*"], "urns": ["urn:allthings:app:A2:*"]})).await;
+    let m = create(stack, &admin, json!({"name": "Monitor", "url": format!("{}/m", monitor.url), "eventTypes": ["webhook.*", "ticket.*"], "urns": ["urn:allthings:app:A1:*"]})).await;
+
+    // Both fail with 400 (final, no retries): W three times, R twice.
+    w_status.store(400, Ordering::SeqCst);
+    r_status.store(400, Ordering::SeqCst);
+    let started = time::OffsetDateTime::now_utc();
+    for i in 1..=3 {
+        publish(
+            stack,
+            &admin,
+            &format!("w{i}"),
+            "ticket.created",
+            "urn:allthings:app:A1:ticket:C1:T1",
+        )
+        .await;
+    }
+    for i in 1..=2 {
+        publish(
+            stack,
+            &admin,
+            &format!("r{i}"),
+            "ticket.created",
+            "urn:allthings:app:A2:ticket:C1:T1",
+        )
+        .await;
+    }
+    let hook = eventually("W's three failures counted", || async {
+        let hook = get(stack, &admin, &w).await;
+        (failures(&hook) == 3).then_some(hook)
+    })
+    .await;
+    let young = time::OffsetDateTime::now_utc() - since(&hook);
+    assert!(
+        young < WINDOW,
+        "the run is {young} old before this check: the window {WINDOW:?} is too short to test 'not before'"
+    );
+    assert_eq!(
+        hook["enabled"], true,
+        "not disabled before the window: {hook}"
+    );
+    assert_eq!(hook["failing"]["lastError"], "the endpoint answered 400");
+    let first_r_failure = eventually("R's two failures counted", || async {
+        let hook = get(stack, &admin, &r).await;
+        (failures(&hook) == 2).then(|| since(&hook))
+    })
+    .await;
+    assert!(first_r_failure >= started - time::Duration::seconds(1));
+
+    // One 2xx ends R's run.
+    r_status.store(200, Ordering::SeqCst);
+    publish(
+        stack,
+        &admin,
+        "r3",
+        "ticket.created",
+        "urn:allthings:app:A2:ticket:C1:T1",
+    )
+    .await;
+    eventually("R's run ended by a 2xx", || async {
+        let hook = get(stack, &admin, &r).await;
+        hook.get("failing").is_none().then_some(())
+    })
+    .await;
+    r_status.store(400, Ordering::SeqCst);
+
+    // Past the window, W's next failure disables it; R's three new failures do not, since
+    // its run started again after the 2xx.
+    let wait = (since(&hook) + WINDOW + time::Duration::milliseconds(300))
+        - time::OffsetDateTime::now_utc();
+    if wait.is_positive() {
+        tokio::time::sleep(wait.unsigned_abs()).await;
+    }
+    publish(
+        stack,
+        &admin,
+        "w4",
+        "ticket.created",
+        "urn:allthings:app:A1:ticket:C1:T1",
+    )
+    .await;
+    for i in 4..=6 {
+        publish(
+            stack,
+            &admin,
+            &format!("r{i}"),
+            "ticket.created",
+            "urn:allthings:app:A2:ticket:C1:T1",
+        )
+        .await;
+    }
+    let hook = eventually("W disabled after the window", || async {
+        let hook = get(stack, &admin, &w).await;
+        (hook["enabled"] == false).then_some(hook)
+    })
+    .await;
+    assert_eq!(hook["disabledReason"], "failing", "{hook}");
+    assert!(hook["disabledAt"].is_string(), "{hook}");
+    assert_eq!(hook["lastError"], "the endpoint answered 400");
+    assert_eq!(failures(&hook), 4, "the run's failures are counted: {hook}");
+    let hook_r = eventually("R's three new failures counted", || async {
+        let hook = get(stack, &admin, &r).await;
+        (failures(&hook) == 3).then_some(hook)
+    })
+    .await;
+    assert_eq!(hook_r["enabled"], true, "a 2xx reset R's window: {hook_r}");
+    assert!(since(&hook_r) > first_r_failure + time::Duration::seconds(1));
+
+    // The App's monitor hears of it, with the reason and the run.
+    let disabled = eventually("webhook.disabled reaching the monitor", || async {
+        operational(&monitor, "webhook.disabled", &w)
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(disabled["data"]["reason"], "failing");
+    assert_eq!(disabled["data"]["appId"], "A1");
+    assert_eq!(disabled["data"]["failures"], 4);
+    assert_eq!(disabled["urn"], format!("urn:allthings:app:A1:webhook:{w}"));
+
+    // Disabled: w5 goes nowhere. Enabled again: w6 arrives, and the monitor hears of it.
+    publish(
+        stack,
+        &admin,
+        "w5",
+        "ticket.created",
+        "urn:allthings:app:A1:ticket:C1:T1",
+    )
+    .await;
+    // The monitor takes A1's tickets too: once it has w5, w5's fan-out is over.
+    eventually("w5 fanned out (the monitor has it)", || async {
+        delivered_ids(&monitor)
+            .contains(&"w5".to_owned())
+            .then_some(())
+    })
+    .await;
+    w_status.store(200, Ordering::SeqCst);
+    let (status, enabled) = call(
+        stack,
+        &admin,
+        "POST",
+        &format!("/v1/webhooks/{w}/enable"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{enabled}");
+    assert_eq!(enabled["enabled"], true);
+    assert!(
+        enabled.get("disabledReason").is_none() && enabled.get("failing").is_none(),
+        "{enabled}"
+    );
+    let (status, again) = call(
+        stack,
+        &admin,
+        "POST",
+        &format!("/v1/webhooks/{w}/enable"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &again["version"]),
+        (200, &enabled["version"]),
+        "enabling twice changes nothing"
+    );
+    publish(
+        stack,
+        &admin,
+        "w6",
+        "ticket.created",
+        "urn:allthings:app:A1:ticket:C1:T1",
+    )
+    .await;
+    eventually("w6 delivered after enable", || async {
+        delivered_ids(&w_rx)
+            .contains(&"w6".to_owned())
+            .then_some(())
+    })
+    .await;
+    assert!(
+        !delivered_ids(&w_rx).contains(&"w5".to_owned()),
+        "w5 was published while W was disabled"
+    );
+    eventually("webhook.enabled reaching the monitor", || async {
+        operational(&monitor, "webhook.enabled", &w)
+            .into_iter()
+            .next()
+    })
+    .await;
+
+    // Disabling by hand says so.
+    let (status, off) = call(
+        stack,
+        &admin,
+        "POST",
+        &format!("/v1/webhooks/{r}/disable"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{off}");
+    assert_eq!(
+        (off["enabled"].clone(), off["disabledReason"].clone()),
+        (json!(false), json!("manual"))
+    );
+
+    // W subscribes to everything in A1, yet never hears about itself.
+    assert!(
+        delivered(&w_rx)
+            .iter()
+            .all(|b| b["data"]["webhookId"] != w.as_str()),
+        "W got an operational event about itself: {:?}",
+        delivered(&w_rx)
+    );
+    assert!(operational(&monitor, "webhook.disabled", &m).is_empty());
+}
+
+async fn revocation_and_restore(stack: &dyn Stack) {
+    let owner = principal("integrator-7", "edit-app:A1 edit-app:A2");
+    let admin = principal("admin", "edit-app:A1 publish-events:A1 publish-events:A2");
+    let platform = principal("platform", "manage-grants:*");
+    let w_rx = TestReceiver::always(200).await;
+    let monitor = TestReceiver::always(200).await;
+    let w = create(stack, &owner, json!({"name": "CRM", "url": format!("{}/w", w_rx.url), "eventTypes": ["ticket.*"], "urns": ["urn:allthings:app:A1:*", "urn:allthings:app:A2:*"]})).await;
+    create(stack, &admin, json!({"name": "Monitor", "url": format!("{}/m", monitor.url), "eventTypes": ["webhook.*", "ticket.*"], "urns": ["urn:allthings:app:A1:*"]})).await;
+
+    // Only the platform reports grants.
+    let body = json!({"sub": "integrator-7", "appId": "A1"});
+    let (status, _) = call(
+        stack,
+        &principal("boss", "edit-app:*"),
+        "POST",
+        "/v1/grants/revoke",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, bad) = call(
+        stack,
+        &platform,
+        "POST",
+        "/v1/grants/revoke",
+        Some(json!({"sub": "", "appId": "A:1"})),
+    )
+    .await;
+    assert_eq!(status, 422, "{bad}");
+    assert_eq!(bad["errors"].as_array().map(Vec::len), Some(2), "{bad}");
+
+    let (status, revoked) = call(
+        stack,
+        &platform,
+        "POST",
+        "/v1/grants/revoke",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{revoked}");
+    assert_eq!(revoked["webhooks"], json!([w]));
+    let hook = get(stack, &owner, &w).await;
+    assert_eq!(hook["enabled"], true);
+    assert_eq!(hook["suspended"][0]["appId"], "A1", "{hook}");
+    assert_eq!(hook["suspended"][0]["reason"], "permission revoked");
+    assert!(hook["suspended"][0]["since"].is_string());
+    assert_eq!(hook["suspended"].as_array().map(Vec::len), Some(1));
+
+    // The next A1 event is not delivered; A2's still is.
+    publish(
+        stack,
+        &admin,
+        "x1",
+        "ticket.created",
+        "urn:allthings:app:A1:ticket:C1:T1",
+    )
+    .await;
+    publish(
+        stack,
+        &admin,
+        "y1",
+        "ticket.created",
+        "urn:allthings:app:A2:ticket:C1:T1",
+    )
+    .await;
+    eventually("A2's y1 delivered", || async {
+        delivered_ids(&w_rx)
+            .contains(&"y1".to_owned())
+            .then_some(())
+    })
+    .await;
+    let suspended = eventually("webhook.suspended reaching the monitor", || async {
+        operational(&monitor, "webhook.suspended", &w)
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(suspended["data"]["appId"], "A1");
+    assert_eq!(suspended["data"]["reason"], "permission revoked");
+
+    // While revoked, the owner may not add webhooks on A1.
+    let (status, refused) = call(stack, &owner, "POST", "/v1/webhooks", Some(json!({"name": "more", "url": format!("{}/x", w_rx.url), "eventTypes": ["*"], "urns": ["urn:allthings:app:A1:*"]}))).await;
+    assert_eq!(status, 403, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("revoked")),
+        "{refused}"
+    );
+
+    // A client with no webhook yet: recorded all the same.
+    let newcomer = principal("newcomer", "edit-app:A1");
+    let n_rx = TestReceiver::always(200).await;
+    let nb = json!({"sub": "newcomer", "appId": "A1"});
+    let (status, r) = call(
+        stack,
+        &platform,
+        "POST",
+        "/v1/grants/revoke",
+        Some(nb.clone()),
+    )
+    .await;
+    assert_eq!((status, r["webhooks"].clone()), (200, json!([])));
+    let new_hook = json!({"name": "new", "url": format!("{}/n", n_rx.url), "eventTypes": ["*"], "urns": ["urn:allthings:app:A1:*"]});
+    let (status, _) = call(
+        stack,
+        &newcomer,
+        "POST",
+        "/v1/webhooks",
+        Some(new_hook.clone()),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = call(stack, &platform, "POST", "/v1/grants/restore", Some(nb)).await;
+    assert_eq!(status, 200);
+    create(stack, &newcomer, new_hook).await;
+
+    // The monitor takes A1's tickets too: once it has x1, x1's fan-out is over.
+    eventually("x1 fanned out (the monitor has it)", || async {
+        delivered_ids(&monitor)
+            .contains(&"x1".to_owned())
+            .then_some(())
+    })
+    .await;
+
+    // Restore: the next A1 event arrives; x1 never does.
+    let (status, restored) = call(stack, &platform, "POST", "/v1/grants/restore", Some(body)).await;
+    assert_eq!(status, 200, "{restored}");
+    assert_eq!(restored["webhooks"], json!([w]));
+    assert_eq!(get(stack, &owner, &w).await["suspended"], json!([]));
+    publish(
+        stack,
+        &admin,
+        "x2",
+        "ticket.created",
+        "urn:allthings:app:A1:ticket:C1:T1",
+    )
+    .await;
+    eventually("x2 delivered after restore", || async {
+        delivered_ids(&w_rx)
+            .contains(&"x2".to_owned())
+            .then_some(())
+    })
+    .await;
+    assert!(
+        !delivered_ids(&w_rx).contains(&"x1".to_owned()),
+        "x1 was published while suspended"
+    );
+    eventually("webhook.restored reaching the monitor", || async {
+        operational(&monitor, "webhook.restored", &w)
+            .into_iter()
+            .next()
+    })
+    .await;
+
+    // The same through the events queue, as an IdP hook would push it.
+    stack
+        .push_event_message(
+            r#"{"type":"grant.revoked","data":{"sub":"integrator-7","appId":"A1"}}"#,
+        )
+        .await;
+    eventually("grant.revoked message applied", || async {
+        let hook = get(stack, &owner, &w).await;
+        (hook["suspended"][0]["appId"] == "A1").then_some(())
+    })
+    .await;
+    publish(
+        stack,
+        &admin,
+        "x3",
+        "ticket.created",
+        "urn:allthings:app:A1:ticket:C1:T1",
+    )
+    .await;
+    publish(
+        stack,
+        &admin,
+        "y2",
+        "ticket.created",
+        "urn:allthings:app:A2:ticket:C1:T1",
+    )
+    .await;
+    eventually("y2 delivered", || async {
+        delivered_ids(&w_rx)
+            .contains(&"y2".to_owned())
+            .then_some(())
+    })
+    .await;
+    eventually("x3 fanned out (the monitor has it)", || async {
+        delivered_ids(&monitor)
+            .contains(&"x3".to_owned())
+            .then_some(())
+    })
+    .await;
+    stack
+        .push_event_message(
+            r#"{"type":"grant.restored","data":{"sub":"integrator-7","appId":"A1"}}"#,
+        )
+        .await;
+    eventually("grant.restored message applied", || async {
+        let hook = get(stack, &owner, &w).await;
+        (hook["suspended"] == json!([])).then_some(())
+    })
+    .await;
+    assert!(
+        !delivered_ids(&w_rx).contains(&"x3".to_owned()),
+        "x3 was published while suspended"
+    );
+}
+
+#[tokio::test]
+async fn failing_webhooks_are_disabled_after_the_window_and_enabled_by_hand_embedded() {
+    let stack = embedded(time::Duration::hours(24)).await;
+    disable_enable_and_operational_events(stack.as_ref()).await;
+    stack.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
+async fn failing_webhooks_are_disabled_after_the_window_and_enabled_by_hand_on_moto() {
+    let stack = moto().await;
+    disable_enable_and_operational_events(stack.as_ref()).await;
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn revoked_grants_suspend_the_owners_webhooks_on_that_app_embedded() {
+    let stack = embedded(time::Duration::hours(24)).await;
+    revocation_and_restore(stack.as_ref()).await;
+    stack.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
+async fn revoked_grants_suspend_the_owners_webhooks_on_that_app_on_moto() {
+    let stack = moto().await;
+    revocation_and_restore(stack.as_ref()).await;
+    stack.stop().await;
+}
+
+/// Verifies a captured delivery with the `standardwebhooks` reference library (Python, from
+/// the test venv `tests/run.sh` installs and names in `HOOKLINE_TEST_PYTHON`): `Ok` or the
+/// library's complaint.
+fn reference_verify(python: &str, secret: &str, delivery: &Captured) -> Result<(), String> {
+    const SCRIPT: &str = r#"
+import json, sys
+from standardwebhooks.webhooks import Webhook
+req = json.load(sys.stdin)
+try:
+    Webhook(req["secret"]).verify(req["body"].encode(), req["headers"])
+    print("ok")
+except Exception as e:
+    print("refused: %s" % e)
+"#;
+    let input = json!({
+        "secret": secret,
+        "body": String::from_utf8_lossy(&delivery.body),
+        "headers": delivery.headers.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+    });
+    let mut child = std::process::Command::new(python)
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{python}: {e}"));
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(input.to_string().as_bytes())
+            .expect("write to python");
+    }
+    let out = child.wait_with_output().expect("python ran");
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if said == "ok" {
+        Ok(())
+    } else {
+        Err(said)
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the standardwebhooks reference library: ./tests/run.sh installs it and runs this with --include-ignored"]
+async fn rotated_secrets_sign_beside_the_new_one_for_the_overlap_then_stop() {
+    let python = std::env::var("HOOKLINE_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("HOOKLINE_TEST_PYTHON is not set: run ./tests/run.sh, which installs the test venv with standardwebhooks and names its python")
+    });
+    let overlap = time::Duration::seconds(3);
+    let stack = embedded(overlap).await;
+    let s: &dyn Stack = stack.as_ref();
+    let admin = principal("admin", "edit-app:A1 publish-events:A1");
+    let rx = TestReceiver::always(200).await;
+    let (status, created) = call(s, &admin, "POST", "/v1/webhooks", Some(json!({"name": "CRM", "url": format!("{}/in", rx.url), "eventTypes": ["ticket.*"], "urns": ["urn:allthings:app:A1:*"]}))).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let old = created["secret"].as_str().expect("secret").to_owned();
+    let (status, rotated) = call(
+        s,
+        &admin,
+        "POST",
+        &format!("/v1/webhooks/{id}/secret/rotate"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{rotated}");
+    let rotated_at = Instant::now();
+    let new = rotated["secret"].as_str().expect("new secret").to_owned();
+    assert_ne!(old, new);
+
+    // Within the overlap: two v1 signatures, each verifying with its secret.
+    publish(
+        s,
+        &admin,
+        "rot1",
+        "ticket.created",
+        "urn:allthings:app:A1:ticket:C1:T1",
+    )
+    .await;
+    let first = eventually("rot1 delivered", || async {
+        rx.requests()
+            .into_iter()
+            .find(|r| r.header("webhook-id") == Some("rot1"))
+    })
+    .await;
+    assert!(
+        rotated_at.elapsed() < Duration::from_secs(3),
+        "rot1 arrived after the overlap; the test proves nothing"
+    );
+    assert_eq!(
+        first
+            .header("webhook-signature")
+            .map(|h| h.split(' ').count()),
+        Some(2)
+    );
+    assert_eq!(reference_verify(&python, &new, &first), Ok(()));
+    assert_eq!(reference_verify(&python, &old, &first), Ok(()));
+
+    // After it: only the new secret signs.
+    let left = Duration::from_secs(3).saturating_sub(rotated_at.elapsed());
+    tokio::time::sleep(left + Duration::from_millis(500)).await;
+    publish(
+        s,
+        &admin,
+        "rot2",
+        "ticket.created",
+        "urn:allthings:app:A1:ticket:C1:T1",
+    )
+    .await;
+    let second = eventually("rot2 delivered", || async {
+        rx.requests()
+            .into_iter()
+            .find(|r| r.header("webhook-id") == Some("rot2"))
+    })
+    .await;
+    assert_eq!(
+        second
+            .header("webhook-signature")
+            .map(|h| h.split(' ').count()),
+        Some(1)
+    );
+    assert_eq!(reference_verify(&python, &new, &second), Ok(()));
+    let refused =
+        reference_verify(&python, &old, &second).expect_err("the old secret stopped signing");
+    assert!(refused.contains("signature"), "{refused}");
+    stack.stop().await;
+}
