@@ -45,8 +45,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `hookline serve` on a scratch store: the running child, its `HOST:PORT` and its token.
-fn serve() -> (Running, String, String) {
+/// `hookline serve` on a scratch store with `env` set: the running child, its `HOST:PORT`,
+/// its token and its store.
+fn serve(env: &[(&str, &str)]) -> (Running, String, String, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!(
         "hookline-quickstart-{}",
         std::time::SystemTime::now()
@@ -59,6 +60,7 @@ fn serve() -> (Running, String, String) {
         Command::new(env!("CARGO_BIN_EXE_hookline"))
             .args(["serve", "--addr", "127.0.0.1:0", "--db"])
             .arg(dir.join("hookline.db"))
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -82,14 +84,25 @@ fn serve() -> (Running, String, String) {
     }
     // Keep draining: a closed pipe would fail serve's later prints.
     std::thread::spawn(move || for _ in lines {});
-    (serve, base.expect("address"), token.expect("token"))
+    (
+        serve,
+        base.expect("address"),
+        token.expect("token"),
+        dir.join("hookline.db"),
+    )
 }
 
 /// Runs a README block against a fresh `hookline serve`, its listener on a free port: stdout.
 fn run_session(session: &str) -> String {
+    run_session_with(session, &[])
+}
+
+/// [`run_session`] with `serve` started with `serve_env`; the block's `hookline` commands use
+/// the same store (`HOOKLINE_DB`), as they would run beside it.
+fn run_session_with(session: &str, serve_env: &[(&str, &str)]) -> String {
     assert!(session.contains("127.0.0.1:8080") && session.contains("127.0.0.1:9000"));
     assert!(session.contains("hookline listen"));
-    let (_serve, base, token) = serve();
+    let (_serve, base, token, db) = serve(serve_env);
     let listen_at = format!("127.0.0.1:{}", free_port());
     let script = session
         .replace("127.0.0.1:8080", &base)
@@ -107,6 +120,7 @@ fn run_session(session: &str) -> String {
         .arg("-c")
         .arg(format!("set -euo pipefail\n{script}"))
         .env("HOOKLINE_TOKEN", &token)
+        .env("HOOKLINE_DB", &db)
         .env("PATH", path)
         .output()
         .expect("bash runs (curl must be installed)");
@@ -203,4 +217,36 @@ fn the_readme_graphql_session_registers_with_the_public_example() {
         delivery.contains("urn:allthings:app:A1:ticket:CAT7:T99") && delivery.contains("attempt 1"),
         "{delivery}"
     );
+}
+
+/// The README's lifecycle session, against `serve` started as its first line says: a failing
+/// endpoint is disabled after the window, enabled again, and a revoked grant suspends it.
+#[test]
+fn the_readme_lifecycle_session_disables_enables_and_suspends() {
+    let session = readme_block("lifecycle-session");
+    assert!(session.contains("HOOKLINE_DISABLE_AFTER=2s HOOKLINE_DISABLE_MIN_FAILURES=3"));
+    let stdout = run_session_with(
+        &session,
+        &[
+            ("HOOKLINE_DISABLE_AFTER", "2s"),
+            ("HOOKLINE_DISABLE_MIN_FAILURES", "3"),
+        ],
+    );
+    let answers: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let [disabled, enabled, revoked, suspended, restored] = &answers[..] else {
+        panic!("five JSON answers expected: {stdout}");
+    };
+    assert_eq!(disabled["enabled"], false, "{disabled}");
+    assert_eq!(disabled["disabledReason"], "failing");
+    assert_eq!(disabled["lastError"], "the endpoint answered 400");
+    assert_eq!(disabled["failing"]["failures"], 4);
+    assert_eq!(enabled["enabled"], true, "{enabled}");
+    assert!(enabled.get("failing").is_none(), "{enabled}");
+    assert_eq!(revoked["webhooks"][0], disabled["id"], "{revoked}");
+    assert_eq!(suspended["suspended"][0]["reason"], "permission revoked");
+    assert_eq!(restored["revoked"], false, "{restored}");
 }
