@@ -211,6 +211,10 @@ async fn an_app_administrator_manages_a_webhook_in_the_console() {
         Some(&Value::String("edit-app:A1 publish-events:A1".into())),
     );
     let token = local.mint_token(&admin, Duration::from_secs(3600));
+    let platform = local.mint_token(
+        &Principal::from_claims("platform", Some(&json!("manage-grants:*"))),
+        Duration::from_secs(3600),
+    );
     let server = hookline_tests::Serving::start(local.clone()).await;
     let failing = TestReceiver::always(500).await;
     let good = TestReceiver::always(200).await;
@@ -475,6 +479,35 @@ async fn an_app_administrator_manages_a_webhook_in_the_console() {
         !rows.contains("(edited)"),
         "deleted, gone from the list: {rows}"
     );
+
+    // The platform revokes the admin's permission on A1: the Webhooks page shows the
+    // remaining webhook suspended, as an error.
+    let revoked = reqwest::Client::new()
+        .post(format!("{}/v1/grants/revoke", server.base))
+        .bearer_auth(&platform)
+        .json(&json!({"sub": admin.sub, "appId": "A1"}))
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.status().as_u16(), 200);
+    click(&c, "#tab-webhooks").await;
+    let rows = text_of(&c, "#list-rows", "Suspended in App A1: permission revoked").await;
+    assert!(rows.contains(HOSTILE), "{rows}");
+    let flagged = c
+        .execute(
+            "return [...document.querySelectorAll('#list-rows td.alert')].map(e => e.textContent)",
+            Vec::new(),
+        )
+        .await
+        .expect("script");
+    assert!(
+        flagged.as_array().is_some_and(|cells| cells.len() == 1
+            && cells[0]
+                .as_str()
+                .is_some_and(|t| t.contains("permission revoked"))),
+        "the suspension is shown as an error: {flagged}"
+    );
+    screenshot(&c, "console-suspended.png").await;
 
     // No script ran from the hostile name at any point.
     assert!(

@@ -216,11 +216,20 @@ const DISABLED = {
   gone: "Disabled: the endpoint answered 410 Gone",
 };
 
-// "Enabled", or why not; then each App it receives nothing from, and why.
+// "Enabled", or why not; each App it receives nothing from, and why; and where it still
+// receives events when that is only some of its Apps.
 function statusText(w) {
-  const parts = [w.enabled ? "Enabled" : DISABLED[w.disabledReason] || "Disabled"];
-  for (const s of w.suspended || []) {
+  const suspended = w.suspended || [];
+  const parts = [];
+  if (!w.enabled) parts.push(DISABLED[w.disabledReason] || "Disabled");
+  for (const s of suspended) {
     parts.push(`Suspended in App ${s.appId}: ${s.reason} (since ${when(s.since)})`);
+  }
+  if (w.enabled) {
+    const apps = [...new Set(w.urns.map((u) => u.split(":")[3]))];
+    const live = apps.filter((a) => !suspended.some((s) => s.appId === a));
+    if (live.length === apps.length) parts.unshift("Enabled");
+    else if (live.length > 0) parts.push(`Enabled in App ${live.join(", ")}`);
   }
   return parts.join(". ");
 }
