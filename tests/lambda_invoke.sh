@@ -50,6 +50,8 @@ invoke api api-graphql-register-webhook-forbidden.json 'r["statusCode"] == 200 a
 invoke api api-graphql-webhooks.json 'r["statusCode"] == 200 and json.loads(r["body"])["data"]["webhooks"]["totalCount"] == 0'
 invoke api api-graphql-no-token.json 'r["statusCode"] == 401'
 invoke ingest sqs-ingest-batch.json 'r["batchItemFailures"] == []'
+invoke api api-revoke-grant.json 'r["statusCode"] == 200 and json.loads(r["body"]) == {"sub": "integrator-1", "appId": "A1", "revoked": True, "webhooks": []}'
+invoke ingest sqs-ingest-grant-revoked.json 'r["batchItemFailures"] == []'
 invoke deliver sqs-deliver-batch.json 'r["batchItemFailures"] == []'
 
 # Every fixture was invoked above.

@@ -68,6 +68,7 @@ async fn run_fixtures(
         "sub comes from the authorizer's claims"
     );
     assert_eq!(body["urns"][0], "urn:allthings:app:A1:ticket:CAT7:*");
+    let created_id = body["id"].clone();
 
     let (status, body) = invoke(
         &router,
@@ -138,6 +139,17 @@ async fn run_fixtures(
 
     let (status, body) = invoke(&router, &fixture("api-graphql-no-token.json", &endpoint)).await;
     assert_eq!(status, 401, "{body}");
+
+    // The platform (manage-grants in its claims) revokes integrator-1 on A1: its webhooks are
+    // suspended there.
+    let (status, body) = invoke(&router, &fixture("api-revoke-grant.json", &endpoint)).await;
+    assert_eq!(status, 200, "{body}");
+    // Both of integrator-1's webhooks (REST's and GraphQL's) name A1.
+    let suspended = body["webhooks"].as_array().expect("a list");
+    assert!(
+        suspended.contains(&created_id) && suspended.len() == 2,
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -152,13 +164,14 @@ async fn api_gateway_fixtures_on_the_embedded_store() {
         DeliveriesService::new(w, Arc::new(logs.clone()), Arc::new(logs), Arc::new(queue))
     })
     .await;
-    let queued = events.list(10).await.expect("list");
-    assert_eq!(
-        queued.len(),
-        1,
-        "the published event is on the events queue"
-    );
-    assert!(queued[0].body.contains("evt_01JDK7Z3Q8W6V0N4B2C9D5E7F1"));
+    let queued: Vec<String> = events
+        .list(10)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_queued(&queued);
 }
 
 #[tokio::test]
@@ -199,15 +212,28 @@ async fn api_gateway_fixtures_on_dynamodb() {
         .send()
         .await
         .expect("receive");
-    let bodies: Vec<&str> = received
+    let bodies: Vec<String> = received
         .messages()
         .iter()
-        .filter_map(|m| m.body())
+        .filter_map(|m| m.body().map(str::to_owned))
         .collect();
+    assert_queued(&bodies);
+}
+
+/// The events queue holds the published event and one `webhook.suspended` per suspended
+/// webhook.
+fn assert_queued(bodies: &[String]) {
+    let published = bodies
+        .iter()
+        .filter(|b| b.contains("evt_01JDK7Z3Q8W6V0N4B2C9D5E7F1"))
+        .count();
+    let suspended = bodies
+        .iter()
+        .filter(|b| b.contains("\"webhook.suspended\""))
+        .count();
     assert_eq!(
-        bodies.len(),
-        1,
-        "the published event is on the events queue"
+        (published, suspended, bodies.len()),
+        (1, 2, 3),
+        "the published event and the operational events: {bodies:?}"
     );
-    assert!(bodies[0].contains("evt_01JDK7Z3Q8W6V0N4B2C9D5E7F1"));
 }
