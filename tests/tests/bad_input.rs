@@ -161,6 +161,52 @@ fn corpus() -> Vec<Case> {
         "unknown field".into(),
     ));
     cases.push((
+        "event: an operational type only Hookline emits",
+        "POST",
+        events.clone(),
+        json,
+        br#"{"type":"webhook.disabled","urn":"urn:allthings:app:A1:webhook:x","data":{}}"#.to_vec(),
+        422,
+        "emitted by Hookline itself".into(),
+    ));
+    let revoke = "/v1/grants/revoke".to_owned();
+    for (what, body, status, says) in [
+        (
+            "grant: unknown field",
+            r#"{"sub":"s","appId":"A1","x":1}"#,
+            400,
+            "unknown field `x`",
+        ),
+        (
+            "grant: missing sub",
+            r#"{"appId":"A1"}"#,
+            400,
+            "missing field `sub`",
+        ),
+        (
+            "grant: App id of two segments",
+            r#"{"sub":"s","appId":"A:1"}"#,
+            422,
+            "\"field\":\"appId\"",
+        ),
+        (
+            "grant: empty sub",
+            r#"{"sub":" ","appId":"A1"}"#,
+            422,
+            "\"field\":\"sub\"",
+        ),
+    ] {
+        cases.push((
+            what,
+            "POST",
+            revoke.clone(),
+            json,
+            body.as_bytes().to_vec(),
+            status,
+            says.into(),
+        ));
+    }
+    cases.push((
         "event: 256 KiB + 1",
         "POST",
         events,
