@@ -2,7 +2,8 @@
 //!
 //! URNs and their index ([`urn`]), event types ([`event_type`]), the event envelope
 //! ([`event`]), webhooks and their validation ([`webhook`]), Standard Webhooks signing
-//! ([`signing`]), the retry policy ([`retry`]), the SSRF guard ([`target`]) and the storage
+//! ([`signing`]), the retry policy ([`retry`]), the SSRF guard ([`target`]), the webhook
+//! lifecycle (disable rules, suspensions, operational events: [`lifecycle`]) and the storage
 //! and queue ports ([`ports`]). Contracts: `DESIGN.md`.
 #![warn(missing_docs)]
 

@@ -111,6 +111,23 @@ pub struct WebhookState {
     pub suspended: Vec<Suspension>,
 }
 
+impl WebhookState {
+    /// Why it is disabled (`manual`, `failing`, `gone`), if it is.
+    pub fn disabled_reason(&self) -> Option<&'static str> {
+        self.disabled.as_ref().map(|d| d.reason.as_str())
+    }
+
+    /// Since when it is disabled, if it is.
+    pub fn disabled_at(&self) -> Option<OffsetDateTime> {
+        self.disabled.as_ref().map(|d| d.at)
+    }
+
+    /// The delivery error that disabled it, if one did.
+    pub fn last_error(&self) -> Option<&str> {
+        self.disabled.as_ref().and_then(|d| d.last_error.as_deref())
+    }
+}
+
 /// When a failure run disables a webhook (`HOOKLINE_DISABLE_AFTER`,
 /// `HOOKLINE_DISABLE_MIN_FAILURES`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -125,18 +125,11 @@ pub fn aws_lifecycle(
     sqs: &aws_sdk_sqs::Client,
     r: &hookline_infra::Resources,
 ) -> hookline_core::lifecycle::Lifecycle {
-    use hookline_core::store::dynamodb::{DynamoGrantStore, DynamoWebhookStore};
-    use std::sync::Arc;
-    hookline_core::lifecycle::Lifecycle::new(
-        Arc::new(DynamoWebhookStore::new(
-            dynamo.clone(),
-            r.table_name.clone(),
-        )),
-        Arc::new(DynamoGrantStore::new(dynamo.clone(), r.table_name.clone())),
-        Arc::new(hookline_core::queue::sqs::SqsQueue::new(
-            sqs.clone(),
-            r.events_queue_url.clone(),
-        )),
+    hookline_core::store::dynamodb::lifecycle(
+        dynamo,
+        sqs,
+        &r.table_name,
+        &r.events_queue_url,
         hookline_core::urn::Namespace::default(),
     )
 }

@@ -287,6 +287,18 @@ async fn publish(stack: &dyn Stack, who: &Principal, id: &str, event_type: &str,
     assert_eq!(status, 202, "publish {id}: {body}");
 }
 
+/// Publishes `ticket.created` with id `id` on a ticket of `app`.
+async fn ticket(stack: &dyn Stack, who: &Principal, id: &str, app: &str) {
+    publish(
+        stack,
+        who,
+        id,
+        "ticket.created",
+        &format!("urn:allthings:app:{app}:ticket:C1:T1"),
+    )
+    .await;
+}
+
 /// Polls `check` until it returns `Some`, or fails saying what did not happen.
 async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
@@ -351,6 +363,23 @@ fn since(w: &Value) -> time::OffsetDateTime {
     .expect("RFC 3339")
 }
 
+/// Waits until `rx` has the event `id` (`what` says why it matters when it does not come).
+async fn arrives(rx: &TestReceiver, id: &str, what: &str) {
+    eventually(what, || async {
+        delivered_ids(rx).iter().any(|d| d == id).then_some(())
+    })
+    .await;
+}
+
+/// Waits for the operational event `kind` about `webhook` to reach `rx`; returns it.
+async fn hears(rx: &TestReceiver, kind: &str, webhook: &str) -> Value {
+    eventually(
+        &format!("{kind} about {webhook} reaching the monitor"),
+        || async { operational(rx, kind, webhook).into_iter().next() },
+    )
+    .await
+}
+
 /// Operational events of `kind` about `webhook` a receiver got.
 fn operational(rx: &TestReceiver, kind: &str, webhook: &str) -> Vec<Value> {
     delivered(rx)
@@ -379,24 +408,10 @@ async fn disable_enable_and_operational_events(stack: &dyn Stack) {
     r_status.store(400, Ordering::SeqCst);
     let started = time::OffsetDateTime::now_utc();
     for i in 1..=3 {
-        publish(
-            stack,
-            &admin,
-            &format!("w{i}"),
-            "ticket.created",
-            "urn:allthings:app:A1:ticket:C1:T1",
-        )
-        .await;
+        ticket(stack, &admin, &format!("w{i}"), "A1").await;
     }
     for i in 1..=2 {
-        publish(
-            stack,
-            &admin,
-            &format!("r{i}"),
-            "ticket.created",
-            "urn:allthings:app:A2:ticket:C1:T1",
-        )
-        .await;
+        ticket(stack, &admin, &format!("r{i}"), "A2").await;
     }
     let hook = eventually("W's three failures counted", || async {
         let hook = get(stack, &admin, &w).await;
@@ -422,14 +437,7 @@ async fn disable_enable_and_operational_events(stack: &dyn Stack) {
 
     // One 2xx ends R's run.
     r_status.store(200, Ordering::SeqCst);
-    publish(
-        stack,
-        &admin,
-        "r3",
-        "ticket.created",
-        "urn:allthings:app:A2:ticket:C1:T1",
-    )
-    .await;
+    ticket(stack, &admin, "r3", "A2").await;
     eventually("R's run ended by a 2xx", || async {
         let hook = get(stack, &admin, &r).await;
         hook.get("failing").is_none().then_some(())
@@ -444,23 +452,9 @@ async fn disable_enable_and_operational_events(stack: &dyn Stack) {
     if wait.is_positive() {
         tokio::time::sleep(wait.unsigned_abs()).await;
     }
-    publish(
-        stack,
-        &admin,
-        "w4",
-        "ticket.created",
-        "urn:allthings:app:A1:ticket:C1:T1",
-    )
-    .await;
+    ticket(stack, &admin, "w4", "A1").await;
     for i in 4..=6 {
-        publish(
-            stack,
-            &admin,
-            &format!("r{i}"),
-            "ticket.created",
-            "urn:allthings:app:A2:ticket:C1:T1",
-        )
-        .await;
+        ticket(stack, &admin, &format!("r{i}"), "A2").await;
     }
     let hook = eventually("W disabled after the window", || async {
         let hook = get(stack, &admin, &w).await;
@@ -480,33 +474,16 @@ async fn disable_enable_and_operational_events(stack: &dyn Stack) {
     assert!(since(&hook_r) > first_r_failure + time::Duration::seconds(1));
 
     // The App's monitor hears of it, with the reason and the run.
-    let disabled = eventually("webhook.disabled reaching the monitor", || async {
-        operational(&monitor, "webhook.disabled", &w)
-            .into_iter()
-            .next()
-    })
-    .await;
+    let disabled = hears(&monitor, "webhook.disabled", &w).await;
     assert_eq!(disabled["data"]["reason"], "failing");
     assert_eq!(disabled["data"]["appId"], "A1");
     assert_eq!(disabled["data"]["failures"], 4);
     assert_eq!(disabled["urn"], format!("urn:allthings:app:A1:webhook:{w}"));
 
     // Disabled: w5 goes nowhere. Enabled again: w6 arrives, and the monitor hears of it.
-    publish(
-        stack,
-        &admin,
-        "w5",
-        "ticket.created",
-        "urn:allthings:app:A1:ticket:C1:T1",
-    )
-    .await;
+    ticket(stack, &admin, "w5", "A1").await;
     // The monitor takes A1's tickets too: once it has w5, w5's fan-out is over.
-    eventually("w5 fanned out (the monitor has it)", || async {
-        delivered_ids(&monitor)
-            .contains(&"w5".to_owned())
-            .then_some(())
-    })
-    .await;
+    arrives(&monitor, "w5", "w5 fanned out (the monitor has it)").await;
     w_status.store(200, Ordering::SeqCst);
     let (status, enabled) = call(
         stack,
@@ -535,30 +512,13 @@ async fn disable_enable_and_operational_events(stack: &dyn Stack) {
         (200, &enabled["version"]),
         "enabling twice changes nothing"
     );
-    publish(
-        stack,
-        &admin,
-        "w6",
-        "ticket.created",
-        "urn:allthings:app:A1:ticket:C1:T1",
-    )
-    .await;
-    eventually("w6 delivered after enable", || async {
-        delivered_ids(&w_rx)
-            .contains(&"w6".to_owned())
-            .then_some(())
-    })
-    .await;
+    ticket(stack, &admin, "w6", "A1").await;
+    arrives(&w_rx, "w6", "w6 delivered after enable").await;
     assert!(
         !delivered_ids(&w_rx).contains(&"w5".to_owned()),
         "w5 was published while W was disabled"
     );
-    eventually("webhook.enabled reaching the monitor", || async {
-        operational(&monitor, "webhook.enabled", &w)
-            .into_iter()
-            .next()
-    })
-    .await;
+    hears(&monitor, "webhook.enabled", &w).await;
 
     // Disabling by hand says so.
     let (status, off) = call(
@@ -635,34 +595,10 @@ async fn revocation_and_restore(stack: &dyn Stack) {
     assert_eq!(hook["suspended"].as_array().map(Vec::len), Some(1));
 
     // The next A1 event is not delivered; A2's still is.
-    publish(
-        stack,
-        &admin,
-        "x1",
-        "ticket.created",
-        "urn:allthings:app:A1:ticket:C1:T1",
-    )
-    .await;
-    publish(
-        stack,
-        &admin,
-        "y1",
-        "ticket.created",
-        "urn:allthings:app:A2:ticket:C1:T1",
-    )
-    .await;
-    eventually("A2's y1 delivered", || async {
-        delivered_ids(&w_rx)
-            .contains(&"y1".to_owned())
-            .then_some(())
-    })
-    .await;
-    let suspended = eventually("webhook.suspended reaching the monitor", || async {
-        operational(&monitor, "webhook.suspended", &w)
-            .into_iter()
-            .next()
-    })
-    .await;
+    ticket(stack, &admin, "x1", "A1").await;
+    ticket(stack, &admin, "y1", "A2").await;
+    arrives(&w_rx, "y1", "A2's y1 delivered").await;
+    let suspended = hears(&monitor, "webhook.suspended", &w).await;
     assert_eq!(suspended["data"]["appId"], "A1");
     assert_eq!(suspended["data"]["reason"], "permission revoked");
 
@@ -704,42 +640,20 @@ async fn revocation_and_restore(stack: &dyn Stack) {
     create(stack, &newcomer, new_hook).await;
 
     // The monitor takes A1's tickets too: once it has x1, x1's fan-out is over.
-    eventually("x1 fanned out (the monitor has it)", || async {
-        delivered_ids(&monitor)
-            .contains(&"x1".to_owned())
-            .then_some(())
-    })
-    .await;
+    arrives(&monitor, "x1", "x1 fanned out (the monitor has it)").await;
 
     // Restore: the next A1 event arrives; x1 never does.
     let (status, restored) = call(stack, &platform, "POST", "/v1/grants/restore", Some(body)).await;
     assert_eq!(status, 200, "{restored}");
     assert_eq!(restored["webhooks"], json!([w]));
     assert_eq!(get(stack, &owner, &w).await["suspended"], json!([]));
-    publish(
-        stack,
-        &admin,
-        "x2",
-        "ticket.created",
-        "urn:allthings:app:A1:ticket:C1:T1",
-    )
-    .await;
-    eventually("x2 delivered after restore", || async {
-        delivered_ids(&w_rx)
-            .contains(&"x2".to_owned())
-            .then_some(())
-    })
-    .await;
+    ticket(stack, &admin, "x2", "A1").await;
+    arrives(&w_rx, "x2", "x2 delivered after restore").await;
     assert!(
         !delivered_ids(&w_rx).contains(&"x1".to_owned()),
         "x1 was published while suspended"
     );
-    eventually("webhook.restored reaching the monitor", || async {
-        operational(&monitor, "webhook.restored", &w)
-            .into_iter()
-            .next()
-    })
-    .await;
+    hears(&monitor, "webhook.restored", &w).await;
 
     // The same through the events queue, as an IdP hook would push it.
     stack
@@ -752,34 +666,10 @@ async fn revocation_and_restore(stack: &dyn Stack) {
         (hook["suspended"][0]["appId"] == "A1").then_some(())
     })
     .await;
-    publish(
-        stack,
-        &admin,
-        "x3",
-        "ticket.created",
-        "urn:allthings:app:A1:ticket:C1:T1",
-    )
-    .await;
-    publish(
-        stack,
-        &admin,
-        "y2",
-        "ticket.created",
-        "urn:allthings:app:A2:ticket:C1:T1",
-    )
-    .await;
-    eventually("y2 delivered", || async {
-        delivered_ids(&w_rx)
-            .contains(&"y2".to_owned())
-            .then_some(())
-    })
-    .await;
-    eventually("x3 fanned out (the monitor has it)", || async {
-        delivered_ids(&monitor)
-            .contains(&"x3".to_owned())
-            .then_some(())
-    })
-    .await;
+    ticket(stack, &admin, "x3", "A1").await;
+    ticket(stack, &admin, "y2", "A2").await;
+    arrives(&w_rx, "y2", "y2 delivered").await;
+    arrives(&monitor, "x3", "x3 fanned out (the monitor has it)").await;
     stack
         .push_event_message(
             r#"{"type":"grant.restored","data":{"sub":"integrator-7","appId":"A1"}}"#,
@@ -902,14 +792,7 @@ async fn rotated_secrets_sign_beside_the_new_one_for_the_overlap_then_stop() {
     assert_ne!(old, new);
 
     // Within the overlap: two v1 signatures, each verifying with its secret.
-    publish(
-        s,
-        &admin,
-        "rot1",
-        "ticket.created",
-        "urn:allthings:app:A1:ticket:C1:T1",
-    )
-    .await;
+    ticket(s, &admin, "rot1", "A1").await;
     let first = eventually("rot1 delivered", || async {
         rx.requests()
             .into_iter()
@@ -932,14 +815,7 @@ async fn rotated_secrets_sign_beside_the_new_one_for_the_overlap_then_stop() {
     // After it: only the new secret signs.
     let left = Duration::from_secs(3).saturating_sub(rotated_at.elapsed());
     tokio::time::sleep(left + Duration::from_millis(500)).await;
-    publish(
-        s,
-        &admin,
-        "rot2",
-        "ticket.created",
-        "urn:allthings:app:A1:ticket:C1:T1",
-    )
-    .await;
+    ticket(s, &admin, "rot2", "A1").await;
     let second = eventually("rot2 delivered", || async {
         rx.requests()
             .into_iter()

@@ -320,13 +320,9 @@ impl WebhookView {
                 .map(|h| (h.name.clone(), h.value.clone()))
                 .collect(),
             enabled: w.spec.enabled,
-            disabled_reason: w
-                .state
-                .disabled
-                .as_ref()
-                .map(|d| d.reason.as_str().to_owned()),
-            disabled_at: w.state.disabled.as_ref().map(|d| rfc3339(d.at)),
-            last_error: w.state.disabled.as_ref().and_then(|d| d.last_error.clone()),
+            disabled_reason: w.state.disabled_reason().map(str::to_owned),
+            disabled_at: w.state.disabled_at().map(rfc3339),
+            last_error: w.state.last_error().map(str::to_owned),
             failing: w.state.failures.as_ref().map(|r| FailingView {
                 since: rfc3339(r.since),
                 failures: r.failures,
@@ -405,6 +401,14 @@ fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
             .into_response()
         }
     }
+}
+
+/// 200 with the webhook (never its secret) and its version as the ETag.
+fn webhook_answer(w: &Webhook) -> Response {
+    with_etag(
+        json_response(StatusCode::OK, &WebhookView::of(w, None)),
+        w.version,
+    )
 }
 
 fn with_etag(mut r: Response, version: u64) -> Response {
@@ -622,11 +626,7 @@ async fn get_webhook(
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
 ) -> Answer {
-    let w = s.webhooks.get(&p, &id).await?;
-    Ok(with_etag(
-        json_response(StatusCode::OK, &WebhookView::of(&w, None)),
-        w.version,
-    ))
+    Ok(webhook_answer(&s.webhooks.get(&p, &id).await?))
 }
 
 /// Change some fields; a changed URL or headers is checked like on create.
@@ -650,10 +650,8 @@ async fn update_webhook(
     JsonBody(patch): JsonBody<WebhookPatch>,
 ) -> Answer {
     let if_match = parse_if_match(&headers)?;
-    let w = s.webhooks.update(&p, &id, &patch, if_match).await?;
-    Ok(with_etag(
-        json_response(StatusCode::OK, &WebhookView::of(&w, None)),
-        w.version,
+    Ok(webhook_answer(
+        &s.webhooks.update(&p, &id, &patch, if_match).await?,
     ))
 }
 
@@ -724,10 +722,8 @@ async fn enable_webhook(
     headers: HeaderMap,
 ) -> Answer {
     let if_match = parse_if_match(&headers)?;
-    let w = s.webhooks.set_enabled(&p, &id, true, if_match).await?;
-    Ok(with_etag(
-        json_response(StatusCode::OK, &WebhookView::of(&w, None)),
-        w.version,
+    Ok(webhook_answer(
+        &s.webhooks.set_enabled(&p, &id, true, if_match).await?,
     ))
 }
 
@@ -750,10 +746,8 @@ async fn disable_webhook(
     headers: HeaderMap,
 ) -> Answer {
     let if_match = parse_if_match(&headers)?;
-    let w = s.webhooks.set_enabled(&p, &id, false, if_match).await?;
-    Ok(with_etag(
-        json_response(StatusCode::OK, &WebhookView::of(&w, None)),
-        w.version,
+    Ok(webhook_answer(
+        &s.webhooks.set_enabled(&p, &id, false, if_match).await?,
     ))
 }
 

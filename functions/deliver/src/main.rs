@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use hookline_core::http::ReqwestSender;
-use hookline_core::lifecycle::{DisablePolicy, Lifecycle};
+use hookline_core::lifecycle::DisablePolicy;
 use hookline_core::queue::lambda::{batch_response, received_messages};
 use hookline_core::queue::sqs::SqsQueue;
 use hookline_core::store::dynamodb::{
-    DynamoAttemptLog, DynamoEventLog, DynamoGrantStore, DynamoWebhookStore,
+    lifecycle, DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore,
 };
 use hookline_core::target::TargetPolicy;
 use hookline_core::urn::Namespace;
@@ -56,18 +56,15 @@ async fn main() -> Result<(), Error> {
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     let http = ReqwestSender::new(TargetPolicy { allow_private }, &settings.user_agent)?;
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let store = Arc::new(DynamoWebhookStore::new(dynamo.clone(), table.clone()));
-    let lifecycle = Lifecycle::new(
-        store.clone(),
-        Arc::new(DynamoGrantStore::new(dynamo.clone(), table.clone())),
-        Arc::new(SqsQueue::new(
-            sqs.clone(),
-            env("HOOKLINE_EVENTS_QUEUE_URL")?,
-        )),
+    let lifecycle = lifecycle(
+        &dynamo,
+        &sqs,
+        &table,
+        &env("HOOKLINE_EVENTS_QUEUE_URL")?,
         namespace,
     );
     let deliver = Deliver::new(
-        store,
+        Arc::new(DynamoWebhookStore::new(dynamo.clone(), table.clone())),
         Arc::new(DynamoEventLog::new(dynamo.clone(), table.clone())),
         Arc::new(DynamoAttemptLog::new(dynamo, table)),
         Arc::new(SqsQueue::new(sqs, env("HOOKLINE_DELIVERIES_QUEUE_URL")?)),

@@ -6,10 +6,9 @@
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use hookline_core::lifecycle::Lifecycle;
 use hookline_core::queue::lambda::{batch_response, received_messages};
 use hookline_core::queue::sqs::SqsQueue;
-use hookline_core::store::dynamodb::{DynamoEventLog, DynamoGrantStore, DynamoWebhookStore};
+use hookline_core::store::dynamodb::{lifecycle, DynamoEventLog, DynamoWebhookStore};
 use hookline_core::urn::Namespace;
 use hookline_ingest::{Ingest, IngestSettings};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
@@ -29,18 +28,15 @@ async fn main() -> Result<(), Error> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let store = Arc::new(DynamoWebhookStore::new(dynamo.clone(), table.clone()));
-    let lifecycle = Lifecycle::new(
-        store.clone(),
-        Arc::new(DynamoGrantStore::new(dynamo.clone(), table.clone())),
-        Arc::new(SqsQueue::new(
-            sqs.clone(),
-            env("HOOKLINE_EVENTS_QUEUE_URL")?,
-        )),
+    let lifecycle = lifecycle(
+        &dynamo,
+        &sqs,
+        &table,
+        &env("HOOKLINE_EVENTS_QUEUE_URL")?,
         namespace.clone(),
     );
     let ingest = Ingest::new(
-        store,
+        Arc::new(DynamoWebhookStore::new(dynamo.clone(), table.clone())),
         Arc::new(DynamoEventLog::new(dynamo, table)),
         Arc::new(SqsQueue::new(
             sqs.clone(),

@@ -7,6 +7,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::builders::PutBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, Put, ReturnValue, Select, TransactWriteItem, Update,
@@ -53,6 +54,26 @@ where
             .to_string()
             .into(),
     )
+}
+
+/// A conditional write's result: `Some` when it went through, `None` when its condition
+/// failed, an error otherwise.
+fn unless_condition_failed<O, E>(
+    result: Result<O, aws_sdk_dynamodb::error::SdkError<E>>,
+) -> Result<Option<O>, PortError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.code() == Some("ConditionalCheckFailedException")) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(unavailable(e)),
+    }
 }
 
 fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
@@ -230,18 +251,10 @@ impl WebhookStore for DynamoWebhookStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match out {
-            Ok(out) => match out.attributes {
-                Some(item) => failure_run(&item),
-                None => Ok(None),
-            },
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(unavailable(e)),
+        // A failed condition: the webhook is gone.
+        match unless_condition_failed(out)?.and_then(|out| out.attributes) {
+            Some(item) => failure_run(&item),
+            None => Ok(None),
         }
     }
 
@@ -256,17 +269,8 @@ impl WebhookStore for DynamoWebhookStore {
             .condition_expression("attribute_exists(failingSince)")
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(()),
-            // No run going on (or no webhook): nothing to end.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        // A failed condition: no run going on (or no webhook), nothing to end.
+        unless_condition_failed(out).map(|_| ())
     }
 
     async fn update(&self, webhook: &Webhook, expected_version: u64) -> Result<(), PortError> {
@@ -406,6 +410,26 @@ fn failure_run(item: &HashMap<String, AttributeValue>) -> Result<Option<FailureR
     }))
 }
 
+/// The lifecycle as the Lambdas wire it: webhooks and revoked grants on `table`, operational
+/// events onto the events queue at `events_queue_url`.
+pub fn lifecycle(
+    dynamo: &Client,
+    sqs: &aws_sdk_sqs::Client,
+    table: &str,
+    events_queue_url: &str,
+    namespace: crate::urn::Namespace,
+) -> crate::lifecycle::Lifecycle {
+    crate::lifecycle::Lifecycle::new(
+        std::sync::Arc::new(DynamoWebhookStore::new(dynamo.clone(), table)),
+        std::sync::Arc::new(DynamoGrantStore::new(dynamo.clone(), table)),
+        std::sync::Arc::new(crate::queue::sqs::SqsQueue::new(
+            sqs.clone(),
+            events_queue_url,
+        )),
+        namespace,
+    )
+}
+
 /// Revoked grants on the same table: `PK=GRANT#<sub> SK=APP#<appId>`, with `since`.
 #[derive(Clone, Debug)]
 pub struct DynamoGrantStore {
@@ -440,17 +464,8 @@ impl GrantStore for DynamoGrantStore {
             .condition_expression("attribute_not_exists(PK)")
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(()),
-            // Revoked already: the first time stays.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        // A failed condition: revoked already, and the first time stays.
+        unless_condition_failed(put).map(|_| ())
     }
 
     async fn restore(&self, sub: &str, app_id: &str) -> Result<(), PortError> {

@@ -108,13 +108,9 @@ impl From<&Webhook> for WebhookRecord {
             version: w.version,
             created_at: w.created_at,
             updated_at: w.updated_at,
-            disabled_reason: w
-                .state
-                .disabled
-                .as_ref()
-                .map(|d| d.reason.as_str().to_owned()),
-            disabled_at: w.state.disabled.as_ref().map(|d| d.at),
-            last_error: w.state.disabled.as_ref().and_then(|d| d.last_error.clone()),
+            disabled_reason: w.state.disabled_reason().map(str::to_owned),
+            disabled_at: w.state.disabled_at(),
+            last_error: w.state.last_error().map(str::to_owned),
             suspended: w
                 .state
                 .suspended

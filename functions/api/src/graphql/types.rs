@@ -366,13 +366,9 @@ impl WebhookObject {
                 })
                 .collect(),
             enabled: w.spec.enabled,
-            disabled_reason: w
-                .state
-                .disabled
-                .as_ref()
-                .map(|d| d.reason.as_str().to_owned()),
-            disabled_at: w.state.disabled.as_ref().map(|d| rfc3339(d.at)),
-            last_error: w.state.disabled.and_then(|d| d.last_error),
+            disabled_reason: w.state.disabled_reason().map(str::to_owned),
+            disabled_at: w.state.disabled_at().map(rfc3339),
+            last_error: w.state.last_error().map(str::to_owned),
             suspended: w
                 .state
                 .suspended

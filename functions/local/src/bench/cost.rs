@@ -17,12 +17,9 @@ use hookline_api::routes::Router;
 use hookline_api::service::{Settings, WebhookService};
 use hookline_core::auth::Principal;
 use hookline_core::http::ReqwestSender;
-use hookline_core::lifecycle::Lifecycle;
 use hookline_core::queue::sqs::SqsQueue;
 use hookline_core::retry::RetryPolicy;
-use hookline_core::store::dynamodb::{
-    DynamoAttemptLog, DynamoEventLog, DynamoGrantStore, DynamoWebhookStore,
-};
+use hookline_core::store::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
 use hookline_core::target::TargetPolicy;
 use hookline_deliver::{Deliver, DeliverSettings};
 use hookline_ingest::{Ingest, IngestSettings};
@@ -410,13 +407,11 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
         r.table_name.clone(),
     ));
     let lifecycle = |dynamo: &aws_sdk_dynamodb::Client, sqs: &aws_sdk_sqs::Client| {
-        Lifecycle::new(
-            Arc::new(DynamoWebhookStore::new(
-                dynamo.clone(),
-                r.table_name.clone(),
-            )),
-            Arc::new(DynamoGrantStore::new(dynamo.clone(), r.table_name.clone())),
-            Arc::new(SqsQueue::new(sqs.clone(), r.events_queue_url.clone())),
+        hookline_core::store::dynamodb::lifecycle(
+            dynamo,
+            sqs,
+            &r.table_name,
+            &r.events_queue_url,
             settings.namespace.clone(),
         )
     };
