@@ -11,7 +11,7 @@ use hookline_api::lambda::ApiGatewayClaims;
 use hookline_api::routes::Router;
 use hookline_core::auth::{Principal, DEFAULT_PERMISSIONS_CLAIM};
 use hookline_core::event::EventId;
-use hookline_core::ports::{Attempt, AttemptLog, AttemptStatus, DeliveryId};
+use hookline_core::ports::{Attempt, AttemptLog, AttemptStatus, DeliveryId, WebhookStore};
 use hookline_core::store::sqlite::Database;
 use hookline_core::webhook::WebhookId;
 use hookline_tests::receiver::TestReceiver;
@@ -1050,6 +1050,33 @@ async fn enabled_disabled_and_suspended_show_through_graphql() {
     assert_eq!(on["webhook"]["enabled"], true, "{on}");
     assert_eq!(on["webhook"]["disabledReason"], Value::Null);
     assert_eq!(on["webhook"]["suspended"], json!([]));
+
+    // A failure run shows on the webhook.
+    let wid = WebhookId::parse(&id).expect("an id");
+    for _ in 0..2 {
+        api.db
+            .record_failure(
+                &wid,
+                time::OffsetDateTime::now_utc(),
+                "the endpoint answered 500",
+            )
+            .await
+            .expect("record")
+            .expect("there");
+    }
+    let r = api
+        .gql(
+            "edit-app:*",
+            "query($id: ID!) { webhook(id: $id) { failing { since failures lastError } } }",
+            json!({"id": id}),
+        )
+        .await;
+    assert_eq!(r["data"]["webhook"]["failing"]["failures"], 2, "{r}");
+    assert_eq!(
+        r["data"]["webhook"]["failing"]["lastError"],
+        "the endpoint answered 500"
+    );
+    assert!(r["data"]["webhook"]["failing"]["since"].is_string());
 
     // The platform revokes the owner's ("tester") grant on A2.
     let revoked = api

@@ -296,6 +296,17 @@ fn header_map(
     }
 }
 
+/// A run of failed deliveries; any 2xx ends it. Long enough, it disables the webhook.
+#[derive(SimpleObject)]
+pub struct WebhookFailureRun {
+    /// Its first failure (RFC 3339).
+    since: String,
+    /// Failures in the run (final failures and exhausted retries).
+    failures: i32,
+    /// The latest failure's error.
+    last_error: Option<String>,
+}
+
 /// The webhook receives nothing from this App.
 #[derive(SimpleObject)]
 pub struct WebhookSuspension {
@@ -334,6 +345,8 @@ pub struct WebhookObject {
     last_error: Option<String>,
     /// Apps it receives nothing from, because its owner's permission there was revoked.
     suspended: Vec<WebhookSuspension>,
+    /// Its current run of failed deliveries (`webhook(id)` only; null in listings).
+    failing: Option<WebhookFailureRun>,
     /// A shared secret used to sign the request payload (`whsec_...`, Standard Webhooks).
     /// Readable only in the result of `registerWebhook` and `rotateWebhookSecret`; null
     /// elsewhere.
@@ -369,6 +382,11 @@ impl WebhookObject {
             disabled_reason: w.state.disabled_reason().map(str::to_owned),
             disabled_at: w.state.disabled_at().map(rfc3339),
             last_error: w.state.last_error().map(str::to_owned),
+            failing: w.state.failures.as_ref().map(|r| WebhookFailureRun {
+                since: rfc3339(r.since),
+                failures: i32::try_from(r.failures).unwrap_or(i32::MAX),
+                last_error: r.last_error.clone(),
+            }),
             suspended: w
                 .state
                 .suspended
