@@ -378,7 +378,8 @@ impl Deliver {
             ),
             Err(e) => tracing::info!(error = %e, ?decision, "attempt"),
         }
-        let error = match &result {
+        // What a failure run and a disable record; built only on those paths.
+        let error = || match &result {
             Ok(r) => format!("the endpoint answered {}", r.status),
             Err(e) => e.to_string(),
         };
@@ -390,12 +391,12 @@ impl Deliver {
                 Ok(status)
             }
             Decision::Failed => {
-                self.count_failure(&webhook, now, &error).await;
+                self.count_failure(&webhook, now, &error()).await;
                 Ok(status)
             }
             Decision::Gone => {
                 self.lifecycle
-                    .disable(&webhook, DisabledReason::Gone, Some(error), None)
+                    .disable(&webhook, DisabledReason::Gone, Some(error()), None)
                     .await?;
                 Ok(status)
             }
@@ -404,7 +405,7 @@ impl Deliver {
                 Err(DeliverError::RetryLater(delay))
             }
             Decision::Exhausted => {
-                self.count_failure(&webhook, now, &error).await;
+                self.count_failure(&webhook, now, &error()).await;
                 // Visible again at once: the next receive finds it over maxReceiveCount and
                 // redrive moves it to the DLQ.
                 self.queue
