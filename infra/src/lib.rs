@@ -14,7 +14,9 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification, TimeToLiveStatus,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
+use hookline_core::queue::sqs::{SqsDeliveries, SqsQueue};
 use hookline_core::retry::RetryPolicy;
+use hookline_core::rules::backstop_receive_count;
 
 /// Partition key attribute of the table.
 pub const PARTITION_KEY: &str = "PK";
@@ -40,6 +42,10 @@ pub struct ResourceNames {
     pub deliveries: String,
     /// Where deliveries that exhausted their retries end.
     pub deliveries_dlq: String,
+    /// The FIFO queue of ordered webhooks' deliveries (ends in `.fifo`).
+    pub ordered_deliveries: String,
+    /// Its FIFO dead-letter queue.
+    pub ordered_deliveries_dlq: String,
 }
 
 impl ResourceNames {
@@ -51,6 +57,8 @@ impl ResourceNames {
             events_dlq: format!("{prefix}-events-dlq"),
             deliveries: format!("{prefix}-deliveries"),
             deliveries_dlq: format!("{prefix}-deliveries-dlq"),
+            ordered_deliveries: format!("{prefix}-deliveries-ordered.fifo"),
+            ordered_deliveries_dlq: format!("{prefix}-deliveries-ordered-dlq.fifo"),
         }
     }
 }
@@ -75,6 +83,21 @@ pub struct Resources {
     pub deliveries_queue_url: String,
     /// `deliveries-dlq` queue URL.
     pub deliveries_dlq_url: String,
+    /// The ordered deliveries FIFO queue's URL.
+    pub ordered_deliveries_queue_url: String,
+    /// Its FIFO DLQ's URL.
+    pub ordered_deliveries_dlq_url: String,
+}
+
+impl Resources {
+    /// The deliveries queues (standard and FIFO, with their DLQs) as the functions use them.
+    pub fn deliveries(&self, sqs: &aws_sdk_sqs::Client) -> SqsDeliveries {
+        let q = |url: &str| SqsQueue::new(sqs.clone(), url);
+        SqsDeliveries::new(q(&self.deliveries_queue_url), q(&self.deliveries_dlq_url)).with_ordered(
+            q(&self.ordered_deliveries_queue_url),
+            q(&self.ordered_deliveries_dlq_url),
+        )
+    }
 }
 
 /// A failed AWS call, with the operation and the SDK's full explanation.
@@ -153,10 +176,21 @@ pub async fn bootstrap(
         work_queue_attributes(&events_dlq_arn, max_receive_count),
     )
     .await?;
+    // The deliverer dead-letters by each webhook's own retry policy; redrive is a backstop.
+    let backstop = backstop_receive_count(policy);
     let deliveries_queue_url = create_queue(
         sqs,
         &names.deliveries,
-        work_queue_attributes(&deliveries_dlq_arn, max_receive_count),
+        work_queue_attributes(&deliveries_dlq_arn, backstop),
+    )
+    .await?;
+    let ordered_dlq_url =
+        create_queue(sqs, &names.ordered_deliveries_dlq, dlq_attributes()).await?;
+    let ordered_dlq_arn = queue_arn(sqs, &ordered_dlq_url).await?;
+    let ordered_deliveries_queue_url = create_queue(
+        sqs,
+        &names.ordered_deliveries,
+        work_queue_attributes(&ordered_dlq_arn, backstop),
     )
     .await?;
     Ok(Resources {
@@ -165,6 +199,8 @@ pub async fn bootstrap(
         events_dlq_url,
         deliveries_queue_url,
         deliveries_dlq_url,
+        ordered_deliveries_queue_url,
+        ordered_deliveries_dlq_url: ordered_dlq_url,
     })
 }
 
@@ -199,12 +235,12 @@ async fn create_queue(
 ) -> Result<String, BootstrapError> {
     // Create without attributes (idempotent), then set them: a re-run converges instead of
     // failing with QueueAlreadyExists when an attribute changed.
-    let created = sqs
-        .create_queue()
-        .queue_name(name)
-        .send()
-        .await
-        .map_err(sqs_err("CreateQueue", name))?;
+    let mut create = sqs.create_queue().queue_name(name);
+    if name.ends_with(".fifo") {
+        // Only settable at creation; each delivery carries its deduplication id.
+        create = create.attributes(QueueAttributeName::FifoQueue, "true");
+    }
+    let created = create.send().await.map_err(sqs_err("CreateQueue", name))?;
     let url = created.queue_url.ok_or_else(|| BootstrapError::Sqs {
         operation: "CreateQueue",
         resource: name.to_owned(),

@@ -62,6 +62,7 @@ fn validation(c: &mut Criterion) {
         custom_headers: Some(BTreeMap::from([("X-Tenant".into(), "acme".into())])),
         enabled: None,
         secret: None,
+        ..Default::default()
     };
     if let Err(e) = valid.validate(&rules, Some("A1")) {
         panic!("the valid webhook is refused: {e:?}");
@@ -77,6 +78,7 @@ fn validation(c: &mut Criterion) {
         custom_headers: Some(BTreeMap::from([("Authorization".into(), "x".into())])),
         enabled: None,
         secret: None,
+        ..Default::default()
     };
     assert!(invalid.validate(&rules, Some("A1")).is_err());
     c.bench_function("validate_webhook_every_field_fails", |b| {

@@ -10,12 +10,14 @@
 pub mod auth;
 pub mod event;
 pub mod event_type;
+pub mod filter;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod lifecycle;
 pub mod ports;
 pub mod queue;
 pub mod retry;
+pub mod rules;
 pub mod signing;
 pub mod store;
 pub mod target;

@@ -227,6 +227,33 @@ pub struct DeliveryMessage {
     /// redelivery), so attempt numbers keep counting; absent means none.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub prior_attempts: u32,
+    /// Attempts of this run made before this message was sent (a delivery deferred by its
+    /// webhook's rate limit is sent again and keeps counting toward its retry budget).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub run_attempts: u32,
+    /// The rate-limit slot this delivery holds (Unix ms): it goes out then, without taking
+    /// another slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<i64>,
+    /// The ordering group (the webhook, or the webhook and URN): deliveries of one group go
+    /// one at a time, in order. Absent for unordered webhooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+impl DeliveryMessage {
+    /// The first message of the delivery of `event` to `webhook`, in ordering `group`.
+    pub fn first(event: &EventId, webhook: &WebhookId, group: Option<String>) -> Self {
+        Self {
+            delivery_id: DeliveryId::for_pair(event, webhook),
+            event_id: event.clone(),
+            webhook_id: webhook.clone(),
+            prior_attempts: 0,
+            run_attempts: 0,
+            not_before: None,
+            group,
+        }
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -244,7 +271,8 @@ pub trait EventQueue: Send + Sync {
     async fn send_event(&self, event: &Event) -> Result<(), PortError>;
 }
 
-/// The `deliveries` queue, as ingest and deliver see it.
+/// The `deliveries` queues (unordered, and ordered by group), as ingest and deliver see
+/// them, with their dead-letter queues.
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync {
     /// Enqueues messages; returns the ones that were not accepted (to retry or fail the event).
@@ -252,8 +280,24 @@ pub trait DeliveryQueue: Send + Sync {
         &self,
         messages: &[DeliveryMessage],
     ) -> Result<Vec<DeliveryId>, PortError>;
-    /// Hides a received message for `delay` (backoff); it comes back with its receive count + 1.
-    async fn retry_later(&self, receipt: &ReceiptHandle, delay: Duration) -> Result<(), PortError>;
+    /// Hides a received message of `delivery` for `delay` (backoff); it comes back with its
+    /// receive count + 1.
+    async fn retry_later(
+        &self,
+        delivery: &DeliveryMessage,
+        receipt: &ReceiptHandle,
+        delay: Duration,
+    ) -> Result<(), PortError>;
+    /// Sends `delivery` again, visible after `delay` (an unordered delivery waiting for its
+    /// rate-limit slot); the received copy is then acknowledged.
+    async fn send_later(
+        &self,
+        delivery: &DeliveryMessage,
+        delay: Duration,
+    ) -> Result<(), PortError>;
+    /// Moves `delivery` to the dead-letter queue with `reason` (its retries are exhausted);
+    /// the received copy is then acknowledged.
+    async fn dead_letter(&self, delivery: &DeliveryMessage, reason: &str) -> Result<(), PortError>;
 }
 
 /// Where a message that can never be processed goes, with the reason (`events-dlq`).
@@ -287,6 +331,8 @@ pub enum AttemptStatus {
     Retrying,
     /// Failed and not retried (3xx, 4xx, refused target).
     Failed,
+    /// Not sent yet: waiting for its webhook's rate limit (`next_retry_at` is its slot).
+    Delayed,
     /// Failed on the last allowed attempt: moved to the DLQ.
     Exhausted,
     /// 410 Gone: the webhook was disabled.
@@ -297,10 +343,11 @@ pub enum AttemptStatus {
 
 impl AttemptStatus {
     /// Every status, in the order above.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Delivered,
         Self::Retrying,
         Self::Failed,
+        Self::Delayed,
         Self::Exhausted,
         Self::Gone,
         Self::Skipped,
@@ -312,6 +359,7 @@ impl AttemptStatus {
             Self::Delivered => "delivered",
             Self::Retrying => "retrying",
             Self::Failed => "failed",
+            Self::Delayed => "delayed",
             Self::Exhausted => "exhausted",
             Self::Gone => "gone",
             Self::Skipped => "skipped",
@@ -399,6 +447,20 @@ pub trait AttemptLog: Send + Sync {
         webhook: &WebhookId,
         status: Option<AttemptStatus>,
     ) -> Result<u64, PortError>;
+}
+
+/// Spaces a webhook's deliveries to its rate limit: every delivery reserves a start slot,
+/// one interval (1/N s) after the previous one reserved for that webhook, and never in the
+/// past.
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Reserves the next start slot for a delivery to `webhook` limited to `limit`.
+    async fn reserve(
+        &self,
+        webhook: &WebhookId,
+        limit: crate::rules::RateLimit,
+        now: OffsetDateTime,
+    ) -> Result<OffsetDateTime, PortError>;
 }
 
 /// Largest part of an endpoint's answer that is read (DESIGN §7).
@@ -586,6 +648,9 @@ mod tests {
     #[test]
     fn delivery_messages_are_camel_case_and_strict() {
         let m = DeliveryMessage {
+            run_attempts: 0,
+            not_before: None,
+            group: None,
             delivery_id: DeliveryId("dl_x".into()),
             event_id: EventId::parse("evt_1").expect("valid"),
             webhook_id: WebhookId::generate(),

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::event_type::{Catalog, EventType, EventTypeFilter};
+use crate::filter::Filter;
 use crate::lifecycle::{Disabled, DisabledReason, Suspension, WebhookState};
+use crate::rules::{nullable, Ordering, RateLimit, RetryInput, WebhookRetry};
 use crate::signing::Secret;
 use crate::target::TargetPolicy;
 use crate::urn::{Namespace, Urn, UrnPattern};
@@ -35,7 +37,7 @@ pub const RESERVED_HEADER_PREFIXES: [&str; 4] =
     ["x-hookline-", "x-amz-", "x-amzn-", "x-forwarded-"];
 
 /// The body of `POST /v1/webhooks`, as sent (checked on save).
-#[derive(Clone, PartialEq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewWebhook {
@@ -59,6 +61,20 @@ pub struct NewWebhook {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(pattern = "^whsec_"))]
     pub secret: Option<String>,
+    /// A content pattern over the event envelope (EventBridge form); only matching events
+    /// are delivered. Absent or `{}`: every event the types and URNs select.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>, example = json!({"data": {"priority": ["high", "urgent"]}})))]
+    pub filter: Option<serde_json::Value>,
+    /// The webhook's own retry schedule; absent: the deployment's.
+    #[serde(default)]
+    pub retry: Option<RetryInput>,
+    /// Most deliveries per second; absent: no limit.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+    /// `per-webhook` or `per-urn` to deliver in order; default `none`.
+    #[serde(default)]
+    pub ordering: Option<Ordering>,
 }
 
 impl std::fmt::Debug for NewWebhook {
@@ -71,6 +87,10 @@ impl std::fmt::Debug for NewWebhook {
             .field("custom_headers", &self.custom_headers)
             .field("enabled", &self.enabled)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("filter", &self.filter)
+            .field("retry", &self.retry)
+            .field("rate_limit", &self.rate_limit)
+            .field("ordering", &self.ordering)
             .finish()
     }
 }
@@ -92,6 +112,20 @@ pub struct WebhookPatch {
     pub custom_headers: Option<BTreeMap<String, String>>,
     /// Enable or disable.
     pub enabled: Option<bool>,
+    /// New payload filter; `null` or `{}` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub filter: Option<Option<serde_json::Value>>,
+    /// New retry schedule; `null` returns to the deployment's.
+    #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<RetryInput>))]
+    pub retry: Option<Option<RetryInput>>,
+    /// New rate limit; `null` removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<RateLimit>))]
+    pub rate_limit: Option<Option<RateLimit>>,
+    /// New ordering (`none`, `per-webhook`, `per-urn`).
+    pub ordering: Option<Ordering>,
 }
 
 /// What a deployment allows on save.
@@ -290,6 +324,14 @@ pub struct WebhookSpec {
     pub custom_headers: Vec<CustomHeader>,
     /// Whether deliveries go out.
     pub enabled: bool,
+    /// Only events matching this pattern are delivered.
+    pub filter: Option<Filter>,
+    /// Its own retry schedule; `None`: the deployment's.
+    pub retry: Option<WebhookRetry>,
+    /// Most deliveries per second.
+    pub rate_limit: Option<RateLimit>,
+    /// Whether deliveries keep the events' order.
+    pub ordering: Ordering,
 }
 
 impl WebhookSpec {
@@ -303,6 +345,27 @@ impl WebhookSpec {
         self.event_types.iter().any(|f| f.matches(event_type))
             && self.urns.iter().any(|p| p.matches(urn))
     }
+}
+
+/// A payload filter as sent: `{}` is no filter.
+fn check_filter(given: &serde_json::Value, errors: &mut Vec<FieldError>) -> Option<Option<Filter>> {
+    if given.as_object().is_some_and(serde_json::Map::is_empty) {
+        return Some(None);
+    }
+    Filter::parse(given, "filter")
+        .map(Some)
+        .map_err(|e| errors.extend(e))
+        .ok()
+}
+
+fn check_retry(given: &RetryInput, errors: &mut Vec<FieldError>) -> Option<WebhookRetry> {
+    WebhookRetry::parse(given, "retry")
+        .map_err(|e| errors.extend(e))
+        .ok()
+}
+
+fn check_rate_limit(given: RateLimit, errors: &mut Vec<FieldError>) -> Option<RateLimit> {
+    given.check("rateLimit").map_err(|e| errors.extend(e)).ok()
 }
 
 fn check_name(name: &str) -> Result<String, String> {
@@ -461,19 +524,49 @@ impl NewWebhook {
             Some(h) => collect_headers(h, &mut errors),
             None => Some(Vec::new()),
         };
-        match (name, url, event_types, urns, custom_headers) {
-            (Some(name), Some(url), Some(event_types), Some(urns), Some(custom_headers))
-                if errors.is_empty() =>
-            {
-                Ok(WebhookSpec {
-                    name,
-                    url,
-                    event_types,
-                    urns,
-                    custom_headers,
-                    enabled: self.enabled.unwrap_or(true),
-                })
-            }
+        let filter = match &self.filter {
+            Some(f) => check_filter(f, &mut errors),
+            None => Some(None),
+        };
+        let retry = match &self.retry {
+            Some(r) => check_retry(r, &mut errors).map(Some),
+            None => Some(None),
+        };
+        let rate_limit = match self.rate_limit {
+            Some(r) => check_rate_limit(r, &mut errors).map(Some),
+            None => Some(None),
+        };
+        match (
+            name,
+            url,
+            event_types,
+            urns,
+            custom_headers,
+            filter,
+            retry,
+            rate_limit,
+        ) {
+            (
+                Some(name),
+                Some(url),
+                Some(event_types),
+                Some(urns),
+                Some(custom_headers),
+                Some(filter),
+                Some(retry),
+                Some(rate_limit),
+            ) if errors.is_empty() => Ok(WebhookSpec {
+                name,
+                url,
+                event_types,
+                urns,
+                custom_headers,
+                enabled: self.enabled.unwrap_or(true),
+                filter,
+                retry,
+                rate_limit,
+                ordering: self.ordering.unwrap_or_default(),
+            }),
             _ => Err(ValidationErrors::new(errors)),
         }
     }
@@ -520,6 +613,36 @@ impl WebhookPatch {
         }
         if let Some(enabled) = self.enabled {
             next.enabled = enabled;
+        }
+        match &self.filter {
+            Some(Some(f)) => {
+                if let Some(v) = check_filter(f, &mut errors) {
+                    next.filter = v;
+                }
+            }
+            Some(None) => next.filter = None,
+            None => {}
+        }
+        match &self.retry {
+            Some(Some(r)) => {
+                if let Some(v) = check_retry(r, &mut errors) {
+                    next.retry = Some(v);
+                }
+            }
+            Some(None) => next.retry = None,
+            None => {}
+        }
+        match self.rate_limit {
+            Some(Some(r)) => {
+                if let Some(v) = check_rate_limit(r, &mut errors) {
+                    next.rate_limit = Some(v);
+                }
+            }
+            Some(None) => next.rate_limit = None,
+            None => {}
+        }
+        if let Some(ordering) = self.ordering {
+            next.ordering = ordering;
         }
         ValidationErrors::check(errors).map(|()| next)
     }
@@ -679,6 +802,8 @@ impl Webhook {
                 event_types: self.spec.event_types.clone(),
                 enabled: self.spec.enabled && self.suspended_for(app).is_none(),
                 url: self.spec.url.clone(),
+                filter: self.spec.filter.clone(),
+                ordering: self.spec.ordering,
             })
             .collect()
     }
@@ -699,6 +824,10 @@ pub struct Route {
     pub enabled: bool,
     /// Its endpoint.
     pub url: WebhookUrl,
+    /// Its payload filter.
+    pub filter: Option<Filter>,
+    /// Whether its deliveries keep the events' order.
+    pub ordering: Ordering,
 }
 
 #[cfg(test)]
@@ -724,6 +853,10 @@ mod tests {
             custom_headers: None,
             enabled: None,
             secret: None,
+            filter: None,
+            retry: None,
+            rate_limit: None,
+            ordering: None,
         }
     }
 
@@ -777,6 +910,10 @@ mod tests {
             custom_headers: Some(BTreeMap::from([("Api-Key".into(), "x".into())])),
             enabled: None,
             secret: None,
+            filter: None,
+            retry: None,
+            rate_limit: None,
+            ordering: None,
         };
         assert_eq!(
             fields(w.validate(&rules(), None)),

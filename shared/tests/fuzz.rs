@@ -124,7 +124,7 @@ proptest! {
         urns in prop::option::of(prop::collection::vec(urnish(), 0..4)),
         headers in prop::option::of(prop::collection::btree_map(any::<String>(), any::<String>(), 0..7)),
     ) {
-        let input = NewWebhook { name, url, event_types, urns, custom_headers: headers.clone(), enabled: None, secret: None };
+        let input = NewWebhook { name, url, event_types, urns, custom_headers: headers.clone(), enabled: None, secret: None, ..Default::default() };
         match input.validate(&webhook_rules(), Some("A1")) {
             Ok(spec) => {
                 prop_assert!(!spec.urns.is_empty() && !spec.event_types.is_empty());
@@ -136,6 +136,7 @@ proptest! {
                     urns: Some(spec.urns.iter().map(ToString::to_string).collect()),
                     custom_headers: Some(spec.custom_headers.iter().map(|h| (h.name.clone(), h.value.clone())).collect::<BTreeMap<_, _>>()),
                     enabled: None,
+                    ..Default::default()
                 };
                 prop_assert_eq!(patch.apply(&spec, &webhook_rules()).expect("round trip"), spec);
             }

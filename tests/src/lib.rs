@@ -79,6 +79,7 @@ pub fn webhook(
         custom_headers: None,
         enabled: Some(enabled),
         secret: None,
+        ..Default::default()
     }
     .validate(&rules, None)
     .unwrap_or_else(|e| panic!("test webhook is invalid: {e}"));

@@ -58,9 +58,16 @@ async fn bootstrap_creates_the_table_and_queues_with_redrive_and_is_idempotent()
     assert_eq!(ttl.time_to_live_status, Some(TimeToLiveStatus::Enabled));
     assert_eq!(ttl.attribute_name.as_deref(), Some(TTL_ATTRIBUTE));
 
-    for (queue, dlq) in [
-        (&first.events_queue_url, &first.events_dlq_url),
-        (&first.deliveries_queue_url, &first.deliveries_dlq_url),
+    // Events redrive after the policy's receives; deliveries are dead-lettered by the
+    // deliverer per webhook, and their redrive is a backstop above any webhook's attempts.
+    for (queue, dlq, want) in [
+        (&first.events_queue_url, &first.events_dlq_url, 6),
+        (&first.deliveries_queue_url, &first.deliveries_dlq_url, 12),
+        (
+            &first.ordered_deliveries_queue_url,
+            &first.ordered_deliveries_dlq_url,
+            12,
+        ),
     ] {
         let attrs = sqs
             .get_queue_attributes()
@@ -81,8 +88,7 @@ async fn bootstrap_creates_the_table_and_queues_with_redrive_and_is_idempotent()
             serde_json::Value::String(s) => s.parse().expect("number"),
             v => u32::try_from(v.as_u64().expect("number")).expect("small"),
         };
-        assert_eq!(max, policy.max_receive_count());
-        assert_eq!(max, 6);
+        assert_eq!(max, want);
         let dlq_arn = queue_arn(&sqs, dlq).await.expect("dlq arn");
         assert_eq!(
             redrive["deadLetterTargetArn"],
@@ -93,6 +99,27 @@ async fn bootstrap_creates_the_table_and_queues_with_redrive_and_is_idempotent()
                 .get(&QueueAttributeName::VisibilityTimeout)
                 .map(String::as_str),
             Some("60")
+        );
+    }
+    for fifo in [
+        &first.ordered_deliveries_queue_url,
+        &first.ordered_deliveries_dlq_url,
+    ] {
+        let attrs = sqs
+            .get_queue_attributes()
+            .queue_url(fifo)
+            .attribute_names(QueueAttributeName::FifoQueue)
+            .send()
+            .await
+            .expect("fifo attributes")
+            .attributes
+            .expect("attributes");
+        assert_eq!(
+            attrs
+                .get(&QueueAttributeName::FifoQueue)
+                .map(String::as_str),
+            Some("true"),
+            "{fifo} is a FIFO queue"
         );
     }
     let dlq_attrs = sqs

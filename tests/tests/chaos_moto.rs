@@ -96,7 +96,7 @@ async fn chaos_on_sqs_and_dynamodb() {
     ));
     let events_log = Arc::new(DynamoEventLog::new(dynamo.clone(), r.table_name.clone()));
     let attempts = Arc::new(DynamoAttemptLog::new(dynamo.clone(), r.table_name.clone()));
-    let deliveries = Arc::new(SqsQueue::new(sqs.clone(), r.deliveries_queue_url.clone()));
+    let deliveries = Arc::new(r.deliveries(&sqs));
     let mut ids = BTreeMap::new();
     for name in (0..webhooks)
         .map(|i| i.to_string())

@@ -139,10 +139,7 @@ impl Backend for Moto {
         ))
     }
     fn queue(&self) -> Arc<dyn DeliveryQueue> {
-        Arc::new(SqsQueue::new(
-            self.sqs.clone(),
-            self.resources.deliveries_queue_url.clone(),
-        ))
+        Arc::new(self.resources.deliveries(&self.sqs))
     }
     fn schedule(&self) -> Vec<Duration> {
         [1, 2, 1, 1, 1]
@@ -259,6 +256,9 @@ async fn scenario(
         event_id: event.id.clone(),
         webhook_id: hook.id.clone(),
         prior_attempts: 0,
+        run_attempts: 0,
+        not_before: None,
+        group: None,
     };
     b.send(&message).await;
     Scenario {
@@ -552,6 +552,9 @@ async fn gone_disables_and_deleted_or_disabled_webhooks_receive_nothing(b: &dyn 
         event_id: s.event.id.clone(),
         webhook_id: s.hook.id.clone(),
         prior_attempts: 0,
+        run_attempts: 0,
+        not_before: None,
+        group: None,
     };
     b.send(&again).await;
     let attempts = run(b, &s, |a| a.len() == 2).await;

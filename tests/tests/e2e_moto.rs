@@ -90,7 +90,7 @@ async fn webhook_event_and_signed_delivery_through_the_three_handlers() {
     ));
     let events_log = Arc::new(DynamoEventLog::new(dynamo.clone(), r.table_name.clone()));
     let attempts = Arc::new(DynamoAttemptLog::new(dynamo.clone(), r.table_name.clone()));
-    let deliveries_q = Arc::new(SqsQueue::new(sqs.clone(), r.deliveries_queue_url.clone()));
+    let deliveries_q = Arc::new(r.deliveries(&sqs));
 
     // api
     let webhooks = WebhookService::new(

@@ -233,10 +233,7 @@ impl Backend for Moto {
         ))
     }
     fn deliveries_port(&self) -> Arc<dyn DeliveryQueue> {
-        Arc::new(SqsQueue::new(
-            self.sqs.clone(),
-            self.resources.deliveries_queue_url.clone(),
-        ))
+        Arc::new(self.resources.deliveries(&self.sqs))
     }
     fn dead_letters_port(&self) -> Arc<dyn DeadLetters> {
         Arc::new(SqsQueue::new(
@@ -512,8 +509,23 @@ impl DeliveryQueue for HalfBroken {
         failed.extend(refused.iter().map(|m| m.delivery_id.clone()));
         Ok(failed)
     }
-    async fn retry_later(&self, receipt: &ReceiptHandle, delay: Duration) -> Result<(), PortError> {
-        self.inner.retry_later(receipt, delay).await
+    async fn retry_later(
+        &self,
+        delivery: &DeliveryMessage,
+        receipt: &ReceiptHandle,
+        delay: Duration,
+    ) -> Result<(), PortError> {
+        self.inner.retry_later(delivery, receipt, delay).await
+    }
+    async fn send_later(
+        &self,
+        delivery: &DeliveryMessage,
+        delay: Duration,
+    ) -> Result<(), PortError> {
+        self.inner.send_later(delivery, delay).await
+    }
+    async fn dead_letter(&self, delivery: &DeliveryMessage, reason: &str) -> Result<(), PortError> {
+        self.inner.dead_letter(delivery, reason).await
     }
 }
 

@@ -185,11 +185,8 @@ async fn api_gateway_fixtures_on_dynamodb() {
         resources.table_name.clone(),
     );
     let events = SqsQueue::new(sqs.clone(), resources.events_queue_url.clone());
-    let (table, deliveries_url) = (
-        resources.table_name.clone(),
-        resources.deliveries_queue_url.clone(),
-    );
-    let (logs_client, queue_client) = (dynamo_for_logs, sqs.clone());
+    let (table, deliveries) = (resources.table_name.clone(), resources.deliveries(&sqs));
+    let logs_client = dynamo_for_logs;
     run_fixtures(Arc::new(store), Arc::new(events), lifecycle, move |w| {
         DeliveriesService::new(
             w,
@@ -201,7 +198,7 @@ async fn api_gateway_fixtures_on_dynamodb() {
                 logs_client,
                 table,
             )),
-            Arc::new(SqsQueue::new(queue_client, deliveries_url)),
+            Arc::new(deliveries),
         )
     })
     .await;

@@ -156,7 +156,7 @@ async fn moto() -> Box<dyn Stack> {
     ));
     let events_log = Arc::new(DynamoEventLog::new(dynamo.clone(), r.table_name.clone()));
     let attempts = Arc::new(DynamoAttemptLog::new(dynamo.clone(), r.table_name.clone()));
-    let deliveries_q = Arc::new(SqsQueue::new(sqs.clone(), r.deliveries_queue_url.clone()));
+    let deliveries_q = Arc::new(r.deliveries(&sqs));
     let lifecycle = || hookline_tests::aws_lifecycle(&dynamo, &sqs, &r);
     let webhooks = WebhookService::new(store.clone(), http.clone(), lifecycle(), settings.clone());
     let router = Router::new(

@@ -31,6 +31,7 @@ fn webhook(urns: &[&str]) -> Webhook {
         custom_headers: Some(BTreeMap::from([("X-Api-Key".into(), "k 1".into())])),
         enabled: None,
         secret: None,
+        ..Default::default()
     }
     .validate(&rules, None)
     .expect("valid webhook");

@@ -113,16 +113,18 @@ impl DeliveriesService {
             .last_attempt(&webhook.id, &delivery)
             .await?
             .ok_or_else(not_found)?;
-        if self.events.get(&event_id).await?.is_none() {
+        let Some(event) = self.events.get(&event_id).await? else {
             return Err(ServiceError::Conflict(format!(
                 "event {event_id} is no longer in the event log, so delivery {delivery} cannot be sent again"
             )));
-        }
+        };
+        let group = webhook
+            .spec
+            .ordering
+            .group(webhook.id.as_str(), &event.urn.to_string());
         let message = DeliveryMessage {
-            delivery_id: delivery.clone(),
-            event_id: event_id.clone(),
-            webhook_id: webhook.id.clone(),
             prior_attempts: attempts,
+            ..DeliveryMessage::first(&event_id, &webhook.id, group)
         };
         self.send(message).await?;
         tracing::info!(webhook_id = %webhook.id, delivery_id = %delivery, event_id = %event_id, "redelivery queued");
@@ -157,12 +159,11 @@ impl DeliveriesService {
             .claim(&event, now + TEST_EVENT_TTL, std::time::Duration::ZERO)
             .await?;
         self.events.mark_fanned_out(&event.id).await?;
-        let message = DeliveryMessage {
-            delivery_id: DeliveryId::for_pair(&event.id, &webhook.id),
-            event_id: event.id.clone(),
-            webhook_id: webhook.id.clone(),
-            prior_attempts: 0,
-        };
+        let group = webhook
+            .spec
+            .ordering
+            .group(webhook.id.as_str(), &event.urn.to_string());
+        let message = DeliveryMessage::first(&event.id, &webhook.id, group);
         let queued = Queued {
             delivery_id: message.delivery_id.clone(),
             event_id: event.id.clone(),

@@ -11,7 +11,7 @@ use hookline_api::lambda::ApiGatewayClaims;
 use hookline_api::{config, routes::Router, service::WebhookService};
 use hookline_core::http::ReqwestSender;
 use hookline_core::lifecycle::Lifecycle;
-use hookline_core::queue::sqs::SqsQueue;
+use hookline_core::queue::sqs::{SqsDeliveries, SqsQueue};
 use hookline_core::store::dynamodb::{
     DynamoAttemptLog, DynamoEventLog, DynamoGrantStore, DynamoWebhookStore,
 };
@@ -34,7 +34,7 @@ async fn main() -> Result<(), Error> {
         sqs.clone(),
         env("HOOKLINE_EVENTS_QUEUE_URL")?,
     ));
-    let deliveries = SqsQueue::new(sqs, env("HOOKLINE_DELIVERIES_QUEUE_URL")?);
+    let deliveries = SqsDeliveries::from_env(&sqs)?;
     let intake = IntakeService::new(events.clone(), settings.namespace.clone());
     let http = Arc::new(ReqwestSender::new(settings.targets, &settings.user_agent)?);
     let store = Arc::new(DynamoWebhookStore::new(dynamo.clone(), table.clone()));

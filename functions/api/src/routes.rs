@@ -19,6 +19,7 @@ use hookline_core::event::RawEvent;
 use hookline_core::event_type::EventTypeInfo;
 use hookline_core::lifecycle::GrantInput;
 use hookline_core::ports::Attempt;
+use hookline_core::rules::{Ordering, RateLimit, RetryInput, WebhookRetry};
 use hookline_core::webhook::{NewWebhook, Webhook, WebhookPatch};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
@@ -258,6 +259,18 @@ struct WebhookView {
     failing: Option<FailingView>,
     /// Apps it receives nothing from, because its owner's permission there was revoked.
     suspended: Vec<SuspensionView>,
+    /// Only events matching this content pattern over the envelope are delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, example = json!({"data": {"priority": ["high", "urgent"]}}))]
+    filter: Option<serde_json::Value>,
+    /// Its own retry schedule (absent: the deployment's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry: Option<RetryInput>,
+    /// Its rate limit (absent: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<RateLimit>,
+    /// Whether its deliveries keep the events' order.
+    ordering: Ordering,
     /// Bumped by every change; the ETag.
     version: u64,
     /// The `sub` that created it.
@@ -328,6 +341,10 @@ impl WebhookView {
                 failures: r.failures,
                 last_error: r.last_error.clone(),
             }),
+            filter: w.spec.filter.as_ref().map(|f| f.pattern().clone()),
+            retry: w.spec.retry.as_ref().map(WebhookRetry::to_input),
+            rate_limit: w.spec.rate_limit,
+            ordering: w.spec.ordering,
             suspended: w
                 .state
                 .suspended

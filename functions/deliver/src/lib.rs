@@ -9,12 +9,25 @@
 //! failed so the queue brings it back — or, on the last allowed attempt, leaves it to redrive
 //! into the DLQ.
 //!
+//! Per-webhook rules: a webhook's own retry schedule replaces the deployment's (the attempt
+//! count of a run is the message's receive count plus the attempts its earlier copies made);
+//! exhausted deliveries are moved to the DLQ by the deliverer itself, so the queue's
+//! `maxReceiveCount` is only a backstop. A rate limit reserves each delivery a start slot
+//! ([`RateLimiter`]): a slot within [`DeliverSettings::max_wait_in_place`] is waited for in
+//! place, a later one sends an unordered delivery again, delayed, holding its slot (recorded
+//! `delayed`); an ordered one waits in place up to [`DeliverSettings::max_ordered_wait`], else
+//! is hidden until its slot (that receive counts toward its retries). Ordered deliveries of
+//! one group in a batch go one after another, and after one is not acknowledged the rest of
+//! its group come back unattempted, as a FIFO queue requires.
+//!
 //! Failure runs: a final failure or an exhausted delivery counts in the webhook's run (an
 //! atomic counter beside it in the store); a 2xx ends a run, with a write only when one is
 //! going on (the webhook was read anyway). A run older than the [`DisablePolicy`]'s `after`
 //! with at least `min_failures` disables the webhook (`failing`).
 #![warn(missing_docs)]
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,9 +36,10 @@ use hookline_core::event::Event;
 use hookline_core::lifecycle::{DisablePolicy, DisabledReason, Lifecycle};
 use hookline_core::ports::{
     Attempt, AttemptLog, AttemptStatus, DeliveryMessage, DeliveryQueue, EventLog, HttpSender,
-    OutboundMethod, OutboundRequest, PortError, ReceivedMessage, WebhookStore,
+    OutboundMethod, OutboundRequest, PortError, RateLimiter, ReceivedMessage, WebhookStore,
 };
 use hookline_core::retry::{parse_retry_after, AttemptOutcome, Decision, RetryPolicy};
+use hookline_core::rules::MemoryRateLimiter;
 use hookline_core::signing::signature_header;
 use hookline_core::webhook::Webhook;
 use time::OffsetDateTime;
@@ -55,6 +69,12 @@ pub struct DeliverSettings {
     pub user_agent: String,
     /// When a run of failures disables a webhook.
     pub disable: DisablePolicy,
+    /// Longest wait for a rate-limit slot spent in place; a later slot sends the delivery
+    /// again, delayed.
+    pub max_wait_in_place: Duration,
+    /// Longest wait for a rate-limit slot an ordered delivery spends in place (it cannot be
+    /// sent again without losing its place); a later slot hides it until then.
+    pub max_ordered_wait: Duration,
 }
 
 impl Default for DeliverSettings {
@@ -66,6 +86,8 @@ impl Default for DeliverSettings {
             attempt_ttl: DEFAULT_ATTEMPT_TTL,
             user_agent: format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
             disable: DisablePolicy::default(),
+            max_wait_in_place: Duration::from_secs(1),
+            max_ordered_wait: Duration::from_secs(5),
         }
     }
 }
@@ -76,9 +98,12 @@ pub enum DeliverError {
     /// The endpoint failed in a retryable way; the message is hidden until the next try.
     #[error("retry in {0:?}")]
     RetryLater(Duration),
-    /// The last allowed attempt failed; redrive moves the message to the DLQ.
-    #[error("retries exhausted")]
-    Exhausted,
+    /// An ordered delivery waits for its rate-limit slot; it is hidden until then.
+    #[error("waiting {0:?} for a rate-limit slot")]
+    RateLimited(Duration),
+    /// An earlier delivery of its ordering group in the same batch was not acknowledged.
+    #[error("an earlier delivery of its ordering group is not done")]
+    GroupBlocked,
     /// Storage or the queue failed.
     #[error(transparent)]
     Port(#[from] PortError),
@@ -96,6 +121,7 @@ pub struct Deliver {
     queue: Arc<dyn DeliveryQueue>,
     http: Arc<dyn HttpSender>,
     lifecycle: Lifecycle,
+    limiter: Arc<dyn RateLimiter>,
     settings: DeliverSettings,
 }
 
@@ -105,6 +131,29 @@ fn jitter_sample() -> f64 {
         return 0.5;
     }
     (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Splits a batch into lanes: each unordered message alone, each ordering group's messages
+/// together in batch order (the order a FIFO queue hands them out).
+fn lanes(messages: &[ReceivedMessage]) -> Vec<Vec<&ReceivedMessage>> {
+    let mut lanes: Vec<Vec<&ReceivedMessage>> = Vec::with_capacity(messages.len());
+    let mut groups: HashMap<String, usize> = HashMap::new();
+    for m in messages {
+        let group = serde_json::from_str::<DeliveryMessage>(&m.body)
+            .ok()
+            .and_then(|d| d.group);
+        match group {
+            Some(g) => match groups.get(&g) {
+                Some(&i) => lanes[i].push(m),
+                None => {
+                    groups.insert(g, lanes.len());
+                    lanes.push(vec![m]);
+                }
+            },
+            None => lanes.push(vec![m]),
+        }
+    }
+    lanes
 }
 
 fn excerpt(body: &str) -> String {
@@ -169,24 +218,33 @@ impl Deliver {
             queue,
             http,
             lifecycle,
+            limiter: Arc::new(MemoryRateLimiter::default()),
             settings,
         }
     }
 
+    /// Uses `limiter` for webhooks' rate limits (default: in memory, exact for one process).
+    pub fn with_rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
     /// Delivers a batch, `concurrency` at a time; returns the ids of messages to retry.
+    /// Messages of one ordering group go one after another in batch order, and once one is
+    /// not acknowledged the rest of its group are returned unattempted.
     /// The batch's attempts are recorded together at its end (one transaction on SQLite);
     /// if that fails, every message of the batch is retried, as one failed record would be.
     pub async fn handle_batch(&self, messages: &[ReceivedMessage]) -> Vec<String> {
         let pending = PendingAttempts::default();
         // Futures built up front (not in a stream closure) keep the batch future `Send` for
         // any caller lifetime, so it can be spawned.
-        let attempts: Vec<_> = messages
-            .iter()
-            .map(|m| self.handle_reporting(m, &pending))
+        let lanes: Vec<_> = lanes(messages)
+            .into_iter()
+            .map(|lane| self.handle_lane(lane, &pending))
             .collect();
-        let failed: Vec<String> = stream::iter(attempts)
+        let failed: Vec<String> = stream::iter(lanes)
             .buffer_unordered(self.settings.concurrency.max(1))
-            .filter_map(|failed| async move { failed })
+            .flat_map(stream::iter)
             .collect()
             .await;
         match self.flush(pending).await {
@@ -198,15 +256,25 @@ impl Deliver {
         }
     }
 
-    async fn handle_reporting(
+    /// Handles one lane (one message, or an ordering group's messages in order); returns the
+    /// ids of those to retry.
+    async fn handle_lane(
         &self,
-        message: &ReceivedMessage,
+        lane: Vec<&ReceivedMessage>,
         pending: &PendingAttempts,
-    ) -> Option<String> {
-        self.handle_in_batch(message, pending)
-            .await
-            .err()
-            .map(|_| message.message_id.clone())
+    ) -> Vec<String> {
+        let mut failed = Vec::new();
+        for message in lane {
+            if !failed.is_empty() {
+                tracing::info!(message_id = %message.message_id, error = %DeliverError::GroupBlocked, "not attempted; it comes back in order");
+                failed.push(message.message_id.clone());
+                continue;
+            }
+            if self.handle_in_batch(message, pending).await.is_err() {
+                failed.push(message.message_id.clone());
+            }
+        }
+        failed
     }
 
     async fn flush(&self, pending: PendingAttempts) -> Result<(), PortError> {
@@ -286,10 +354,12 @@ impl Deliver {
         message: &ReceivedMessage,
         pending: &PendingAttempts,
     ) -> Result<AttemptStatus, DeliverError> {
-        // The queue's receive count drives retries and redrive; the attempt number shown keeps
-        // counting across DLQ replays and redeliveries.
+        // The queue's receive count plus what earlier copies of this run made drive the
+        // webhook's retry budget; the attempt number shown keeps counting across DLQ replays
+        // and redeliveries.
         let received = message.receive_count.max(1);
-        let attempt = delivery.prior_attempts.saturating_add(received);
+        let spent = delivery.run_attempts.saturating_add(received);
+        let attempt = delivery.prior_attempts.saturating_add(spent);
         let webhook = match self.store.get(&delivery.webhook_id).await? {
             Some(w) if w.spec.enabled => w,
             found => {
@@ -324,6 +394,56 @@ impl Deliver {
             });
             return Ok(AttemptStatus::Skipped);
         }
+        if let Some(limit) = webhook.spec.rate_limit {
+            // The slot a deferred copy holds counts on its first receive only: a retry after
+            // that takes a new slot like any other attempt.
+            let held = delivery
+                .not_before
+                .filter(|_| message.receive_count <= 1)
+                .and_then(|ms| {
+                    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+                });
+            let now = OffsetDateTime::now_utc();
+            let slot = match held {
+                Some(slot) => slot,
+                None => self.limiter.reserve(&webhook.id, limit, now).await?,
+            };
+            let wait = Duration::try_from(slot - now).unwrap_or_default();
+            let in_place = if delivery.group.is_some() {
+                self.settings.max_ordered_wait
+            } else {
+                self.settings.max_wait_in_place
+            };
+            if wait > in_place {
+                let why = format!(
+                    "rate limit {}/s: waiting {} ms for its slot",
+                    limit.per_second,
+                    wait.as_millis()
+                );
+                tracing::info!(why, "delayed");
+                self.record(pending, delivery, attempt, AttemptStatus::Delayed, |a| {
+                    a.error = Some(why);
+                    a.next_retry_at = Some(slot);
+                });
+                if delivery.group.is_some() {
+                    self.queue
+                        .retry_later(delivery, &message.receipt, wait)
+                        .await?;
+                    return Err(DeliverError::RateLimited(wait));
+                }
+                let slot_ms = i64::try_from(slot.unix_timestamp_nanos() / 1_000_000).ok();
+                let copy = DeliveryMessage {
+                    run_attempts: spent.saturating_sub(1),
+                    not_before: slot_ms,
+                    ..delivery.clone()
+                };
+                self.queue.send_later(&copy, wait).await?;
+                return Ok(AttemptStatus::Delayed);
+            }
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
         let now = OffsetDateTime::now_utc();
         let request = signed_request(
             &webhook,
@@ -343,10 +463,11 @@ impl Deliver {
             },
             Err(e) => e.outcome(),
         };
-        let decision = self
-            .settings
-            .policy
-            .decide(outcome, received, jitter_sample());
+        let policy = match &webhook.spec.retry {
+            Some(retry) => Cow::Owned(retry.policy(&self.settings.policy)),
+            None => Cow::Borrowed(&self.settings.policy),
+        };
+        let decision = policy.decide(outcome, spent, jitter_sample());
         let status = match decision {
             Decision::Delivered => AttemptStatus::Delivered,
             Decision::RetryAfter(_) => AttemptStatus::Retrying,
@@ -401,18 +522,28 @@ impl Deliver {
                 Ok(status)
             }
             Decision::RetryAfter(delay) => {
-                self.queue.retry_later(&message.receipt, delay).await?;
+                self.queue
+                    .retry_later(delivery, &message.receipt, delay)
+                    .await?;
                 Err(DeliverError::RetryLater(delay))
             }
             Decision::Exhausted => {
+                // The DLQ copy carries every attempt made so far, so a replay keeps counting.
+                let dead = DeliveryMessage {
+                    prior_attempts: attempt,
+                    run_attempts: 0,
+                    not_before: None,
+                    ..delivery.clone()
+                };
+                let reason = format!(
+                    "{spent} attempts failed (the webhook allows {}); last: {}",
+                    policy.max_receive_count(),
+                    error()
+                );
+                self.queue.dead_letter(&dead, &reason).await?;
                 self.count_failure(&webhook, now, &error()).await;
-                // Visible again at once: the next receive finds it over maxReceiveCount and
-                // redrive moves it to the DLQ.
-                self.queue
-                    .retry_later(&message.receipt, Duration::ZERO)
-                    .await?;
-                tracing::warn!("retries exhausted; the message goes to the DLQ");
-                Err(DeliverError::Exhausted)
+                tracing::warn!(reason, "retries exhausted; the delivery moved to the DLQ");
+                Ok(status)
             }
         }
     }

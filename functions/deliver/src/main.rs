@@ -3,7 +3,8 @@
 //! operational events go), `HOOKLINE_ALLOW_PRIVATE_TARGETS` (default false),
 //! `HOOKLINE_DELIVERY_TIMEOUT_SECS` (default 10), `HOOKLINE_DELIVERY_CONCURRENCY` (default 16),
 //! `HOOKLINE_DISABLE_AFTER` (default 5d), `HOOKLINE_DISABLE_MIN_FAILURES` (default 10),
-//! `HOOKLINE_URN_NAMESPACE`.
+//! `HOOKLINE_URN_NAMESPACE`, `HOOKLINE_DELIVERIES_DLQ_URL`, and for ordered webhooks
+//! `HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL` and `HOOKLINE_ORDERED_DELIVERIES_DLQ_URL`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +13,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use hookline_core::http::ReqwestSender;
 use hookline_core::lifecycle::DisablePolicy;
 use hookline_core::queue::lambda::{batch_response, received_messages};
-use hookline_core::queue::sqs::SqsQueue;
+use hookline_core::queue::sqs::SqsDeliveries;
 use hookline_core::store::dynamodb::{
-    lifecycle, DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore,
+    lifecycle, DynamoAttemptLog, DynamoEventLog, DynamoRateLimiter, DynamoWebhookStore,
 };
 use hookline_core::target::TargetPolicy;
 use hookline_core::urn::Namespace;
@@ -66,12 +67,13 @@ async fn main() -> Result<(), Error> {
     let deliver = Deliver::new(
         Arc::new(DynamoWebhookStore::new(dynamo.clone(), table.clone())),
         Arc::new(DynamoEventLog::new(dynamo.clone(), table.clone())),
-        Arc::new(DynamoAttemptLog::new(dynamo, table)),
-        Arc::new(SqsQueue::new(sqs, env("HOOKLINE_DELIVERIES_QUEUE_URL")?)),
+        Arc::new(DynamoAttemptLog::new(dynamo.clone(), table.clone())),
+        Arc::new(SqsDeliveries::from_env(&sqs)?),
         Arc::new(http),
         lifecycle,
         settings,
-    );
+    )
+    .with_rate_limiter(Arc::new(DynamoRateLimiter::new(dynamo, table)));
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let deliver = deliver.clone();
         async move {

@@ -24,6 +24,7 @@ fn webhook(app: &str, rules: &WebhookRules<'_>) -> Webhook {
         custom_headers: None,
         enabled: None,
         secret: None,
+        ..Default::default()
     }
     .validate(rules, None)
     .expect("valid");

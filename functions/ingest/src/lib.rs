@@ -96,7 +96,9 @@ pub struct Ingest {
 }
 
 /// The routes an event goes to: enabled (and not suspended), wanting its type, with a pattern
-/// matching its URN, and not the webhook an operational event is about.
+/// matching its URN, its payload filter (if any) matching the event, and not the webhook an
+/// operational event is about. Filters are evaluated last, only for routes that passed the
+/// rest.
 /// Pure: `routes` are the route items of the event's App.
 pub fn match_routes<'r>(routes: &'r [Route], event: &Event) -> Vec<&'r Route> {
     let about = about_webhook(event);
@@ -114,6 +116,7 @@ pub fn match_routes<'r>(routes: &'r [Route], event: &Event) -> Vec<&'r Route> {
         .collect();
     matched.sort_by(|a, b| a.webhook_id.cmp(&b.webhook_id));
     matched.dedup_by(|a, b| a.webhook_id == b.webhook_id);
+    matched.retain(|r| r.filter.as_ref().is_none_or(|f| f.matches(event)));
     matched
 }
 
@@ -232,13 +235,12 @@ impl Ingest {
 
     async fn fan_out_claimed(&self, event: &Event) -> Result<Outcome, IngestError> {
         let routes = self.store.routes_for_app(event.urn.app_id()).await?;
+        let urn = event.urn.to_string();
         let messages: Vec<DeliveryMessage> = match_routes(&routes, event)
             .into_iter()
-            .map(|r| DeliveryMessage {
-                delivery_id: DeliveryId::for_pair(&event.id, &r.webhook_id),
-                event_id: event.id.clone(),
-                webhook_id: r.webhook_id.clone(),
-                prior_attempts: 0,
+            .map(|r| {
+                let group = r.ordering.group(r.webhook_id.as_str(), &urn);
+                DeliveryMessage::first(&event.id, &r.webhook_id, group)
             })
             .collect();
         if !messages.is_empty() {
@@ -273,6 +275,8 @@ mod tests {
                 .collect(),
             enabled,
             url: WebhookUrl::parse_stored("https://crm.example.com/").expect("url"),
+            filter: None,
+            ordering: Default::default(),
         }
     }
 
@@ -356,6 +360,35 @@ mod tests {
         let matched = match_routes(&routes, &event);
         assert_eq!(
             matched.iter().map(|r| &r.webhook_id).collect::<Vec<_>>(),
+            [&routes[1].webhook_id]
+        );
+    }
+
+    #[test]
+    fn a_payload_filter_keeps_only_the_events_it_matches() {
+        let pattern = serde_json::json!({"data": {"priority": ["high"]}});
+        let mut filtered = route("A1", &["urn:allthings:app:A1:*"], &["*"], true);
+        filtered.filter =
+            Some(hookline_core::filter::Filter::parse(&pattern, "filter").expect("pattern"));
+        let routes = vec![
+            filtered,
+            route("A1", &["urn:allthings:app:A1:*"], &["*"], true),
+        ];
+        let with = |data: &str| {
+            let body = format!(
+                r#"{{"id":"evt_1","type":"ticket.created","urn":"urn:allthings:app:A1:ticket:C:T","data":{data}}}"#
+            );
+            let rules = IntakeRules {
+                namespace: &Namespace::default(),
+                catalog: Catalog::builtin(),
+            };
+            Event::from_intake(body.as_bytes(), rules, OffsetDateTime::now_utc()).expect("event")
+        };
+        let high = match_routes(&routes, &with(r#"{"priority":"high"}"#));
+        assert_eq!(high.len(), 2);
+        let low = match_routes(&routes, &with(r#"{"priority":"low"}"#));
+        assert_eq!(
+            low.iter().map(|r| &r.webhook_id).collect::<Vec<_>>(),
             [&routes[1].webhook_id]
         );
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use hookline_core::queue::lambda::{batch_response, received_messages};
-use hookline_core::queue::sqs::SqsQueue;
+use hookline_core::queue::sqs::{SqsDeliveries, SqsQueue};
 use hookline_core::store::dynamodb::{lifecycle, DynamoEventLog, DynamoWebhookStore};
 use hookline_core::urn::Namespace;
 use hookline_ingest::{Ingest, IngestSettings};
@@ -38,10 +38,7 @@ async fn main() -> Result<(), Error> {
     let ingest = Ingest::new(
         Arc::new(DynamoWebhookStore::new(dynamo.clone(), table.clone())),
         Arc::new(DynamoEventLog::new(dynamo, table)),
-        Arc::new(SqsQueue::new(
-            sqs.clone(),
-            env("HOOKLINE_DELIVERIES_QUEUE_URL")?,
-        )),
+        Arc::new(SqsDeliveries::from_env(&sqs)?),
         Arc::new(SqsQueue::new(sqs, env("HOOKLINE_EVENTS_DLQ_URL")?)),
         lifecycle,
         IngestSettings {

@@ -161,8 +161,9 @@ pub async fn replay_sqs(
     progress: &ProgressBar,
 ) -> Result<usize, PortError> {
     let limit = filter.limit.unwrap_or(usize::MAX);
-    // Redrive moved each message after the queue's maxReceiveCount receives, one attempt each.
-    let attempts = max_receive_count(sqs, queue_url).await?;
+    // Redrive moved a message after the queue's maxReceiveCount receives, one attempt each;
+    // one the deliverer dead-lettered (it carries the reason) already counts its attempts.
+    let redriven_attempts = max_receive_count(sqs, queue_url).await?;
     let mut moved = 0;
     while moved < limit {
         let batch = sqs
@@ -170,6 +171,7 @@ pub async fn replay_sqs(
             .queue_url(dlq_url)
             .max_number_of_messages(10)
             .visibility_timeout(30)
+            .message_attribute_names(REASON_ATTRIBUTE)
             .send()
             .await
             .map_err(sqs_err)?;
@@ -181,12 +183,24 @@ pub async fn replay_sqs(
             if moved >= limit || !filter.wants(body) {
                 continue;
             }
-            sqs.send_message()
-                .queue_url(queue_url)
-                .message_body(replay_body(body, attempts))
-                .send()
-                .await
-                .map_err(sqs_err)?;
+            let dead_lettered = m
+                .message_attributes()
+                .is_some_and(|a| a.contains_key(REASON_ATTRIBUTE));
+            let attempts = if dead_lettered { 0 } else { redriven_attempts };
+            let body = replay_body(body, attempts);
+            let mut send = sqs.send_message().queue_url(queue_url).message_body(&body);
+            if queue_url.ends_with(".fifo") {
+                // Back in its ordering group, after what is queued there now.
+                let delivery = serde_json::from_str::<DeliveryMessage>(&body).ok();
+                let group = delivery.as_ref().and_then(|d| d.group.clone());
+                let dedup = delivery.map(|d| format!("{}-{}", d.delivery_id, d.prior_attempts));
+                send = send
+                    .set_message_group_id(Some(group.unwrap_or_else(|| "replayed".into())))
+                    .set_message_deduplication_id(
+                        dedup.or_else(|| m.message_id().map(str::to_owned)),
+                    );
+            }
+            send.send().await.map_err(sqs_err)?;
             sqs.delete_message()
                 .queue_url(dlq_url)
                 .receipt_handle(m.receipt_handle().unwrap_or_default())

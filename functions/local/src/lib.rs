@@ -108,7 +108,9 @@ pub struct Queues {
 }
 
 impl Queues {
-    /// The four queues in `db`, redriving after the retry policy's `maxReceiveCount`.
+    /// The four queues in `db`: events redrive after the retry policy's `maxReceiveCount`;
+    /// the deliverer dead-letters deliveries by each webhook's policy, and their redrive is
+    /// a backstop above any webhook's attempts.
     pub fn new(db: &Database, policy: &RetryPolicy) -> Self {
         let max = policy.max_receive_count();
         Self {
@@ -117,7 +119,10 @@ impl Queues {
             deliveries: SqliteQueue::new(
                 db.clone(),
                 names::DELIVERIES,
-                Some((names::DELIVERIES_DLQ, max)),
+                Some((
+                    names::DELIVERIES_DLQ,
+                    hookline_core::rules::backstop_receive_count(policy),
+                )),
             ),
             deliveries_dlq: SqliteQueue::new(db.clone(), names::DELIVERIES_DLQ, None),
         }

@@ -80,8 +80,21 @@ impl SqliteQueue {
         delay: Duration,
         reason: Option<&str>,
     ) -> Result<Vec<String>, PortError> {
-        let queue = self.name.clone();
-        let bodies = bodies.to_vec();
+        let entries: Vec<(String, Option<String>)> =
+            bodies.iter().map(|b| (b.clone(), None)).collect();
+        self.send_grouped(&self.name, entries, delay, reason).await
+    }
+
+    /// Sends `(body, ordering group)` entries to queue `queue` in one transaction. Of a
+    /// group, only the oldest message can be received, and not while it is in flight.
+    async fn send_grouped(
+        &self,
+        queue: &str,
+        bodies: Vec<(String, Option<String>)>,
+        delay: Duration,
+        reason: Option<&str>,
+    ) -> Result<Vec<String>, PortError> {
+        let queue = queue.to_owned();
         let reason = reason.map(str::to_owned);
         let ids = self
             .db
@@ -94,14 +107,14 @@ impl SqliteQueue {
                 {
                     let mut insert = tx
                         .prepare_cached(
-                            "INSERT INTO queue_messages (queue, message_id, body, reason, sent_at, visible_at)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                            "INSERT INTO queue_messages (queue, message_id, body, reason, sent_at, visible_at, group_id)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                         )
                         .map_err(unavailable)?;
-                    for body in &bodies {
+                    for (body, group) in &bodies {
                         let id = ulid::Ulid::new().to_string();
                         insert
-                            .execute(params![queue, id, body, reason, now, now + ms(delay)])
+                            .execute(params![queue, id, body, reason, now, now + ms(delay), group])
                             .map_err(unavailable)?;
                         ids.push(id);
                     }
@@ -143,8 +156,11 @@ impl SqliteQueue {
                 let picked: Vec<(i64, String, String, u32)> = {
                     let mut select = tx
                         .prepare_cached(
-                            "SELECT seq, message_id, body, receive_count FROM queue_messages
-                             WHERE queue = ?1 AND visible_at <= ?2 ORDER BY visible_at, seq LIMIT ?3",
+                            "SELECT seq, message_id, body, receive_count FROM queue_messages q
+                             WHERE queue = ?1 AND visible_at <= ?2
+                               AND (group_id IS NULL OR seq = (SELECT MIN(seq) FROM queue_messages g
+                                                               WHERE g.queue = ?1 AND g.group_id = q.group_id))
+                             ORDER BY visible_at, seq LIMIT ?3",
                         )
                         .map_err(unavailable)?;
                     let rows = select
@@ -274,7 +290,8 @@ impl SqliteQueue {
                 for (id, body) in &messages {
                     moved += tx
                         .execute(
-                            "UPDATE queue_messages SET queue = ?1, body = ?5, receive_count = 0, visible_at = ?2, reason = NULL, receipt = NULL
+                            "UPDATE queue_messages SET queue = ?1, body = ?5, receive_count = 0, visible_at = ?2, reason = NULL, receipt = NULL,
+                                 group_id = CASE WHEN json_valid(?5) THEN json_extract(?5, '$.group') END
                              WHERE queue = ?3 AND message_id = ?4",
                             params![to_name, now, from, id, body],
                         )
@@ -328,19 +345,56 @@ impl DeliveryQueue for SqliteQueue {
         &self,
         messages: &[DeliveryMessage],
     ) -> Result<Vec<DeliveryId>, PortError> {
-        let bodies = messages
+        let entries = messages
             .iter()
-            .map(|m| serde_json::to_string(m).map_err(|e| PortError::Corrupt(e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|m| Ok((body_of(m)?, m.group.clone())))
+            .collect::<Result<Vec<_>, PortError>>()?;
         // One transaction: all or nothing, so nothing is "partly failed" here.
-        self.send_many(&bodies, Duration::ZERO, None)
+        self.send_grouped(&self.name, entries, Duration::ZERO, None)
             .await
             .map(|_| Vec::new())
     }
 
-    async fn retry_later(&self, receipt: &ReceiptHandle, delay: Duration) -> Result<(), PortError> {
+    async fn retry_later(
+        &self,
+        _delivery: &DeliveryMessage,
+        receipt: &ReceiptHandle,
+        delay: Duration,
+    ) -> Result<(), PortError> {
         self.change_visibility(receipt, delay).await
     }
+
+    async fn send_later(
+        &self,
+        delivery: &DeliveryMessage,
+        delay: Duration,
+    ) -> Result<(), PortError> {
+        let entry = (body_of(delivery)?, delivery.group.clone());
+        self.send_grouped(&self.name, vec![entry], delay, None)
+            .await
+            .map(|_| ())
+    }
+
+    async fn dead_letter(&self, delivery: &DeliveryMessage, reason: &str) -> Result<(), PortError> {
+        let Some((dlq, _)) = &self.redrive else {
+            return Err(PortError::Corrupt(format!(
+                "queue {} has no dead-letter queue",
+                self.name
+            )));
+        };
+        self.send_grouped(
+            dlq,
+            vec![(body_of(delivery)?, None)],
+            Duration::ZERO,
+            Some(reason),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+fn body_of(m: &DeliveryMessage) -> Result<String, PortError> {
+    serde_json::to_string(m).map_err(|e| PortError::Corrupt(e.to_string()))
 }
 
 #[async_trait]

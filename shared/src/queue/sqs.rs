@@ -164,11 +164,16 @@ impl SqsQueue {
                 .map(|m| {
                     let body =
                         serde_json::to_string(m).map_err(|e| PortError::Corrupt(e.to_string()))?;
-                    SendMessageBatchRequestEntry::builder()
+                    let entry = SendMessageBatchRequestEntry::builder()
                         .id(m.delivery_id.as_str())
-                        .message_body(body)
-                        .build()
-                        .map_err(build_err)
+                        .message_body(body);
+                    let entry = match &m.group {
+                        Some(group) => entry
+                            .message_group_id(group)
+                            .message_deduplication_id(dedup_id(m)),
+                        None => entry,
+                    };
+                    entry.build().map_err(build_err)
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             let out = match self
@@ -220,31 +225,174 @@ impl EventQueue for SqsQueue {
     }
 }
 
+/// A FIFO queue deduplicates within 5 minutes by this id: a repeated fan-out of one event
+/// sends its deliveries once, while a replay (more prior attempts) goes through.
+fn dedup_id(m: &DeliveryMessage) -> String {
+    format!("{}-{}", m.delivery_id, m.prior_attempts)
+}
+
+/// Longest per-message delay SQS accepts (15 min).
+pub const MAX_MESSAGE_DELAY: Duration = Duration::from_secs(15 * 60);
+
+fn whole_seconds(delay: Duration, cap: Duration) -> i32 {
+    let secs = delay.min(cap).as_secs_f64().ceil();
+    i32::try_from(secs as i64).unwrap_or(i32::MAX)
+}
+
+/// The deliveries queues on SQS: the standard queue, the FIFO queue ordered webhooks'
+/// deliveries go to (`MessageGroupId` = their ordering group), and the dead-letter queue of
+/// each. A delivery's `group` picks the queue.
+#[derive(Clone, Debug)]
+pub struct SqsDeliveries {
+    standard: SqsQueue,
+    dlq: SqsQueue,
+    ordered: Option<(SqsQueue, SqsQueue)>,
+}
+
+impl SqsDeliveries {
+    /// The standard deliveries queue and its DLQ; ordered deliveries are refused until
+    /// [`SqsDeliveries::with_ordered`] names the FIFO pair.
+    pub fn new(standard: SqsQueue, dlq: SqsQueue) -> Self {
+        Self {
+            standard,
+            dlq,
+            ordered: None,
+        }
+    }
+
+    /// Adds the FIFO queue (`….fifo`) and its FIFO DLQ for ordered deliveries.
+    pub fn with_ordered(mut self, fifo: SqsQueue, fifo_dlq: SqsQueue) -> Self {
+        self.ordered = Some((fifo, fifo_dlq));
+        self
+    }
+
+    /// The queues named by `HOOKLINE_DELIVERIES_QUEUE_URL` and `HOOKLINE_DELIVERIES_DLQ_URL`,
+    /// and, when set, `HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL` and
+    /// `HOOKLINE_ORDERED_DELIVERIES_DLQ_URL`.
+    pub fn from_env(client: &Client) -> Result<Self, String> {
+        let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+        let q = |url: String| SqsQueue::new(client.clone(), url);
+        let deliveries = Self::new(
+            q(var("HOOKLINE_DELIVERIES_QUEUE_URL")?),
+            q(var("HOOKLINE_DELIVERIES_DLQ_URL")?),
+        );
+        Ok(
+            match std::env::var("HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL") {
+                Ok(fifo) => {
+                    deliveries.with_ordered(q(fifo), q(var("HOOKLINE_ORDERED_DELIVERIES_DLQ_URL")?))
+                }
+                Err(_) => deliveries,
+            },
+        )
+    }
+
+    /// The standard deliveries queue.
+    pub fn standard(&self) -> &SqsQueue {
+        &self.standard
+    }
+
+    /// The FIFO deliveries queue, if configured.
+    pub fn ordered(&self) -> Option<&SqsQueue> {
+        self.ordered.as_ref().map(|(q, _)| q)
+    }
+
+    fn route(&self, m: &DeliveryMessage) -> Result<(&SqsQueue, &SqsQueue), PortError> {
+        match (&m.group, &self.ordered) {
+            (None, _) => Ok((&self.standard, &self.dlq)),
+            (Some(_), Some((fifo, dlq))) => Ok((fifo, dlq)),
+            (Some(_), None) => Err(PortError::Unavailable(
+                "an ordered delivery needs the FIFO deliveries queue (HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL)".into(),
+            )),
+        }
+    }
+}
+
 #[async_trait]
-impl DeliveryQueue for SqsQueue {
+impl DeliveryQueue for SqsDeliveries {
     async fn send_deliveries(
         &self,
         messages: &[DeliveryMessage],
     ) -> Result<Vec<DeliveryId>, PortError> {
+        let (ordered, unordered): (Vec<_>, Vec<_>) =
+            messages.iter().cloned().partition(|m| m.group.is_some());
         let mut failed = Vec::new();
-        for batch in messages.chunks(BATCH_LIMIT) {
-            failed.extend(self.send_batch(batch).await?);
+        for batch in unordered.chunks(BATCH_LIMIT) {
+            failed.extend(self.standard.send_batch(batch).await?);
+        }
+        if let Some(first) = ordered.first() {
+            let (fifo, _) = self.route(first)?;
+            for batch in ordered.chunks(BATCH_LIMIT) {
+                failed.extend(fifo.send_batch(batch).await?);
+            }
         }
         Ok(failed)
     }
 
-    async fn retry_later(&self, receipt: &ReceiptHandle, delay: Duration) -> Result<(), PortError> {
-        let secs = delay.min(MAX_VISIBILITY).as_secs_f64().ceil();
-        let secs = i32::try_from(secs as i64).unwrap_or(i32::MAX);
-        self.client
+    async fn retry_later(
+        &self,
+        delivery: &DeliveryMessage,
+        receipt: &ReceiptHandle,
+        delay: Duration,
+    ) -> Result<(), PortError> {
+        let (queue, _) = self.route(delivery)?;
+        queue
+            .client
             .change_message_visibility()
-            .queue_url(&self.url)
+            .queue_url(&queue.url)
             .receipt_handle(&receipt.0)
-            .visibility_timeout(secs)
+            .visibility_timeout(whole_seconds(delay, MAX_VISIBILITY))
             .send()
             .await
             .map(|_| ())
             .map_err(unavailable)
+    }
+
+    async fn send_later(
+        &self,
+        delivery: &DeliveryMessage,
+        delay: Duration,
+    ) -> Result<(), PortError> {
+        if delivery.group.is_some() {
+            // A FIFO queue has no per-message delay, and a copy would lose its place.
+            return Err(PortError::Corrupt(
+                "an ordered delivery cannot be sent again later".into(),
+            ));
+        }
+        let body =
+            serde_json::to_string(delivery).map_err(|e| PortError::Corrupt(e.to_string()))?;
+        self.standard
+            .client
+            .send_message()
+            .queue_url(&self.standard.url)
+            .message_body(body)
+            .delay_seconds(whole_seconds(delay, MAX_MESSAGE_DELAY))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn dead_letter(&self, delivery: &DeliveryMessage, reason: &str) -> Result<(), PortError> {
+        let (_, dlq) = self.route(delivery)?;
+        let body =
+            serde_json::to_string(delivery).map_err(|e| PortError::Corrupt(e.to_string()))?;
+        let attr = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(reason)
+            .build()
+            .map_err(build_err)?;
+        let mut request = dlq
+            .client
+            .send_message()
+            .queue_url(&dlq.url)
+            .message_body(body)
+            .message_attributes(REASON_ATTRIBUTE, attr);
+        if let Some(group) = &delivery.group {
+            request = request
+                .message_group_id(group)
+                .message_deduplication_id(dedup_id(delivery));
+        }
+        request.send().await.map(|_| ()).map_err(unavailable)
     }
 }
 

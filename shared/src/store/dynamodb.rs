@@ -19,8 +19,9 @@ use crate::event::{Event, EventId};
 use crate::lifecycle::FailureRun;
 use crate::ports::{
     Attempt, AttemptLog, AttemptStatus, Cursor, DeliveryId, EventClaim, EventLog, GrantStore, Page,
-    PortError, RevokedGrant, WebhookStore,
+    PortError, RateLimiter, RevokedGrant, WebhookStore,
 };
+use crate::rules::RateLimit;
 use crate::webhook::{Route, Webhook, WebhookId};
 use time::OffsetDateTime;
 
@@ -881,5 +882,101 @@ impl DynamoAttemptLog {
                 .expression_attribute_values(":status", s(status_name(st))),
             None => query.filter_expression("#ttl > :now"),
         }
+    }
+}
+
+/// Rate-limit slots on the same table: `PK=RATE#<webhookId> SK=RATE`, `next` = the next free
+/// slot (Unix ms), with a TTL. A reservation is one conditional `UpdateItem` when the webhook
+/// is idle (`next` in the past: the slot is now) and a second, unconditional one when it is
+/// busy (`ADD next :interval`, returning the new value: the slot is the old `next`). So every
+/// delivery of a limited webhook costs one or two writes, containers share the limit, and
+/// the slots are exact but for clock skew between containers (milliseconds on Lambda).
+#[derive(Clone, Debug)]
+pub struct DynamoRateLimiter {
+    client: Client,
+    table: String,
+}
+
+impl DynamoRateLimiter {
+    /// The limiter on `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_unix_ms(ms: i64) -> Result<OffsetDateTime, PortError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|e| PortError::Corrupt(format!("rate-limit slot {ms}: {e}")))
+}
+
+#[async_trait]
+impl RateLimiter for DynamoRateLimiter {
+    async fn reserve(
+        &self,
+        webhook: &WebhookId,
+        limit: RateLimit,
+        now: OffsetDateTime,
+    ) -> Result<OffsetDateTime, PortError> {
+        let pk = format!("RATE#{webhook}");
+        let interval = i64::try_from(limit.interval().as_millis()).unwrap_or(i64::MAX);
+        let now_ms = unix_ms(now);
+        // Kept a day past its last slot, then removed by the table's TTL.
+        let ttl = n(now.unix_timestamp() + 86_400);
+        let idle = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", s(&pk))
+            .key("SK", s("RATE"))
+            .update_expression("SET #next = :after, #ttl = :ttl")
+            .condition_expression("attribute_not_exists(#next) OR #next <= :now")
+            .expression_attribute_names("#next", "next")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":after", n(now_ms + interval))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":ttl", ttl.clone())
+            .send()
+            .await;
+        if unless_condition_failed(idle)?.is_some() {
+            return Ok(now);
+        }
+        let busy = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", s(&pk))
+            .key("SK", s("RATE"))
+            .update_expression("ADD #next :interval SET #ttl = :ttl")
+            .expression_attribute_names("#next", "next")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":interval", n(interval))
+            .expression_attribute_values(":ttl", ttl)
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let after = match busy.attributes().and_then(|a| a.get("next")) {
+            Some(AttributeValue::N(v)) => v
+                .parse::<i64>()
+                .map_err(|e| PortError::Corrupt(format!("rate-limit slot {v}: {e}")))?,
+            _ => {
+                return Err(PortError::Corrupt(
+                    "rate-limit item has no next slot".into(),
+                ))
+            }
+        };
+        // Never in the past: the item may have gone idle between the two writes.
+        Ok(from_unix_ms(after - interval)?.max(now))
     }
 }

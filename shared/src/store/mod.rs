@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::event_type::EventTypeFilter;
+use crate::filter::Filter;
 use crate::lifecycle::{Disabled, DisabledReason, Suspension, WebhookState};
 use crate::ports::PortError;
+use crate::rules::{Ordering, RateLimit, RetryInput, WebhookRetry};
 use crate::signing::Secret;
 use crate::urn::UrnPattern;
 use crate::webhook::{CustomHeader, SigningSecret, Webhook, WebhookId, WebhookSpec, WebhookUrl};
@@ -60,6 +62,22 @@ pub struct WebhookRecord {
     /// Apps it receives nothing from (its owner's grant there was revoked).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suspended: Vec<SuspensionRecord>,
+    /// Payload filter, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<serde_json::Value>,
+    /// Its own retry schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryInput>,
+    /// Its rate limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Its ordering (absent: `none`).
+    #[serde(default, skip_serializing_if = "is_unordered")]
+    pub ordering: Ordering,
+}
+
+fn is_unordered(o: &Ordering) -> bool {
+    *o == Ordering::None
 }
 
 /// A stored suspension.
@@ -121,6 +139,10 @@ impl From<&Webhook> for WebhookRecord {
                     since: s.since,
                 })
                 .collect(),
+            filter: w.spec.filter.as_ref().map(|f| f.pattern().clone()),
+            retry: w.spec.retry.as_ref().map(WebhookRetry::to_input),
+            rate_limit: w.spec.rate_limit,
+            ordering: w.spec.ordering,
         }
     }
 }
@@ -157,6 +179,18 @@ impl TryFrom<WebhookRecord> for Webhook {
             })
             .collect::<Result<_, _>>()
             .map_err(|e| corrupt(&r.id, e))?;
+        let filter = r
+            .filter
+            .as_ref()
+            .map(Filter::parse_stored)
+            .transpose()
+            .map_err(|e| corrupt(&r.id, e))?;
+        let retry = r
+            .retry
+            .as_ref()
+            .map(|input| WebhookRetry::parse(input, "retry"))
+            .transpose()
+            .map_err(|e| corrupt(&r.id, format!("retry: {e:?}")))?;
         Ok(Webhook {
             id,
             spec: WebhookSpec {
@@ -166,6 +200,10 @@ impl TryFrom<WebhookRecord> for Webhook {
                 urns,
                 custom_headers: r.custom_headers,
                 enabled: r.enabled,
+                filter,
+                retry,
+                rate_limit: r.rate_limit,
+                ordering: r.ordering,
             },
             secrets,
             owner: r.owner,

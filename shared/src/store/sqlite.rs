@@ -83,6 +83,9 @@ const MIGRATIONS: &[&str] = &[
          since  INTEGER NOT NULL,
          PRIMARY KEY (sub, app_id)
      ) WITHOUT ROWID;",
+    // Ordering groups: only the oldest message of a group can be received (SQS FIFO).
+    "ALTER TABLE queue_messages ADD COLUMN group_id TEXT;
+     CREATE INDEX queue_groups ON queue_messages (queue, group_id, seq) WHERE group_id IS NOT NULL;",
 ];
 
 /// A call to run on the connection's thread; it returns how to answer its caller once the

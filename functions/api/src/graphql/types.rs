@@ -4,10 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, Result, SimpleObject, ID};
+use async_graphql::{
+    ComplexObject, Context, Enum, InputObject, Json, MaybeUndefined, Object, Result, SimpleObject,
+    ID,
+};
 use hookline_core::auth::Principal;
 use hookline_core::event_type::EventTypeInfo;
 use hookline_core::ports::{Attempt, AttemptStatus, OutboundErrorKind};
+use hookline_core::rules::{Ordering, RateLimit, RetryInput};
 use hookline_core::validation::FieldError;
 use hookline_core::webhook::{NewWebhook, Webhook, WebhookPatch};
 
@@ -347,6 +351,15 @@ pub struct WebhookObject {
     suspended: Vec<WebhookSuspension>,
     /// Its current run of failed deliveries (`webhook(id)` only; null in listings).
     failing: Option<WebhookFailureRun>,
+    /// A content pattern over the event envelope (EventBridge form): only matching events
+    /// are delivered; null for none.
+    filter: Option<Json<serde_json::Value>>,
+    /// Its own retry schedule; null: the deployment's.
+    retry: Option<WebhookRetryPolicy>,
+    /// Its rate limit; null: none.
+    rate_limit: Option<WebhookRateLimit>,
+    /// Whether its deliveries keep the events' order.
+    ordering: WebhookOrdering,
     /// A shared secret used to sign the request payload (`whsec_...`, Standard Webhooks).
     /// Readable only in the result of `registerWebhook` and `rotateWebhookSecret`; null
     /// elsewhere.
@@ -382,6 +395,18 @@ impl WebhookObject {
             disabled_reason: w.state.disabled_reason().map(str::to_owned),
             disabled_at: w.state.disabled_at().map(rfc3339),
             last_error: w.state.last_error().map(str::to_owned),
+            filter: w.spec.filter.as_ref().map(|f| Json(f.pattern().clone())),
+            retry: w.spec.retry.as_ref().map(|r| {
+                let input = r.to_input();
+                WebhookRetryPolicy {
+                    schedule: input.schedule,
+                    max_attempts: i32::try_from(r.max_attempts).unwrap_or(i32::MAX),
+                }
+            }),
+            rate_limit: w.spec.rate_limit.map(|r| WebhookRateLimit {
+                per_second: i32::try_from(r.per_second).unwrap_or(i32::MAX),
+            }),
+            ordering: w.spec.ordering.into(),
             failing: w.state.failures.as_ref().map(|r| WebhookFailureRun {
                 since: rfc3339(r.since),
                 failures: i32::try_from(r.failures).unwrap_or(i32::MAX),
@@ -506,6 +531,79 @@ pub enum WebhookDeliveryStatus {
     Gone,
     /// Not sent: the webhook was deleted or disabled, or the event expired.
     Skipped,
+    /// Not sent yet: waiting for the webhook's rate limit (`nextRetryAt` is its slot).
+    Delayed,
+}
+
+/// A webhook's own retry schedule.
+#[derive(SimpleObject)]
+pub struct WebhookRetryPolicy {
+    /// Delay after attempt 1, 2, … (`30s`, `5m`, `1h`), each ±20%.
+    schedule: Vec<String>,
+    /// Attempts in all, the first included; the last step repeats past the schedule.
+    max_attempts: i32,
+}
+
+/// A webhook's rate limit.
+#[derive(SimpleObject)]
+pub struct WebhookRateLimit {
+    /// Most deliveries started per second, spaced evenly.
+    per_second: i32,
+}
+
+/// Whether a webhook's deliveries keep the events' order.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "Ordering")]
+pub enum WebhookOrdering {
+    /// In parallel (the default).
+    None,
+    /// One at a time per webhook, each after the previous is acknowledged or finally failed.
+    PerWebhook,
+    /// One at a time per webhook and resource URN.
+    PerUrn,
+}
+
+/// A retry schedule to set.
+#[derive(InputObject)]
+pub struct WebhookRetryInput {
+    /// Delay after attempt 1, 2, … (`30s`, `5m`, `1h`; 1 s to 12 h each, 24 h in all).
+    schedule: Vec<String>,
+    /// Attempts in all, the first included (1 to 10; default one more than the steps).
+    max_attempts: Option<i32>,
+}
+
+impl WebhookRetryInput {
+    fn into_input(self) -> RetryInput {
+        RetryInput {
+            schedule: self.schedule,
+            // Out of range is refused by the same check as any other bad count.
+            max_attempts: self.max_attempts.map(|n| u32::try_from(n).unwrap_or(0)),
+        }
+    }
+}
+
+/// A rate limit to set.
+#[derive(InputObject)]
+pub struct WebhookRateLimitInput {
+    /// Most deliveries started per second (1 to 1000).
+    per_second: i32,
+}
+
+impl WebhookRateLimitInput {
+    fn into_limit(self) -> RateLimit {
+        RateLimit {
+            per_second: u32::try_from(self.per_second).unwrap_or(0),
+        }
+    }
+}
+
+/// A PATCH-style field: absent keeps, null removes, a value sets.
+fn patch_field<T, U>(field: MaybeUndefined<T>, into: impl FnOnce(T) -> U) -> Option<Option<U>> {
+    match field {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(into(v))),
+    }
 }
 
 /// Why an attempt got no HTTP answer.
@@ -639,6 +737,15 @@ pub struct RegisterWebhookInput {
     /// The signing secret to use (`whsec_` and base64 of 24 to 64 random bytes), for an
     /// endpoint that must know it before the check on save; Hookline makes one when absent.
     secret: Option<String>,
+    /// Only events matching this content pattern over the envelope are delivered
+    /// (EventBridge form, e.g. `{"data": {"priority": ["high"]}}`).
+    filter: Option<Json<serde_json::Value>>,
+    /// Its own retry schedule (default: the deployment's).
+    retry: Option<WebhookRetryInput>,
+    /// Most deliveries per second (default: no limit).
+    rate_limit: Option<WebhookRateLimitInput>,
+    /// Deliver in order (default `NONE`).
+    ordering: Option<WebhookOrdering>,
 }
 
 /// Changes to a webhook: only the fields given change. A changed URL or headers is checked
@@ -657,6 +764,14 @@ pub struct UpdateWebhookInput {
     custom_headers: Option<Vec<Option<HttpHeaderInput>>>,
     /// Enable or disable.
     enabled: Option<bool>,
+    /// A new payload filter; null removes it.
+    filter: MaybeUndefined<Json<serde_json::Value>>,
+    /// A new retry schedule; null returns to the deployment's.
+    retry: MaybeUndefined<WebhookRetryInput>,
+    /// A new rate limit; null removes it.
+    rate_limit: MaybeUndefined<WebhookRateLimitInput>,
+    /// A new ordering.
+    ordering: Option<WebhookOrdering>,
 }
 
 /// A delivery that was queued (by `testWebhook` or `redeliverWebhookDelivery`).
@@ -844,6 +959,10 @@ impl Mutation {
                 custom_headers: header_map(webhook.custom_headers)?,
                 enabled: webhook.enabled,
                 secret: webhook.secret,
+                filter: webhook.filter.map(|j| j.0),
+                retry: webhook.retry.map(WebhookRetryInput::into_input),
+                rate_limit: webhook.rate_limit.map(WebhookRateLimitInput::into_limit),
+                ordering: webhook.ordering.map(Into::into),
             };
             service.create(p, &input, webhook.app_id.as_deref()).await
         }
@@ -874,6 +993,10 @@ impl Mutation {
                 urns: webhook.urns,
                 custom_headers: header_map(webhook.custom_headers)?,
                 enabled: webhook.enabled,
+                filter: patch_field(webhook.filter, |j| j.0),
+                retry: patch_field(webhook.retry, WebhookRetryInput::into_input),
+                rate_limit: patch_field(webhook.rate_limit, WebhookRateLimitInput::into_limit),
+                ordering: webhook.ordering.map(Into::into),
             };
             service
                 .update(p, &id, &patch, version_of(expected_version)?)

@@ -19,7 +19,9 @@ use hookline_core::auth::Principal;
 use hookline_core::http::ReqwestSender;
 use hookline_core::queue::sqs::SqsQueue;
 use hookline_core::retry::RetryPolicy;
-use hookline_core::store::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
+use hookline_core::store::dynamodb::{
+    DynamoAttemptLog, DynamoEventLog, DynamoRateLimiter, DynamoWebhookStore,
+};
 use hookline_core::target::TargetPolicy;
 use hookline_deliver::{Deliver, DeliverSettings};
 use hookline_ingest::{Ingest, IngestSettings};
@@ -431,7 +433,7 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
             webhooks,
             Arc::new(DynamoAttemptLog::new(dynamo.clone(), r.table_name.clone())),
             Arc::new(DynamoEventLog::new(dynamo, r.table_name.clone())),
-            Arc::new(SqsQueue::new(sqs, r.deliveries_queue_url.clone())),
+            Arc::new(r.deliveries(&sqs)),
         ),
     );
     // ingest
@@ -443,7 +445,7 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
             r.table_name.clone(),
         )),
         Arc::new(DynamoEventLog::new(dynamo, r.table_name.clone())),
-        Arc::new(SqsQueue::new(sqs.clone(), r.deliveries_queue_url.clone())),
+        Arc::new(r.deliveries(&sqs)),
         Arc::new(SqsQueue::new(sqs, r.events_dlq_url.clone())),
         ingest_lifecycle,
         IngestSettings::default(),
@@ -457,12 +459,16 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
             r.table_name.clone(),
         )),
         Arc::new(DynamoEventLog::new(dynamo.clone(), r.table_name.clone())),
-        Arc::new(DynamoAttemptLog::new(dynamo, r.table_name.clone())),
-        Arc::new(SqsQueue::new(sqs, r.deliveries_queue_url.clone())),
+        Arc::new(DynamoAttemptLog::new(dynamo.clone(), r.table_name.clone())),
+        Arc::new(r.deliveries(&sqs)),
         http,
         deliver_lifecycle,
         DeliverSettings::default(),
-    );
+    )
+    .with_rate_limiter(Arc::new(DynamoRateLimiter::new(
+        dynamo,
+        r.table_name.clone(),
+    )));
     // Lambda's SQS poller
     let (_, sqs) = clients(proxy.endpoint("poller")).await;
     let events_source = SqsQueue::new(sqs.clone(), r.events_queue_url.clone());

@@ -68,6 +68,7 @@ pub async fn run(options: &FloorOptions) -> Result<FloorReport, BenchError> {
         custom_headers: None,
         enabled: Some(true),
         secret: None,
+        ..Default::default()
     }
     .validate(&rules, None)
     .map_err(|e| BenchError::Setup(format!("floor webhook: {e}")))?;
