@@ -15,6 +15,8 @@ export HOOKLINE_EVENTS_QUEUE_URL=$(field eventsQueueUrl)
 export HOOKLINE_EVENTS_DLQ_URL=$(field eventsDlqUrl)
 export HOOKLINE_DELIVERIES_QUEUE_URL=$(field deliveriesQueueUrl)
 export HOOKLINE_DELIVERIES_DLQ_URL=$(field deliveriesDlqUrl)
+export HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL=$(field orderedDeliveriesQueueUrl)
+export HOOKLINE_ORDERED_DELIVERIES_DLQ_URL=$(field orderedDeliveriesDlqUrl)
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 cargo lambda watch --invoke-port "$port" > target/lambda-watch.log 2>&1 &

@@ -116,19 +116,41 @@ fn queues_follow_the_retry_policy_and_the_visibility_rule() {
         default_receives,
         u64::from(hookline_core::retry::RetryPolicy::default().max_receive_count())
     );
-    for (queue, dlq, function) in [
-        ("EventsQueue", "EventsDeadLetterQueue", "IngestFunction"),
+    let backstop = t["Parameters"]["DeliveriesBackstopReceiveCount"]["Default"]
+        .as_u64()
+        .expect("default");
+    assert_eq!(
+        backstop,
+        u64::from(hookline_core::rules::backstop_receive_count(
+            &hookline_core::retry::RetryPolicy::default()
+        )),
+        "the deliveries queues' redrive stays above any webhook's attempts"
+    );
+    for (queue, dlq, function, receives, source) in [
+        (
+            "EventsQueue",
+            "EventsDeadLetterQueue",
+            "IngestFunction",
+            "MaxReceiveCount",
+            "Events",
+        ),
         (
             "DeliveriesQueue",
             "DeliveriesDeadLetterQueue",
             "DeliverFunction",
+            "DeliveriesBackstopReceiveCount",
+            "Deliveries",
+        ),
+        (
+            "OrderedDeliveriesQueue",
+            "OrderedDeliveriesDeadLetterQueue",
+            "DeliverFunction",
+            "DeliveriesBackstopReceiveCount",
+            "OrderedDeliveries",
         ),
     ] {
         let props = &t["Resources"][queue]["Properties"];
-        assert_eq!(
-            props["RedrivePolicy"]["maxReceiveCount"]["Ref"],
-            "MaxReceiveCount"
-        );
+        assert_eq!(props["RedrivePolicy"]["maxReceiveCount"]["Ref"], receives);
         assert_eq!(
             props["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0],
             dlq
@@ -141,10 +163,7 @@ fn queues_follow_the_retry_policy_and_the_visibility_rule() {
             visibility >= 6 * timeout,
             "{queue}: visibility {visibility} < 6 x {function}'s {timeout} s"
         );
-        let source = t["Resources"][function]["Properties"]["Events"]
-            .as_mapping()
-            .and_then(|m| m.values().next())
-            .expect("an event source");
+        let source = &t["Resources"][function]["Properties"]["Events"][source];
         assert_eq!(
             source["Properties"]["FunctionResponseTypes"][0],
             "ReportBatchItemFailures"
@@ -155,6 +174,13 @@ fn queues_follow_the_retry_policy_and_the_visibility_rule() {
         ["MessageRetentionPeriod"]
         .as_u64();
     assert_eq!(dlq_retention, Some(1_209_600));
+    for fifo in ["OrderedDeliveriesQueue", "OrderedDeliveriesDeadLetterQueue"] {
+        assert_eq!(
+            t["Resources"][fifo]["Properties"]["FifoQueue"].as_bool(),
+            Some(true),
+            "{fifo} is FIFO (ordered delivery needs MessageGroupId)"
+        );
+    }
 }
 
 #[test]

@@ -297,9 +297,12 @@ const FIELD_ERRORS = {
   urns: "f-urns-error",
   appId: "f-urns-error",
   customHeaders: "f-headers-error",
+  filter: "f-filter-error",
+  retry: "f-retry-error",
+  rateLimit: "f-rate-error",
 };
 
-const FIELD_INPUT = { name: "f-name", url: "f-url" };
+const FIELD_INPUT = { name: "f-name", url: "f-url", filter: "f-filter", retry: "f-retry", rateLimit: "f-rate" };
 
 function clearErrors() {
   for (const id of new Set(Object.values(FIELD_ERRORS))) $(id).textContent = "";
@@ -454,7 +457,40 @@ function openForm(webhook) {
   checkHeaders();
   $("f-enabled-field").hidden = !webhook;
   $("f-enabled").checked = webhook ? webhook.enabled : true;
+  $("f-filter").value = webhook && webhook.filter ? JSON.stringify(webhook.filter, null, 2) : "";
+  $("f-retry").value = webhook && webhook.retry ? webhook.retry.schedule.join(", ") : "";
+  $("f-retry-max").value = webhook && webhook.retry ? String(webhook.retry.maxAttempts) : "";
+  $("f-rate").value = webhook && webhook.rateLimit ? String(webhook.rateLimit.perSecond) : "";
+  $("f-ordering").value = webhook ? webhook.ordering : "none";
   show("form-view");
+}
+
+// The delivery rules as the API takes them: `null` for an empty field (the default), or
+// `{error}` with what is wrong before anything is sent.
+function ruleValues() {
+  const text = $("f-filter").value.trim();
+  let filter = null;
+  if (text) {
+    try {
+      filter = JSON.parse(text);
+    } catch (e) {
+      return { error: ["filter", `is not JSON: ${e.message}`] };
+    }
+  }
+  const steps = $("f-retry").value.split(",").map((s) => s.trim()).filter(Boolean);
+  const max = $("f-retry-max").value.trim();
+  const retry = steps.length || max ? { schedule: steps, ...(max ? { maxAttempts: Number(max) } : {}) } : null;
+  const rate = $("f-rate").value.trim();
+  const rateLimit = rate ? { perSecond: Number(rate) } : null;
+  return { filter, retry, rateLimit, ordering: $("f-ordering").value };
+}
+
+function rulesText(w) {
+  const parts = [];
+  if (w.retry) parts.push(`retries after ${w.retry.schedule.join(", ") || "—"} (${w.retry.maxAttempts} attempts)`);
+  if (w.rateLimit) parts.push(`at most ${w.rateLimit.perSecond} per second`);
+  if (w.ordering && w.ordering !== "none") parts.push(w.ordering === "per-urn" ? "in order per resource URN" : "in order");
+  return parts.join("; ") || "Defaults";
 }
 
 function formValues() {
@@ -480,11 +516,20 @@ async function save(event) {
     $("form-error").hidden = false;
     return;
   }
+  const rules = ruleValues();
+  if (rules.error) {
+    showFieldErrors([{ field: rules.error[0], message: rules.error[1] }]);
+    $("form-error").textContent = "Fix the payload filter first.";
+    $("form-error").hidden = false;
+    $("f-filter").focus();
+    return;
+  }
   $("save").disabled = true;
   say("Saving: checking that the endpoint answers 200…");
   try {
     if (state.editing) {
-      const patch = { ...values, enabled: $("f-enabled").checked };
+      // Empty rule fields send null: back to the default.
+      const patch = { ...values, ...rules, enabled: $("f-enabled").checked };
       // Only over the version this form was opened on: a change made meanwhile is not lost.
       const w = await api("PATCH", `/v1/webhooks/${enc(state.editing.id)}`, patch, {
         "If-Match": `"${state.editing.version}"`,
@@ -492,7 +537,8 @@ async function save(event) {
       await openDetail(w.id);
       say(`Saved ${w.name}.`);
     } else {
-      const w = await api("POST", `/v1/webhooks?appId=${enc(state.app)}`, values);
+      const given = Object.fromEntries(Object.entries(rules).filter(([, v]) => v !== null));
+      const w = await api("POST", `/v1/webhooks?appId=${enc(state.app)}`, { ...values, ...given });
       showSecret(w.secret, w.id);
       say(`Created ${w.name}.`);
     }
@@ -560,6 +606,8 @@ async function openDetail(id) {
   fact("Events", w.eventTypes.join(", "));
   fact("URN scope", w.urns.join(", "));
   fact("Custom headers", Object.keys(w.customHeaders).join(", ") || "None");
+  if (w.filter) fact("Payload filter", JSON.stringify(w.filter));
+  fact("Delivery rules", rulesText(w));
   fact("Status", statusText(w));
   if (w.disabledAt) fact("Disabled since", when(w.disabledAt));
   if (w.lastError) fact("Last error", w.lastError);
