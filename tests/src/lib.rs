@@ -53,6 +53,7 @@ pub async fn fresh_aws(
 }
 
 pub mod receiver;
+pub mod stack;
 
 /// A stored-ready webhook (validated, with a fresh secret) for tests that write to a store
 /// directly, without the API's endpoint check.

@@ -12,56 +12,20 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use hookline_api::auth::Caller;
-use hookline_api::deliveries::DeliveriesService;
-use hookline_api::intake::IntakeService;
-use hookline_api::routes::Router;
-use hookline_api::service::WebhookService;
 use hookline_core::auth::Principal;
-use hookline_core::http::ReqwestSender;
 use hookline_core::lifecycle::DisablePolicy;
-use hookline_core::queue::sqs::SqsQueue;
 use hookline_core::retry::RetryPolicy;
-use hookline_core::store::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
-use hookline_deliver::{Deliver, DeliverSettings};
-use hookline_ingest::{Ingest, IngestSettings};
+use hookline_deliver::DeliverSettings;
 use hookline_tests::receiver::{Captured, Reply, TestReceiver};
+use hookline_tests::stack::{
+    call, create, delivered, delivered_ids, eventually, get, is_probe, principal, publish, Stack,
+};
 use serde_json::{json, Value};
 
 /// How long a failure run must last before it disables its webhook, in these tests.
 const WINDOW: Duration = Duration::from_secs(5);
 /// Failures the run must hold.
 const MIN_FAILURES: u32 = 3;
-/// Longest wait for something the pipeline should do.
-const PATIENCE: Duration = Duration::from_secs(25);
-
-fn policy() -> DisablePolicy {
-    DisablePolicy {
-        after: WINDOW,
-        min_failures: MIN_FAILURES,
-    }
-}
-
-fn principal(sub: &str, permissions: &str) -> Principal {
-    Principal::from_claims(sub, Some(&Value::String(permissions.into())))
-}
-
-/// A running Hookline: the API, and its queues being consumed.
-#[async_trait]
-trait Stack: Send + Sync {
-    fn router(&self) -> &Router;
-    /// Puts a raw message on the events queue, as a platform service would over SQS.
-    async fn push_event_message(&self, body: &str);
-    async fn stop(self: Box<Self>);
-}
-
-struct Embedded {
-    local: hookline::Local,
-    stop: tokio::sync::watch::Sender<bool>,
-    workers: Vec<tokio::task::JoinHandle<()>>,
-}
 
 async fn embedded(overlap: time::Duration) -> Box<dyn Stack> {
     let settings = hookline_api::service::Settings {
@@ -72,219 +36,26 @@ async fn embedded(overlap: time::Duration) -> Box<dyn Stack> {
         disable: policy(),
         ..DeliverSettings::default()
     };
-    let local = hookline::Local::open_with(
-        &hookline_tests::temp_db("lifecycle"),
-        settings,
-        "permissions".into(),
-        delivery,
-    )
-    .await
-    .expect("open the embedded store");
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let workers = local.spawn_workers(stopped);
-    Box::new(Embedded {
-        local,
-        stop,
-        workers,
-    })
-}
-
-#[async_trait]
-impl Stack for Embedded {
-    fn router(&self) -> &Router {
-        &self.local.router
-    }
-    async fn push_event_message(&self, body: &str) {
-        self.local
-            .queues
-            .events
-            .send(body, Duration::ZERO, None)
-            .await
-            .expect("send to the events queue");
-        self.local.db.message_sent().notify_waiters();
-    }
-    async fn stop(self: Box<Self>) {
-        let _ = self.stop.send(true);
-        for w in self.workers {
-            let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
-        }
-    }
-}
-
-struct Moto {
-    router: Router,
-    sqs: aws_sdk_sqs::Client,
-    events_url: String,
-    pumps: Vec<tokio::task::JoinHandle<()>>,
-}
-
-/// Plays an SQS event source: receive, hand to `handler`, delete what it did not report
-/// failed; forever.
-fn pump<F, Fut>(sqs: aws_sdk_sqs::Client, url: String, handler: F) -> tokio::task::JoinHandle<()>
-where
-    F: Fn(Vec<hookline_core::ports::ReceivedMessage>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Vec<String>> + Send,
-{
-    tokio::spawn(async move {
-        loop {
-            let batch = hookline_tests::sqs_receive(&sqs, &url).await;
-            if batch.is_empty() {
-                continue;
-            }
-            let failed = handler(batch.clone()).await;
-            for m in batch {
-                if !failed.contains(&m.message_id) {
-                    sqs.delete_message()
-                        .queue_url(&url)
-                        .receipt_handle(&m.receipt.0)
-                        .send()
-                        .await
-                        .expect("delete");
-                }
-            }
-        }
-    })
+    hookline_tests::stack::embedded("lifecycle", settings, delivery).await
 }
 
 async fn moto() -> Box<dyn Stack> {
-    let (dynamo, sqs, r) = hookline_tests::fresh_aws("lifecycle").await;
-    let settings = hookline_tests::local_settings();
-    let http = Arc::new(ReqwestSender::new(settings.targets, "Hookline/test").expect("client"));
-    let store = Arc::new(DynamoWebhookStore::new(
-        dynamo.clone(),
-        r.table_name.clone(),
-    ));
-    let events_log = Arc::new(DynamoEventLog::new(dynamo.clone(), r.table_name.clone()));
-    let attempts = Arc::new(DynamoAttemptLog::new(dynamo.clone(), r.table_name.clone()));
-    let deliveries_q = Arc::new(r.deliveries(&sqs));
-    let lifecycle = || hookline_tests::aws_lifecycle(&dynamo, &sqs, &r);
-    let webhooks = WebhookService::new(store.clone(), http.clone(), lifecycle(), settings.clone());
-    let router = Router::new(
-        webhooks.clone(),
-        IntakeService::new(
-            Arc::new(SqsQueue::new(sqs.clone(), r.events_queue_url.clone())),
-            settings.namespace.clone(),
-        ),
-        DeliveriesService::new(
-            webhooks,
-            attempts.clone(),
-            events_log.clone(),
-            deliveries_q.clone(),
-        ),
-    );
-    let ingest = Ingest::new(
-        store.clone(),
-        events_log.clone(),
-        deliveries_q.clone(),
-        Arc::new(SqsQueue::new(sqs.clone(), r.events_dlq_url.clone())),
-        lifecycle(),
-        IngestSettings::default(),
-    );
-    let deliver = Deliver::new(
-        store,
-        events_log,
-        attempts,
-        deliveries_q,
-        http,
-        lifecycle(),
-        DeliverSettings {
-            policy: RetryPolicy {
-                schedule: vec![Duration::from_secs(1); 5],
-                ..RetryPolicy::default()
-            },
-            disable: policy(),
-            ..DeliverSettings::default()
+    let delivery = DeliverSettings {
+        policy: RetryPolicy {
+            schedule: vec![Duration::from_secs(1); 5],
+            ..RetryPolicy::default()
         },
-    );
-    let pumps = vec![
-        pump(sqs.clone(), r.events_queue_url.clone(), move |batch| {
-            let ingest = ingest.clone();
-            async move { ingest.handle_batch(&batch).await }
-        }),
-        pump(sqs.clone(), r.deliveries_queue_url.clone(), move |batch| {
-            let deliver = deliver.clone();
-            async move { deliver.handle_batch(&batch).await }
-        }),
-    ];
-    Box::new(Moto {
-        router,
-        sqs,
-        events_url: r.events_queue_url.clone(),
-        pumps,
-    })
-}
-
-#[async_trait]
-impl Stack for Moto {
-    fn router(&self) -> &Router {
-        &self.router
-    }
-    async fn push_event_message(&self, body: &str) {
-        self.sqs
-            .send_message()
-            .queue_url(&self.events_url)
-            .message_body(body)
-            .send()
-            .await
-            .expect("SendMessage to the events queue");
-    }
-    async fn stop(self: Box<Self>) {
-        for p in self.pumps {
-            p.abort();
-        }
-    }
-}
-
-/// One API call as `who`: status and JSON body (null when empty).
-async fn call(
-    stack: &dyn Stack,
-    who: &Principal,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = http::Request::builder().method(method).uri(path);
-    if body.is_some() {
-        request = request.header("content-type", "application/json");
-    }
-    let request = request
-        .body(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default()))
-        .expect("request");
-    let response = stack
-        .router()
-        .handle(request, Caller::Principal(who.clone()))
-        .await;
-    let status = response.status().as_u16();
-    let json = if response.body().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(response.body()).expect("JSON answer")
+        disable: policy(),
+        ..DeliverSettings::default()
     };
-    (status, json)
+    hookline_tests::stack::moto("lifecycle", delivery).await
 }
 
-async fn create(stack: &dyn Stack, who: &Principal, body: Value) -> String {
-    let (status, created) = call(stack, who, "POST", "/v1/webhooks", Some(body)).await;
-    assert_eq!(status, 201, "create: {created}");
-    created["id"].as_str().expect("id").to_owned()
-}
-
-async fn get(stack: &dyn Stack, who: &Principal, id: &str) -> Value {
-    let (status, w) = call(stack, who, "GET", &format!("/v1/webhooks/{id}"), None).await;
-    assert_eq!(status, 200, "get {id}: {w}");
-    w
-}
-
-async fn publish(stack: &dyn Stack, who: &Principal, id: &str, event_type: &str, urn: &str) {
-    let (status, body) = call(
-        stack,
-        who,
-        "POST",
-        "/v1/events",
-        Some(json!({"id": id, "type": event_type, "urn": urn, "data": {}})),
-    )
-    .await;
-    assert_eq!(status, 202, "publish {id}: {body}");
+fn policy() -> DisablePolicy {
+    DisablePolicy {
+        after: WINDOW,
+        min_failures: MIN_FAILURES,
+    }
 }
 
 /// Publishes `ticket.created` with id `id` on a ticket of `app`.
@@ -297,46 +68,6 @@ async fn ticket(stack: &dyn Stack, who: &Principal, id: &str, app: &str) {
         &format!("urn:allthings:app:{app}:ticket:C1:T1"),
     )
     .await;
-}
-
-/// Polls `check` until it returns `Some`, or fails saying what did not happen.
-async fn eventually<T, F, Fut>(what: &str, check: F) -> T
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not happen within {PATIENCE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The event bodies a receiver got (verification probes left out).
-fn delivered(rx: &TestReceiver) -> Vec<Value> {
-    rx.requests()
-        .iter()
-        .filter(|r| r.method == "POST" && !is_probe(r))
-        .filter_map(|r| serde_json::from_slice(&r.body).ok())
-        .collect()
-}
-
-fn delivered_ids(rx: &TestReceiver) -> Vec<String> {
-    delivered(rx)
-        .iter()
-        .filter_map(|b| b["id"].as_str().map(str::to_owned))
-        .collect()
-}
-
-fn is_probe(r: &Captured) -> bool {
-    r.header("webhook-id")
-        .is_some_and(|id| id.starts_with("msg_test_"))
 }
 
 /// A receiver that answers verification probes 200 and events with the status in `status`.

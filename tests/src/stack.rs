@@ -1,0 +1,327 @@
+//! A running Hookline for end-to-end tests on both paths: `hookline serve`'s composition
+//! (`Local`) with its queue workers, or the three handlers on moto wired as their Lambdas wire
+//! them, with the SQS event sources (the deliveries queue and its FIFO twin included) played
+//! by background pumps. And the calls tests make on it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use hookline_api::auth::Caller;
+use hookline_api::deliveries::DeliveriesService;
+use hookline_api::intake::IntakeService;
+use hookline_api::routes::Router;
+use hookline_api::service::{Settings, WebhookService};
+use hookline_core::auth::Principal;
+use hookline_core::http::ReqwestSender;
+use hookline_core::queue::sqs::SqsQueue;
+use hookline_core::store::dynamodb::{
+    DynamoAttemptLog, DynamoEventLog, DynamoRateLimiter, DynamoWebhookStore,
+};
+use hookline_deliver::{Deliver, DeliverSettings};
+use hookline_ingest::{Ingest, IngestSettings};
+use serde_json::{json, Value};
+
+use crate::receiver::{Captured, TestReceiver};
+
+/// Longest wait for something the pipeline should do.
+pub const PATIENCE: Duration = Duration::from_secs(40);
+
+/// A principal with `permissions` (space-separated, as the token claim holds them).
+pub fn principal(sub: &str, permissions: &str) -> Principal {
+    Principal::from_claims(sub, Some(&Value::String(permissions.into())))
+}
+
+/// A running Hookline: the API, and its queues being consumed.
+#[async_trait]
+pub trait Stack: Send + Sync {
+    /// The API.
+    fn router(&self) -> &Router;
+    /// Puts a raw message on the events queue, as a platform service would over SQS.
+    async fn push_event_message(&self, body: &str);
+    /// Stops the workers or pumps.
+    async fn stop(self: Box<Self>);
+}
+
+struct Embedded {
+    local: hookline::Local,
+    stop: tokio::sync::watch::Sender<bool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// `hookline serve`'s composition on a fresh database named after `name`, workers running.
+pub async fn embedded(name: &str, settings: Settings, delivery: DeliverSettings) -> Box<dyn Stack> {
+    let local = hookline::Local::open_with(
+        &crate::temp_db(name),
+        settings,
+        "permissions".into(),
+        delivery,
+    )
+    .await
+    .expect("open the embedded store");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = local.spawn_workers(stopped);
+    Box::new(Embedded {
+        local,
+        stop,
+        workers,
+    })
+}
+
+#[async_trait]
+impl Stack for Embedded {
+    fn router(&self) -> &Router {
+        &self.local.router
+    }
+    async fn push_event_message(&self, body: &str) {
+        self.local
+            .queues
+            .events
+            .send(body, Duration::ZERO, None)
+            .await
+            .expect("send to the events queue");
+        self.local.db.message_sent().notify_waiters();
+    }
+    async fn stop(self: Box<Self>) {
+        let _ = self.stop.send(true);
+        for w in self.workers {
+            let _ = tokio::time::timeout(Duration::from_secs(10), w).await;
+        }
+    }
+}
+
+struct Moto {
+    router: Router,
+    sqs: aws_sdk_sqs::Client,
+    events_url: String,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Plays an SQS event source: receive, hand to `handler`, delete what it did not report
+/// failed; forever.
+pub fn pump<F, Fut>(
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    handler: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(Vec<hookline_core::ports::ReceivedMessage>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Vec<String>> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            let batch = crate::sqs_receive(&sqs, &url).await;
+            if batch.is_empty() {
+                continue;
+            }
+            let failed = handler(batch.clone()).await;
+            for m in batch {
+                if !failed.contains(&m.message_id) {
+                    sqs.delete_message()
+                        .queue_url(&url)
+                        .receipt_handle(&m.receipt.0)
+                        .send()
+                        .await
+                        .expect("delete");
+                }
+            }
+        }
+    })
+}
+
+/// The three handlers on a fresh moto table and queue set named after `name`, with pumps
+/// for the events queue and both deliveries queues.
+pub async fn moto(name: &str, delivery: DeliverSettings) -> Box<dyn Stack> {
+    let (dynamo, sqs, r) = crate::fresh_aws(name).await;
+    let settings = crate::local_settings();
+    let http = Arc::new(ReqwestSender::new(settings.targets, "Hookline/test").expect("client"));
+    let store = Arc::new(DynamoWebhookStore::new(
+        dynamo.clone(),
+        r.table_name.clone(),
+    ));
+    let events_log = Arc::new(DynamoEventLog::new(dynamo.clone(), r.table_name.clone()));
+    let attempts = Arc::new(DynamoAttemptLog::new(dynamo.clone(), r.table_name.clone()));
+    let deliveries_q = Arc::new(r.deliveries(&sqs));
+    let lifecycle = || crate::aws_lifecycle(&dynamo, &sqs, &r);
+    let webhooks = WebhookService::new(store.clone(), http.clone(), lifecycle(), settings.clone());
+    let router = Router::new(
+        webhooks.clone(),
+        IntakeService::new(
+            Arc::new(SqsQueue::new(sqs.clone(), r.events_queue_url.clone())),
+            settings.namespace.clone(),
+        ),
+        DeliveriesService::new(
+            webhooks,
+            attempts.clone(),
+            events_log.clone(),
+            deliveries_q.clone(),
+        ),
+    );
+    let ingest = Ingest::new(
+        store.clone(),
+        events_log.clone(),
+        deliveries_q.clone(),
+        Arc::new(SqsQueue::new(sqs.clone(), r.events_dlq_url.clone())),
+        lifecycle(),
+        IngestSettings::default(),
+    );
+    let deliver = Deliver::new(
+        store,
+        events_log,
+        attempts,
+        deliveries_q,
+        http,
+        lifecycle(),
+        delivery,
+    )
+    .with_rate_limiter(Arc::new(DynamoRateLimiter::new(
+        dynamo.clone(),
+        r.table_name.clone(),
+    )));
+    let pumps = vec![
+        pump(sqs.clone(), r.events_queue_url.clone(), move |batch| {
+            let ingest = ingest.clone();
+            async move { ingest.handle_batch(&batch).await }
+        }),
+        pump(sqs.clone(), r.deliveries_queue_url.clone(), {
+            let deliver = deliver.clone();
+            move |batch| {
+                let deliver = deliver.clone();
+                async move { deliver.handle_batch(&batch).await }
+            }
+        }),
+        pump(
+            sqs.clone(),
+            r.ordered_deliveries_queue_url.clone(),
+            move |batch| {
+                let deliver = deliver.clone();
+                async move { deliver.handle_batch(&batch).await }
+            },
+        ),
+    ];
+    Box::new(Moto {
+        router,
+        sqs,
+        events_url: r.events_queue_url.clone(),
+        pumps,
+    })
+}
+
+#[async_trait]
+impl Stack for Moto {
+    fn router(&self) -> &Router {
+        &self.router
+    }
+    async fn push_event_message(&self, body: &str) {
+        self.sqs
+            .send_message()
+            .queue_url(&self.events_url)
+            .message_body(body)
+            .send()
+            .await
+            .expect("SendMessage to the events queue");
+    }
+    async fn stop(self: Box<Self>) {
+        for p in self.pumps {
+            p.abort();
+        }
+    }
+}
+
+/// One API call as `who`: status and JSON body (null when empty).
+pub async fn call(
+    stack: &dyn Stack,
+    who: &Principal,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = http::Request::builder().method(method).uri(path);
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request
+        .body(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default()))
+        .expect("request");
+    let response = stack
+        .router()
+        .handle(request, Caller::Principal(who.clone()))
+        .await;
+    let status = response.status().as_u16();
+    let json = if response.body().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(response.body()).expect("JSON answer")
+    };
+    (status, json)
+}
+
+/// Creates a webhook as `who`; its id.
+pub async fn create(stack: &dyn Stack, who: &Principal, body: Value) -> String {
+    let (status, created) = call(stack, who, "POST", "/v1/webhooks", Some(body)).await;
+    assert_eq!(status, 201, "create: {created}");
+    created["id"].as_str().expect("id").to_owned()
+}
+
+/// Reads a webhook as `who`.
+pub async fn get(stack: &dyn Stack, who: &Principal, id: &str) -> Value {
+    let (status, w) = call(stack, who, "GET", &format!("/v1/webhooks/{id}"), None).await;
+    assert_eq!(status, 200, "get {id}: {w}");
+    w
+}
+
+/// Publishes an event over `POST /v1/events`.
+pub async fn publish(stack: &dyn Stack, who: &Principal, id: &str, event_type: &str, urn: &str) {
+    let (status, body) = call(
+        stack,
+        who,
+        "POST",
+        "/v1/events",
+        Some(json!({"id": id, "type": event_type, "urn": urn, "data": {}})),
+    )
+    .await;
+    assert_eq!(status, 202, "publish {id}: {body}");
+}
+
+/// Polls `check` until it returns `Some`, or fails saying what did not happen.
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The event bodies a receiver got (verification probes left out).
+pub fn delivered(rx: &TestReceiver) -> Vec<Value> {
+    rx.requests()
+        .iter()
+        .filter(|r| r.method == "POST" && !is_probe(r))
+        .filter_map(|r| serde_json::from_slice(&r.body).ok())
+        .collect()
+}
+
+/// The ids of the events a receiver got, in arrival order.
+pub fn delivered_ids(rx: &TestReceiver) -> Vec<String> {
+    delivered(rx)
+        .iter()
+        .filter_map(|b| b["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// True for the endpoint check's signed test POST.
+pub fn is_probe(r: &Captured) -> bool {
+    r.header("webhook-id")
+        .is_some_and(|id| id.starts_with("msg_test_"))
+}
