@@ -437,7 +437,11 @@ impl Deliver {
                     not_before: slot_ms,
                     ..delivery.clone()
                 };
-                self.queue.send_later(&copy, wait).await?;
+                // Back a little early (SQS delays in whole seconds, rounding up), to wait the
+                // rest in place and start on the slot.
+                self.queue
+                    .send_later(&copy, wait.saturating_sub(in_place))
+                    .await?;
                 return Ok(AttemptStatus::Delayed);
             }
             if !wait.is_zero() {

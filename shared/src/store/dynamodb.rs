@@ -891,10 +891,15 @@ impl DynamoAttemptLog {
 /// busy (`ADD next :interval`, returning the new value: the slot is the old `next`). So every
 /// delivery of a limited webhook costs one or two writes, containers share the limit, and
 /// the slots are exact but for clock skew between containers (milliseconds on Lambda).
+/// Within one container, reservations for one webhook are made one at a time, so the table
+/// sees one writer per container and webhook.
 #[derive(Clone, Debug)]
 pub struct DynamoRateLimiter {
     client: Client,
     table: String,
+    turns: std::sync::Arc<
+        std::sync::Mutex<HashMap<WebhookId, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+    >,
 }
 
 impl DynamoRateLimiter {
@@ -903,7 +908,16 @@ impl DynamoRateLimiter {
         Self {
             client,
             table: table.into(),
+            turns: std::sync::Arc::default(),
         }
+    }
+
+    fn turn(&self, webhook: &WebhookId) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        if turns.len() > 10_000 {
+            turns.retain(|_, t| std::sync::Arc::strong_count(t) > 1);
+        }
+        turns.entry(webhook.clone()).or_default().clone()
     }
 }
 
@@ -928,6 +942,8 @@ impl RateLimiter for DynamoRateLimiter {
         limit: RateLimit,
         now: OffsetDateTime,
     ) -> Result<OffsetDateTime, PortError> {
+        let turn = self.turn(webhook);
+        let _turn = turn.lock().await;
         let pk = format!("RATE#{webhook}");
         let interval = i64::try_from(limit.interval().as_millis()).unwrap_or(i64::MAX);
         let now_ms = unix_ms(now);
