@@ -114,6 +114,74 @@ fn corpus() -> Vec<Case> {
             format!("\"field\":\"{field}\""),
         ));
     }
+    for (what, field, value, status, says) in [
+        (
+            "filter that is not an object",
+            "filter",
+            serde_json::json!(["high"]),
+            422,
+            "\"field\":\"filter\"",
+        ),
+        (
+            "filter with a regex matcher",
+            "filter",
+            serde_json::json!({"data": {"p": [{"wildcard": "*"}]}}),
+            422,
+            "\"field\":\"filter.data.p[0]\"",
+        ),
+        (
+            "filter nested too deep",
+            "filter",
+            serde_json::json!({"data": {"a": {"b": {"c": {"d": {"e": {"f": ["x"]}}}}}}}),
+            422,
+            "\"field\":\"filter.data.a.b.c.d.e\"",
+        ),
+        (
+            "retry over 24 h",
+            "retry",
+            serde_json::json!({"schedule": ["12h", "12h", "1h"]}),
+            422,
+            "\"field\":\"retry\"",
+        ),
+        (
+            "retry with 11 attempts",
+            "retry",
+            serde_json::json!({"schedule": ["1s"], "maxAttempts": 11}),
+            422,
+            "\"field\":\"retry.maxAttempts\"",
+        ),
+        (
+            "retry with an unknown key",
+            "retry",
+            serde_json::json!({"schedule": ["1s"], "jitter": 0}),
+            400,
+            "unknown field",
+        ),
+        (
+            "rate limit of zero",
+            "rateLimit",
+            serde_json::json!({"perSecond": 0}),
+            422,
+            "\"field\":\"rateLimit.perSecond\"",
+        ),
+        (
+            "unknown ordering",
+            "ordering",
+            serde_json::json!("random"),
+            400,
+            "unknown variant",
+        ),
+    ] {
+        cases.push((
+            what,
+            "POST",
+            hooks.clone(),
+            json,
+            webhook(field, value),
+            status,
+            says.into(),
+        ));
+    }
     cases.push((
         "URN spanning Apps",
         "POST",

@@ -1111,3 +1111,68 @@ async fn enabled_disabled_and_suspended_show_through_graphql() {
         .await;
     assert_refused(&refused, "FORBIDDEN", &[]);
 }
+
+#[tokio::test]
+async fn subscription_rules_register_show_update_and_refuse_through_graphql() {
+    let api = Api::new(Edge::Direct);
+    let ok = TestReceiver::always(200).await;
+    const RULES: &str = "filter retry { schedule maxAttempts } rateLimit { perSecond } ordering";
+    let register = format!("mutation($webhook: RegisterWebhookInput!) {{ registerWebhook(webhook: $webhook) {{ success fieldErrors {{ field message }} webhook {{ id {RULES} }} }} }}");
+    let r = api
+        .mutate(
+            "edit-app:*",
+            "registerWebhook",
+            &register,
+            json!({"webhook": {"description": "rules", "url": format!("{}/rules", ok.url), "events": ["ticket.*"], "appId": "A1",
+                "filter": {"data": {"priority": ["high"]}},
+                "retry": {"schedule": ["30s", "5m"], "maxAttempts": 4},
+                "rateLimit": {"perSecond": 10},
+                "ordering": "PER_URN"}}),
+        )
+        .await;
+    assert_eq!(r["success"], true, "{r}");
+    let w = &r["webhook"];
+    assert_eq!(w["filter"], json!({"data": {"priority": ["high"]}}));
+    assert_eq!(
+        w["retry"],
+        json!({"schedule": ["30s", "5m"], "maxAttempts": 4})
+    );
+    assert_eq!(w["rateLimit"], json!({"perSecond": 10}));
+    assert_eq!(w["ordering"], "PER_URN");
+    let id = w["id"].as_str().expect("id").to_owned();
+
+    // null removes a rule; an absent field keeps it.
+    let update = format!("mutation($id: ID!, $webhook: UpdateWebhookInput!) {{ updateWebhook(id: $id, webhook: $webhook) {{ success code message fieldErrors {{ field message }} webhook {{ {RULES} }} }} }}");
+    let r = api
+        .mutate(
+            "edit-app:*",
+            "updateWebhook",
+            &update,
+            json!({"id": id, "webhook": {"filter": null, "rateLimit": null, "ordering": "NONE"}}),
+        )
+        .await;
+    assert_eq!(r["success"], true, "{r}");
+    assert_eq!(r["webhook"]["filter"], Value::Null);
+    assert_eq!(r["webhook"]["rateLimit"], Value::Null);
+    assert_eq!(r["webhook"]["ordering"], "NONE");
+    assert_eq!(r["webhook"]["retry"]["maxAttempts"], 4, "kept: {r}");
+
+    // Bad rules are refused with the same paths REST names.
+    let r = api
+        .mutate(
+            "edit-app:*",
+            "updateWebhook",
+            &update,
+            json!({"id": id, "webhook": {"filter": {"data": {"n": [{"numeric": ["<", "x"]}]}}, "retry": {"schedule": ["soon"]}, "rateLimit": {"perSecond": 0}}}),
+        )
+        .await;
+    assert_refused(
+        &r,
+        "VALIDATION_FAILED",
+        &[
+            "filter.data.n[0].numeric",
+            "retry.schedule[0]",
+            "rateLimit.perSecond",
+        ],
+    );
+}

@@ -250,3 +250,41 @@ fn the_readme_lifecycle_session_disables_enables_and_suspends() {
     assert_eq!(suspended["suspended"][0]["reason"], "permission revoked");
     assert_eq!(restored["revoked"], false, "{restored}");
 }
+
+#[test]
+fn the_readme_rules_session_filters_and_shows_the_rules() {
+    let stdout = run_session(&readme_block("rules-session"));
+    let answers: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let [webhook, log] = &answers[..] else {
+        panic!("two JSON answers expected: {stdout}");
+    };
+    assert_eq!(
+        webhook["filter"],
+        serde_json::json!({"data": {"priority": ["high", "urgent"]}})
+    );
+    assert_eq!(
+        webhook["retry"],
+        serde_json::json!({"schedule": ["10s", "1m"], "maxAttempts": 3})
+    );
+    assert_eq!(webhook["rateLimit"]["perSecond"], 2);
+    assert_eq!(webhook["ordering"], "per-urn");
+    let statuses: Vec<&str> = log["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|a| a["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["delivered", "delivered"], "{log}");
+    let received = stdout
+        .lines()
+        .filter(|l| l.contains("ticket.created"))
+        .count();
+    assert_eq!(
+        received, 2,
+        "only the high and urgent events reached the listener: {stdout}"
+    );
+}
