@@ -436,9 +436,41 @@ async fn an_app_administrator_manages_a_webhook_in_the_console() {
     click(&c, "#edit").await;
     text_of(&c, "#form-title", "Edit").await;
     type_into(&c, "#f-name", &format!("{NAME} (edited)")).await;
+    // Delivery rules: a filter that is not JSON is caught before anything is sent.
+    type_into(&c, "#f-filter", "{\"data\": {").await;
+    click(&c, "#save").await;
+    text_of(&c, "#f-filter-error", "is not JSON").await;
+    type_into(&c, "#f-filter", "{\"data\": {\"priority\": [\"high\"]}}").await;
+    type_into(&c, "#f-retry", "5s, 1m").await;
+    type_into(&c, "#f-rate", "3").await;
+    find(&c, "#f-ordering")
+        .await
+        .select_by_value("per-urn")
+        .await
+        .expect("select per-urn");
     click(&c, "#save").await;
     text_of(&c, "#detail-title", "(edited)").await;
     text_of(&c, "#status", "Saved").await;
+    let facts = text_of(&c, "#detail-facts", "Delivery rules").await;
+    assert!(
+        facts.contains("{\"data\":{\"priority\":[\"high\"]}}")
+            && facts.contains("retries after 5s, 1m (3 attempts)")
+            && facts.contains("at most 3 per second")
+            && facts.contains("in order per resource URN"),
+        "{facts}"
+    );
+    let saved: Value = reqwest::Client::new()
+        .get(format!("{}/v1/webhooks/{id}", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(saved["rateLimit"]["perSecond"], 3, "{saved}");
+    assert_eq!(saved["ordering"], "per-urn");
+    assert_eq!(saved["retry"]["schedule"], json!(["5s", "1m"]));
     click(&c, "#rotate").await;
     text_of(&c, "#secret-title", "Signing secret").await;
     let rotated = find(&c, "#secret")
