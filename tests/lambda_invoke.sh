@@ -55,6 +55,8 @@ invoke ingest sqs-ingest-batch.json 'r["batchItemFailures"] == []'
 invoke api api-revoke-grant.json 'r["statusCode"] == 200 and json.loads(r["body"]) == {"sub": "integrator-1", "appId": "A1", "revoked": True, "webhooks": []}'
 invoke ingest sqs-ingest-grant-revoked.json 'r["batchItemFailures"] == []'
 invoke deliver sqs-deliver-batch.json 'r["batchItemFailures"] == []'
+# A FIFO batch of one ordering group: handled one after the other (a deleted webhook's: skipped).
+invoke deliver sqs-deliver-ordered-batch.json 'r["batchItemFailures"] == []'
 
 # Every fixture was invoked above.
 for f in infra/events/*.json; do

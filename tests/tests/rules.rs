@@ -312,7 +312,11 @@ async fn ordering(stack: &dyn Stack, ordering: &str) {
         let mut seen = tries.lock().expect("lock");
         let count = seen.entry(id).or_default();
         *count += 1;
-        Reply::status(if n % 3 == 0 && *count == 1 { 500 } else { 200 })
+        Reply::status(if n.is_multiple_of(3) && *count == 1 {
+            500
+        } else {
+            200
+        })
     })
     .await;
     let path = format!("/{ordering}");
@@ -351,7 +355,7 @@ async fn ordering(stack: &dyn Stack, ordering: &str) {
             .flat_map(|i| {
                 let id = format!("{prefix}{i}");
                 // A failed first attempt is followed by its retry before anything else.
-                if i % 3 == 0 {
+                if i.is_multiple_of(3) {
                     vec![id.clone(), id]
                 } else {
                     vec![id]

@@ -39,7 +39,7 @@ use hookline_core::ports::{
     OutboundMethod, OutboundRequest, PortError, RateLimiter, ReceivedMessage, WebhookStore,
 };
 use hookline_core::retry::{parse_retry_after, AttemptOutcome, Decision, RetryPolicy};
-use hookline_core::rules::MemoryRateLimiter;
+use hookline_core::rules::{from_unix_ms, unix_ms, MemoryRateLimiter};
 use hookline_core::signing::signature_header;
 use hookline_core::webhook::Webhook;
 use time::OffsetDateTime;
@@ -400,9 +400,7 @@ impl Deliver {
             let held = delivery
                 .not_before
                 .filter(|_| message.receive_count <= 1)
-                .and_then(|ms| {
-                    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
-                });
+                .and_then(from_unix_ms);
             let now = OffsetDateTime::now_utc();
             let slot = match held {
                 Some(slot) => slot,
@@ -431,10 +429,9 @@ impl Deliver {
                         .await?;
                     return Err(DeliverError::RateLimited(wait));
                 }
-                let slot_ms = i64::try_from(slot.unix_timestamp_nanos() / 1_000_000).ok();
                 let copy = DeliveryMessage {
                     run_attempts: spent.saturating_sub(1),
-                    not_before: slot_ms,
+                    not_before: Some(unix_ms(slot)),
                     ..delivery.clone()
                 };
                 // Back a little early (SQS delays in whole seconds, rounding up), to wait the

@@ -21,7 +21,7 @@ use crate::ports::{
     Attempt, AttemptLog, AttemptStatus, Cursor, DeliveryId, EventClaim, EventLog, GrantStore, Page,
     PortError, RateLimiter, RevokedGrant, WebhookStore,
 };
-use crate::rules::RateLimit;
+use crate::rules::{from_unix_ms, unix_ms, RateLimit};
 use crate::webhook::{Route, Webhook, WebhookId};
 use time::OffsetDateTime;
 
@@ -925,15 +925,6 @@ fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn unix_ms(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-fn from_unix_ms(ms: i64) -> Result<OffsetDateTime, PortError> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .map_err(|e| PortError::Corrupt(format!("rate-limit slot {ms}: {e}")))
-}
-
 #[async_trait]
 impl RateLimiter for DynamoRateLimiter {
     async fn reserve(
@@ -993,6 +984,8 @@ impl RateLimiter for DynamoRateLimiter {
             }
         };
         // Never in the past: the item may have gone idle between the two writes.
-        Ok(from_unix_ms(after - interval)?.max(now))
+        let slot = from_unix_ms(after - interval)
+            .ok_or_else(|| PortError::Corrupt(format!("rate-limit slot {after}")))?;
+        Ok(slot.max(now))
     }
 }
