@@ -135,26 +135,31 @@ fn jitter_sample() -> f64 {
 
 /// Splits a batch into lanes: each unordered message alone, each ordering group's messages
 /// together in batch order (the order a FIFO queue hands them out).
-fn lanes(messages: &[ReceivedMessage]) -> Vec<Vec<&ReceivedMessage>> {
-    let mut lanes: Vec<Vec<&ReceivedMessage>> = Vec::with_capacity(messages.len());
+fn lanes(messages: &[ReceivedMessage]) -> Vec<Vec<Parsed<'_>>> {
+    let mut lanes: Vec<Vec<Parsed<'_>>> = Vec::with_capacity(messages.len());
     let mut groups: HashMap<String, usize> = HashMap::new();
     for m in messages {
-        let group = serde_json::from_str::<DeliveryMessage>(&m.body)
-            .ok()
-            .and_then(|d| d.group);
+        let parsed = serde_json::from_str::<DeliveryMessage>(&m.body);
+        let group = parsed.as_ref().ok().and_then(|d| d.group.clone());
         match group {
             Some(g) => match groups.get(&g) {
-                Some(&i) => lanes[i].push(m),
+                Some(&i) => lanes[i].push((m, parsed)),
                 None => {
                     groups.insert(g, lanes.len());
-                    lanes.push(vec![m]);
+                    lanes.push(vec![(m, parsed)]);
                 }
             },
-            None => lanes.push(vec![m]),
+            None => lanes.push(vec![(m, parsed)]),
         }
     }
     lanes
 }
+
+/// A received message with its body parsed (once) as a delivery message.
+type Parsed<'m> = (
+    &'m ReceivedMessage,
+    Result<DeliveryMessage, serde_json::Error>,
+);
 
 fn excerpt(body: &str) -> String {
     body.chars().take(EXCERPT_CHARS).collect()
@@ -258,19 +263,19 @@ impl Deliver {
 
     /// Handles one lane (one message, or an ordering group's messages in order); returns the
     /// ids of those to retry.
-    async fn handle_lane(
-        &self,
-        lane: Vec<&ReceivedMessage>,
-        pending: &PendingAttempts,
-    ) -> Vec<String> {
+    async fn handle_lane(&self, lane: Vec<Parsed<'_>>, pending: &PendingAttempts) -> Vec<String> {
         let mut failed = Vec::new();
-        for message in lane {
+        for (message, parsed) in lane {
             if !failed.is_empty() {
                 tracing::info!(message_id = %message.message_id, error = %DeliverError::GroupBlocked, "not attempted; it comes back in order");
                 failed.push(message.message_id.clone());
                 continue;
             }
-            if self.handle_in_batch(message, pending).await.is_err() {
+            if self
+                .handle_in_batch(message, parsed, pending)
+                .await
+                .is_err()
+            {
                 failed.push(message.message_id.clone());
             }
         }
@@ -292,7 +297,8 @@ impl Deliver {
         message: &ReceivedMessage,
     ) -> Result<AttemptStatus, DeliverError> {
         let pending = PendingAttempts::default();
-        let result = self.handle_in_batch(message, &pending).await;
+        let parsed = serde_json::from_str(&message.body);
+        let result = self.handle_in_batch(message, parsed, &pending).await;
         self.flush(pending).await?;
         result
     }
@@ -300,9 +306,10 @@ impl Deliver {
     async fn handle_in_batch(
         &self,
         message: &ReceivedMessage,
+        parsed: Result<DeliveryMessage, serde_json::Error>,
         pending: &PendingAttempts,
     ) -> Result<AttemptStatus, DeliverError> {
-        let delivery: DeliveryMessage = match serde_json::from_str(&message.body) {
+        let delivery = match parsed {
             Ok(d) => d,
             Err(e) => {
                 // Nothing can be delivered from it; retrying would not help.

@@ -24,6 +24,7 @@ use hookline_core::ports::{
     DeadLetters, DeliveryId, DeliveryMessage, DeliveryQueue, EventClaim, EventLog, PortError,
     ReceivedMessage, WebhookStore,
 };
+use hookline_core::rules::Ordering;
 use hookline_core::urn::{Namespace, UrnIndex};
 use hookline_core::webhook::Route;
 use time::OffsetDateTime;
@@ -235,11 +236,18 @@ impl Ingest {
 
     async fn fan_out_claimed(&self, event: &Event) -> Result<Outcome, IngestError> {
         let routes = self.store.routes_for_app(event.urn.app_id()).await?;
-        let urn = event.urn.to_string();
+        // Rendered once, and only when an ordered route needs its group.
+        let urn = std::cell::OnceCell::new();
         let messages: Vec<DeliveryMessage> = match_routes(&routes, event)
             .into_iter()
             .map(|r| {
-                let group = r.ordering.group(r.webhook_id.as_str(), &urn);
+                let group = match r.ordering {
+                    Ordering::None => None,
+                    ordering => ordering.group(
+                        r.webhook_id.as_str(),
+                        urn.get_or_init(|| event.urn.to_string()),
+                    ),
+                };
                 DeliveryMessage::first(&event.id, &r.webhook_id, group)
             })
             .collect();
