@@ -459,6 +459,7 @@ async fn an_app_administrator_manages_a_webhook_in_the_console() {
             && facts.contains("in order per resource URN"),
         "{facts}"
     );
+    screenshot(&c, "console-rules.png").await;
     let saved: Value = reqwest::Client::new()
         .get(format!("{}/v1/webhooks/{id}", server.base))
         .bearer_auth(&token)
