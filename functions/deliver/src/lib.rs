@@ -322,7 +322,7 @@ impl Deliver {
             delivery_id = %delivery.delivery_id,
             event_id = %delivery.event_id,
             webhook_id = %delivery.webhook_id,
-            attempt = delivery.prior_attempts + message.receive_count
+            attempt = delivery.prior_attempts + delivery.run_attempts + message.receive_count
         );
         self.deliver(&delivery, message, pending)
             .instrument(span)
