@@ -141,11 +141,20 @@ pub async fn sqs_receive(
     sqs: &aws_sdk_sqs::Client,
     url: &str,
 ) -> Vec<hookline_core::ports::ReceivedMessage> {
+    sqs_receive_up_to(sqs, url, 10).await
+}
+
+/// One long-poll (1 s) of up to `max` messages (the event source's batch size).
+pub async fn sqs_receive_up_to(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    max: i32,
+) -> Vec<hookline_core::ports::ReceivedMessage> {
     use aws_sdk_sqs::types::MessageSystemAttributeName as Attr;
     let out = sqs
         .receive_message()
         .queue_url(url)
-        .max_number_of_messages(10)
+        .max_number_of_messages(max)
         .wait_time_seconds(1)
         .message_system_attribute_names(Attr::ApproximateReceiveCount)
         .send()

@@ -98,9 +98,24 @@ struct Moto {
     pumps: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// Plays an SQS event source: receive, hand to `handler`, delete what it did not report
-/// failed; forever.
+/// Plays an SQS event source with batches of up to 10: receive, hand to `handler`, delete
+/// what it did not report failed; forever.
 pub fn pump<F, Fut>(
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    handler: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(Vec<hookline_core::ports::ReceivedMessage>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Vec<String>> + Send,
+{
+    pump_batches_of(10, sqs, url, handler)
+}
+
+/// [`pump`] with batches of up to `batch` messages (the FIFO source's is 1, as in
+/// `template.yaml`).
+pub fn pump_batches_of<F, Fut>(
+    batch: i32,
     sqs: aws_sdk_sqs::Client,
     url: String,
     handler: F,
@@ -111,7 +126,7 @@ where
 {
     tokio::spawn(async move {
         loop {
-            let batch = crate::sqs_receive(&sqs, &url).await;
+            let batch = crate::sqs_receive_up_to(&sqs, &url, batch).await;
             if batch.is_empty() {
                 continue;
             }
@@ -191,7 +206,8 @@ pub async fn moto(name: &str, delivery: DeliverSettings) -> Box<dyn Stack> {
                 async move { deliver.handle_batch(&batch).await }
             }
         }),
-        pump(
+        pump_batches_of(
+            1,
             sqs.clone(),
             r.ordered_deliveries_queue_url.clone(),
             move |batch| {

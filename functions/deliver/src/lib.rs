@@ -402,13 +402,16 @@ impl Deliver {
             return Ok(AttemptStatus::Skipped);
         }
         if let Some(limit) = webhook.spec.rate_limit {
-            // The slot a deferred copy holds counts on its first receive only: a retry after
-            // that takes a new slot like any other attempt.
+            // The slot a deferred copy holds counts on its first receive only (a retry after
+            // that takes a new slot like any other attempt), and only if the copy is not back
+            // a whole interval late (sending it now would crowd the slots reserved since):
+            // then it takes a new one.
+            let now = OffsetDateTime::now_utc();
             let held = delivery
                 .not_before
                 .filter(|_| message.receive_count <= 1)
-                .and_then(from_unix_ms);
-            let now = OffsetDateTime::now_utc();
+                .and_then(from_unix_ms)
+                .filter(|slot| *slot + limit.interval() > now);
             let slot = match held {
                 Some(slot) => slot,
                 None => self.limiter.reserve(&webhook.id, limit, now).await?,
