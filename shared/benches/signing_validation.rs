@@ -50,6 +50,7 @@ fn validation(c: &mut Criterion) {
         catalog: Catalog::builtin(),
         allow_http: false,
         targets: TargetPolicy::PUBLIC_ONLY,
+        ordered: true,
     };
     let valid = NewWebhook {
         name: "CRM sync".into(),

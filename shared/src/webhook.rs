@@ -139,6 +139,8 @@ pub struct WebhookRules<'a> {
     pub allow_http: bool,
     /// Which targets the URL's host may be.
     pub targets: TargetPolicy,
+    /// Ordered delivery is available (on AWS: the FIFO deliveries queue is configured).
+    pub ordered: bool,
 }
 
 /// An endpoint URL that passed DESIGN §4's rules and the target guard's literal checks.
@@ -364,6 +366,21 @@ fn check_retry(given: &RetryInput, errors: &mut Vec<FieldError>) -> Option<Webho
         .ok()
 }
 
+fn check_ordering(
+    ordering: Ordering,
+    rules: &WebhookRules<'_>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Ordering> {
+    if ordering != Ordering::None && !rules.ordered {
+        errors.push(FieldError::new(
+            "ordering",
+            "this deployment has no ordered deliveries queue (HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL)",
+        ));
+        return None;
+    }
+    Some(ordering)
+}
+
 fn check_rate_limit(given: RateLimit, errors: &mut Vec<FieldError>) -> Option<RateLimit> {
     given.check("rateLimit").map_err(|e| errors.extend(e)).ok()
 }
@@ -536,25 +553,14 @@ impl NewWebhook {
             Some(r) => check_rate_limit(r, &mut errors).map(Some),
             None => Some(None),
         };
+        let ordering = check_ordering(self.ordering.unwrap_or_default(), rules, &mut errors);
         match (
-            name,
-            url,
-            event_types,
-            urns,
-            custom_headers,
-            filter,
-            retry,
-            rate_limit,
+            (name, url, event_types, urns, custom_headers),
+            (filter, retry, rate_limit, ordering),
         ) {
             (
-                Some(name),
-                Some(url),
-                Some(event_types),
-                Some(urns),
-                Some(custom_headers),
-                Some(filter),
-                Some(retry),
-                Some(rate_limit),
+                (Some(name), Some(url), Some(event_types), Some(urns), Some(custom_headers)),
+                (Some(filter), Some(retry), Some(rate_limit), Some(ordering)),
             ) if errors.is_empty() => Ok(WebhookSpec {
                 name,
                 url,
@@ -565,7 +571,7 @@ impl NewWebhook {
                 filter,
                 retry,
                 rate_limit,
-                ordering: self.ordering.unwrap_or_default(),
+                ordering,
             }),
             _ => Err(ValidationErrors::new(errors)),
         }
@@ -642,7 +648,9 @@ impl WebhookPatch {
             None => {}
         }
         if let Some(ordering) = self.ordering {
-            next.ordering = ordering;
+            if let Some(ordering) = check_ordering(ordering, rules, &mut errors) {
+                next.ordering = ordering;
+            }
         }
         ValidationErrors::check(errors).map(|()| next)
     }
@@ -841,6 +849,7 @@ mod tests {
             catalog: Catalog::builtin(),
             allow_http: false,
             targets: TargetPolicy::PUBLIC_ONLY,
+            ordered: true,
         }
     }
 
@@ -866,6 +875,38 @@ mod tests {
             .iter()
             .map(|e| e.field.clone())
             .collect()
+    }
+
+    #[test]
+    fn ordering_needs_a_deployment_that_serves_it() {
+        let input = NewWebhook {
+            ordering: Some(Ordering::PerUrn),
+            ..new("https://crm.example.com/hooks")
+        };
+        let spec = input.validate(&rules(), Some("A1")).expect("served");
+        assert_eq!(spec.ordering, Ordering::PerUrn);
+        let without = WebhookRules {
+            ordered: false,
+            ..rules()
+        };
+        assert_eq!(fields(input.validate(&without, Some("A1"))), ["ordering"]);
+        let patch = WebhookPatch {
+            ordering: Some(Ordering::PerWebhook),
+            ..WebhookPatch::default()
+        };
+        let refused = patch.apply(&spec, &without).expect_err("refused");
+        assert_eq!(refused.errors()[0].field, "ordering");
+        let unordered = WebhookPatch {
+            ordering: Some(Ordering::None),
+            ..WebhookPatch::default()
+        };
+        assert_eq!(
+            unordered
+                .apply(&spec, &without)
+                .expect("none is always served")
+                .ordering,
+            Ordering::None
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@ fn webhook_rules() -> WebhookRules<'static> {
         catalog: Catalog::builtin(),
         allow_http: false,
         targets: TargetPolicy::PUBLIC_ONLY,
+        ordered: true,
     }
 }
 

@@ -71,6 +71,7 @@ pub fn webhook(
         targets: hookline_core::target::TargetPolicy {
             allow_private: true,
         },
+        ordered: true,
     };
     let spec = NewWebhook {
         name: "test".into(),

@@ -22,6 +22,7 @@ fn webhook(urns: &[&str]) -> Webhook {
         catalog: Catalog::builtin(),
         allow_http: false,
         targets: TargetPolicy::PUBLIC_ONLY,
+        ordered: true,
     };
     let spec = NewWebhook {
         name: "CRM".into(),

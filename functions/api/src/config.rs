@@ -54,6 +54,8 @@ pub fn settings_from_env(local: bool) -> Result<Settings, ConfigError> {
             allow_private: env_flag("HOOKLINE_ALLOW_PRIVATE_TARGETS", local)?,
         },
         one_url_per_event: env_flag("HOOKLINE_ONE_URL_PER_EVENT", false)?,
+        ordered_deliveries: local
+            || std::env::var_os("HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL").is_some(),
         secret_overlap: match std::env::var("HOOKLINE_SECRET_OVERLAP") {
             Err(_) => crate::service::DEFAULT_SECRET_OVERLAP,
             Ok(v) => secret_overlap(&v)?,

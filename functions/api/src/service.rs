@@ -61,6 +61,9 @@ pub struct Settings {
     pub user_agent: String,
     /// How long a rotated-out secret keeps signing (`HOOKLINE_SECRET_OVERLAP`).
     pub secret_overlap: time::Duration,
+    /// Webhooks may ask for ordered delivery (the embedded queue always serves it; on AWS
+    /// when `HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL` names the FIFO queue).
+    pub ordered_deliveries: bool,
 }
 
 impl Default for Settings {
@@ -72,6 +75,7 @@ impl Default for Settings {
             one_url_per_event: false,
             user_agent: format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
             secret_overlap: DEFAULT_SECRET_OVERLAP,
+            ordered_deliveries: true,
         }
     }
 }
@@ -196,6 +200,7 @@ impl WebhookService {
             catalog: self.catalog,
             allow_http: self.settings.allow_http,
             targets: self.settings.targets,
+            ordered: self.settings.ordered_deliveries,
         }
     }
 

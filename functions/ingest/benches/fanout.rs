@@ -46,6 +46,7 @@ async fn run(label: &str, webhooks: usize, events: usize) {
         catalog: hookline_core::event_type::Catalog::builtin(),
         allow_http: false,
         targets: hookline_core::target::TargetPolicy::PUBLIC_ONLY,
+        ordered: true,
     };
     for _ in 0..webhooks {
         db.create(&webhook("B1", &rules)).await.expect("create");

@@ -59,6 +59,7 @@ pub async fn run(options: &FloorOptions) -> Result<FloorReport, BenchError> {
         catalog: Catalog::builtin(),
         allow_http: true,
         targets,
+        ordered: true,
     };
     let spec = NewWebhook {
         name: "floor".into(),
