@@ -399,14 +399,16 @@ async fn a_webhooks_own_retry_schedule_on_moto() {
     stack.stop().await;
 }
 
-#[tokio::test]
+// Two worker threads: the receiver's timestamps do not wait behind the deliverer's work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_is_kept_and_nothing_is_dropped_embedded() {
     let stack = embedded("rules-rate").await;
     rate_limit(stack.as_ref()).await;
     stack.stop().await;
 }
 
-#[tokio::test]
+// Two worker threads: the receiver's timestamps do not wait behind the deliverer's work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
 async fn a_rate_limit_is_kept_and_nothing_is_dropped_on_moto() {
     let stack = moto("rules-rate").await;
