@@ -14,6 +14,7 @@ pub mod filter;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod lifecycle;
+pub mod millis;
 pub mod ports;
 pub mod queue;
 pub mod retry;

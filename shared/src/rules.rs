@@ -254,16 +254,6 @@ pub fn backstop_receive_count(policy: &RetryPolicy) -> u32 {
     policy.max_receive_count().max(MAX_ATTEMPTS) + 2
 }
 
-/// A time as Unix milliseconds (how a held slot travels in a delivery message and is stored).
-pub fn unix_ms(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-/// Unix milliseconds back to a time; `None` out of range.
-pub fn from_unix_ms(ms: i64) -> Option<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
-}
-
 /// The slot a reservation gets when the webhook's next free slot is `next` (`None`: no
 /// reservation yet): `now` or `next`, whichever is later; and the next free slot after it.
 pub fn reserve_slot(

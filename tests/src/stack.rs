@@ -98,22 +98,9 @@ struct Moto {
     pumps: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// Plays an SQS event source with batches of up to 10: receive, hand to `handler`, delete
+/// Plays an SQS event source with batches of up to `batch` messages (10 for the standard
+/// queues, 1 for the FIFO one, as in `template.yaml`): receive, hand to `handler`, delete
 /// what it did not report failed; forever.
-pub fn pump<F, Fut>(
-    sqs: aws_sdk_sqs::Client,
-    url: String,
-    handler: F,
-) -> tokio::task::JoinHandle<()>
-where
-    F: Fn(Vec<hookline_core::ports::ReceivedMessage>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Vec<String>> + Send,
-{
-    pump_batches_of(10, sqs, url, handler)
-}
-
-/// [`pump`] with batches of up to `batch` messages (the FIFO source's is 1, as in
-/// `template.yaml`).
 pub fn pump_batches_of<F, Fut>(
     batch: i32,
     sqs: aws_sdk_sqs::Client,
@@ -195,11 +182,11 @@ pub async fn moto(name: &str, delivery: DeliverSettings) -> Box<dyn Stack> {
         r.table_name.clone(),
     )));
     let pumps = vec![
-        pump(sqs.clone(), r.events_queue_url.clone(), move |batch| {
+        pump_batches_of(10, sqs.clone(), r.events_queue_url.clone(), move |batch| {
             let ingest = ingest.clone();
             async move { ingest.handle_batch(&batch).await }
         }),
-        pump(sqs.clone(), r.deliveries_queue_url.clone(), {
+        pump_batches_of(10, sqs.clone(), r.deliveries_queue_url.clone(), {
             let deliver = deliver.clone();
             move |batch| {
                 let deliver = deliver.clone();

@@ -34,12 +34,13 @@ use std::time::Duration;
 use futures_util::stream::{self, StreamExt};
 use hookline_core::event::Event;
 use hookline_core::lifecycle::{DisablePolicy, DisabledReason, Lifecycle};
+use hookline_core::millis::{from_unix_ms, unix_ms};
 use hookline_core::ports::{
     Attempt, AttemptLog, AttemptStatus, DeliveryMessage, DeliveryQueue, EventLog, HttpSender,
     OutboundMethod, OutboundRequest, PortError, RateLimiter, ReceivedMessage, WebhookStore,
 };
 use hookline_core::retry::{parse_retry_after, AttemptOutcome, Decision, RetryPolicy};
-use hookline_core::rules::{from_unix_ms, unix_ms, MemoryRateLimiter};
+use hookline_core::rules::MemoryRateLimiter;
 use hookline_core::signing::signature_header;
 use hookline_core::webhook::Webhook;
 use time::OffsetDateTime;

@@ -156,8 +156,8 @@ impl SqsQueue {
             .map_err(unavailable)
     }
 
-    async fn send_batch(&self, batch: &[DeliveryMessage]) -> Result<Vec<DeliveryId>, PortError> {
-        let mut pending: Vec<&DeliveryMessage> = batch.iter().collect();
+    async fn send_batch(&self, batch: &[&DeliveryMessage]) -> Result<Vec<DeliveryId>, PortError> {
+        let mut pending: Vec<&DeliveryMessage> = batch.to_vec();
         for attempt in 1..=BATCH_ATTEMPTS {
             let entries = pending
                 .iter()
@@ -313,8 +313,8 @@ impl DeliveryQueue for SqsDeliveries {
         &self,
         messages: &[DeliveryMessage],
     ) -> Result<Vec<DeliveryId>, PortError> {
-        let (ordered, unordered): (Vec<_>, Vec<_>) =
-            messages.iter().cloned().partition(|m| m.group.is_some());
+        let (ordered, unordered): (Vec<&DeliveryMessage>, Vec<&DeliveryMessage>) =
+            messages.iter().partition(|m| m.group.is_some());
         let mut failed = Vec::new();
         for batch in unordered.chunks(BATCH_LIMIT) {
             failed.extend(self.standard.send_batch(batch).await?);

@@ -17,11 +17,12 @@ use aws_sdk_dynamodb::Client;
 use super::{from_document, to_document};
 use crate::event::{Event, EventId};
 use crate::lifecycle::FailureRun;
+use crate::millis::{from_unix_ms, unix_ms};
 use crate::ports::{
     Attempt, AttemptLog, AttemptStatus, Cursor, DeliveryId, EventClaim, EventLog, GrantStore, Page,
     PortError, RateLimiter, RevokedGrant, WebhookStore,
 };
-use crate::rules::{from_unix_ms, unix_ms, RateLimit};
+use crate::rules::RateLimit;
 use crate::webhook::{Route, Webhook, WebhookId};
 use time::OffsetDateTime;
 
@@ -247,7 +248,7 @@ impl WebhookStore for DynamoWebhookStore {
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":at", AttributeValue::N(epoch_ms(at).to_string()))
+            .expression_attribute_values(":at", AttributeValue::N(unix_ms(at).to_string()))
             .expression_attribute_values(":error", s(error))
             .return_values(ReturnValue::AllNew)
             .send()
@@ -380,14 +381,10 @@ impl WebhookStore for DynamoWebhookStore {
     }
 }
 
-fn epoch_ms(t: OffsetDateTime) -> i128 {
-    t.unix_timestamp_nanos() / 1_000_000
-}
-
 fn from_epoch_ms(ms: &str) -> Result<OffsetDateTime, PortError> {
-    ms.parse::<i128>()
+    ms.parse::<i64>()
         .ok()
-        .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).ok())
+        .and_then(from_unix_ms)
         .ok_or_else(|| PortError::Corrupt(format!("stored time {ms} is not epoch milliseconds")))
 }
 
@@ -461,7 +458,7 @@ impl GrantStore for DynamoGrantStore {
             .table_name(&self.table)
             .item("PK", s(grant_pk(sub)))
             .item("SK", s(app_pk(app_id)))
-            .item("since", AttributeValue::N(epoch_ms(at).to_string()))
+            .item("since", AttributeValue::N(unix_ms(at).to_string()))
             .condition_expression("attribute_not_exists(PK)")
             .send()
             .await;
@@ -938,37 +935,32 @@ impl RateLimiter for DynamoRateLimiter {
         let pk = format!("RATE#{webhook}");
         let interval = i64::try_from(limit.interval().as_millis()).unwrap_or(i64::MAX);
         let now_ms = unix_ms(now);
-        // Kept a day past its last slot, then removed by the table's TTL.
-        let ttl = n(now.unix_timestamp() + 86_400);
-        let idle = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("PK", s(&pk))
-            .key("SK", s("RATE"))
+
+        // Both writes touch `next` and keep the item a day past its last slot, then the
+        // table's TTL removes it.
+        let slot_update = || {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("PK", s(&pk))
+                .key("SK", s("RATE"))
+                .expression_attribute_names("#next", "next")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":ttl", n(now.unix_timestamp() + 86_400))
+        };
+        let idle = slot_update()
             .update_expression("SET #next = :after, #ttl = :ttl")
             .condition_expression("attribute_not_exists(#next) OR #next <= :now")
-            .expression_attribute_names("#next", "next")
-            .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":after", n(now_ms + interval))
             .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":ttl", ttl.clone())
             .send()
             .await;
         if unless_condition_failed(idle)?.is_some() {
             return Ok(now);
         }
-        let busy = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("PK", s(&pk))
-            .key("SK", s("RATE"))
+        let busy = slot_update()
             .update_expression("ADD #next :interval SET #ttl = :ttl")
-            .expression_attribute_names("#next", "next")
-            .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":interval", n(interval))
-            .expression_attribute_values(":ttl", ttl)
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await

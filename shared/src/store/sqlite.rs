@@ -15,6 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{from_document, to_document};
 use crate::event::{Event, EventId};
 use crate::lifecycle::FailureRun;
+use crate::millis::{from_unix_ms, unix_ms};
 use crate::ports::{
     Attempt, AttemptLog, AttemptStatus, Cursor, DeliveryId, EventClaim, EventLog, GrantStore, Page,
     PortError, RevokedGrant, WebhookStore,
@@ -351,12 +352,7 @@ fn version_param(v: u64) -> Result<i64, PortError> {
 }
 
 fn from_epoch_ms(ms: i64) -> Result<time::OffsetDateTime, PortError> {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .map_err(|e| PortError::Corrupt(format!("stored time {ms}: {e}")))
-}
-
-fn epoch_ms(t: time::OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    from_unix_ms(ms).ok_or_else(|| PortError::Corrupt(format!("stored time {ms} is out of range")))
 }
 
 #[async_trait]
@@ -375,8 +371,8 @@ impl EventLog for Database {
                 .map_err(|e| PortError::Corrupt(e.to_string()))?,
         )
         .map_err(|e| PortError::Corrupt(e.to_string()))?;
-        let now = epoch_ms(time::OffsetDateTime::now_utc());
-        let expires = epoch_ms(expires_at);
+        let now = unix_ms(time::OffsetDateTime::now_utc());
+        let expires = unix_ms(expires_at);
         self.with_conn(move |c| {
             let tx = c
                 .savepoint()
@@ -447,7 +443,7 @@ impl EventLog for Database {
 
     async fn get(&self, id: &EventId) -> Result<Option<Event>, PortError> {
         let id = id.to_string();
-        let now = epoch_ms(time::OffsetDateTime::now_utc());
+        let now = unix_ms(time::OffsetDateTime::now_utc());
         let doc: Option<String> = self
             .with_conn(move |c| {
                 query_row(
@@ -468,7 +464,7 @@ impl EventLog for Database {
 impl Database {
     /// Deletes logged events and attempts past their expiry (DynamoDB's TTL does this in AWS).
     pub async fn purge_expired(&self) -> Result<usize, PortError> {
-        let now = epoch_ms(time::OffsetDateTime::now_utc());
+        let now = unix_ms(time::OffsetDateTime::now_utc());
         self.with_conn(move |c| {
             let events = c
                 .execute("DELETE FROM events WHERE expires_at <= ?1", params![now])
@@ -508,7 +504,7 @@ impl AttemptLog for Database {
                 ))
             })
             .collect::<Result<Vec<_>, PortError>>()?;
-        let expires = epoch_ms(expires_at);
+        let expires = unix_ms(expires_at);
         self.with_conn(move |c| {
             let tx = c
                 .savepoint()
@@ -578,7 +574,7 @@ impl AttemptLog for Database {
             .map(|c| c.0.clone())
             .unwrap_or_else(|| "~".to_owned());
         let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
-        let now = epoch_ms(time::OffsetDateTime::now_utc());
+        let now = unix_ms(time::OffsetDateTime::now_utc());
         let docs: Vec<String> = self
             .with_conn(move |c| {
                 let mut stmt = c
@@ -611,7 +607,7 @@ impl AttemptLog for Database {
     ) -> Result<u64, PortError> {
         let webhook = webhook.to_string();
         let status = status.map(status_name);
-        let now = epoch_ms(time::OffsetDateTime::now_utc());
+        let now = unix_ms(time::OffsetDateTime::now_utc());
         let n: i64 = self
             .with_conn(move |c| {
                 query_row(
@@ -678,7 +674,7 @@ impl WebhookStore for Database {
         at: time::OffsetDateTime,
         error: &str,
     ) -> Result<Option<FailureRun>, PortError> {
-        let (id, error, at) = (id.to_string(), error.to_owned(), epoch_ms(at));
+        let (id, error, at) = (id.to_string(), error.to_owned(), unix_ms(at));
         let row: Option<(Option<i64>, i64, Option<String>)> = self
             .with_conn(move |c| {
                 query_row(
@@ -836,7 +832,7 @@ impl GrantStore for Database {
         app_id: &str,
         at: time::OffsetDateTime,
     ) -> Result<(), PortError> {
-        let (sub, app, at) = (sub.to_owned(), app_id.to_owned(), epoch_ms(at));
+        let (sub, app, at) = (sub.to_owned(), app_id.to_owned(), unix_ms(at));
         self.with_conn(move |c| {
             exec(
                 c,
