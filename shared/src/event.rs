@@ -226,6 +226,10 @@ impl Event {
     /// namespace policy is applied again.
     pub fn from_stored(doc: &str) -> Result<Self, String> {
         let raw: RawEvent = serde_json::from_str(doc).map_err(|e| e.to_string())?;
+        Self::from_raw_stored(raw)
+    }
+
+    fn from_raw_stored(raw: RawEvent) -> Result<Self, String> {
         let id = EventId::parse(raw.id.as_deref().unwrap_or_default())?;
         let event_type = EventType::parse_stored(&raw.event_type).map_err(|e| e.to_string())?;
         let urn = Urn::parse_stored(&raw.urn).map_err(|e| e.to_string())?;
@@ -244,6 +248,27 @@ impl Event {
     /// The body POSTed to endpoints: `{"id","type","urn","timestamp","data"}`.
     pub fn delivery_body(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)
+    }
+}
+
+/// Serde for an event carried inside another document (a delivery message): written as its
+/// delivered body, read back as [`Event::from_stored`] reads the log.
+pub mod embedded {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{Event, RawEvent};
+
+    /// Writes the event, if any, as its delivered body.
+    pub fn serialize<S: Serializer>(event: &Option<Event>, s: S) -> Result<S::Ok, S::Error> {
+        event.serialize(s)
+    }
+
+    /// Reads an event written by [`serialize`].
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Event>, D::Error> {
+        Option::<RawEvent>::deserialize(d)?
+            .map(Event::from_raw_stored)
+            .transpose()
+            .map_err(serde::de::Error::custom)
     }
 }
 

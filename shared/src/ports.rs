@@ -91,6 +91,11 @@ pub trait WebhookStore: Send + Sync {
     ) -> Result<Page<Webhook>, PortError>;
     /// Every route item of `app_id`: what fan-out matches an event against.
     async fn routes_for_app(&self, app_id: &str) -> Result<Vec<Route>, PortError>;
+    /// A number that changes whenever a webhook naming `app_id` is created, changed or
+    /// deleted (0 for an App never written): a cache of the App's routes is current while
+    /// it reads the same number. Read before the routes, so a cache is never newer than its
+    /// number says.
+    async fn routes_version(&self, app_id: &str) -> Result<u64, PortError>;
     /// Counts one failed delivery in the webhook's failure run, starting the run at `at` if
     /// none is going on; atomic, and leaves the webhook's version alone. `None` when the
     /// webhook is gone.
@@ -214,15 +219,29 @@ impl fmt::Display for DeliveryId {
 }
 
 /// One (event, webhook) pair to deliver: the body of a `deliveries` queue message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+///
+/// Unknown fields are ignored, so a deliverer reads messages a newer fan-out wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DeliveryMessage {
     /// Deterministic id of the pair.
     pub delivery_id: DeliveryId,
-    /// The event, read from the event log at delivery time.
+    /// The event; read from the event log at delivery time unless [`Self::event`] carries it.
     pub event_id: EventId,
     /// The webhook, read at delivery time (so a deleted or disabled one receives nothing).
     pub webhook_id: WebhookId,
+    /// The webhook's version when the delivery was fanned out: a deliverer's cached copy at
+    /// least this new may stand in for a read. Absent: always read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_version: Option<u64>,
+    /// The event itself, when it is small enough to ride along (so the deliverer does not
+    /// read the event log); absent for large events, redeliveries and replays of old copies.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::event::embedded"
+    )]
+    pub event: Option<crate::event::Event>,
     /// Attempts made for this delivery before this message was queued (a DLQ replay or a
     /// redelivery), so attempt numbers keep counting; absent means none.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -248,6 +267,8 @@ impl DeliveryMessage {
             delivery_id: DeliveryId::for_pair(event, webhook),
             event_id: event.clone(),
             webhook_id: webhook.clone(),
+            webhook_version: None,
+            event: None,
             prior_attempts: 0,
             run_attempts: 0,
             not_before: None,
@@ -646,7 +667,7 @@ mod tests {
     }
 
     #[test]
-    fn delivery_messages_are_camel_case_and_strict() {
+    fn delivery_messages_are_camel_case_and_tolerate_newer_fields() {
         let m = DeliveryMessage {
             run_attempts: 0,
             not_before: None,
@@ -654,13 +675,38 @@ mod tests {
             delivery_id: DeliveryId("dl_x".into()),
             event_id: EventId::parse("evt_1").expect("valid"),
             webhook_id: WebhookId::generate(),
+            webhook_version: None,
+            event: None,
             prior_attempts: 0,
         };
         let json = serde_json::to_value(&m).expect("serializes");
         assert!(json.get("deliveryId").is_some() && json.get("webhookId").is_some());
+        assert!(json.get("event").is_none() && json.get("webhookVersion").is_none());
         let back: DeliveryMessage = serde_json::from_value(json).expect("round trip");
         assert_eq!(back, m);
-        let extra = r#"{"deliveryId":"a","eventId":"b","webhookId":"c","x":1}"#;
-        assert!(serde_json::from_str::<DeliveryMessage>(extra).is_err());
+        let extra = serde_json::json!({
+            "deliveryId": "dl_x", "eventId": "evt_1", "webhookId": m.webhook_id, "x": 1
+        });
+        let read = serde_json::from_value::<DeliveryMessage>(extra).expect("newer field ignored");
+        assert_eq!(read, m);
+    }
+
+    #[test]
+    fn a_delivery_message_carries_its_event_as_the_delivered_body() {
+        let body = r#"{"id":"evt_1","type":"ticket.created","urn":"urn:allthings:app:A1:ticket:C:T","timestamp":"2026-11-26T10:00:00Z","data":{"n":1}}"#;
+        let event = crate::event::Event::from_stored(body).expect("event");
+        let m = DeliveryMessage {
+            webhook_version: Some(3),
+            event: Some(event.clone()),
+            ..DeliveryMessage::first(&event.id, &WebhookId::generate(), None)
+        };
+        let json = serde_json::to_value(&m).expect("serializes");
+        assert_eq!(json["webhookVersion"], 3);
+        assert_eq!(json["event"]["data"]["n"], 1);
+        assert_eq!(json["event"]["urn"], "urn:allthings:app:A1:ticket:C:T");
+        let back: DeliveryMessage = serde_json::from_value(json).expect("round trip");
+        assert_eq!(back.event, Some(event));
+        let bad = r#"{"deliveryId":"a","eventId":"b","webhookId":"c","event":{"type":"x"}}"#;
+        assert!(serde_json::from_str::<DeliveryMessage>(bad).is_err());
     }
 }

@@ -799,6 +799,7 @@ impl Webhook {
             .into_iter()
             .map(|app| Route {
                 webhook_id: self.id.clone(),
+                version: self.version,
                 app_id: app.to_owned(),
                 patterns: self
                     .spec
@@ -822,6 +823,8 @@ impl Webhook {
 pub struct Route {
     /// The webhook.
     pub webhook_id: WebhookId,
+    /// The webhook's version (what a deliverer's cached copy is checked against).
+    pub version: u64,
     /// The App of this item.
     pub app_id: String,
     /// The webhook's patterns in this App.

@@ -92,6 +92,56 @@ async fn update_moves_route_items_with_the_urns(store: Arc<dyn WebhookStore>) {
     assert_eq!(store.routes_for_app("C1").await.expect("routes").len(), 1);
 }
 
+/// Every write naming an App moves its route version, and only those: what fan-out's route
+/// cache relies on.
+async fn route_versions_move_with_every_write_naming_the_app(store: Arc<dyn WebhookStore>) {
+    let version = |app: &'static str| {
+        let store = store.clone();
+        async move { store.routes_version(app).await.expect("version") }
+    };
+    assert_eq!(version("A1").await, 0, "an App never written");
+    let mut w = webhook(&["urn:allthings:app:A1:*", "urn:allthings:app:B1:*"]);
+    store.create(&w).await.expect("create");
+    let (a1, b1, c1) = (
+        version("A1").await,
+        version("B1").await,
+        version("C1").await,
+    );
+    assert!(a1 > 0 && b1 > 0);
+    assert_eq!(c1, 0);
+
+    store
+        .create(&webhook(&["urn:allthings:app:C1:*"]))
+        .await
+        .expect("create");
+    assert_eq!((version("A1").await, version("B1").await), (a1, b1));
+    let c1 = version("C1").await;
+    assert!(c1 > 0);
+
+    // Leaving A1 for D1: A1 (left), B1 (changed) and D1 (joined) move; C1 does not.
+    w.spec.urns = vec![
+        hookline_core::urn::UrnPattern::parse_default("urn:allthings:app:B1:x:*").expect("valid"),
+        hookline_core::urn::UrnPattern::parse_default("urn:allthings:app:D1:*").expect("valid"),
+    ];
+    w.version = 2;
+    store.update(&w, 1).await.expect("update");
+    let (a1b, b1b, d1) = (
+        version("A1").await,
+        version("B1").await,
+        version("D1").await,
+    );
+    assert!(a1b != a1 && b1b != b1 && d1 > 0);
+    assert_eq!(version("C1").await, c1);
+
+    // A failed write moves nothing.
+    assert!(store.update(&w, 1).await.is_err());
+    assert_eq!(version("B1").await, b1b);
+
+    store.delete(&w.id, 2).await.expect("delete");
+    assert!(version("B1").await != b1b && version("D1").await != d1);
+    assert_eq!(version("A1").await, a1b);
+}
+
 async fn stale_versions_conflict_and_missing_ones_are_not_found(store: Arc<dyn WebhookStore>) {
     let mut w = webhook(&["urn:allthings:app:A1:*"]);
     store.create(&w).await.expect("create");
@@ -447,6 +497,7 @@ macro_rules! conformance {
             use super::*;
             conformance!(@case $make, [$($ignore)*], create_then_get_round_trips);
             conformance!(@case $make, [$($ignore)*], update_moves_route_items_with_the_urns);
+            conformance!(@case $make, [$($ignore)*], route_versions_move_with_every_write_naming_the_app);
             conformance!(@case $make, [$($ignore)*], stale_versions_conflict_and_missing_ones_are_not_found);
             conformance!(@case $make, [$($ignore)*], delete_removes_the_webhook_and_its_routes);
             conformance!(@case $make, [$($ignore)*], routes_hold_only_their_apps_patterns);

@@ -24,7 +24,13 @@
 //! atomic counter beside it in the store); a 2xx ends a run, with a write only when one is
 //! going on (the webhook was read anyway). A run older than the [`DisablePolicy`]'s `after`
 //! with at least `min_failures` disables the webhook (`failing`).
+//!
+//! Reads: a message carrying its event (small events do) needs no event-log read, and a
+//! webhook document cached within [`DeliverSettings::webhook_cache_ttl`] at least as new as
+//! the message's version needs no store read ([`WebhookCache`]).
 #![warn(missing_docs)]
+
+pub mod webhooks;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -45,6 +51,7 @@ use hookline_core::signing::signature_header;
 use hookline_core::webhook::Webhook;
 use time::OffsetDateTime;
 use tracing::Instrument;
+pub use webhooks::WebhookCache;
 
 /// Default time an endpoint has to answer a delivery.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,6 +83,10 @@ pub struct DeliverSettings {
     /// Longest wait for a rate-limit slot an ordered delivery spends in place (it cannot be
     /// sent again without losing its place); a later slot hides it until then.
     pub max_ordered_wait: Duration,
+    /// How long a webhook document read for one delivery serves later ones of the same or an
+    /// older version (zero: every delivery reads it). Also how long a disable or delete can
+    /// take to reach deliveries fanned out before it.
+    pub webhook_cache_ttl: Duration,
 }
 
 impl Default for DeliverSettings {
@@ -89,6 +100,7 @@ impl Default for DeliverSettings {
             disable: DisablePolicy::default(),
             max_wait_in_place: Duration::from_secs(1),
             max_ordered_wait: Duration::from_secs(5),
+            webhook_cache_ttl: Duration::ZERO,
         }
     }
 }
@@ -123,6 +135,7 @@ pub struct Deliver {
     http: Arc<dyn HttpSender>,
     lifecycle: Lifecycle,
     limiter: Arc<dyn RateLimiter>,
+    webhooks: Arc<WebhookCache>,
     settings: DeliverSettings,
 }
 
@@ -225,6 +238,7 @@ impl Deliver {
             http,
             lifecycle,
             limiter: Arc::new(MemoryRateLimiter::default()),
+            webhooks: Arc::new(WebhookCache::new(settings.webhook_cache_ttl)),
             settings,
         }
     }
@@ -368,7 +382,7 @@ impl Deliver {
         let received = message.receive_count.max(1);
         let spent = delivery.run_attempts.saturating_add(received);
         let attempt = delivery.prior_attempts.saturating_add(spent);
-        let webhook = match self.store.get(&delivery.webhook_id).await? {
+        let webhook = match self.webhook(delivery).await? {
             Some(w) if w.spec.enabled => w,
             found => {
                 let why = if found.is_some() {
@@ -383,7 +397,11 @@ impl Deliver {
                 return Ok(AttemptStatus::Skipped);
             }
         };
-        let Some(event) = self.events.get(&delivery.event_id).await? else {
+        let event = match &delivery.event {
+            Some(event) => Some(Cow::Borrowed(event)),
+            None => self.events.get(&delivery.event_id).await?.map(Cow::Owned),
+        };
+        let Some(event) = event else {
             let why = "event is no longer in the event log";
             tracing::warn!(why, "not delivered");
             self.record(pending, delivery, attempt, AttemptStatus::Skipped, |a| {
@@ -528,6 +546,7 @@ impl Deliver {
                 Ok(status)
             }
             Decision::Gone => {
+                self.webhooks.forget(&webhook.id);
                 self.lifecycle
                     .disable(&webhook, DisabledReason::Gone, Some(error()), None)
                     .await?;
@@ -560,11 +579,30 @@ impl Deliver {
         }
     }
 
+    /// The delivery's webhook: the cached copy if it is new enough, else read (and kept).
+    async fn webhook(&self, delivery: &DeliveryMessage) -> Result<Option<Arc<Webhook>>, PortError> {
+        if let Some(cached) = self
+            .webhooks
+            .get(&delivery.webhook_id, delivery.webhook_version)
+        {
+            return Ok(Some(cached));
+        }
+        let read = self.store.get(&delivery.webhook_id).await?.map(Arc::new);
+        match &read {
+            Some(webhook) => self.webhooks.put(webhook.clone()),
+            None => self.webhooks.forget(&delivery.webhook_id),
+        }
+        Ok(read)
+    }
+
     /// A 2xx ended the webhook's failure run. A failed write only leaves an old run that
     /// the next 2xx ends; the delivery itself succeeded and is not repeated for it.
     async fn end_failure_run(&self, webhook: &Webhook) {
         match self.store.clear_failures(&webhook.id).await {
-            Ok(()) => tracing::info!("delivered: the webhook's failure run ended"),
+            Ok(()) => {
+                self.webhooks.set_failures(&webhook.id, None);
+                tracing::info!("delivered: the webhook's failure run ended")
+            }
             Err(e) => tracing::warn!(error = %e, "the failure run could not be ended"),
         }
     }
@@ -582,7 +620,9 @@ impl Deliver {
             }
         };
         tracing::info!(failures = run.failures, since = %run.since, "failure counted in the webhook's run");
+        self.webhooks.set_failures(&webhook.id, Some(run.clone()));
         if self.settings.disable.should_disable(&run, now) {
+            self.webhooks.forget(&webhook.id);
             let disabled = self
                 .lifecycle
                 .disable(

@@ -3,8 +3,10 @@
 //! operational events go), `HOOKLINE_ALLOW_PRIVATE_TARGETS` (default false),
 //! `HOOKLINE_DELIVERY_TIMEOUT_SECS` (default 10), `HOOKLINE_DELIVERY_CONCURRENCY` (default 16),
 //! `HOOKLINE_DISABLE_AFTER` (default 5d), `HOOKLINE_DISABLE_MIN_FAILURES` (default 10),
-//! `HOOKLINE_URN_NAMESPACE`, `HOOKLINE_DELIVERIES_DLQ_URL`, and for ordered webhooks
-//! `HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL` and `HOOKLINE_ORDERED_DELIVERIES_DLQ_URL`.
+//! `HOOKLINE_URN_NAMESPACE`, `HOOKLINE_DELIVERIES_DLQ_URL`, `HOOKLINE_WEBHOOK_CACHE_SECS`
+//! (default 5: how long a webhook document read serves later deliveries of its version), and
+//! for ordered webhooks `HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL` and
+//! `HOOKLINE_ORDERED_DELIVERIES_DLQ_URL`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +49,7 @@ async fn main() -> Result<(), Error> {
         timeout: Duration::from_secs(env_number("HOOKLINE_DELIVERY_TIMEOUT_SECS", 10)?),
         concurrency: usize::try_from(env_number("HOOKLINE_DELIVERY_CONCURRENCY", 16)?)?,
         disable: DisablePolicy::from_env()?,
+        webhook_cache_ttl: Duration::from_secs(env_number("HOOKLINE_WEBHOOK_CACHE_SECS", 5)?),
         ..DeliverSettings::default()
     };
     let namespace = match std::env::var("HOOKLINE_URN_NAMESPACE") {

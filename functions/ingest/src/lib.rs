@@ -4,31 +4,42 @@
 //! Per message: parse and validate (garbage goes to `events-dlq` with the reason, once,
 //! and never blocks its batch); claim the event id in the event log (a copy of an event whose
 //! fan-out finished is dropped, one whose fan-out did not finish is fanned out again); read
-//! the App's route items in one query; match them with a [`UrnIndex`] and the event-type
-//! filters; send the delivery messages; mark the event fanned out. Delivery ids are
-//! deterministic per (event, webhook), so a repeated fan-out repeats ids and loses nothing.
+//! the App's routes from the [`RouteCache`] (one version read per App and batch; the App's
+//! route items only when a webhook of it changed); match them with a [`UrnIndex`] and the
+//! event-type filters; send the delivery messages (each carries the webhook's version, and
+//! the event itself when it is at most [`IngestSettings::embed_event_bytes`]); mark the event
+//! fanned out. Delivery ids are deterministic per (event, webhook), so a repeated fan-out
+//! repeats ids and loses nothing.
 //!
 //! `grant.revoked` / `grant.restored` messages are the platform's word that a client lost or
 //! regained a permission: they are applied ([`Lifecycle::apply_grant`]), never fanned out.
 //! An operational event (`webhook.*`) is never sent to the webhook it is about.
 #![warn(missing_docs)]
 
+pub mod routes;
+
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use hookline_core::event::{Event, EventError, IntakeRules};
 use hookline_core::event_type::Catalog;
-use hookline_core::lifecycle::{about_webhook, grant_message, Lifecycle};
+use hookline_core::lifecycle::{grant_message, Lifecycle};
 use hookline_core::ports::{
     DeadLetters, DeliveryId, DeliveryMessage, DeliveryQueue, EventClaim, EventLog, PortError,
     ReceivedMessage, WebhookStore,
 };
 use hookline_core::rules::Ordering;
-use hookline_core::urn::{Namespace, UrnIndex};
-use hookline_core::webhook::Route;
+use hookline_core::urn::Namespace;
+#[cfg(doc)]
+use hookline_core::urn::UrnIndex;
+pub use routes::{AppRoutes, RouteCache, ROUTE_CACHE_MAX_AGE};
 use time::OffsetDateTime;
 use tracing::Instrument;
+
+/// Largest event (its delivered body) a delivery message carries by default: ten of them fill
+/// one `SendMessageBatch` of at most 64 KiB, the size SQS bills as one request.
+pub const DEFAULT_EMBED_EVENT_BYTES: usize = 6 * 1024;
 
 /// How long an event stays in the event log (dedupe window and redelivery source).
 pub const DEFAULT_EVENT_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
@@ -46,6 +57,11 @@ pub struct IngestSettings {
     /// How long a consumer's claim on an event lasts; longer than one fan-out can take
     /// (the function's timeout), so a concurrent copy waits instead of fanning out too.
     pub claim_lease: Duration,
+    /// Largest event (delivered body, bytes) carried inside its delivery messages; larger
+    /// ones are read from the event log by the deliverer. 0: never carried.
+    pub embed_event_bytes: usize,
+    /// Longest a cached App's routes are used, whatever their version says.
+    pub route_cache_max_age: Duration,
 }
 
 impl Default for IngestSettings {
@@ -54,6 +70,8 @@ impl Default for IngestSettings {
             namespace: Namespace::default(),
             event_ttl: DEFAULT_EVENT_TTL,
             claim_lease: DEFAULT_CLAIM_LEASE,
+            embed_event_bytes: DEFAULT_EMBED_EVENT_BYTES,
+            route_cache_max_age: ROUTE_CACHE_MAX_AGE,
         }
     }
 }
@@ -88,37 +106,12 @@ pub enum Outcome {
 /// The fan-out, over the ports.
 #[derive(Clone)]
 pub struct Ingest {
-    store: Arc<dyn WebhookStore>,
     log: Arc<dyn EventLog>,
     deliveries: Arc<dyn DeliveryQueue>,
     dead_letters: Arc<dyn DeadLetters>,
     lifecycle: Lifecycle,
+    routes: Arc<RouteCache>,
     settings: IngestSettings,
-}
-
-/// The routes an event goes to: enabled (and not suspended), wanting its type, with a pattern
-/// matching its URN, its payload filter (if any) matching the event, and not the webhook an
-/// operational event is about. Filters are evaluated last, only for routes that passed the
-/// rest.
-/// Pure: `routes` are the route items of the event's App.
-pub fn match_routes<'r>(routes: &'r [Route], event: &Event) -> Vec<&'r Route> {
-    let about = about_webhook(event);
-    let index: UrnIndex<usize> = routes
-        .iter()
-        .enumerate()
-        .flat_map(|(i, r)| r.patterns.iter().map(move |p| (p.clone(), i)))
-        .collect();
-    let mut matched: Vec<&Route> = index
-        .matches(&event.urn)
-        .into_iter()
-        .map(|i| &routes[*i])
-        .filter(|r| r.enabled && r.event_types.iter().any(|f| f.matches(&event.event_type)))
-        .filter(|r| about != Some(r.webhook_id.as_str()))
-        .collect();
-    matched.sort_by(|a, b| a.webhook_id.cmp(&b.webhook_id));
-    matched.dedup_by(|a, b| a.webhook_id == b.webhook_id);
-    matched.retain(|r| r.filter.as_ref().is_none_or(|f| f.matches(event)));
-    matched
 }
 
 impl Ingest {
@@ -131,20 +124,28 @@ impl Ingest {
         lifecycle: Lifecycle,
         settings: IngestSettings,
     ) -> Self {
+        let routes = Arc::new(RouteCache::new(store.clone(), settings.route_cache_max_age));
         Self {
-            store,
             log,
             deliveries,
             dead_letters,
             lifecycle,
+            routes,
             settings,
         }
     }
 
     /// Handles a batch concurrently; returns the ids of the messages to retry (the SQS
-    /// partial batch response). One bad message never fails the others.
+    /// partial batch response). One bad message never fails the others. Every message was
+    /// accepted before the batch started, so one route check per App serves the batch.
     pub async fn handle_batch(&self, messages: &[ReceivedMessage]) -> Vec<String> {
-        let results = join_all(messages.iter().map(|m| self.handle_message(m))).await;
+        let accepted_by = Instant::now();
+        let results = join_all(
+            messages
+                .iter()
+                .map(|m| self.handle_accepted(m, accepted_by)),
+        )
+        .await;
         messages
             .iter()
             .zip(results)
@@ -154,6 +155,15 @@ impl Ingest {
 
     /// Handles one message from the events queue.
     pub async fn handle_message(&self, message: &ReceivedMessage) -> Result<Outcome, IngestError> {
+        self.handle_accepted(message, Instant::now()).await
+    }
+
+    /// Handles one message that was in the queue by `accepted_by`.
+    async fn handle_accepted(
+        &self,
+        message: &ReceivedMessage,
+        accepted_by: Instant,
+    ) -> Result<Outcome, IngestError> {
         let span = tracing::info_span!(
             "ingest",
             message_id = %message.message_id,
@@ -176,7 +186,7 @@ impl Ingest {
                 Err(e) => return self.refuse(message, &e).await,
             };
             tracing::Span::current().record("event_id", event.id.as_str());
-            let result = self.fan_out(&event).await;
+            let result = self.fan_out_accepted(&event, accepted_by).await;
             match &result {
                 Ok(Outcome::FannedOut(n)) => tracing::info!(deliveries = n, event_type = %event.event_type, urn = %event.urn, "event fanned out"),
                 Ok(Outcome::Duplicate) => tracing::info!("event already fanned out; copy dropped"),
@@ -212,6 +222,14 @@ impl Ingest {
 
     /// Fans one validated event out (also the path for events taken in over HTTP).
     pub async fn fan_out(&self, event: &Event) -> Result<Outcome, IngestError> {
+        self.fan_out_accepted(event, Instant::now()).await
+    }
+
+    async fn fan_out_accepted(
+        &self,
+        event: &Event,
+        accepted_by: Instant,
+    ) -> Result<Outcome, IngestError> {
         let expires = OffsetDateTime::now_utc() + self.settings.event_ttl;
         match self
             .log
@@ -225,7 +243,7 @@ impl Ingest {
             }
             EventClaim::New => {}
         }
-        let result = self.fan_out_claimed(event).await;
+        let result = self.fan_out_claimed(event, accepted_by).await;
         if result.is_err() {
             if let Err(e) = self.log.release(&event.id).await {
                 tracing::warn!(error = %e, "could not release the claim; the retry waits out the lease");
@@ -234,11 +252,20 @@ impl Ingest {
         result
     }
 
-    async fn fan_out_claimed(&self, event: &Event) -> Result<Outcome, IngestError> {
-        let routes = self.store.routes_for_app(event.urn.app_id()).await?;
+    async fn fan_out_claimed(
+        &self,
+        event: &Event,
+        accepted_by: Instant,
+    ) -> Result<Outcome, IngestError> {
+        let routes = self.routes.routes(event.urn.app_id(), accepted_by).await?;
+        let matched = routes.matches(event);
         // Rendered once, and only when an ordered route needs its group.
         let urn = std::cell::OnceCell::new();
-        let messages: Vec<DeliveryMessage> = match_routes(&routes, event)
+        let embedded = match matched.is_empty() {
+            true => None,
+            false => self.embeddable(event),
+        };
+        let messages: Vec<DeliveryMessage> = matched
             .into_iter()
             .map(|r| {
                 let group = match r.ordering {
@@ -248,7 +275,11 @@ impl Ingest {
                         urn.get_or_init(|| event.urn.to_string()),
                     ),
                 };
-                DeliveryMessage::first(&event.id, &r.webhook_id, group)
+                DeliveryMessage {
+                    webhook_version: Some(r.version),
+                    event: embedded.cloned(),
+                    ..DeliveryMessage::first(&event.id, &r.webhook_id, group)
+                }
             })
             .collect();
         if !messages.is_empty() {
@@ -260,6 +291,18 @@ impl Ingest {
         self.log.mark_fanned_out(&event.id).await?;
         Ok(Outcome::FannedOut(messages.len()))
     }
+
+    /// The event, if its delivered body is small enough to ride in its delivery messages.
+    fn embeddable<'e>(&self, event: &'e Event) -> Option<&'e Event> {
+        let limit = self.settings.embed_event_bytes;
+        if limit == 0 {
+            return None;
+        }
+        let size = serde_json::to_vec(event)
+            .map(|b| b.len())
+            .unwrap_or(usize::MAX);
+        (size <= limit).then_some(event)
+    }
 }
 
 #[cfg(test)]
@@ -267,11 +310,21 @@ mod tests {
     use super::*;
     use hookline_core::event_type::EventTypeFilter;
     use hookline_core::urn::UrnPattern;
-    use hookline_core::webhook::{WebhookId, WebhookUrl};
+    use hookline_core::webhook::{Route, WebhookId, WebhookUrl};
+
+    /// The routes of `routes` that `event` goes to.
+    fn match_routes(routes: &[Route], event: &Event) -> Vec<Route> {
+        AppRoutes::new(1, routes.to_vec())
+            .matches(event)
+            .into_iter()
+            .cloned()
+            .collect()
+    }
 
     fn route(app: &str, patterns: &[&str], types: &[&str], enabled: bool) -> Route {
         Route {
             webhook_id: WebhookId::generate(),
+            version: 1,
             app_id: app.into(),
             patterns: patterns
                 .iter()

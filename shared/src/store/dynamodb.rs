@@ -27,6 +27,8 @@ use crate::webhook::{Route, Webhook, WebhookId};
 use time::OffsetDateTime;
 
 const META: &str = "META";
+/// Sort key of an App's route version item (`PK=APP#<appId>`), beside its `WH#` route items.
+const VERSION: &str = "VERSION";
 
 /// The webhook store on one DynamoDB table.
 #[derive(Clone, Debug)]
@@ -164,6 +166,28 @@ impl DynamoWebhookStore {
         }
     }
 
+    /// Moves the route version of each App (after a write naming them committed). A failure
+    /// is logged, not returned: the write stands, and route caches see it within their
+    /// maximum age (`ROUTE_CACHE_MAX_AGE` in ingest) or at the App's next write.
+    async fn bump_versions<'a>(&self, apps: impl IntoIterator<Item = &'a str>) {
+        // One after another: a webhook usually names one App.
+        for app in apps {
+            let out = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("PK", s(app_pk(app)))
+                .key("SK", s(VERSION))
+                .update_expression("ADD v :one")
+                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .send()
+                .await;
+            if let Err(e) = out {
+                tracing::warn!(app_id = app, error = %aws_sdk_dynamodb::error::DisplayErrorContext(e), "the App's route version could not be moved; route caches catch up within their maximum age");
+            }
+        }
+    }
+
     async fn query_app(
         &self,
         app_id: &str,
@@ -204,6 +228,7 @@ impl WebhookStore for DynamoWebhookStore {
         let mut items = vec![TransactWriteItem::builder().put(meta).build()];
         items.extend(self.route_puts(webhook, &doc)?);
         if self.transact(items).await? {
+            self.bump_versions(webhook.spec.app_ids()).await;
             Ok(())
         } else {
             Err(PortError::AlreadyExists(webhook.id.to_string()))
@@ -304,6 +329,8 @@ impl WebhookStore for DynamoWebhookStore {
             items.push(self.route_delete(app, &webhook.id)?);
         }
         if self.transact(items).await? {
+            let touched: Vec<&str> = old_apps.union(&next_apps).copied().collect();
+            self.bump_versions(touched).await;
             Ok(())
         } else {
             Err(self
@@ -333,6 +360,7 @@ impl WebhookStore for DynamoWebhookStore {
             items.push(self.route_delete(app, id)?);
         }
         if self.transact(items).await? {
+            self.bump_versions(current.spec.app_ids()).await;
             Ok(())
         } else {
             Err(self.conflict_or_missing(id, expected_version).await)
@@ -377,6 +405,28 @@ impl WebhookStore for DynamoWebhookStore {
             if start.is_none() {
                 return Ok(routes);
             }
+        }
+    }
+
+    async fn routes_version(&self, app_id: &str) -> Result<u64, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", s(app_pk(app_id)))
+            .key("SK", s(VERSION))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        match out.item.as_ref().and_then(|item| item.get("v")) {
+            None => Ok(0),
+            Some(AttributeValue::N(v)) => v
+                .parse()
+                .map_err(|e| PortError::Corrupt(format!("route version {v} of App {app_id}: {e}"))),
+            Some(other) => Err(PortError::Corrupt(format!(
+                "route version of App {app_id} is {other:?}"
+            ))),
         }
     }
 }
@@ -728,40 +778,126 @@ fn status_name(status: AttemptStatus) -> String {
     status.as_str().to_owned()
 }
 
+/// Items of one `BatchWriteItem` request at most (DynamoDB's limit).
+const BATCH_WRITE_ITEMS: usize = 25;
+/// Rounds of resending what a `BatchWriteItem` left unprocessed (throttling) before giving up.
+const BATCH_WRITE_ROUNDS: u32 = 8;
+
+/// The two items of an attempt: the attempt (`DL#<attemptId>`, listed newest first) and
+/// which event its delivery carries (`DLV#<deliveryId>`, for redelivery by delivery id with
+/// one GetItem; the latest attempt's number wins).
+fn attempt_items(
+    attempt: &Attempt,
+    expires_at: OffsetDateTime,
+) -> Result<[HashMap<String, AttributeValue>; 2], PortError> {
+    let doc = serde_json::to_string(attempt).map_err(|e| PortError::Corrupt(e.to_string()))?;
+    let pk = webhook_pk(attempt.webhook_id.as_str());
+    let ttl = AttributeValue::N(expires_at.unix_timestamp().to_string());
+    Ok([
+        HashMap::from([
+            ("PK".to_owned(), s(pk.clone())),
+            ("SK".to_owned(), s(format!("DL#{}", attempt.attempt_id))),
+            ("status".to_owned(), s(status_name(attempt.status))),
+            ("doc".to_owned(), s(doc)),
+            ("ttl".to_owned(), ttl.clone()),
+        ]),
+        HashMap::from([
+            ("PK".to_owned(), s(pk)),
+            ("SK".to_owned(), s(format!("DLV#{}", attempt.delivery_id))),
+            ("eventId".to_owned(), s(attempt.event_id.to_string())),
+            (
+                "attempt".to_owned(),
+                AttributeValue::N(attempt.attempt.to_string()),
+            ),
+            ("ttl".to_owned(), ttl),
+        ]),
+    ])
+}
+
+impl DynamoAttemptLog {
+    /// Writes `items` with `BatchWriteItem`, 25 a request, resending what DynamoDB leaves
+    /// unprocessed with a growing pause.
+    async fn put_all(&self, items: Vec<HashMap<String, AttributeValue>>) -> Result<(), PortError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        let mut requests = items
+            .into_iter()
+            .map(|item| {
+                PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map(|put| WriteRequest::builder().put_request(put).build())
+                    .map_err(build_err)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut round = 0;
+        while !requests.is_empty() {
+            let chunk: Vec<WriteRequest> = requests
+                .drain(..requests.len().min(BATCH_WRITE_ITEMS))
+                .collect();
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, chunk)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            let unprocessed = out
+                .unprocessed_items
+                .and_then(|mut by_table| by_table.remove(&self.table))
+                .unwrap_or_default();
+            if !unprocessed.is_empty() {
+                round += 1;
+                if round > BATCH_WRITE_ROUNDS {
+                    return Err(PortError::Unavailable(
+                        format!(
+                            "DynamoDB left {} attempt items unprocessed {BATCH_WRITE_ROUNDS} times",
+                            unprocessed.len()
+                        )
+                        .into(),
+                    ));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25 << round.min(6))).await;
+                requests.extend(unprocessed);
+            }
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl AttemptLog for DynamoAttemptLog {
     async fn record(&self, attempt: &Attempt, expires_at: OffsetDateTime) -> Result<(), PortError> {
-        let doc = serde_json::to_string(attempt).map_err(|e| PortError::Corrupt(e.to_string()))?;
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("PK", s(webhook_pk(attempt.webhook_id.as_str())))
-            .item("SK", s(format!("DL#{}", attempt.attempt_id)))
-            .item("status", s(status_name(attempt.status)))
-            .item("doc", s(doc))
-            .item(
-                "ttl",
-                AttributeValue::N(expires_at.unix_timestamp().to_string()),
-            )
-            .send()
+        self.record_many(std::slice::from_ref(attempt), expires_at)
             .await
-            .map_err(unavailable)?;
-        // Which event a delivery carries, for redelivery by delivery id (one GetItem).
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item("PK", s(webhook_pk(attempt.webhook_id.as_str())))
-            .item("SK", s(format!("DLV#{}", attempt.delivery_id)))
-            .item("eventId", s(attempt.event_id.to_string()))
-            .item("attempt", AttributeValue::N(attempt.attempt.to_string()))
-            .item(
-                "ttl",
-                AttributeValue::N(expires_at.unix_timestamp().to_string()),
-            )
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(unavailable)
+    }
+
+    /// One `BatchWriteItem` per 12 attempts (two items each). A request may not name one key
+    /// twice, so of several attempts of one delivery (a duplicate message beside a
+    /// redelivery) only the highest-numbered writes the `DLV#` item.
+    async fn record_many(
+        &self,
+        attempts: &[Attempt],
+        expires_at: OffsetDateTime,
+    ) -> Result<(), PortError> {
+        let mut latest: HashMap<(&WebhookId, &DeliveryId), &Attempt> = HashMap::new();
+        for a in attempts {
+            let slot = latest.entry((&a.webhook_id, &a.delivery_id)).or_insert(a);
+            if a.attempt > slot.attempt {
+                *slot = a;
+            }
+        }
+        let mut items = Vec::with_capacity(attempts.len() * 2);
+        for attempt in attempts {
+            let [log, map] = attempt_items(attempt, expires_at)?;
+            items.push(log);
+            if latest
+                .get(&(&attempt.webhook_id, &attempt.delivery_id))
+                .is_some_and(|l| std::ptr::eq(*l, attempt))
+            {
+                items.push(map);
+            }
+        }
+        self.put_all(items).await
     }
 
     async fn last_attempt(

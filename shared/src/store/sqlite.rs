@@ -87,6 +87,12 @@ const MIGRATIONS: &[&str] = &[
     // Ordering groups: only the oldest message of a group can be received (SQS FIFO).
     "ALTER TABLE queue_messages ADD COLUMN group_id TEXT;
      CREATE INDEX queue_groups ON queue_messages (queue, group_id, seq) WHERE group_id IS NOT NULL;",
+    // Per-App route versions, moved by every webhook write naming the App: what fan-out's
+    // route cache checks instead of reading the App's webhooks per event.
+    "CREATE TABLE app_versions (
+         app_id  TEXT PRIMARY KEY,
+         version INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// A call to run on the connection's thread; it returns how to answer its caller once the
@@ -302,6 +308,7 @@ impl Database {
 }
 
 fn write_routes(tx: &Connection, webhook: &Webhook) -> Result<(), PortError> {
+    bump_app_versions(tx, webhook.id.as_str())?;
     exec(
         tx,
         "DELETE FROM webhook_routes WHERE webhook_id = ?1",
@@ -316,7 +323,21 @@ fn write_routes(tx: &Connection, webhook: &Webhook) -> Result<(), PortError> {
         )
         .map_err(unavailable)?;
     }
-    Ok(())
+    bump_app_versions(tx, webhook.id.as_str())
+}
+
+/// Moves the route version of every App the webhook's route rows name; called before and
+/// after they change, so the Apps it leaves and the Apps it joins both move.
+fn bump_app_versions(tx: &Connection, webhook_id: &str) -> Result<(), PortError> {
+    exec(
+        tx,
+        "INSERT INTO app_versions (app_id, version)
+         SELECT app_id, 1 FROM webhook_routes WHERE webhook_id = ?1
+         ON CONFLICT (app_id) DO UPDATE SET version = version + 1",
+        params![webhook_id],
+    )
+    .map_err(unavailable)
+    .map(|_| ())
 }
 
 fn stored_version(tx: &Connection, id: &str) -> Result<Option<u64>, PortError> {
@@ -749,6 +770,7 @@ impl WebhookStore for Database {
                 }
                 Some(_) => {}
             }
+            bump_app_versions(&tx, id.as_str())?;
             exec(
                 &tx,
                 "DELETE FROM webhook_routes WHERE webhook_id = ?1",
@@ -821,6 +843,23 @@ impl WebhookStore for Database {
             routes.extend(webhook.routes().into_iter().filter(|r| r.app_id == app_id));
         }
         Ok(routes)
+    }
+
+    async fn routes_version(&self, app_id: &str) -> Result<u64, PortError> {
+        let app = app_id.to_owned();
+        let version: Option<i64> = self
+            .with_conn(move |c| {
+                query_row(
+                    c,
+                    "SELECT version FROM app_versions WHERE app_id = ?1",
+                    params![app],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)
+            })
+            .await?;
+        Ok(version.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
     }
 }
 
