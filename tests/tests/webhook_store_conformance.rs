@@ -617,3 +617,79 @@ async fn dynamodb_attempt_counts_agree_with_the_listing() {
     ))
     .await;
 }
+
+/// Every delivery with attempts on record is found for redelivery, with its event and its
+/// highest attempt number: first-try successes (DynamoDB keeps no `DLV#` item for them and
+/// searches the newest attempts), retried ones, failed ones; in one batch or apart.
+async fn every_delivery_on_record_is_found_for_redelivery(log: Arc<dyn AttemptLog>) {
+    let w = WebhookId::generate();
+    let now = time::OffsetDateTime::now_utc();
+    let keep = now + time::Duration::days(1);
+    let attempt = |event: &EventId, n: u32, status: AttemptStatus| Attempt {
+        attempt_id: ulid::Ulid::new().to_string(),
+        webhook_id: w.clone(),
+        delivery_id: DeliveryId::for_pair(event, &w),
+        event_id: event.clone(),
+        attempt: n,
+        at: now,
+        status,
+        response_status: Some(200),
+        error: None,
+        latency_ms: 1,
+        response_excerpt: String::new(),
+        next_retry_at: None,
+    };
+    let (first_try, retried, failed) = (
+        EventId::generate(),
+        EventId::generate(),
+        EventId::generate(),
+    );
+    log.record(&attempt(&retried, 1, AttemptStatus::Retrying), keep)
+        .await
+        .expect("record");
+    // Filler between them: the search walks past other deliveries.
+    let filler: Vec<Attempt> = (0..30)
+        .map(|_| attempt(&EventId::generate(), 1, AttemptStatus::Delivered))
+        .collect();
+    log.record_many(&filler, keep).await.expect("record");
+    log.record_many(
+        &[
+            attempt(&first_try, 1, AttemptStatus::Delivered),
+            attempt(&retried, 2, AttemptStatus::Delivered),
+            attempt(&failed, 1, AttemptStatus::Failed),
+        ],
+        keep,
+    )
+    .await
+    .expect("record");
+    log.record_many(&filler[..5], keep).await.expect("record");
+    let found = |event: &EventId| {
+        let (log, delivery) = (log.clone(), DeliveryId::for_pair(event, &w));
+        let w = w.clone();
+        async move { log.last_attempt(&w, &delivery).await.expect("lookup") }
+    };
+    assert_eq!(found(&first_try).await, Some((first_try.clone(), 1)));
+    assert_eq!(found(&retried).await, Some((retried.clone(), 2)));
+    assert_eq!(found(&failed).await, Some((failed.clone(), 1)));
+    assert_eq!(
+        found(&filler[7].event_id).await,
+        Some((filler[7].event_id.clone(), 1))
+    );
+    assert_eq!(found(&EventId::generate()).await, None);
+}
+
+#[tokio::test]
+async fn sqlite_every_delivery_on_record_is_found_for_redelivery() {
+    let db = hookline_core::store::sqlite::Database::open_in_memory().expect("sqlite");
+    every_delivery_on_record_is_found_for_redelivery(Arc::new(db)).await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
+async fn dynamodb_every_delivery_on_record_is_found_for_redelivery() {
+    let (dynamo, _sqs, resources) = hookline_tests::fresh_aws("redeliver").await;
+    every_delivery_on_record_is_found_for_redelivery(Arc::new(
+        hookline_core::store::dynamodb::DynamoAttemptLog::new(dynamo, resources.table_name),
+    ))
+    .await;
+}

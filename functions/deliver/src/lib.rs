@@ -59,6 +59,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CONCURRENCY: usize = 16;
 /// How long attempts stay in the attempt log.
 pub const DEFAULT_ATTEMPT_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// How long the `deliver` Lambda's webhook copies serve (`HOOKLINE_WEBHOOK_CACHE_SECS`):
+/// the longest a disable or delete takes to reach deliveries fanned out before it.
+pub const LAMBDA_WEBHOOK_CACHE_TTL: Duration = Duration::from_secs(5);
 /// Longest response excerpt kept in the attempt log.
 pub const EXCERPT_CHARS: usize = 1024;
 
@@ -581,11 +584,24 @@ impl Deliver {
 
     /// The delivery's webhook: the cached copy if it is new enough, else read (and kept).
     async fn webhook(&self, delivery: &DeliveryMessage) -> Result<Option<Arc<Webhook>>, PortError> {
-        if let Some(cached) = self
+        let cached = || {
+            self.webhooks
+                .get(&delivery.webhook_id, delivery.webhook_version)
+        };
+        if let Some(webhook) = cached() {
+            return Ok(Some(webhook));
+        }
+        // One read per webhook at a time; those who waited use what it read.
+        let turn = self
             .webhooks
-            .get(&delivery.webhook_id, delivery.webhook_version)
-        {
-            return Ok(Some(cached));
+            .enabled()
+            .then(|| self.webhooks.read_turn(&delivery.webhook_id));
+        let _turn = match &turn {
+            Some(turn) => Some(turn.lock().await),
+            None => None,
+        };
+        if let Some(webhook) = cached() {
+            return Ok(Some(webhook));
         }
         let read = self.store.get(&delivery.webhook_id).await?.map(Arc::new);
         match &read {

@@ -49,7 +49,10 @@ async fn main() -> Result<(), Error> {
         timeout: Duration::from_secs(env_number("HOOKLINE_DELIVERY_TIMEOUT_SECS", 10)?),
         concurrency: usize::try_from(env_number("HOOKLINE_DELIVERY_CONCURRENCY", 16)?)?,
         disable: DisablePolicy::from_env()?,
-        webhook_cache_ttl: Duration::from_secs(env_number("HOOKLINE_WEBHOOK_CACHE_SECS", 5)?),
+        webhook_cache_ttl: Duration::from_secs(env_number(
+            "HOOKLINE_WEBHOOK_CACHE_SECS",
+            hookline_deliver::LAMBDA_WEBHOOK_CACHE_TTL.as_secs(),
+        )?),
         ..DeliverSettings::default()
     };
     let namespace = match std::env::var("HOOKLINE_URN_NAMESPACE") {

@@ -23,6 +23,9 @@ pub const WEBHOOK_CACHE_ENTRIES: usize = 10_000;
 pub struct WebhookCache {
     ttl: Duration,
     entries: Mutex<HashMap<WebhookId, (Arc<Webhook>, Instant)>>,
+    /// Reads in progress, one per webhook: concurrent deliveries of one webhook wait for the
+    /// first one's read instead of each reading.
+    reads: Mutex<HashMap<WebhookId, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl WebhookCache {
@@ -31,7 +34,22 @@ impl WebhookCache {
         Self {
             ttl,
             entries: Mutex::default(),
+            reads: Mutex::default(),
         }
+    }
+
+    /// Whether copies are kept at all.
+    pub fn enabled(&self) -> bool {
+        !self.ttl.is_zero()
+    }
+
+    /// The turn to read `id`: hold it while reading, then look in the cache again.
+    pub fn read_turn(&self, id: &WebhookId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut reads = self.reads.lock().unwrap_or_else(|p| p.into_inner());
+        if reads.len() > WEBHOOK_CACHE_ENTRIES {
+            reads.retain(|_, turn| Arc::strong_count(turn) > 1);
+        }
+        reads.entry(id.clone()).or_default().clone()
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<WebhookId, (Arc<Webhook>, Instant)>> {

@@ -151,8 +151,33 @@ fn cost_counts_every_aws_request_of_the_pipeline_and_prices_it() {
     assert!(requests("ingest", "SendMessageBatch") >= 12, "{r:#}");
     assert!(requests("poller", "ReceiveMessage") > 0, "{r:#}");
     assert!(
-        requests("deliver", "PutItem") >= 36,
+        requests("deliver", "BatchWriteItem") >= 1,
+        "attempts recorded in batches: {r:#}"
+    );
+    let write_units = |component: &str, action: &str| {
+        r["actions"]
+            .as_array()
+            .expect("actions")
+            .iter()
+            .find(|a| a["component"] == component && a["action"] == action)
+            .and_then(|a| a["write_units"].as_f64())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        write_units("deliver", "BatchWriteItem") >= 36.0,
         "an attempt record per delivery: {r:#}"
+    );
+    // Events ride in their delivery messages and webhook documents are cached: fewer
+    // reads than deliveries (one per webhook, plus what concurrent first reads and an
+    // expiring copy add).
+    assert!(
+        requests("deliver", "GetItem") < 36,
+        "deliver reads less than once per delivery: {r:#}"
+    );
+    // Routes come from the cache: a version read per batch, the App's items once.
+    assert!(
+        requests("ingest", "Query") <= 2,
+        "the App's routes read once, not per event: {r:#}"
     );
     let functions = r["functions"].as_array().expect("functions");
     assert_eq!(functions[0]["invocations"], 12);

@@ -783,9 +783,20 @@ const BATCH_WRITE_ITEMS: usize = 25;
 /// Rounds of resending what a `BatchWriteItem` left unprocessed (throttling) before giving up.
 const BATCH_WRITE_ROUNDS: u32 = 8;
 
-/// The two items of an attempt: the attempt (`DL#<attemptId>`, listed newest first) and
-/// which event its delivery carries (`DLV#<deliveryId>`, for redelivery by delivery id with
-/// one GetItem; the latest attempt's number wins).
+/// Pages (up to 1 MB each) of a webhook's newest attempts searched for a delivery that has no
+/// `DLV#` item (it succeeded on its first try) before it is reported not found.
+pub const DELIVERY_SEARCH_PAGES: usize = 32;
+
+/// Whether an attempt's delivery gets a `DLV#` item: all but first-try successes, which are
+/// most deliveries and are found by searching the newest attempts instead (one write per
+/// delivery where it matters for cost; one GetItem where a redelivery is most likely).
+fn needs_delivery_item(attempt: &Attempt) -> bool {
+    !(attempt.attempt <= 1 && attempt.status == AttemptStatus::Delivered)
+}
+
+/// The two items of an attempt: the attempt (`DL#<attemptId>`, listed newest first, with its
+/// `deliveryId`) and which event its delivery carries (`DLV#<deliveryId>`, for redelivery by
+/// delivery id with one GetItem; the latest attempt's number wins).
 fn attempt_items(
     attempt: &Attempt,
     expires_at: OffsetDateTime,
@@ -798,6 +809,7 @@ fn attempt_items(
             ("PK".to_owned(), s(pk.clone())),
             ("SK".to_owned(), s(format!("DL#{}", attempt.attempt_id))),
             ("status".to_owned(), s(status_name(attempt.status))),
+            ("deliveryId".to_owned(), s(attempt.delivery_id.as_str())),
             ("doc".to_owned(), s(doc)),
             ("ttl".to_owned(), ttl.clone()),
         ]),
@@ -871,9 +883,10 @@ impl AttemptLog for DynamoAttemptLog {
             .await
     }
 
-    /// One `BatchWriteItem` per 12 attempts (two items each). A request may not name one key
-    /// twice, so of several attempts of one delivery (a duplicate message beside a
-    /// redelivery) only the highest-numbered writes the `DLV#` item.
+    /// One `BatchWriteItem` per 25 items: an item per attempt, and a `DLV#` item per delivery
+    /// that did not succeed on its first try. A request may not name one key twice, so of
+    /// several attempts of one delivery (a duplicate message beside a redelivery) only the
+    /// highest-numbered writes the `DLV#` item.
     async fn record_many(
         &self,
         attempts: &[Attempt],
@@ -890,9 +903,10 @@ impl AttemptLog for DynamoAttemptLog {
         for attempt in attempts {
             let [log, map] = attempt_items(attempt, expires_at)?;
             items.push(log);
-            if latest
-                .get(&(&attempt.webhook_id, &attempt.delivery_id))
-                .is_some_and(|l| std::ptr::eq(*l, attempt))
+            if needs_delivery_item(attempt)
+                && latest
+                    .get(&(&attempt.webhook_id, &attempt.delivery_id))
+                    .is_some_and(|l| std::ptr::eq(*l, attempt))
             {
                 items.push(map);
             }
@@ -915,7 +929,7 @@ impl AttemptLog for DynamoAttemptLog {
             .await
             .map_err(unavailable)?;
         let Some(item) = out.item else {
-            return Ok(None);
+            return self.search_first_try(webhook, delivery).await;
         };
         let attempt = match item.get("attempt") {
             Some(AttributeValue::N(n)) => n.parse().unwrap_or(0),
@@ -992,6 +1006,52 @@ impl AttemptLog for DynamoAttemptLog {
 }
 
 impl DynamoAttemptLog {
+    /// A delivery without a `DLV#` item succeeded on its first try (or is unknown): its
+    /// attempt among the webhook's newest, searched for [`DELIVERY_SEARCH_PAGES`] pages.
+    async fn search_first_try(
+        &self,
+        webhook: &WebhookId,
+        delivery: &DeliveryId,
+    ) -> Result<Option<(EventId, u32)>, PortError> {
+        let mut start = None;
+        for _ in 0..DELIVERY_SEARCH_PAGES {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :dl)")
+                .filter_expression("deliveryId = :delivery")
+                .expression_attribute_values(":pk", s(webhook_pk(webhook.as_str())))
+                .expression_attribute_values(":dl", s("DL#"))
+                .expression_attribute_values(":delivery", s(delivery.as_str()))
+                .projection_expression("doc")
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            let found = out
+                .items()
+                .iter()
+                .map(|item| {
+                    serde_json::from_str::<Attempt>(doc_of(item)?)
+                        .map_err(|e| PortError::Corrupt(format!("attempt: {e}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .max_by_key(|a| a.attempt);
+            if let Some(a) = found {
+                return Ok(Some((a.event_id, a.attempt)));
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(None);
+            }
+        }
+        tracing::info!(webhook_id = %webhook, delivery_id = %delivery, pages = DELIVERY_SEARCH_PAGES, "delivery not among the webhook's newest attempts searched");
+        Ok(None)
+    }
+
     /// The unexpired attempt items (`DL#`) of a webhook's partition, of one status or all.
     fn attempts_query(
         &self,

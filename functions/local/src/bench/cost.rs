@@ -63,21 +63,32 @@ pub const DURATION_CAVEAT: &str = "durations: handler wall time against moto (on
 pub struct CostOptions {
     /// Webhooks subscribed to every event.
     pub webhooks: usize,
+    /// Webhooks the App holds in all (at least `webhooks`); the others name URNs the events
+    /// never have, so they cost fan-out only what reading them costs.
+    pub webhooks_per_app: usize,
     /// Events posted.
     pub events: usize,
     /// Delivered body size, in bytes.
     pub body_bytes: usize,
+    /// Whether ingest caches routes per App (false: every event reads its App's routes, as
+    /// before the cache, for comparison).
+    pub route_cache: bool,
 }
 
 impl Default for CostOptions {
     fn default() -> Self {
         Self {
             webhooks: 10,
+            webhooks_per_app: 10,
             events: 200,
             body_bytes: 1024,
+            route_cache: true,
         }
     }
 }
+
+/// SQS bills each 64 KiB of a request's payload as one request.
+pub const SQS_BILLING_CHUNK: usize = 64 * 1024;
 
 /// Requests of one (component, service, action).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -90,6 +101,9 @@ pub struct ActionTally {
     pub action: String,
     /// Requests sent.
     pub requests: u64,
+    /// Requests billed: for SQS, one per 64 KiB of the larger of request and answer (wire
+    /// JSON, an upper bound on the payload); else the requests.
+    pub billed_requests: u64,
     /// DynamoDB read request units (estimated from item sizes).
     pub read_units: f64,
     /// DynamoDB write request units (estimated from item sizes).
@@ -120,6 +134,17 @@ pub struct CostLine {
     pub usd_per_million: f64,
 }
 
+/// What fan-out cost per event.
+#[derive(Debug, Clone, Serialize)]
+pub struct PerEvent {
+    /// AWS requests ingest made.
+    pub ingest_requests: f64,
+    /// DynamoDB read units ingest used (the App's routes, their version, the claim).
+    pub ingest_read_units: f64,
+    /// Ingest's billed time, ms.
+    pub ingest_ms: f64,
+}
+
 /// What a cost run found.
 #[derive(Debug, Clone, Serialize)]
 pub struct CostReport {
@@ -127,6 +152,8 @@ pub struct CostReport {
     pub options: CostOptions,
     /// Deliveries received.
     pub deliveries: u64,
+    /// Fan-out's share, per event.
+    pub per_event: PerEvent,
     /// Requests by component, service and action.
     pub actions: Vec<ActionTally>,
     /// Invocations and durations by function.
@@ -140,6 +167,7 @@ pub struct CostReport {
 }
 
 type Tallies = Arc<Mutex<BTreeMap<(String, String, String), ActionTally>>>;
+type Sizes = Arc<Mutex<ItemSizes>>;
 
 /// A proxy in front of moto: `/{component}/...` is forwarded to moto as `/...` and counted.
 struct CountingProxy {
@@ -158,21 +186,66 @@ fn size_of(v: &serde_json::Value) -> f64 {
     serde_json::to_vec(v).map_or(0, |b| b.len()) as f64
 }
 
+/// Sizes (wire JSON bytes) of the items written through the proxy, by table and key: an
+/// update or a delete is charged by the size of the item it touches, as DynamoDB charges.
+#[derive(Debug, Default)]
+pub struct ItemSizes(std::collections::HashMap<String, f64>);
+
+impl ItemSizes {
+    fn key(table: &serde_json::Value, key: &serde_json::Value) -> String {
+        format!("{table}|{}|{}", key["PK"], key["SK"])
+    }
+
+    fn put(&mut self, table: &serde_json::Value, item: &serde_json::Value) -> f64 {
+        let size = size_of(item);
+        self.0.insert(Self::key(table, item), size);
+        size
+    }
+
+    /// An update's size: the larger of the item before and after (its new values added).
+    fn update(
+        &mut self,
+        table: &serde_json::Value,
+        key: &serde_json::Value,
+        values: &serde_json::Value,
+    ) -> f64 {
+        let entry = self
+            .0
+            .entry(Self::key(table, key))
+            .or_insert_with(|| size_of(key));
+        *entry += if values.is_null() {
+            0.0
+        } else {
+            size_of(values)
+        };
+        *entry
+    }
+
+    fn delete(&mut self, table: &serde_json::Value, key: &serde_json::Value) -> f64 {
+        self.0
+            .remove(&Self::key(table, key))
+            .unwrap_or_else(|| size_of(key))
+    }
+}
+
 /// DynamoDB on-demand units of one request, from the JSON on the wire: writes are 1 unit a
-/// KiB of item (2 in a transaction), reads 1 unit per 4 KiB (half when eventually consistent).
-/// Wire JSON is larger than DynamoDB's item size, so these are upper bounds.
+/// KiB of the item written, updated or deleted (sizes of items written earlier remembered
+/// in `sizes`; 2 units in a transaction), reads 1 unit per 4 KiB (half when eventually
+/// consistent). Wire JSON is larger than DynamoDB's item size, so these are upper bounds.
 pub fn dynamodb_units(
+    sizes: &mut ItemSizes,
     action: &str,
     request: &serde_json::Value,
     response: &serde_json::Value,
 ) -> (f64, f64) {
-    let write = |item: &serde_json::Value| (size_of(item) / 1024.0).ceil().max(1.0);
+    let units = |bytes: f64| (bytes / 1024.0).ceil().max(1.0);
     let consistency = if request["ConsistentRead"].as_bool() == Some(true) {
         1.0
     } else {
         0.5
     };
     let read = |bytes: f64| (bytes / 4096.0).ceil().max(1.0) * consistency;
+    let table = &request["TableName"];
     match action {
         "GetItem" => (read(size_of(&response["Item"])), 0.0),
         "Query" | "Scan" => {
@@ -181,38 +254,66 @@ pub fn dynamodb_units(
                 .map_or(0.0, |items| items.iter().map(size_of).sum());
             (read(bytes), 0.0)
         }
-        "PutItem" => (0.0, write(&request["Item"])),
-        "UpdateItem" | "DeleteItem" => (0.0, 1.0),
+        "PutItem" => (0.0, units(sizes.put(table, &request["Item"]))),
+        "UpdateItem" => (
+            0.0,
+            units(sizes.update(
+                table,
+                &request["Key"],
+                &request["ExpressionAttributeValues"],
+            )),
+        ),
+        "DeleteItem" => (0.0, units(sizes.delete(table, &request["Key"]))),
         "TransactWriteItems" => {
-            let units = request["TransactItems"].as_array().map_or(0.0, |items| {
-                items
-                    .iter()
-                    .map(|i| {
-                        2.0 * if i["Put"].is_object() {
-                            write(&i["Put"]["Item"])
-                        } else {
-                            1.0
-                        }
-                    })
-                    .sum()
-            });
+            let items = request["TransactItems"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let units: f64 = items
+                .iter()
+                .map(|i| {
+                    2.0 * if i["Put"].is_object() {
+                        units(sizes.put(&i["Put"]["TableName"], &i["Put"]["Item"]))
+                    } else if i["Update"].is_object() {
+                        let u = &i["Update"];
+                        units(sizes.update(
+                            &u["TableName"],
+                            &u["Key"],
+                            &u["ExpressionAttributeValues"],
+                        ))
+                    } else if i["Delete"].is_object() {
+                        units(sizes.delete(&i["Delete"]["TableName"], &i["Delete"]["Key"]))
+                    } else {
+                        1.0
+                    }
+                })
+                .sum();
             (0.0, units)
         }
         "BatchWriteItem" => {
-            let units = request["RequestItems"].as_object().map_or(0.0, |tables| {
-                tables
-                    .values()
-                    .filter_map(|r| r.as_array())
-                    .flatten()
-                    .map(|r| {
-                        if r["PutRequest"].is_object() {
-                            write(&r["PutRequest"]["Item"])
-                        } else {
-                            1.0
-                        }
-                    })
-                    .sum()
-            });
+            let tables = request["RequestItems"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let units: f64 = tables
+                .iter()
+                .flat_map(|(name, requests)| {
+                    let name = serde_json::Value::String(name.clone());
+                    requests
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(move |r| (name.clone(), r))
+                })
+                .map(|(name, r)| {
+                    if r["PutRequest"].is_object() {
+                        units(sizes.put(&name, &r["PutRequest"]["Item"]))
+                    } else {
+                        units(sizes.delete(&name, &r["DeleteRequest"]["Key"]))
+                    }
+                })
+                .sum();
             (0.0, units)
         }
         _ => (0.0, 0.0),
@@ -227,9 +328,11 @@ impl CountingProxy {
             .build()
             .map_err(std::io::Error::other)?;
         let shared = tallies.clone();
+        let sizes: Sizes = Arc::default();
         let (addr, server) = super::serve_loopback(move |req| {
             let (tallies, client, upstream) = (shared.clone(), client.clone(), upstream.clone());
-            async move { forward(&tallies, &client, &upstream, req).await }
+            let sizes = sizes.clone();
+            async move { forward(&tallies, &sizes, &client, &upstream, req).await }
         })
         .await?;
         Ok(Self {
@@ -252,6 +355,7 @@ impl CountingProxy {
 
 async fn forward(
     tallies: &Tallies,
+    sizes: &Sizes,
     client: &reqwest::Client,
     upstream: &str,
     req: http::Request<hyper::body::Incoming>,
@@ -295,10 +399,19 @@ async fn forward(
     let status = answer.status();
     let headers = answer.headers().clone();
     let answer_body = answer.bytes().await.unwrap_or_default();
+    let billed = if service == "SQS" {
+        body.len()
+            .max(answer_body.len())
+            .div_ceil(SQS_BILLING_CHUNK)
+            .max(1) as u64
+    } else {
+        1
+    };
     let (read_units, write_units) = if service == "DynamoDB" {
         let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let response: serde_json::Value = serde_json::from_slice(&answer_body).unwrap_or_default();
-        dynamodb_units(&action, &request, &response)
+        let mut sizes = sizes.lock().unwrap_or_else(|p| p.into_inner());
+        dynamodb_units(&mut sizes, &action, &request, &response)
     } else {
         (0.0, 0.0)
     };
@@ -313,6 +426,7 @@ async fn forward(
                 ..ActionTally::default()
             });
         t.requests += 1;
+        t.billed_requests += billed;
         t.read_units += read_units;
         t.write_units += write_units;
     }
@@ -448,7 +562,14 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
         Arc::new(r.deliveries(&sqs)),
         Arc::new(SqsQueue::new(sqs, r.events_dlq_url.clone())),
         ingest_lifecycle,
-        IngestSettings::default(),
+        IngestSettings {
+            route_cache_max_age: if options.route_cache {
+                IngestSettings::default().route_cache_max_age
+            } else {
+                Duration::ZERO
+            },
+            ..IngestSettings::default()
+        },
     );
     // deliver
     let (dynamo, sqs) = clients(proxy.endpoint("deliver")).await;
@@ -463,7 +584,10 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
         Arc::new(r.deliveries(&sqs)),
         http,
         deliver_lifecycle,
-        DeliverSettings::default(),
+        DeliverSettings {
+            webhook_cache_ttl: hookline_deliver::LAMBDA_WEBHOOK_CACHE_TTL,
+            ..DeliverSettings::default()
+        },
     )
     .with_rate_limiter(Arc::new(DynamoRateLimiter::new(
         dynamo,
@@ -507,6 +631,8 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
             )));
         }
     }
+    let others = options.webhooks_per_app.saturating_sub(w);
+    create_others(&setup_dynamo, &r.table_name, others, &settings).await?;
     // Only the per-event path is priced: setup and webhook creation are dropped here.
     let _ = proxy.take();
 
@@ -579,6 +705,7 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
         .find(|t| t.component == "poller" && t.action == "ReceiveMessage")
     {
         t.requests = t.requests.saturating_sub(empty_receives);
+        t.billed_requests = t.billed_requests.saturating_sub(empty_receives);
     }
     let functions = vec![
         FunctionTally {
@@ -614,8 +741,18 @@ pub fn price(
     let sqs_requests: u64 = actions
         .iter()
         .filter(|t| t.service == "SQS")
-        .map(|t| t.requests)
+        .map(|t| t.billed_requests)
         .sum();
+    let events = options.events.max(1) as f64;
+    let ingest = actions.iter().filter(|t| t.component == "ingest");
+    let per_event = PerEvent {
+        ingest_requests: ingest.clone().map(|t| t.requests).sum::<u64>() as f64 / events,
+        ingest_read_units: ingest.map(|t| t.read_units).sum::<f64>() / events,
+        ingest_ms: functions
+            .iter()
+            .find(|f| f.function == "ingest")
+            .map_or(0.0, |f| f.billed_s * 1000.0 / events),
+    };
     let rru: f64 = actions.iter().map(|t| t.read_units).sum();
     let wru: f64 = actions.iter().map(|t| t.write_units).sum();
     let invocations: u64 = functions.iter().map(|f| f.invocations).sum();
@@ -659,6 +796,7 @@ pub fn price(
     CostReport {
         options,
         deliveries,
+        per_event,
         usd_per_million: lines.iter().map(|l| l.usd_per_million).sum(),
         actions,
         functions,
@@ -672,8 +810,12 @@ pub fn render(report: &CostReport) -> String {
     let o = &report.options;
     let per = |x: f64| x / report.deliveries.max(1) as f64;
     let mut out = format!(
-        "cost: {} webhooks x {} events = {} deliveries on moto, every AWS request counted\n\n",
-        o.webhooks, o.events, report.deliveries
+        "cost: {} webhooks x {} events = {} deliveries on moto ({} webhooks in the App, route cache {}), every AWS request counted\n\n",
+        o.webhooks,
+        o.events,
+        report.deliveries,
+        o.webhooks_per_app,
+        if o.route_cache { "on" } else { "off" }
     );
     out.push_str(
         "component  service   action                requests  per delivery      RRU      WRU\n",
@@ -709,10 +851,60 @@ pub fn render(report: &CostReport) -> String {
         ));
     }
     out.push_str(&format!(
-        "{:<29} {:>13} {:>26.4}\n\nprices: {}\n{DURATION_CAVEAT}\n",
-        "total", "", report.usd_per_million, report.prices_as_of
+        "{:<29} {:>13} {:>26.4}\n\n",
+        "total", "", report.usd_per_million
+    ));
+    let p = &report.per_event;
+    out.push_str(&format!(
+        "fan-out per event: {:.2} requests, {:.2} read units, {:.2} ms of ingest\n\nprices: {}\n{DURATION_CAVEAT}\n",
+        p.ingest_requests, p.ingest_read_units, p.ingest_ms, report.prices_as_of
     ));
     out
+}
+
+/// Creates `n` webhooks in App A1 that no bench event matches (their URNs name another
+/// resource type), straight in the store: setup, not priced.
+async fn create_others(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    n: usize,
+    settings: &Settings,
+) -> Result<(), BenchError> {
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+    use hookline_core::ports::WebhookStore;
+    let store = DynamoWebhookStore::new(dynamo.clone(), table);
+    let rules = hookline_core::webhook::WebhookRules {
+        namespace: &settings.namespace,
+        catalog: hookline_core::event_type::Catalog::builtin(),
+        allow_http: true,
+        targets: settings.targets,
+        ordered: false,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let webhooks = (0..n)
+        .map(|i| {
+            let spec = hookline_core::webhook::NewWebhook {
+                name: format!("other {i}"),
+                url: format!("https://other-{i}.example.com/hook"),
+                event_types: vec![super::BENCH_EVENT_TYPE.into()],
+                urns: Some(vec![format!("urn:allthings:app:A1:other:X{i}:*")]),
+                ..Default::default()
+            }
+            .validate(&rules, None)
+            .map_err(|e| BenchError::Setup(format!("other webhook: {e}")))?;
+            let secret = hookline_core::signing::Secret::generate()
+                .map_err(|e| BenchError::Setup(e.to_string()))?;
+            Ok(hookline_core::webhook::Webhook::new(
+                spec, secret, "bench", now,
+            ))
+        })
+        .collect::<Result<Vec<_>, BenchError>>()?;
+    stream::iter(webhooks.iter().map(|w| store.create(w)))
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await
+        .map_err(|e| BenchError::Setup(format!("creating the App's other webhooks: {e}")))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -722,36 +914,61 @@ mod tests {
 
     #[test]
     fn dynamodb_units_follow_the_on_demand_rules() {
-        let small = json!({"pk": {"S": "x"}});
-        let big = json!({"pk": {"S": "x".repeat(3000)}});
+        let mut sizes = ItemSizes::default();
+        let mut units = |action: &str, request: serde_json::Value, response: serde_json::Value| {
+            dynamodb_units(&mut sizes, action, &request, &response)
+        };
+        let small = json!({"PK": {"S": "a"}, "SK": {"S": "x"}});
+        let big = json!({"PK": {"S": "b"}, "SK": {"S": "x".repeat(3000)}});
+        let t = "T";
         assert_eq!(
-            dynamodb_units("PutItem", &json!({"Item": small}), &json!({})),
+            units("PutItem", json!({"TableName": t, "Item": small}), json!({})),
             (0.0, 1.0)
         );
         assert_eq!(
-            dynamodb_units("PutItem", &json!({"Item": big}), &json!({})),
+            units("PutItem", json!({"TableName": t, "Item": big}), json!({})),
+            (0.0, 3.0)
+        );
+        // An update or delete is charged by the item it touches.
+        assert_eq!(
+            units(
+                "UpdateItem",
+                json!({"TableName": t, "Key": big, "ExpressionAttributeValues": {":d": {"S": "done"}}}),
+                json!({})
+            ),
             (0.0, 3.0)
         );
         assert_eq!(
-            dynamodb_units("GetItem", &json!({}), &json!({"Item": small})),
+            units(
+                "UpdateItem",
+                json!({"TableName": t, "Key": {"PK": {"S": "new"}}}),
+                json!({})
+            ),
+            (0.0, 1.0)
+        );
+        assert_eq!(
+            units("DeleteItem", json!({"TableName": t, "Key": big}), json!({})),
+            (0.0, 3.0)
+        );
+        assert_eq!(
+            units("GetItem", json!({}), json!({"Item": small})),
             (0.5, 0.0)
         );
         assert_eq!(
-            dynamodb_units(
+            units(
                 "GetItem",
-                &json!({"ConsistentRead": true}),
-                &json!({"Item": small})
+                json!({"ConsistentRead": true}),
+                json!({"Item": small})
             ),
             (1.0, 0.0)
         );
-        let tx = json!({"TransactItems": [{"Put": {"Item": small}}, {"Delete": {}}]});
-        assert_eq!(
-            dynamodb_units("TransactWriteItems", &tx, &json!({})),
-            (0.0, 4.0)
-        );
+        let tx = json!({"TransactItems": [{"Put": {"TableName": t, "Item": small}}, {"Delete": {"TableName": t, "Key": small}}]});
+        assert_eq!(units("TransactWriteItems", tx, json!({})), (0.0, 4.0));
+        let batch = json!({"RequestItems": {"T": [{"PutRequest": {"Item": small}}, {"PutRequest": {"Item": big}}]}});
+        assert_eq!(units("BatchWriteItem", batch, json!({})), (0.0, 4.0));
         let items: Vec<_> = (0..5).map(|_| big.clone()).collect();
         assert_eq!(
-            dynamodb_units("Query", &json!({}), &json!({"Items": items})),
+            units("Query", json!({}), json!({"Items": items})),
             (2.0, 0.0)
         );
     }
@@ -763,6 +980,7 @@ mod tests {
             service: "SQS".into(),
             action: "SendMessageBatch".into(),
             requests: 100,
+            billed_requests: 100,
             ..ActionTally::default()
         }];
         let report = price(CostOptions::default(), 1000, actions, Vec::new());

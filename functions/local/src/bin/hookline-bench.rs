@@ -91,9 +91,15 @@ struct ColdStartArgs {
 
 #[derive(Debug, Args)]
 struct CostArgs {
-    /// Webhooks subscribed to every event.
-    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
+    /// Webhooks subscribed to every event (the matching ones).
+    #[arg(long, visible_alias = "matching", default_value_t = 10, value_parser = at_least_one)]
     webhooks: usize,
+    /// Webhooks the App holds in all, matching or not (default: --webhooks).
+    #[arg(long)]
+    webhooks_per_app: Option<usize>,
+    /// Read the App's routes for every event, as before the route cache (for comparison).
+    #[arg(long)]
+    no_route_cache: bool,
     /// Events posted.
     #[arg(long, default_value_t = 200, value_parser = at_least_one)]
     events: usize,
@@ -221,10 +227,19 @@ async fn cold_start(args: ColdStartArgs) -> Result<(), String> {
 }
 
 async fn cost(args: CostArgs) -> Result<(), String> {
+    let webhooks_per_app = args.webhooks_per_app.unwrap_or(args.webhooks);
+    if webhooks_per_app < args.webhooks {
+        return Err(format!(
+            "--webhooks-per-app {webhooks_per_app} is fewer than the {} matching webhooks",
+            args.webhooks
+        ));
+    }
     let options = bench::cost::CostOptions {
         webhooks: args.webhooks,
+        webhooks_per_app,
         events: args.events,
         body_bytes: args.body_bytes,
+        route_cache: !args.no_route_cache,
     };
     let spinner = Progress::new(args.json).counter(format!(
         "cost: {} events x {} webhooks through the handlers on moto",
