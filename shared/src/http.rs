@@ -68,7 +68,17 @@ pub struct ReqwestSender {
 impl ReqwestSender {
     /// A sender enforcing `policy`, identifying itself as `user_agent`.
     pub fn new(policy: TargetPolicy, user_agent: &str) -> Result<Self, OutboundError> {
-        let client = reqwest::Client::builder()
+        let builder = reqwest::Client::builder();
+        let builder = if crate::tls::native_roots() {
+            builder
+        } else {
+            let roots = crate::tls::webpki_roots()
+                .map(reqwest::Certificate::from_der)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| OutboundError::Other(format!("compiled-in TLS roots: {e}")))?;
+            builder.tls_certs_only(roots)
+        };
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(user_agent)

@@ -19,9 +19,13 @@ pub mod ports;
 pub mod queue;
 pub mod retry;
 pub mod rules;
+#[cfg(feature = "aws")]
+pub mod sdk;
 pub mod signing;
 pub mod store;
 pub mod target;
+#[cfg(any(feature = "aws", feature = "http"))]
+pub mod tls;
 pub mod urn;
 pub mod validation;
 pub mod webhook;

@@ -27,7 +27,7 @@ async fn main() -> Result<(), Error> {
     let settings = config::settings_from_env(false)?;
     let claim = config::permissions_claim();
     let table = env("HOOKLINE_TABLE")?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = hookline_core::sdk::config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let events = Arc::new(SqsQueue::new(

@@ -59,7 +59,7 @@ async fn main() -> Result<(), Error> {
         Ok(ns) => Namespace::new(&ns)?,
         Err(_) => Namespace::default(),
     };
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = hookline_core::sdk::config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&aws);
     let http = ReqwestSender::new(TargetPolicy { allow_private }, &settings.user_agent)?;
     let sqs = aws_sdk_sqs::Client::new(&aws);
