@@ -672,7 +672,86 @@ async fn a_delivery_queued_before_a_revocation_is_dropped(b: &dyn Backend) {
     assert_eq!(b.dlq_len().await, 0);
 }
 
+/// With the webhook cache on (as the `deliver` Lambda runs): a message carrying its event is
+/// delivered without the event log; a cached copy serves messages of its version or older
+/// within the TTL (the documented bound: a disable reaches deliveries fanned out before it
+/// within the TTL), and a message fanned out after a change reads the webhook again.
+async fn a_cached_webhook_serves_only_messages_of_its_version(b: &dyn Backend) {
+    let s = scenario(
+        b,
+        TargetPolicy {
+            allow_private: true,
+        },
+        |_, _| Reply::status(200),
+    )
+    .await;
+    let deliver = Deliver::new(
+        b.store(),
+        b.events(),
+        b.attempts(),
+        b.queue(),
+        Arc::new(
+            ReqwestSender::new(
+                TargetPolicy {
+                    allow_private: true,
+                },
+                "t",
+            )
+            .expect("client"),
+        ),
+        b.lifecycle(),
+        DeliverSettings {
+            webhook_cache_ttl: Duration::from_secs(60),
+            ..DeliverSettings::default()
+        },
+    );
+    // An event the log never saw: only the message carries it.
+    let rules = IntakeRules {
+        namespace: &Namespace::default(),
+        catalog: Catalog::builtin(),
+    };
+    let body = r#"{"type":"ticket.created","urn":"urn:allthings:app:A1:ticket:CAT7:T1","data":{"carried":true}}"#;
+    let event =
+        Event::from_intake(body.as_bytes(), rules, time::OffsetDateTime::now_utc()).expect("event");
+    let v = s.hook.version;
+    let message = |version: Option<u64>| ReceivedMessage {
+        message_id: ulid::Ulid::new().to_string(),
+        body: serde_json::to_string(&DeliveryMessage {
+            webhook_version: version,
+            event: Some(event.clone()),
+            ..DeliveryMessage::first(&event.id, &s.hook.id, None)
+        })
+        .expect("json"),
+        receive_count: 1,
+        receipt: ReceiptHandle(String::new()),
+    };
+    let status = |m: ReceivedMessage| {
+        let deliver = deliver.clone();
+        async move { deliver.handle_message(&m).await.expect("handled") }
+    };
+    assert_eq!(status(message(Some(v))).await, AttemptStatus::Delivered);
+    let received = s.receiver.requests();
+    let last = received.last().expect("a request");
+    assert_eq!(last.header("webhook-id"), Some(event.id.as_str()));
+    assert!(String::from_utf8_lossy(&last.body).contains("\"carried\":true"));
+
+    let mut off = s.hook.clone();
+    off.spec.enabled = false;
+    off.version = v + 1;
+    b.store().update(&off, v).await.expect("disable");
+    // Fanned out before the change: the cached copy still serves it (within the TTL).
+    assert_eq!(status(message(Some(v))).await, AttemptStatus::Delivered);
+    // Fanned out after it: read again, and the webhook is disabled.
+    assert_eq!(status(message(Some(v + 1))).await, AttemptStatus::Skipped);
+    // That read replaced the copy: older messages see the change now too.
+    assert_eq!(status(message(Some(v))).await, AttemptStatus::Skipped);
+    // Without a version nothing is served from the cache.
+    assert_eq!(status(message(None)).await, AttemptStatus::Skipped);
+    assert_eq!(s.receiver.requests().len(), 2);
+}
+
 on_both_paths!(
+    a_cached_webhook_serves_only_messages_of_its_version,
     a_delivery_queued_before_a_revocation_is_dropped,
     a_200_is_one_signed_attempt,
     two_500s_then_200_is_three_attempts_with_growing_delays,

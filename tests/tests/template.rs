@@ -67,15 +67,27 @@ fn refs(v: &Value, out: &mut BTreeSet<String>) {
 fn every_environment_variable_a_function_reads_is_set() {
     let t = template();
     let functions = [
+        // Every function's TLS roots follow shared/src/tls.rs.
         (
             "ApiFunction",
-            &["functions/api/src/main.rs", "functions/api/src/config.rs"][..],
+            &[
+                "functions/api/src/main.rs",
+                "functions/api/src/config.rs",
+                "shared/src/tls.rs",
+            ][..],
         ),
-        ("IngestFunction", &["functions/ingest/src/main.rs"][..]),
+        (
+            "IngestFunction",
+            &["functions/ingest/src/main.rs", "shared/src/tls.rs"][..],
+        ),
         (
             "DeliverFunction",
             // DisablePolicy::from_env reads the auto-disable settings.
-            &["functions/deliver/src/main.rs", "shared/src/lifecycle.rs"][..],
+            &[
+                "functions/deliver/src/main.rs",
+                "shared/src/lifecycle.rs",
+                "shared/src/tls.rs",
+            ][..],
         ),
     ];
     for (function, sources) in functions {

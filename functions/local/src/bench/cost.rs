@@ -899,8 +899,9 @@ async fn create_others(
             ))
         })
         .collect::<Result<Vec<_>, BenchError>>()?;
+    // One at a time: moto's transactions are not safe to run concurrently.
     stream::iter(webhooks.iter().map(|w| store.create(w)))
-        .buffer_unordered(16)
+        .buffered(1)
         .try_collect::<Vec<()>>()
         .await
         .map_err(|e| BenchError::Setup(format!("creating the App's other webhooks: {e}")))?;
