@@ -107,7 +107,7 @@ mod tests {
     #[test]
     fn the_lazy_client_builds_nothing_until_asked_for_a_connector() {
         let lazy = LazyHttpsClient::default();
-        let _shared = lazy.clone().into_shared();
+        let _shared: SharedHttpClient = lazy.clone().into_shared();
         assert!(lazy.inner.get().is_none());
     }
 }

@@ -211,6 +211,9 @@ impl Local {
             lifecycle.clone(),
             IngestSettings {
                 namespace,
+                // The event log is a local read here: delivery messages stay small rather
+                // than carrying their event (what saves a DynamoDB read on AWS).
+                embed_event_bytes: 0,
                 ..IngestSettings::default()
             },
         );
