@@ -2,7 +2,9 @@
 //! event's App, and put it on the events queue. Nothing is sent for bad input.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use async_trait::async_trait;
 use hookline_core::auth::{Action, Principal};
 use hookline_core::event::{Event, EventError, IntakeRules};
 use hookline_core::event_type::Catalog;
@@ -12,17 +14,48 @@ use time::OffsetDateTime;
 
 use crate::service::ServiceError;
 
+/// Whether intake has room for one more event: backpressure, so that a publisher faster
+/// than delivery is slowed down or told to come back instead of filling a queue that
+/// delivers seconds late. The embedded runner has one (`hookline serve`); on AWS, SQS and
+/// Lambda scale instead.
+#[async_trait]
+pub trait Admission: Send + Sync {
+    /// `Ok` when the event may be taken, possibly after a bounded wait for room.
+    async fn admit(&self) -> Result<(), Overloaded>;
+}
+
+/// No room for the event: the 429 the publisher gets, and when to come back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct Overloaded {
+    /// When to try again (`Retry-After`).
+    pub retry_after: Duration,
+    /// What is full.
+    pub detail: String,
+}
+
 /// The intake service.
 #[derive(Clone)]
 pub struct IntakeService {
     queue: Arc<dyn EventQueue>,
     namespace: Namespace,
+    admission: Option<Arc<dyn Admission>>,
 }
 
 impl IntakeService {
     /// Intake onto `queue`, validating URNs in `namespace`.
     pub fn new(queue: Arc<dyn EventQueue>, namespace: Namespace) -> Self {
-        Self { queue, namespace }
+        Self {
+            queue,
+            namespace,
+            admission: None,
+        }
+    }
+
+    /// The same, asking `admission` for room before each event is queued.
+    pub fn with_admission(mut self, admission: Arc<dyn Admission>) -> Self {
+        self.admission = Some(admission);
+        self
     }
 
     /// Validates `body`, checks the caller may publish for the event's App, and enqueues it.
@@ -55,6 +88,12 @@ impl IntakeService {
             return Err(ServiceError::Forbidden(format!(
                 "publishing events needs publish-events on App {app}"
             )));
+        }
+        if let Some(admission) = &self.admission {
+            admission.admit().await.map_err(|e| {
+                tracing::debug!(event_id = %event.id, retry_after = ?e.retry_after, "event refused: {e}");
+                ServiceError::Overloaded(e)
+            })?;
         }
         self.queue.send_event(&event).await?;
         tracing::info!(event_id = %event.id, event_type = %event.event_type, urn = %event.urn, sub = %principal.sub, "event accepted");

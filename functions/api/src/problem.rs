@@ -209,6 +209,18 @@ impl From<ServiceError> for Problem {
                 "Precondition failed",
                 format!("{e}; read it again and retry with its ETag"),
             ),
+            ServiceError::Overloaded(o) => {
+                let mut p = Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "overloaded",
+                    "Too many requests",
+                    o.detail,
+                );
+                // Whole seconds (RFC 9110), at least one.
+                let secs = o.retry_after.as_secs_f64().ceil().max(1.0);
+                p.headers.push((header::RETRY_AFTER, format!("{secs:.0}")));
+                p
+            }
             ServiceError::Store(PortError::Unavailable(source)) => {
                 tracing::error!(error = %source, "storage unavailable");
                 Self::new(

@@ -937,6 +937,8 @@ async fn event_types(State(s): State<Services>) -> Response {
     responses(
         (status = 202, description = "Accepted: durable, to be fanned out", body = Accepted),
         (status = "4XX", description = "Malformed (400), no token (401), no publish-events on the App (403), too large (413), not JSON (415), invalid (422)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Intake is full (the embedded runner's backpressure, after waiting up to a second for room): nothing was queued; send it again after `Retry-After` seconds", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before sending again"))),
     )
 )]
 async fn publish_event(

@@ -114,6 +114,9 @@ pub enum ServiceError {
         /// The stored version.
         current: u64,
     },
+    /// Intake has no room now (backpressure): come back after a while.
+    #[error(transparent)]
+    Overloaded(crate::intake::Overloaded),
     /// Storage failed.
     #[error(transparent)]
     Store(#[from] PortError),

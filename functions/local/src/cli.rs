@@ -94,6 +94,15 @@ fn workers(s: &str) -> Result<usize, String> {
     }
 }
 
+fn backlog(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (8..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{s} is not a number of deliveries from 8 to 1000000"
+        )),
+    }
+}
+
 fn overlap(s: &str) -> Result<time::Duration, String> {
     hookline_api::config::secret_overlap(s).map_err(|e| e.problem)
 }
@@ -118,6 +127,11 @@ pub struct ServeArgs {
     /// endpoint.
     #[arg(long, env = "HOOKLINE_DELIVER_WORKERS", default_value_t = crate::DELIVER_WORKERS, value_parser = workers, value_name = "N")]
     pub deliver_workers: usize,
+    /// Intake's backpressure: how many deliveries may wait for their first attempt (and an
+    /// eighth as many events for their fan-out). Beyond it, `POST /v1/events` waits up to
+    /// a second for room, then answers 429 with `Retry-After`.
+    #[arg(long, env = "HOOKLINE_MAX_BACKLOG", default_value_t = crate::backpressure::DEFAULT_MAX_DELIVERY_BACKLOG, value_parser = backlog, value_name = "N")]
+    pub max_backlog: usize,
     /// Retry delays in milliseconds, one per retry (default 30s, 2m, 8m, 32m, 2h).
     #[arg(long, env = "HOOKLINE_RETRY_SCHEDULE_MS", value_delimiter = ',', value_parser = millis, value_name = "MS,MS,...")]
     pub retry_schedule_ms: Option<Vec<Duration>>,
@@ -183,6 +197,15 @@ impl SettingsArgs {
 }
 
 impl ServeArgs {
+    /// Intake's backpressure limits.
+    pub fn backlog(&self) -> crate::backpressure::BacklogLimits {
+        crate::backpressure::BacklogLimits {
+            deliveries: self.max_backlog,
+            events: (self.max_backlog / 8).max(1),
+            ..crate::backpressure::BacklogLimits::default()
+        }
+    }
+
     /// The deliverer's settings: retry schedule and timeout.
     pub fn delivery(&self) -> DeliverSettings {
         let mut d = DeliverSettings::default();

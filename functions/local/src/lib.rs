@@ -11,6 +11,7 @@ macro_rules! say {
     }};
 }
 
+pub mod backpressure;
 pub mod bench;
 pub mod cli;
 pub mod dlq;
@@ -25,6 +26,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backpressure::{BacklogGate, BacklogLimits};
 use hookline_api::auth::with_auth;
 use hookline_api::deliveries::DeliveriesService;
 use hookline_api::intake::IntakeService;
@@ -146,6 +148,8 @@ pub struct Local {
     pub router: Router,
     /// The bearer tokens' HS256 key, kept in the database so tokens survive restarts.
     pub tokens: Tokens,
+    /// Intake's backpressure ([`BacklogLimits::default`] unless set).
+    pub backlog: Arc<BacklogGate>,
 }
 
 fn random_key_hex() -> String {
@@ -202,7 +206,13 @@ impl Local {
             lifecycle.clone(),
             settings,
         );
-        let intake = IntakeService::new(Arc::new(queues.events.clone()), namespace.clone());
+        let backlog = Arc::new(BacklogGate::new(
+            queues.events.clone(),
+            queues.deliveries.clone(),
+            BacklogLimits::default(),
+        ));
+        let intake = IntakeService::new(Arc::new(queues.events.clone()), namespace.clone())
+            .with_admission(backlog.clone());
         let ingest = Ingest::new(
             Arc::new(db.clone()),
             Arc::new(db.clone()),
@@ -240,6 +250,7 @@ impl Local {
             deliver_workers: DELIVER_WORKERS,
             router: Router::new(webhooks, intake, deliveries),
             tokens: Tokens::new(key_hex.as_bytes(), permissions_claim),
+            backlog,
         })
     }
 

@@ -50,6 +50,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?;
     local.deliver_workers = args.deliver_workers;
+    local.backlog.set_limits(args.backlog());
     // Held until exit: a second `serve` on the same store would consume the same queues.
     let _lock = hookline::lock_store(&args.store.db).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(&args.addr)
@@ -73,6 +74,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     say!("  dev token (sub=dev, edit-app:* publish-events:*, 7 days; valid with this store only):");
     say!("    export HOOKLINE_TOKEN={token}");
     say!("  deliveries: {retries}, {} workers", args.deliver_workers);
+    say!(
+        "  intake: up to {} deliveries waiting for a first attempt, then 429 (--max-backlog)",
+        args.max_backlog
+    );
     say!(
         "  endpoint check on save: 200 within {} s",
         hookline_api::service::VERIFY_TIMEOUT.as_secs()

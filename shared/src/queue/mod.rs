@@ -4,6 +4,8 @@
 #[cfg(feature = "lambda-sqs")]
 pub mod lambda;
 #[cfg(feature = "sqlite")]
+pub mod schedule;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 #[cfg(feature = "aws")]
 pub mod sqs;

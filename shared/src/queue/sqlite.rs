@@ -2,19 +2,29 @@
 //! on both paths. A received message is hidden for its visibility timeout and comes back
 //! with its receive count + 1 unless deleted; once received `max_receive_count` times, the
 //! next receive moves it to the dead-letter queue instead (SQS redrive, applied lazily as
-//! moto does). Everything is durable: a crash loses no sent message.
+//! moto does). Every send is durable: a crash loses no sent message.
+//!
+//! A message is one row, inserted when sent and deleted when handled. Which message is
+//! visible, hidden or heads its ordering group is kept in memory ([`Schedule`]), rebuilt from
+//! the table on start, and again when another process (`hookline dlq replay`) writes to the
+//! file. What only memory knows is lost in a crash and harmless to lose: hidden messages are
+//! visible again after a restart (delivered at least once, as always), and a receive that
+//! had not been written back is not counted. Receives of messages found in the table on
+//! start are counted in it, so a message that crashes the process still reaches the DLQ.
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
+use super::schedule::{Picked, Schedule};
 use crate::event::Event;
 use crate::ports::{
     DeadLetters, DeliveryId, DeliveryMessage, DeliveryQueue, EventQueue, PortError, ReceiptHandle,
     ReceivedMessage,
 };
-use crate::store::sqlite::{exec, query_row, unavailable, Database};
+use crate::store::sqlite::{data_version, exec, query_row, queue_rows, unavailable, Database};
 
 /// One named queue in the database, with an optional redrive policy.
 #[derive(Clone)]
@@ -46,6 +56,28 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Rebuilds the schedule from the table when another process wrote to the file since it was
+/// last read, or when a failed write may have left it out of step.
+fn resync(c: &rusqlite::Connection, schedule: &Mutex<Schedule>) -> Result<(), PortError> {
+    let version = data_version(c).map_err(unavailable)?;
+    let mut s = lock(schedule);
+    if s.data_version_moved(version) || s.is_stale() {
+        let rows = queue_rows(c).map_err(unavailable)?;
+        tracing::info!(
+            messages = rows.len(),
+            "queue schedule rebuilt from the table"
+        );
+        s.rebuild(rows);
+    }
+    Ok(())
+}
+
+/// The schedule, even if a thread panicked holding it (its state is still consistent:
+/// every change to it is a few in-memory steps that do not panic).
+fn lock(schedule: &Mutex<Schedule>) -> MutexGuard<'_, Schedule> {
+    schedule.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl SqliteQueue {
     /// The queue `name`; with `redrive = Some((dlq, max_receive_count))` it dead-letters.
     pub fn new(db: Database, name: &str, redrive: Option<(&str, u32)>) -> Self {
@@ -59,6 +91,19 @@ impl SqliteQueue {
     /// The queue's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    fn schedule(&self) -> &Arc<Mutex<Schedule>> {
+        self.db.schedule()
+    }
+
+    /// A failed write may have left memory out of step with the table: rebuild it from the
+    /// table before the next receive.
+    fn on_failure<T>(&self, result: Result<T, PortError>) -> Result<T, PortError> {
+        if result.is_err() {
+            lock(self.schedule()).mark_stale();
+        }
+        result
     }
 
     /// Sends one message, visible after `delay`; returns its id.
@@ -94,16 +139,15 @@ impl SqliteQueue {
         delay: Duration,
         reason: Option<&str>,
     ) -> Result<Vec<String>, PortError> {
-        let queue = queue.to_owned();
+        let queue_name = queue.to_owned();
         let reason = reason.map(str::to_owned);
-        let ids = self
+        let now = now_ms();
+        let visible_at = now.saturating_add(ms(delay));
+        let sent = self
             .db
             .with_conn(move |c| {
-                let now = now_ms();
-                let tx = c
-                    .savepoint()
-                    .map_err(unavailable)?;
-                let mut ids = Vec::with_capacity(bodies.len());
+                let tx = c.savepoint().map_err(unavailable)?;
+                let mut sent = Vec::with_capacity(bodies.len());
                 {
                     let mut insert = tx
                         .prepare_cached(
@@ -111,18 +155,27 @@ impl SqliteQueue {
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                         )
                         .map_err(unavailable)?;
-                    for (body, group) in &bodies {
+                    for (body, group) in bodies {
                         let id = ulid::Ulid::new().to_string();
                         insert
-                            .execute(params![queue, id, body, reason, now, now + ms(delay), group])
+                            .execute(params![queue_name, id, body, reason, now, visible_at, group])
                             .map_err(unavailable)?;
-                        ids.push(id);
+                        sent.push((tx.last_insert_rowid(), id, group));
                     }
                 }
                 tx.commit().map_err(unavailable)?;
-                Ok(ids)
+                Ok(sent)
             })
-            .await?;
+            .await;
+        let sent = self.on_failure(sent)?;
+        let mut ids = Vec::with_capacity(sent.len());
+        {
+            let mut schedule = lock(self.schedule());
+            for (seq, id, group) in sent {
+                schedule.sent(queue, seq, visible_at, group);
+                ids.push(id);
+            }
+        }
         self.db.message_sent().notify_waiters();
         Ok(ids)
     }
@@ -136,115 +189,157 @@ impl SqliteQueue {
     ) -> Result<Vec<ReceivedMessage>, PortError> {
         let queue = self.name.clone();
         let redrive = self.redrive.clone();
-        let limit = i64::try_from(max).unwrap_or(i64::MAX);
-        self.db
+        let schedule = self.schedule().clone();
+        let received = self
+            .db
             .with_conn(move |c| {
+                resync(c, &schedule)?;
                 let now = now_ms();
-                let tx = c
-                    .savepoint()
-                    .map_err(unavailable)?;
-                if let Some((dlq, max_receive)) = &redrive {
-                    exec(&tx,
-                        "UPDATE queue_messages
-                         SET queue = ?1, visible_at = ?3, receipt = NULL,
-                             reason = COALESCE(reason, 'received ' || receive_count || ' times without success (maxReceiveCount ' || ?4 || ')')
-                         WHERE queue = ?2 AND visible_at <= ?3 AND receive_count >= ?4",
-                        params![dlq, queue, now, max_receive],
-                    )
-                    .map_err(unavailable)?;
+                let picked = lock(&schedule).receive(
+                    &queue,
+                    now,
+                    max,
+                    ms(visibility),
+                    redrive.as_ref().map(|(dlq, n)| (dlq.as_str(), *n)),
+                );
+                if picked.is_empty() {
+                    return Ok(Vec::new());
                 }
-                let picked: Vec<(i64, String, String, u32)> = {
-                    let mut select = tx
-                        .prepare_cached(
-                            "SELECT seq, message_id, body, receive_count FROM queue_messages q
-                             WHERE queue = ?1 AND visible_at <= ?2
-                               AND (group_id IS NULL OR seq = (SELECT MIN(seq) FROM queue_messages g
-                                                               WHERE g.queue = ?1 AND g.group_id = q.group_id))
-                             ORDER BY visible_at, seq LIMIT ?3",
-                        )
-                        .map_err(unavailable)?;
-                    let rows = select
-                        .query_map(params![queue, now, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                        .map_err(unavailable)?;
-                    rows.collect::<Result<_, _>>().map_err(unavailable)?
-                };
+                let tx = c.savepoint().map_err(unavailable)?;
                 let mut out = Vec::with_capacity(picked.len());
-                {
-                    let mut hide = tx
-                        .prepare_cached(
-                            "UPDATE queue_messages SET receive_count = receive_count + 1, visible_at = ?2, receipt = ?3 WHERE seq = ?1",
-                        )
-                        .map_err(unavailable)?;
-                    for (seq, message_id, body, count) in picked {
-                        let receipt = format!("{message_id}:{}", ulid::Ulid::new());
-                        hide.execute(params![seq, now + ms(visibility), receipt]).map_err(unavailable)?;
-                        out.push(ReceivedMessage {
-                            message_id,
-                            body,
-                            receive_count: count + 1,
-                            receipt: ReceiptHandle(receipt),
-                        });
+                let mut missing = Vec::new();
+                for pick in picked {
+                    match pick {
+                        Picked::Redrive { seq, receive_count } => {
+                            let Some((dlq, max_receive)) = &redrive else { continue };
+                            exec(&tx,
+                                "UPDATE queue_messages
+                                 SET queue = ?1, visible_at = ?3, receive_count = ?4,
+                                     reason = COALESCE(reason, 'received ' || ?4 || ' times without success (maxReceiveCount ' || ?5 || ')')
+                                 WHERE seq = ?2",
+                                params![dlq, seq, now, receive_count, max_receive],
+                            )
+                            .map_err(unavailable)?;
+                        }
+                        Picked::Receive { seq, receive_count, receipt, persist_count } => {
+                            let found: Option<(String, String)> = query_row(
+                                &tx,
+                                "SELECT message_id, body FROM queue_messages WHERE seq = ?1 AND queue = ?2",
+                                params![seq, queue],
+                                |r| Ok((r.get(0)?, r.get(1)?)),
+                            )
+                            .optional()
+                            .map_err(unavailable)?;
+                            let Some((message_id, body)) = found else {
+                                // Deleted after the schedule picked it (its delete had
+                                // committed, its forget not yet run).
+                                missing.push(seq);
+                                continue;
+                            };
+                            if persist_count {
+                                exec(&tx,
+                                    "UPDATE queue_messages SET receive_count = ?2, visible_at = ?3 WHERE seq = ?1",
+                                    params![seq, receive_count, now.saturating_add(ms(visibility))],
+                                )
+                                .map_err(unavailable)?;
+                            }
+                            out.push(ReceivedMessage {
+                                message_id,
+                                body,
+                                receive_count,
+                                receipt: ReceiptHandle(receipt),
+                            });
+                        }
                     }
                 }
                 tx.commit().map_err(unavailable)?;
+                let mut s = lock(&schedule);
+                for seq in missing {
+                    s.forget(&queue, seq);
+                }
                 Ok(out)
             })
-            .await
+            .await;
+        let received = self.on_failure(received)?;
+        if !received.is_empty() {
+            self.db.messages_taken().notify_waiters();
+        }
+        Ok(received)
+    }
+
+    /// The rows behind `receipts` that still hold their messages (stale ones are ignored,
+    /// as in SQS).
+    fn held(&self, receipts: &[ReceiptHandle]) -> Vec<i64> {
+        let schedule = lock(self.schedule());
+        receipts
+            .iter()
+            .filter_map(|r| schedule.holder(&self.name, &r.0))
+            .collect()
     }
 
     /// Deletes a received message (a stale receipt is ignored, as in SQS).
     pub async fn delete(&self, receipt: &ReceiptHandle) -> Result<(), PortError> {
-        let receipt = receipt.0.clone();
-        self.db
-            .with_conn(move |c| {
-                exec(
-                    c,
-                    "DELETE FROM queue_messages WHERE receipt = ?1",
-                    params![receipt],
-                )
-                .map_err(unavailable)
-                .map(|_| ())
-            })
-            .await
+        self.delete_many(std::slice::from_ref(receipt)).await
     }
 
     /// Deletes received messages in one transaction (stale receipts are ignored, as in SQS).
     pub async fn delete_many(&self, receipts: &[ReceiptHandle]) -> Result<(), PortError> {
-        let receipts: Vec<String> = receipts.iter().map(|r| r.0.clone()).collect();
-        self.db
+        let seqs = self.held(receipts);
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let rows = seqs.clone();
+        let deleted = self
+            .db
             .with_conn(move |c| {
                 let tx = c.savepoint().map_err(unavailable)?;
-                for receipt in &receipts {
+                for seq in &rows {
                     exec(
                         &tx,
-                        "DELETE FROM queue_messages WHERE receipt = ?1",
-                        params![receipt],
+                        "DELETE FROM queue_messages WHERE seq = ?1",
+                        params![seq],
                     )
                     .map_err(unavailable)?;
                 }
                 tx.commit().map_err(unavailable)
             })
-            .await
+            .await;
+        self.on_failure(deleted)?;
+        let mut schedule = lock(self.schedule());
+        for seq in seqs {
+            schedule.forget(&self.name, seq);
+        }
+        Ok(())
     }
 
-    /// Hides a received message for `delay` from now.
+    /// Hides a received message for `delay` from now; its receive count is written with it,
+    /// so a retry's attempt number survives a restart.
     pub async fn change_visibility(
         &self,
         receipt: &ReceiptHandle,
         delay: Duration,
     ) -> Result<(), PortError> {
-        let receipt = receipt.0.clone();
-        self.db
+        let Some(seq) = self.held(std::slice::from_ref(receipt)).pop() else {
+            return Ok(());
+        };
+        let count = lock(self.schedule())
+            .receive_count(&self.name, seq)
+            .unwrap_or(0);
+        let visible_at = now_ms().saturating_add(ms(delay));
+        let changed = self
+            .db
             .with_conn(move |c| {
                 exec(
                     c,
-                    "UPDATE queue_messages SET visible_at = ?2 WHERE receipt = ?1",
-                    params![receipt, now_ms() + ms(delay)],
+                    "UPDATE queue_messages SET visible_at = ?2, receive_count = ?3 WHERE seq = ?1",
+                    params![seq, visible_at, count],
                 )
                 .map_err(unavailable)
                 .map(|_| ())
             })
-            .await?;
+            .await;
+        self.on_failure(changed)?;
+        lock(self.schedule()).hide_until(&self.name, seq, visible_at);
         self.db.message_sent().notify_waiters();
         Ok(())
     }
@@ -279,47 +374,69 @@ impl SqliteQueue {
         messages: &[(String, String)],
     ) -> Result<usize, PortError> {
         let (from, to_name, messages) = (self.name.clone(), to.name.clone(), messages.to_vec());
+        let now = now_ms();
         let moved = self
             .db
             .with_conn(move |c| {
-                let tx = c
-                    .savepoint()
-                    .map_err(unavailable)?;
-                let now = now_ms();
-                let mut moved = 0;
-                for (id, body) in &messages {
-                    moved += tx
-                        .execute(
-                            "UPDATE queue_messages SET queue = ?1, body = ?5, receive_count = 0, visible_at = ?2, reason = NULL, receipt = NULL,
-                                 group_id = CASE WHEN json_valid(?5) THEN json_extract(?5, '$.group') END
-                             WHERE queue = ?3 AND message_id = ?4",
-                            params![to_name, now, from, id, body],
-                        )
+                let tx = c.savepoint().map_err(unavailable)?;
+                // The queue's rows by message id: one scan for the whole replay.
+                let by_id: std::collections::HashMap<String, i64> = {
+                    let mut stmt = tx
+                        .prepare_cached("SELECT message_id, seq FROM queue_messages WHERE queue = ?1")
                         .map_err(unavailable)?;
+                    let rows = stmt
+                        .query_map(params![from], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .map_err(unavailable)?;
+                    rows.collect::<Result<_, _>>().map_err(unavailable)?
+                };
+                let mut moved = Vec::new();
+                for (id, body) in &messages {
+                    let Some(seq) = by_id.get(id) else { continue };
+                    let group: Option<Option<String>> = query_row(
+                        &tx,
+                        "UPDATE queue_messages SET queue = ?1, body = ?4, receive_count = 0, visible_at = ?2, reason = NULL,
+                             group_id = CASE WHEN json_valid(?4) THEN json_extract(?4, '$.group') END
+                         WHERE seq = ?3 RETURNING group_id",
+                        params![to_name, now, seq, body],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(unavailable)?;
+                    if let Some(group) = group {
+                        moved.push((*seq, group));
+                    }
                 }
                 tx.commit().map_err(unavailable)?;
                 Ok(moved)
             })
-            .await?;
+            .await;
+        let moved = self.on_failure(moved)?;
+        lock(self.schedule()).moved(&self.name, &to.name, &moved, now);
         self.db.message_sent().notify_waiters();
-        Ok(moved)
+        Ok(moved.len())
     }
 
-    /// How many messages the queue holds.
+    /// How many messages the queue holds (after catching up with other processes' writes).
     pub async fn len(&self) -> Result<usize, PortError> {
-        let queue = self.name.clone();
-        self.db
-            .with_conn(move |c| {
-                query_row(
-                    c,
-                    "SELECT COUNT(*) FROM queue_messages WHERE queue = ?1",
-                    params![queue],
-                    |r| r.get::<_, i64>(0),
-                )
-                .map_err(unavailable)
-                .map(|n| usize::try_from(n).unwrap_or(0))
-            })
-            .await
+        let schedule = self.schedule().clone();
+        self.db.with_conn(move |c| resync(c, &schedule)).await?;
+        Ok(self.backlog())
+    }
+
+    /// How many messages the queue holds, as this process knows it (a memory read).
+    pub fn backlog(&self) -> usize {
+        lock(self.schedule()).len(&self.name)
+    }
+
+    /// How many of its messages were never received: work waiting for a first attempt, as
+    /// this process knows it (a memory read, for intake's backpressure).
+    pub fn unreceived(&self) -> usize {
+        lock(self.schedule()).unreceived(&self.name)
+    }
+
+    /// Woken whenever a consumer takes messages from any queue of this database.
+    pub fn taken(&self) -> &tokio::sync::Notify {
+        self.db.messages_taken()
     }
 
     /// True when the queue holds no message.

@@ -7,7 +7,7 @@
 //! contention per call (measured with `hookline bench`).
 
 use std::path::Path;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -20,6 +20,7 @@ use crate::ports::{
     Attempt, AttemptLog, AttemptStatus, Cursor, DeliveryId, EventClaim, EventLog, GrantStore, Page,
     PortError, RevokedGrant, WebhookStore,
 };
+use crate::queue::schedule::{Row, Schedule};
 use crate::webhook::{Route, Webhook, WebhookId};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -93,7 +94,49 @@ const MIGRATIONS: &[&str] = &[
          app_id  TEXT PRIMARY KEY,
          version INTEGER NOT NULL
      ) WITHOUT ROWID;",
+    // The queue's visibility schedule moved to memory (`queue::schedule`), rebuilt from this
+    // table on start: a message is one row, inserted on send and deleted when handled, with
+    // no secondary index to keep up on the hot path (it had five B-trees, three of them
+    // rewritten on every receive). `message_id` stays, without its unique index: ids are
+    // ULIDs, and a DLQ replay finds them by scanning its queue.
+    "CREATE TABLE queue_messages_v7 (
+         seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+         queue         TEXT NOT NULL,
+         message_id    TEXT NOT NULL,
+         body          TEXT NOT NULL,
+         reason        TEXT,
+         sent_at       INTEGER NOT NULL,
+         visible_at    INTEGER NOT NULL,
+         receive_count INTEGER NOT NULL DEFAULT 0,
+         group_id      TEXT
+     );
+     INSERT INTO queue_messages_v7 (seq, queue, message_id, body, reason, sent_at, visible_at, receive_count, group_id)
+         SELECT seq, queue, message_id, body, reason, sent_at, visible_at, receive_count, group_id FROM queue_messages;
+     DROP TABLE queue_messages;
+     ALTER TABLE queue_messages_v7 RENAME TO queue_messages;",
 ];
+
+/// Every row of the queue table, as the schedule is built from it.
+pub(crate) fn queue_rows(c: &Connection) -> rusqlite::Result<Vec<Row>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT seq, queue, visible_at, receive_count, group_id FROM queue_messages ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(Row {
+            seq: r.get(0)?,
+            queue: r.get(1)?,
+            visible_at: r.get(2)?,
+            receive_count: r.get(3)?,
+            group: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// The connection's `PRAGMA data_version` (moves when another connection commits).
+pub(crate) fn data_version(c: &Connection) -> rusqlite::Result<i64> {
+    c.pragma_query_value(None, "data_version", |r| r.get(0))
+}
 
 /// A call to run on the connection's thread; it returns how to answer its caller once the
 /// group it ran in is committed (`Err` with the reason if the commit failed).
@@ -160,6 +203,8 @@ where
 pub struct Database {
     jobs: mpsc::Sender<Job>,
     sent: Arc<tokio::sync::Notify>,
+    taken: Arc<tokio::sync::Notify>,
+    schedule: Arc<Mutex<Schedule>>,
 }
 
 /// Wraps a SQLite error as a retryable port error.
@@ -180,11 +225,12 @@ impl Database {
     }
 
     fn init(mut conn: Connection) -> Result<Self, PortError> {
-        // WAL + synchronous=NORMAL: a committed transaction survives a process crash
-        // (SIGKILL); only an OS crash or power loss can drop the last few.
+        // WAL + synchronous=FULL: every commit is fsync'd before any caller of its group
+        // hears success, so an event answered 202 survives power loss, not only a process
+        // crash. Group commit (below) makes that one fsync per group, not per call.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(unavailable)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
+        conn.pragma_update(None, "synchronous", "FULL")
             .map_err(unavailable)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(unavailable)?;
@@ -214,6 +260,8 @@ impl Database {
                 .map_err(unavailable)?;
         }
         tx.commit().map_err(unavailable)?;
+        let mut schedule = Schedule::from_rows(queue_rows(&conn).map_err(unavailable)?);
+        schedule.data_version_moved(data_version(&conn).map_err(unavailable)?);
         let (jobs, inbox) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("hookline-sqlite".into())
@@ -224,12 +272,25 @@ impl Database {
         Ok(Self {
             jobs,
             sent: Arc::new(tokio::sync::Notify::new()),
+            taken: Arc::new(tokio::sync::Notify::new()),
+            schedule: Arc::new(Mutex::new(schedule)),
         })
+    }
+
+    /// The embedded queues' visibility schedule (the index over `queue_messages`).
+    pub(crate) fn schedule(&self) -> &Arc<Mutex<Schedule>> {
+        &self.schedule
     }
 
     /// Woken whenever a message is sent to any embedded queue (consumers wait on it).
     pub fn message_sent(&self) -> &tokio::sync::Notify {
         &self.sent
+    }
+
+    /// Woken whenever a consumer takes messages from any embedded queue (intake's
+    /// backpressure waits on it).
+    pub fn messages_taken(&self) -> &tokio::sync::Notify {
+        &self.taken
     }
 
     /// Runs `f` on the connection's thread, inside a savepoint of the group transaction it

@@ -72,6 +72,9 @@ pub fn refusal(e: ServiceError) -> Result<Refusal, async_graphql::Error> {
             format!("{e}; read it again and retry with its version"),
             Vec::new(),
         ),
+        ServiceError::Overloaded(o) => {
+            return Err(server_error("OVERLOADED", &o.detail));
+        }
         ServiceError::Store(PortError::Unavailable(source)) => {
             tracing::error!(error = %source, "storage unavailable");
             return Err(server_error(

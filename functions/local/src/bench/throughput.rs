@@ -63,6 +63,8 @@ pub struct Side {
     pub latency: Latency,
     /// CPU seconds and peak RSS of the process doing the work.
     pub process: ProcessReading,
+    /// Pipeline: event POSTs answered 429 (backpressure) and sent again; floor: 0.
+    pub refused: u64,
 }
 
 /// The pipeline at a fixed offered load.
@@ -74,8 +76,10 @@ pub struct OfferedLoad {
     pub events: usize,
     /// Deliveries per second over the run.
     pub deliveries_per_s: f64,
-    /// Event POSTed → delivery received.
+    /// Event POSTed (its first try) → delivery received.
     pub latency: Latency,
+    /// Event POSTs answered 429 (backpressure) and sent again after `Retry-After`.
+    pub refused: u64,
 }
 
 /// Everything one `hookline bench` run measured.
@@ -154,6 +158,7 @@ pub async fn run(
         deliveries_per_s: floor.delivered as f64 / floor.elapsed_s.max(f64::EPSILON),
         latency: floor.latency,
         process: floor.process,
+        refused: 0,
     };
     let (pipeline, offered_load) = run_pipeline(&programs.hookline, options, progress).await?;
     Ok(ThroughputReport {
@@ -286,6 +291,43 @@ async fn post(
     Ok(())
 }
 
+/// POSTs an event until intake takes it: a 429 (backpressure) is waited out for its
+/// `Retry-After` and sent again, as a publisher should. Returns how many times it was refused.
+async fn publish(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> Result<u64, BenchError> {
+    let mut refused = 0;
+    loop {
+        let response = client
+            .post(url)
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| BenchError::Run(format!("POST {url}: {e}")))?;
+        match response.status().as_u16() {
+            202 => return Ok(refused),
+            429 => {
+                refused += 1;
+                let wait = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(1);
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+            }
+            status => {
+                let text = response.text().await.unwrap_or_default();
+                return Err(BenchError::Run(format!("POST {url}: {status} {text}")));
+            }
+        }
+    }
+}
+
 /// Latencies of events `seqs` × every webhook, from each event's POST to its arrival.
 fn pair_latencies(
     receiver: &Receiver,
@@ -347,14 +389,14 @@ async fn run_pipeline(
     let before = read_process(&pid).unwrap_or_default();
     let started = Instant::now();
     let bar = progress.bar(e as u64, "pipeline: events posted");
-    let posted: Vec<Result<(usize, Instant), BenchError>> = stream::iter(0..e)
+    let posted: Vec<Result<(usize, Instant, u64), BenchError>> = stream::iter(0..e)
         .map(|seq| {
             let (client, url, token, bar) = (&client, &events_url, &token, &bar);
             async move {
                 let at = Instant::now();
-                post(client, url, token, &intake_body(seq, pad), 202).await?;
+                let refused = publish(client, url, token, &intake_body(seq, pad)).await?;
                 bar.inc(1);
-                Ok((seq, at))
+                Ok((seq, at, refused))
             }
         })
         .buffer_unordered(options.post_concurrency.max(1))
@@ -362,6 +404,8 @@ async fn run_pipeline(
         .await;
     bar.finish_and_clear();
     let posted = posted.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let refused = posted.iter().map(|p| p.2).sum();
+    let posted: Vec<(usize, Instant)> = posted.into_iter().map(|(s, at, _)| (s, at)).collect();
     let bar = progress.bar((w * e) as u64, "pipeline: delivered");
     receiver
         .wait_for((w * e) as u64, STALL, &bar)
@@ -379,6 +423,7 @@ async fn run_pipeline(
             cpu_s: after.cpu_s - before.cpu_s,
             peak_rss_mib: after.peak_rss_mib,
         },
+        refused,
     };
 
     // Latency: a steady offered load, each event POSTed on its schedule whatever the last did.
@@ -398,13 +443,16 @@ async fn run_pipeline(
             let seq = e + i;
             tasks.push(tokio::spawn(async move {
                 let at = Instant::now();
-                post(&client, &url, &token, &intake_body(seq, pad), 202).await?;
-                Ok::<_, BenchError>((seq, at))
+                let refused = publish(&client, &url, &token, &intake_body(seq, pad)).await?;
+                Ok::<_, BenchError>((seq, at, refused))
             }));
         }
         let mut posted = Vec::with_capacity(tasks.len());
+        let mut refused = 0;
         for task in tasks {
-            posted.push(task.await.map_err(|e| BenchError::Run(e.to_string()))??);
+            let (seq, at, r) = task.await.map_err(|e| BenchError::Run(e.to_string()))??;
+            refused += r;
+            posted.push((seq, at));
         }
         bar.finish_and_clear();
         let bar = progress.bar(0, "offered load: delivered");
@@ -420,6 +468,7 @@ async fn run_pipeline(
             events: options.rate_events,
             deliveries_per_s: latencies.len() as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
             latency: Latency::of(latencies),
+            refused,
         })
     };
     drop(serve);
@@ -454,12 +503,18 @@ pub fn render(report: &ThroughputReport) -> String {
         report.ratio * 100.0
     ));
     out.push_str(
-        "floor latency: send -> answer; pipeline latency: event POSTed -> delivery received\n",
+        "floor latency: send -> answer; pipeline latency: event POSTed (first try) -> delivery received\n",
     );
+    if report.pipeline.refused > 0 {
+        out.push_str(&format!(
+            "intake pushed back: {} event POSTs answered 429 and sent again after Retry-After\n",
+            report.pipeline.refused
+        ));
+    }
     if let Some(l) = &report.offered_load {
         out.push_str(&format!(
-            "\noffered load {} events/s x {} events: {:.0} deliveries/s, intake -> received p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
-            l.rate, l.events, l.deliveries_per_s, l.latency.p50_ms, l.latency.p95_ms, l.latency.p99_ms, l.latency.max_ms
+            "\noffered load {} events/s x {} events: {:.0} deliveries/s, intake -> received p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {} POSTs answered 429\n",
+            l.rate, l.events, l.deliveries_per_s, l.latency.p50_ms, l.latency.p95_ms, l.latency.p99_ms, l.latency.max_ms, l.refused
         ));
     }
     out
