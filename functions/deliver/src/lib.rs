@@ -30,6 +30,7 @@
 //! the message's version needs no store read ([`WebhookCache`]).
 #![warn(missing_docs)]
 
+pub mod events;
 pub mod webhooks;
 
 use std::borrow::Cow;
@@ -90,6 +91,9 @@ pub struct DeliverSettings {
     /// older version (zero: every delivery reads it). Also how long a disable or delete can
     /// take to reach deliveries fanned out before it.
     pub webhook_cache_ttl: Duration,
+    /// Events kept once read from the event log (immutable, so never stale): an event
+    /// fanned out to W webhooks costs one read, not W. 0 keeps none.
+    pub event_cache_entries: usize,
 }
 
 impl Default for DeliverSettings {
@@ -104,6 +108,7 @@ impl Default for DeliverSettings {
             max_wait_in_place: Duration::from_secs(1),
             max_ordered_wait: Duration::from_secs(5),
             webhook_cache_ttl: Duration::ZERO,
+            event_cache_entries: events::EVENT_CACHE_ENTRIES,
         }
     }
 }
@@ -139,6 +144,7 @@ pub struct Deliver {
     lifecycle: Lifecycle,
     limiter: Arc<dyn RateLimiter>,
     webhooks: Arc<WebhookCache>,
+    event_cache: Arc<events::EventCache>,
     settings: DeliverSettings,
 }
 
@@ -242,6 +248,7 @@ impl Deliver {
             lifecycle,
             limiter: Arc::new(MemoryRateLimiter::default()),
             webhooks: Arc::new(WebhookCache::new(settings.webhook_cache_ttl)),
+            event_cache: Arc::new(events::EventCache::new(settings.event_cache_entries)),
             settings,
         }
     }
@@ -400,9 +407,16 @@ impl Deliver {
                 return Ok(AttemptStatus::Skipped);
             }
         };
+        let read;
         let event = match &delivery.event {
-            Some(event) => Some(Cow::Borrowed(event)),
-            None => self.events.get(&delivery.event_id).await?.map(Cow::Owned),
+            Some(event) => Some(event),
+            None => {
+                read = self
+                    .event_cache
+                    .get_or_read(&delivery.event_id, || self.events.get(&delivery.event_id))
+                    .await?;
+                read.as_deref()
+            }
         };
         let Some(event) = event else {
             let why = "event is no longer in the event log";
@@ -480,7 +494,7 @@ impl Deliver {
         let now = OffsetDateTime::now_utc();
         let request = signed_request(
             &webhook,
-            &event,
+            event,
             now,
             &self.settings.user_agent,
             self.settings.timeout,

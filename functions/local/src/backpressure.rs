@@ -28,7 +28,7 @@ pub struct BacklogLimits {
 /// [`BacklogLimits::deliveries`] by default: a quarter to half a second of delivery at the
 /// pipeline's capacity on the reference machine (BENCHMARKS.md §1), so deliveries never wait
 /// long behind others, yet the deliverers never run dry while publishers keep up.
-pub const DEFAULT_MAX_DELIVERY_BACKLOG: usize = 2_000;
+pub const DEFAULT_MAX_DELIVERY_BACKLOG: usize = 1_000;
 
 impl Default for BacklogLimits {
     fn default() -> Self {
