@@ -74,6 +74,12 @@ impl<T> Page<T> {
 /// Webhooks and their per-App route items, changed together.
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
+    /// A count this store moves after every webhook write it commits (create, update,
+    /// delete, failure runs), if it sees them all (the embedded store, written by one
+    /// process); deliverers then keep webhooks until the next write. `None` by default.
+    fn change_counter(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
+        None
+    }
     /// Stores a new webhook and its route items atomically.
     async fn create(&self, webhook: &Webhook) -> Result<(), PortError>;
     /// Reads one webhook.

@@ -239,6 +239,11 @@ impl Deliver {
         lifecycle: Lifecycle,
         settings: DeliverSettings,
     ) -> Self {
+        let webhooks = WebhookCache::new(settings.webhook_cache_ttl);
+        let webhooks = Arc::new(match store.change_counter() {
+            Some(changes) => webhooks.with_changes(changes),
+            None => webhooks,
+        });
         Self {
             store,
             events,
@@ -247,7 +252,7 @@ impl Deliver {
             http,
             lifecycle,
             limiter: Arc::new(MemoryRateLimiter::default()),
-            webhooks: Arc::new(WebhookCache::new(settings.webhook_cache_ttl)),
+            webhooks,
             event_cache: Arc::new(events::EventCache::new(settings.event_cache_entries)),
             settings,
         }
@@ -617,9 +622,10 @@ impl Deliver {
         if let Some(webhook) = cached() {
             return Ok(Some(webhook));
         }
+        let generation = self.webhooks.generation();
         let read = self.store.get(&delivery.webhook_id).await?.map(Arc::new);
         match &read {
-            Some(webhook) => self.webhooks.put(webhook.clone()),
+            Some(webhook) => self.webhooks.put_read(webhook.clone(), generation),
             None => self.webhooks.forget(&delivery.webhook_id),
         }
         Ok(read)

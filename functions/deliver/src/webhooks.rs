@@ -7,8 +7,13 @@
 //! made after (a disable, a delete, a rotated secret) shows in deliveries already queued
 //! within the TTL: that is the documented bound on how long a deleted or disabled webhook
 //! can still receive deliveries fanned out before the change.
+//!
+//! Where the store counts its own webhook writes (the embedded store: one process writes
+//! them all), the cache is coherent instead: a copy serves only while no webhook write
+//! has completed since it was read, whatever its age. Nothing is ever served stale there.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,11 +23,17 @@ use hookline_core::webhook::{Webhook, WebhookId};
 /// Most webhooks kept; past this, expired copies are dropped, then all.
 pub const WEBHOOK_CACHE_ENTRIES: usize = 10_000;
 
+/// A cached webhook: the document, when it was read, and the store's write count before.
+type Cached = (Arc<Webhook>, Instant, u64);
+
 /// Webhook documents by id, each with when it was read.
 #[derive(Debug)]
 pub struct WebhookCache {
     ttl: Duration,
-    entries: Mutex<HashMap<WebhookId, (Arc<Webhook>, Instant)>>,
+    /// The store's count of webhook writes, if it keeps one (coherent mode).
+    changes: Option<Arc<AtomicU64>>,
+    /// Each copy with when it was read and the write count before that read.
+    entries: Mutex<HashMap<WebhookId, Cached>>,
     /// Reads in progress, one per webhook: concurrent deliveries of one webhook wait for the
     /// first one's read instead of each reading.
     reads: Mutex<HashMap<WebhookId, Arc<tokio::sync::Mutex<()>>>>,
@@ -33,14 +44,30 @@ impl WebhookCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
             ttl,
+            changes: None,
             entries: Mutex::default(),
             reads: Mutex::default(),
         }
     }
 
+    /// Coherent with a store that moves `changes` after every webhook write it commits:
+    /// a copy serves until the next write, and the TTL no longer applies.
+    pub fn with_changes(mut self, changes: Arc<AtomicU64>) -> Self {
+        self.changes = Some(changes);
+        self
+    }
+
     /// Whether copies are kept at all.
     pub fn enabled(&self) -> bool {
-        !self.ttl.is_zero()
+        !self.ttl.is_zero() || self.changes.is_some()
+    }
+
+    /// The store's webhook write count now (0 without one): take it before a read, and
+    /// hand it to [`Self::put_read`] with what was read.
+    pub fn generation(&self) -> u64 {
+        self.changes
+            .as_ref()
+            .map_or(0, |c| c.load(Ordering::Acquire))
     }
 
     /// The turn to read `id`: hold it while reading, then look in the cache again.
@@ -52,33 +79,49 @@ impl WebhookCache {
         reads.entry(id.clone()).or_default().clone()
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<WebhookId, (Arc<Webhook>, Instant)>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<WebhookId, Cached>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The cached copy of `id`, if it is at least `min_version` and younger than the TTL.
     /// Without a version to check against, nothing is served from the cache.
+    /// In coherent mode, the copy of `id` if no webhook write completed since it was read.
     pub fn get(&self, id: &WebhookId, min_version: Option<u64>) -> Option<Arc<Webhook>> {
-        let min_version = min_version?;
         let entries = self.entries();
-        let (webhook, read_at) = entries.get(id)?;
+        let (webhook, read_at, generation) = entries.get(id)?;
+        if self.changes.is_some() {
+            return (*generation == self.generation()).then(|| webhook.clone());
+        }
+        let min_version = min_version?;
         (webhook.version >= min_version && read_at.elapsed() < self.ttl).then(|| webhook.clone())
     }
 
     /// Keeps `webhook`, just read from the store.
     pub fn put(&self, webhook: Arc<Webhook>) {
-        if self.ttl.is_zero() {
+        self.put_read(webhook, self.generation());
+    }
+
+    /// Keeps `webhook`, read from the store after the write count was `generation`.
+    pub fn put_read(&self, webhook: Arc<Webhook>, generation: u64) {
+        if !self.enabled() {
             return;
         }
+        let now = self.generation();
         let mut entries = self.entries();
         if entries.len() >= WEBHOOK_CACHE_ENTRIES {
-            let ttl = self.ttl;
-            entries.retain(|_, (_, read_at)| read_at.elapsed() < ttl);
+            let (ttl, coherent) = (self.ttl, self.changes.is_some());
+            entries.retain(|_, (_, read_at, g)| {
+                if coherent {
+                    *g == now
+                } else {
+                    read_at.elapsed() < ttl
+                }
+            });
             if entries.len() >= WEBHOOK_CACHE_ENTRIES {
                 entries.clear();
             }
         }
-        entries.insert(webhook.id.clone(), (webhook, Instant::now()));
+        entries.insert(webhook.id.clone(), (webhook, Instant::now(), generation));
     }
 
     /// Forgets `id` (this deliverer changed it).
@@ -89,7 +132,7 @@ impl WebhookCache {
     /// Records in the cached copy of `id` the failure run this deliverer just wrote, so its
     /// next 2xx ends the run without waiting for the TTL.
     pub fn set_failures(&self, id: &WebhookId, run: Option<FailureRun>) {
-        if let Some((webhook, _)) = self.entries().get_mut(id) {
+        if let Some((webhook, _, _)) = self.entries().get_mut(id) {
             Arc::make_mut(webhook).state.failures = run;
         }
     }
@@ -128,6 +171,25 @@ mod tests {
             "owner",
             OffsetDateTime::now_utc(),
         )
+    }
+
+    #[test]
+    fn a_coherent_copy_serves_until_the_next_webhook_write() {
+        let changes = Arc::new(AtomicU64::new(7));
+        let cache = WebhookCache::new(Duration::ZERO).with_changes(changes.clone());
+        assert!(cache.enabled());
+        let w = webhook();
+        let before = cache.generation();
+        cache.put_read(Arc::new(w.clone()), before);
+        // Any version, any age: no write completed since the read.
+        assert!(cache.get(&w.id, None).is_some());
+        assert!(cache.get(&w.id, Some(w.version + 5)).is_some());
+        changes.fetch_add(1, Ordering::Release);
+        assert!(cache.get(&w.id, Some(w.version)).is_none());
+        // A read that began before a write finished is never served.
+        let w2 = webhook();
+        cache.put_read(Arc::new(w2.clone()), before);
+        assert!(cache.get(&w2.id, None).is_none());
     }
 
     #[test]

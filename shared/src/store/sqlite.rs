@@ -205,6 +205,7 @@ pub struct Database {
     sent: Arc<tokio::sync::Notify>,
     taken: Arc<tokio::sync::Notify>,
     schedule: Arc<Mutex<Schedule>>,
+    webhook_writes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Wraps a SQLite error as a retryable port error.
@@ -274,7 +275,15 @@ impl Database {
             sent: Arc::new(tokio::sync::Notify::new()),
             taken: Arc::new(tokio::sync::Notify::new()),
             schedule: Arc::new(Mutex::new(schedule)),
+            webhook_writes: Arc::default(),
         })
+    }
+
+    /// Counts a webhook write, after it committed (or failed: counting one too many only
+    /// costs a deliverer a read).
+    fn webhook_written(&self) {
+        self.webhook_writes
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
     }
 
     /// The embedded queues' visibility schedule (the index over `queue_messages`).
@@ -708,24 +717,31 @@ impl AttemptLog for Database {
 
 #[async_trait]
 impl WebhookStore for Database {
+    fn change_counter(&self) -> Option<Arc<std::sync::atomic::AtomicU64>> {
+        Some(self.webhook_writes.clone())
+    }
+
     async fn create(&self, webhook: &Webhook) -> Result<(), PortError> {
         let webhook = webhook.clone();
         let doc = to_document(&webhook)?;
-        self.with_conn(move |c| {
-            let tx = c.savepoint().map_err(unavailable)?;
-            if stored_version(&tx, webhook.id.as_str())?.is_some() {
-                return Err(PortError::AlreadyExists(webhook.id.to_string()));
-            }
-            exec(
-                &tx,
-                "INSERT INTO webhooks (id, version, doc) VALUES (?1, ?2, ?3)",
-                params![webhook.id.as_str(), version_param(webhook.version)?, doc],
-            )
-            .map_err(unavailable)?;
-            write_routes(&tx, &webhook)?;
-            tx.commit().map_err(unavailable)
-        })
-        .await
+        let written = self
+            .with_conn(move |c| {
+                let tx = c.savepoint().map_err(unavailable)?;
+                if stored_version(&tx, webhook.id.as_str())?.is_some() {
+                    return Err(PortError::AlreadyExists(webhook.id.to_string()));
+                }
+                exec(
+                    &tx,
+                    "INSERT INTO webhooks (id, version, doc) VALUES (?1, ?2, ?3)",
+                    params![webhook.id.as_str(), version_param(webhook.version)?, doc],
+                )
+                .map_err(unavailable)?;
+                write_routes(&tx, &webhook)?;
+                tx.commit().map_err(unavailable)
+            })
+            .await;
+        self.webhook_written();
+        written
     }
 
     async fn get(&self, id: &WebhookId) -> Result<Option<Webhook>, PortError> {
@@ -757,7 +773,7 @@ impl WebhookStore for Database {
         error: &str,
     ) -> Result<Option<FailureRun>, PortError> {
         let (id, error, at) = (id.to_string(), error.to_owned(), unix_ms(at));
-        let row: Option<(Option<i64>, i64, Option<String>)> = self
+        let row: Result<Option<(Option<i64>, i64, Option<String>)>, PortError> = self
             .with_conn(move |c| {
                 query_row(
                     c,
@@ -770,7 +786,9 @@ impl WebhookStore for Database {
                 .optional()
                 .map_err(unavailable)
             })
-            .await?;
+            .await;
+        self.webhook_written();
+        let row = row?;
         match row {
             Some((since, failures, last_error)) => failure_run(since, failures, last_error),
             None => Ok(None),
@@ -779,74 +797,83 @@ impl WebhookStore for Database {
 
     async fn clear_failures(&self, id: &WebhookId) -> Result<(), PortError> {
         let id = id.to_string();
-        self.with_conn(move |c| {
-            exec(
-                c,
-                "UPDATE webhooks SET failures = 0, failing_since = NULL, last_failure = NULL
+        let written = self
+            .with_conn(move |c| {
+                exec(
+                    c,
+                    "UPDATE webhooks SET failures = 0, failing_since = NULL, last_failure = NULL
                  WHERE id = ?1 AND failing_since IS NOT NULL",
-                params![id],
-            )
-            .map_err(unavailable)
-            .map(|_| ())
-        })
-        .await
+                    params![id],
+                )
+                .map_err(unavailable)
+                .map(|_| ())
+            })
+            .await;
+        self.webhook_written();
+        written
     }
 
     async fn update(&self, webhook: &Webhook, expected_version: u64) -> Result<(), PortError> {
         let webhook = webhook.clone();
         let doc = to_document(&webhook)?;
-        self.with_conn(move |c| {
-            let tx = c.savepoint().map_err(unavailable)?;
-            match stored_version(&tx, webhook.id.as_str())? {
-                None => return Err(PortError::NotFound(webhook.id.to_string())),
-                Some(v) if v != expected_version => {
-                    return Err(PortError::VersionConflict {
-                        expected: expected_version,
-                    })
+        let written = self
+            .with_conn(move |c| {
+                let tx = c.savepoint().map_err(unavailable)?;
+                match stored_version(&tx, webhook.id.as_str())? {
+                    None => return Err(PortError::NotFound(webhook.id.to_string())),
+                    Some(v) if v != expected_version => {
+                        return Err(PortError::VersionConflict {
+                            expected: expected_version,
+                        })
+                    }
+                    Some(_) => {}
                 }
-                Some(_) => {}
-            }
-            exec(
-                &tx,
-                "UPDATE webhooks SET version = ?2, doc = ?3 WHERE id = ?1",
-                params![webhook.id.as_str(), version_param(webhook.version)?, doc],
-            )
-            .map_err(unavailable)?;
-            write_routes(&tx, &webhook)?;
-            tx.commit().map_err(unavailable)
-        })
-        .await
+                exec(
+                    &tx,
+                    "UPDATE webhooks SET version = ?2, doc = ?3 WHERE id = ?1",
+                    params![webhook.id.as_str(), version_param(webhook.version)?, doc],
+                )
+                .map_err(unavailable)?;
+                write_routes(&tx, &webhook)?;
+                tx.commit().map_err(unavailable)
+            })
+            .await;
+        self.webhook_written();
+        written
     }
 
     async fn delete(&self, id: &WebhookId, expected_version: u64) -> Result<(), PortError> {
         let id = id.clone();
-        self.with_conn(move |c| {
-            let tx = c.savepoint().map_err(unavailable)?;
-            match stored_version(&tx, id.as_str())? {
-                None => return Err(PortError::NotFound(id.to_string())),
-                Some(v) if v != expected_version => {
-                    return Err(PortError::VersionConflict {
-                        expected: expected_version,
-                    })
+        let written = self
+            .with_conn(move |c| {
+                let tx = c.savepoint().map_err(unavailable)?;
+                match stored_version(&tx, id.as_str())? {
+                    None => return Err(PortError::NotFound(id.to_string())),
+                    Some(v) if v != expected_version => {
+                        return Err(PortError::VersionConflict {
+                            expected: expected_version,
+                        })
+                    }
+                    Some(_) => {}
                 }
-                Some(_) => {}
-            }
-            bump_app_versions(&tx, id.as_str())?;
-            exec(
-                &tx,
-                "DELETE FROM webhook_routes WHERE webhook_id = ?1",
-                params![id.as_str()],
-            )
-            .map_err(unavailable)?;
-            exec(
-                &tx,
-                "DELETE FROM webhooks WHERE id = ?1",
-                params![id.as_str()],
-            )
-            .map_err(unavailable)?;
-            tx.commit().map_err(unavailable)
-        })
-        .await
+                bump_app_versions(&tx, id.as_str())?;
+                exec(
+                    &tx,
+                    "DELETE FROM webhook_routes WHERE webhook_id = ?1",
+                    params![id.as_str()],
+                )
+                .map_err(unavailable)?;
+                exec(
+                    &tx,
+                    "DELETE FROM webhooks WHERE id = ?1",
+                    params![id.as_str()],
+                )
+                .map_err(unavailable)?;
+                tx.commit().map_err(unavailable)
+            })
+            .await;
+        self.webhook_written();
+        written
     }
 
     async fn list_for_app(
