@@ -675,7 +675,8 @@ async fn a_delivery_queued_before_a_revocation_is_dropped(b: &dyn Backend) {
 /// With the webhook cache on (as the `deliver` Lambda runs): a message carrying its event is
 /// delivered without the event log; a cached copy serves messages of its version or older
 /// within the TTL (the documented bound: a disable reaches deliveries fanned out before it
-/// within the TTL), and a message fanned out after a change reads the webhook again.
+/// within the TTL), and a message fanned out after a change reads the webhook again. On the
+/// embedded path the cache is coherent: a webhook write ends every copy at once.
 async fn a_cached_webhook_serves_only_messages_of_its_version(b: &dyn Backend) {
     let s = scenario(
         b,
@@ -739,15 +740,21 @@ async fn a_cached_webhook_serves_only_messages_of_its_version(b: &dyn Backend) {
     off.spec.enabled = false;
     off.version = v + 1;
     b.store().update(&off, v).await.expect("disable");
-    // Fanned out before the change: the cached copy still serves it (within the TTL).
-    assert_eq!(status(message(Some(v))).await, AttemptStatus::Delivered);
+    let coherent = b.store().change_counter().is_some();
+    if coherent {
+        // The embedded store counts its webhook writes: no copy outlives a write.
+        assert_eq!(status(message(Some(v))).await, AttemptStatus::Skipped);
+    } else {
+        // Fanned out before the change: the cached copy still serves it (within the TTL).
+        assert_eq!(status(message(Some(v))).await, AttemptStatus::Delivered);
+    }
     // Fanned out after it: read again, and the webhook is disabled.
     assert_eq!(status(message(Some(v + 1))).await, AttemptStatus::Skipped);
     // That read replaced the copy: older messages see the change now too.
     assert_eq!(status(message(Some(v))).await, AttemptStatus::Skipped);
     // Without a version nothing is served from the cache.
     assert_eq!(status(message(None)).await, AttemptStatus::Skipped);
-    assert_eq!(s.receiver.requests().len(), 2);
+    assert_eq!(s.receiver.requests().len(), if coherent { 1 } else { 2 });
 }
 
 on_both_paths!(
