@@ -32,7 +32,12 @@ pub async fn consume<F, Fut>(
     F: Fn(Vec<ReceivedMessage>) -> Fut,
     Fut: Future<Output = Vec<String>>,
 {
+    // Deletes run beside the next batch instead of before it: a handled message is hidden
+    // until its delete lands (and after a crash it is delivered again, at least once, as
+    // ever). They are awaited before the consumer returns.
+    let mut deletes = tokio::task::JoinSet::new();
     while !*stop.borrow() {
+        while deletes.try_join_next().is_some() {}
         // Register for the wake-up before looking, so a send in between is not missed.
         let announced = db.message_sent().notified();
         tokio::pin!(announced);
@@ -63,9 +68,14 @@ pub async fn consume<F, Fut>(
             .map(|m| m.receipt)
             .collect();
         // One transaction for the batch, as Lambda's poller sends one DeleteMessageBatch.
-        if let Err(e) = queue.delete_many(&handled).await {
-            // They come back after their visibility timeout and are handled again (idempotent).
-            tracing::warn!(queue = queue.name(), messages = handled.len(), error = %e, "delete failed");
-        }
+        let queue = queue.clone();
+        deletes.spawn(async move {
+            if let Err(e) = queue.delete_many(&handled).await {
+                // They come back after their visibility timeout and are handled again
+                // (idempotent).
+                tracing::warn!(queue = queue.name(), messages = handled.len(), error = %e, "delete failed");
+            }
+        });
     }
+    while deletes.join_next().await.is_some() {}
 }

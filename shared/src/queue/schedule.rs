@@ -24,6 +24,24 @@ struct Entry {
     /// Loaded from the table (not sent by this process): its receive count is written back
     /// on every receive, so a message that crashes the process is still dead-lettered.
     recovered: bool,
+    /// Its id and body, kept from its send while [`BODY_CACHE_BYTES`] allows: received
+    /// without a table read.
+    body: Option<Body>,
+}
+
+/// A message's id and body as sent.
+pub type Body = (Arc<str>, Arc<str>);
+
+/// Most bytes of message bodies kept in memory (all queues together); past it, bodies are
+/// read from the table on receive.
+pub const BODY_CACHE_BYTES: usize = 8 << 20;
+
+/// How often (ms) a busy receive still reads `PRAGMA data_version`, to notice another
+/// process's writes (`hookline dlq replay`) while every message comes from memory.
+pub const CHECK_EVERY_MS: i64 = 1_000;
+
+fn body_bytes(body: &Option<Body>) -> usize {
+    body.as_ref().map_or(0, |(id, b)| id.len() + b.len())
 }
 
 /// One queue's messages.
@@ -121,6 +139,8 @@ pub enum Picked {
         receipt: String,
         /// Write the receive count back to the row (a message recovered from the table).
         persist_count: bool,
+        /// Its id and body, if kept in memory.
+        body: Option<Body>,
     },
     /// Received too often: it moved to the dead-letter queue; move its row too.
     Redrive {
@@ -158,6 +178,10 @@ pub struct Schedule {
     /// The connection's `PRAGMA data_version` when the table was last read: it moves when
     /// another process (`hookline dlq replay`) commits to the file.
     data_version: Option<i64>,
+    /// When `data_version` was last read (ms).
+    checked_at: i64,
+    /// Bytes of bodies kept.
+    body_bytes: usize,
 }
 
 /// The receipt handle for `seq`'s receive number `nonce`.
@@ -199,13 +223,16 @@ impl Schedule {
             receipt: 0,
             group,
             recovered: true,
+            body: None,
         };
         if let Some(kept) = kept {
             entry.visible_at = entry.visible_at.max(kept.visible_at);
             entry.receive_count = entry.receive_count.max(kept.receive_count);
             entry.receipt = kept.receipt;
             entry.recovered = kept.recovered;
+            entry.body = kept.body.clone();
         }
+        self.body_bytes += body_bytes(&entry.body);
         self.queues
             .entry(row.queue)
             .or_default()
@@ -217,6 +244,7 @@ impl Schedule {
     pub fn rebuild(&mut self, rows: impl IntoIterator<Item = Row>) {
         let old = std::mem::take(&mut self.queues);
         self.stale = false;
+        self.body_bytes = 0;
         for row in rows {
             let kept = old.get(&row.queue).and_then(|q| q.entries.get(&row.seq));
             self.load(row, kept);
@@ -231,6 +259,17 @@ impl Schedule {
         moved
     }
 
+    /// Records that `data_version` was read at `now`.
+    pub fn checked(&mut self, now: i64) {
+        self.checked_at = now;
+    }
+
+    /// True when a receive at `now` must go to the table first: the schedule may be stale,
+    /// or `data_version` was not read for [`CHECK_EVERY_MS`].
+    pub fn needs_check(&self, now: i64) -> bool {
+        self.stale || now.saturating_sub(self.checked_at) >= CHECK_EVERY_MS
+    }
+
     /// Marks the schedule as possibly out of step with the table.
     pub fn mark_stale(&mut self) {
         self.stale = true;
@@ -243,8 +282,27 @@ impl Schedule {
 
     /// A message sent (committed) to `queue`; a row already known is left as it is.
     pub fn sent(&mut self, queue: &str, seq: i64, visible_at: i64, group: Option<String>) {
+        self.sent_with_body(queue, seq, visible_at, group, None);
+    }
+
+    /// The same, keeping its id and body in memory if [`BODY_CACHE_BYTES`] allows.
+    pub fn sent_with_body(
+        &mut self,
+        queue: &str,
+        seq: i64,
+        visible_at: i64,
+        group: Option<String>,
+        body: Option<Body>,
+    ) {
         let group = self.group(group);
-        self.queues.entry(queue.to_owned()).or_default().insert(
+        let body =
+            body.filter(|b| self.body_bytes + body_bytes(&Some(b.clone())) <= BODY_CACHE_BYTES);
+        let q = self.queues.entry(queue.to_owned()).or_default();
+        if q.entries.contains_key(&seq) {
+            return;
+        }
+        self.body_bytes += body_bytes(&body);
+        q.insert(
             seq,
             Entry {
                 visible_at,
@@ -252,6 +310,7 @@ impl Schedule {
                 receipt: 0,
                 group,
                 recovered: false,
+                body,
             },
         );
     }
@@ -287,7 +346,9 @@ impl Schedule {
             };
             if let Some((_, max_receives)) = redrive {
                 if entry.receive_count >= max_receives {
-                    if let Some(e) = q.remove(seq) {
+                    if let Some(mut e) = q.remove(seq) {
+                        self.body_bytes -= body_bytes(&e.body);
+                        e.body = None;
                         out.push(Picked::Redrive {
                             seq,
                             receive_count: e.receive_count,
@@ -312,6 +373,7 @@ impl Schedule {
                     receive_count: e.receive_count,
                     receipt: receipt(seq, nonce),
                     persist_count: e.recovered,
+                    body: e.body.clone(),
                 });
             }
             delivered += 1;
@@ -344,7 +406,9 @@ impl Schedule {
     /// A message deleted (or found missing from the table).
     pub fn forget(&mut self, queue: &str, seq: i64) {
         if let Some(q) = self.queues.get_mut(queue) {
-            q.remove(seq);
+            if let Some(e) = q.remove(seq) {
+                self.body_bytes -= body_bytes(&e.body);
+            }
         }
     }
 
@@ -575,6 +639,27 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn bodies_kept_from_the_send_come_back_on_receive_within_the_budget() {
+        let mut s = Schedule::default();
+        let small: Body = (Arc::from("m1"), Arc::from("{}"));
+        s.sent_with_body("q", 1, 0, None, Some(small.clone()));
+        let big: Body = (Arc::from("m2"), Arc::from("x".repeat(BODY_CACHE_BYTES)));
+        s.sent_with_body("q", 2, 0, None, Some(big));
+        let picked = s.receive("q", 0, 10, 10, None);
+        assert!(matches!(&picked[0], Picked::Receive { body: Some(b), .. } if *b == small));
+        // Over the budget: read from the table instead.
+        assert!(matches!(&picked[1], Picked::Receive { body: None, .. }));
+        s.forget("q", 1);
+        s.forget("q", 2);
+        assert_eq!(s.body_bytes, 0);
+        assert!(s.needs_check(CHECK_EVERY_MS));
+        s.checked(CHECK_EVERY_MS);
+        assert!(!s.needs_check(CHECK_EVERY_MS + 1));
+        s.mark_stale();
+        assert!(s.needs_check(CHECK_EVERY_MS + 1));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 
-use super::schedule::{Picked, Schedule};
+use super::schedule::{Body, Picked, Schedule};
 use crate::event::Event;
 use crate::ports::{
     DeadLetters, DeliveryId, DeliveryMessage, DeliveryQueue, EventQueue, PortError, ReceiptHandle,
@@ -56,11 +56,90 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// Carries out what a receive picked, in one savepoint: rows moved to the DLQ, bodies read
+/// (those not in memory), receive counts written back for recovered messages. Rows found
+/// gone (deleted after the pick) are forgotten.
+fn resolve(
+    c: &mut rusqlite::Connection,
+    schedule: &Mutex<Schedule>,
+    queue: &str,
+    redrive: Option<&(String, u32)>,
+    picked: Vec<Picked>,
+    now: i64,
+    visibility_ms: i64,
+) -> Result<Vec<ReceivedMessage>, PortError> {
+    let tx = c.savepoint().map_err(unavailable)?;
+    let mut out = Vec::with_capacity(picked.len());
+    let mut missing = Vec::new();
+    for pick in picked {
+        match pick {
+            Picked::Redrive { seq, receive_count } => {
+                let Some((dlq, max_receive)) = redrive else {
+                    continue;
+                };
+                exec(&tx,
+                    "UPDATE queue_messages
+                     SET queue = ?1, visible_at = ?3, receive_count = ?4,
+                         reason = COALESCE(reason, 'received ' || ?4 || ' times without success (maxReceiveCount ' || ?5 || ')')
+                     WHERE seq = ?2",
+                    params![dlq, seq, now, receive_count, max_receive],
+                )
+                .map_err(unavailable)?;
+            }
+            Picked::Receive {
+                seq,
+                receive_count,
+                receipt,
+                persist_count,
+                body,
+            } => {
+                let found: Option<(String, String)> = match body {
+                    Some((id, body)) => Some((id.to_string(), body.to_string())),
+                    None => query_row(
+                        &tx,
+                        "SELECT message_id, body FROM queue_messages WHERE seq = ?1 AND queue = ?2",
+                        params![seq, queue],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(unavailable)?,
+                };
+                let Some((message_id, body)) = found else {
+                    // Deleted after the schedule picked it (its delete had committed, its
+                    // forget not yet run).
+                    missing.push(seq);
+                    continue;
+                };
+                if persist_count {
+                    exec(&tx,
+                        "UPDATE queue_messages SET receive_count = ?2, visible_at = ?3 WHERE seq = ?1",
+                        params![seq, receive_count, now.saturating_add(visibility_ms)],
+                    )
+                    .map_err(unavailable)?;
+                }
+                out.push(ReceivedMessage {
+                    message_id,
+                    body,
+                    receive_count,
+                    receipt: ReceiptHandle(receipt),
+                });
+            }
+        }
+    }
+    tx.commit().map_err(unavailable)?;
+    let mut s = lock(schedule);
+    for seq in missing {
+        s.forget(queue, seq);
+    }
+    Ok(out)
+}
+
 /// Rebuilds the schedule from the table when another process wrote to the file since it was
 /// last read, or when a failed write may have left it out of step.
 fn resync(c: &rusqlite::Connection, schedule: &Mutex<Schedule>) -> Result<(), PortError> {
     let version = data_version(c).map_err(unavailable)?;
     let mut s = lock(schedule);
+    s.checked(now_ms());
     if s.data_version_moved(version) || s.is_stale() {
         let rows = queue_rows(c).map_err(unavailable)?;
         tracing::info!(
@@ -160,7 +239,7 @@ impl SqliteQueue {
                         insert
                             .execute(params![queue_name, id, body, reason, now, visible_at, group])
                             .map_err(unavailable)?;
-                        sent.push((tx.last_insert_rowid(), id, group));
+                        sent.push((tx.last_insert_rowid(), id, body, group));
                     }
                 }
                 tx.commit().map_err(unavailable)?;
@@ -171,8 +250,9 @@ impl SqliteQueue {
         let mut ids = Vec::with_capacity(sent.len());
         {
             let mut schedule = lock(self.schedule());
-            for (seq, id, group) in sent {
-                schedule.sent(queue, seq, visible_at, group);
+            for (seq, id, body, group) in sent {
+                let kept: Body = (Arc::from(id.as_str()), Arc::from(body));
+                schedule.sent_with_body(queue, seq, visible_at, group, Some(kept));
                 ids.push(id);
             }
         }
@@ -182,7 +262,84 @@ impl SqliteQueue {
 
     /// Receives up to `max` visible messages and hides them for `visibility`. Messages
     /// already received `max_receive_count` times move to the DLQ first.
+    ///
+    /// Messages whose bodies are in memory are received without the table: a busy queue
+    /// costs its consumers no round trip to the database thread. The table is read when a
+    /// body is not in memory, when nothing is visible, and at least every
+    /// [`super::schedule::CHECK_EVERY_MS`] (to see other processes' writes).
     pub async fn receive(
+        &self,
+        max: usize,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, PortError> {
+        let now = now_ms();
+        let picked = {
+            let mut s = lock(self.schedule());
+            if s.needs_check(now) {
+                Vec::new()
+            } else {
+                s.receive(&self.name, now, max, ms(visibility), self.redrive_policy())
+            }
+        };
+        let received = if picked.is_empty() {
+            self.receive_from_table(max, visibility).await
+        } else {
+            let mut out = Vec::with_capacity(picked.len());
+            let mut rest = Vec::new();
+            for pick in picked {
+                match pick {
+                    Picked::Receive {
+                        receive_count,
+                        receipt,
+                        persist_count: false,
+                        body: Some((id, body)),
+                        ..
+                    } => out.push(ReceivedMessage {
+                        message_id: id.to_string(),
+                        body: body.to_string(),
+                        receive_count,
+                        receipt: ReceiptHandle(receipt),
+                    }),
+                    other => rest.push(other),
+                }
+            }
+            if !rest.is_empty() {
+                let (queue, redrive, schedule) = (
+                    self.name.clone(),
+                    self.redrive.clone(),
+                    self.schedule().clone(),
+                );
+                let more = self
+                    .db
+                    .with_conn(move |c| {
+                        resolve(
+                            c,
+                            &schedule,
+                            &queue,
+                            redrive.as_ref(),
+                            rest,
+                            now,
+                            ms(visibility),
+                        )
+                    })
+                    .await;
+                out.extend(self.on_failure(more)?);
+            }
+            Ok(out)
+        };
+        let received = received?;
+        if !received.is_empty() {
+            self.db.messages_taken().notify_waiters();
+        }
+        Ok(received)
+    }
+
+    fn redrive_policy(&self) -> Option<(&str, u32)> {
+        self.redrive.as_ref().map(|(dlq, n)| (dlq.as_str(), *n))
+    }
+
+    /// A receive through the database thread: catch up with the table, pick, read bodies.
+    async fn receive_from_table(
         &self,
         max: usize,
         visibility: Duration,
@@ -205,66 +362,18 @@ impl SqliteQueue {
                 if picked.is_empty() {
                     return Ok(Vec::new());
                 }
-                let tx = c.savepoint().map_err(unavailable)?;
-                let mut out = Vec::with_capacity(picked.len());
-                let mut missing = Vec::new();
-                for pick in picked {
-                    match pick {
-                        Picked::Redrive { seq, receive_count } => {
-                            let Some((dlq, max_receive)) = &redrive else { continue };
-                            exec(&tx,
-                                "UPDATE queue_messages
-                                 SET queue = ?1, visible_at = ?3, receive_count = ?4,
-                                     reason = COALESCE(reason, 'received ' || ?4 || ' times without success (maxReceiveCount ' || ?5 || ')')
-                                 WHERE seq = ?2",
-                                params![dlq, seq, now, receive_count, max_receive],
-                            )
-                            .map_err(unavailable)?;
-                        }
-                        Picked::Receive { seq, receive_count, receipt, persist_count } => {
-                            let found: Option<(String, String)> = query_row(
-                                &tx,
-                                "SELECT message_id, body FROM queue_messages WHERE seq = ?1 AND queue = ?2",
-                                params![seq, queue],
-                                |r| Ok((r.get(0)?, r.get(1)?)),
-                            )
-                            .optional()
-                            .map_err(unavailable)?;
-                            let Some((message_id, body)) = found else {
-                                // Deleted after the schedule picked it (its delete had
-                                // committed, its forget not yet run).
-                                missing.push(seq);
-                                continue;
-                            };
-                            if persist_count {
-                                exec(&tx,
-                                    "UPDATE queue_messages SET receive_count = ?2, visible_at = ?3 WHERE seq = ?1",
-                                    params![seq, receive_count, now.saturating_add(ms(visibility))],
-                                )
-                                .map_err(unavailable)?;
-                            }
-                            out.push(ReceivedMessage {
-                                message_id,
-                                body,
-                                receive_count,
-                                receipt: ReceiptHandle(receipt),
-                            });
-                        }
-                    }
-                }
-                tx.commit().map_err(unavailable)?;
-                let mut s = lock(&schedule);
-                for seq in missing {
-                    s.forget(&queue, seq);
-                }
-                Ok(out)
+                resolve(
+                    c,
+                    &schedule,
+                    &queue,
+                    redrive.as_ref(),
+                    picked,
+                    now,
+                    ms(visibility),
+                )
             })
             .await;
-        let received = self.on_failure(received)?;
-        if !received.is_empty() {
-            self.db.messages_taken().notify_waiters();
-        }
-        Ok(received)
+        self.on_failure(received)
     }
 
     /// The rows behind `receipts` that still hold their messages (stale ones are ignored,
