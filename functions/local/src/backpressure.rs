@@ -40,10 +40,16 @@ impl Default for BacklogLimits {
     }
 }
 
+/// Most POSTs waiting for room at once; past it a POST is refused without waiting. Under an
+/// open-ended overload, thousands of waiting requests (each woken by every receive) would
+/// spend the CPU that delivery needs.
+pub const MAX_WAITING: usize = 64;
+
 /// The embedded queues' [`Admission`].
 pub struct BacklogGate {
     events: SqliteQueue,
     deliveries: SqliteQueue,
+    waiters: AtomicUsize,
     max_deliveries: AtomicUsize,
     max_events: AtomicUsize,
     max_wait_ms: AtomicU64,
@@ -55,6 +61,7 @@ impl BacklogGate {
         let gate = Self {
             events,
             deliveries,
+            waiters: AtomicUsize::new(0),
             max_deliveries: AtomicUsize::new(0),
             max_events: AtomicUsize::new(0),
             max_wait_ms: AtomicU64::new(0),
@@ -97,7 +104,23 @@ impl BacklogGate {
 impl Admission for BacklogGate {
     async fn admit(&self) -> Result<(), Overloaded> {
         let limits = self.limits();
-        let deadline = tokio::time::Instant::now() + limits.max_wait;
+        if self.has_room(&limits) {
+            return Ok(());
+        }
+        // A place among the waiters, given back however this ends.
+        struct Place<'a>(&'a AtomicUsize);
+        impl Drop for Place<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let max_wait = if self.waiters.fetch_add(1, Ordering::AcqRel) < MAX_WAITING {
+            limits.max_wait
+        } else {
+            Duration::ZERO
+        };
+        let _place = Place(&self.waiters);
+        let deadline = tokio::time::Instant::now() + max_wait;
         loop {
             // Register for the wake-up before looking, so a take in between is not missed.
             let taken = self.deliveries.taken().notified();
