@@ -40,7 +40,10 @@ fn bench_runs_the_floor_and_the_pipeline_and_counts_every_delivery() {
     ]);
     assert_eq!(r["floor"]["deliveries"], 450, "{r:#}");
     assert_eq!(r["pipeline"]["deliveries"], 450, "{r:#}");
-    assert_eq!(r["concurrency"], 160, "16 delivery consumers x batches of 10");
+    assert_eq!(
+        r["concurrency"], 160,
+        "16 delivery consumers x batches of 10"
+    );
     assert!(r["ratio"].as_f64().is_some_and(|x| x > 0.0), "{r:#}");
     assert!(r["pipeline"]["process"]["peak_rss_mib"]
         .as_f64()

@@ -49,8 +49,12 @@ fn serve_prints_its_address_store_and_token_then_stops_on_ctrl_c() {
     assert!(text.contains("export HOOKLINE_TOKEN=ey"), "{text}");
     assert!(text.contains("private targets ALLOWED"), "{text}");
     assert!(
-        text.contains("deliveries: 5 retries after 30s, 2m, 8m, 32m, 2h (±20% jitter), delivery timeout 10s, 4 workers"),
+        text.contains("deliveries: 5 retries after 30s, 2m, 8m, 32m, 2h (±20% jitter), delivery timeout 10s, 16 workers"),
         "serve prints the schedule and timeouts it runs with: {text}"
+    );
+    assert!(
+        text.contains("intake: up to 1000 deliveries waiting for a first attempt, then 429"),
+        "serve prints its backpressure limit: {text}"
     );
     assert!(text.contains("valid with this store only"), "{text}");
     let url = text
