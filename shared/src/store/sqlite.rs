@@ -116,6 +116,22 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE queue_messages_v7 RENAME TO queue_messages;",
 ];
 
+/// Writes a webhook's row with `sql` (parameters: id, version, document) and its routes.
+fn write_webhook(
+    tx: &Connection,
+    sql: &str,
+    webhook: &Webhook,
+    doc: &str,
+) -> Result<(), PortError> {
+    exec(
+        tx,
+        sql,
+        params![webhook.id.as_str(), version_param(webhook.version)?, doc],
+    )
+    .map_err(unavailable)?;
+    write_routes(tx, webhook)
+}
+
 /// Every row of the queue table, as the schedule is built from it.
 pub(crate) fn queue_rows(c: &Connection) -> rusqlite::Result<Vec<Row>> {
     let mut stmt = c.prepare_cached(
@@ -730,13 +746,12 @@ impl WebhookStore for Database {
                 if stored_version(&tx, webhook.id.as_str())?.is_some() {
                     return Err(PortError::AlreadyExists(webhook.id.to_string()));
                 }
-                exec(
+                write_webhook(
                     &tx,
                     "INSERT INTO webhooks (id, version, doc) VALUES (?1, ?2, ?3)",
-                    params![webhook.id.as_str(), version_param(webhook.version)?, doc],
-                )
-                .map_err(unavailable)?;
-                write_routes(&tx, &webhook)?;
+                    &webhook,
+                    &doc,
+                )?;
                 tx.commit().map_err(unavailable)
             })
             .await;
@@ -828,13 +843,12 @@ impl WebhookStore for Database {
                     }
                     Some(_) => {}
                 }
-                exec(
+                write_webhook(
                     &tx,
                     "UPDATE webhooks SET version = ?2, doc = ?3 WHERE id = ?1",
-                    params![webhook.id.as_str(), version_param(webhook.version)?, doc],
-                )
-                .map_err(unavailable)?;
-                write_routes(&tx, &webhook)?;
+                    &webhook,
+                    &doc,
+                )?;
                 tx.commit().map_err(unavailable)
             })
             .await;

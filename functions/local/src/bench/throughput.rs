@@ -271,6 +271,22 @@ async fn start_serve(
     }
 }
 
+/// POSTs `body` to `url` with the bearer token.
+async fn send_json(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> Result<reqwest::Response, BenchError> {
+    client
+        .post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| BenchError::Run(format!("POST {url}: {e}")))
+}
+
 /// POSTs `body` to `url` with the bearer token; anything but `expect` is an error.
 async fn post(
     client: &reqwest::Client,
@@ -279,13 +295,7 @@ async fn post(
     body: &serde_json::Value,
     expect: u16,
 ) -> Result<(), BenchError> {
-    let response = client
-        .post(url)
-        .bearer_auth(token)
-        .json(body)
-        .send()
-        .await
-        .map_err(|e| BenchError::Run(format!("POST {url}: {e}")))?;
+    let response = send_json(client, url, token, body).await?;
     let status = response.status().as_u16();
     if status != expect {
         let text = response.text().await.unwrap_or_default();
@@ -306,13 +316,7 @@ async fn publish(
     let mut refused = 0;
     loop {
         let sent = Instant::now();
-        let response = client
-            .post(url)
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| BenchError::Run(format!("POST {url}: {e}")))?;
+        let response = send_json(client, url, token, body).await?;
         match response.status().as_u16() {
             202 => return Ok((refused, sent)),
             429 => {
