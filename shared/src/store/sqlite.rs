@@ -295,11 +295,17 @@ impl Database {
         })
     }
 
-    /// Counts a webhook write, after it committed (or failed: counting one too many only
-    /// costs a deliverer a read).
-    fn webhook_written(&self) {
+    /// Runs a webhook write like [`Self::with_conn`], then counts it once it committed (or
+    /// failed: counting one too many only costs a deliverer a read).
+    async fn write_webhooks<T, F>(&self, f: F) -> Result<T, PortError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, PortError> + Send + 'static,
+    {
+        let written = self.with_conn(f).await;
         self.webhook_writes
             .fetch_add(1, std::sync::atomic::Ordering::Release);
+        written
     }
 
     /// The embedded queues' visibility schedule (the index over `queue_messages`).
@@ -740,23 +746,20 @@ impl WebhookStore for Database {
     async fn create(&self, webhook: &Webhook) -> Result<(), PortError> {
         let webhook = webhook.clone();
         let doc = to_document(&webhook)?;
-        let written = self
-            .with_conn(move |c| {
-                let tx = c.savepoint().map_err(unavailable)?;
-                if stored_version(&tx, webhook.id.as_str())?.is_some() {
-                    return Err(PortError::AlreadyExists(webhook.id.to_string()));
-                }
-                write_webhook(
-                    &tx,
-                    "INSERT INTO webhooks (id, version, doc) VALUES (?1, ?2, ?3)",
-                    &webhook,
-                    &doc,
-                )?;
-                tx.commit().map_err(unavailable)
-            })
-            .await;
-        self.webhook_written();
-        written
+        self.write_webhooks(move |c| {
+            let tx = c.savepoint().map_err(unavailable)?;
+            if stored_version(&tx, webhook.id.as_str())?.is_some() {
+                return Err(PortError::AlreadyExists(webhook.id.to_string()));
+            }
+            write_webhook(
+                &tx,
+                "INSERT INTO webhooks (id, version, doc) VALUES (?1, ?2, ?3)",
+                &webhook,
+                &doc,
+            )?;
+            tx.commit().map_err(unavailable)
+        })
+        .await
     }
 
     async fn get(&self, id: &WebhookId) -> Result<Option<Webhook>, PortError> {
@@ -788,8 +791,8 @@ impl WebhookStore for Database {
         error: &str,
     ) -> Result<Option<FailureRun>, PortError> {
         let (id, error, at) = (id.to_string(), error.to_owned(), unix_ms(at));
-        let row: Result<Option<(Option<i64>, i64, Option<String>)>, PortError> = self
-            .with_conn(move |c| {
+        let row: Option<(Option<i64>, i64, Option<String>)> = self
+            .write_webhooks(move |c| {
                 query_row(
                     c,
                     "UPDATE webhooks SET failures = failures + 1,
@@ -801,9 +804,7 @@ impl WebhookStore for Database {
                 .optional()
                 .map_err(unavailable)
             })
-            .await;
-        self.webhook_written();
-        let row = row?;
+            .await?;
         match row {
             Some((since, failures, last_error)) => failure_run(since, failures, last_error),
             None => Ok(None),
@@ -812,82 +813,73 @@ impl WebhookStore for Database {
 
     async fn clear_failures(&self, id: &WebhookId) -> Result<(), PortError> {
         let id = id.to_string();
-        let written = self
-            .with_conn(move |c| {
-                exec(
-                    c,
-                    "UPDATE webhooks SET failures = 0, failing_since = NULL, last_failure = NULL
+        self.write_webhooks(move |c| {
+            exec(
+                c,
+                "UPDATE webhooks SET failures = 0, failing_since = NULL, last_failure = NULL
                  WHERE id = ?1 AND failing_since IS NOT NULL",
-                    params![id],
-                )
-                .map_err(unavailable)
-                .map(|_| ())
-            })
-            .await;
-        self.webhook_written();
-        written
+                params![id],
+            )
+            .map_err(unavailable)
+            .map(|_| ())
+        })
+        .await
     }
 
     async fn update(&self, webhook: &Webhook, expected_version: u64) -> Result<(), PortError> {
         let webhook = webhook.clone();
         let doc = to_document(&webhook)?;
-        let written = self
-            .with_conn(move |c| {
-                let tx = c.savepoint().map_err(unavailable)?;
-                match stored_version(&tx, webhook.id.as_str())? {
-                    None => return Err(PortError::NotFound(webhook.id.to_string())),
-                    Some(v) if v != expected_version => {
-                        return Err(PortError::VersionConflict {
-                            expected: expected_version,
-                        })
-                    }
-                    Some(_) => {}
+        self.write_webhooks(move |c| {
+            let tx = c.savepoint().map_err(unavailable)?;
+            match stored_version(&tx, webhook.id.as_str())? {
+                None => return Err(PortError::NotFound(webhook.id.to_string())),
+                Some(v) if v != expected_version => {
+                    return Err(PortError::VersionConflict {
+                        expected: expected_version,
+                    })
                 }
-                write_webhook(
-                    &tx,
-                    "UPDATE webhooks SET version = ?2, doc = ?3 WHERE id = ?1",
-                    &webhook,
-                    &doc,
-                )?;
-                tx.commit().map_err(unavailable)
-            })
-            .await;
-        self.webhook_written();
-        written
+                Some(_) => {}
+            }
+            write_webhook(
+                &tx,
+                "UPDATE webhooks SET version = ?2, doc = ?3 WHERE id = ?1",
+                &webhook,
+                &doc,
+            )?;
+            tx.commit().map_err(unavailable)
+        })
+        .await
     }
 
     async fn delete(&self, id: &WebhookId, expected_version: u64) -> Result<(), PortError> {
         let id = id.clone();
-        let written = self
-            .with_conn(move |c| {
-                let tx = c.savepoint().map_err(unavailable)?;
-                match stored_version(&tx, id.as_str())? {
-                    None => return Err(PortError::NotFound(id.to_string())),
-                    Some(v) if v != expected_version => {
-                        return Err(PortError::VersionConflict {
-                            expected: expected_version,
-                        })
-                    }
-                    Some(_) => {}
+        self.write_webhooks(move |c| {
+            let tx = c.savepoint().map_err(unavailable)?;
+            match stored_version(&tx, id.as_str())? {
+                None => return Err(PortError::NotFound(id.to_string())),
+                Some(v) if v != expected_version => {
+                    return Err(PortError::VersionConflict {
+                        expected: expected_version,
+                    })
                 }
-                bump_app_versions(&tx, id.as_str())?;
-                exec(
-                    &tx,
-                    "DELETE FROM webhook_routes WHERE webhook_id = ?1",
-                    params![id.as_str()],
-                )
-                .map_err(unavailable)?;
-                exec(
-                    &tx,
-                    "DELETE FROM webhooks WHERE id = ?1",
-                    params![id.as_str()],
-                )
-                .map_err(unavailable)?;
-                tx.commit().map_err(unavailable)
-            })
-            .await;
-        self.webhook_written();
-        written
+                Some(_) => {}
+            }
+            bump_app_versions(&tx, id.as_str())?;
+            exec(
+                &tx,
+                "DELETE FROM webhook_routes WHERE webhook_id = ?1",
+                params![id.as_str()],
+            )
+            .map_err(unavailable)?;
+            exec(
+                &tx,
+                "DELETE FROM webhooks WHERE id = ?1",
+                params![id.as_str()],
+            )
+            .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)
+        })
+        .await
     }
 
     async fn list_for_app(
