@@ -49,8 +49,17 @@ fn bench_runs_the_floor_and_the_pipeline_and_counts_every_delivery() {
         .as_f64()
         .is_some_and(|x| x > 0.0));
     assert_eq!(r["offered_load"]["events"], 40);
-    let l = &r["offered_load"]["latency"];
+    let o = &r["offered_load"];
+    let l = &o["latency"];
     assert!(l["p50_ms"].as_f64() <= l["p99_ms"].as_f64(), "{l}");
+    // Each pair's wait after the 202 is within its wait from the accepted POST, which is
+    // within its wait from the first POST: so are their percentiles.
+    let p99 = |k: &str| o[k]["p99_ms"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        p99("queued_latency") <= p99("accepted_latency")
+            && p99("accepted_latency") <= p99("latency"),
+        "{o:#}"
+    );
 }
 
 #[test]

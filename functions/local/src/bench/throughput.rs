@@ -83,6 +83,9 @@ pub struct OfferedLoad {
     /// Accepted POST sent → delivery received: the time inside Hookline, without the
     /// publisher's waits after a 429.
     pub accepted_latency: Latency,
+    /// 202 answered → delivery received: how long accepted work waits to be delivered, the
+    /// bound backpressure keeps.
+    pub queued_latency: Latency,
 }
 
 /// Everything one `hookline bench` run measured.
@@ -304,21 +307,36 @@ async fn post(
     Ok(())
 }
 
+/// An event POST that intake took.
+struct Published {
+    /// How many times it was answered 429 first.
+    refused: u64,
+    /// When the accepted POST was sent.
+    sent: Instant,
+    /// When its 202 arrived.
+    answered: Instant,
+}
+
 /// POSTs an event until intake takes it: a 429 (backpressure) is waited out for its
-/// `Retry-After` and sent again, as a publisher should. Returns how many times it was refused
-/// and when the accepted POST was sent.
+/// `Retry-After` and sent again, as a publisher should.
 async fn publish(
     client: &reqwest::Client,
     url: &str,
     token: &str,
     body: &serde_json::Value,
-) -> Result<(u64, Instant), BenchError> {
+) -> Result<Published, BenchError> {
     let mut refused = 0;
     loop {
         let sent = Instant::now();
         let response = send_json(client, url, token, body).await?;
         match response.status().as_u16() {
-            202 => return Ok((refused, sent)),
+            202 => {
+                return Ok(Published {
+                    refused,
+                    sent,
+                    answered: Instant::now(),
+                })
+            }
             429 => {
                 refused += 1;
                 let wait = response
@@ -403,9 +421,9 @@ async fn run_pipeline(
             let (client, url, token, bar) = (&client, &events_url, &token, &bar);
             async move {
                 let at = Instant::now();
-                let (refused, _) = publish(client, url, token, &intake_body(seq, pad)).await?;
+                let published = publish(client, url, token, &intake_body(seq, pad)).await?;
                 bar.inc(1);
-                Ok((seq, at, refused))
+                Ok((seq, at, published.refused))
             }
         })
         .buffer_unordered(options.post_concurrency.max(1))
@@ -452,19 +470,20 @@ async fn run_pipeline(
             let seq = e + i;
             tasks.push(tokio::spawn(async move {
                 let at = Instant::now();
-                let (refused, accepted) =
-                    publish(&client, &url, &token, &intake_body(seq, pad)).await?;
-                Ok::<_, BenchError>((seq, at, refused, accepted))
+                let published = publish(&client, &url, &token, &intake_body(seq, pad)).await?;
+                Ok::<_, BenchError>((seq, at, published))
             }));
         }
         let mut posted = Vec::with_capacity(tasks.len());
         let mut accepted = Vec::with_capacity(tasks.len());
+        let mut answered = Vec::with_capacity(tasks.len());
         let mut refused = 0;
         for task in tasks {
-            let (seq, at, r, acc) = task.await.map_err(|e| BenchError::Run(e.to_string()))??;
-            refused += r;
+            let (seq, at, p) = task.await.map_err(|e| BenchError::Run(e.to_string()))??;
+            refused += p.refused;
             posted.push((seq, at));
-            accepted.push((seq, acc));
+            accepted.push((seq, p.sent));
+            answered.push((seq, p.answered));
         }
         bar.finish_and_clear();
         let bar = progress.bar(0, "offered load: delivered");
@@ -482,6 +501,7 @@ async fn run_pipeline(
             latency: Latency::of(latencies),
             refused,
             accepted_latency: Latency::of(pair_latencies(&receiver, &accepted, w).0),
+            queued_latency: Latency::of(pair_latencies(&receiver, &answered, w).0),
         })
     };
     drop(serve);
@@ -535,6 +555,10 @@ pub fn render(report: &ThroughputReport) -> String {
                 l.accepted_latency.p50_ms, l.accepted_latency.p95_ms, l.accepted_latency.p99_ms, l.accepted_latency.max_ms
             ));
         }
+        out.push_str(&format!(
+            "  from the 202 (accepted work waiting to be delivered): p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
+            l.queued_latency.p50_ms, l.queued_latency.p95_ms, l.queued_latency.p99_ms, l.queued_latency.max_ms
+        ));
     }
     out
 }
