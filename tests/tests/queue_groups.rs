@@ -179,3 +179,48 @@ async fn ordering_groups_on_the_fifo_queue() {
     let dead = hookline_tests::sqs_receive(&sqs, &r.ordered_deliveries_dlq_url).await;
     assert_eq!(dead.len(), 1, "the dead-lettered head is in the FIFO DLQ");
 }
+
+/// A wide fan-out goes out as batches side by side: every one of 205 unordered deliveries
+/// (21 `SendMessageBatch` requests) reaches the standard queue exactly once, and the ordered
+/// ones beside them reach the FIFO queue in their order.
+#[tokio::test]
+#[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
+async fn a_wide_fan_out_reaches_the_queues_whole() {
+    let (_, sqs, r) = hookline_tests::fresh_aws("wide").await;
+    let mut sent: Vec<DeliveryMessage> = (0..205)
+        .map(|i| message(&format!("evt_w{i:03}"), None))
+        .collect();
+    sent.extend((0..3).map(|i| message(&format!("evt_o{i}"), Some("wh_o"))));
+    let unsent = r
+        .deliveries(&sqs)
+        .send_deliveries(&sent)
+        .await
+        .expect("send");
+    assert!(unsent.is_empty(), "{unsent:?}");
+    let mut received = Vec::new();
+    loop {
+        let batch = hookline_tests::sqs_receive(&sqs, &r.deliveries_queue_url).await;
+        if batch.is_empty() {
+            break;
+        }
+        received.extend(events(&batch));
+    }
+    received.sort();
+    let expected: Vec<String> = (0..205).map(|i| format!("evt_w{i:03}")).collect();
+    assert_eq!(received, expected, "each unordered delivery exactly once");
+    let mut ordered = Vec::new();
+    loop {
+        let one = hookline_tests::sqs_receive_up_to(&sqs, &r.ordered_deliveries_queue_url, 1).await;
+        let Some(m) = one.first() else { break };
+        ordered.extend(events(&one));
+        SqsQueue::new(sqs.clone(), r.ordered_deliveries_queue_url.clone())
+            .delete(&m.receipt)
+            .await
+            .expect("delete");
+    }
+    assert_eq!(
+        ordered,
+        ["evt_o0", "evt_o1", "evt_o2"],
+        "the group in order"
+    );
+}

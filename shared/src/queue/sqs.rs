@@ -10,6 +10,7 @@ use aws_sdk_sqs::types::{
     SendMessageBatchRequestEntry,
 };
 use aws_sdk_sqs::Client;
+use futures_util::stream::{self, StreamExt};
 
 use crate::event::Event;
 use crate::ports::{
@@ -20,6 +21,11 @@ use crate::retry::MAX_VISIBILITY;
 
 /// Most entries SQS takes in one `SendMessageBatch`.
 pub const BATCH_LIMIT: usize = 10;
+
+/// `SendMessageBatch` requests in flight at once for one fan-out to the standard queue: an
+/// event matching 10 000 webhooks is 1 000 requests, too many for one Lambda batch one after
+/// another.
+pub const SEND_CONCURRENCY: usize = 16;
 /// Attempts per batch before its still-failing entries are reported back.
 pub const BATCH_ATTEMPTS: usize = 3;
 /// Message attribute carrying why a message was dead-lettered.
@@ -315,10 +321,27 @@ impl DeliveryQueue for SqsDeliveries {
     ) -> Result<Vec<DeliveryId>, PortError> {
         let (ordered, unordered): (Vec<&DeliveryMessage>, Vec<&DeliveryMessage>) =
             messages.iter().partition(|m| m.group.is_some());
+        // The standard queue keeps no order, so its batches go out side by side; if one
+        // fails the fan-out fails and is retried whole (delivery ids repeat, so the copies
+        // are recognisable).
         let mut failed = Vec::new();
-        for batch in unordered.chunks(BATCH_LIMIT) {
-            failed.extend(self.standard.send_batch(batch).await?);
+        // Futures built up front (not in a stream closure) keep this future `Send`.
+        let sends: Vec<_> = unordered
+            .chunks(BATCH_LIMIT)
+            .map(|batch| self.standard.send_batch(batch))
+            .collect();
+        let mut sends = stream::iter(sends).buffer_unordered(SEND_CONCURRENCY);
+        let mut error = None;
+        while let Some(result) = sends.next().await {
+            match result {
+                Ok(ids) => failed.extend(ids),
+                Err(e) => error = error.or(Some(e)),
+            }
         }
+        if let Some(e) = error {
+            return Err(e);
+        }
+        // A FIFO queue keeps the order of sends: one batch after another.
         if let Some(first) = ordered.first() {
             let (fifo, _) = self.route(first)?;
             for batch in ordered.chunks(BATCH_LIMIT) {
