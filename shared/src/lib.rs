@@ -1,31 +1,32 @@
-//! `hookline-core`: Hookline's domain, free of AWS, HTTP servers and databases.
+//! `hookline-core`: Hookline's domain, its ports, the services over them, and the adapters
+//! behind features. Modules import in one direction (`docs/ARCHITECTURE.md`):
 //!
-//! URNs and their index ([`urn`]), event types ([`event_type`]), the event envelope
-//! ([`event`]), webhooks and their validation ([`webhook`]), Standard Webhooks signing
-//! ([`signing`]), the retry policy ([`retry`]), the SSRF guard ([`target`]), the webhook
-//! lifecycle (disable rules, suspensions, operational events: [`lifecycle`]) and the storage
-//! and queue ports ([`ports`]). Contracts: `DESIGN.md`.
+//! 1. Values: [`timestamp`], [`validation`], [`config`], [`urn`], [`event_type`], [`event`],
+//!    [`filter`], [`signing`], [`retry`], [`target`], [`auth`], [`rules`], [`webhook`] (with
+//!    its lifecycle state), [`outbound`], [`delivery`], [`operational`], [`grant`].
+//! 2. Ports: [`ports`], the traits, and the [`ports::Ports`] bundle a composition builds.
+//! 3. Services over the ports: [`lifecycle`].
+//! 4. Adapters: [`adapters`] (DynamoDB/SQS, SQLite, HTTP, Lambda, memory), behind features;
+//!    `adapters::aws::AwsPorts` and `adapters::sqlite::ports` wire each composition.
 #![warn(missing_docs)]
 
+pub mod adapters;
 pub mod auth;
+pub mod config;
+pub mod delivery;
 pub mod event;
 pub mod event_type;
 pub mod filter;
-#[cfg(feature = "http")]
-pub mod http;
+pub mod grant;
 pub mod lifecycle;
-pub mod millis;
+pub mod operational;
+pub mod outbound;
 pub mod ports;
-pub mod queue;
 pub mod retry;
 pub mod rules;
-#[cfg(feature = "aws")]
-pub mod sdk;
 pub mod signing;
-pub mod store;
 pub mod target;
-#[cfg(any(feature = "aws", feature = "http"))]
-pub mod tls;
+pub mod timestamp;
 pub mod urn;
 pub mod validation;
 pub mod webhook;

@@ -99,22 +99,22 @@ pub fn webhook(
         version: 1,
         created_at: now,
         updated_at: now,
-        state: hookline_core::lifecycle::WebhookState::default(),
+        state: hookline_core::webhook::WebhookState::default(),
     }
 }
 
 /// The lifecycle on the embedded store: grants in `db`, operational events onto its `events`
 /// queue.
 pub fn embedded_lifecycle(
-    db: &hookline_core::store::sqlite::Database,
+    db: &hookline_core::adapters::sqlite::Database,
 ) -> hookline_core::lifecycle::Lifecycle {
     use std::sync::Arc;
     hookline_core::lifecycle::Lifecycle::new(
         Arc::new(db.clone()),
         Arc::new(db.clone()),
-        Arc::new(hookline_core::queue::sqlite::SqliteQueue::new(
+        Arc::new(hookline_core::adapters::sqlite::SqliteQueue::new(
             db.clone(),
-            hookline_core::queue::names::EVENTS,
+            hookline_core::adapters::sqlite::names::EVENTS,
             None,
         )),
         hookline_core::urn::Namespace::default(),
@@ -128,7 +128,7 @@ pub fn aws_lifecycle(
     sqs: &aws_sdk_sqs::Client,
     r: &hookline_infra::Resources,
 ) -> hookline_core::lifecycle::Lifecycle {
-    hookline_core::store::dynamodb::lifecycle(
+    hookline_core::adapters::aws::dynamodb::lifecycle(
         dynamo,
         sqs,
         &r.table_name,
@@ -141,7 +141,7 @@ pub fn aws_lifecycle(
 pub async fn sqs_receive(
     sqs: &aws_sdk_sqs::Client,
     url: &str,
-) -> Vec<hookline_core::ports::ReceivedMessage> {
+) -> Vec<hookline_core::delivery::ReceivedMessage> {
     sqs_receive_up_to(sqs, url, 10).await
 }
 
@@ -150,7 +150,7 @@ pub async fn sqs_receive_up_to(
     sqs: &aws_sdk_sqs::Client,
     url: &str,
     max: i32,
-) -> Vec<hookline_core::ports::ReceivedMessage> {
+) -> Vec<hookline_core::delivery::ReceivedMessage> {
     use aws_sdk_sqs::types::MessageSystemAttributeName as Attr;
     let out = sqs
         .receive_message()
@@ -168,7 +168,7 @@ pub async fn sqs_receive_up_to(
         });
     out.messages()
         .iter()
-        .map(|m| hookline_core::ports::ReceivedMessage {
+        .map(|m| hookline_core::delivery::ReceivedMessage {
             message_id: m.message_id().unwrap_or_default().to_owned(),
             body: m.body().unwrap_or_default().to_owned(),
             receive_count: m
@@ -176,7 +176,7 @@ pub async fn sqs_receive_up_to(
                 .and_then(|a| a.get(&Attr::ApproximateReceiveCount))
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(1),
-            receipt: hookline_core::ports::ReceiptHandle(
+            receipt: hookline_core::delivery::ReceiptHandle(
                 m.receipt_handle().unwrap_or_default().to_owned(),
             ),
         })
@@ -251,28 +251,28 @@ pub async fn invoke_lambda(app: &axum::Router, event: &str) -> (u16, String) {
 }
 
 /// What `hookline serve` allows by default: `http://` and loopback endpoints.
-pub fn local_settings() -> hookline_api::service::Settings {
-    hookline_api::service::Settings {
+pub fn local_settings() -> hookline_api::settings::Settings {
+    hookline_api::settings::Settings {
         allow_http: true,
         targets: hookline_core::target::TargetPolicy {
             allow_private: true,
         },
-        ..hookline_api::service::Settings::default()
+        ..hookline_api::settings::Settings::default()
     }
 }
 
 /// The API (REST and GraphQL) over an in-memory embedded store, and that store.
 pub fn embedded_api(
-    settings: hookline_api::service::Settings,
+    settings: hookline_api::settings::Settings,
 ) -> (
-    hookline_api::routes::Router,
-    hookline_core::store::sqlite::Database,
+    hookline_api::Api,
+    hookline_core::adapters::sqlite::Database,
 ) {
-    use hookline_core::queue::sqlite::SqliteQueue;
-    use hookline_core::store::sqlite::Database;
+    use hookline_core::adapters::sqlite::SqliteQueue;
+    use hookline_core::adapters::sqlite::Database;
     use std::sync::Arc;
     let db = Database::open_in_memory().unwrap_or_else(|e| panic!("sqlite: {e}"));
-    let http = hookline_core::http::ReqwestSender::new(settings.targets, "Hookline/test")
+    let http = hookline_core::adapters::http::ReqwestSender::new(settings.targets, "Hookline/test")
         .unwrap_or_else(|e| panic!("client: {e}"));
     let events = SqliteQueue::new(db.clone(), "events", None);
     let intake =
@@ -290,7 +290,7 @@ pub fn embedded_api(
         Arc::new(SqliteQueue::new(db.clone(), "deliveries", None)),
     );
     (
-        hookline_api::routes::Router::new(webhooks, intake, deliveries),
+        hookline_api::Api::new(webhooks, intake, deliveries),
         db,
     )
 }

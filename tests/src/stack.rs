@@ -11,14 +11,13 @@ use bytes::Bytes;
 use hookline_api::auth::Caller;
 use hookline_api::deliveries::DeliveriesService;
 use hookline_api::intake::IntakeService;
-use hookline_api::routes::Router;
-use hookline_api::service::{Settings, WebhookService};
+use hookline_api::Api;
+use hookline_api::settings::Settings;
+use hookline_api::service::WebhookService;
 use hookline_core::auth::Principal;
-use hookline_core::http::ReqwestSender;
-use hookline_core::queue::sqs::SqsQueue;
-use hookline_core::store::dynamodb::{
-    DynamoAttemptLog, DynamoEventLog, DynamoRateLimiter, DynamoWebhookStore,
-};
+use hookline_core::adapters::http::ReqwestSender;
+use hookline_core::adapters::aws::sqs::SqsQueue;
+use hookline_core::adapters::aws::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoRateLimiter, DynamoWebhookStore};
 use hookline_deliver::{Deliver, DeliverSettings};
 use hookline_ingest::{Ingest, IngestSettings};
 use serde_json::{json, Value};
@@ -37,7 +36,7 @@ pub fn principal(sub: &str, permissions: &str) -> Principal {
 #[async_trait]
 pub trait Stack: Send + Sync {
     /// The API.
-    fn router(&self) -> &Router;
+    fn router(&self) -> &Api;
     /// Puts a raw message on the events queue, as a platform service would over SQS.
     async fn push_event_message(&self, body: &str);
     /// Stops the workers or pumps.
@@ -71,7 +70,7 @@ pub async fn embedded(name: &str, settings: Settings, delivery: DeliverSettings)
 
 #[async_trait]
 impl Stack for Embedded {
-    fn router(&self) -> &Router {
+    fn router(&self) -> &Api {
         &self.local.router
     }
     async fn push_event_message(&self, body: &str) {
@@ -92,7 +91,7 @@ impl Stack for Embedded {
 }
 
 struct Moto {
-    router: Router,
+    router: Api,
     sqs: aws_sdk_sqs::Client,
     events_url: String,
     pumps: Vec<tokio::task::JoinHandle<()>>,
@@ -108,7 +107,7 @@ pub fn pump_batches_of<F, Fut>(
     handler: F,
 ) -> tokio::task::JoinHandle<()>
 where
-    F: Fn(Vec<hookline_core::ports::ReceivedMessage>) -> Fut + Send + 'static,
+    F: Fn(Vec<hookline_core::delivery::ReceivedMessage>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Vec<String>> + Send,
 {
     tokio::spawn(async move {
@@ -147,7 +146,7 @@ pub async fn moto(name: &str, delivery: DeliverSettings) -> Box<dyn Stack> {
     let deliveries_q = Arc::new(r.deliveries(&sqs));
     let lifecycle = || crate::aws_lifecycle(&dynamo, &sqs, &r);
     let webhooks = WebhookService::new(store.clone(), http.clone(), lifecycle(), settings.clone());
-    let router = Router::new(
+    let router = Api::new(
         webhooks.clone(),
         IntakeService::new(
             Arc::new(SqsQueue::new(sqs.clone(), r.events_queue_url.clone())),
@@ -213,7 +212,7 @@ pub async fn moto(name: &str, delivery: DeliverSettings) -> Box<dyn Stack> {
 
 #[async_trait]
 impl Stack for Moto {
-    fn router(&self) -> &Router {
+    fn router(&self) -> &Api {
         &self.router
     }
     async fn push_event_message(&self, body: &str) {

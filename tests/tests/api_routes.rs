@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hookline_api::auth::Caller;
-use hookline_api::routes::Router;
-use hookline_api::service::Settings;
+use hookline_api::Api;
+use hookline_api::settings::Settings;
 use hookline_core::auth::Principal;
-use hookline_core::store::sqlite::Database;
+use hookline_core::adapters::sqlite::Database;
 use hookline_tests::receiver::{Reply, TestReceiver};
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
 
-fn router_with(settings: Settings) -> (Router, Database) {
+fn router_with(settings: Settings) -> (Api, Database) {
     hookline_tests::embedded_api(settings)
 }
 
@@ -35,7 +35,7 @@ struct Answer {
 }
 
 async fn call_raw(
-    router: &Router,
+    router: &Api,
     method: Method,
     path: &str,
     caller: Caller,
@@ -74,7 +74,7 @@ async fn call_raw(
 }
 
 async fn call(
-    router: &Router,
+    router: &Api,
     method: Method,
     path: &str,
     caller: Caller,
@@ -99,7 +99,7 @@ fn new_webhook(url: &str, urns: Option<&[&str]>) -> Value {
     body
 }
 
-async fn create(router: &Router, url: &str, urns: &[&str]) -> String {
+async fn create(router: &Api, url: &str, urns: &[&str]) -> String {
     let a = call(
         router,
         Method::POST,
@@ -112,7 +112,7 @@ async fn create(router: &Router, url: &str, urns: &[&str]) -> String {
     a.body["id"].as_str().expect("id").to_owned()
 }
 
-async fn count(router: &Router, app: &str) -> usize {
+async fn count(router: &Api, app: &str) -> usize {
     let a = call(
         router,
         Method::GET,
@@ -964,7 +964,7 @@ fn checked_in_openapi() -> std::path::PathBuf {
 /// `HOOKLINE_BLESS=1` rewrites the file from the code.
 #[test]
 fn the_checked_in_openapi_document_is_the_generated_one() {
-    let generated = hookline_api::routes::openapi_json();
+    let generated = hookline_api::rest::openapi_json();
     let path = checked_in_openapi();
     if std::env::var_os("HOOKLINE_BLESS").is_some() {
         std::fs::write(&path, &generated).expect("write openapi.json");
@@ -1003,7 +1003,7 @@ fn the_checked_in_openapi_document_is_the_generated_one() {
 async fn the_router_serves_every_documented_operation_and_the_document() {
     let (router, _db) = router_with(local_settings());
     let doc: Value =
-        serde_json::from_str(&hookline_api::routes::openapi_json()).expect("OpenAPI is JSON");
+        serde_json::from_str(&hookline_api::rest::openapi_json()).expect("OpenAPI is JSON");
     let mut operations = 0;
     for (path, item) in doc["paths"].as_object().expect("paths") {
         let concrete = path

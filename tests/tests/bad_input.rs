@@ -8,7 +8,7 @@ use base64::Engine as _;
 use hookline::Local;
 use hookline_api::auth::with_auth;
 use hookline_api::lambda::ApiGatewayClaims;
-use hookline_api::service::Settings;
+use hookline_api::settings::Settings;
 use hookline_core::auth::Principal;
 use hookline_core::ports::WebhookStore;
 use serde_json::Value;

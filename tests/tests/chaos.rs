@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hookline::Local;
 use hookline_api::auth::Caller;
-use hookline_api::service::Settings;
+use hookline_api::settings::Settings;
 use hookline_core::auth::Principal;
-use hookline_core::ports::{AttemptLog, AttemptStatus, Cursor, DeliveryMessage, WebhookStore};
+use hookline_core::ports::{AttemptLog, Cursor, WebhookStore};
+use hookline_core::delivery::{AttemptStatus, DeliveryMessage};
 use hookline_core::retry::RetryPolicy;
 use hookline_core::target::TargetPolicy;
 use hookline_core::webhook::{WebhookId, WebhookUrl};
@@ -70,7 +71,7 @@ fn chaotic(roll: u64) -> Reply {
 async fn all_attempts(
     log: &dyn AttemptLog,
     webhook: &WebhookId,
-) -> Vec<hookline_core::ports::Attempt> {
+) -> Vec<hookline_core::delivery::Attempt> {
     let mut out = Vec::new();
     let mut cursor: Option<Cursor> = None;
     loop {

@@ -15,7 +15,7 @@ const CONSOLE_JS: &str = include_str!("../../functions/api/console/console.js");
 const CONSOLE_CSS: &str = include_str!("../../functions/api/console/console.css");
 
 async fn get(
-    router: &hookline_api::routes::Router,
+    router: &hookline_api::Api,
     method: Method,
     path: &str,
     caller: Caller,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hookline::Local;
-use hookline_api::service::Settings;
+use hookline_api::settings::Settings;
 use hookline_core::auth::Principal;
 use hookline_core::target::TargetPolicy;
 use hookline_tests::receiver::TestReceiver;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hookline_core::store::sqlite::Database;
+use hookline_core::adapters::sqlite::Database;
 use hookline_tests::receiver::TestReceiver;
 
 /// The debug binary; at full size the release one (`cargo build --release -p hookline`).

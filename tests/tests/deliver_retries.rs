@@ -7,17 +7,15 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use hookline_core::event::{Event, EventId, IntakeRules};
 use hookline_core::event_type::Catalog;
-use hookline_core::http::ReqwestSender;
-use hookline_core::lifecycle::DisabledReason;
-use hookline_core::ports::{
-    Attempt, AttemptLog, AttemptStatus, DeliveryId, DeliveryMessage, DeliveryQueue, EventLog,
-    ReceiptHandle, ReceivedMessage, WebhookStore,
-};
-use hookline_core::queue::sqlite::SqliteQueue;
-use hookline_core::queue::sqs::SqsQueue;
+use hookline_core::adapters::http::ReqwestSender;
+use hookline_core::webhook::DisabledReason;
+use hookline_core::delivery::{Attempt, AttemptStatus, DeliveryId, DeliveryMessage, ReceiptHandle, ReceivedMessage};
+use hookline_core::ports::{AttemptLog, DeliveryQueue, EventLog, WebhookStore};
+use hookline_core::adapters::sqlite::SqliteQueue;
+use hookline_core::adapters::aws::sqs::SqsQueue;
 use hookline_core::retry::RetryPolicy;
-use hookline_core::store::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
-use hookline_core::store::sqlite::Database;
+use hookline_core::adapters::aws::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
+use hookline_core::adapters::sqlite::Database;
 use hookline_core::target::TargetPolicy;
 use hookline_core::urn::Namespace;
 use hookline_core::webhook::{Webhook, WebhookUrl};
@@ -655,7 +653,7 @@ async fn a_delivery_queued_before_a_revocation_is_dropped(b: &dyn Backend) {
     let mut hook = s.hook.clone();
     hook.state
         .suspended
-        .push(hookline_core::lifecycle::Suspension {
+        .push(hookline_core::webhook::Suspension {
             app_id: "A1".into(),
             reason: "permission revoked".into(),
             since: time::OffsetDateTime::now_utc(),
@@ -777,7 +775,7 @@ async fn the_lambda_fixture_batch_is_delivered() {
         .join("../infra/events/sqs-deliver-batch.json");
     let event: aws_lambda_events::event::sqs::SqsEvent =
         serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("SQS event");
-    let messages = hookline_core::queue::lambda::received_messages(event);
+    let messages = hookline_core::adapters::lambda::received_messages(event);
     let message: DeliveryMessage =
         serde_json::from_str(&messages[0].body).expect("delivery message");
     let db = Database::open_in_memory().expect("sqlite");

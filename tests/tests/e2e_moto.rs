@@ -10,14 +10,15 @@ use bytes::Bytes;
 use hookline_api::auth::Caller;
 use hookline_api::deliveries::DeliveriesService;
 use hookline_api::intake::IntakeService;
-use hookline_api::routes::Router;
-use hookline_api::service::{Settings, WebhookService};
+use hookline_api::Api;
+use hookline_api::settings::Settings;
+use hookline_api::service::WebhookService;
 use hookline_core::auth::Principal;
-use hookline_core::http::ReqwestSender;
-use hookline_core::queue::lambda::received_messages;
-use hookline_core::queue::sqs::SqsQueue;
+use hookline_core::adapters::http::ReqwestSender;
+use hookline_core::adapters::lambda::received_messages;
+use hookline_core::adapters::aws::sqs::SqsQueue;
 use hookline_core::retry::RetryPolicy;
-use hookline_core::store::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
+use hookline_core::adapters::aws::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
 use hookline_core::target::TargetPolicy;
 use hookline_deliver::{Deliver, DeliverSettings};
 use hookline_ingest::{Ingest, IngestSettings};
@@ -99,7 +100,7 @@ async fn webhook_event_and_signed_delivery_through_the_three_handlers() {
         hookline_tests::aws_lifecycle(&dynamo, &sqs, &r),
         settings.clone(),
     );
-    let router = Router::new(
+    let router = Api::new(
         webhooks.clone(),
         IntakeService::new(
             Arc::new(SqsQueue::new(sqs.clone(), r.events_queue_url.clone())),

@@ -8,12 +8,13 @@ use hookline_api::auth::with_auth;
 use hookline_api::deliveries::DeliveriesService;
 use hookline_api::intake::IntakeService;
 use hookline_api::lambda::ApiGatewayClaims;
-use hookline_api::routes::Router;
-use hookline_api::service::{Settings, WebhookService};
+use hookline_api::Api;
+use hookline_api::settings::Settings;
+use hookline_api::service::WebhookService;
 use hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM;
-use hookline_core::http::ReqwestSender;
+use hookline_core::adapters::http::ReqwestSender;
 use hookline_core::ports::{EventQueue, WebhookStore};
-use hookline_core::queue::sqs::SqsQueue;
+use hookline_core::adapters::aws::sqs::SqsQueue;
 use hookline_core::target::TargetPolicy;
 use hookline_tests::receiver::TestReceiver;
 use serde_json::Value;
@@ -27,7 +28,7 @@ fn fixture(name: &str, endpoint: &str) -> String {
     text.replace("https://crm.example.com/hookline", endpoint)
 }
 
-async fn invoke(router: &Router, event: &str) -> (u16, Value) {
+async fn invoke(router: &Api, event: &str) -> (u16, Value) {
     let app = with_auth(
         router.routes(),
         ApiGatewayClaims::new(DEFAULT_PERMISSIONS_CLAIM),
@@ -59,7 +60,7 @@ async fn run_fixtures(
     let http = ReqwestSender::new(settings.targets, "Hookline/test").expect("client");
     let intake = IntakeService::new(events, settings.namespace.clone());
     let webhooks = WebhookService::new(store, Arc::new(http), lifecycle, settings);
-    let router = Router::new(webhooks.clone(), intake, deliveries_of(webhooks));
+    let router = Api::new(webhooks.clone(), intake, deliveries_of(webhooks));
 
     let (status, body) = invoke(&router, &fixture("api-create-webhook.json", &endpoint)).await;
     assert_eq!(status, 201, "{body}");
@@ -154,13 +155,13 @@ async fn run_fixtures(
 
 #[tokio::test]
 async fn api_gateway_fixtures_on_the_embedded_store() {
-    let db = hookline_core::store::sqlite::Database::open_in_memory().expect("sqlite");
-    let events = hookline_core::queue::sqlite::SqliteQueue::new(db.clone(), "events", None);
+    let db = hookline_core::adapters::sqlite::Database::open_in_memory().expect("sqlite");
+    let events = hookline_core::adapters::sqlite::SqliteQueue::new(db.clone(), "events", None);
     let logs = db.clone();
     let lifecycle = hookline_tests::embedded_lifecycle(&db);
     run_fixtures(Arc::new(db), Arc::new(events.clone()), lifecycle, |w| {
         let queue =
-            hookline_core::queue::sqlite::SqliteQueue::new(logs.clone(), "deliveries", None);
+            hookline_core::adapters::sqlite::SqliteQueue::new(logs.clone(), "deliveries", None);
         DeliveriesService::new(w, Arc::new(logs.clone()), Arc::new(logs), Arc::new(queue))
     })
     .await;
@@ -180,7 +181,7 @@ async fn api_gateway_fixtures_on_dynamodb() {
     let (dynamo, sqs, resources) = hookline_tests::fresh_aws("lambda-api").await;
     let dynamo_for_logs = dynamo.clone();
     let lifecycle = hookline_tests::aws_lifecycle(&dynamo, &sqs, &resources);
-    let store = hookline_core::store::dynamodb::DynamoWebhookStore::new(
+    let store = hookline_core::adapters::aws::dynamodb::DynamoWebhookStore::new(
         dynamo,
         resources.table_name.clone(),
     );
@@ -190,11 +191,11 @@ async fn api_gateway_fixtures_on_dynamodb() {
     run_fixtures(Arc::new(store), Arc::new(events), lifecycle, move |w| {
         DeliveriesService::new(
             w,
-            Arc::new(hookline_core::store::dynamodb::DynamoAttemptLog::new(
+            Arc::new(hookline_core::adapters::aws::dynamodb::DynamoAttemptLog::new(
                 logs_client.clone(),
                 table.clone(),
             )),
-            Arc::new(hookline_core::store::dynamodb::DynamoEventLog::new(
+            Arc::new(hookline_core::adapters::aws::dynamodb::DynamoEventLog::new(
                 logs_client,
                 table,
             )),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hookline_core::auth::Principal;
-use hookline_core::lifecycle::DisablePolicy;
+use hookline_core::webhook::DisablePolicy;
 use hookline_core::retry::RetryPolicy;
 use hookline_deliver::DeliverSettings;
 use hookline_tests::receiver::{Captured, Reply, TestReceiver};
@@ -28,7 +28,7 @@ const WINDOW: Duration = Duration::from_secs(5);
 const MIN_FAILURES: u32 = 3;
 
 async fn embedded(overlap: time::Duration) -> Box<dyn Stack> {
-    let settings = hookline_api::service::Settings {
+    let settings = hookline_api::settings::Settings {
         secret_overlap: overlap,
         ..hookline_tests::local_settings()
     };

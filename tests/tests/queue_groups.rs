@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use hookline_core::event::EventId;
-use hookline_core::ports::{DeliveryMessage, DeliveryQueue, ReceivedMessage};
-use hookline_core::queue::sqlite::SqliteQueue;
-use hookline_core::queue::sqs::SqsQueue;
+use hookline_core::delivery::{DeliveryMessage, ReceivedMessage};
+use hookline_core::ports::DeliveryQueue;
+use hookline_core::adapters::sqlite::SqliteQueue;
+use hookline_core::adapters::aws::sqs::SqsQueue;
 use hookline_core::webhook::WebhookId;
 
 #[async_trait]
@@ -39,7 +40,7 @@ impl Queue for Embedded {
 }
 
 struct Fifo {
-    deliveries: hookline_core::queue::sqs::SqsDeliveries,
+    deliveries: hookline_core::adapters::aws::sqs::SqsDeliveries,
     sqs: aws_sdk_sqs::Client,
     url: String,
     plain_url: String,
@@ -153,7 +154,7 @@ async fn groups_hand_out_their_oldest_message_only(q: &dyn Queue) {
 
 #[tokio::test]
 async fn ordering_groups_on_the_embedded_queue() {
-    let db = hookline_core::store::sqlite::Database::open(&hookline_tests::temp_db("groups"))
+    let db = hookline_core::adapters::sqlite::Database::open(&hookline_tests::temp_db("groups"))
         .expect("db");
     let queue = SqliteQueue::new(db.clone(), "deliveries", Some(("deliveries-dlq", 12)));
     groups_hand_out_their_oldest_message_only(&Embedded(queue)).await;

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use hookline::Local;
 use hookline_api::auth::Caller;
-use hookline_api::service::Settings;
+use hookline_api::settings::Settings;
 use hookline_core::auth::Principal;
 use hookline_core::target::TargetPolicy;
 use hookline_tests::receiver::TestReceiver;

@@ -5,9 +5,10 @@
 use std::time::{Duration, Instant};
 
 use hookline::Local;
-use hookline_api::service::Settings;
+use hookline_api::settings::Settings;
 use hookline_core::auth::Principal;
-use hookline_core::ports::{DeliveryMessage, WebhookStore};
+use hookline_core::delivery::DeliveryMessage;
+use hookline_core::ports::WebhookStore;
 use hookline_core::target::TargetPolicy;
 use hookline_tests::webhook;
 

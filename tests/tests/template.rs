@@ -242,7 +242,7 @@ fn no_policy_grants_wildcard_actions_or_resources() {
 
 #[test]
 fn the_cost_benchmark_prices_the_template_memory_sizes_and_batch_sizes() {
-    use hookline::bench::cost::{
+    use hookline_bench::cost::{
         API_MEMORY_MB, DELIVER_MEMORY_MB, INGEST_MEMORY_MB, SQS_BATCH_SIZE,
     };
     let t = template();
@@ -254,7 +254,7 @@ fn the_cost_benchmark_prices_the_template_memory_sizes_and_batch_sizes() {
         assert_eq!(
             t["Resources"][function]["Properties"]["MemorySize"].as_u64(),
             Some(u64::from(memory)),
-            "{function}: hookline::bench::cost prices another memory size"
+            "{function}: hookline_bench::cost prices another memory size"
         );
     }
     for parameter in ["IngestBatchSize", "DeliverBatchSize"] {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use hookline::Local;
-use hookline_api::service::Settings;
+use hookline_api::settings::Settings;
 use hookline_core::auth::Principal;
 use hookline_core::target::TargetPolicy;
 

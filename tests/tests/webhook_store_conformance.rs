@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use hookline_core::event::EventId;
 use hookline_core::event_type::Catalog;
-use hookline_core::ports::{
-    Attempt, AttemptLog, AttemptStatus, Cursor, DeliveryId, PortError, WebhookStore,
-};
+use hookline_core::delivery::{Attempt, AttemptStatus, DeliveryId};
+use hookline_core::ports::{AttemptLog, Cursor, PortError, WebhookStore};
 use hookline_core::signing::Secret;
 use hookline_core::target::TargetPolicy;
 use hookline_core::urn::Namespace;
@@ -56,7 +55,7 @@ fn webhook(urns: &[&str]) -> Webhook {
         version: 1,
         created_at: now,
         updated_at: now,
-        state: hookline_core::lifecycle::WebhookState::default(),
+        state: hookline_core::webhook::WebhookState::default(),
     }
 }
 
@@ -353,7 +352,7 @@ async fn failure_runs_count_beside_the_webhook(store: Arc<dyn WebhookStore>) {
 /// Disabled state and suspensions are stored with the webhook; a suspended App's route item
 /// is not enabled, the other Apps' are.
 async fn lifecycle_state_round_trips_and_suspends_routes(store: Arc<dyn WebhookStore>) {
-    use hookline_core::lifecycle::{Disabled, DisabledReason, Suspension};
+    use hookline_core::webhook::{Disabled, DisabledReason, Suspension};
     let mut w = webhook(&["urn:allthings:app:A1:*", "urn:allthings:app:A2:*"]);
     store.create(&w).await.expect("create");
     let at = OffsetDateTime::now_utc()
@@ -450,7 +449,7 @@ async fn revoked_grants_are_recorded_and_restored(
 #[tokio::test]
 async fn sqlite_counts_concurrent_failures_exactly() {
     let store: Arc<dyn WebhookStore> =
-        Arc::new(hookline_core::store::sqlite::Database::open_in_memory().expect("sqlite"));
+        Arc::new(hookline_core::adapters::sqlite::Database::open_in_memory().expect("sqlite"));
     let w = webhook(&["urn:allthings:app:A1:*"]);
     store.create(&w).await.expect("create");
     let mut concurrent = tokio::task::JoinSet::new();
@@ -477,7 +476,7 @@ async fn sqlite_counts_concurrent_failures_exactly() {
 
 #[tokio::test]
 async fn sqlite_revoked_grants_are_recorded_and_restored() {
-    let db = hookline_core::store::sqlite::Database::open_in_memory().expect("sqlite");
+    let db = hookline_core::adapters::sqlite::Database::open_in_memory().expect("sqlite");
     revoked_grants_are_recorded_and_restored(Arc::new(db)).await;
 }
 
@@ -486,7 +485,7 @@ async fn sqlite_revoked_grants_are_recorded_and_restored() {
 async fn dynamodb_revoked_grants_are_recorded_and_restored() {
     let (dynamo, _sqs, resources) = hookline_tests::fresh_aws("grants").await;
     revoked_grants_are_recorded_and_restored(Arc::new(
-        hookline_core::store::dynamodb::DynamoGrantStore::new(dynamo, resources.table_name),
+        hookline_core::adapters::aws::dynamodb::DynamoGrantStore::new(dynamo, resources.table_name),
     ))
     .await;
 }
@@ -517,12 +516,12 @@ macro_rules! conformance {
 }
 
 async fn sqlite_store() -> Arc<dyn WebhookStore> {
-    Arc::new(hookline_core::store::sqlite::Database::open_in_memory().expect("sqlite"))
+    Arc::new(hookline_core::adapters::sqlite::Database::open_in_memory().expect("sqlite"))
 }
 
 async fn dynamo_store() -> Arc<dyn WebhookStore> {
     let (dynamo, _sqs, resources) = hookline_tests::fresh_aws("store").await;
-    Arc::new(hookline_core::store::dynamodb::DynamoWebhookStore::new(
+    Arc::new(hookline_core::adapters::aws::dynamodb::DynamoWebhookStore::new(
         dynamo,
         resources.table_name,
     ))
@@ -604,7 +603,7 @@ async fn attempt_counts_agree_with_the_listing(log: Arc<dyn AttemptLog>) {
 
 #[tokio::test]
 async fn sqlite_attempt_counts_agree_with_the_listing() {
-    let db = hookline_core::store::sqlite::Database::open_in_memory().expect("sqlite");
+    let db = hookline_core::adapters::sqlite::Database::open_in_memory().expect("sqlite");
     attempt_counts_agree_with_the_listing(Arc::new(db)).await;
 }
 
@@ -613,7 +612,7 @@ async fn sqlite_attempt_counts_agree_with_the_listing() {
 async fn dynamodb_attempt_counts_agree_with_the_listing() {
     let (dynamo, _sqs, resources) = hookline_tests::fresh_aws("attempts").await;
     attempt_counts_agree_with_the_listing(Arc::new(
-        hookline_core::store::dynamodb::DynamoAttemptLog::new(dynamo, resources.table_name),
+        hookline_core::adapters::aws::dynamodb::DynamoAttemptLog::new(dynamo, resources.table_name),
     ))
     .await;
 }
@@ -680,7 +679,7 @@ async fn every_delivery_on_record_is_found_for_redelivery(log: Arc<dyn AttemptLo
 
 #[tokio::test]
 async fn sqlite_every_delivery_on_record_is_found_for_redelivery() {
-    let db = hookline_core::store::sqlite::Database::open_in_memory().expect("sqlite");
+    let db = hookline_core::adapters::sqlite::Database::open_in_memory().expect("sqlite");
     every_delivery_on_record_is_found_for_redelivery(Arc::new(db)).await;
 }
 
@@ -689,7 +688,7 @@ async fn sqlite_every_delivery_on_record_is_found_for_redelivery() {
 async fn dynamodb_every_delivery_on_record_is_found_for_redelivery() {
     let (dynamo, _sqs, resources) = hookline_tests::fresh_aws("redeliver").await;
     every_delivery_on_record_is_found_for_redelivery(Arc::new(
-        hookline_core::store::dynamodb::DynamoAttemptLog::new(dynamo, resources.table_name),
+        hookline_core::adapters::aws::dynamodb::DynamoAttemptLog::new(dynamo, resources.table_name),
     ))
     .await;
 }

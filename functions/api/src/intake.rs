@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use hookline_core::auth::{Action, Principal};
 use hookline_core::event::{Event, EventError, IntakeRules};
 use hookline_core::event_type::Catalog;
@@ -12,27 +11,8 @@ use hookline_core::ports::EventQueue;
 use hookline_core::urn::Namespace;
 use time::OffsetDateTime;
 
-use crate::service::ServiceError;
-
-/// Whether intake has room for one more event: backpressure, so that a publisher faster
-/// than delivery is slowed down or told to come back instead of filling a queue that
-/// delivers seconds late. The embedded runner has one (`hookline serve`); on AWS, SQS and
-/// Lambda scale instead.
-#[async_trait]
-pub trait Admission: Send + Sync {
-    /// `Ok` when the event may be taken, possibly after a bounded wait for room.
-    async fn admit(&self) -> Result<(), Overloaded>;
-}
-
-/// No room for the event: the 429 the publisher gets, and when to come back.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{detail}")]
-pub struct Overloaded {
-    /// When to try again (`Retry-After`).
-    pub retry_after: Duration,
-    /// What is full.
-    pub detail: String,
-}
+use crate::admission::Admission;
+use crate::error::ServiceError;
 
 /// The intake service.
 #[derive(Clone)]
@@ -70,7 +50,7 @@ impl IntakeService {
                 EventError::Invalid(errors) => ServiceError::Invalid(errors),
                 other => ServiceError::BadRequest(other.to_string()),
             })?;
-        if hookline_core::lifecycle::is_operational(&event.event_type) {
+        if hookline_core::operational::is_operational(&event.event_type) {
             return Err(ServiceError::Invalid(
                 hookline_core::validation::ValidationErrors::new(vec![
                     hookline_core::validation::FieldError::new(

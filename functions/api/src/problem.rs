@@ -8,7 +8,7 @@ use hookline_core::validation::FieldError;
 use http::{header, HeaderValue, StatusCode};
 use serde::Serialize;
 
-use crate::service::ServiceError;
+use crate::error::ServiceError;
 
 /// Base of the problem `type` URIs.
 pub const PROBLEM_BASE: &str = "https://hookline.dev/problems/";

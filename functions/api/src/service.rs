@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use hookline_core::auth::{Action, Principal};
 use hookline_core::event_type::{Catalog, EventTypeInfo};
-use hookline_core::lifecycle::{DisabledReason, GrantInput, GrantOutcome, Lifecycle};
-use hookline_core::ports::{
-    Cursor, HttpSender, OutboundMethod, OutboundRequest, OutboundResponse, Page, PortError,
-    WebhookStore,
-};
+use hookline_core::webhook::DisabledReason;
+use hookline_core::grant::GrantInput;
+use hookline_core::lifecycle::{GrantOutcome, Lifecycle};
+use hookline_core::ports::{Cursor, HttpSender, Page, PortError, WebhookStore};
+use hookline_core::outbound::{OutboundMethod, OutboundRequest, OutboundResponse};
 use hookline_core::signing::{signature_header, Secret};
 use hookline_core::target::TargetPolicy;
 use hookline_core::urn::Namespace;
@@ -21,11 +21,12 @@ use hookline_core::webhook::{
     WebhookRules, WebhookSpec, WebhookUrl,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::error::ServiceError;
+use crate::settings::Settings;
 use time::OffsetDateTime;
 
-/// How long a rotated-out secret keeps signing unless `HOOKLINE_SECRET_OVERLAP` says otherwise.
-pub const DEFAULT_SECRET_OVERLAP: time::Duration = time::Duration::hours(24);
-/// Time the endpoint has to answer the verification request (DESIGN §4).
+/// Time the endpoint has to answer the verification request (the save check).
 pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default and largest page size of listings.
 pub const DEFAULT_PAGE: usize = 50;
@@ -46,81 +47,6 @@ pub fn page_size(limit: Option<usize>) -> Result<usize, ServiceError> {
     }
 }
 
-/// What a deployment allows, read once at start.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// URN namespace (`HOOKLINE_URN_NAMESPACE`).
-    pub namespace: Namespace,
-    /// Accept `http://` endpoints (`HOOKLINE_ALLOW_HTTP`, local development).
-    pub allow_http: bool,
-    /// Which targets endpoints may be (`HOOKLINE_ALLOW_PRIVATE_TARGETS`).
-    pub targets: TargetPolicy,
-    /// At most one URL per (App, event type) (`HOOKLINE_ONE_URL_PER_EVENT`).
-    pub one_url_per_event: bool,
-    /// `user-agent` of outbound requests.
-    pub user_agent: String,
-    /// How long a rotated-out secret keeps signing (`HOOKLINE_SECRET_OVERLAP`).
-    pub secret_overlap: time::Duration,
-    /// Webhooks may ask for ordered delivery (the embedded queue always serves it; on AWS
-    /// when `HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL` names the FIFO queue).
-    pub ordered_deliveries: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            namespace: Namespace::default(),
-            allow_http: false,
-            targets: TargetPolicy::PUBLIC_ONLY,
-            one_url_per_event: false,
-            user_agent: format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
-            secret_overlap: DEFAULT_SECRET_OVERLAP,
-            ordered_deliveries: true,
-        }
-    }
-}
-
-/// Why a service call failed; the HTTP edge maps each to one problem type.
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    /// The caller lacks a permission it could see it needs.
-    #[error("{0}")]
-    Forbidden(String),
-    /// No such webhook, or the caller may not see it.
-    #[error("webhook {0} not found")]
-    NotFound(String),
-    /// Input broke validation rules; every failing field is listed.
-    #[error("{0}")]
-    Invalid(ValidationErrors),
-    /// A request parameter is unusable (bad cursor, limit, If-Match).
-    #[error("{0}")]
-    BadRequest(String),
-    /// The endpoint did not pass verification.
-    #[error("{detail}")]
-    EndpointRejected {
-        /// What the endpoint answered.
-        detail: String,
-    },
-    /// Conflicts with another webhook (one URL per App and event type).
-    #[error("{0}")]
-    Conflict(String),
-    /// `If-Match` named another version than the stored one.
-    #[error("webhook {id} is at version {current}, not {expected}")]
-    PreconditionFailed {
-        /// The webhook.
-        id: String,
-        /// The caller's version.
-        expected: u64,
-        /// The stored version.
-        current: u64,
-    },
-    /// Intake has no room now (backpressure): come back after a while.
-    #[error(transparent)]
-    Overloaded(crate::intake::Overloaded),
-    /// Storage failed.
-    #[error(transparent)]
-    Store(#[from] PortError),
-}
 
 /// A created webhook and its secret, shown this once.
 #[derive(Debug)]
@@ -704,7 +630,7 @@ impl WebhookService {
 
 fn report(
     method: &'static str,
-    result: Result<&OutboundResponse, &hookline_core::ports::OutboundError>,
+    result: Result<&OutboundResponse, &hookline_core::outbound::OutboundError>,
 ) -> ProbeReport {
     match result {
         Ok(r) => ProbeReport {

@@ -30,8 +30,8 @@
 //! the message's version needs no store read ([`WebhookCache`]).
 #![warn(missing_docs)]
 
-pub mod events;
-pub mod webhooks;
+pub mod event_cache;
+pub mod webhook_cache;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -40,19 +40,22 @@ use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 use hookline_core::event::Event;
-use hookline_core::lifecycle::{DisablePolicy, DisabledReason, Lifecycle};
-use hookline_core::millis::{from_unix_ms, unix_ms};
-use hookline_core::ports::{
-    Attempt, AttemptLog, AttemptStatus, DeliveryMessage, DeliveryQueue, EventLog, HttpSender,
-    OutboundMethod, OutboundRequest, PortError, RateLimiter, ReceivedMessage, WebhookStore,
-};
+use hookline_core::webhook::{DisablePolicy, DisabledReason};
+use hookline_core::config::{Env, SettingError};
+use hookline_core::lifecycle::Lifecycle;
+use hookline_core::ports::Ports;
+use hookline_core::target::TargetPolicy;
+use hookline_core::timestamp::{from_unix_ms, unix_ms};
+use hookline_core::delivery::{Attempt, AttemptStatus, DeliveryMessage, ReceivedMessage};
+use hookline_core::ports::{AttemptLog, DeliveryQueue, EventLog, HttpSender, PortError, RateLimiter, WebhookStore};
+use hookline_core::outbound::{OutboundMethod, OutboundRequest};
 use hookline_core::retry::{parse_retry_after, AttemptOutcome, Decision, RetryPolicy};
-use hookline_core::rules::MemoryRateLimiter;
+use hookline_core::adapters::memory::MemoryRateLimiter;
 use hookline_core::signing::signature_header;
 use hookline_core::webhook::Webhook;
 use time::OffsetDateTime;
 use tracing::Instrument;
-pub use webhooks::WebhookCache;
+pub use webhook_cache::WebhookCache;
 
 /// Default time an endpoint has to answer a delivery.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -108,9 +111,38 @@ impl Default for DeliverSettings {
             max_wait_in_place: Duration::from_secs(1),
             max_ordered_wait: Duration::from_secs(5),
             webhook_cache_ttl: Duration::ZERO,
-            event_cache_entries: events::EVENT_CACHE_ENTRIES,
+            event_cache_entries: event_cache::EVENT_CACHE_ENTRIES,
         }
     }
+}
+
+impl DeliverSettings {
+    /// The `deliver` Lambda's settings: `HOOKLINE_DELIVERY_TIMEOUT_SECS` (default 10),
+    /// `HOOKLINE_DELIVERY_CONCURRENCY` (default 16), `HOOKLINE_DISABLE_AFTER` (default 5d),
+    /// `HOOKLINE_DISABLE_MIN_FAILURES` (default 10) and `HOOKLINE_WEBHOOK_CACHE_SECS` (default
+    /// 5: how long a webhook document read serves later deliveries of its version).
+    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
+        Ok(Self {
+            timeout: Duration::from_secs(
+                env.number("HOOKLINE_DELIVERY_TIMEOUT_SECS", DEFAULT_TIMEOUT.as_secs())?,
+            ),
+            concurrency: env.number("HOOKLINE_DELIVERY_CONCURRENCY", DEFAULT_CONCURRENCY)?,
+            disable: DisablePolicy::from_env(env)?,
+            webhook_cache_ttl: Duration::from_secs(env.number(
+                "HOOKLINE_WEBHOOK_CACHE_SECS",
+                LAMBDA_WEBHOOK_CACHE_TTL.as_secs(),
+            )?),
+            ..Self::default()
+        })
+    }
+}
+
+/// Which endpoints deliveries may reach on AWS: `HOOKLINE_ALLOW_PRIVATE_TARGETS` (default
+/// false), read as every binary reads it.
+pub fn target_policy(env: &Env) -> Result<TargetPolicy, SettingError> {
+    Ok(TargetPolicy {
+        allow_private: env.flag("HOOKLINE_ALLOW_PRIVATE_TARGETS", false)?,
+    })
 }
 
 /// Why a message must come back later (it is reported failed).
@@ -144,7 +176,7 @@ pub struct Deliver {
     lifecycle: Lifecycle,
     limiter: Arc<dyn RateLimiter>,
     webhooks: Arc<WebhookCache>,
-    event_cache: Arc<events::EventCache>,
+    event_cache: Arc<event_cache::EventCache>,
     settings: DeliverSettings,
 }
 
@@ -253,9 +285,23 @@ impl Deliver {
             lifecycle,
             limiter: Arc::new(MemoryRateLimiter::default()),
             webhooks,
-            event_cache: Arc::new(events::EventCache::new(settings.event_cache_entries)),
+            event_cache: Arc::new(event_cache::EventCache::new(settings.event_cache_entries)),
             settings,
         }
+    }
+
+    /// The deliverer over a composition's ports (its rate limiter included).
+    pub fn from_ports(ports: &Ports, http: Arc<dyn HttpSender>, settings: DeliverSettings) -> Self {
+        Self::new(
+            ports.webhooks.clone(),
+            ports.events.clone(),
+            ports.attempts.clone(),
+            ports.deliveries.clone(),
+            http,
+            Lifecycle::from_ports(ports),
+            settings,
+        )
+        .with_rate_limiter(ports.rate_limiter.clone())
     }
 
     /// Uses `limiter` for webhooks' rate limits (default: in memory, exact for one process).

@@ -16,24 +16,25 @@
 //! An operational event (`webhook.*`) is never sent to the webhook it is about.
 #![warn(missing_docs)]
 
-pub mod routes;
+pub mod route_cache;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use hookline_core::event::{Event, EventError, IntakeRules};
+use hookline_core::config::{Env, SettingError};
 use hookline_core::event_type::Catalog;
-use hookline_core::lifecycle::{grant_message, Lifecycle};
-use hookline_core::ports::{
-    DeadLetters, DeliveryId, DeliveryMessage, DeliveryQueue, EventClaim, EventLog, PortError,
-    ReceivedMessage, WebhookStore,
-};
+use hookline_core::ports::Ports;
+use hookline_core::grant::grant_message;
+use hookline_core::lifecycle::Lifecycle;
+use hookline_core::ports::{DeadLetters, DeliveryQueue, EventClaim, EventLog, PortError, WebhookStore};
+use hookline_core::delivery::{DeliveryId, DeliveryMessage, ReceivedMessage};
 use hookline_core::rules::Ordering;
 use hookline_core::urn::Namespace;
 #[cfg(doc)]
 use hookline_core::urn::UrnIndex;
-pub use routes::{AppRoutes, RouteCache, ROUTE_CACHE_MAX_AGE};
+pub use route_cache::{AppRoutes, RouteCache, ROUTE_CACHE_MAX_AGE};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
@@ -62,6 +63,16 @@ pub struct IngestSettings {
     pub embed_event_bytes: usize,
     /// Longest a cached App's routes are used, whatever their version says.
     pub route_cache_max_age: Duration,
+}
+
+impl IngestSettings {
+    /// The `ingest` Lambda's settings: `HOOKLINE_URN_NAMESPACE`; the rest as defaulted.
+    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
+        Ok(Self {
+            namespace: env.namespace()?,
+            ..Self::default()
+        })
+    }
 }
 
 impl Default for IngestSettings {
@@ -133,6 +144,18 @@ impl Ingest {
             routes,
             settings,
         }
+    }
+
+    /// Fan-out over a composition's ports, dead-lettering to `dead_letters` (the events DLQ).
+    pub fn from_ports(ports: &Ports, dead_letters: Arc<dyn DeadLetters>, settings: IngestSettings) -> Self {
+        Self::new(
+            ports.webhooks.clone(),
+            ports.events.clone(),
+            ports.deliveries.clone(),
+            dead_letters,
+            Lifecycle::from_ports(ports),
+            settings,
+        )
     }
 
     /// Handles a batch concurrently; returns the ids of the messages to retry (the SQS
@@ -408,8 +431,8 @@ mod tests {
             route("A1", &["urn:allthings:app:A1:*"], &["ticket.*"], true),
         ];
         let about = &routes[0].webhook_id;
-        let event = hookline_core::lifecycle::operational_event(
-            hookline_core::lifecycle::Operational::Disabled,
+        let event = hookline_core::operational::operational_event(
+            hookline_core::operational::Operational::Disabled,
             about,
             "A1",
             "failing",

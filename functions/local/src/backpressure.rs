@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hookline_api::intake::{Admission, Overloaded};
-use hookline_core::queue::sqlite::SqliteQueue;
+use hookline_api::admission::{Admission, Overloaded};
+use hookline_core::adapters::sqlite::SqliteQueue;
 
 /// How much unstarted work intake lets wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

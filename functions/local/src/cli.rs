@@ -4,14 +4,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
-use hookline_api::service::Settings;
+use hookline_api::settings::{parse_secret_overlap, Settings};
 use hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM;
-use hookline_core::lifecycle::DisablePolicy;
+use hookline_core::config::{parse_duration_text, parse_flag, parse_namespace};
 use hookline_core::target::TargetPolicy;
 use hookline_core::urn::Namespace;
-use hookline_core::webhook::WebhookId;
+use hookline_core::webhook::{DisablePolicy, WebhookId};
 use hookline_deliver::DeliverSettings;
 
 /// Hookline: webhook subscriptions and deliveries, on one machine (an embedded SQLite store).
@@ -79,9 +78,6 @@ pub fn host_port(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
-fn namespace(s: &str) -> Result<Namespace, String> {
-    Namespace::new(s).map_err(|e| e.to_string())
-}
 
 fn webhook_id(s: &str) -> Result<WebhookId, String> {
     WebhookId::parse(s).ok_or_else(|| format!("{s} is not a webhook id (wh_<ULID>)"))
@@ -103,9 +99,6 @@ fn backlog(s: &str) -> Result<usize, String> {
     }
 }
 
-fn overlap(s: &str) -> Result<time::Duration, String> {
-    hookline_api::config::secret_overlap(s).map_err(|e| e.problem)
-}
 
 fn millis(s: &str) -> Result<Duration, String> {
     s.trim()
@@ -139,10 +132,10 @@ pub struct ServeArgs {
     #[arg(long, env = "HOOKLINE_DELIVERY_TIMEOUT_MS", value_parser = millis, value_name = "MS")]
     pub delivery_timeout_ms: Option<Duration>,
     /// How long a webhook's deliveries must keep failing before it is disabled (`5d`, `90m`).
-    #[arg(long, env = "HOOKLINE_DISABLE_AFTER", default_value = "5d", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "HOOKLINE_DISABLE_AFTER", default_value = "5d", value_parser = parse_duration_text, value_name = "DURATION")]
     pub disable_after: Duration,
     /// And how many failures that run must hold.
-    #[arg(long, env = "HOOKLINE_DISABLE_MIN_FAILURES", default_value_t = hookline_core::lifecycle::DEFAULT_DISABLE_MIN_FAILURES, value_name = "N")]
+    #[arg(long, env = "HOOKLINE_DISABLE_MIN_FAILURES", default_value_t = hookline_core::webhook::DEFAULT_DISABLE_MIN_FAILURES, value_name = "N")]
     pub disable_min_failures: u32,
     /// The deployment's settings.
     #[command(flatten)]
@@ -153,19 +146,19 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SettingsArgs {
     /// URN namespace: `urn:<nid>:app:...`.
-    #[arg(long, env = "HOOKLINE_URN_NAMESPACE", default_value = "allthings", value_parser = namespace, value_name = "NID")]
+    #[arg(long, env = "HOOKLINE_URN_NAMESPACE", default_value = "allthings", value_parser = parse_namespace, value_name = "NID")]
     pub urn_namespace: Namespace,
     /// Accept `http://` endpoints (true here for local development; false in a deployment).
-    #[arg(long, env = "HOOKLINE_ALLOW_HTTP", default_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set, value_name = "BOOL")]
+    #[arg(long, env = "HOOKLINE_ALLOW_HTTP", default_value = "true", value_parser = parse_flag, action = ArgAction::Set, value_name = "BOOL")]
     pub allow_http: bool,
     /// Allow loopback and private endpoints (true here for local development).
-    #[arg(long, env = "HOOKLINE_ALLOW_PRIVATE_TARGETS", default_value = "true", value_parser = BoolishValueParser::new(), action = ArgAction::Set, value_name = "BOOL")]
+    #[arg(long, env = "HOOKLINE_ALLOW_PRIVATE_TARGETS", default_value = "true", value_parser = parse_flag, action = ArgAction::Set, value_name = "BOOL")]
     pub allow_private_targets: bool,
     /// At most one URL per (App, event type).
-    #[arg(long, env = "HOOKLINE_ONE_URL_PER_EVENT", default_value = "false", value_parser = BoolishValueParser::new(), action = ArgAction::Set, value_name = "BOOL")]
+    #[arg(long, env = "HOOKLINE_ONE_URL_PER_EVENT", default_value = "false", value_parser = parse_flag, action = ArgAction::Set, value_name = "BOOL")]
     pub one_url_per_event: bool,
     /// How long a rotated-out secret keeps signing beside the new one.
-    #[arg(long, env = "HOOKLINE_SECRET_OVERLAP", default_value = "24h", value_parser = overlap, value_name = "DURATION")]
+    #[arg(long, env = "HOOKLINE_SECRET_OVERLAP", default_value = "24h", value_parser = parse_secret_overlap, value_name = "DURATION")]
     pub secret_overlap: time::Duration,
     /// The token claim holding permissions.
     #[command(flatten)]
@@ -261,7 +254,7 @@ pub struct TokenArgs {
     #[arg(long, default_value_t = 24, conflicts_with = "ttl", value_name = "N")]
     pub ttl_hours: u64,
     /// How long the token is valid, as a duration (`90m`, `7d`).
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration_text, value_name = "DURATION")]
     pub ttl: Option<Duration>,
     /// The store whose key signs it.
     #[command(flatten)]

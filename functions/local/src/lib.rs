@@ -12,7 +12,6 @@ macro_rules! say {
 }
 
 pub mod backpressure;
-pub mod bench;
 pub mod cli;
 pub mod dlq;
 pub mod listen;
@@ -28,18 +27,12 @@ use std::time::Duration;
 
 use backpressure::{BacklogGate, BacklogLimits};
 use hookline_api::auth::with_auth;
-use hookline_api::deliveries::DeliveriesService;
-use hookline_api::intake::IntakeService;
-use hookline_api::routes::Router;
-use hookline_api::service::{Settings, WebhookService};
+use hookline_api::settings::Settings;
+use hookline_api::Api;
+use hookline_core::adapters::http::ReqwestSender;
+use hookline_core::adapters::sqlite::{self, Database, Queues};
 use hookline_core::auth::Principal;
-use hookline_core::http::ReqwestSender;
-use hookline_core::lifecycle::Lifecycle;
 use hookline_core::ports::PortError;
-use hookline_core::queue::names;
-use hookline_core::queue::sqlite::SqliteQueue;
-use hookline_core::retry::RetryPolicy;
-use hookline_core::store::sqlite::Database;
 use hookline_deliver::{Deliver, DeliverSettings};
 use hookline_ingest::{Ingest, IngestSettings};
 use token::Tokens;
@@ -96,41 +89,6 @@ pub fn init_logging(default_level: &str) {
         .init();
 }
 
-/// The embedded queues, with SQS's redrive to their DLQs.
-#[derive(Clone)]
-pub struct Queues {
-    /// Intake.
-    pub events: SqliteQueue,
-    /// Events that could not be processed.
-    pub events_dlq: SqliteQueue,
-    /// One message per (event, webhook).
-    pub deliveries: SqliteQueue,
-    /// Deliveries that exhausted their retries.
-    pub deliveries_dlq: SqliteQueue,
-}
-
-impl Queues {
-    /// The four queues in `db`: events redrive after the retry policy's `maxReceiveCount`;
-    /// the deliverer dead-letters deliveries by each webhook's policy, and their redrive is
-    /// a backstop above any webhook's attempts.
-    pub fn new(db: &Database, policy: &RetryPolicy) -> Self {
-        let max = policy.max_receive_count();
-        Self {
-            events: SqliteQueue::new(db.clone(), names::EVENTS, Some((names::EVENTS_DLQ, max))),
-            events_dlq: SqliteQueue::new(db.clone(), names::EVENTS_DLQ, None),
-            deliveries: SqliteQueue::new(
-                db.clone(),
-                names::DELIVERIES,
-                Some((
-                    names::DELIVERIES_DLQ,
-                    hookline_core::rules::backstop_receive_count(policy),
-                )),
-            ),
-            deliveries_dlq: SqliteQueue::new(db.clone(), names::DELIVERIES_DLQ, None),
-        }
-    }
-}
-
 /// What `serve` runs on: the store, the queues, the routes, the handlers and the token key.
 #[derive(Clone)]
 pub struct Local {
@@ -145,7 +103,7 @@ pub struct Local {
     /// Parallel delivery consumers (Lambda's concurrency); [`DELIVER_WORKERS`] by default.
     pub deliver_workers: usize,
     /// The API routes.
-    pub router: Router,
+    pub router: Api,
     /// The bearer tokens' HS256 key, kept in the database so tokens survive restarts.
     pub tokens: Tokens,
     /// Intake's backpressure ([`BacklogLimits::default`] unless set).
@@ -192,63 +150,33 @@ impl Local {
             ReqwestSender::new(settings.targets, &settings.user_agent)
                 .map_err(|e| LocalError::Http(e.to_string()))?,
         );
-        let namespace = settings.namespace.clone();
         let queues = Queues::new(&db, &delivery.policy);
-        let lifecycle = Lifecycle::new(
-            Arc::new(db.clone()),
-            Arc::new(db.clone()),
-            Arc::new(queues.events.clone()),
-            namespace.clone(),
-        );
-        let webhooks = WebhookService::new(
-            Arc::new(db.clone()),
-            http.clone(),
-            lifecycle.clone(),
-            settings,
-        );
+        let ports = sqlite::ports(&db, &queues, settings.namespace.clone());
         let backlog = Arc::new(BacklogGate::new(
             queues.events.clone(),
             queues.deliveries.clone(),
             BacklogLimits::default(),
         ));
-        let intake = IntakeService::new(Arc::new(queues.events.clone()), namespace.clone())
-            .with_admission(backlog.clone());
-        let ingest = Ingest::new(
-            Arc::new(db.clone()),
-            Arc::new(db.clone()),
-            Arc::new(queues.deliveries.clone()),
+        let ingest = Ingest::from_ports(
+            &ports,
             Arc::new(queues.events_dlq.clone()),
-            lifecycle.clone(),
             IngestSettings {
-                namespace,
+                namespace: settings.namespace.clone(),
                 // The event log is a local read here: delivery messages stay small rather
                 // than carrying their event (what saves a DynamoDB read on AWS).
                 embed_event_bytes: 0,
                 ..IngestSettings::default()
             },
         );
-        let deliver = Deliver::new(
-            Arc::new(db.clone()),
-            Arc::new(db.clone()),
-            Arc::new(db.clone()),
-            Arc::new(queues.deliveries.clone()),
-            http,
-            lifecycle,
-            delivery,
-        );
-        let deliveries = DeliveriesService::new(
-            webhooks.clone(),
-            Arc::new(db.clone()),
-            Arc::new(db.clone()),
-            Arc::new(queues.deliveries.clone()),
-        );
+        let deliver = Deliver::from_ports(&ports, http.clone(), delivery);
+        let router = Api::from_ports(&ports, http, settings, Some(backlog.clone()));
         Ok(Self {
             db,
             queues,
             ingest,
             deliver,
             deliver_workers: DELIVER_WORKERS,
-            router: Router::new(webhooks, intake, deliveries),
+            router,
             tokens: Tokens::new(key_hex.as_bytes(), permissions_claim),
             backlog,
         })

@@ -111,7 +111,7 @@ async fn token(args: TokenArgs) -> Result<(), String> {
     existing_store(&args.store.db)?;
     let local = Local::open(
         &args.store.db,
-        hookline_api::service::Settings::default(),
+        hookline_api::settings::Settings::default(),
         args.claim.permissions_claim.clone(),
     )
     .await
@@ -167,7 +167,7 @@ async fn dlq_command(args: DlqArgs, replay: bool) -> Result<(), String> {
     existing_store(&args.store.db)?;
     let local = Local::open(
         &args.store.db,
-        hookline_api::service::Settings::default(),
+        hookline_api::settings::Settings::default(),
         hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM.into(),
     )
     .await
@@ -261,7 +261,7 @@ fn bench(args: Vec<String>) -> Result<ExitCode, String> {
         exe.with_file_name(format!("hookline-bench{}", std::env::consts::EXE_SUFFIX));
     if !bench.exists() {
         return Err(format!(
-            "the benchmarks are a separate binary, {}, which is not there: build it with `cargo build --release -p hookline --bin hookline-bench`",
+            "the benchmarks are a separate binary, {}, which is not there: build it with `cargo build --release -p hookline-bench`",
             bench.display()
         ));
     }

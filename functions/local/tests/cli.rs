@@ -171,7 +171,7 @@ fn dlq_list_and_replay_on_the_embedded_store() {
         !db.exists(),
         "commands other than serve never create a store"
     );
-    hookline_core::store::sqlite::Database::open(&db).expect("a store");
+    hookline_core::adapters::sqlite::Database::open(&db).expect("a store");
     let list = Command::new(env!("CARGO_BIN_EXE_hookline"))
         .args(["dlq", "list", "--queue", "deliveries", "--db"])
         .arg(&db)

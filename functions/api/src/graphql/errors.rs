@@ -7,7 +7,7 @@ use async_graphql::ErrorExtensions as _;
 use hookline_core::ports::PortError;
 use hookline_core::validation::FieldError;
 
-use crate::service::ServiceError;
+use crate::error::ServiceError;
 
 /// Why the caller's request was refused: what `WebhookMutationResult` reports.
 #[derive(Debug, Clone, PartialEq)]

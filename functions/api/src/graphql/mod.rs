@@ -2,11 +2,13 @@
 //! documented webhook schema (`registerWebhook`, `updateWebhook`, `deleteWebhook`, ...) with
 //! `async-graphql`, over the same [`WebhookService`] and [`DeliveriesService`] as REST, so
 //! validation, authorization and storage stay in one place. The HTTP side (401, 413, 415,
-//! batching refused) is in [`crate::routes`]; the SDL is checked in as
+//! batching refused) is in [`crate::rest`]; the SDL is checked in as
 //! `functions/api/schema.graphql`, and a test keeps it equal to [`sdl`].
 
 mod errors;
-mod types;
+mod mutation;
+mod objects;
+mod query;
 
 use std::sync::{Arc, OnceLock};
 
@@ -14,7 +16,8 @@ use async_graphql::{EmptySubscription, SDLExportOptions, Schema, SchemaBuilder};
 use hookline_core::auth::Principal;
 
 pub use errors::{graphql_field, refusal, Refusal};
-pub use types::{Mutation, Query};
+pub use mutation::Mutation;
+pub use query::Query;
 
 use crate::deliveries::DeliveriesService;
 use crate::service::WebhookService;

@@ -1,0 +1,223 @@
+//! The root mutation: thin resolvers over the webhook and deliveries services, each answering
+//! a [`WebhookMutationResult`].
+
+use std::collections::BTreeMap;
+
+use async_graphql::{
+    ComplexObject, Context, Enum, InputObject, Json, MaybeUndefined, Object, Result, SimpleObject,
+    ID,
+};
+use hookline_core::auth::Principal;
+use hookline_core::event_type::EventTypeInfo;
+use hookline_core::delivery::{Attempt, AttemptStatus};
+use hookline_core::outbound::OutboundErrorKind;
+use hookline_core::rules::{Ordering, RateLimit, RetryInput};
+use hookline_core::validation::FieldError;
+use hookline_core::webhook::{NewWebhook, Webhook, WebhookPatch};
+
+use super::errors::{query_error, refusal};
+use crate::deliveries::{DeliveriesService, Queued};
+use crate::service::{page_size, Created, ProbeInput, ProbeReport, WebhookService, MAX_PAGE};
+use crate::error::ServiceError;
+use super::objects::*;
+use super::query::*;
+
+/// Turns a service call's outcome into the mutation's result.
+pub(crate) fn answer<T>(
+    outcome: Result<T, ServiceError>,
+    done: impl FnOnce(T) -> WebhookMutationResult,
+) -> Result<WebhookMutationResult> {
+    match outcome {
+        Ok(t) => Ok(done(t)),
+        Err(e) => WebhookMutationResult::refused(e),
+    }
+}
+
+pub(crate) fn version_of(expected: Option<i64>) -> Result<Option<u64>, ServiceError> {
+    expected
+        .map(|v| {
+            u64::try_from(v).map_err(|_| {
+                ServiceError::BadRequest(format!("expectedVersion {v} is not a version"))
+            })
+        })
+        .transpose()
+}
+
+/// The root mutation.
+pub struct Mutation;
+
+#[Object]
+impl Mutation {
+    /// Creates and activates a new webhook. The result holds its signing secret, shown this
+    /// once.
+    async fn register_webhook(
+        &self,
+        ctx: &Context<'_>,
+        webhook: RegisterWebhookInput,
+    ) -> Result<WebhookMutationResult> {
+        let service = webhooks(ctx)?;
+        let p = principal(ctx)?;
+        let outcome = async {
+            let input = NewWebhook {
+                name: webhook.description,
+                url: webhook.url,
+                event_types: webhook.events,
+                urns: webhook.urns,
+                custom_headers: header_map(webhook.custom_headers)?,
+                enabled: webhook.enabled,
+                secret: webhook.secret,
+                filter: webhook.filter.map(|j| j.0),
+                retry: webhook.retry.map(WebhookRetryInput::into_input),
+                rate_limit: webhook.rate_limit.map(WebhookRateLimitInput::into_limit),
+                ordering: webhook.ordering.map(Into::into),
+            };
+            service.create(p, &input, webhook.app_id.as_deref()).await
+        }
+        .await;
+        answer(outcome, |c| {
+            WebhookMutationResult::with_secret(c, "registered")
+        })
+    }
+
+    /// Update the configuration of an existing webhook.
+    async fn update_webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The webhook (`wh_...`).")] id: ID,
+        webhook: UpdateWebhookInput,
+        #[graphql(
+            desc = "The `version` read: refused with PRECONDITION_FAILED if it changed since."
+        )]
+        expected_version: Option<i64>,
+    ) -> Result<WebhookMutationResult> {
+        let service = webhooks(ctx)?;
+        let p = principal(ctx)?;
+        let outcome = async {
+            let patch = WebhookPatch {
+                name: webhook.description,
+                url: webhook.url,
+                event_types: webhook.events,
+                urns: webhook.urns,
+                custom_headers: header_map(webhook.custom_headers)?,
+                enabled: webhook.enabled,
+                filter: patch_field(webhook.filter, |j| j.0),
+                retry: patch_field(webhook.retry, WebhookRetryInput::into_input),
+                rate_limit: patch_field(webhook.rate_limit, WebhookRateLimitInput::into_limit),
+                ordering: webhook.ordering.map(Into::into),
+            };
+            service
+                .update(p, &id, &patch, version_of(expected_version)?)
+                .await
+        }
+        .await;
+        answer(outcome, |w| WebhookMutationResult::touched(w, "updated"))
+    }
+
+    /// Deactivates and removes a webhook: it receives nothing more.
+    async fn delete_webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The webhook (`wh_...`).")] id: ID,
+        #[graphql(
+            desc = "The `version` read: refused with PRECONDITION_FAILED if it changed since."
+        )]
+        expected_version: Option<i64>,
+    ) -> Result<WebhookMutationResult> {
+        let service = webhooks(ctx)?;
+        let p = principal(ctx)?;
+        let outcome = async {
+            let current = service.get(p, &id).await?;
+            let expected = version_of(expected_version)?.or(Some(current.version));
+            service.delete(p, &id, expected).await.map(|()| current)
+        }
+        .await;
+        answer(outcome, |w| WebhookMutationResult::touched(w, "deleted"))
+    }
+
+    /// Makes a new signing secret, shown this once in the result; the old one keeps signing
+    /// for 24 hours.
+    async fn rotate_webhook_secret(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The webhook (`wh_...`).")] id: ID,
+    ) -> Result<WebhookMutationResult> {
+        let outcome = webhooks(ctx)?.rotate_secret(principal(ctx)?, &id).await;
+        answer(outcome, |c| {
+            WebhookMutationResult::with_secret(c, "secret rotated")
+        })
+    }
+
+    /// Sends a signed `webhook.test` event to the webhook through the real delivery path;
+    /// its attempts show in `Webhook.deliveries`.
+    async fn test_webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The webhook (`wh_...`).")] id: ID,
+    ) -> Result<WebhookMutationResult> {
+        let (service, deliveries, p) = (webhooks(ctx)?, deliveries(ctx)?, principal(ctx)?);
+        let outcome = async {
+            let webhook = service.get(p, &id).await?;
+            let queued = deliveries.send_test(p, &id).await?;
+            Ok((webhook, queued))
+        }
+        .await;
+        answer(outcome, |(w, q)| {
+            WebhookMutationResult::queued(format!("test event {} queued", q.event_id), w, q)
+        })
+    }
+
+    /// Checks an endpoint before registering it, as the check on save does: HEAD, then a
+    /// signed `webhook.test` POST, within 5 s. `success` says the check ran; `probe.ok` whether
+    /// the endpoint answered 200.
+    async fn probe_webhook_url(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "URL of the HTTPS endpoint to check.")] url: String,
+        #[graphql(desc = "Headers to send along, as deliveries would.")] custom_headers: Option<
+            Vec<Option<HttpHeaderInput>>,
+        >,
+    ) -> Result<WebhookMutationResult> {
+        let (service, p) = (webhooks(ctx)?, principal(ctx)?);
+        let outcome = async {
+            let input = ProbeInput {
+                url,
+                custom_headers: header_map(custom_headers)?,
+            };
+            service.test_url(p, &input).await
+        }
+        .await;
+        answer(outcome, |r| WebhookMutationResult {
+            code: "OK".into(),
+            message: if r.ok {
+                format!("the endpoint answered 200 to {}", r.method)
+            } else {
+                format!(
+                    "the endpoint did not answer 200: {}",
+                    r.error.as_deref().unwrap_or("no answer")
+                )
+            },
+            success: true,
+            probe: Some(WebhookProbe::of(r)),
+            ..WebhookMutationResult::default()
+        })
+    }
+
+    /// Queues one delivery again, from the event log (after fixing the endpoint, say).
+    async fn redeliver_webhook_delivery(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The webhook (`wh_...`).")] webhook_id: ID,
+        #[graphql(desc = "`WebhookDelivery.deliveryId`.")] delivery_id: ID,
+    ) -> Result<WebhookMutationResult> {
+        let (service, deliveries, p) = (webhooks(ctx)?, deliveries(ctx)?, principal(ctx)?);
+        let outcome = async {
+            let webhook = service.get(p, &webhook_id).await?;
+            let queued = deliveries.redeliver(p, &webhook_id, &delivery_id).await?;
+            Ok((webhook, queued))
+        }
+        .await;
+        answer(outcome, |(w, q)| {
+            WebhookMutationResult::queued(format!("delivery {} queued", q.delivery_id), w, q)
+        })
+    }
+}

@@ -1,0 +1,35 @@
+//! `GET /v1/me`: who the token is.
+
+use super::*;
+
+/// Who a token is.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Me {
+    /// The token's `sub`.
+    pub(crate) sub: String,
+    /// Its grants (`edit-app:A1`, `edit-app:*`, `publish-events:A1`, `manage-grants:*`).
+    pub(crate) permissions: Vec<String>,
+}
+
+/// Who the token is: its subject and permissions (the console picks the App from them).
+#[utoipa::path(
+    get, path = "/v1/me", tag = "caller", operation_id = "whoAmI",
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        (status = "4XX", description = "No token (401)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn who_am_i(Authenticated(p): Authenticated) -> Response {
+    json_response(
+        StatusCode::OK,
+        &Me {
+            permissions: p
+                .permissions_claim()
+                .split(' ')
+                .filter(|g| !g.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            sub: p.sub,
+        },
+    )
+}

@@ -1,0 +1,81 @@
+//! What a deployment allows ([`Settings`]), read once at start with the core's one settings
+//! reader: the `api` Lambda from its environment, `hookline serve` from its flags (which
+//! parse with the same functions).
+
+use hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM;
+use hookline_core::config::{parse_duration_text, Env, SettingError};
+use hookline_core::target::TargetPolicy;
+use hookline_core::urn::Namespace;
+
+/// How long a rotated-out secret keeps signing unless `HOOKLINE_SECRET_OVERLAP` says otherwise.
+pub const DEFAULT_SECRET_OVERLAP: time::Duration = time::Duration::hours(24);
+
+/// What a deployment allows, read once at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// URN namespace (`HOOKLINE_URN_NAMESPACE`).
+    pub namespace: Namespace,
+    /// Accept `http://` endpoints (`HOOKLINE_ALLOW_HTTP`, local development).
+    pub allow_http: bool,
+    /// Which targets endpoints may be (`HOOKLINE_ALLOW_PRIVATE_TARGETS`).
+    pub targets: TargetPolicy,
+    /// At most one URL per (App, event type) (`HOOKLINE_ONE_URL_PER_EVENT`).
+    pub one_url_per_event: bool,
+    /// `user-agent` of outbound requests.
+    pub user_agent: String,
+    /// How long a rotated-out secret keeps signing (`HOOKLINE_SECRET_OVERLAP`).
+    pub secret_overlap: time::Duration,
+    /// Webhooks may ask for ordered delivery (the embedded queue always serves it; on AWS
+    /// when `HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL` names the FIFO queue).
+    pub ordered_deliveries: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            namespace: Namespace::default(),
+            allow_http: false,
+            targets: TargetPolicy::PUBLIC_ONLY,
+            one_url_per_event: false,
+            user_agent: format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
+            secret_overlap: DEFAULT_SECRET_OVERLAP,
+            ordered_deliveries: true,
+        }
+    }
+}
+impl Settings {
+    /// The settings from `HOOKLINE_URN_NAMESPACE`, `HOOKLINE_ALLOW_HTTP`,
+    /// `HOOKLINE_ALLOW_PRIVATE_TARGETS`, `HOOKLINE_ONE_URL_PER_EVENT`, `HOOKLINE_SECRET_OVERLAP`
+    /// (a duration such as `24h`) and `HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL`; `local` flips the
+    /// defaults of the two `ALLOW` settings to true (for `hookline serve`).
+    pub fn from_env(env: &Env, local: bool) -> Result<Self, SettingError> {
+        Ok(Self {
+            namespace: env.namespace()?,
+            allow_http: env.flag("HOOKLINE_ALLOW_HTTP", local)?,
+            targets: TargetPolicy {
+                allow_private: env.flag("HOOKLINE_ALLOW_PRIVATE_TARGETS", local)?,
+            },
+            one_url_per_event: env.flag("HOOKLINE_ONE_URL_PER_EVENT", false)?,
+            ordered_deliveries: local || env.is_set("HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL"),
+            secret_overlap: env.parsed(
+                "HOOKLINE_SECRET_OVERLAP",
+                DEFAULT_SECRET_OVERLAP,
+                parse_secret_overlap,
+            )?,
+            ..Self::default()
+        })
+    }
+}
+
+/// Parses `HOOKLINE_SECRET_OVERLAP`: a duration such as `24h` or `3s`.
+pub fn parse_secret_overlap(value: &str) -> Result<time::Duration, String> {
+    let d = parse_duration_text(value)?;
+    time::Duration::try_from(d).map_err(|e| e.to_string())
+}
+
+/// The claim holding permissions (`HOOKLINE_PERMISSIONS_CLAIM`, default `permissions`).
+pub fn permissions_claim(env: &Env) -> String {
+    env.get("HOOKLINE_PERMISSIONS_CLAIM")
+        .unwrap_or(DEFAULT_PERMISSIONS_CLAIM)
+        .to_owned()
+}

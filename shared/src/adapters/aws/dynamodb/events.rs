@@ -1,0 +1,193 @@
+//! The event log: `PK=EV#<eventId> SK=META`.
+
+use super::*;
+
+/// The event log on the same table: `PK=EV#<eventId> SK=META` with the event's delivered
+/// body, its fan-out state and a TTL.
+#[derive(Clone, Debug)]
+pub struct DynamoEventLog {
+    client: Client,
+    table: String,
+}
+
+fn event_pk(id: &EventId) -> String {
+    format!("EV#{id}")
+}
+
+impl DynamoEventLog {
+    /// The event log on `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn read(
+        &self,
+        id: &EventId,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, PortError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("PK", s(event_pk(id)))
+            .key("SK", s(META))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        // DynamoDB deletes expired items lazily (up to days later): treat them as gone.
+        Ok(out.item.filter(|item| match item.get("ttl") {
+            Some(AttributeValue::N(t)) => t.parse::<i64>().is_ok_and(|t| t > now),
+            _ => true,
+        }))
+    }
+}
+
+#[async_trait]
+impl EventLog for DynamoEventLog {
+    async fn claim(
+        &self,
+        event: &Event,
+        expires_at: OffsetDateTime,
+        lease: std::time::Duration,
+    ) -> Result<EventClaim, PortError> {
+        let doc = String::from_utf8(
+            event
+                .delivery_body()
+                .map_err(|e| PortError::Corrupt(e.to_string()))?,
+        )
+        .map_err(|e| PortError::Corrupt(e.to_string()))?;
+        let now = OffsetDateTime::now_utc();
+        let until = (now + lease).unix_timestamp_nanos() / 1_000_000;
+        let now_ms = now.unix_timestamp_nanos() / 1_000_000;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("PK", s(event_pk(&event.id)))
+            .item("SK", s(META))
+            .item("doc", s(doc))
+            .item("state", s("pending"))
+            .item("claimedUntil", AttributeValue::N(until.to_string()))
+            .item(
+                "receivedAt",
+                AttributeValue::N(now.unix_timestamp().to_string()),
+            )
+            .item(
+                "ttl",
+                AttributeValue::N(expires_at.unix_timestamp().to_string()),
+            )
+            .condition_expression("attribute_not_exists(PK) OR #ttl <= :now")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::N(now.unix_timestamp().to_string()),
+            )
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(EventClaim::New),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                let Some(item) = self.read(&event.id).await? else {
+                    // Expired between the write and the read: the next try claims it anew.
+                    return Ok(EventClaim::InProgress);
+                };
+                if matches!(item.get("state"), Some(AttributeValue::S(state)) if state == "done") {
+                    return Ok(EventClaim::Done);
+                }
+                let claimed = match item.get("claimedUntil") {
+                    Some(AttributeValue::N(n)) => n.clone(),
+                    _ => "0".to_owned(),
+                };
+                if claimed.parse::<i128>().unwrap_or(0) > now_ms {
+                    return Ok(EventClaim::InProgress);
+                }
+                // Take over the lapsed claim, unless another consumer just did.
+                let taken = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("PK", s(event_pk(&event.id)))
+                    .key("SK", s(META))
+                    .update_expression("SET claimedUntil = :until")
+                    .condition_expression("#state = :pending AND (attribute_not_exists(claimedUntil) OR claimedUntil = :seen)")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+                    .expression_attribute_values(":pending", s("pending"))
+                    .expression_attribute_values(":seen", AttributeValue::N(claimed))
+                    .send()
+                    .await;
+                match taken {
+                    Ok(_) => Ok(EventClaim::Unfinished),
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                    {
+                        Ok(EventClaim::InProgress)
+                    }
+                    Err(e) => Err(unavailable(e)),
+                }
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn release(&self, id: &EventId) -> Result<(), PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", s(event_pk(id)))
+            .key("SK", s(META))
+            .update_expression("SET claimedUntil = :zero")
+            .condition_expression("#state = :pending")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":pending", s("pending"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Done or gone: nothing to release.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn mark_fanned_out(&self, id: &EventId) -> Result<(), PortError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("PK", s(event_pk(id)))
+            .key("SK", s(META))
+            .update_expression("SET #state = :done")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":done", s("done"))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn get(&self, id: &EventId) -> Result<Option<Event>, PortError> {
+        self.read(id)
+            .await?
+            .map(|item| {
+                doc_of(&item).and_then(|d| Event::from_stored(d).map_err(PortError::Corrupt))
+            })
+            .transpose()
+    }
+}
+

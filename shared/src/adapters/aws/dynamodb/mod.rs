@@ -1,0 +1,103 @@
+//! The DynamoDB adapter : one table, `PK=WH#<id> SK=META` for the webhook and
+//! `PK=APP#<appId> SK=WH#<id>` route items, written together in one `TransactWriteItems`.
+//!
+//! Route items carry the whole webhook document, so fan-out for an event is one Query on
+//! its App and a listing needs no second read.
+
+use std::collections::{BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::builders::PutBuilder;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, ReturnValue, Select, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+
+use crate::adapters::record::{from_document, to_document};
+use crate::event::{Event, EventId};
+use crate::timestamp::{from_unix_ms, unix_ms};
+use crate::delivery::{Attempt, AttemptStatus, DeliveryId};
+use crate::ports::{AttemptLog, Cursor, EventClaim, EventLog, GrantStore, Page, PortError, RateLimiter, RevokedGrant, WebhookStore};
+use crate::rules::RateLimit;
+use crate::webhook::{FailureRun, Route, Webhook, WebhookId};
+use time::OffsetDateTime;
+
+mod attempts;
+mod events;
+mod grants;
+mod rate_limit;
+mod webhooks;
+
+pub use attempts::{DynamoAttemptLog, DELIVERY_SEARCH_PAGES};
+pub use events::DynamoEventLog;
+pub use grants::DynamoGrantStore;
+pub use rate_limit::DynamoRateLimiter;
+pub use webhooks::DynamoWebhookStore;
+
+const META: &str = "META";
+/// Sort key of an App's route version item (`PK=APP#<appId>`), beside its `WH#` route items.
+const VERSION: &str = "VERSION";
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn webhook_pk(id: &str) -> String {
+    format!("WH#{id}")
+}
+
+fn app_pk(app: &str) -> String {
+    format!("APP#{app}")
+}
+
+fn unavailable<E>(e: aws_sdk_dynamodb::error::SdkError<E>) -> PortError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    PortError::Unavailable(
+        aws_sdk_dynamodb::error::DisplayErrorContext(e)
+            .to_string()
+            .into(),
+    )
+}
+
+/// A conditional write's result: `Some` when it went through, `None` when its condition
+/// failed, an error otherwise.
+fn unless_condition_failed<O, E>(
+    result: Result<O, aws_sdk_dynamodb::error::SdkError<E>>,
+) -> Result<Option<O>, PortError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.code() == Some("ConditionalCheckFailedException")) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
+    PortError::Corrupt(format!("building a DynamoDB request: {e}"))
+}
+
+fn doc_of(item: &HashMap<String, AttributeValue>) -> Result<&str, PortError> {
+    match item.get("doc") {
+        Some(AttributeValue::S(doc)) => Ok(doc),
+        _ => Err(PortError::Corrupt("item has no doc attribute".into())),
+    }
+}
+
+fn from_epoch_ms(ms: &str) -> Result<OffsetDateTime, PortError> {
+    ms.parse::<i64>()
+        .ok()
+        .and_then(from_unix_ms)
+        .ok_or_else(|| PortError::Corrupt(format!("stored time {ms} is not epoch milliseconds")))
+}
+
+/// The failure run kept in a `META` item's attributes, if one is going on.

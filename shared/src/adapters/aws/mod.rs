@@ -1,0 +1,162 @@
+//! The AWS composition: the DynamoDB adapters (one table), the SQS adapters, the SDK
+//! configuration the Lambdas share, and [`AwsPorts`], which turns a table name and queue URLs
+//! into every port. The three Lambdas, the moto-backed tests and the benchmarks all wire
+//! themselves through it.
+
+use std::sync::Arc;
+
+use crate::config::{Env, SettingError};
+use crate::ports::{DeadLetters, Ports};
+use crate::urn::Namespace;
+
+pub mod dynamodb;
+pub mod sdk;
+pub mod sqs;
+
+use dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoGrantStore, DynamoRateLimiter, DynamoWebhookStore};
+use sqs::{SqsDeliveries, SqsQueue};
+
+/// Where a deployment keeps its data on AWS: the table and the queues' URLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsResources {
+    /// The DynamoDB table (`HOOKLINE_TABLE`).
+    pub table: String,
+    /// The `events` queue (`HOOKLINE_EVENTS_QUEUE_URL`).
+    pub events_queue_url: String,
+    /// The `events-dlq` (`HOOKLINE_EVENTS_DLQ_URL`; only `ingest` dead-letters events).
+    pub events_dlq_url: Option<String>,
+    /// The `deliveries` queue (`HOOKLINE_DELIVERIES_QUEUE_URL`).
+    pub deliveries_queue_url: String,
+    /// Its DLQ (`HOOKLINE_DELIVERIES_DLQ_URL`).
+    pub deliveries_dlq_url: String,
+    /// The FIFO deliveries queue and its FIFO DLQ, for ordered webhooks
+    /// (`HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL`, `HOOKLINE_ORDERED_DELIVERIES_DLQ_URL`).
+    pub ordered_deliveries: Option<(String, String)>,
+}
+
+impl AwsResources {
+    /// The resources named by the `HOOKLINE_*` variables `template.yaml` sets.
+    pub fn from_env(env: &Env) -> Result<Self, SettingError> {
+        Ok(Self {
+            table: env.required("HOOKLINE_TABLE")?,
+            events_queue_url: env.required("HOOKLINE_EVENTS_QUEUE_URL")?,
+            events_dlq_url: env.get("HOOKLINE_EVENTS_DLQ_URL").map(str::to_owned),
+            deliveries_queue_url: env.required("HOOKLINE_DELIVERIES_QUEUE_URL")?,
+            deliveries_dlq_url: env.required("HOOKLINE_DELIVERIES_DLQ_URL")?,
+            ordered_deliveries: match env.get("HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL") {
+                None => None,
+                Some(fifo) => Some((
+                    fifo.to_owned(),
+                    env.required("HOOKLINE_ORDERED_DELIVERIES_DLQ_URL")?,
+                )),
+            },
+        })
+    }
+}
+
+/// The AWS composition: the clients, the resources and every port over them.
+#[derive(Clone)]
+pub struct AwsPorts {
+    /// The DynamoDB client.
+    pub dynamo: aws_sdk_dynamodb::Client,
+    /// The SQS client.
+    pub sqs: aws_sdk_sqs::Client,
+    /// The table and queues.
+    pub resources: AwsResources,
+    /// Every port, for the handlers.
+    pub ports: Ports,
+}
+
+impl AwsPorts {
+    /// Every port over `resources` with these clients.
+    pub fn new(
+        dynamo: aws_sdk_dynamodb::Client,
+        sqs: aws_sdk_sqs::Client,
+        resources: AwsResources,
+        namespace: Namespace,
+    ) -> Self {
+        let table = &resources.table;
+        let ports = Ports {
+            webhooks: Arc::new(DynamoWebhookStore::new(dynamo.clone(), table)),
+            grants: Arc::new(DynamoGrantStore::new(dynamo.clone(), table)),
+            events: Arc::new(DynamoEventLog::new(dynamo.clone(), table)),
+            attempts: Arc::new(DynamoAttemptLog::new(dynamo.clone(), table)),
+            event_queue: Arc::new(SqsQueue::new(sqs.clone(), &resources.events_queue_url)),
+            deliveries: Arc::new(deliveries(&sqs, &resources)),
+            rate_limiter: Arc::new(DynamoRateLimiter::new(dynamo.clone(), table)),
+            namespace,
+        };
+        Self {
+            dynamo,
+            sqs,
+            resources,
+            ports,
+        }
+    }
+
+    /// The Lambdas' composition: the shared SDK configuration ([`sdk::config`]), the
+    /// resources and the namespace from `env`.
+    pub async fn from_env(env: &Env) -> Result<Self, SettingError> {
+        let resources = AwsResources::from_env(env)?;
+        let namespace = env.namespace()?;
+        let aws = sdk::config().await;
+        Ok(Self::new(
+            aws_sdk_dynamodb::Client::new(&aws),
+            aws_sdk_sqs::Client::new(&aws),
+            resources,
+            namespace,
+        ))
+    }
+
+    /// The `events-dlq`, where ingest puts events it can never process.
+    pub fn events_dead_letters(&self) -> Result<Arc<dyn DeadLetters>, SettingError> {
+        match &self.resources.events_dlq_url {
+            Some(url) => Ok(Arc::new(SqsQueue::new(self.sqs.clone(), url))),
+            None => Err(SettingError {
+                name: "HOOKLINE_EVENTS_DLQ_URL",
+                value: String::new(),
+                problem: "is not set".into(),
+            }),
+        }
+    }
+
+    /// The deliveries queues as their concrete adapter (tests and benchmarks read them).
+    pub fn deliveries(&self) -> SqsDeliveries {
+        deliveries(&self.sqs, &self.resources)
+    }
+}
+
+fn deliveries(sqs: &aws_sdk_sqs::Client, r: &AwsResources) -> SqsDeliveries {
+    let q = |url: &str| SqsQueue::new(sqs.clone(), url);
+    let standard = SqsDeliveries::new(q(&r.deliveries_queue_url), q(&r.deliveries_dlq_url));
+    match &r.ordered_deliveries {
+        Some((fifo, dlq)) => standard.with_ordered(q(fifo), q(dlq)),
+        None => standard,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_come_from_the_templates_variables() {
+        let env = Env::from_pairs([
+            ("HOOKLINE_TABLE", "t"),
+            ("HOOKLINE_EVENTS_QUEUE_URL", "e"),
+            ("HOOKLINE_DELIVERIES_QUEUE_URL", "d"),
+            ("HOOKLINE_DELIVERIES_DLQ_URL", "dd"),
+            ("HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL", "o.fifo"),
+        ]);
+        let e = AwsResources::from_env(&env).expect_err("the FIFO DLQ is missing");
+        assert_eq!(e.name, "HOOKLINE_ORDERED_DELIVERIES_DLQ_URL");
+        let env = Env::from_pairs([
+            ("HOOKLINE_TABLE", "t"),
+            ("HOOKLINE_EVENTS_QUEUE_URL", "e"),
+            ("HOOKLINE_DELIVERIES_QUEUE_URL", "d"),
+            ("HOOKLINE_DELIVERIES_DLQ_URL", "dd"),
+        ]);
+        let r = AwsResources::from_env(&env).expect("enough");
+        assert_eq!((r.table.as_str(), r.ordered_deliveries, r.events_dlq_url), ("t", None, None));
+    }
+}

@@ -1,0 +1,246 @@
+//! The one JSON record format both store adapters keep a webhook in.
+//!
+//! Both adapters store a webhook as a [`WebhookRecord`] document: in DynamoDB as the `doc`
+//! attribute of its `META` item and of each per-App route item, in SQLite as a column. The
+//! record holds the secrets (the deliverer signs with them); responses never show them.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::event_type::EventTypeFilter;
+use crate::filter::Filter;
+use crate::webhook::{Disabled, DisabledReason, Suspension, WebhookState};
+use crate::ports::PortError;
+use crate::rules::{Ordering, RateLimit, RetryInput, WebhookRetry};
+use crate::signing::Secret;
+use crate::urn::UrnPattern;
+use crate::webhook::{CustomHeader, SigningSecret, Webhook, WebhookId, WebhookSpec, WebhookUrl};
+
+
+/// A webhook as stored: plain strings, read back without re-running save-time policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookRecord {
+    /// `wh_<ULID>`.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Endpoint URL.
+    pub url: String,
+    /// Event-type filters.
+    pub event_types: Vec<String>,
+    /// URN patterns.
+    pub urns: Vec<String>,
+    /// Custom headers.
+    pub custom_headers: Vec<CustomHeader>,
+    /// Whether deliveries go out.
+    pub enabled: bool,
+    /// Secrets, current first.
+    pub secrets: Vec<SecretRecord>,
+    /// Creator's `sub`.
+    pub owner: String,
+    /// Optimistic-concurrency version.
+    pub version: u64,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Why it is disabled (`manual`, `failing`, `gone`).
+    pub disabled_reason: Option<String>,
+    /// Since when it is disabled.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub disabled_at: Option<OffsetDateTime>,
+    /// The delivery error that disabled it.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Apps it receives nothing from (its owner's grant there was revoked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suspended: Vec<SuspensionRecord>,
+    /// Payload filter, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<serde_json::Value>,
+    /// Its own retry schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryInput>,
+    /// Its rate limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    /// Its ordering (absent: `none`).
+    #[serde(default, skip_serializing_if = "is_unordered")]
+    pub ordering: Ordering,
+}
+
+fn is_unordered(o: &Ordering) -> bool {
+    *o == Ordering::None
+}
+
+/// A stored suspension.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SuspensionRecord {
+    /// The App.
+    pub app_id: String,
+    /// Why.
+    pub reason: String,
+    /// Since when.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+}
+
+/// A stored secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretRecord {
+    /// `whsec_...`.
+    pub secret: String,
+    /// When it stops signing.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl From<&Webhook> for WebhookRecord {
+    fn from(w: &Webhook) -> Self {
+        Self {
+            id: w.id.to_string(),
+            name: w.spec.name.clone(),
+            url: w.spec.url.to_string(),
+            event_types: w.spec.event_types.iter().map(ToString::to_string).collect(),
+            urns: w.spec.urns.iter().map(ToString::to_string).collect(),
+            custom_headers: w.spec.custom_headers.clone(),
+            enabled: w.spec.enabled,
+            secrets: w
+                .secrets
+                .iter()
+                .map(|s| SecretRecord {
+                    secret: s.secret.expose(),
+                    expires_at: s.expires_at,
+                })
+                .collect(),
+            owner: w.owner.clone(),
+            version: w.version,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+            disabled_reason: w.state.disabled_reason().map(str::to_owned),
+            disabled_at: w.state.disabled_at(),
+            last_error: w.state.last_error().map(str::to_owned),
+            suspended: w
+                .state
+                .suspended
+                .iter()
+                .map(|s| SuspensionRecord {
+                    app_id: s.app_id.clone(),
+                    reason: s.reason.clone(),
+                    since: s.since,
+                })
+                .collect(),
+            filter: w.spec.filter.as_ref().map(|f| f.pattern().clone()),
+            retry: w.spec.retry.as_ref().map(WebhookRetry::to_input),
+            rate_limit: w.spec.rate_limit,
+            ordering: w.spec.ordering,
+        }
+    }
+}
+
+fn corrupt(id: &str, what: impl std::fmt::Display) -> PortError {
+    PortError::Corrupt(format!("webhook {id}: {what}"))
+}
+
+impl TryFrom<WebhookRecord> for Webhook {
+    type Error = PortError;
+    fn try_from(r: WebhookRecord) -> Result<Self, PortError> {
+        let id = WebhookId::parse(&r.id).ok_or_else(|| corrupt(&r.id, "bad id"))?;
+        let url = WebhookUrl::parse_stored(&r.url).map_err(|e| corrupt(&r.id, e))?;
+        let event_types = r
+            .event_types
+            .iter()
+            .map(|t| EventTypeFilter::parse_stored(t))
+            .collect::<Result<_, _>>()
+            .map_err(|e| corrupt(&r.id, e))?;
+        let urns = r
+            .urns
+            .iter()
+            .map(|u| UrnPattern::parse_stored(u))
+            .collect::<Result<_, _>>()
+            .map_err(|e| corrupt(&r.id, e))?;
+        let secrets = r
+            .secrets
+            .iter()
+            .map(|s| {
+                Secret::parse(&s.secret).map(|secret| SigningSecret {
+                    secret,
+                    expires_at: s.expires_at,
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| corrupt(&r.id, e))?;
+        let filter = r
+            .filter
+            .as_ref()
+            .map(Filter::parse_stored)
+            .transpose()
+            .map_err(|e| corrupt(&r.id, e))?;
+        let retry = r
+            .retry
+            .as_ref()
+            .map(|input| WebhookRetry::parse(input, "retry"))
+            .transpose()
+            .map_err(|e| corrupt(&r.id, format!("retry: {e:?}")))?;
+        Ok(Webhook {
+            id,
+            spec: WebhookSpec {
+                name: r.name,
+                url,
+                event_types,
+                urns,
+                custom_headers: r.custom_headers,
+                enabled: r.enabled,
+                filter,
+                retry,
+                rate_limit: r.rate_limit,
+                ordering: r.ordering,
+            },
+            secrets,
+            owner: r.owner,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            state: WebhookState {
+                // A disabled webhook always says why; one stored before reasons were kept for
+                // every disable was disabled by hand.
+                disabled: (!r.enabled).then(|| Disabled {
+                    reason: r
+                        .disabled_reason
+                        .as_deref()
+                        .map_or(DisabledReason::Manual, DisabledReason::parse_stored),
+                    at: r.disabled_at.unwrap_or(r.updated_at),
+                    last_error: r.last_error,
+                }),
+                failures: None,
+                suspended: r
+                    .suspended
+                    .into_iter()
+                    .map(|s| Suspension {
+                        app_id: s.app_id,
+                        reason: s.reason,
+                        since: s.since,
+                    })
+                    .collect(),
+            },
+        })
+    }
+}
+
+/// Serializes a webhook into its stored JSON document.
+pub fn to_document(webhook: &Webhook) -> Result<String, PortError> {
+    serde_json::to_string(&WebhookRecord::from(webhook))
+        .map_err(|e| corrupt(webhook.id.as_str(), e))
+}
+
+/// Reads a webhook back from its stored JSON document.
+pub fn from_document(doc: &str) -> Result<Webhook, PortError> {
+    let record: WebhookRecord = serde_json::from_str(doc)
+        .map_err(|e| PortError::Corrupt(format!("webhook document: {e}")))?;
+    Webhook::try_from(record)
+}

@@ -1,0 +1,109 @@
+//! The event log: dedupe by event id, and the payload kept for redelivery.
+
+use super::*;
+
+impl EventLog for Database {
+    async fn claim(
+        &self,
+        event: &Event,
+        expires_at: time::OffsetDateTime,
+        lease: std::time::Duration,
+    ) -> Result<EventClaim, PortError> {
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
+        let id = event.id.to_string();
+        let doc = String::from_utf8(
+            event
+                .delivery_body()
+                .map_err(|e| PortError::Corrupt(e.to_string()))?,
+        )
+        .map_err(|e| PortError::Corrupt(e.to_string()))?;
+        let now = unix_ms(time::OffsetDateTime::now_utc());
+        let expires = unix_ms(expires_at);
+        self.with_conn(move |c| {
+            let tx = c
+                .savepoint()
+                .map_err(unavailable)?;
+            // An expired entry is as good as absent (TTL).
+            let found: Option<(bool, i64, i64)> = query_row(
+                &tx,
+                    "SELECT fanned_out, expires_at, claimed_until FROM events WHERE id = ?1",
+                    params![id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            let claim = match found {
+                Some((true, exp, _)) if exp > now => EventClaim::Done,
+                Some((false, exp, until)) if exp > now && until > now => EventClaim::InProgress,
+                Some((false, exp, _)) if exp > now => {
+                    exec(&tx,
+                        "UPDATE events SET claimed_until = ?2 WHERE id = ?1",
+                        params![id, now.saturating_add(lease_ms)],
+                    )
+                    .map_err(unavailable)?;
+                    EventClaim::Unfinished
+                }
+                _ => {
+                    exec(&tx,
+                        "INSERT OR REPLACE INTO events (id, doc, fanned_out, claimed_until, received_at, expires_at)
+                         VALUES (?1, ?2, 0, ?3, ?4, ?5)",
+                        params![id, doc, now.saturating_add(lease_ms), now, expires],
+                    )
+                    .map_err(unavailable)?;
+                    EventClaim::New
+                }
+            };
+            tx.commit().map_err(unavailable)?;
+            Ok(claim)
+        })
+        .await
+    }
+
+    async fn release(&self, id: &EventId) -> Result<(), PortError> {
+        let id = id.to_string();
+        self.with_conn(move |c| {
+            exec(
+                c,
+                "UPDATE events SET claimed_until = 0 WHERE id = ?1 AND fanned_out = 0",
+                params![id],
+            )
+            .map_err(unavailable)
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn mark_fanned_out(&self, id: &EventId) -> Result<(), PortError> {
+        let id = id.to_string();
+        self.with_conn(move |c| {
+            exec(
+                c,
+                "UPDATE events SET fanned_out = 1 WHERE id = ?1",
+                params![id],
+            )
+            .map_err(unavailable)
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn get(&self, id: &EventId) -> Result<Option<Event>, PortError> {
+        let id = id.to_string();
+        let now = unix_ms(time::OffsetDateTime::now_utc());
+        let doc: Option<String> = self
+            .with_conn(move |c| {
+                query_row(
+                    c,
+                    "SELECT doc FROM events WHERE id = ?1 AND expires_at > ?2",
+                    params![id, now],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)
+            })
+            .await?;
+        doc.map(|d| Event::from_stored(&d).map_err(PortError::Corrupt))
+            .transpose()
+    }
+}
+

@@ -1,0 +1,638 @@
+//! Webhooks: the stored model ([`Webhook`], [`WebhookSpec`]) with its per-App route items
+//! ([`Route`]), the create/patch inputs and their validation ([`input`]), custom headers
+//! ([`headers`]) and the lifecycle state ([`state`]). Rules: `docs/ARCHITECTURE.md`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::event_type::{EventType, EventTypeFilter};
+use crate::filter::Filter;
+use crate::rules::{Ordering, RateLimit, WebhookRetry};
+use crate::signing::Secret;
+use crate::target::TargetPolicy;
+use crate::urn::{Urn, UrnPattern};
+
+pub mod headers;
+pub mod input;
+pub mod state;
+
+pub use headers::{
+    check_header_name, check_header_value, validate_custom_headers, CustomHeader,
+    MAX_CUSTOM_HEADERS, MAX_HEADER_NAME_CHARS, MAX_HEADER_VALUE_CHARS, RESERVED_HEADER_PREFIXES,
+};
+pub use input::{
+    NewWebhook, WebhookPatch, WebhookRules, MAX_APPS, MAX_EVENT_TYPES, MAX_NAME_CHARS, MAX_URNS,
+    MAX_URL_CHARS,
+};
+pub use state::{
+    DisablePolicy, Disabled, DisabledReason, FailureRun, Suspension, WebhookState,
+    DEFAULT_DISABLE_AFTER, DEFAULT_DISABLE_MIN_FAILURES, PERMISSION_REVOKED,
+};
+
+/// An endpoint URL that passed the save rules and the target guard's literal checks.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WebhookUrl(url::Url);
+
+impl Serialize for WebhookUrl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.as_str())
+    }
+}
+
+impl WebhookUrl {
+    /// Parses and checks a URL against `rules`.
+    pub fn parse(input: &str, rules: &WebhookRules<'_>) -> Result<Self, String> {
+        if input.chars().count() > MAX_URL_CHARS {
+            return Err(format!("is longer than {MAX_URL_CHARS} characters"));
+        }
+        let url = url::Url::parse(input).map_err(|e| format!("is not a valid URL: {e}"))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if rules.allow_http => {}
+            "http" => {
+                return Err(
+                    "must use https:// (this deployment does not accept http://)".to_owned(),
+                )
+            }
+            other if rules.allow_http => {
+                return Err(format!("must use https:// or http://, not {other}://"))
+            }
+            other => return Err(format!("must use https://, not {other}://")),
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not contain a user name or password".to_owned());
+        }
+        if url.fragment().is_some() {
+            return Err("must not contain a #fragment (it is never sent)".to_owned());
+        }
+        rules.targets.check_host(&url).map_err(|e| e.to_string())?;
+        Ok(Self(url))
+    }
+
+    /// Reads back a URL this deployment stored after validating it (no policy check).
+    pub fn parse_stored(input: &str) -> Result<Self, url::ParseError> {
+        url::Url::parse(input).map(Self)
+    }
+
+    /// The URL.
+    pub fn as_url(&self) -> &url::Url {
+        &self.0
+    }
+}
+
+impl fmt::Display for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+
+/// A validated webhook definition: what a user controls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookSpec {
+    /// A name for people.
+    pub name: String,
+    /// The endpoint.
+    pub url: WebhookUrl,
+    /// What it subscribes to.
+    pub event_types: Vec<EventTypeFilter>,
+    /// Where: URN patterns, possibly of several Apps.
+    pub urns: Vec<UrnPattern>,
+    /// Headers sent with every delivery.
+    pub custom_headers: Vec<CustomHeader>,
+    /// Whether deliveries go out.
+    pub enabled: bool,
+    /// Only events matching this pattern are delivered.
+    pub filter: Option<Filter>,
+    /// Its own retry schedule; `None`: the deployment's.
+    pub retry: Option<WebhookRetry>,
+    /// Most deliveries per second.
+    pub rate_limit: Option<RateLimit>,
+    /// Whether deliveries keep the events' order.
+    pub ordering: Ordering,
+}
+
+impl WebhookSpec {
+    /// The Apps its URNs name; managing it needs `edit-app` on each.
+    pub fn app_ids(&self) -> BTreeSet<&str> {
+        self.urns.iter().map(UrnPattern::app_id).collect()
+    }
+
+    /// True when an event of this type on this URN is wanted (ignores `enabled`).
+    pub fn wants(&self, event_type: &EventType, urn: &Urn) -> bool {
+        self.event_types.iter().any(|f| f.matches(event_type))
+            && self.urns.iter().any(|p| p.matches(urn))
+    }
+}
+
+
+/// A webhook id, `wh_<ULID>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WebhookId(String);
+
+impl TryFrom<String> for WebhookId {
+    type Error = String;
+    fn try_from(id: String) -> Result<Self, Self::Error> {
+        Self::parse(&id).ok_or_else(|| format!("\"{id}\" is not a webhook id"))
+    }
+}
+
+impl From<WebhookId> for String {
+    fn from(id: WebhookId) -> Self {
+        id.0
+    }
+}
+
+impl WebhookId {
+    /// A new id.
+    pub fn generate() -> Self {
+        Self(format!("wh_{}", ulid::Ulid::new()))
+    }
+
+    /// Accepts an id from a path or a store; `None` when it cannot be one of ours.
+    pub fn parse(id: &str) -> Option<Self> {
+        let ulid = id.strip_prefix("wh_")?;
+        ulid::Ulid::from_string(ulid).ok()?;
+        Some(Self(id.to_owned()))
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for WebhookId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A signing secret with the time it stops signing (set when it was rotated out).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SigningSecret {
+    /// The secret.
+    pub secret: Secret,
+    /// When it stops signing; `None` for the current secret.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// A stored webhook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    /// Its id.
+    pub id: WebhookId,
+    /// What the user set.
+    pub spec: WebhookSpec,
+    /// Current secret first, then rotated-out ones still signing.
+    pub secrets: Vec<SigningSecret>,
+    /// `sub` of the principal that created it.
+    pub owner: String,
+    /// Optimistic-concurrency version, 1 on create, +1 per change (`ETag` / `If-Match`).
+    pub version: u64,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    pub updated_at: OffsetDateTime,
+    /// Disabled, failing, suspended: what Hookline did to it and why.
+    pub state: WebhookState,
+}
+
+impl Webhook {
+    /// A new webhook with a fresh id, version 1 and `secret` as its only signing secret.
+    pub fn new(spec: WebhookSpec, secret: Secret, owner: &str, now: OffsetDateTime) -> Self {
+        let mut webhook = Self {
+            id: WebhookId::generate(),
+            spec,
+            secrets: vec![SigningSecret {
+                secret,
+                expires_at: None,
+            }],
+            owner: owner.to_owned(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            state: WebhookState::default(),
+        };
+        if !webhook.spec.enabled {
+            webhook.state.disabled = Some(Disabled {
+                reason: DisabledReason::Manual,
+                at: now,
+                last_error: None,
+            });
+        }
+        webhook
+    }
+
+    /// Turns deliveries off for `reason`.
+    pub fn disable(
+        &mut self,
+        reason: DisabledReason,
+        at: OffsetDateTime,
+        last_error: Option<String>,
+    ) {
+        self.spec.enabled = false;
+        self.state.disabled = Some(Disabled {
+            reason,
+            at,
+            last_error,
+        });
+    }
+
+    /// Turns deliveries back on; the failure run is cleared by the store.
+    pub fn enable(&mut self) {
+        self.spec.enabled = true;
+        self.state.disabled = None;
+        self.state.failures = None;
+    }
+
+    /// The suspension for `app_id`, if its owner lost the permission there.
+    pub fn suspended_for(&self, app_id: &str) -> Option<&Suspension> {
+        self.state.suspended.iter().find(|s| s.app_id == app_id)
+    }
+
+    /// The secrets that sign at `now`: the current one and any rotated out whose overlap has
+    /// not ended.
+    pub fn active_secrets(&self, now: OffsetDateTime) -> Vec<&Secret> {
+        self.secrets
+            .iter()
+            .filter(|s| s.expires_at.is_none_or(|t| t > now))
+            .map(|s| &s.secret)
+            .collect()
+    }
+
+    /// One route item per App the webhook names: what fan-out reads for that App.
+    pub fn routes(&self) -> Vec<Route> {
+        self.spec
+            .app_ids()
+            .into_iter()
+            .map(|app| Route {
+                webhook_id: self.id.clone(),
+                version: self.version,
+                app_id: app.to_owned(),
+                patterns: self
+                    .spec
+                    .urns
+                    .iter()
+                    .filter(|p| p.app_id() == app)
+                    .cloned()
+                    .collect(),
+                event_types: self.spec.event_types.clone(),
+                enabled: self.spec.enabled && self.suspended_for(app).is_none(),
+                url: self.spec.url.clone(),
+                filter: self.spec.filter.clone(),
+                ordering: self.spec.ordering,
+            })
+            .collect()
+    }
+}
+
+/// What fan-out needs of one webhook in one App (`PK=APP#<appId> SK=WH#<id>`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// The webhook.
+    pub webhook_id: WebhookId,
+    /// The webhook's version (what a deliverer's cached copy is checked against).
+    pub version: u64,
+    /// The App of this item.
+    pub app_id: String,
+    /// The webhook's patterns in this App.
+    pub patterns: Vec<UrnPattern>,
+    /// Its event-type filters.
+    pub event_types: Vec<EventTypeFilter>,
+    /// Whether it receives deliveries from this App: enabled, and not suspended here.
+    pub enabled: bool,
+    /// Its endpoint.
+    pub url: WebhookUrl,
+    /// Its payload filter.
+    pub filter: Option<Filter>,
+    /// Whether its deliveries keep the events' order.
+    pub ordering: Ordering,
+}
+
+#[cfg(test)]
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event_type::Catalog;
+    use crate::urn::Namespace;
+    use std::collections::BTreeMap;
+
+    fn rules() -> WebhookRules<'static> {
+        static NS: std::sync::LazyLock<Namespace> = std::sync::LazyLock::new(Namespace::default);
+        WebhookRules {
+            namespace: &NS,
+            catalog: Catalog::builtin(),
+            allow_http: false,
+            targets: TargetPolicy::PUBLIC_ONLY,
+            ordered: true,
+        }
+    }
+
+    fn new(url: &str) -> NewWebhook {
+        NewWebhook {
+            name: "Tickets to CRM".into(),
+            url: url.into(),
+            event_types: vec!["ticket.created".into()],
+            urns: None,
+            custom_headers: None,
+            enabled: None,
+            secret: None,
+            filter: None,
+            retry: None,
+            rate_limit: None,
+            ordering: None,
+        }
+    }
+
+    fn fields(r: Result<WebhookSpec, ValidationErrors>) -> Vec<String> {
+        r.expect_err("should fail")
+            .errors()
+            .iter()
+            .map(|e| e.field.clone())
+            .collect()
+    }
+
+    #[test]
+    fn ordering_needs_a_deployment_that_serves_it() {
+        let input = NewWebhook {
+            ordering: Some(Ordering::PerUrn),
+            ..new("https://crm.example.com/hooks")
+        };
+        let spec = input.validate(&rules(), Some("A1")).expect("served");
+        assert_eq!(spec.ordering, Ordering::PerUrn);
+        let without = WebhookRules {
+            ordered: false,
+            ..rules()
+        };
+        assert_eq!(fields(input.validate(&without, Some("A1"))), ["ordering"]);
+        let patch = WebhookPatch {
+            ordering: Some(Ordering::PerWebhook),
+            ..WebhookPatch::default()
+        };
+        let refused = patch.apply(&spec, &without).expect_err("refused");
+        assert_eq!(refused.errors()[0].field, "ordering");
+        let unordered = WebhookPatch {
+            ordering: Some(Ordering::None),
+            ..WebhookPatch::default()
+        };
+        assert_eq!(
+            unordered
+                .apply(&spec, &without)
+                .expect("none is always served")
+                .ordering,
+            Ordering::None
+        );
+    }
+
+    #[test]
+    fn a_webhook_without_urns_covers_its_whole_app() {
+        let spec = new("https://crm.example.com/hooks")
+            .validate(&rules(), Some("A1"))
+            .expect("valid");
+        assert_eq!(spec.urns.len(), 1);
+        assert_eq!(spec.urns[0].to_string(), "urn:allthings:app:A1:*");
+        assert!(spec.enabled);
+        assert_eq!(
+            fields(new("https://crm.example.com/hooks").validate(&rules(), None)),
+            ["urns"]
+        );
+    }
+
+    #[test]
+    fn several_apps_and_sub_segments_are_allowed() {
+        let mut w = new("https://crm.example.com/hooks");
+        w.urns = Some(vec![
+            "urn:allthings:app:A1:ticket:CAT7:*".into(),
+            "urn:allthings:app:A2:*".into(),
+        ]);
+        let spec = w.validate(&rules(), Some("A1")).expect("valid");
+        assert_eq!(spec.app_ids().into_iter().collect::<Vec<_>>(), ["A1", "A2"]);
+    }
+
+    #[test]
+    fn every_failing_field_is_reported_at_once() {
+        let w = NewWebhook {
+            name: "  ".into(),
+            url: "http://crm.example.com".into(),
+            event_types: vec![
+                "ticket.created".into(),
+                "nope.nope".into(),
+                "ticket.created".into(),
+            ],
+            urns: Some(vec![
+                "urn:allthings:app:*".into(),
+                "urn:allthings:app:A1:*".into(),
+            ]),
+            custom_headers: Some(BTreeMap::from([("Api-Key".into(), "x".into())])),
+            enabled: None,
+            secret: None,
+            filter: None,
+            retry: None,
+            rate_limit: None,
+            ordering: None,
+        };
+        assert_eq!(
+            fields(w.validate(&rules(), None)),
+            [
+                "name",
+                "url",
+                "eventTypes[1]",
+                "eventTypes[2]",
+                "urns[0]",
+                "customHeaders.Api-Key"
+            ]
+        );
+    }
+
+    #[test]
+    fn url_rules() {
+        let bad = [
+            ("http://crm.example.com/", "https"),
+            ("ftp://crm.example.com/", "https"),
+            ("https://user:pw@crm.example.com/", "user name"),
+            ("https://crm.example.com/#x", "fragment"),
+            ("https://10.0.0.1/", "private"),
+            ("https://2130706433/", "loopback"),
+            ("https://[::ffff:127.0.0.1]/", "loopback"),
+            ("https://localhost./", "local machine"),
+            ("not a url", "valid URL"),
+        ];
+        for (url, says) in bad {
+            let err = WebhookUrl::parse(url, &rules()).expect_err(url);
+            assert!(err.contains(says), "{url}: {err}");
+        }
+        let long = format!("https://crm.example.com/{}", "a".repeat(MAX_URL_CHARS));
+        assert!(WebhookUrl::parse(&long, &rules())
+            .expect_err("long")
+            .contains("longer"));
+        let ok = format!("https://crm.example.com/{}", "a".repeat(MAX_URL_CHARS - 24));
+        assert_eq!(ok.len(), MAX_URL_CHARS);
+        assert!(WebhookUrl::parse(&ok, &rules()).is_ok());
+        let local = WebhookRules {
+            allow_http: true,
+            targets: TargetPolicy {
+                allow_private: true,
+            },
+            ..rules()
+        };
+        assert!(WebhookUrl::parse("http://127.0.0.1:9000/hook", &local).is_ok());
+    }
+
+    #[test]
+    fn name_and_list_limits() {
+        let mut w = new("https://crm.example.com/");
+        w.name = "n".repeat(MAX_NAME_CHARS + 1);
+        assert_eq!(fields(w.validate(&rules(), Some("A1"))), ["name"]);
+        w.name = "a\u{7}b".into();
+        assert_eq!(fields(w.validate(&rules(), Some("A1"))), ["name"]);
+        let mut w = new("https://crm.example.com/");
+        w.event_types = vec![];
+        w.urns = Some(vec![]);
+        assert_eq!(
+            fields(w.validate(&rules(), Some("A1"))),
+            ["eventTypes", "urns"]
+        );
+        let mut w = new("https://crm.example.com/");
+        w.urns = Some(
+            (0..=MAX_APPS)
+                .map(|i| format!("urn:allthings:app:A{i}:*"))
+                .collect(),
+        );
+        assert_eq!(fields(w.validate(&rules(), Some("A1"))), ["urns"]);
+        w.urns = Some(
+            (0..=MAX_URNS)
+                .map(|i| format!("urn:allthings:app:A{i}:*"))
+                .collect(),
+        );
+        assert_eq!(fields(w.validate(&rules(), Some("A1"))), ["urns"]);
+    }
+
+    #[test]
+    fn each_partoo_header_rule_is_enforced() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("Api-Key", "x", "must start with \"X-\""),
+            ("X-", "x", "needs a name"),
+            ("X-A B", "x", "' '"),
+            ("X-A(B", "x", "'('"),
+            ("X-A)B", "x", "')'"),
+            ("X-A<B", "x", "'<'"),
+            ("X-A>B", "x", "'>'"),
+            ("X-A@B", "x", "'@'"),
+            ("X-A,B", "x", "','"),
+            ("X-A;B", "x", "';'"),
+            ("X-A:B", "x", "':'"),
+            ("X-A\\B", "x", "'\\\\'"),
+            ("X-A\"B", "x", "'\"'"),
+            ("X-A/B", "x", "'/'"),
+            ("X-A[B", "x", "'['"),
+            ("X-A]B", "x", "']'"),
+            ("X-A?B", "x", "'?'"),
+            ("X-A=B", "x", "'='"),
+            ("X-A{B", "x", "'{'"),
+            ("X-A}B", "x", "'}'"),
+            ("X-Hookline-Sig", "x", "reserved"),
+            ("x-amz-date", "x", "reserved"),
+            ("X-Amzn-Trace-Id", "x", "reserved"),
+            ("X-FORWARDED-For", "x", "reserved"),
+            ("X-Crlf", "a\r\nX-Injected: 1", "line break"),
+            ("X-Tab", "a\tb", "control character"),
+            ("X-Accent", "café", "non-ASCII"),
+        ];
+        for (name, value, says) in cases {
+            let map = BTreeMap::from([(name.to_string(), value.to_string())]);
+            let errs = validate_custom_headers(&map).expect_err(name);
+            assert_eq!(errs.len(), 1, "{name}");
+            assert_eq!(errs[0].field, format!("customHeaders.{name}"));
+            assert!(
+                errs[0].message.contains(says),
+                "{name}: {}",
+                errs[0].message
+            );
+            assert!(
+                errs[0].message.contains(name),
+                "{name}: error must name the header"
+            );
+        }
+    }
+
+    #[test]
+    fn patch_changes_only_given_fields_and_reports_all_failures() {
+        let spec = new("https://crm.example.com/hooks")
+            .validate(&rules(), Some("A1"))
+            .expect("valid");
+        let patch = WebhookPatch {
+            enabled: Some(false),
+            name: Some("Renamed".into()),
+            ..Default::default()
+        };
+        let next = patch.apply(&spec, &rules()).expect("valid");
+        assert_eq!(next.name, "Renamed");
+        assert!(!next.enabled);
+        assert_eq!(next.url, spec.url);
+        let bad = WebhookPatch {
+            url: Some("http://x.example.com".into()),
+            urns: Some(vec![]),
+            custom_headers: Some(BTreeMap::from([
+                ("X-A".into(), "1".into()),
+                ("x-a".into(), "2".into()),
+            ])),
+            ..Default::default()
+        };
+        let err = bad.apply(&spec, &rules()).expect_err("invalid");
+        let f: Vec<_> = err.errors().iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(f, ["url", "urns", "customHeaders.x-a"]);
+        assert!(WebhookPatch::default().is_empty());
+    }
+
+    #[test]
+    fn routes_split_a_webhook_per_app_and_secrets_expire() {
+        let mut w = new("https://crm.example.com/");
+        w.urns = Some(vec![
+            "urn:allthings:app:A1:ticket:*".into(),
+            "urn:allthings:app:A2:*".into(),
+            "urn:allthings:app:A1:booking:*".into(),
+        ]);
+        let spec = w.validate(&rules(), None).expect("valid");
+        let now = OffsetDateTime::now_utc();
+        let current = Secret::generate().expect("rng");
+        let old = Secret::generate().expect("rng");
+        let gone = Secret::generate().expect("rng");
+        let hook = Webhook {
+            id: WebhookId::generate(),
+            spec,
+            secrets: vec![
+                SigningSecret {
+                    secret: current.clone(),
+                    expires_at: None,
+                },
+                SigningSecret {
+                    secret: old.clone(),
+                    expires_at: Some(now + time::Duration::hours(1)),
+                },
+                SigningSecret {
+                    secret: gone,
+                    expires_at: Some(now - time::Duration::seconds(1)),
+                },
+            ],
+            owner: "user-1".into(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            state: WebhookState::default(),
+        };
+        let routes = hook.routes();
+        assert_eq!(routes.len(), 2);
+        assert_eq!(routes[0].app_id, "A1");
+        assert_eq!(routes[0].patterns.len(), 2);
+        assert_eq!(routes[1].app_id, "A2");
+        assert_eq!(hook.active_secrets(now), vec![&current, &old]);
+        assert!(WebhookId::parse(hook.id.as_str()).is_some());
+        assert!(WebhookId::parse("wh_nope").is_none());
+    }
+}

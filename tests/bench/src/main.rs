@@ -1,0 +1,290 @@
+//! `hookline-bench`: Hookline measured against what it is built on (`hookline-bench --help`).
+//! Kept out of the shipped `hookline` binary; `hookline bench ...` runs it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use hookline_bench as bench;
+use hookline::progress::Progress;
+use hookline::say;
+
+/// Hookline's benchmarks: floor vs pipeline, Lambda cold start, AWS cost. BENCHMARKS.md has
+/// the figures.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hookline-bench",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Bench>,
+    /// Floor vs pipeline (the default).
+    #[command(flatten)]
+    throughput: ThroughputArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// The Lambda binaries' init and first invocation under a Runtime API emulator, beside an
+    /// empty function (needs HOOKLINE_TABLE and the queue URLs, or AWS_ENDPOINT_URL to moto).
+    ColdStart(ColdStartArgs),
+    /// AWS requests per delivery on moto (AWS_ENDPOINT_URL), priced per million deliveries.
+    Cost(CostArgs),
+    /// The floor's own process (the throughput run starts it): prints its report as JSON.
+    #[command(hide = true)]
+    Floor(FloorArgs),
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s}: must be at least 1")),
+    }
+}
+
+#[derive(Debug, Args)]
+struct ThroughputArgs {
+    /// Webhooks subscribed to every event (W).
+    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
+    webhooks: usize,
+    /// Events posted as fast as intake takes them (E); the floor sends W x E requests.
+    #[arg(long, default_value_t = 20_000, value_parser = at_least_one)]
+    events: usize,
+    /// Delivered body size, in bytes.
+    #[arg(long, default_value_t = 1024)]
+    body_bytes: usize,
+    /// The pipeline's delivery consumers (the floor keeps as many x the batch size in flight).
+    #[arg(long, default_value_t = hookline::DELIVER_WORKERS, value_parser = at_least_one)]
+    deliver_workers: usize,
+    /// Offered load, events per second (0: no offered-load run).
+    #[arg(long, default_value_t = 1000)]
+    rate: u32,
+    /// Events of the offered-load run.
+    #[arg(long, default_value_t = 5000)]
+    rate_events: usize,
+    /// Concurrent event posters.
+    #[arg(long, default_value_t = 16, value_parser = at_least_one)]
+    post_concurrency: usize,
+    /// Print the report as JSON (and no progress).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct ColdStartArgs {
+    /// Launches per function.
+    #[arg(long, default_value_t = 20, value_parser = at_least_one)]
+    runs: usize,
+    /// Where the Lambda binaries are.
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// Where the invocation fixtures are.
+    #[arg(long, default_value = "infra/events")]
+    events_dir: PathBuf,
+    /// Print the report as JSON (and no progress).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct CostArgs {
+    /// Webhooks subscribed to every event (the matching ones).
+    #[arg(long, visible_alias = "matching", default_value_t = 10, value_parser = at_least_one)]
+    webhooks: usize,
+    /// Webhooks the App holds in all, matching or not (default: --webhooks).
+    #[arg(long)]
+    webhooks_per_app: Option<usize>,
+    /// Read the App's routes for every event, as before the route cache (for comparison).
+    #[arg(long)]
+    no_route_cache: bool,
+    /// Events posted.
+    #[arg(long, default_value_t = 200, value_parser = at_least_one)]
+    events: usize,
+    /// Delivered body size, in bytes.
+    #[arg(long, default_value_t = 1024)]
+    body_bytes: usize,
+    /// Print the report as JSON (and no progress).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct FloorArgs {
+    /// The receiver's base URL.
+    #[arg(long)]
+    url: String,
+    /// Requests to send.
+    #[arg(long, default_value_t = 1000)]
+    count: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 40, value_parser = at_least_one)]
+    concurrency: usize,
+    /// Size of each delivery body, in bytes.
+    #[arg(long, default_value_t = 1024)]
+    body_bytes: usize,
+}
+
+/// Prints `report` as JSON with `json`, else as `table`.
+fn print_report<T: serde::Serialize>(
+    json: bool,
+    report: &T,
+    table: impl FnOnce(&T) -> String,
+) -> Result<(), String> {
+    if json {
+        say!(
+            "{}",
+            serde_json::to_string_pretty(report).map_err(|e| e.to_string())?
+        );
+    } else {
+        say!("{}", table(report).trim_end());
+    }
+    Ok(())
+}
+
+async fn throughput(args: ThroughputArgs) -> Result<(), String> {
+    let bench_exe =
+        std::env::current_exe().map_err(|e| format!("cannot find this program's path: {e}"))?;
+    let hookline = bench_exe.with_file_name(format!("hookline{}", std::env::consts::EXE_SUFFIX));
+    if !hookline.exists() {
+        return Err(format!(
+            "the pipeline run starts `hookline serve`, and {} is not there: build it with `cargo build --release -p hookline`",
+            hookline.display()
+        ));
+    }
+    let options = bench::throughput::ThroughputOptions {
+        webhooks: args.webhooks,
+        events: args.events,
+        body_bytes: args.body_bytes,
+        deliver_workers: args.deliver_workers,
+        rate: args.rate,
+        rate_events: args.rate_events,
+        post_concurrency: args.post_concurrency,
+    };
+    let programs = bench::throughput::Programs {
+        hookline,
+        bench: bench_exe,
+    };
+    let report = bench::throughput::run(&programs, &options, Progress::new(args.json))
+        .await
+        .map_err(|e| e.to_string())?;
+    print_report(args.json, &report, bench::throughput::render)
+}
+
+/// What the Lambda binaries get: AWS settings from this environment, and the table and queues
+/// from `HOOKLINE_*` if set, else freshly created on moto (`AWS_ENDPOINT_URL`).
+async fn lambda_env() -> Result<BTreeMap<String, String>, String> {
+    let mut env: BTreeMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("HOOKLINE_") || k == "PATH")
+        .collect();
+    if env.contains_key("HOOKLINE_TABLE") {
+        return Ok(env);
+    }
+    if !env.contains_key("AWS_ENDPOINT_URL") {
+        return Err("set HOOKLINE_TABLE and the HOOKLINE_*_URL queue variables, or AWS_ENDPOINT_URL to a moto server (tests/run.sh starts one) to have them created".into());
+    }
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let nanos = bench::unique_suffix();
+    let names = hookline_infra::ResourceNames::with_prefix(&format!("bench-cold-{nanos}"));
+    let r = hookline_infra::bootstrap(
+        &aws_sdk_dynamodb::Client::new(&aws),
+        &aws_sdk_sqs::Client::new(&aws),
+        &names,
+        &hookline_core::retry::RetryPolicy::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    for (k, v) in [
+        ("HOOKLINE_TABLE", r.table_name),
+        ("HOOKLINE_EVENTS_QUEUE_URL", r.events_queue_url),
+        ("HOOKLINE_EVENTS_DLQ_URL", r.events_dlq_url),
+        ("HOOKLINE_DELIVERIES_QUEUE_URL", r.deliveries_queue_url),
+        ("HOOKLINE_DELIVERIES_DLQ_URL", r.deliveries_dlq_url),
+    ] {
+        env.insert(k.to_owned(), v);
+    }
+    Ok(env)
+}
+
+async fn cold_start(args: ColdStartArgs) -> Result<(), String> {
+    let options = bench::coldstart::ColdStartOptions {
+        bin_dir: args.bin_dir,
+        events_dir: args.events_dir,
+        runs: args.runs,
+        env: lambda_env().await?,
+    };
+    let spinner = Progress::new(args.json).counter(format!(
+        "cold start: {} launches of each function",
+        options.runs
+    ));
+    let results = bench::coldstart::run(&options)
+        .await
+        .map_err(|e| e.to_string())?;
+    spinner.finish_and_clear();
+    print_report(args.json, &results, |r| bench::coldstart::render(r))
+}
+
+async fn cost(args: CostArgs) -> Result<(), String> {
+    let webhooks_per_app = args.webhooks_per_app.unwrap_or(args.webhooks);
+    if webhooks_per_app < args.webhooks {
+        return Err(format!(
+            "--webhooks-per-app {webhooks_per_app} is fewer than the {} matching webhooks",
+            args.webhooks
+        ));
+    }
+    let options = bench::cost::CostOptions {
+        webhooks: args.webhooks,
+        webhooks_per_app,
+        events: args.events,
+        body_bytes: args.body_bytes,
+        route_cache: !args.no_route_cache,
+    };
+    let spinner = Progress::new(args.json).counter(format!(
+        "cost: {} events x {} webhooks through the handlers on moto",
+        options.events, options.webhooks
+    ));
+    let report = bench::cost::run(&options)
+        .await
+        .map_err(|e| e.to_string())?;
+    spinner.finish_and_clear();
+    print_report(args.json, &report, bench::cost::render)
+}
+
+async fn floor(args: FloorArgs) -> Result<(), String> {
+    let options = bench::floor::FloorOptions {
+        url: args.url,
+        count: args.count,
+        concurrency: args.concurrency,
+        body_bytes: args.body_bytes,
+    };
+    let report = bench::floor::run(&options)
+        .await
+        .map_err(|e| e.to_string())?;
+    say!(
+        "{}",
+        serde_json::to_string(&report).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Benchmarks print tables; per-delivery logs would bury them (RUST_LOG still wins).
+    hookline::init_logging("warn");
+    let result = match cli.command {
+        None => throughput(cli.throughput).await,
+        Some(Bench::ColdStart(args)) => cold_start(args).await,
+        Some(Bench::Cost(args)) => cost(args).await,
+        Some(Bench::Floor(args)) => floor(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hookline-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,564 @@
+//! Floor against pipeline, in one run on one machine. Both deliver to the same loopback
+//! [`Receiver`]; both run as child processes of this one (`hookline-bench floor`,
+//! `hookline serve`), so each one's CPU seconds and peak RSS are its own.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt};
+use serde::Serialize;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::floor::FloorReport;
+use super::receiver::Receiver;
+use super::stats::{read_process, Latency, ProcessReading};
+use super::{intake_body, pad_for, BenchError};
+use hookline::progress::Progress;
+use hookline::{DELIVER_CONSUMER, DELIVER_WORKERS};
+
+/// How big a run is.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThroughputOptions {
+    /// Webhooks subscribed to every event (W).
+    pub webhooks: usize,
+    /// Events posted as fast as intake takes them (E); the floor sends E × W requests.
+    pub events: usize,
+    /// Delivered body size, in bytes.
+    pub body_bytes: usize,
+    /// Delivery consumers of the pipeline; the floor uses as many × the batch size in flight.
+    pub deliver_workers: usize,
+    /// Offered load of the latency run, in events per second.
+    pub rate: u32,
+    /// Events of the latency run (0 skips it).
+    pub rate_events: usize,
+    /// Event POSTs in flight at once in the throughput run.
+    pub post_concurrency: usize,
+}
+
+impl Default for ThroughputOptions {
+    fn default() -> Self {
+        Self {
+            webhooks: 10,
+            events: 20_000,
+            body_bytes: 1024,
+            deliver_workers: DELIVER_WORKERS,
+            rate: 1000,
+            rate_events: 5000,
+            post_concurrency: 16,
+        }
+    }
+}
+
+/// One side of the comparison.
+#[derive(Debug, Clone, Serialize)]
+pub struct Side {
+    /// Deliveries received.
+    pub deliveries: u64,
+    /// Deliveries per second.
+    pub deliveries_per_s: f64,
+    /// Floor: send → answer; pipeline: event POSTed → delivery received.
+    pub latency: Latency,
+    /// CPU seconds and peak RSS of the process doing the work.
+    pub process: ProcessReading,
+    /// Pipeline: event POSTs answered 429 (backpressure) and sent again; floor: 0.
+    pub refused: u64,
+}
+
+/// The pipeline at a fixed offered load.
+#[derive(Debug, Clone, Serialize)]
+pub struct OfferedLoad {
+    /// Events per second offered.
+    pub rate: u32,
+    /// Events offered.
+    pub events: usize,
+    /// Deliveries per second over the run.
+    pub deliveries_per_s: f64,
+    /// Event POSTed (its first try) → delivery received.
+    pub latency: Latency,
+    /// Event POSTs answered 429 (backpressure) and sent again after `Retry-After`.
+    pub refused: u64,
+    /// Accepted POST sent → delivery received: the time inside Hookline, without the
+    /// publisher's waits after a 429.
+    pub accepted_latency: Latency,
+    /// 202 answered → delivery received: how long accepted work waits to be delivered, the
+    /// bound backpressure keeps.
+    pub queued_latency: Latency,
+}
+
+/// Everything one `hookline bench` run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThroughputReport {
+    /// The run's size.
+    pub options: ThroughputOptions,
+    /// Requests in flight at once, both sides.
+    pub concurrency: usize,
+    /// The HTTP client alone.
+    pub floor: Side,
+    /// `hookline serve`, intake to delivery.
+    pub pipeline: Side,
+    /// Pipeline deliveries/s over floor deliveries/s.
+    pub ratio: f64,
+    /// The pipeline at `options.rate`, if run.
+    pub offered_load: Option<OfferedLoad>,
+}
+
+/// A child process killed when dropped, so a failed run leaves nothing behind.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+/// A scratch directory removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Self, BenchError> {
+        let nanos = super::unique_suffix();
+        let dir =
+            std::env::temp_dir().join(format!("hookline-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| BenchError::Setup(format!("{}: {e}", dir.display())))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The two programs a run starts: `hookline` (for `serve`) and `hookline-bench` (for `floor`).
+#[derive(Debug, Clone)]
+pub struct Programs {
+    /// The `hookline` binary.
+    pub hookline: PathBuf,
+    /// The `hookline-bench` binary.
+    pub bench: PathBuf,
+}
+
+/// Runs the floor, then the pipeline, then the pipeline at the offered load.
+pub async fn run(
+    programs: &Programs,
+    options: &ThroughputOptions,
+    progress: Progress,
+) -> Result<ThroughputReport, BenchError> {
+    let concurrency = options.deliver_workers.max(1) * DELIVER_CONSUMER.batch_size;
+    let pairs = options.webhooks * options.events;
+    let floor = run_floor(
+        &programs.bench,
+        pairs,
+        concurrency,
+        options.body_bytes,
+        progress,
+    )
+    .await?;
+    let floor = Side {
+        deliveries: floor.delivered,
+        deliveries_per_s: floor.delivered as f64 / floor.elapsed_s.max(f64::EPSILON),
+        latency: floor.latency,
+        process: floor.process,
+        refused: 0,
+    };
+    let (pipeline, offered_load) = run_pipeline(&programs.hookline, options, progress).await?;
+    Ok(ThroughputReport {
+        options: options.clone(),
+        concurrency,
+        ratio: pipeline.deliveries_per_s / floor.deliveries_per_s.max(f64::EPSILON),
+        floor,
+        pipeline,
+        offered_load,
+    })
+}
+
+async fn run_floor(
+    exe: &Path,
+    count: usize,
+    concurrency: usize,
+    body_bytes: usize,
+    progress: Progress,
+) -> Result<FloorReport, BenchError> {
+    let receiver = Receiver::start(0, 1)
+        .await
+        .map_err(|e| BenchError::Setup(format!("receiver: {e}")))?;
+    let child = Command::new(exe)
+        .args(["floor", "--url", &receiver.url()])
+        .args(["--count", &count.to_string()])
+        .args(["--concurrency", &concurrency.to_string()])
+        .args(["--body-bytes", &body_bytes.to_string()])
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .output();
+    tokio::pin!(child);
+    let bar = progress.bar(count as u64, "floor: requests");
+    let output = loop {
+        tokio::select! {
+            output = &mut child => break output,
+            () = tokio::time::sleep(Duration::from_millis(200)) => bar.set_position(receiver.posts()),
+        }
+    }
+    .map_err(|e| BenchError::Setup(format!("{} floor: {e}", exe.display())))?;
+    bar.finish_and_clear();
+    if !output.status.success() {
+        return Err(BenchError::Run(format!(
+            "hookline-bench floor exited with {}",
+            output.status
+        )));
+    }
+    let report: FloorReport = serde_json::from_slice(&output.stdout)
+        .map_err(|e| BenchError::Run(format!("hookline-bench floor printed no report: {e}")))?;
+    if receiver.posts() != count as u64 {
+        return Err(BenchError::Run(format!(
+            "the receiver got {} of the floor's {count} requests",
+            receiver.posts()
+        )));
+    }
+    Ok(report)
+}
+
+/// `hookline serve` on a scratch database, and what it printed: its address and a dev token.
+async fn start_serve(
+    exe: &Path,
+    scratch: &Scratch,
+    workers: usize,
+) -> Result<(Reaped, String, String), BenchError> {
+    let log = std::fs::File::create(scratch.0.join("serve.log"))
+        .map_err(|e| BenchError::Setup(format!("serve log: {e}")))?;
+    let mut child = Command::new(exe)
+        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(scratch.0.join("bench.db"))
+        .env("HOOKLINE_DELIVER_WORKERS", workers.to_string())
+        .env(
+            "RUST_LOG",
+            std::env::var("HOOKLINE_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| BenchError::Setup(format!("{} serve: {e}", exe.display())))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| BenchError::Setup("serve's stdout".into()))?;
+    let child = Reaped(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut base, mut token) = (None, None);
+    let read = async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("Hookline listening on ") {
+                base = Some(url.trim().to_owned());
+            } else if let Some(t) = line.trim().strip_prefix("export HOOKLINE_TOKEN=") {
+                token = Some(t.to_owned());
+            }
+            if base.is_some() && token.is_some() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(60), read).await;
+    // Keep reading: a closed pipe would fail serve's later prints.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    match (base, token) {
+        (Some(base), Some(token)) => Ok((child, base, token)),
+        _ => Err(BenchError::Setup(format!(
+            "hookline serve did not print its address and token within 60 s; see {}",
+            scratch.0.join("serve.log").display()
+        ))),
+    }
+}
+
+/// POSTs `body` to `url` with the bearer token.
+async fn send_json(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> Result<reqwest::Response, BenchError> {
+    client
+        .post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| BenchError::Run(format!("POST {url}: {e}")))
+}
+
+/// POSTs `body` to `url` with the bearer token; anything but `expect` is an error.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &serde_json::Value,
+    expect: u16,
+) -> Result<(), BenchError> {
+    let response = send_json(client, url, token, body).await?;
+    let status = response.status().as_u16();
+    if status != expect {
+        let text = response.text().await.unwrap_or_default();
+        return Err(BenchError::Run(format!("POST {url}: {status} {text}")));
+    }
+    Ok(())
+}
+
+/// An event POST that intake took.
+struct Published {
+    /// How many times it was answered 429 first.
+    refused: u64,
+    /// When the accepted POST was sent.
+    sent: Instant,
+    /// When its 202 arrived.
+    answered: Instant,
+}
+
+/// POSTs an event until intake takes it: a 429 (backpressure) is waited out for its
+/// `Retry-After` and sent again, as a publisher should.
+async fn publish(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> Result<Published, BenchError> {
+    let mut refused = 0;
+    loop {
+        let sent = Instant::now();
+        let response = send_json(client, url, token, body).await?;
+        match response.status().as_u16() {
+            202 => {
+                return Ok(Published {
+                    refused,
+                    sent,
+                    answered: Instant::now(),
+                })
+            }
+            429 => {
+                refused += 1;
+                let wait = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(1);
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+            }
+            status => {
+                let text = response.text().await.unwrap_or_default();
+                return Err(BenchError::Run(format!("POST {url}: {status} {text}")));
+            }
+        }
+    }
+}
+
+/// Latencies of events `seqs` × every webhook, from each event's POST to its arrival.
+fn pair_latencies(
+    receiver: &Receiver,
+    posted: &[(usize, Instant)],
+    webhooks: usize,
+) -> (Vec<Duration>, Option<Instant>) {
+    let mut latencies = Vec::with_capacity(posted.len() * webhooks);
+    let mut last = None;
+    for &(seq, at) in posted {
+        for w in 0..webhooks {
+            if let Some(arrived) = receiver.arrival(seq, w) {
+                latencies.push(arrived.saturating_duration_since(at));
+                last = last.max(Some(arrived));
+            }
+        }
+    }
+    (latencies, last)
+}
+
+/// How long the pipeline may go without a delivery before the run is called stalled.
+const STALL: Duration = Duration::from_secs(60);
+
+async fn run_pipeline(
+    exe: &Path,
+    options: &ThroughputOptions,
+    progress: Progress,
+) -> Result<(Side, Option<OfferedLoad>), BenchError> {
+    let (w, e) = (options.webhooks, options.events);
+    let receiver = Receiver::start(e + options.rate_events, w)
+        .await
+        .map_err(|e| BenchError::Setup(format!("receiver: {e}")))?;
+    let scratch = Scratch::new()?;
+    let (serve, base, token) = start_serve(exe, &scratch, options.deliver_workers).await?;
+    let pid = serve
+        .0
+        .id()
+        .ok_or_else(|| BenchError::Setup("serve exited at once".into()))?
+        .to_string();
+    let client = reqwest::Client::new();
+    for i in 0..w {
+        let webhook = serde_json::json!({
+            "name": format!("bench {i}"),
+            "url": format!("{}/w/{i}", receiver.url()),
+            "eventTypes": [super::BENCH_EVENT_TYPE],
+        });
+        post(
+            &client,
+            &format!("{base}/v1/webhooks?appId=A1"),
+            &token,
+            &webhook,
+            201,
+        )
+        .await?;
+    }
+    let pad = pad_for(options.body_bytes);
+    let events_url = format!("{base}/v1/events");
+
+    // Throughput: every event as fast as intake takes it.
+    let before = read_process(&pid).unwrap_or_default();
+    let started = Instant::now();
+    let bar = progress.bar(e as u64, "pipeline: events posted");
+    let posted: Vec<Result<(usize, Instant, u64), BenchError>> = stream::iter(0..e)
+        .map(|seq| {
+            let (client, url, token, bar) = (&client, &events_url, &token, &bar);
+            async move {
+                let at = Instant::now();
+                let published = publish(client, url, token, &intake_body(seq, pad)).await?;
+                bar.inc(1);
+                Ok((seq, at, published.refused))
+            }
+        })
+        .buffer_unordered(options.post_concurrency.max(1))
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    let posted = posted.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let refused = posted.iter().map(|p| p.2).sum();
+    let posted: Vec<(usize, Instant)> = posted.into_iter().map(|(s, at, _)| (s, at)).collect();
+    let bar = progress.bar((w * e) as u64, "pipeline: delivered");
+    receiver
+        .wait_for((w * e) as u64, STALL, &bar)
+        .await
+        .map_err(BenchError::Run)?;
+    bar.finish_and_clear();
+    let after = read_process(&pid).unwrap_or_default();
+    let (latencies, last) = pair_latencies(&receiver, &posted, w);
+    let elapsed = last.map_or(started.elapsed(), |l| l.saturating_duration_since(started));
+    let pipeline = Side {
+        deliveries: latencies.len() as u64,
+        deliveries_per_s: latencies.len() as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
+        latency: Latency::of(latencies),
+        process: ProcessReading {
+            cpu_s: after.cpu_s - before.cpu_s,
+            peak_rss_mib: after.peak_rss_mib,
+        },
+        refused,
+    };
+
+    // Latency: a steady offered load, each event POSTed on its schedule whatever the last did.
+    let offered = if options.rate_events == 0 || options.rate == 0 {
+        None
+    } else {
+        let client = Arc::new(client);
+        let interval = Duration::from_secs_f64(1.0 / f64::from(options.rate));
+        let started = Instant::now();
+        let mut tasks = Vec::with_capacity(options.rate_events);
+        let bar = progress.bar(options.rate_events as u64, "offered load: events posted");
+        for i in 0..options.rate_events {
+            bar.inc(1);
+            let due = started + interval.mul_f64(i as f64);
+            tokio::time::sleep_until(due.into()).await;
+            let (client, url, token) = (client.clone(), events_url.clone(), token.clone());
+            let seq = e + i;
+            tasks.push(tokio::spawn(async move {
+                let at = Instant::now();
+                let published = publish(&client, &url, &token, &intake_body(seq, pad)).await?;
+                Ok::<_, BenchError>((seq, at, published))
+            }));
+        }
+        let mut posted = Vec::with_capacity(tasks.len());
+        let mut accepted = Vec::with_capacity(tasks.len());
+        let mut answered = Vec::with_capacity(tasks.len());
+        let mut refused = 0;
+        for task in tasks {
+            let (seq, at, p) = task.await.map_err(|e| BenchError::Run(e.to_string()))??;
+            refused += p.refused;
+            posted.push((seq, at));
+            accepted.push((seq, p.sent));
+            answered.push((seq, p.answered));
+        }
+        bar.finish_and_clear();
+        let bar = progress.bar(0, "offered load: delivered");
+        receiver
+            .wait_for((w * (e + options.rate_events)) as u64, STALL, &bar)
+            .await
+            .map_err(BenchError::Run)?;
+        bar.finish_and_clear();
+        let (latencies, last) = pair_latencies(&receiver, &posted, w);
+        let elapsed = last.map_or(started.elapsed(), |l| l.saturating_duration_since(started));
+        Some(OfferedLoad {
+            rate: options.rate,
+            events: options.rate_events,
+            deliveries_per_s: latencies.len() as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
+            latency: Latency::of(latencies),
+            refused,
+            accepted_latency: Latency::of(pair_latencies(&receiver, &accepted, w).0),
+            queued_latency: Latency::of(pair_latencies(&receiver, &answered, w).0),
+        })
+    };
+    drop(serve);
+    Ok((pipeline, offered))
+}
+
+/// The report as a table for people.
+pub fn render(report: &ThroughputReport) -> String {
+    let o = &report.options;
+    let row = |name: &str, s: &Side| {
+        format!(
+            "{name:<9} {:>9} {:>12.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.1}\n",
+            s.deliveries,
+            s.deliveries_per_s,
+            s.latency.p50_ms,
+            s.latency.p95_ms,
+            s.latency.p99_ms,
+            s.process.cpu_s,
+            s.process.peak_rss_mib
+        )
+    };
+    let mut out = format!(
+        "hookline bench: {} webhooks x {} events, {} B bodies, {} in flight\n\n",
+        o.webhooks, o.events, o.body_bytes, report.concurrency
+    );
+    out.push_str("run       delivered  deliveries/s  p50 ms   p95 ms   p99 ms   CPU s  peak MiB\n");
+    out.push_str(&row("floor", &report.floor));
+    out.push_str(&row("pipeline", &report.pipeline));
+    out.push_str(&format!(
+        "\npipeline / floor: {:.3} ({:.1}% of the floor's deliveries/s)\n",
+        report.ratio,
+        report.ratio * 100.0
+    ));
+    out.push_str(
+        "floor latency: send -> answer; pipeline latency: event POSTed (first try) -> delivery received\n",
+    );
+    if report.pipeline.refused > 0 {
+        out.push_str(&format!(
+            "intake pushed back: {} event POSTs answered 429 and sent again after Retry-After\n",
+            report.pipeline.refused
+        ));
+    }
+    if let Some(l) = &report.offered_load {
+        out.push_str(&format!(
+            "\noffered load {} events/s x {} events: {:.0} deliveries/s, intake -> received p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {} POSTs answered 429\n",
+            l.rate, l.events, l.deliveries_per_s, l.latency.p50_ms, l.latency.p95_ms, l.latency.p99_ms, l.latency.max_ms, l.refused
+        ));
+        if l.refused > 0 {
+            out.push_str(&format!(
+                "  from the accepted POST (without the publisher's waits after 429s): p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
+                l.accepted_latency.p50_ms, l.accepted_latency.p95_ms, l.accepted_latency.p99_ms, l.accepted_latency.max_ms
+            ));
+        }
+        out.push_str(&format!(
+            "  from the 202 (accepted work waiting to be delivered): p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
+            l.queued_latency.p50_ms, l.queued_latency.p95_ms, l.queued_latency.p99_ms, l.queued_latency.max_ms
+        ));
+    }
+    out
+}
