@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use hookline_core::adapters::aws::sqs::{SqsDeliveries, SqsQueue};
+use hookline_core::adapters::aws::AwsResources;
 use hookline_core::retry::RetryPolicy;
 use hookline_core::rules::backstop_receive_count;
 
@@ -90,13 +91,24 @@ pub struct Resources {
 }
 
 impl Resources {
+    /// The same names as the functions read them from their environment.
+    pub fn aws_resources(&self) -> AwsResources {
+        AwsResources {
+            table: self.table_name.clone(),
+            events_queue_url: self.events_queue_url.clone(),
+            events_dlq_url: Some(self.events_dlq_url.clone()),
+            deliveries_queue_url: self.deliveries_queue_url.clone(),
+            deliveries_dlq_url: self.deliveries_dlq_url.clone(),
+            ordered_deliveries: Some((
+                self.ordered_deliveries_queue_url.clone(),
+                self.ordered_deliveries_dlq_url.clone(),
+            )),
+        }
+    }
+
     /// The deliveries queues (standard and FIFO, with their DLQs) as the functions use them.
     pub fn deliveries(&self, sqs: &aws_sdk_sqs::Client) -> SqsDeliveries {
-        let q = |url: &str| SqsQueue::new(sqs.clone(), url);
-        SqsDeliveries::new(q(&self.deliveries_queue_url), q(&self.deliveries_dlq_url)).with_ordered(
-            q(&self.ordered_deliveries_queue_url),
-            q(&self.ordered_deliveries_dlq_url),
-        )
+        hookline_core::adapters::aws::deliveries(sqs, &self.aws_resources())
     }
 }
 

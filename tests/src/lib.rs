@@ -103,20 +103,34 @@ pub fn webhook(
     }
 }
 
+/// Every port on the embedded store `db`, wired as `hookline serve` wires them.
+pub fn embedded_ports(db: &hookline_core::adapters::sqlite::Database) -> hookline_core::ports::Ports {
+    use hookline_core::adapters::sqlite::{ports, Queues};
+    ports(
+        db,
+        &Queues::new(db, &hookline_core::retry::RetryPolicy::default()),
+        hookline_core::urn::Namespace::default(),
+    )
+}
+
 /// The lifecycle on the embedded store: grants in `db`, operational events onto its `events`
 /// queue.
 pub fn embedded_lifecycle(
     db: &hookline_core::adapters::sqlite::Database,
 ) -> hookline_core::lifecycle::Lifecycle {
-    use std::sync::Arc;
-    hookline_core::lifecycle::Lifecycle::new(
-        Arc::new(db.clone()),
-        Arc::new(db.clone()),
-        Arc::new(hookline_core::adapters::sqlite::SqliteQueue::new(
-            db.clone(),
-            hookline_core::adapters::sqlite::names::EVENTS,
-            None,
-        )),
+    hookline_core::lifecycle::Lifecycle::from_ports(&embedded_ports(db))
+}
+
+/// Every port on moto's table and queues `r`, wired as the Lambdas wire them.
+pub fn aws_ports(
+    dynamo: &aws_sdk_dynamodb::Client,
+    sqs: &aws_sdk_sqs::Client,
+    r: &hookline_infra::Resources,
+) -> hookline_core::adapters::aws::AwsPorts {
+    hookline_core::adapters::aws::AwsPorts::new(
+        dynamo.clone(),
+        sqs.clone(),
+        r.aws_resources(),
         hookline_core::urn::Namespace::default(),
     )
 }
@@ -128,13 +142,7 @@ pub fn aws_lifecycle(
     sqs: &aws_sdk_sqs::Client,
     r: &hookline_infra::Resources,
 ) -> hookline_core::lifecycle::Lifecycle {
-    hookline_core::adapters::aws::dynamodb::lifecycle(
-        dynamo,
-        sqs,
-        &r.table_name,
-        &r.events_queue_url,
-        hookline_core::urn::Namespace::default(),
-    )
+    hookline_core::lifecycle::Lifecycle::from_ports(&aws_ports(dynamo, sqs, r).ports)
 }
 
 /// One long-poll (1 s) of up to 10 messages, as the SQS event source would hand them over.
@@ -264,33 +272,16 @@ pub fn local_settings() -> hookline_api::settings::Settings {
 /// The API (REST and GraphQL) over an in-memory embedded store, and that store.
 pub fn embedded_api(
     settings: hookline_api::settings::Settings,
-) -> (
-    hookline_api::Api,
-    hookline_core::adapters::sqlite::Database,
-) {
-    use hookline_core::adapters::sqlite::SqliteQueue;
+) -> (hookline_api::Api, hookline_core::adapters::sqlite::Database) {
     use hookline_core::adapters::sqlite::Database;
-    use std::sync::Arc;
     let db = Database::open_in_memory().unwrap_or_else(|e| panic!("sqlite: {e}"));
     let http = hookline_core::adapters::http::ReqwestSender::new(settings.targets, "Hookline/test")
         .unwrap_or_else(|e| panic!("client: {e}"));
-    let events = SqliteQueue::new(db.clone(), "events", None);
-    let intake =
-        hookline_api::intake::IntakeService::new(Arc::new(events), settings.namespace.clone());
-    let webhooks = hookline_api::service::WebhookService::new(
-        Arc::new(db.clone()),
-        Arc::new(http),
-        embedded_lifecycle(&db),
+    let api = hookline_api::Api::from_ports(
+        &embedded_ports(&db),
+        std::sync::Arc::new(http),
         settings,
+        None,
     );
-    let deliveries = hookline_api::deliveries::DeliveriesService::new(
-        webhooks.clone(),
-        Arc::new(db.clone()),
-        Arc::new(db.clone()),
-        Arc::new(SqliteQueue::new(db.clone(), "deliveries", None)),
-    );
-    (
-        hookline_api::Api::new(webhooks, intake, deliveries),
-        db,
-    )
+    (api, db)
 }

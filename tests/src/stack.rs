@@ -9,15 +9,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use hookline_api::auth::Caller;
-use hookline_api::deliveries::DeliveriesService;
-use hookline_api::intake::IntakeService;
-use hookline_api::Api;
 use hookline_api::settings::Settings;
-use hookline_api::service::WebhookService;
-use hookline_core::auth::Principal;
+use hookline_api::Api;
 use hookline_core::adapters::http::ReqwestSender;
-use hookline_core::adapters::aws::sqs::SqsQueue;
-use hookline_core::adapters::aws::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoRateLimiter, DynamoWebhookStore};
+use hookline_core::auth::Principal;
 use hookline_deliver::{Deliver, DeliverSettings};
 use hookline_ingest::{Ingest, IngestSettings};
 use serde_json::{json, Value};
@@ -137,49 +132,14 @@ pub async fn moto(name: &str, delivery: DeliverSettings) -> Box<dyn Stack> {
     let (dynamo, sqs, r) = crate::fresh_aws(name).await;
     let settings = crate::local_settings();
     let http = Arc::new(ReqwestSender::new(settings.targets, "Hookline/test").expect("client"));
-    let store = Arc::new(DynamoWebhookStore::new(
-        dynamo.clone(),
-        r.table_name.clone(),
-    ));
-    let events_log = Arc::new(DynamoEventLog::new(dynamo.clone(), r.table_name.clone()));
-    let attempts = Arc::new(DynamoAttemptLog::new(dynamo.clone(), r.table_name.clone()));
-    let deliveries_q = Arc::new(r.deliveries(&sqs));
-    let lifecycle = || crate::aws_lifecycle(&dynamo, &sqs, &r);
-    let webhooks = WebhookService::new(store.clone(), http.clone(), lifecycle(), settings.clone());
-    let router = Api::new(
-        webhooks.clone(),
-        IntakeService::new(
-            Arc::new(SqsQueue::new(sqs.clone(), r.events_queue_url.clone())),
-            settings.namespace.clone(),
-        ),
-        DeliveriesService::new(
-            webhooks,
-            attempts.clone(),
-            events_log.clone(),
-            deliveries_q.clone(),
-        ),
-    );
-    let ingest = Ingest::new(
-        store.clone(),
-        events_log.clone(),
-        deliveries_q.clone(),
-        Arc::new(SqsQueue::new(sqs.clone(), r.events_dlq_url.clone())),
-        lifecycle(),
+    let aws = crate::aws_ports(&dynamo, &sqs, &r);
+    let router = Api::from_ports(&aws.ports, http.clone(), settings, None);
+    let ingest = Ingest::from_ports(
+        &aws.ports,
+        aws.events_dead_letters().expect("the events DLQ"),
         IngestSettings::default(),
     );
-    let deliver = Deliver::new(
-        store,
-        events_log,
-        attempts,
-        deliveries_q,
-        http,
-        lifecycle(),
-        delivery,
-    )
-    .with_rate_limiter(Arc::new(DynamoRateLimiter::new(
-        dynamo.clone(),
-        r.table_name.clone(),
-    )));
+    let deliver = Deliver::from_ports(&aws.ports, http, delivery);
     let pumps = vec![
         pump_batches_of(10, sqs.clone(), r.events_queue_url.clone(), move |batch| {
             let ingest = ingest.clone();

@@ -126,7 +126,8 @@ impl AwsPorts {
     }
 }
 
-fn deliveries(sqs: &aws_sdk_sqs::Client, r: &AwsResources) -> SqsDeliveries {
+/// The deliveries queues of `r`: the standard pair, and the FIFO pair where configured.
+pub fn deliveries(sqs: &aws_sdk_sqs::Client, r: &AwsResources) -> SqsDeliveries {
     let q = |url: &str| SqsQueue::new(sqs.clone(), url);
     let standard = SqsDeliveries::new(q(&r.deliveries_queue_url), q(&r.deliveries_dlq_url));
     match &r.ordered_deliveries {

@@ -36,7 +36,8 @@ async fn secrets_never_reach_logs_or_read_responses() {
         .with_max_level(tracing::Level::DEBUG)
         .with_writer(move || writer.clone())
         .with_ansi(false)
-        .init();
+        .try_init()
+        .expect("the only global subscriber in the test binary");
 
     let receiver = TestReceiver::always(200).await;
     let dir = std::env::temp_dir().join(hookline_tests::unique_name("secrets"));
