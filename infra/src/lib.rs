@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification, TimeToLiveStatus,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
-use hookline_core::adapters::aws::sqs::{SqsDeliveries, SqsQueue};
+use hookline_core::adapters::aws::sqs::SqsDeliveries;
 use hookline_core::adapters::aws::AwsResources;
 use hookline_core::retry::RetryPolicy;
 use hookline_core::rules::backstop_receive_count;

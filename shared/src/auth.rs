@@ -1,4 +1,4 @@
-//! Who may do what (DESIGN §5): the principal and its permissions (`edit-app:A1`,
+//! Who may do what: the principal and its permissions (`edit-app:A1`,
 //! `edit-app:*`, `publish-events:A1`), read from a token's claims.
 //!
 //! In AWS the API Gateway JWT authorizer verifies tokens and hands over their claims; locally

@@ -26,7 +26,9 @@ pub fn parse_flag(value: &str) -> Result<bool, String> {
     match value.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" | "y" | "t" => Ok(true),
         "0" | "false" | "no" | "off" | "n" | "f" | "" => Ok(false),
-        _ => Err(format!("{value} is not true or false (or yes/no, on/off, 1/0)")),
+        _ => Err(format!(
+            "{value} is not true or false (or yes/no, on/off, 1/0)"
+        )),
     }
 }
 
@@ -121,7 +123,11 @@ impl Env {
     }
 
     /// A duration setting ([`parse_duration_text`]), `default` when unset.
-    pub fn duration(&self, name: &'static str, default: Duration) -> Result<Duration, SettingError> {
+    pub fn duration(
+        &self,
+        name: &'static str,
+        default: Duration,
+    ) -> Result<Duration, SettingError> {
         self.parsed(name, default, parse_duration_text)
     }
 
@@ -136,7 +142,11 @@ impl Env {
 
     /// `HOOKLINE_URN_NAMESPACE` (default `allthings`).
     pub fn namespace(&self) -> Result<Namespace, SettingError> {
-        self.parsed("HOOKLINE_URN_NAMESPACE", Namespace::default(), parse_namespace)
+        self.parsed(
+            "HOOKLINE_URN_NAMESPACE",
+            Namespace::default(),
+            parse_namespace,
+        )
     }
 }
 
@@ -164,6 +174,9 @@ mod tests {
         assert_eq!((e.name, e.value.as_str()), ("HOOKLINE_X", "soon"));
         assert!(env.number::<u32>("HOOKLINE_N", 0).is_err());
         assert_eq!(env.number::<u32>("HOOKLINE_UNSET", 7), Ok(7));
-        assert_eq!(env.required("HOOKLINE_UNSET").expect_err("unset").problem, "is not set");
+        assert_eq!(
+            env.required("HOOKLINE_UNSET").expect_err("unset").problem,
+            "is not set"
+        );
     }
 }

@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::event::{Event, EventId};
-use crate::outbound::OutboundErrorKind;
+use crate::event::EventId;
 use crate::webhook::WebhookId;
 
 /// A delivery id, deterministic per (event, webhook): a retried fan-out yields the same id.

@@ -1,4 +1,4 @@
-//! The event envelope taken in over HTTP or SQS and delivered to endpoints (DESIGN §3).
+//! The event envelope taken in over HTTP or SQS and delivered to endpoints.
 
 use std::fmt;
 

@@ -1,5 +1,5 @@
 //! Event types, the catalog they come from (`shared/event-types.json`) and the filters
-//! webhooks subscribe with: `*`, a family `ticket.*`, or one type (DESIGN §3).
+//! webhooks subscribe with: `*`, a family `ticket.*`, or one type.
 
 use std::fmt;
 use std::sync::LazyLock;

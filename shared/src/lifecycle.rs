@@ -7,13 +7,14 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::event::Event;
 use crate::grant::GrantChange;
 use crate::operational::{operational_event, Operational};
 use crate::ports::{EventQueue, GrantStore, PortError, Ports, WebhookStore};
 use crate::timestamp::rfc3339;
 use crate::urn::Namespace;
-use crate::webhook::{Disabled, DisabledReason, DisablePolicy, FailureRun, Suspension, Webhook, WebhookId, PERMISSION_REVOKED};
+use crate::webhook::{
+    DisabledReason, FailureRun, Suspension, Webhook, WebhookId, PERMISSION_REVOKED,
+};
 
 /// What a grant change did.
 #[derive(Debug, Clone, PartialEq, Eq)]

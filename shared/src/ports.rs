@@ -307,8 +307,6 @@ pub struct Ports {
     pub event_queue: Arc<dyn EventQueue>,
     /// The `deliveries` queues.
     pub deliveries: Arc<dyn DeliveryQueue>,
-    /// The `events-dlq`.
-    pub event_dead_letters: Arc<dyn DeadLetters>,
     /// Rate-limit slots shared by every deliverer of the deployment.
     pub rate_limiter: Arc<dyn RateLimiter>,
     /// The URN namespace of the deployment.

@@ -1,4 +1,4 @@
-//! Retry policy (DESIGN §6): which delivery outcomes are retried, and when.
+//! Retry policy: which delivery outcomes are retried, and when.
 //!
 //! SQS counts receives, so the decision is a function of the outcome and the message's
 //! `ApproximateReceiveCount`. Attempt *n* is receive *n*; after a retryable failure of attempt

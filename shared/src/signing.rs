@@ -1,4 +1,4 @@
-//! Standard Webhooks signatures (DESIGN §7): `v1,<base64 HMAC-SHA256("id.timestamp.body")>`,
+//! Standard Webhooks signatures: `v1,<base64 HMAC-SHA256("id.timestamp.body")>`,
 //! one entry per active secret, and `whsec_` secrets drawn from the OS RNG.
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! The SSRF guard (DESIGN §7): which addresses a delivery, probe or test may connect to.
+//! The SSRF guard: which addresses a delivery, probe or test may connect to.
 //!
 //! Pure: [`classify`] looks at one `IpAddr`; [`TargetPolicy::check_host`] at a URL's host as written. The
 //! I/O edge resolves names and calls [`TargetPolicy::check_ip`] on every resolved address

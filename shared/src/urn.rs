@@ -1,5 +1,5 @@
 //! URNs that name resources, URN patterns that scope webhooks, and the segment trie that
-//! matches one against many (DESIGN §2).
+//! matches one against many.
 //!
 //! Grammar: `urn:<nid>:app:<appId>(:<segment>)*`. `urn:` and the NID compare
 //! case-insensitively (RFC 8141), everything after them case-sensitively. Error messages

@@ -104,7 +104,9 @@ pub fn webhook(
 }
 
 /// Every port on the embedded store `db`, wired as `hookline serve` wires them.
-pub fn embedded_ports(db: &hookline_core::adapters::sqlite::Database) -> hookline_core::ports::Ports {
+pub fn embedded_ports(
+    db: &hookline_core::adapters::sqlite::Database,
+) -> hookline_core::ports::Ports {
     use hookline_core::adapters::sqlite::{ports, Queues};
     ports(
         db,

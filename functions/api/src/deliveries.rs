@@ -4,15 +4,15 @@
 use std::sync::Arc;
 
 use hookline_core::auth::Principal;
+use hookline_core::delivery::{Attempt, AttemptStatus, DeliveryId, DeliveryMessage};
 use hookline_core::event::{Event, EventId};
 use hookline_core::event_type::EventType;
-use hookline_core::delivery::{Attempt, AttemptStatus, DeliveryId, DeliveryMessage};
 use hookline_core::ports::{AttemptLog, Cursor, DeliveryQueue, EventLog, Page};
 use hookline_core::urn::Urn;
 use time::OffsetDateTime;
 
-use crate::service::{page_size, WebhookService};
 use crate::error::ServiceError;
+use crate::service::{page_size, WebhookService};
 
 /// How long a test event stays in the event log.
 pub const TEST_EVENT_TTL: time::Duration = time::Duration::days(1);

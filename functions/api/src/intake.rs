@@ -2,7 +2,6 @@
 //! event's App, and put it on the events queue. Nothing is sent for bad input.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hookline_core::auth::{Action, Principal};
 use hookline_core::event::{Event, EventError, IntakeRules};

@@ -7,15 +7,13 @@ use std::time::Duration;
 
 use hookline_core::auth::{Action, Principal};
 use hookline_core::event_type::{Catalog, EventTypeInfo};
-use hookline_core::webhook::DisabledReason;
 use hookline_core::grant::GrantInput;
 use hookline_core::lifecycle::{GrantOutcome, Lifecycle};
-use hookline_core::ports::{Cursor, HttpSender, Page, PortError, WebhookStore};
 use hookline_core::outbound::{OutboundMethod, OutboundRequest, OutboundResponse};
+use hookline_core::ports::{Cursor, HttpSender, Page, PortError, WebhookStore};
 use hookline_core::signing::{signature_header, Secret};
-use hookline_core::target::TargetPolicy;
-use hookline_core::urn::Namespace;
 use hookline_core::validation::{FieldError, ValidationErrors};
+use hookline_core::webhook::DisabledReason;
 use hookline_core::webhook::{
     validate_custom_headers, NewWebhook, SigningSecret, Webhook, WebhookId, WebhookPatch,
     WebhookRules, WebhookSpec, WebhookUrl,
@@ -46,7 +44,6 @@ pub fn page_size(limit: Option<usize>) -> Result<usize, ServiceError> {
         )))
     }
 }
-
 
 /// A created webhook and its secret, shown this once.
 #[derive(Debug)]

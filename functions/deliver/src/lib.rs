@@ -1,6 +1,6 @@
 //! Delivery: each message of the `deliveries` queue is one (event, webhook) pair, POSTed to
-//! the endpoint signed per Standard Webhooks (DESIGN §7), with backoff through the queue's
-//! visibility and redrive to the DLQ (DESIGN §6).
+//! the endpoint signed per Standard Webhooks, with backoff through the queue's
+//! visibility and redrive to the DLQ.
 //!
 //! Per message: read the webhook (deleted or disabled: nothing is sent) and the event from
 //! the event log (the webhook suspended for the event's App: nothing is sent); sign and POST;
@@ -39,20 +39,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
-use hookline_core::event::Event;
-use hookline_core::webhook::{DisablePolicy, DisabledReason};
+use hookline_core::adapters::memory::MemoryRateLimiter;
 use hookline_core::config::{Env, SettingError};
+use hookline_core::delivery::{Attempt, AttemptStatus, DeliveryMessage, ReceivedMessage};
+use hookline_core::event::Event;
 use hookline_core::lifecycle::Lifecycle;
+use hookline_core::outbound::{OutboundMethod, OutboundRequest};
 use hookline_core::ports::Ports;
+use hookline_core::ports::{
+    AttemptLog, DeliveryQueue, EventLog, HttpSender, PortError, RateLimiter, WebhookStore,
+};
+use hookline_core::retry::{parse_retry_after, AttemptOutcome, Decision, RetryPolicy};
+use hookline_core::signing::signature_header;
 use hookline_core::target::TargetPolicy;
 use hookline_core::timestamp::{from_unix_ms, unix_ms};
-use hookline_core::delivery::{Attempt, AttemptStatus, DeliveryMessage, ReceivedMessage};
-use hookline_core::ports::{AttemptLog, DeliveryQueue, EventLog, HttpSender, PortError, RateLimiter, WebhookStore};
-use hookline_core::outbound::{OutboundMethod, OutboundRequest};
-use hookline_core::retry::{parse_retry_after, AttemptOutcome, Decision, RetryPolicy};
-use hookline_core::adapters::memory::MemoryRateLimiter;
-use hookline_core::signing::signature_header;
 use hookline_core::webhook::Webhook;
+use hookline_core::webhook::{DisablePolicy, DisabledReason};
 use time::OffsetDateTime;
 use tracing::Instrument;
 pub use webhook_cache::WebhookCache;

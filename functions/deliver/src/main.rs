@@ -18,7 +18,10 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let env = Env::process();
     let settings = DeliverSettings::from_env(&env)?;
-    let http = Arc::new(ReqwestSender::new(target_policy(&env)?, &settings.user_agent)?);
+    let http = Arc::new(ReqwestSender::new(
+        target_policy(&env)?,
+        &settings.user_agent,
+    )?);
     let aws = AwsPorts::from_env(&env).await?;
     let deliver = Deliver::from_ports(&aws.ports, http, settings);
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {

@@ -12,10 +12,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookline_core::ports::WebhookStore;
-use hookline_core::adapters::sqlite::SqliteQueue;
-use hookline_core::signing::Secret;
 use hookline_core::adapters::sqlite::Database;
+use hookline_core::adapters::sqlite::SqliteQueue;
+use hookline_core::ports::WebhookStore;
+use hookline_core::signing::Secret;
 use hookline_core::webhook::{NewWebhook, Webhook, WebhookRules};
 use hookline_ingest::{Ingest, IngestSettings};
 

@@ -1,5 +1,5 @@
 //! Fan-out: each event from the `events` queue becomes one delivery message per matching,
-//! enabled webhook (DESIGN §3, §6).
+//! enabled webhook.
 //!
 //! Per message: parse and validate (garbage goes to `events-dlq` with the reason, once,
 //! and never blocks its batch); claim the event id in the event log (a copy of an event whose
@@ -22,14 +22,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
-use hookline_core::event::{Event, EventError, IntakeRules};
 use hookline_core::config::{Env, SettingError};
+use hookline_core::delivery::{DeliveryId, DeliveryMessage, ReceivedMessage};
+use hookline_core::event::{Event, EventError, IntakeRules};
 use hookline_core::event_type::Catalog;
-use hookline_core::ports::Ports;
 use hookline_core::grant::grant_message;
 use hookline_core::lifecycle::Lifecycle;
-use hookline_core::ports::{DeadLetters, DeliveryQueue, EventClaim, EventLog, PortError, WebhookStore};
-use hookline_core::delivery::{DeliveryId, DeliveryMessage, ReceivedMessage};
+use hookline_core::ports::Ports;
+use hookline_core::ports::{
+    DeadLetters, DeliveryQueue, EventClaim, EventLog, PortError, WebhookStore,
+};
 use hookline_core::rules::Ordering;
 use hookline_core::urn::Namespace;
 #[cfg(doc)]
@@ -147,7 +149,11 @@ impl Ingest {
     }
 
     /// Fan-out over a composition's ports, dead-lettering to `dead_letters` (the events DLQ).
-    pub fn from_ports(ports: &Ports, dead_letters: Arc<dyn DeadLetters>, settings: IngestSettings) -> Self {
+    pub fn from_ports(
+        ports: &Ports,
+        dead_letters: Arc<dyn DeadLetters>,
+        settings: IngestSettings,
+    ) -> Self {
         Self::new(
             ports.webhooks.clone(),
             ports.events.clone(),

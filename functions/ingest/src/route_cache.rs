@@ -186,13 +186,13 @@ impl RouteCache {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use hookline_core::adapters::sqlite::Database;
     use hookline_core::event::IntakeRules;
     use hookline_core::event_type::Catalog;
-    use hookline_core::webhook::FailureRun;
     use hookline_core::ports::{Cursor, Page};
     use hookline_core::signing::Secret;
-    use hookline_core::adapters::sqlite::Database;
     use hookline_core::urn::Namespace;
+    use hookline_core::webhook::FailureRun;
     use hookline_core::webhook::{NewWebhook, Webhook, WebhookId, WebhookRules};
     use time::OffsetDateTime;
 

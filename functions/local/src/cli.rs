@@ -78,7 +78,6 @@ pub fn host_port(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
-
 fn webhook_id(s: &str) -> Result<WebhookId, String> {
     WebhookId::parse(s).ok_or_else(|| format!("{s} is not a webhook id (wh_<ULID>)"))
 }
@@ -98,7 +97,6 @@ fn backlog(s: &str) -> Result<usize, String> {
         )),
     }
 }
-
 
 fn millis(s: &str) -> Result<Duration, String> {
     s.trim()

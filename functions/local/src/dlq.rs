@@ -3,10 +3,10 @@
 
 use std::collections::HashSet;
 
+use hookline_core::adapters::aws::sqs::REASON_ATTRIBUTE;
+use hookline_core::adapters::sqlite::{SqliteQueue, StoredMessage};
 use hookline_core::delivery::DeliveryMessage;
 use hookline_core::ports::PortError;
-use hookline_core::adapters::sqlite::{SqliteQueue, StoredMessage};
-use hookline_core::adapters::aws::sqs::REASON_ATTRIBUTE;
 use hookline_core::webhook::WebhookId;
 use indicatif::ProgressBar;
 

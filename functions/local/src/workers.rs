@@ -5,9 +5,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use hookline_core::delivery::{ReceiptHandle, ReceivedMessage};
-use hookline_core::adapters::sqlite::SqliteQueue;
 use hookline_core::adapters::sqlite::Database;
+use hookline_core::adapters::sqlite::SqliteQueue;
+use hookline_core::delivery::{ReceiptHandle, ReceivedMessage};
 use tokio::sync::watch;
 
 /// How a consumer polls.

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
+use crate::outbound::{
+    OutboundError, OutboundMethod, OutboundRequest, OutboundResponse, MAX_RESPONSE_BYTES,
+};
 use crate::ports::HttpSender;
-use crate::outbound::{OutboundError, OutboundMethod, OutboundRequest, OutboundResponse, MAX_RESPONSE_BYTES};
 use crate::target::TargetPolicy;
 
 /// Default connect timeout; the request's own timeout bounds the whole exchange.

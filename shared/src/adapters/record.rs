@@ -9,13 +9,12 @@ use time::OffsetDateTime;
 
 use crate::event_type::EventTypeFilter;
 use crate::filter::Filter;
-use crate::webhook::{Disabled, DisabledReason, Suspension, WebhookState};
 use crate::ports::PortError;
 use crate::rules::{Ordering, RateLimit, RetryInput, WebhookRetry};
 use crate::signing::Secret;
 use crate::urn::UrnPattern;
 use crate::webhook::{CustomHeader, SigningSecret, Webhook, WebhookId, WebhookSpec, WebhookUrl};
-
+use crate::webhook::{Disabled, DisabledReason, Suspension, WebhookState};
 
 /// A webhook as stored: plain strings, read back without re-running save-time policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! Custom headers a webhook sends with every delivery: `X-` names of HTTP token characters,
 //! visible-ASCII values, no reserved prefixes, at most five.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -127,4 +127,3 @@ pub fn validate_custom_headers(
         Err(errors)
     }
 }
-

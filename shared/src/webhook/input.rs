@@ -5,14 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::Deserialize;
-use time::OffsetDateTime;
 
 use super::headers::{validate_custom_headers, CustomHeader};
-use super::{Webhook, WebhookSpec, WebhookUrl};
+use super::{WebhookSpec, WebhookUrl};
 use crate::event_type::{Catalog, EventTypeFilter};
 use crate::filter::Filter;
 use crate::rules::{nullable, Ordering, RateLimit, RetryInput, WebhookRetry};
-use crate::signing::Secret;
 use crate::target::TargetPolicy;
 use crate::urn::{Namespace, UrnPattern};
 use crate::validation::{FieldError, ValidationErrors};
@@ -135,7 +133,6 @@ pub struct WebhookRules<'a> {
     pub ordered: bool,
 }
 
-
 /// A payload filter as sent: `{}` is no filter.
 fn check_filter(given: &serde_json::Value, errors: &mut Vec<FieldError>) -> Option<Option<Filter>> {
     if given.as_object().is_some_and(serde_json::Map::is_empty) {
@@ -185,7 +182,6 @@ fn check_name(name: &str) -> Result<String, String> {
     }
     Ok(trimmed.to_owned())
 }
-
 
 /// Checks a list field: at least one entry (else `empty`), at most `max`, each entry parsed by
 /// `parse` and none listed twice. Every failing entry is reported, as `field[i]`.
@@ -440,4 +436,3 @@ impl WebhookPatch {
         ValidationErrors::check(errors).map(|()| next)
     }
 }
-

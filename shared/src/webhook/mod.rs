@@ -12,7 +12,6 @@ use crate::event_type::{EventType, EventTypeFilter};
 use crate::filter::Filter;
 use crate::rules::{Ordering, RateLimit, WebhookRetry};
 use crate::signing::Secret;
-use crate::target::TargetPolicy;
 use crate::urn::{Urn, UrnPattern};
 
 pub mod headers;
@@ -24,8 +23,8 @@ pub use headers::{
     MAX_CUSTOM_HEADERS, MAX_HEADER_NAME_CHARS, MAX_HEADER_VALUE_CHARS, RESERVED_HEADER_PREFIXES,
 };
 pub use input::{
-    NewWebhook, WebhookPatch, WebhookRules, MAX_APPS, MAX_EVENT_TYPES, MAX_NAME_CHARS, MAX_URNS,
-    MAX_URL_CHARS,
+    NewWebhook, WebhookPatch, WebhookRules, MAX_APPS, MAX_EVENT_TYPES, MAX_NAME_CHARS,
+    MAX_URL_CHARS, MAX_URNS,
 };
 pub use state::{
     DisablePolicy, Disabled, DisabledReason, FailureRun, Suspension, WebhookState,
@@ -89,7 +88,6 @@ impl fmt::Display for WebhookUrl {
     }
 }
 
-
 /// A validated webhook definition: what a user controls.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookSpec {
@@ -127,7 +125,6 @@ impl WebhookSpec {
             && self.urns.iter().any(|p| p.matches(urn))
     }
 }
-
 
 /// A webhook id, `wh_<ULID>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -315,12 +312,13 @@ pub struct Route {
 }
 
 #[cfg(test)]
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event_type::Catalog;
+    use crate::target::TargetPolicy;
     use crate::urn::Namespace;
+    use crate::validation::ValidationErrors;
     use std::collections::BTreeMap;
 
     fn rules() -> WebhookRules<'static> {

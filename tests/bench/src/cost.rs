@@ -11,16 +11,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hookline_api::auth::Caller;
-use hookline_api::deliveries::DeliveriesService;
-use hookline_api::intake::IntakeService;
-use hookline_api::Api;
 use hookline_api::settings::Settings;
-use hookline_api::service::WebhookService;
-use hookline_core::auth::Principal;
-use hookline_core::adapters::http::ReqwestSender;
+use hookline_api::Api;
 use hookline_core::adapters::aws::sqs::SqsQueue;
+use hookline_core::adapters::aws::AwsPorts;
+use hookline_core::adapters::http::ReqwestSender;
+use hookline_core::auth::Principal;
 use hookline_core::retry::RetryPolicy;
-use hookline_core::adapters::aws::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoRateLimiter, DynamoWebhookStore};
 use hookline_core::target::TargetPolicy;
 use hookline_deliver::{Deliver, DeliverSettings};
 use hookline_ingest::{Ingest, IngestSettings};
@@ -515,52 +512,29 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
             .map_err(|e| BenchError::Setup(e.to_string()))?,
     );
 
-    // api
-    let (dynamo, sqs) = clients(proxy.endpoint("api")).await;
-    let store = Arc::new(DynamoWebhookStore::new(
-        dynamo.clone(),
-        r.table_name.clone(),
-    ));
-    let lifecycle = |dynamo: &aws_sdk_dynamodb::Client, sqs: &aws_sdk_sqs::Client| {
-        hookline_core::adapters::aws::dynamodb::lifecycle(
-            dynamo,
-            sqs,
-            &r.table_name,
-            &r.events_queue_url,
-            settings.namespace.clone(),
-        )
+    // Each function with its own clients (the proxy counts requests per function), wired as
+    // the Lambdas wire themselves.
+    let function = |name: &'static str| {
+        let proxy = &proxy;
+        let r = &r;
+        let namespace = settings.namespace.clone();
+        async move {
+            let (dynamo, sqs) = clients(proxy.endpoint(name)).await;
+            AwsPorts::new(dynamo, sqs, r.aws_resources(), namespace)
+        }
     };
-    let webhooks = WebhookService::new(
-        store,
+    let router = Api::from_ports(
+        &function("api").await.ports,
         http.clone(),
-        lifecycle(&dynamo, &sqs),
         settings.clone(),
+        None,
     );
-    let router = Api::new(
-        webhooks.clone(),
-        IntakeService::new(
-            Arc::new(SqsQueue::new(sqs.clone(), r.events_queue_url.clone())),
-            settings.namespace.clone(),
-        ),
-        DeliveriesService::new(
-            webhooks,
-            Arc::new(DynamoAttemptLog::new(dynamo.clone(), r.table_name.clone())),
-            Arc::new(DynamoEventLog::new(dynamo, r.table_name.clone())),
-            Arc::new(r.deliveries(&sqs)),
-        ),
-    );
-    // ingest
-    let (dynamo, sqs) = clients(proxy.endpoint("ingest")).await;
-    let ingest_lifecycle = lifecycle(&dynamo, &sqs);
-    let ingest = Ingest::new(
-        Arc::new(DynamoWebhookStore::new(
-            dynamo.clone(),
-            r.table_name.clone(),
-        )),
-        Arc::new(DynamoEventLog::new(dynamo, r.table_name.clone())),
-        Arc::new(r.deliveries(&sqs)),
-        Arc::new(SqsQueue::new(sqs, r.events_dlq_url.clone())),
-        ingest_lifecycle,
+    let ingest_aws = function("ingest").await;
+    let ingest = Ingest::from_ports(
+        &ingest_aws.ports,
+        ingest_aws
+            .events_dead_letters()
+            .map_err(|e| BenchError::Setup(e.to_string()))?,
         IngestSettings {
             route_cache_max_age: if options.route_cache {
                 IngestSettings::default().route_cache_max_age
@@ -570,28 +544,14 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
             ..IngestSettings::default()
         },
     );
-    // deliver
-    let (dynamo, sqs) = clients(proxy.endpoint("deliver")).await;
-    let deliver_lifecycle = lifecycle(&dynamo, &sqs);
-    let deliver = Deliver::new(
-        Arc::new(DynamoWebhookStore::new(
-            dynamo.clone(),
-            r.table_name.clone(),
-        )),
-        Arc::new(DynamoEventLog::new(dynamo.clone(), r.table_name.clone())),
-        Arc::new(DynamoAttemptLog::new(dynamo.clone(), r.table_name.clone())),
-        Arc::new(r.deliveries(&sqs)),
+    let deliver = Deliver::from_ports(
+        &function("deliver").await.ports,
         http,
-        deliver_lifecycle,
         DeliverSettings {
             webhook_cache_ttl: hookline_deliver::LAMBDA_WEBHOOK_CACHE_TTL,
             ..DeliverSettings::default()
         },
-    )
-    .with_rate_limiter(Arc::new(DynamoRateLimiter::new(
-        dynamo,
-        r.table_name.clone(),
-    )));
+    );
     // Lambda's SQS poller
     let (_, sqs) = clients(proxy.endpoint("poller")).await;
     let events_source = SqsQueue::new(sqs.clone(), r.events_queue_url.clone());
@@ -871,7 +831,8 @@ async fn create_others(
 ) -> Result<(), BenchError> {
     use futures_util::stream::{self, StreamExt, TryStreamExt};
     use hookline_core::ports::WebhookStore;
-    let store = DynamoWebhookStore::new(dynamo.clone(), table);
+    let store =
+        hookline_core::adapters::aws::dynamodb::DynamoWebhookStore::new(dynamo.clone(), table);
     let rules = hookline_core::webhook::WebhookRules {
         namespace: &settings.namespace,
         catalog: hookline_core::event_type::Catalog::builtin(),

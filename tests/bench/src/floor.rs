@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
+use hookline_core::adapters::http::ReqwestSender;
 use hookline_core::event::{Event, IntakeRules};
 use hookline_core::event_type::Catalog;
-use hookline_core::adapters::http::ReqwestSender;
 use hookline_core::ports::HttpSender;
 use hookline_core::signing::Secret;
 use hookline_core::target::TargetPolicy;

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use hookline_bench as bench;
 use hookline::progress::Progress;
 use hookline::say;
+use hookline_bench as bench;
 
 /// Hookline's benchmarks: floor vs pipeline, Lambda cold start, AWS cost. BENCHMARKS.md has
 /// the figures.

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hookline_api::auth::Caller;
-use hookline_api::Api;
 use hookline_api::settings::Settings;
-use hookline_core::auth::Principal;
+use hookline_api::Api;
 use hookline_core::adapters::sqlite::Database;
+use hookline_core::auth::Principal;
 use hookline_tests::receiver::{Reply, TestReceiver};
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
@@ -964,7 +964,7 @@ fn checked_in_openapi() -> std::path::PathBuf {
 /// `HOOKLINE_BLESS=1` rewrites the file from the code.
 #[test]
 fn the_checked_in_openapi_document_is_the_generated_one() {
-    let generated = hookline_api::rest::openapi_json();
+    let generated = hookline_api::rest::openapi::openapi_json();
     let path = checked_in_openapi();
     if std::env::var_os("HOOKLINE_BLESS").is_some() {
         std::fs::write(&path, &generated).expect("write openapi.json");
@@ -1002,8 +1002,8 @@ fn the_checked_in_openapi_document_is_the_generated_one() {
 #[tokio::test]
 async fn the_router_serves_every_documented_operation_and_the_document() {
     let (router, _db) = router_with(local_settings());
-    let doc: Value =
-        serde_json::from_str(&hookline_api::rest::openapi_json()).expect("OpenAPI is JSON");
+    let doc: Value = serde_json::from_str(&hookline_api::rest::openapi::openapi_json())
+        .expect("OpenAPI is JSON");
     let mut operations = 0;
     for (path, item) in doc["paths"].as_object().expect("paths") {
         let concrete = path

@@ -8,14 +8,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hookline_core::adapters::aws::dynamodb::{
+    DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore,
+};
+use hookline_core::adapters::aws::sqs::SqsQueue;
+use hookline_core::adapters::http::ReqwestSender;
+use hookline_core::delivery::{AttemptStatus, DeliveryMessage, ReceivedMessage};
 use hookline_core::event::{Event, IntakeRules};
 use hookline_core::event_type::Catalog;
-use hookline_core::adapters::http::ReqwestSender;
 use hookline_core::ports::{AttemptLog, EventQueue, WebhookStore};
-use hookline_core::delivery::{AttemptStatus, DeliveryMessage, ReceivedMessage};
-use hookline_core::adapters::aws::sqs::SqsQueue;
 use hookline_core::retry::RetryPolicy;
-use hookline_core::adapters::aws::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
 use hookline_core::target::TargetPolicy;
 use hookline_core::urn::Namespace;
 use hookline_core::webhook::{WebhookId, WebhookUrl};

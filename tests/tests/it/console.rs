@@ -10,9 +10,9 @@ use hookline_core::auth::Principal;
 use http::{Method, StatusCode};
 use serde_json::Value;
 
-const INDEX_HTML: &str = include_str!("../../functions/api/console/index.html");
-const CONSOLE_JS: &str = include_str!("../../functions/api/console/console.js");
-const CONSOLE_CSS: &str = include_str!("../../functions/api/console/console.css");
+const INDEX_HTML: &str = include_str!("../../../functions/api/console/index.html");
+const CONSOLE_JS: &str = include_str!("../../../functions/api/console/console.js");
+const CONSOLE_CSS: &str = include_str!("../../../functions/api/console/console.css");
 
 async fn get(
     router: &hookline_api::Api,

@@ -5,19 +5,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use hookline_core::adapters::aws::dynamodb::{
+    DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore,
+};
+use hookline_core::adapters::aws::sqs::SqsQueue;
+use hookline_core::adapters::http::ReqwestSender;
+use hookline_core::adapters::sqlite::Database;
+use hookline_core::adapters::sqlite::SqliteQueue;
+use hookline_core::delivery::{
+    Attempt, AttemptStatus, DeliveryId, DeliveryMessage, ReceiptHandle, ReceivedMessage,
+};
 use hookline_core::event::{Event, EventId, IntakeRules};
 use hookline_core::event_type::Catalog;
-use hookline_core::adapters::http::ReqwestSender;
-use hookline_core::webhook::DisabledReason;
-use hookline_core::delivery::{Attempt, AttemptStatus, DeliveryId, DeliveryMessage, ReceiptHandle, ReceivedMessage};
 use hookline_core::ports::{AttemptLog, DeliveryQueue, EventLog, WebhookStore};
-use hookline_core::adapters::sqlite::SqliteQueue;
-use hookline_core::adapters::aws::sqs::SqsQueue;
 use hookline_core::retry::RetryPolicy;
-use hookline_core::adapters::aws::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
-use hookline_core::adapters::sqlite::Database;
 use hookline_core::target::TargetPolicy;
 use hookline_core::urn::Namespace;
+use hookline_core::webhook::DisabledReason;
 use hookline_core::webhook::{Webhook, WebhookUrl};
 use hookline_deliver::{Deliver, DeliverSettings};
 use hookline_tests::receiver::{Captured, Reply, TestReceiver};

@@ -10,15 +10,17 @@ use bytes::Bytes;
 use hookline_api::auth::Caller;
 use hookline_api::deliveries::DeliveriesService;
 use hookline_api::intake::IntakeService;
-use hookline_api::Api;
-use hookline_api::settings::Settings;
 use hookline_api::service::WebhookService;
-use hookline_core::auth::Principal;
+use hookline_api::settings::Settings;
+use hookline_api::Api;
+use hookline_core::adapters::aws::dynamodb::{
+    DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore,
+};
+use hookline_core::adapters::aws::sqs::SqsQueue;
 use hookline_core::adapters::http::ReqwestSender;
 use hookline_core::adapters::lambda::received_messages;
-use hookline_core::adapters::aws::sqs::SqsQueue;
+use hookline_core::auth::Principal;
 use hookline_core::retry::RetryPolicy;
-use hookline_core::adapters::aws::dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore};
 use hookline_core::target::TargetPolicy;
 use hookline_deliver::{Deliver, DeliverSettings};
 use hookline_ingest::{Ingest, IngestSettings};

@@ -8,12 +8,12 @@ use std::path::Path;
 use bytes::Bytes;
 use hookline_api::auth::{with_auth, Caller};
 use hookline_api::lambda::ApiGatewayClaims;
-use hookline_api::Api;
-use hookline_core::auth::{Principal, DEFAULT_PERMISSIONS_CLAIM};
-use hookline_core::event::EventId;
-use hookline_core::delivery::{Attempt, AttemptStatus, DeliveryId};
-use hookline_core::ports::{AttemptLog, WebhookStore};
+use hookline_api::Api as Router;
 use hookline_core::adapters::sqlite::Database;
+use hookline_core::auth::{Principal, DEFAULT_PERMISSIONS_CLAIM};
+use hookline_core::delivery::{Attempt, AttemptStatus, DeliveryId};
+use hookline_core::event::EventId;
+use hookline_core::ports::{AttemptLog, WebhookStore};
 use hookline_core::webhook::WebhookId;
 use hookline_tests::receiver::TestReceiver;
 use http::Method;
@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 /// Which edge a request goes through.
 #[derive(Debug, Clone, Copy)]
 enum Edge {
-    /// `Api::handle` with a verified principal (what `hookline serve` does after its token
+    /// `Router::handle` with a verified principal (what `hookline serve` does after its token
     /// check).
     Direct,
     /// An API Gateway HTTP API event whose JWT authorizer passed these claims.
@@ -30,7 +30,7 @@ enum Edge {
 }
 
 struct Api {
-    router: Api,
+    router: Router,
     db: Database,
     edge: Edge,
 }

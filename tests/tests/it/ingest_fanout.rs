@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
-use hookline_core::ports::{DeadLetters, DeliveryQueue, EventLog, PortError, WebhookStore};
-use hookline_core::delivery::{DeliveryId, DeliveryMessage, ReceiptHandle};
-use hookline_core::adapters::lambda::received_messages;
-use hookline_core::adapters::sqlite::SqliteQueue;
-use hookline_core::adapters::aws::sqs::{SqsQueue, REASON_ATTRIBUTE};
 use hookline_core::adapters::aws::dynamodb::{DynamoEventLog, DynamoWebhookStore};
+use hookline_core::adapters::aws::sqs::{SqsQueue, REASON_ATTRIBUTE};
+use hookline_core::adapters::lambda::received_messages;
 use hookline_core::adapters::sqlite::Database;
+use hookline_core::adapters::sqlite::SqliteQueue;
+use hookline_core::delivery::{DeliveryId, DeliveryMessage, ReceiptHandle};
+use hookline_core::ports::{DeadLetters, DeliveryQueue, EventLog, PortError, WebhookStore};
 use hookline_core::webhook::WebhookId;
 use hookline_ingest::{Ingest, IngestSettings};
 use hookline_tests::webhook;

@@ -8,13 +8,13 @@ use hookline_api::auth::with_auth;
 use hookline_api::deliveries::DeliveriesService;
 use hookline_api::intake::IntakeService;
 use hookline_api::lambda::ApiGatewayClaims;
-use hookline_api::Api;
-use hookline_api::settings::Settings;
 use hookline_api::service::WebhookService;
-use hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM;
-use hookline_core::adapters::http::ReqwestSender;
-use hookline_core::ports::{EventQueue, WebhookStore};
+use hookline_api::settings::Settings;
+use hookline_api::Api;
 use hookline_core::adapters::aws::sqs::SqsQueue;
+use hookline_core::adapters::http::ReqwestSender;
+use hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM;
+use hookline_core::ports::{EventQueue, WebhookStore};
 use hookline_core::target::TargetPolicy;
 use hookline_tests::receiver::TestReceiver;
 use serde_json::Value;
@@ -191,10 +191,12 @@ async fn api_gateway_fixtures_on_dynamodb() {
     run_fixtures(Arc::new(store), Arc::new(events), lifecycle, move |w| {
         DeliveriesService::new(
             w,
-            Arc::new(hookline_core::adapters::aws::dynamodb::DynamoAttemptLog::new(
-                logs_client.clone(),
-                table.clone(),
-            )),
+            Arc::new(
+                hookline_core::adapters::aws::dynamodb::DynamoAttemptLog::new(
+                    logs_client.clone(),
+                    table.clone(),
+                ),
+            ),
             Arc::new(hookline_core::adapters::aws::dynamodb::DynamoEventLog::new(
                 logs_client,
                 table,

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hookline_core::auth::Principal;
-use hookline_core::webhook::DisablePolicy;
 use hookline_core::retry::RetryPolicy;
+use hookline_core::webhook::DisablePolicy;
 use hookline_deliver::DeliverSettings;
 use hookline_tests::receiver::{Captured, Reply, TestReceiver};
 use hookline_tests::stack::{

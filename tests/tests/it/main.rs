@@ -1,6 +1,7 @@
 //! The workspace's integration tests, one binary (linking the AWS SDK once), one module per topic.
 
 mod api_routes;
+mod architecture;
 mod backpressure;
 mod bad_input;
 mod bootstrap_moto;
@@ -19,6 +20,7 @@ mod queue_groups;
 mod rules;
 mod secrets;
 mod serve_events;
+mod settings;
 mod template;
 mod tokens;
 mod webhook_store_conformance;

@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hookline_core::event::EventId;
-use hookline_core::delivery::{DeliveryMessage, ReceivedMessage};
-use hookline_core::ports::DeliveryQueue;
-use hookline_core::adapters::sqlite::SqliteQueue;
 use hookline_core::adapters::aws::sqs::SqsQueue;
+use hookline_core::adapters::sqlite::SqliteQueue;
+use hookline_core::delivery::{DeliveryMessage, ReceivedMessage};
+use hookline_core::event::EventId;
+use hookline_core::ports::DeliveryQueue;
 use hookline_core::webhook::WebhookId;
 
 #[async_trait]

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use hookline_core::delivery::{Attempt, AttemptStatus, DeliveryId};
 use hookline_core::event::EventId;
 use hookline_core::event_type::Catalog;
-use hookline_core::delivery::{Attempt, AttemptStatus, DeliveryId};
 use hookline_core::ports::{AttemptLog, Cursor, PortError, WebhookStore};
 use hookline_core::signing::Secret;
 use hookline_core::target::TargetPolicy;
@@ -521,10 +521,12 @@ async fn sqlite_store() -> Arc<dyn WebhookStore> {
 
 async fn dynamo_store() -> Arc<dyn WebhookStore> {
     let (dynamo, _sqs, resources) = hookline_tests::fresh_aws("store").await;
-    Arc::new(hookline_core::adapters::aws::dynamodb::DynamoWebhookStore::new(
-        dynamo,
-        resources.table_name,
-    ))
+    Arc::new(
+        hookline_core::adapters::aws::dynamodb::DynamoWebhookStore::new(
+            dynamo,
+            resources.table_name,
+        ),
+    )
 }
 
 conformance!(sqlite, sqlite_store(),);

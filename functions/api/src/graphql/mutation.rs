@@ -1,26 +1,13 @@
 //! The root mutation: thin resolvers over the webhook and deliveries services, each answering
 //! a [`WebhookMutationResult`].
 
-use std::collections::BTreeMap;
+use async_graphql::{Context, Object, Result, ID};
+use hookline_core::webhook::{NewWebhook, WebhookPatch};
 
-use async_graphql::{
-    ComplexObject, Context, Enum, InputObject, Json, MaybeUndefined, Object, Result, SimpleObject,
-    ID,
-};
-use hookline_core::auth::Principal;
-use hookline_core::event_type::EventTypeInfo;
-use hookline_core::delivery::{Attempt, AttemptStatus};
-use hookline_core::outbound::OutboundErrorKind;
-use hookline_core::rules::{Ordering, RateLimit, RetryInput};
-use hookline_core::validation::FieldError;
-use hookline_core::webhook::{NewWebhook, Webhook, WebhookPatch};
-
-use super::errors::{query_error, refusal};
-use crate::deliveries::{DeliveriesService, Queued};
-use crate::service::{page_size, Created, ProbeInput, ProbeReport, WebhookService, MAX_PAGE};
-use crate::error::ServiceError;
 use super::objects::*;
 use super::query::*;
+use crate::error::ServiceError;
+use crate::service::ProbeInput;
 
 /// Turns a service call's outcome into the mutation's result.
 pub(crate) fn answer<T>(

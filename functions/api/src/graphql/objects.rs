@@ -4,22 +4,20 @@
 use std::collections::BTreeMap;
 
 use async_graphql::{
-    ComplexObject, Context, Enum, InputObject, Json, MaybeUndefined, Object, Result, SimpleObject,
-    ID,
+    ComplexObject, Context, Enum, InputObject, Json, MaybeUndefined, Result, SimpleObject, ID,
 };
-use hookline_core::auth::Principal;
-use hookline_core::event_type::EventTypeInfo;
 use hookline_core::delivery::{Attempt, AttemptStatus};
+use hookline_core::event_type::EventTypeInfo;
 use hookline_core::outbound::OutboundErrorKind;
 use hookline_core::rules::{Ordering, RateLimit, RetryInput};
 use hookline_core::validation::FieldError;
-use hookline_core::webhook::{NewWebhook, Webhook, WebhookPatch};
+use hookline_core::webhook::Webhook;
 
 use super::errors::{query_error, refusal};
-use crate::deliveries::{DeliveriesService, Queued};
-use crate::service::{page_size, Created, ProbeInput, ProbeReport, WebhookService, MAX_PAGE};
-use crate::error::ServiceError;
 use super::query::*;
+use crate::deliveries::Queued;
+use crate::error::ServiceError;
+use crate::service::{Created, ProbeReport};
 use hookline_core::timestamp::rfc3339;
 
 /// Pagination information.
@@ -36,7 +34,12 @@ pub struct PageInfo {
 }
 
 impl PageInfo {
-    fn of<E>(edges: &[E], cursor: impl Fn(&E) -> &String, next: bool, previous: bool) -> Self {
+    pub(crate) fn of<E>(
+        edges: &[E],
+        cursor: impl Fn(&E) -> &String,
+        next: bool,
+        previous: bool,
+    ) -> Self {
         Self {
             start_cursor: edges.first().map(|e| cursor(e).clone()),
             end_cursor: edges.last().map(|e| cursor(e).clone()),
@@ -47,7 +50,7 @@ impl PageInfo {
 
     /// The total count when this page is the whole connection (nothing before or after it):
     /// no need to ask the store again.
-    fn whole_count(&self, edges: usize) -> Option<i32> {
+    pub(crate) fn whole_count(&self, edges: usize) -> Option<i32> {
         (!self.has_next_page && !self.has_previous_page)
             .then(|| i32::try_from(edges).unwrap_or(i32::MAX))
     }
@@ -222,7 +225,7 @@ pub struct WebhookObject {
 }
 
 impl WebhookObject {
-    fn of(w: Webhook, secret: Option<String>) -> Self {
+    pub(crate) fn of(w: Webhook, secret: Option<String>) -> Self {
         Self {
             id: ID(w.id.to_string()),
             description: w.spec.name,
@@ -420,7 +423,7 @@ pub struct WebhookRetryInput {
 }
 
 impl WebhookRetryInput {
-    fn into_input(self) -> RetryInput {
+    pub(crate) fn into_input(self) -> RetryInput {
         RetryInput {
             schedule: self.schedule,
             // Out of range is refused by the same check as any other bad count.
@@ -437,7 +440,7 @@ pub struct WebhookRateLimitInput {
 }
 
 impl WebhookRateLimitInput {
-    fn into_limit(self) -> RateLimit {
+    pub(crate) fn into_limit(self) -> RateLimit {
         RateLimit {
             per_second: u32::try_from(self.per_second).unwrap_or(0),
         }
@@ -445,7 +448,10 @@ impl WebhookRateLimitInput {
 }
 
 /// A PATCH-style field: absent keeps, null removes, a value sets.
-pub(crate) fn patch_field<T, U>(field: MaybeUndefined<T>, into: impl FnOnce(T) -> U) -> Option<Option<U>> {
+pub(crate) fn patch_field<T, U>(
+    field: MaybeUndefined<T>,
+    into: impl FnOnce(T) -> U,
+) -> Option<Option<U>> {
     match field {
         MaybeUndefined::Undefined => None,
         MaybeUndefined::Null => Some(None),
@@ -508,7 +514,7 @@ pub struct WebhookDeliveryResult {
 }
 
 impl WebhookDelivery {
-    fn of(a: Attempt) -> Self {
+    pub(crate) fn of(a: Attempt) -> Self {
         let error_kind = a.error.as_deref().map(|e| {
             if a.status == AttemptStatus::Skipped {
                 WebhookDeliveryErrorKind::NotSent
@@ -549,7 +555,7 @@ pub struct RegisterableWebhookDescription {
 }
 
 impl RegisterableWebhookDescription {
-    fn of(info: &EventTypeInfo) -> Self {
+    pub(crate) fn of(info: &EventTypeInfo) -> Self {
         Self {
             namespace: info
                 .name
@@ -642,7 +648,7 @@ pub struct WebhookProbe {
 }
 
 impl WebhookProbe {
-    fn of(r: ProbeReport) -> Self {
+    pub(crate) fn of(r: ProbeReport) -> Self {
         // Without an answer, the error's last part says why ("...; POST failed: timed out").
         let error_kind = match (r.status, &r.error) {
             (None, Some(e)) => Some(error_kind(
@@ -706,7 +712,7 @@ pub struct WebhookMutationResult {
 }
 
 impl WebhookMutationResult {
-    fn done(message: impl Into<String>, webhook: WebhookObject) -> Self {
+    pub(crate) fn done(message: impl Into<String>, webhook: WebhookObject) -> Self {
         Self {
             code: "OK".into(),
             message: message.into(),
@@ -717,7 +723,7 @@ impl WebhookMutationResult {
     }
 
     /// `webhook <id> <what>`, with the webhook and no secret.
-    fn touched(webhook: Webhook, what: &str) -> Self {
+    pub(crate) fn touched(webhook: Webhook, what: &str) -> Self {
         Self::done(
             format!("webhook {} {what}", webhook.id),
             WebhookObject::of(webhook, None),
@@ -725,14 +731,14 @@ impl WebhookMutationResult {
     }
 
     /// `webhook <id> <what>`, with the webhook and its new secret, shown this once.
-    fn with_secret(created: Created, what: &str) -> Self {
+    pub(crate) fn with_secret(created: Created, what: &str) -> Self {
         Self::done(
             format!("webhook {} {what}", created.webhook.id),
             WebhookObject::of(created.webhook, Some(created.secret.expose())),
         )
     }
 
-    fn queued(message: impl Into<String>, webhook: Webhook, q: Queued) -> Self {
+    pub(crate) fn queued(message: impl Into<String>, webhook: Webhook, q: Queued) -> Self {
         Self {
             delivery: Some(QueuedWebhookDelivery {
                 delivery_id: ID(q.delivery_id.to_string()),
@@ -743,7 +749,7 @@ impl WebhookMutationResult {
     }
 
     /// The caller's refusal as a result; a failure of the server stays an error.
-    fn refused(e: ServiceError) -> Result<Self> {
+    pub(crate) fn refused(e: ServiceError) -> Result<Self> {
         let r = refusal(e)?;
         Ok(Self {
             code: r.code.into(),

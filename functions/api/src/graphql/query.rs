@@ -1,25 +1,14 @@
 //! The root query, and what its resolvers share: the caller, the services, page sizes.
 
-use std::collections::BTreeMap;
-
-use async_graphql::{
-    ComplexObject, Context, Enum, InputObject, Json, MaybeUndefined, Object, Result, SimpleObject,
-    ID,
-};
+use async_graphql::{Context, InputObject, Object, Result, ID};
 use hookline_core::auth::Principal;
-use hookline_core::event_type::EventTypeInfo;
-use hookline_core::delivery::{Attempt, AttemptStatus};
-use hookline_core::outbound::OutboundErrorKind;
-use hookline_core::rules::{Ordering, RateLimit, RetryInput};
-use hookline_core::validation::FieldError;
-use hookline_core::webhook::{NewWebhook, Webhook, WebhookPatch};
+use hookline_core::webhook::Webhook;
 
-use super::errors::{query_error, refusal};
-use crate::deliveries::{DeliveriesService, Queued};
-use crate::service::{page_size, Created, ProbeInput, ProbeReport, WebhookService, MAX_PAGE};
-use crate::error::ServiceError;
+use super::errors::query_error;
 use super::objects::*;
-use hookline_core::timestamp::rfc3339;
+use crate::deliveries::DeliveriesService;
+use crate::error::ServiceError;
+use crate::service::{page_size, WebhookService, MAX_PAGE};
 
 pub(crate) fn principal<'a>(ctx: &Context<'a>) -> Result<&'a Principal> {
     ctx.data::<Principal>()
@@ -129,13 +118,13 @@ pub struct WebhooksFilter {
 }
 
 impl WebhooksFilter {
-    fn accepts(&self, w: &Webhook) -> bool {
+    pub(crate) fn accepts(&self, w: &Webhook) -> bool {
         self.enabled.is_none_or(|e| e == w.spec.enabled)
     }
 
     /// The matching webhooks after `after`, at most `first` of them (all when `None`), and
     /// whether more match after those.
-    async fn walk(
+    pub(crate) async fn walk(
         &self,
         service: &WebhookService,
         principal: &Principal,

@@ -22,7 +22,7 @@ pub(crate) fn is_json(headers: &HeaderMap) -> Result<(), Problem> {
 }
 
 /// A JSON request body: 415 unless it says JSON, 413 over [`MAX_BODY_BYTES`], the raw bytes.
-pub(crate) struct JsonBytes(Bytes);
+pub(crate) struct JsonBytes(pub(crate) Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBytes {
     type Rejection = Problem;
@@ -43,7 +43,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBytes {
 }
 
 /// A JSON request body parsed into `T`, unknown fields refused (400 naming what is wrong).
-pub(crate) struct JsonBody<T>(T);
+pub(crate) struct JsonBody<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = Problem;
@@ -82,10 +82,10 @@ pub(crate) fn parse_if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem
 }
 
 /// The query string's parameters (the last of a repeated name wins).
-pub(crate) struct Query(BTreeMap<String, String>);
+pub(crate) struct Query(pub(crate) BTreeMap<String, String>);
 
 impl Query {
-    fn of(raw: Option<String>) -> Self {
+    pub(crate) fn of(raw: Option<String>) -> Self {
         Self(
             url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
                 .into_owned()
@@ -93,11 +93,11 @@ impl Query {
         )
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
 
-    fn limit(&self) -> Result<Option<usize>, Problem> {
+    pub(crate) fn limit(&self) -> Result<Option<usize>, Problem> {
         self.get("limit")
             .map(|l| {
                 l.parse::<usize>()

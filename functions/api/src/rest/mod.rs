@@ -1,4 +1,3 @@
-
 //! The REST API over [`WebhookService`] (one file per resource), and the GraphQL endpoint
 //! ([`crate::graphql`], `POST /graphql` and `POST /`), as one `axum` router: `hookline serve`
 //! serves it with `axum::serve`, the `api` Lambda with `lambda_http`. Each handler
@@ -16,10 +15,10 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Path, RawQuery, Request, Stat
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
+use hookline_core::delivery::Attempt;
 use hookline_core::event::RawEvent;
 use hookline_core::event_type::EventTypeInfo;
 use hookline_core::grant::GrantInput;
-use hookline_core::delivery::Attempt;
 use hookline_core::rules::{Ordering, RateLimit, RetryInput, WebhookRetry};
 use hookline_core::webhook::{NewWebhook, Webhook, WebhookPatch};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -36,13 +35,13 @@ use hookline_core::ports::{HttpSender, Ports};
 
 use crate::admission::Admission;
 use crate::auth::{Authenticated, Caller};
-use crate::settings::Settings;
 use crate::deliveries::{DeliveriesService, Queued};
-use hookline_core::timestamp::rfc3339;
 use crate::graphql::GraphQl;
 use crate::intake::IntakeService;
 use crate::problem::{problems_only, Problem};
 use crate::service::{ProbeInput, ProbeReport, WebhookService};
+use crate::settings::Settings;
+use hookline_core::timestamp::rfc3339;
 
 mod caller;
 mod deliveries;
@@ -195,7 +194,6 @@ impl Api {
         Response::from_parts(parts, bytes)
     }
 }
-
 
 async fn no_route(request: Request) -> Problem {
     Problem::not_found(format!("no route {}", request.uri().path()))

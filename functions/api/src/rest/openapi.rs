@@ -65,6 +65,7 @@ impl Modify for BearerScheme {
             ),
         );
     }
+}
 
 /// This document.
 #[utoipa::path(

@@ -95,7 +95,7 @@ pub(crate) struct SuspensionView {
 }
 
 impl WebhookView {
-    fn of(w: &Webhook, secret: Option<String>) -> Self {
+    pub(crate) fn of(w: &Webhook, secret: Option<String>) -> Self {
         Self {
             id: w.id.to_string(),
             name: w.spec.name.clone(),

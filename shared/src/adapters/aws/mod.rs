@@ -13,7 +13,9 @@ pub mod dynamodb;
 pub mod sdk;
 pub mod sqs;
 
-use dynamodb::{DynamoAttemptLog, DynamoEventLog, DynamoGrantStore, DynamoRateLimiter, DynamoWebhookStore};
+use dynamodb::{
+    DynamoAttemptLog, DynamoEventLog, DynamoGrantStore, DynamoRateLimiter, DynamoWebhookStore,
+};
 use sqs::{SqsDeliveries, SqsQueue};
 
 /// Where a deployment keeps its data on AWS: the table and the queues' URLs.
@@ -158,6 +160,9 @@ mod tests {
             ("HOOKLINE_DELIVERIES_DLQ_URL", "dd"),
         ]);
         let r = AwsResources::from_env(&env).expect("enough");
-        assert_eq!((r.table.as_str(), r.ordered_deliveries, r.events_dlq_url), ("t", None, None));
+        assert_eq!(
+            (r.table.as_str(), r.ordered_deliveries, r.events_dlq_url),
+            ("t", None, None)
+        );
     }
 }

@@ -12,8 +12,8 @@ use aws_sdk_sqs::types::{
 use aws_sdk_sqs::Client;
 use futures_util::stream::{self, StreamExt};
 
-use crate::event::Event;
 use crate::delivery::{DeliveryId, DeliveryMessage, ReceiptHandle, ReceivedMessage};
+use crate::event::Event;
 use crate::ports::{DeadLetters, DeliveryQueue, EventQueue, PortError};
 use crate::retry::MAX_VISIBILITY;
 

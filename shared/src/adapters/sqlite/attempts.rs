@@ -164,4 +164,3 @@ impl AttemptLog for Database {
         u64::try_from(n).map_err(|e| PortError::Corrupt(e.to_string()))
     }
 }
-

@@ -2,6 +2,7 @@
 
 use super::*;
 
+#[async_trait]
 impl EventLog for Database {
     async fn claim(
         &self,
@@ -106,4 +107,3 @@ impl EventLog for Database {
             .transpose()
     }
 }
-

@@ -63,4 +63,3 @@ impl GrantStore for Database {
             .collect()
     }
 }
-

@@ -16,12 +16,15 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::adapters::record::{from_document, to_document};
-use crate::event::{Event, EventId};
-use crate::timestamp::{from_unix_ms, unix_ms};
 use crate::delivery::{Attempt, AttemptStatus, DeliveryId};
-use crate::ports::{AttemptLog, Cursor, EventClaim, EventLog, GrantStore, Page, PortError, RevokedGrant, WebhookStore};
-use schedule::{Row, Schedule};
+use crate::event::{Event, EventId};
+use crate::ports::{
+    AttemptLog, Cursor, EventClaim, EventLog, GrantStore, Page, PortError, RevokedGrant,
+    WebhookStore,
+};
+use crate::timestamp::{from_unix_ms, unix_ms};
 use crate::webhook::{FailureRun, Route, Webhook, WebhookId};
+use schedule::{Row, Schedule};
 
 mod attempts;
 mod events;
@@ -30,8 +33,9 @@ pub mod queue;
 pub mod schedule;
 mod webhooks;
 
-pub use queue::{names, Queues, SqliteQueue, StoredMessage};
+use webhooks::write_routes;
 
+pub use queue::{names, Queues, SqliteQueue, StoredMessage};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -417,10 +421,13 @@ fn from_epoch_ms(ms: i64) -> Result<time::OffsetDateTime, PortError> {
     from_unix_ms(ms).ok_or_else(|| PortError::Corrupt(format!("stored time {ms} is out of range")))
 }
 
-
 /// Every port on the embedded store: webhooks, grants, the event and attempt logs in `db`,
 /// the queues of `queues`, and the in-memory rate limiter (one process sends everything).
-pub fn ports(db: &Database, queues: &Queues, namespace: crate::urn::Namespace) -> crate::ports::Ports {
+pub fn ports(
+    db: &Database,
+    queues: &Queues,
+    namespace: crate::urn::Namespace,
+) -> crate::ports::Ports {
     crate::ports::Ports {
         webhooks: Arc::new(db.clone()),
         grants: Arc::new(db.clone()),
@@ -428,7 +435,6 @@ pub fn ports(db: &Database, queues: &Queues, namespace: crate::urn::Namespace) -
         attempts: Arc::new(db.clone()),
         event_queue: Arc::new(queues.events.clone()),
         deliveries: Arc::new(queues.deliveries.clone()),
-        event_dead_letters: Arc::new(queues.events_dlq.clone()),
         rate_limiter: Arc::new(crate::adapters::memory::MemoryRateLimiter::default()),
         namespace,
     }

@@ -19,9 +19,9 @@ use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 
 use super::schedule::{Body, Picked, Schedule};
-use crate::event::Event;
 use super::{data_version, exec, query_row, queue_rows, unavailable, Database};
 use crate::delivery::{DeliveryId, DeliveryMessage, ReceiptHandle, ReceivedMessage};
+use crate::event::Event;
 use crate::ports::{DeadLetters, DeliveryQueue, EventQueue, PortError};
 use crate::retry::RetryPolicy;
 

@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn write_routes(tx: &Connection, webhook: &Webhook) -> Result<(), PortError> {
+pub(super) fn write_routes(tx: &Connection, webhook: &Webhook) -> Result<(), PortError> {
     bump_app_versions(tx, webhook.id.as_str())?;
     exec(
         tx,
@@ -62,7 +62,6 @@ fn failure_run(
         last_error,
     }))
 }
-
 
 #[async_trait]
 impl WebhookStore for Database {
@@ -283,4 +282,3 @@ impl WebhookStore for Database {
         Ok(version.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
     }
 }
-

@@ -190,4 +190,3 @@ impl EventLog for DynamoEventLog {
             .transpose()
     }
 }
-

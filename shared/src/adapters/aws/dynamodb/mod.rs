@@ -15,11 +15,14 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use crate::adapters::record::{from_document, to_document};
-use crate::event::{Event, EventId};
-use crate::timestamp::{from_unix_ms, unix_ms};
 use crate::delivery::{Attempt, AttemptStatus, DeliveryId};
-use crate::ports::{AttemptLog, Cursor, EventClaim, EventLog, GrantStore, Page, PortError, RateLimiter, RevokedGrant, WebhookStore};
+use crate::event::{Event, EventId};
+use crate::ports::{
+    AttemptLog, Cursor, EventClaim, EventLog, GrantStore, Page, PortError, RateLimiter,
+    RevokedGrant, WebhookStore,
+};
 use crate::rules::RateLimit;
+use crate::timestamp::{from_unix_ms, unix_ms};
 use crate::webhook::{FailureRun, Route, Webhook, WebhookId};
 use time::OffsetDateTime;
 
@@ -99,5 +102,3 @@ fn from_epoch_ms(ms: &str) -> Result<OffsetDateTime, PortError> {
         .and_then(from_unix_ms)
         .ok_or_else(|| PortError::Corrupt(format!("stored time {ms} is not epoch milliseconds")))
 }
-
-/// The failure run kept in a `META` item's attributes, if one is going on.

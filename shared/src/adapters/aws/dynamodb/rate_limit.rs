@@ -101,4 +101,3 @@ impl RateLimiter for DynamoRateLimiter {
         Ok(slot.max(now))
     }
 }
-

@@ -349,6 +349,7 @@ impl WebhookStore for DynamoWebhookStore {
     }
 }
 
+/// The failure run kept in a `META` item's attributes, if one is going on.
 fn failure_run(item: &HashMap<String, AttributeValue>) -> Result<Option<FailureRun>, PortError> {
     let Some(AttributeValue::N(since)) = item.get("failingSince") else {
         return Ok(None);
@@ -367,4 +368,3 @@ fn failure_run(item: &HashMap<String, AttributeValue>) -> Result<Option<FailureR
         last_error,
     }))
 }
-
