@@ -96,7 +96,6 @@ impl Resources {
         AwsResources {
             table: self.table_name.clone(),
             events_queue_url: self.events_queue_url.clone(),
-            events_dlq_url: Some(self.events_dlq_url.clone()),
             deliveries_queue_url: self.deliveries_queue_url.clone(),
             deliveries_dlq_url: self.deliveries_dlq_url.clone(),
             ordered_deliveries: Some((

@@ -136,7 +136,7 @@ pub async fn moto(name: &str, delivery: DeliverSettings) -> Box<dyn Stack> {
     let router = Api::from_ports(&aws.ports, http.clone(), settings, None);
     let ingest = Ingest::from_ports(
         &aws.ports,
-        aws.events_dead_letters().expect("the events DLQ"),
+        aws.dead_letters(&r.events_dlq_url),
         IngestSettings::default(),
     );
     let deliver = Deliver::from_ports(&aws.ports, http, delivery);

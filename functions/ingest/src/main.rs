@@ -1,6 +1,7 @@
 //! The `ingest` Lambda: SQS (events queue) → fan-out → deliveries queue, with a partial
 //! batch response. Settings: [`hookline_ingest::IngestSettings::from_env`], the resources of
-//! [`hookline_core::adapters::aws::AwsResources::from_env`] and `HOOKLINE_EVENTS_DLQ_URL`.
+//! [`hookline_core::adapters::aws::AwsResources::from_env`] and `HOOKLINE_EVENTS_DLQ_URL`
+//! (the events DLQ: only ingest dead-letters events).
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use hookline_core::adapters::aws::AwsPorts;
@@ -15,7 +16,8 @@ async fn main() -> Result<(), Error> {
     let env = Env::process();
     let settings = IngestSettings::from_env(&env)?;
     let aws = AwsPorts::from_env(&env).await?;
-    let ingest = Ingest::from_ports(&aws.ports, aws.events_dead_letters()?, settings);
+    let dead_letters = aws.dead_letters(&env.required("HOOKLINE_EVENTS_DLQ_URL")?);
+    let ingest = Ingest::from_ports(&aws.ports, dead_letters, settings);
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let ingest = ingest.clone();
         async move {

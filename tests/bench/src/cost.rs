@@ -532,9 +532,7 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
     let ingest_aws = function("ingest").await;
     let ingest = Ingest::from_ports(
         &ingest_aws.ports,
-        ingest_aws
-            .events_dead_letters()
-            .map_err(|e| BenchError::Setup(e.to_string()))?,
+        ingest_aws.dead_letters(&r.events_dlq_url),
         IngestSettings {
             route_cache_max_age: if options.route_cache {
                 IngestSettings::default().route_cache_max_age

@@ -5,7 +5,7 @@
 //! logged; then the DLQ replay drains to zero against a healthy receiver.
 //!
 //! Reduced size here; the full size (50 webhooks, 10 000 events) runs with
-//! `HOOKLINE_CHAOS_FULL=1 cargo test -p hookline-tests --release --test chaos -- --nocapture`.
+//! `HOOKLINE_CHAOS_FULL=1 cargo test -p hookline-tests --release --test it chaos -- --nocapture`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

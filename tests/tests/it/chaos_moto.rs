@@ -8,15 +8,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookline_core::adapters::aws::dynamodb::{
-    DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore,
-};
 use hookline_core::adapters::aws::sqs::SqsQueue;
 use hookline_core::adapters::http::ReqwestSender;
 use hookline_core::delivery::{AttemptStatus, DeliveryMessage, ReceivedMessage};
 use hookline_core::event::{Event, IntakeRules};
 use hookline_core::event_type::Catalog;
-use hookline_core::ports::{AttemptLog, EventQueue, WebhookStore};
+use hookline_core::ports::EventQueue;
 use hookline_core::retry::RetryPolicy;
 use hookline_core::target::TargetPolicy;
 use hookline_core::urn::Namespace;
@@ -91,12 +88,10 @@ async fn chaos_on_sqs_and_dynamodb() {
         }
     })
     .await;
-    let store = Arc::new(DynamoWebhookStore::new(
-        dynamo.clone(),
-        r.table_name.clone(),
-    ));
-    let events_log = Arc::new(DynamoEventLog::new(dynamo.clone(), r.table_name.clone()));
-    let attempts = Arc::new(DynamoAttemptLog::new(dynamo.clone(), r.table_name.clone()));
+    let aws = hookline_tests::aws_ports(&dynamo, &sqs, &r);
+    let store = aws.ports.webhooks.clone();
+    let events_log = aws.ports.events.clone();
+    let attempts = aws.ports.attempts.clone();
     let deliveries = Arc::new(r.deliveries(&sqs));
     let mut ids = BTreeMap::new();
     for name in (0..webhooks)

@@ -5,9 +5,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use hookline_core::adapters::aws::dynamodb::{
-    DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore,
-};
 use hookline_core::adapters::aws::sqs::SqsQueue;
 use hookline_core::adapters::http::ReqwestSender;
 use hookline_core::adapters::sqlite::Database;
@@ -117,28 +114,26 @@ struct Moto {
     resources: hookline_infra::Resources,
 }
 
+impl Moto {
+    /// Every port, wired as the Lambdas wire them.
+    fn ports(&self) -> hookline_core::ports::Ports {
+        hookline_tests::aws_ports(&self.dynamo, &self.sqs, &self.resources).ports
+    }
+}
+
 #[async_trait]
 impl Backend for Moto {
     fn lifecycle(&self) -> hookline_core::lifecycle::Lifecycle {
         hookline_tests::aws_lifecycle(&self.dynamo, &self.sqs, &self.resources)
     }
     fn store(&self) -> Arc<dyn WebhookStore> {
-        Arc::new(DynamoWebhookStore::new(
-            self.dynamo.clone(),
-            self.resources.table_name.clone(),
-        ))
+        self.ports().webhooks
     }
     fn events(&self) -> Arc<dyn EventLog> {
-        Arc::new(DynamoEventLog::new(
-            self.dynamo.clone(),
-            self.resources.table_name.clone(),
-        ))
+        self.ports().events
     }
     fn attempts(&self) -> Arc<dyn AttemptLog> {
-        Arc::new(DynamoAttemptLog::new(
-            self.dynamo.clone(),
-            self.resources.table_name.clone(),
-        ))
+        self.ports().attempts
     }
     fn queue(&self) -> Arc<dyn DeliveryQueue> {
         Arc::new(self.resources.deliveries(&self.sqs))

@@ -8,15 +8,8 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::event::sqs::SqsEvent;
 use bytes::Bytes;
 use hookline_api::auth::Caller;
-use hookline_api::deliveries::DeliveriesService;
-use hookline_api::intake::IntakeService;
-use hookline_api::service::WebhookService;
 use hookline_api::settings::Settings;
 use hookline_api::Api;
-use hookline_core::adapters::aws::dynamodb::{
-    DynamoAttemptLog, DynamoEventLog, DynamoWebhookStore,
-};
-use hookline_core::adapters::aws::sqs::SqsQueue;
 use hookline_core::adapters::http::ReqwestSender;
 use hookline_core::adapters::lambda::received_messages;
 use hookline_core::auth::Principal;
@@ -87,34 +80,11 @@ async fn webhook_event_and_signed_delivery_through_the_three_handlers() {
         ..Settings::default()
     };
     let http = Arc::new(ReqwestSender::new(settings.targets, "Hookline/test").expect("client"));
-    let store = Arc::new(DynamoWebhookStore::new(
-        dynamo.clone(),
-        r.table_name.clone(),
-    ));
-    let events_log = Arc::new(DynamoEventLog::new(dynamo.clone(), r.table_name.clone()));
-    let attempts = Arc::new(DynamoAttemptLog::new(dynamo.clone(), r.table_name.clone()));
-    let deliveries_q = Arc::new(r.deliveries(&sqs));
+    // wired as the Lambdas wire themselves
+    let aws = hookline_tests::aws_ports(&dynamo, &sqs, &r);
 
     // api
-    let webhooks = WebhookService::new(
-        store.clone(),
-        http.clone(),
-        hookline_tests::aws_lifecycle(&dynamo, &sqs, &r),
-        settings.clone(),
-    );
-    let router = Api::new(
-        webhooks.clone(),
-        IntakeService::new(
-            Arc::new(SqsQueue::new(sqs.clone(), r.events_queue_url.clone())),
-            settings.namespace.clone(),
-        ),
-        DeliveriesService::new(
-            webhooks,
-            attempts.clone(),
-            events_log.clone(),
-            deliveries_q.clone(),
-        ),
-    );
+    let router = Api::from_ports(&aws.ports, http.clone(), settings, None);
     let caller = || {
         Caller::Principal(Principal::from_claims(
             "platform",
@@ -148,12 +118,9 @@ async fn webhook_event_and_signed_delivery_through_the_three_handlers() {
         .to_owned();
 
     // ingest
-    let ingest = Ingest::new(
-        store.clone(),
-        events_log.clone(),
-        deliveries_q.clone(),
-        Arc::new(SqsQueue::new(sqs.clone(), r.events_dlq_url.clone())),
-        hookline_tests::aws_lifecycle(&dynamo, &sqs, &r),
+    let ingest = Ingest::from_ports(
+        &aws.ports,
+        aws.dead_letters(&r.events_dlq_url),
         IngestSettings::default(),
     );
     let handled = play_event_source(&sqs, &r.events_queue_url, |e| {
@@ -164,13 +131,9 @@ async fn webhook_event_and_signed_delivery_through_the_three_handlers() {
     assert_eq!(handled, 1);
 
     // deliver
-    let deliver = Deliver::new(
-        store,
-        events_log,
-        attempts,
-        deliveries_q,
+    let deliver = Deliver::from_ports(
+        &aws.ports,
         http,
-        hookline_tests::aws_lifecycle(&dynamo, &sqs, &r),
         DeliverSettings {
             policy: RetryPolicy {
                 schedule: vec![Duration::from_secs(1); 5],

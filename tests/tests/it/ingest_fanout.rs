@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
-use hookline_core::adapters::aws::dynamodb::{DynamoEventLog, DynamoWebhookStore};
 use hookline_core::adapters::aws::sqs::{SqsQueue, REASON_ATTRIBUTE};
 use hookline_core::adapters::lambda::received_messages;
 use hookline_core::adapters::sqlite::Database;
@@ -183,6 +182,13 @@ struct Moto {
 }
 
 impl Moto {
+    /// Every port, wired as the Lambdas wire them.
+    fn ports(&self) -> hookline_core::ports::Ports {
+        hookline_tests::aws_ports(&self.dynamo, &self.sqs, &self.resources).ports
+    }
+}
+
+impl Moto {
     async fn new() -> Self {
         let (dynamo, sqs, resources) = hookline_tests::fresh_aws("ingest").await;
         Self {
@@ -219,16 +225,10 @@ impl Backend for Moto {
         hookline_tests::aws_lifecycle(&self.dynamo, &self.sqs, &self.resources)
     }
     fn store(&self) -> Arc<dyn WebhookStore> {
-        Arc::new(DynamoWebhookStore::new(
-            self.dynamo.clone(),
-            self.resources.table_name.clone(),
-        ))
+        self.ports().webhooks
     }
     fn log(&self) -> Arc<dyn EventLog> {
-        Arc::new(DynamoEventLog::new(
-            self.dynamo.clone(),
-            self.resources.table_name.clone(),
-        ))
+        self.ports().events
     }
     fn deliveries_port(&self) -> Arc<dyn DeliveryQueue> {
         Arc::new(self.resources.deliveries(&self.sqs))

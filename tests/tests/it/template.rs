@@ -67,26 +67,34 @@ fn refs(v: &Value, out: &mut BTreeSet<String>) {
 fn every_environment_variable_a_function_reads_is_set() {
     let t = template();
     let functions = [
-        // Every function's TLS roots follow shared/src/tls.rs.
+        // Every function reads its table and queues with AwsResources::from_env (adapters/aws),
+        // and its TLS roots follow adapters/tls.rs.
         (
             "ApiFunction",
             &[
                 "functions/api/src/main.rs",
-                "functions/api/src/config.rs",
-                "shared/src/tls.rs",
+                "functions/api/src/settings.rs",
+                "shared/src/adapters/aws/mod.rs",
+                "shared/src/adapters/tls.rs",
             ][..],
         ),
         (
             "IngestFunction",
-            &["functions/ingest/src/main.rs", "shared/src/tls.rs"][..],
+            &[
+                "functions/ingest/src/main.rs",
+                "shared/src/adapters/aws/mod.rs",
+                "shared/src/adapters/tls.rs",
+            ][..],
         ),
         (
             "DeliverFunction",
-            // DisablePolicy::from_env reads the auto-disable settings.
+            // DeliverSettings::from_env and DisablePolicy::from_env read the delivery settings.
             &[
                 "functions/deliver/src/main.rs",
-                "shared/src/lifecycle.rs",
-                "shared/src/tls.rs",
+                "functions/deliver/src/lib.rs",
+                "shared/src/webhook/state.rs",
+                "shared/src/adapters/aws/mod.rs",
+                "shared/src/adapters/tls.rs",
             ][..],
         ),
     ];

@@ -25,8 +25,6 @@ pub struct AwsResources {
     pub table: String,
     /// The `events` queue (`HOOKLINE_EVENTS_QUEUE_URL`).
     pub events_queue_url: String,
-    /// The `events-dlq` (`HOOKLINE_EVENTS_DLQ_URL`; only `ingest` dead-letters events).
-    pub events_dlq_url: Option<String>,
     /// The `deliveries` queue (`HOOKLINE_DELIVERIES_QUEUE_URL`).
     pub deliveries_queue_url: String,
     /// Its DLQ (`HOOKLINE_DELIVERIES_DLQ_URL`).
@@ -42,7 +40,6 @@ impl AwsResources {
         Ok(Self {
             table: env.required("HOOKLINE_TABLE")?,
             events_queue_url: env.required("HOOKLINE_EVENTS_QUEUE_URL")?,
-            events_dlq_url: env.get("HOOKLINE_EVENTS_DLQ_URL").map(str::to_owned),
             deliveries_queue_url: env.required("HOOKLINE_DELIVERIES_QUEUE_URL")?,
             deliveries_dlq_url: env.required("HOOKLINE_DELIVERIES_DLQ_URL")?,
             ordered_deliveries: match env.get("HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL") {
@@ -110,16 +107,10 @@ impl AwsPorts {
         ))
     }
 
-    /// The `events-dlq`, where ingest puts events it can never process.
-    pub fn events_dead_letters(&self) -> Result<Arc<dyn DeadLetters>, SettingError> {
-        match &self.resources.events_dlq_url {
-            Some(url) => Ok(Arc::new(SqsQueue::new(self.sqs.clone(), url))),
-            None => Err(SettingError {
-                name: "HOOKLINE_EVENTS_DLQ_URL",
-                value: String::new(),
-                problem: "is not set".into(),
-            }),
-        }
+    /// The dead-letter queue at `url` (the `events-dlq`, where ingest puts events it can never
+    /// process; only `ingest` is given its URL).
+    pub fn dead_letters(&self, url: &str) -> Arc<dyn DeadLetters> {
+        Arc::new(SqsQueue::new(self.sqs.clone(), url))
     }
 
     /// The deliveries queues as their concrete adapter (tests and benchmarks read them).
@@ -160,9 +151,6 @@ mod tests {
             ("HOOKLINE_DELIVERIES_DLQ_URL", "dd"),
         ]);
         let r = AwsResources::from_env(&env).expect("enough");
-        assert_eq!(
-            (r.table.as_str(), r.ordered_deliveries, r.events_dlq_url),
-            ("t", None, None)
-        );
+        assert_eq!((r.table.as_str(), r.ordered_deliveries), ("t", None));
     }
 }

@@ -5,7 +5,7 @@
 //!   and profile files (2 ms of every init). `AWS_ENDPOINT_URL` is honoured; the loader's other
 //!   settings (per-service endpoint variables, `AWS_MAX_ATTEMPTS`, FIPS, ...) are not read
 //!   there. Elsewhere, the SDK's loader.
-//! - The HTTPS client trusts the compiled-in roots ([`crate::tls`]) and builds its TLS
+//! - The HTTPS client trusts the compiled-in roots ([`crate::adapters::tls`]) and builds its TLS
 //!   configuration on the first request, once for every client, instead of once per client at
 //!   construction (which the SDK's client does to load native certificates early; with roots
 //!   of our own it parsed them again for each client, 1 ms each).
