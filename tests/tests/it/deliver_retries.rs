@@ -14,7 +14,7 @@ use hookline_core::delivery::{
 };
 use hookline_core::event::{Event, EventId, IntakeRules};
 use hookline_core::event_type::Catalog;
-use hookline_core::ports::{AttemptLog, DeliveryQueue, EventLog, WebhookStore};
+use hookline_core::ports::{AttemptLog, DeliveryQueue, EventLog, Ports, WebhookStore};
 use hookline_core::retry::RetryPolicy;
 use hookline_core::target::TargetPolicy;
 use hookline_core::urn::Namespace;
@@ -27,10 +27,20 @@ use hookline_tests::webhook;
 /// What differs between the paths: the ports, the backoff unit, and the event source.
 #[async_trait]
 trait Backend: Send + Sync {
-    fn store(&self) -> Arc<dyn WebhookStore>;
-    fn lifecycle(&self) -> hookline_core::lifecycle::Lifecycle;
-    fn events(&self) -> Arc<dyn EventLog>;
-    fn attempts(&self) -> Arc<dyn AttemptLog>;
+    /// Every port, wired by the composition's builder.
+    fn ports(&self) -> Ports;
+    fn store(&self) -> Arc<dyn WebhookStore> {
+        self.ports().webhooks
+    }
+    fn lifecycle(&self) -> hookline_core::lifecycle::Lifecycle {
+        hookline_core::lifecycle::Lifecycle::from_ports(&self.ports())
+    }
+    fn events(&self) -> Arc<dyn EventLog> {
+        self.ports().events
+    }
+    fn attempts(&self) -> Arc<dyn AttemptLog> {
+        self.ports().attempts
+    }
     fn queue(&self) -> Arc<dyn DeliveryQueue>;
     /// Backoff steps: milliseconds on the embedded queue, seconds on SQS (its granularity).
     fn schedule(&self) -> Vec<Duration>;
@@ -50,17 +60,8 @@ struct Embedded {
 
 #[async_trait]
 impl Backend for Embedded {
-    fn lifecycle(&self) -> hookline_core::lifecycle::Lifecycle {
-        hookline_tests::embedded_lifecycle(&self.db)
-    }
-    fn store(&self) -> Arc<dyn WebhookStore> {
-        Arc::new(self.db.clone())
-    }
-    fn events(&self) -> Arc<dyn EventLog> {
-        Arc::new(self.db.clone())
-    }
-    fn attempts(&self) -> Arc<dyn AttemptLog> {
-        Arc::new(self.db.clone())
+    fn ports(&self) -> Ports {
+        hookline_tests::embedded_ports(&self.db)
     }
     fn queue(&self) -> Arc<dyn DeliveryQueue> {
         Arc::new(self.deliveries.clone())
@@ -114,26 +115,10 @@ struct Moto {
     resources: hookline_infra::Resources,
 }
 
-impl Moto {
-    /// Every port, wired as the Lambdas wire them.
-    fn ports(&self) -> hookline_core::ports::Ports {
-        hookline_tests::aws_ports(&self.dynamo, &self.sqs, &self.resources).ports
-    }
-}
-
 #[async_trait]
 impl Backend for Moto {
-    fn lifecycle(&self) -> hookline_core::lifecycle::Lifecycle {
-        hookline_tests::aws_lifecycle(&self.dynamo, &self.sqs, &self.resources)
-    }
-    fn store(&self) -> Arc<dyn WebhookStore> {
-        self.ports().webhooks
-    }
-    fn events(&self) -> Arc<dyn EventLog> {
-        self.ports().events
-    }
-    fn attempts(&self) -> Arc<dyn AttemptLog> {
-        self.ports().attempts
+    fn ports(&self) -> Ports {
+        hookline_tests::aws_ports(&self.dynamo, &self.sqs, &self.resources).ports
     }
     fn queue(&self) -> Arc<dyn DeliveryQueue> {
         Arc::new(self.resources.deliveries(&self.sqs))

@@ -14,7 +14,7 @@ use hookline_core::adapters::lambda::received_messages;
 use hookline_core::adapters::sqlite::Database;
 use hookline_core::adapters::sqlite::SqliteQueue;
 use hookline_core::delivery::{DeliveryId, DeliveryMessage, ReceiptHandle};
-use hookline_core::ports::{DeadLetters, DeliveryQueue, EventLog, PortError, WebhookStore};
+use hookline_core::ports::{DeadLetters, DeliveryQueue, EventLog, PortError, Ports, WebhookStore};
 use hookline_core::webhook::WebhookId;
 use hookline_ingest::{Ingest, IngestSettings};
 use hookline_tests::webhook;
@@ -23,9 +23,17 @@ use hookline_tests::webhook;
 /// its queues.
 #[async_trait]
 trait Backend: Send + Sync {
-    fn store(&self) -> Arc<dyn WebhookStore>;
-    fn lifecycle(&self) -> hookline_core::lifecycle::Lifecycle;
-    fn log(&self) -> Arc<dyn EventLog>;
+    /// Every port, wired by the composition's builder.
+    fn ports(&self) -> Ports;
+    fn store(&self) -> Arc<dyn WebhookStore> {
+        self.ports().webhooks
+    }
+    fn lifecycle(&self) -> hookline_core::lifecycle::Lifecycle {
+        hookline_core::lifecycle::Lifecycle::from_ports(&self.ports())
+    }
+    fn log(&self) -> Arc<dyn EventLog> {
+        self.ports().events
+    }
     fn deliveries_port(&self) -> Arc<dyn DeliveryQueue>;
     fn dead_letters_port(&self) -> Arc<dyn DeadLetters>;
     /// A source's raw send into the events queue.
@@ -105,14 +113,8 @@ impl Embedded {
 
 #[async_trait]
 impl Backend for Embedded {
-    fn lifecycle(&self) -> hookline_core::lifecycle::Lifecycle {
-        hookline_tests::embedded_lifecycle(&self.db)
-    }
-    fn store(&self) -> Arc<dyn WebhookStore> {
-        Arc::new(self.db.clone())
-    }
-    fn log(&self) -> Arc<dyn EventLog> {
-        Arc::new(self.db.clone())
+    fn ports(&self) -> Ports {
+        hookline_tests::embedded_ports(&self.db)
     }
     fn deliveries_port(&self) -> Arc<dyn DeliveryQueue> {
         Arc::new(self.deliveries.clone())
@@ -182,13 +184,6 @@ struct Moto {
 }
 
 impl Moto {
-    /// Every port, wired as the Lambdas wire them.
-    fn ports(&self) -> hookline_core::ports::Ports {
-        hookline_tests::aws_ports(&self.dynamo, &self.sqs, &self.resources).ports
-    }
-}
-
-impl Moto {
     async fn new() -> Self {
         let (dynamo, sqs, resources) = hookline_tests::fresh_aws("ingest").await;
         Self {
@@ -221,14 +216,8 @@ impl Moto {
 
 #[async_trait]
 impl Backend for Moto {
-    fn lifecycle(&self) -> hookline_core::lifecycle::Lifecycle {
-        hookline_tests::aws_lifecycle(&self.dynamo, &self.sqs, &self.resources)
-    }
-    fn store(&self) -> Arc<dyn WebhookStore> {
-        self.ports().webhooks
-    }
-    fn log(&self) -> Arc<dyn EventLog> {
-        self.ports().events
+    fn ports(&self) -> Ports {
+        hookline_tests::aws_ports(&self.dynamo, &self.sqs, &self.resources).ports
     }
     fn deliveries_port(&self) -> Arc<dyn DeliveryQueue> {
         Arc::new(self.resources.deliveries(&self.sqs))
