@@ -2,10 +2,10 @@
 //! ([`crate::graphql`], `POST /graphql` and `POST /`), as one `axum` router: `hookline serve`
 //! serves it with `axum::serve`, the `api` Lambda with `lambda_http`. Each handler
 //! carries its OpenAPI operation (`utoipa`), and the request and response types their schemas,
-//! so [`openapi::openapi`] generates the document from the code that serves the requests.
+//! so [`openapi::openapi()`] generates the document from the code that serves the requests.
 //!
 //! The router serves the checked-in copy (`functions/api/openapi.json`), which a test keeps
-//! equal to [`openapi::openapi`]'s: the same bytes, without the document builder in the Lambda binary
+//! equal to [`openapi::openapi()`]'s: the same bytes, without the document builder in the Lambda binary
 //! or its init.
 
 use std::collections::BTreeMap;

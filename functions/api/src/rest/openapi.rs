@@ -1,4 +1,4 @@
-//! The OpenAPI 3.1 document: generated from the handlers' annotations ([`openapi`]), and
+//! The OpenAPI 3.1 document: generated from the handlers' annotations ([`openapi()`]), and
 //! served as the checked-in copy a test keeps equal to it.
 
 use super::*;
@@ -8,7 +8,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-/// [`openapi`] as pretty JSON with a final newline: what `functions/api/openapi.json` holds.
+/// [`openapi()`] as pretty JSON with a final newline: what `functions/api/openapi.json` holds.
 pub fn openapi_json() -> String {
     let mut json = openapi().to_pretty_json().unwrap_or_else(|e| {
         tracing::error!(error = %e, "the OpenAPI document did not serialize");
