@@ -7,6 +7,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::config::{Env, SettingError};
+
 /// Why an address is not a public unicast address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BlockedRange {
@@ -167,6 +169,15 @@ impl TargetPolicy {
     pub const PUBLIC_ONLY: Self = Self {
         allow_private: false,
     };
+
+    /// The deployment's rule from `HOOKLINE_ALLOW_PRIVATE_TARGETS` (a yes/no setting),
+    /// `allow_by_default` when unset (true for `hookline serve` only). Every binary that
+    /// connects to endpoints reads it here.
+    pub fn from_env(env: &Env, allow_by_default: bool) -> Result<Self, SettingError> {
+        Ok(Self {
+            allow_private: env.flag("HOOKLINE_ALLOW_PRIVATE_TARGETS", allow_by_default)?,
+        })
+    }
 
     /// Checks one address, e.g. each one a host name resolved to.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), TargetError> {

@@ -52,9 +52,7 @@ impl Settings {
         Ok(Self {
             namespace: env.namespace()?,
             allow_http: env.flag("HOOKLINE_ALLOW_HTTP", local)?,
-            targets: TargetPolicy {
-                allow_private: env.flag("HOOKLINE_ALLOW_PRIVATE_TARGETS", local)?,
-            },
+            targets: TargetPolicy::from_env(env, local)?,
             one_url_per_event: env.flag("HOOKLINE_ONE_URL_PER_EVENT", false)?,
             ordered_deliveries: local || env.is_set("HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL"),
             secret_overlap: env.parsed(

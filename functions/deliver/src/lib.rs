@@ -142,9 +142,7 @@ impl DeliverSettings {
 /// Which endpoints deliveries may reach on AWS: `HOOKLINE_ALLOW_PRIVATE_TARGETS` (default
 /// false), read as every binary reads it.
 pub fn target_policy(env: &Env) -> Result<TargetPolicy, SettingError> {
-    Ok(TargetPolicy {
-        allow_private: env.flag("HOOKLINE_ALLOW_PRIVATE_TARGETS", false)?,
-    })
+    TargetPolicy::from_env(env, false)
 }
 
 /// Why a message must come back later (it is reported failed).

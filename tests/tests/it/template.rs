@@ -74,6 +74,7 @@ fn every_environment_variable_a_function_reads_is_set() {
             &[
                 "functions/api/src/main.rs",
                 "functions/api/src/settings.rs",
+                "shared/src/target.rs",
                 "shared/src/adapters/aws/mod.rs",
                 "shared/src/adapters/tls.rs",
             ][..],
@@ -93,6 +94,7 @@ fn every_environment_variable_a_function_reads_is_set() {
                 "functions/deliver/src/main.rs",
                 "functions/deliver/src/lib.rs",
                 "shared/src/webhook/state.rs",
+                "shared/src/target.rs",
                 "shared/src/adapters/aws/mod.rs",
                 "shared/src/adapters/tls.rs",
             ][..],
