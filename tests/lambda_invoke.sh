@@ -17,6 +17,7 @@ export HOOKLINE_DELIVERIES_QUEUE_URL=$(field deliveriesQueueUrl)
 export HOOKLINE_DELIVERIES_DLQ_URL=$(field deliveriesDlqUrl)
 export HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL=$(field orderedDeliveriesQueueUrl)
 export HOOKLINE_ORDERED_DELIVERIES_DLQ_URL=$(field orderedDeliveriesDlqUrl)
+export HOOKLINE_KMS_KEY_ID=$(field kmsKeyId)
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 cargo lambda watch --invoke-port "$port" > target/lambda-watch.log 2>&1 &

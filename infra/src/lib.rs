@@ -1,6 +1,8 @@
 //! Creates Hookline's AWS resources: the DynamoDB table (PK/SK strings, on-demand, TTL on
-//! `ttl`) and the four queues (`events`, `deliveries`, each with a DLQ and a redrive policy
-//! whose `maxReceiveCount` comes from the retry policy).
+//! `ttl`), the four queues (`events`, `deliveries`, each with a DLQ and a redrive policy
+//! whose `maxReceiveCount` comes from the retry policy), and the KMS key that wraps the data
+//! keys sealing credentials (alias `alias/<prefix>-credentials`). [`keys`] rotates and
+//! retires those data keys and reseals the table's webhooks.
 //!
 //! Idempotent: running it again converges the attributes instead of failing, so it serves a
 //! fresh moto server in tests as well as an existing account.
@@ -47,6 +49,8 @@ pub struct ResourceNames {
     pub ordered_deliveries: String,
     /// Its FIFO dead-letter queue.
     pub ordered_deliveries_dlq: String,
+    /// The KMS alias of the key wrapping the data keys.
+    pub kms_alias: String,
 }
 
 impl ResourceNames {
@@ -60,6 +64,7 @@ impl ResourceNames {
             deliveries_dlq: format!("{prefix}-deliveries-dlq"),
             ordered_deliveries: format!("{prefix}-deliveries-ordered.fifo"),
             ordered_deliveries_dlq: format!("{prefix}-deliveries-ordered-dlq.fifo"),
+            kms_alias: format!("alias/{prefix}-credentials"),
         }
     }
 }
@@ -88,6 +93,8 @@ pub struct Resources {
     pub ordered_deliveries_queue_url: String,
     /// Its FIFO DLQ's URL.
     pub ordered_deliveries_dlq_url: String,
+    /// The KMS key wrapping the data keys (its ARN).
+    pub kms_key_id: String,
 }
 
 impl Resources {
@@ -102,6 +109,7 @@ impl Resources {
                 self.ordered_deliveries_queue_url.clone(),
                 self.ordered_deliveries_dlq_url.clone(),
             )),
+            kms_key_id: Some(self.kms_key_id.clone()),
         }
     }
 
@@ -130,6 +138,16 @@ pub enum BootstrapError {
         /// The API operation.
         operation: &'static str,
         /// The queue.
+        resource: String,
+        /// The SDK error with its context.
+        message: String,
+    },
+    /// A KMS call failed.
+    #[error("KMS {operation} on {resource} failed: {message}")]
+    Aws {
+        /// The API operation.
+        operation: &'static str,
+        /// The key or alias.
         resource: String,
         /// The SDK error with its context.
         message: String,
@@ -168,14 +186,16 @@ fn sqs_err<E: std::error::Error>(
     }
 }
 
-/// Creates (or converges) the table and the four queues.
+/// Creates (or converges) the table, the four queues and the KMS key.
 pub async fn bootstrap(
     dynamo: &aws_sdk_dynamodb::Client,
     sqs: &aws_sdk_sqs::Client,
+    kms: &aws_sdk_kms::Client,
     names: &ResourceNames,
     policy: &RetryPolicy,
 ) -> Result<Resources, BootstrapError> {
     create_table(dynamo, &names.table).await?;
+    let kms_key_id = kms_key(kms, &names.kms_alias).await?;
     let max_receive_count = policy.max_receive_count();
     let events_dlq_url = create_queue(sqs, &names.events_dlq, dlq_attributes()).await?;
     let deliveries_dlq_url = create_queue(sqs, &names.deliveries_dlq, dlq_attributes()).await?;
@@ -212,7 +232,58 @@ pub async fn bootstrap(
         deliveries_dlq_url,
         ordered_deliveries_queue_url,
         ordered_deliveries_dlq_url: ordered_dlq_url,
+        kms_key_id,
     })
+}
+
+/// The ARN of the symmetric KMS key behind `alias`, created with the alias if missing.
+async fn kms_key(kms: &aws_sdk_kms::Client, alias: &str) -> Result<String, BootstrapError> {
+    let kms_err = |operation: &'static str| {
+        move |e: Box<dyn std::error::Error + Send + Sync>| BootstrapError::Aws {
+            operation,
+            resource: alias.to_owned(),
+            message: e.to_string(),
+        }
+    };
+    let found = kms
+        .describe_key()
+        .key_id(alias)
+        .send()
+        .await;
+    match found {
+        Ok(out) => {
+            if let Some(arn) = out.key_metadata.and_then(|m| m.arn) {
+                return Ok(arn);
+            }
+        }
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => {}
+        Err(e) => {
+            return Err(kms_err("DescribeKey")(
+                aws_sdk_kms::error::DisplayErrorContext(e).to_string().into(),
+            ))
+        }
+    }
+    let created = kms
+        .create_key()
+        .description("Hookline: wraps the data keys that seal webhook credentials")
+        .send()
+        .await
+        .map_err(|e| {
+            kms_err("CreateKey")(aws_sdk_kms::error::DisplayErrorContext(e).to_string().into())
+        })?;
+    let meta = created.key_metadata.ok_or_else(|| {
+        kms_err("CreateKey")("KMS returned no key metadata".into())
+    })?;
+    kms.create_alias()
+        .alias_name(alias)
+        .target_key_id(meta.key_id())
+        .send()
+        .await
+        .map_err(|e| {
+            kms_err("CreateAlias")(aws_sdk_kms::error::DisplayErrorContext(e).to_string().into())
+        })?;
+    meta.arn
+        .ok_or_else(|| kms_err("CreateKey")("KMS returned no key ARN".into()))
 }
 
 fn dlq_attributes() -> HashMap<QueueAttributeName, String> {
@@ -400,4 +471,129 @@ async fn enable_ttl(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Result<()
         .map_err(dynamo_err("UpdateTimeToLive", table))?;
     tracing::info!(table, attribute = TTL_ATTRIBUTE, "TTL enabled");
     Ok(())
+}
+
+/// The data keys that seal webhook credentials on AWS: status, reseal, rotate, retire.
+pub mod keys {
+    use hookline_core::adapters::aws::dynamodb::DynamoWebhookStore;
+    use hookline_core::adapters::aws::kms::KmsVault;
+    use hookline_core::ports::{PortError, Vault};
+    use hookline_core::reseal::{key_usage, reseal, KeyUsage, ResealError};
+
+    /// The table's webhooks and keyring, with a KMS key to wrap new data keys.
+    pub struct TableKeys {
+        store: DynamoWebhookStore,
+        dynamo: aws_sdk_dynamodb::Client,
+        kms: aws_sdk_kms::Client,
+        table: String,
+        kms_key_id: Option<String>,
+    }
+
+    /// Why a key command failed.
+    #[derive(Debug, thiserror::Error)]
+    pub enum KeysError {
+        /// The store or KMS failed.
+        #[error(transparent)]
+        Port(#[from] PortError),
+        /// The table's credentials cannot be resealed with these keys.
+        #[error(transparent)]
+        Reseal(#[from] ResealError),
+        /// Refused.
+        #[error("{0}")]
+        Refused(String),
+    }
+
+    /// What `status` reports.
+    #[derive(Debug)]
+    pub struct KeysStatus {
+        /// The active key, if any.
+        pub active: Option<String>,
+        /// Every key in the keyring item.
+        pub keys: Vec<String>,
+        /// How many webhooks use each key.
+        pub usage: KeyUsage,
+    }
+
+    impl TableKeys {
+        /// The keys of `table`; new data keys are wrapped with `kms_key_id`.
+        pub fn new(
+            dynamo: aws_sdk_dynamodb::Client,
+            kms: aws_sdk_kms::Client,
+            table: &str,
+            kms_key_id: Option<String>,
+        ) -> Self {
+            Self {
+                store: DynamoWebhookStore::new(dynamo.clone(), table),
+                dynamo,
+                kms,
+                table: table.to_owned(),
+                kms_key_id,
+            }
+        }
+
+        /// A vault with nothing cached (what a rotation just wrote is read).
+        fn vault(&self) -> KmsVault {
+            KmsVault::new(
+                self.dynamo.clone(),
+                self.kms.clone(),
+                &self.table,
+                self.kms_key_id.clone(),
+            )
+        }
+
+        /// The keyring item's keys and which webhooks use which.
+        pub async fn status(&self) -> Result<KeysStatus, KeysError> {
+            let wrapped = self.vault().read().await?;
+            let mut keys: Vec<String> = wrapped.keys.keys().cloned().collect();
+            keys.sort();
+            Ok(KeysStatus {
+                active: wrapped.active,
+                keys,
+                usage: key_usage(&self.store).await?,
+            })
+        }
+
+        /// Seals every plaintext credential (a table written before sealing) and reseals
+        /// every one not under the active key; makes the first data key if there is none.
+        pub async fn reseal(&self) -> Result<KeyUsage, KeysError> {
+            let keys = self.vault().keyring().await?;
+            Ok(reseal(&self.store, &keys).await?)
+        }
+
+        /// A new data key from KMS becomes the active one; every webhook is resealed under
+        /// it. Returns the new key's id and what was resealed.
+        pub async fn rotate(&self) -> Result<(String, KeyUsage), KeysError> {
+            let vault = self.vault();
+            let (id, _, wrapped) = vault.generate().await?;
+            let existing = !vault.read().await?.keys.is_empty();
+            if !vault.add_active(&id, &wrapped, !existing).await? {
+                return Err(KeysError::Refused(
+                    "the keyring item changed while rotating: run it again".into(),
+                ));
+            }
+            let usage = self.reseal().await?;
+            Ok((id.to_string(), usage))
+        }
+
+        /// Removes key `id` once no webhook is sealed under it (never the active key).
+        pub async fn retire(&self, id: &str) -> Result<(), KeysError> {
+            let wrapped = self.vault().read().await?;
+            if wrapped.active.as_deref() == Some(id) {
+                return Err(KeysError::Refused(format!(
+                    "{id} is the active key: rotate first, then retire it"
+                )));
+            }
+            if !wrapped.keys.contains_key(id) {
+                return Err(KeysError::Refused(format!("the keyring holds no key {id}")));
+            }
+            let usage = key_usage(&self.store).await?;
+            if let Some(n) = usage.by_key.get(id).filter(|n| **n > 0) {
+                return Err(KeysError::Refused(format!(
+                    "{n} webhooks are still sealed with {id}: reseal first"
+                )));
+            }
+            self.vault().remove(id).await?;
+            Ok(())
+        }
+    }
 }

@@ -2,10 +2,10 @@
 //! behind features. Modules import in one direction (`docs/ARCHITECTURE.md`):
 //!
 //! 1. Values: [`timestamp`], [`validation`], [`config`], [`urn`], [`event_type`], [`event`],
-//!    [`filter`], [`signing`], [`retry`], [`target`], [`auth`], [`rules`], [`webhook`] (with
+//!    [`filter`], [`signing`], [`sealed`], [`retry`], [`target`], [`auth`], [`rules`], [`webhook`] (with
 //!    its lifecycle state), [`outbound`], [`delivery`], [`operational`], [`grant`].
 //! 2. Ports: [`ports`], the traits, and the [`ports::Ports`] bundle a composition builds.
-//! 3. Services over the ports: [`lifecycle`].
+//! 3. Services over the ports: [`lifecycle`], [`reseal`].
 //! 4. Adapters: [`adapters`] (DynamoDB/SQS, SQLite, HTTP, Lambda, memory), behind features;
 //!    `adapters::aws::AwsPorts` and `adapters::sqlite::ports` wire each composition.
 #![warn(missing_docs)]
@@ -22,8 +22,10 @@ pub mod lifecycle;
 pub mod operational;
 pub mod outbound;
 pub mod ports;
+pub mod reseal;
 pub mod retry;
 pub mod rules;
+pub mod sealed;
 pub mod signing;
 pub mod target;
 pub mod timestamp;

@@ -16,6 +16,7 @@ use crate::delivery::{Attempt, AttemptStatus, DeliveryId, DeliveryMessage, Recei
 use crate::event::{Event, EventId};
 use crate::outbound::{OutboundError, OutboundRequest, OutboundResponse};
 use crate::rules::RateLimit;
+use crate::sealed::Keyring;
 use crate::urn::Namespace;
 use crate::webhook::{FailureRun, Route, Webhook, WebhookId};
 
@@ -116,6 +117,8 @@ pub trait WebhookStore: Send + Sync {
     ) -> Result<Option<FailureRun>, PortError>;
     /// Ends the webhook's failure run, if one is going on.
     async fn clear_failures(&self, id: &WebhookId) -> Result<(), PortError>;
+    /// Every webhook's id (key rotation walks them all: rare, a full scan).
+    async fn ids(&self) -> Result<Vec<WebhookId>, PortError>;
     /// The webhooks `owner` created that name `app_id` (for grant changes: rare, so a walk
     /// of the App's webhooks rather than an index of its own).
     async fn owned_in_app(&self, owner: &str, app_id: &str) -> Result<Vec<Webhook>, PortError> {
@@ -291,6 +294,29 @@ pub trait HttpSender: Send + Sync {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, OutboundError>;
 }
 
+/// Where the keys that seal credentials come from: a key file or `HOOKLINE_MASTER_KEY`
+/// (embedded), KMS-wrapped data keys (AWS). Loaded once and cached by the adapter.
+#[async_trait]
+pub trait Vault: Send + Sync {
+    /// The deployment's keys, the active one first.
+    async fn keyring(&self) -> Result<Arc<Keyring>, PortError>;
+    /// Reads the keys again (a value names a key this process has not loaded: another
+    /// process rotated). Adapters may answer from their cache when asked too often.
+    async fn refresh(&self) -> Result<Arc<Keyring>, PortError> {
+        self.keyring().await
+    }
+}
+
+/// A vault of keys fixed for the process's life (embedded store, tests).
+pub struct FixedVault(pub Arc<Keyring>);
+
+#[async_trait]
+impl Vault for FixedVault {
+    async fn keyring(&self) -> Result<Arc<Keyring>, PortError> {
+        Ok(self.0.clone())
+    }
+}
+
 /// Every port a composition provides, wired once per deployment (`crate::adapters::aws` and
 /// `crate::adapters::sqlite` build it) and handed to the api, ingest and deliver handlers.
 #[derive(Clone)]
@@ -309,6 +335,8 @@ pub struct Ports {
     pub deliveries: Arc<dyn DeliveryQueue>,
     /// Rate-limit slots shared by every deliverer of the deployment.
     pub rate_limiter: Arc<dyn RateLimiter>,
+    /// The keys that seal credentials at rest.
+    pub vault: Arc<dyn Vault>,
     /// The URN namespace of the deployment.
     pub namespace: Namespace,
 }

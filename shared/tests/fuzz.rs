@@ -135,7 +135,7 @@ proptest! {
                     url: Some(spec.url.to_string()),
                     event_types: Some(spec.event_types.iter().map(ToString::to_string).collect()),
                     urns: Some(spec.urns.iter().map(ToString::to_string).collect()),
-                    custom_headers: Some(spec.custom_headers.iter().map(|h| (h.name.clone(), h.value.clone())).collect::<BTreeMap<_, _>>()),
+                    custom_headers: Some(spec.custom_headers.iter().map(|h| (h.name.clone(), match &h.value { hookline_core::sealed::Protected::Plain(v) => v.clone(), hookline_core::sealed::Protected::Sealed(_) => unreachable!("validation gives plaintext") })).collect::<BTreeMap<_, _>>()),
                     enabled: None,
                     ..Default::default()
                 };

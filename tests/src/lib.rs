@@ -40,10 +40,12 @@ pub async fn fresh_aws(
     let config = moto_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
+    let kms = aws_sdk_kms::Client::new(&config);
     let names = hookline_infra::ResourceNames::with_prefix(&unique_name(prefix));
     let resources = hookline_infra::bootstrap(
         &dynamo,
         &sqs,
+        &kms,
         &names,
         &hookline_core::retry::RetryPolicy::default(),
     )
@@ -55,8 +57,21 @@ pub async fn fresh_aws(
 pub mod receiver;
 pub mod stack;
 
-/// A stored-ready webhook (validated, with a fresh secret) for tests that write to a store
-/// directly, without the API's endpoint check.
+/// The one keyring of the test process: [`webhook`] seals with it, and [`embedded_ports`] and
+/// [`aws_ports`] open with it, so webhooks written straight to a store deliver. The KMS vault
+/// is tested on its own ([`aws_ports_with_kms`]), and by the Lambda binaries.
+pub fn test_keys() -> std::sync::Arc<hookline_core::sealed::Keyring> {
+    static KEYS: std::sync::LazyLock<std::sync::Arc<hookline_core::sealed::Keyring>> =
+        std::sync::LazyLock::new(|| {
+            std::sync::Arc::new(
+                hookline_core::sealed::Keyring::generate().unwrap_or_else(|e| panic!("{e}")),
+            )
+        });
+    KEYS.clone()
+}
+
+/// A stored-ready webhook (validated, with a fresh secret, sealed with [`test_keys`]) for
+/// tests that write to a store directly, without the API's endpoint check.
 pub fn webhook(
     urns: &[&str],
     event_types: &[&str],
@@ -88,11 +103,12 @@ pub fn webhook(
     let now = time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
-    Webhook {
+    let secret = hookline_core::signing::Secret::generate().unwrap_or_else(|e| panic!("{e}"));
+    let mut webhook = Webhook {
         id: WebhookId::generate(),
         spec,
         secrets: vec![SigningSecret {
-            secret: hookline_core::signing::Secret::generate().unwrap_or_else(|e| panic!("{e}")),
+            secret: hookline_core::sealed::Protected::Plain(secret.expose()),
             expires_at: None,
         }],
         owner: "tester".into(),
@@ -100,7 +116,37 @@ pub fn webhook(
         created_at: now,
         updated_at: now,
         state: hookline_core::webhook::WebhookState::default(),
+    };
+    webhook
+        .seal(&test_keys())
+        .unwrap_or_else(|e| panic!("sealing: {e}"));
+    webhook
+}
+
+/// `hook` sealed with `keys` instead of [`test_keys`], and as webhook `id` if given (a sealed
+/// value opens only for the webhook it was sealed for): for stores with keys of their own.
+pub fn rekey(
+    hook: &hookline_core::webhook::Webhook,
+    keys: &hookline_core::sealed::Keyring,
+    id: Option<hookline_core::webhook::WebhookId>,
+) -> hookline_core::webhook::Webhook {
+    use hookline_core::sealed::Protected;
+    let test = test_keys();
+    let now = time::OffsetDateTime::now_utc();
+    let mut out = hook.clone();
+    let secrets = hook.active_secrets(&test, now).unwrap_or_else(|e| panic!("{e}"));
+    for (s, plain) in out.secrets.iter_mut().zip(secrets) {
+        s.secret = Protected::Plain(plain.expose());
     }
+    let headers = hook.open_headers(&test).unwrap_or_else(|e| panic!("{e}"));
+    for (h, (_, value)) in out.spec.custom_headers.iter_mut().zip(headers) {
+        h.value = Protected::Plain(value);
+    }
+    if let Some(id) = id {
+        out.id = id;
+    }
+    out.seal(keys).unwrap_or_else(|e| panic!("{e}"));
+    out
 }
 
 /// Every port on the embedded store `db`, wired as `hookline serve` wires them.
@@ -111,6 +157,7 @@ pub fn embedded_ports(
     ports(
         db,
         &Queues::new(db, &hookline_core::retry::RetryPolicy::default()),
+        test_keys(),
         hookline_core::urn::Namespace::default(),
     )
 }
@@ -123,15 +170,37 @@ pub fn embedded_lifecycle(
     hookline_core::lifecycle::Lifecycle::from_ports(&embedded_ports(db))
 }
 
-/// Every port on moto's table and queues `r`, wired as the Lambdas wire them.
+/// Every port on moto's table and queues `r`, wired as the Lambdas wire them, but for the
+/// keys: [`test_keys`] (what [`webhook`] seals with).
 pub fn aws_ports(
     dynamo: &aws_sdk_dynamodb::Client,
     sqs: &aws_sdk_sqs::Client,
     r: &hookline_infra::Resources,
 ) -> hookline_core::adapters::aws::AwsPorts {
+    // Never called: the vault it would serve is replaced.
+    let unused_kms = aws_sdk_kms::Client::from_conf(
+        aws_sdk_kms::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_sdk_kms::config::Region::new("us-east-1"))
+            .build(),
+    );
+    let mut aws = aws_ports_with_kms(dynamo, sqs, &unused_kms, r);
+    aws.ports.vault = std::sync::Arc::new(hookline_core::ports::FixedVault(test_keys()));
+    aws
+}
+
+/// Every port on moto's table and queues `r`, exactly as the Lambdas wire them: data keys
+/// from moto's KMS, wrapped in the table.
+pub fn aws_ports_with_kms(
+    dynamo: &aws_sdk_dynamodb::Client,
+    sqs: &aws_sdk_sqs::Client,
+    kms: &aws_sdk_kms::Client,
+    r: &hookline_infra::Resources,
+) -> hookline_core::adapters::aws::AwsPorts {
     hookline_core::adapters::aws::AwsPorts::new(
         dynamo.clone(),
         sqs.clone(),
+        kms.clone(),
         r.aws_resources(),
         hookline_core::urn::Namespace::default(),
     )

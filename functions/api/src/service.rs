@@ -10,12 +10,14 @@ use hookline_core::event_type::{Catalog, EventTypeInfo};
 use hookline_core::grant::GrantInput;
 use hookline_core::lifecycle::{GrantOutcome, Lifecycle};
 use hookline_core::outbound::{OutboundMethod, OutboundRequest, OutboundResponse};
-use hookline_core::ports::{Cursor, HttpSender, Page, PortError, WebhookStore};
+use hookline_core::ports::{Cursor, HttpSender, Page, PortError, Vault, WebhookStore};
+use hookline_core::sealed::{Keyring, Protected};
 use hookline_core::signing::{signature_header, Secret};
 use hookline_core::validation::{FieldError, ValidationErrors};
 use hookline_core::webhook::DisabledReason;
 use hookline_core::webhook::{
-    validate_custom_headers, NewWebhook, SigningSecret, Webhook, WebhookId, WebhookPatch,
+    validate_custom_headers, CredentialError, NewWebhook, SigningSecret, Webhook, WebhookId,
+    WebhookPatch,
     WebhookRules, WebhookSpec, WebhookUrl,
 };
 use serde::{Deserialize, Serialize};
@@ -88,9 +90,15 @@ pub struct ProbeReport {
 pub struct WebhookService {
     store: Arc<dyn WebhookStore>,
     http: Arc<dyn HttpSender>,
+    vault: Arc<dyn Vault>,
     lifecycle: Lifecycle,
     settings: Settings,
     catalog: &'static Catalog,
+}
+
+/// A credential that does not open is the store's fault, never the caller's.
+fn unreadable(e: CredentialError) -> ServiceError {
+    ServiceError::Store(PortError::Corrupt(e.to_string()))
 }
 
 fn excerpt(body: &str) -> String {
@@ -98,17 +106,19 @@ fn excerpt(body: &str) -> String {
 }
 
 impl WebhookService {
-    /// The service over a store, an outbound HTTP sender and the lifecycle (grants, operational
-    /// events).
+    /// The service over a store, an outbound HTTP sender, the keys that seal credentials and
+    /// the lifecycle (grants, operational events).
     pub fn new(
         store: Arc<dyn WebhookStore>,
         http: Arc<dyn HttpSender>,
+        vault: Arc<dyn Vault>,
         lifecycle: Lifecycle,
         settings: Settings,
     ) -> Self {
         Self {
             store,
             http,
+            vault,
             lifecycle,
             settings,
             catalog: Catalog::builtin(),
@@ -118,6 +128,52 @@ impl WebhookService {
     /// The deployment's settings.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The keys that seal and open credentials.
+    pub async fn keys(&self) -> Result<Arc<Keyring>, ServiceError> {
+        self.vault.keyring().await.map_err(ServiceError::Store)
+    }
+
+    /// Seals every credential of `webhook` before it is written.
+    async fn seal(&self, webhook: &mut Webhook) -> Result<(), ServiceError> {
+        let keys = self.keys().await?;
+        webhook.seal(&keys).map_err(unreadable)?;
+        Ok(())
+    }
+
+    /// `webhook` as its editors see it: custom header values opened (a value that does not
+    /// open is left out, and logged), secrets still sealed. What the API answers with; never
+    /// written back (stores refuse plaintext).
+    async fn reveal(&self, mut webhook: Webhook) -> Result<Webhook, ServiceError> {
+        if webhook.spec.custom_headers.is_empty() {
+            return Ok(webhook);
+        }
+        let keys = self.keys().await?;
+        let id = webhook.id.clone();
+        webhook.spec.custom_headers.retain_mut(|h| {
+            match h.value.open(&keys, &h.field(id.as_str())) {
+                Ok(v) => {
+                    h.value = Protected::Plain(v.into_owned());
+                    true
+                }
+                Err(e) => {
+                    tracing::error!(webhook_id = %id, header = %h.name, error = %e, "a custom header value does not open; left out of the answer");
+                    false
+                }
+            }
+        });
+        Ok(webhook)
+    }
+
+    /// The custom headers of webhook `id` with `spec`, opened.
+    pub async fn open_headers(
+        &self,
+        id: &WebhookId,
+        spec: &WebhookSpec,
+    ) -> Result<Vec<(String, String)>, ServiceError> {
+        let keys = self.keys().await?;
+        spec.open_headers(id, &keys).map_err(unreadable)
     }
 
     fn rules(&self) -> WebhookRules<'_> {
@@ -268,14 +324,11 @@ impl WebhookService {
 
     async fn verify_endpoint(
         &self,
+        id: &WebhookId,
         spec: &WebhookSpec,
         secret: &Secret,
     ) -> Result<(), ServiceError> {
-        let headers: Vec<(String, String)> = spec
-            .custom_headers
-            .iter()
-            .map(|h| (h.name.clone(), h.value.clone()))
-            .collect();
+        let headers = self.open_headers(id, spec).await?;
         let r = self.probe(&spec.url, &headers, secret).await;
         if r.ok {
             tracing::info!(url = %spec.url, method = r.method, "endpoint verified");
@@ -349,16 +402,14 @@ impl WebhookService {
             None => Secret::generate()
                 .map_err(|e| ServiceError::Store(PortError::Unavailable(e.into())))?,
         };
-        self.verify_endpoint(&spec, &secret).await?;
-        let webhook = Webhook::new(
-            spec,
-            secret.clone(),
-            &principal.sub,
-            OffsetDateTime::now_utc(),
-        );
+        let mut webhook = Webhook::new(spec, &secret, &principal.sub, OffsetDateTime::now_utc());
+        self.verify_endpoint(&webhook.id, &webhook.spec, &secret)
+            .await?;
+        self.seal(&mut webhook).await?;
         tracing::Span::current().record("webhook_id", webhook.id.as_str());
         self.store.create(&webhook).await?;
         tracing::info!(apps = ?webhook.spec.app_ids(), "webhook created");
+        let webhook = self.reveal(webhook).await?;
         Ok(Created { webhook, secret })
     }
 
@@ -394,12 +445,18 @@ impl WebhookService {
         // A webhook that also names an App the caller cannot edit stays invisible to them.
         page.items
             .retain(|w| principal.may_all(Action::EditApp, w.spec.app_ids()));
+        let mut shown = Vec::with_capacity(page.items.len());
+        for w in std::mem::take(&mut page.items) {
+            shown.push(self.reveal(w).await?);
+        }
+        page.items = shown;
         Ok(page)
     }
 
     /// Reads one webhook.
     pub async fn get(&self, principal: &Principal, id: &str) -> Result<Webhook, ServiceError> {
-        self.load_visible(principal, id).await
+        let webhook = self.load_visible(principal, id).await?;
+        self.reveal(webhook).await
     }
 
     fn check_version(webhook: &Webhook, if_match: Option<u64>) -> Result<u64, ServiceError> {
@@ -437,14 +494,14 @@ impl WebhookService {
         let current = self.load_visible(principal, id).await?;
         let expected = Self::check_version(&current, if_match)?;
         if patch.is_empty() {
-            return Ok(current);
+            return self.reveal(current).await;
         }
         let spec = patch
             .apply(&current.spec, &self.rules())
             .map_err(ServiceError::Invalid)?;
         if spec == current.spec {
             // Nothing changes (enabling an enabled webhook): no write, no new version.
-            return Ok(current);
+            return self.reveal(current).await;
         }
         self.require_edit_all(principal, &spec).await?;
         self.check_one_url_per_event(&spec, Some(&current.id))
@@ -453,9 +510,10 @@ impl WebhookService {
             spec.url != current.spec.url || spec.custom_headers != current.spec.custom_headers;
         if endpoint_changed {
             let now = OffsetDateTime::now_utc();
-            let secret = current.active_secrets(now).first().map(|s| (*s).clone());
-            match secret {
-                Some(secret) => self.verify_endpoint(&spec, &secret).await?,
+            let keys = self.keys().await?;
+            let secrets = current.active_secrets(&keys, now).map_err(unreadable)?;
+            match secrets.first() {
+                Some(secret) => self.verify_endpoint(&current.id, &spec, secret).await?,
                 None => {
                     return Err(ServiceError::Store(PortError::Corrupt(format!(
                         "webhook {id} has no active secret"
@@ -478,6 +536,7 @@ impl WebhookService {
         }
         next.version = expected + 1;
         next.updated_at = now;
+        self.seal(&mut next).await?;
         self.store
             .update(&next, expected)
             .await
@@ -493,7 +552,7 @@ impl WebhookService {
         } else if disabling {
             self.lifecycle.announce_disabled(&next).await;
         }
-        Ok(next)
+        self.reveal(next).await
     }
 
     /// Turns deliveries on (`enabled`) or off by hand; enabling ends the failure run. Doing
@@ -575,8 +634,13 @@ impl WebhookService {
         let (Some(url), Some(headers)) = (url, headers) else {
             return Err(ServiceError::Invalid(ValidationErrors::new(errors)));
         };
-        let headers: Vec<(String, String)> =
-            headers.into_iter().map(|h| (h.name, h.value)).collect();
+        let headers: Vec<(String, String)> = headers
+            .into_iter()
+            .filter_map(|h| match h.value {
+                Protected::Plain(v) => Some((h.name, v)),
+                Protected::Sealed(_) => None,
+            })
+            .collect();
         let throwaway = Secret::generate()
             .map_err(|e| ServiceError::Store(PortError::Unavailable(e.into())))?;
         Ok(self.probe(&url, &headers, &throwaway).await)
@@ -597,7 +661,7 @@ impl WebhookService {
             .map_err(|e| ServiceError::Store(PortError::Unavailable(e.into())))?;
         let mut next = current.clone();
         next.secrets = std::iter::once(SigningSecret {
-            secret: secret.clone(),
+            secret: Protected::Plain(secret.expose()),
             expires_at: None,
         })
         .chain(
@@ -613,13 +677,14 @@ impl WebhookService {
         .collect();
         next.version = current.version + 1;
         next.updated_at = now;
+        self.seal(&mut next).await?;
         self.store
             .update(&next, current.version)
             .await
             .map_err(|e| Self::store_conflict(&next.id, current.version, e))?;
         tracing::info!("secret rotated");
         Ok(Created {
-            webhook: next,
+            webhook: self.reveal(next).await?,
             secret,
         })
     }

@@ -47,14 +47,15 @@ use hookline_core::lifecycle::Lifecycle;
 use hookline_core::outbound::{OutboundMethod, OutboundRequest};
 use hookline_core::ports::Ports;
 use hookline_core::ports::{
-    AttemptLog, DeliveryQueue, EventLog, HttpSender, PortError, RateLimiter, WebhookStore,
+    AttemptLog, DeliveryQueue, EventLog, HttpSender, PortError, RateLimiter, Vault, WebhookStore,
 };
+use hookline_core::sealed::{Keyring, SealError};
 use hookline_core::retry::{parse_retry_after, AttemptOutcome, Decision, RetryPolicy};
 use hookline_core::signing::signature_header;
 use hookline_core::target::TargetPolicy;
 use hookline_core::timestamp::{from_unix_ms, unix_ms};
 use hookline_core::webhook::Webhook;
-use hookline_core::webhook::{DisablePolicy, DisabledReason};
+use hookline_core::webhook::{CredentialError, DisablePolicy, DisabledReason};
 use time::OffsetDateTime;
 use tracing::Instrument;
 pub use webhook_cache::WebhookCache;
@@ -173,6 +174,7 @@ pub struct Deliver {
     attempts: Arc<dyn AttemptLog>,
     queue: Arc<dyn DeliveryQueue>,
     http: Arc<dyn HttpSender>,
+    vault: Arc<dyn Vault>,
     lifecycle: Lifecycle,
     limiter: Arc<dyn RateLimiter>,
     webhooks: Arc<WebhookCache>,
@@ -220,20 +222,33 @@ fn excerpt(body: &str) -> String {
     body.chars().take(EXCERPT_CHARS).collect()
 }
 
+/// Why no request could be built for an attempt.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The event's body could not be made.
+    #[error(transparent)]
+    Port(#[from] PortError),
+    /// A secret or header value of the webhook does not open.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+}
+
 /// The request for one attempt: the event's body, the Standard Webhooks headers signed with
-/// every active secret, then the webhook's custom headers.
+/// every active secret (opened with `keys` here, and only here), then the webhook's custom
+/// headers.
 pub fn signed_request(
     webhook: &Webhook,
+    keys: &Keyring,
     event: &Event,
     now: OffsetDateTime,
     user_agent: &str,
     timeout: Duration,
-) -> Result<OutboundRequest, PortError> {
+) -> Result<OutboundRequest, RequestError> {
     let body = event
         .delivery_body()
         .map_err(|e| PortError::Corrupt(e.to_string()))?;
     let ts = now.unix_timestamp();
-    let secrets: Vec<_> = webhook.active_secrets(now).into_iter().cloned().collect();
+    let secrets = webhook.active_secrets(keys, now)?;
     let mut headers = vec![
         ("content-type".to_owned(), "application/json".to_owned()),
         ("user-agent".to_owned(), user_agent.to_owned()),
@@ -244,13 +259,7 @@ pub fn signed_request(
             signature_header(&secrets, event.id.as_str(), ts, &body),
         ),
     ];
-    headers.extend(
-        webhook
-            .spec
-            .custom_headers
-            .iter()
-            .map(|h| (h.name.clone(), h.value.clone())),
-    );
+    headers.extend(webhook.open_headers(keys)?);
     Ok(OutboundRequest {
         method: OutboundMethod::Post,
         url: webhook.spec.url.clone(),
@@ -261,13 +270,16 @@ pub fn signed_request(
 }
 
 impl Deliver {
-    /// The deliverer over these ports; `lifecycle` disables webhooks and announces it.
+    /// The deliverer over these ports; `vault` opens the webhooks' credentials, `lifecycle`
+    /// disables webhooks and announces it.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn WebhookStore>,
         events: Arc<dyn EventLog>,
         attempts: Arc<dyn AttemptLog>,
         queue: Arc<dyn DeliveryQueue>,
         http: Arc<dyn HttpSender>,
+        vault: Arc<dyn Vault>,
         lifecycle: Lifecycle,
         settings: DeliverSettings,
     ) -> Self {
@@ -282,6 +294,7 @@ impl Deliver {
             attempts,
             queue,
             http,
+            vault,
             lifecycle,
             limiter: Arc::new(MemoryRateLimiter::default()),
             webhooks,
@@ -298,6 +311,7 @@ impl Deliver {
             ports.attempts.clone(),
             ports.deliveries.clone(),
             http,
+            ports.vault.clone(),
             Lifecycle::from_ports(ports),
             settings,
         )
@@ -543,13 +557,19 @@ impl Deliver {
             }
         }
         let now = OffsetDateTime::now_utc();
-        let request = signed_request(
-            &webhook,
-            event,
-            now,
-            &self.settings.user_agent,
-            self.settings.timeout,
-        )?;
+        let request = match self.request(&webhook, event, now).await? {
+            Ok(request) => request,
+            Err(e) => {
+                // Never sent signed with garbage: a final failure, said in the attempt log.
+                let why = format!("not sent: {e}");
+                tracing::error!(webhook_id = %webhook.id, error = %e, "a credential of the webhook does not open; delivery failed");
+                self.record(pending, delivery, attempt, AttemptStatus::Failed, |a| {
+                    a.error = Some(why.clone())
+                });
+                self.count_failure(&webhook, now, &why).await;
+                return Ok(AttemptStatus::Failed);
+            }
+        };
         let result = self.http.send(request).await;
         let outcome = match &result {
             Ok(r) => AttemptOutcome::Status {
@@ -644,6 +664,46 @@ impl Deliver {
                 tracing::warn!(reason, "retries exhausted; the delivery moved to the DLQ");
                 Ok(status)
             }
+        }
+    }
+
+    /// The signed request for an attempt; a credential that names a key this process has
+    /// not loaded reloads the keys once (another process rotated them). The inner error is a
+    /// credential that does not open.
+    async fn request(
+        &self,
+        webhook: &Webhook,
+        event: &Event,
+        now: OffsetDateTime,
+    ) -> Result<Result<OutboundRequest, CredentialError>, PortError> {
+        let build = |keys: &Keyring| {
+            signed_request(
+                webhook,
+                keys,
+                event,
+                now,
+                &self.settings.user_agent,
+                self.settings.timeout,
+            )
+        };
+        let keys = self.vault.keyring().await?;
+        let first = build(&keys);
+        let retry = matches!(
+            &first,
+            Err(RequestError::Credential(CredentialError {
+                error: SealError::UnknownKey(_),
+                ..
+            }))
+        );
+        let result = if retry {
+            build(&*self.vault.refresh().await?)
+        } else {
+            first
+        };
+        match result {
+            Ok(request) => Ok(Ok(request)),
+            Err(RequestError::Credential(e)) => Ok(Err(e)),
+            Err(RequestError::Port(e)) => Err(e),
         }
     }
 

@@ -167,7 +167,7 @@ mod tests {
         .expect("valid");
         Webhook::new(
             spec,
-            Secret::generate().expect("rng"),
+            &Secret::generate().expect("rng"),
             "owner",
             OffsetDateTime::now_utc(),
         )

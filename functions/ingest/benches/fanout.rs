@@ -36,12 +36,16 @@ fn webhook_on(urn: &str, rules: &WebhookRules<'_>) -> Webhook {
     }
     .validate(rules, None)
     .expect("valid");
-    Webhook::new(
+    let mut webhook = Webhook::new(
         spec,
-        Secret::generate().expect("rng"),
+        &Secret::generate().expect("rng"),
         "bench",
         time::OffsetDateTime::now_utc(),
-    )
+    );
+    webhook
+        .seal(&hookline_core::sealed::Keyring::generate().expect("rng"))
+        .expect("seals");
+    webhook
 }
 
 async fn run(label: &str, webhooks: usize, events: usize) {

@@ -231,6 +231,9 @@ mod tests {
             self.reads.fetch_add(1, Ordering::SeqCst);
             self.db.routes_for_app(app_id).await
         }
+        async fn ids(&self) -> Result<Vec<WebhookId>, PortError> {
+            self.db.ids().await
+        }
         async fn routes_version(&self, app_id: &str) -> Result<u64, PortError> {
             self.versions.fetch_add(1, Ordering::SeqCst);
             self.db.routes_version(app_id).await
@@ -266,12 +269,16 @@ mod tests {
         }
         .validate(&rules, None)
         .expect("valid");
-        Webhook::new(
+        let mut webhook = Webhook::new(
             spec,
-            Secret::generate().expect("rng"),
+            &Secret::generate().expect("rng"),
             "owner",
             OffsetDateTime::now_utc(),
-        )
+        );
+        webhook
+            .seal(&hookline_core::sealed::Keyring::generate().expect("rng"))
+            .expect("seals");
+        webhook
     }
 
     fn event(urn: &str) -> Event {

@@ -35,6 +35,9 @@ pub enum Command {
     /// Inspect and replay a dead-letter queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// The keys that seal signing secrets and custom header values at rest.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Receive webhooks on a local port: verify signatures, print each delivery, script
     /// failures to watch retries.
     Listen(ListenArgs),
@@ -287,6 +290,24 @@ impl QueueKind {
             Self::Events => "EVENTS",
         }
     }
+}
+
+/// `hookline keys ...`: the key file beside the store (`<db>.key`), or `HOOKLINE_MASTER_KEY`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// The keys, and how many webhooks are sealed under each.
+    Status(StoreArgs),
+    /// Add a new active key to the key file and reseal every webhook under it (stop `hookline
+    /// serve` first). The old keys stay until retired.
+    Rotate(StoreArgs),
+    /// Remove a key from the key file once nothing is sealed under it.
+    Retire {
+        /// The store.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The key's id (`k` and 16 hex digits, as `status` shows it).
+        key_id: String,
+    },
 }
 
 /// `hookline dlq ...`.

@@ -14,6 +14,7 @@ macro_rules! say {
 pub mod backpressure;
 pub mod cli;
 pub mod dlq;
+pub mod keys;
 pub mod listen;
 pub mod progress;
 pub mod token;
@@ -30,7 +31,7 @@ use hookline_api::auth::with_auth;
 use hookline_api::settings::Settings;
 use hookline_api::Api;
 use hookline_core::adapters::http::ReqwestSender;
-use hookline_core::adapters::sqlite::{self, Database, Queues};
+use hookline_core::adapters::sqlite::{self, Database, Queues, Recovered};
 use hookline_core::auth::Principal;
 use hookline_core::ports::PortError;
 use hookline_deliver::{Deliver, DeliverSettings};
@@ -57,6 +58,9 @@ pub enum LocalError {
     /// The listening socket failed.
     #[error("listening socket: {0}")]
     Io(#[from] std::io::Error),
+    /// The keys that seal credentials are missing, wrong or unreadable.
+    #[error("keys: {0}")]
+    Keys(#[from] keys::KeyError),
     /// Another `hookline serve` has the store.
     #[error("{0} is in use by another `hookline serve` (two would consume the same queues): stop that one, or pass another --db")]
     Locked(String),
@@ -75,6 +79,22 @@ pub fn lock_store(path: &Path) -> Result<std::fs::File, LocalError> {
     }
 }
 
+/// [`lock_store`] on a store that may not exist yet: an empty file is made first (SQLite
+/// takes an empty file as a new database).
+pub fn lock_new_store(path: &Path) -> Result<std::fs::File, LocalError> {
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => std::fs::File::open(path),
+                _ => Err(e),
+            })?;
+    }
+    lock_store(path)
+}
+
 /// Logs to stderr at `default_level` unless `RUST_LOG` says otherwise; colours only on a
 /// terminal.
 pub fn init_logging(default_level: &str) {
@@ -87,6 +107,15 @@ pub fn init_logging(default_level: &str) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// What an owned start found: the keys, and what a previous owner had left in flight.
+#[derive(Debug)]
+pub struct Startup {
+    /// The keys, their origin and what the start resealed.
+    pub keys: keys::LoadedKeys,
+    /// Claims and receive leases released.
+    pub recovered: Recovered,
 }
 
 /// What `serve` runs on: the store, the queues, the routes, the handlers and the token key.
@@ -108,6 +137,8 @@ pub struct Local {
     pub tokens: Tokens,
     /// Intake's backpressure ([`BacklogLimits::default`] unless set).
     pub backlog: Arc<BacklogGate>,
+    /// The keys sealing the store's credentials.
+    pub keys: Arc<hookline_core::sealed::Keyring>,
 }
 
 fn random_key_hex() -> String {
@@ -143,6 +174,33 @@ impl Local {
         delivery: DeliverSettings,
     ) -> Result<Self, LocalError> {
         let db = Database::open(path)?;
+        Self::build(path, db, settings, permissions_claim, delivery)
+            .await
+            .map(|(local, _)| local)
+    }
+
+    /// Opens the database at `path` as its only owner (the caller holds [`lock_store`]'s
+    /// lock): what a stopped or crashed owner held is released at once ([`Recovered`]).
+    pub async fn open_owned(
+        path: &Path,
+        settings: Settings,
+        permissions_claim: String,
+        delivery: DeliverSettings,
+    ) -> Result<(Self, Startup), LocalError> {
+        let (db, recovered) = Database::open_owned(path)?;
+        let (local, keys) = Self::build(path, db, settings, permissions_claim, delivery).await?;
+        Ok((local, Startup { keys, recovered }))
+    }
+
+    async fn build(
+        path: &Path,
+        db: Database,
+        settings: Settings,
+        permissions_claim: String,
+        delivery: DeliverSettings,
+    ) -> Result<(Self, keys::LoadedKeys), LocalError> {
+        let master_key = std::env::var(keys::MASTER_KEY_VAR).ok();
+        let loaded = keys::load(path, &db, master_key.as_deref()).await?;
         let key_hex = db
             .setting_or_insert(SIGNING_KEY_SETTING, random_key_hex)
             .await?;
@@ -151,7 +209,12 @@ impl Local {
                 .map_err(|e| LocalError::Http(e.to_string()))?,
         );
         let queues = Queues::new(&db, &delivery.policy);
-        let ports = sqlite::ports(&db, &queues, settings.namespace.clone());
+        let ports = sqlite::ports(
+            &db,
+            &queues,
+            loaded.keyring.clone(),
+            settings.namespace.clone(),
+        );
         let backlog = Arc::new(BacklogGate::new(
             queues.events.clone(),
             queues.deliveries.clone(),
@@ -170,7 +233,7 @@ impl Local {
         );
         let deliver = Deliver::from_ports(&ports, http.clone(), delivery);
         let router = Api::from_ports(&ports, http, settings, Some(backlog.clone()));
-        Ok(Self {
+        let local = Self {
             db,
             queues,
             ingest,
@@ -179,7 +242,9 @@ impl Local {
             router,
             tokens: Tokens::new(key_hex.as_bytes(), permissions_claim),
             backlog,
-        })
+            keys: loaded.keyring.clone(),
+        };
+        Ok((local, loaded))
     }
 
     /// Mints a bearer token for `principal`, valid for `ttl`.

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory as _, Parser as _};
-use hookline::cli::{Cli, Command, DlqArgs, DlqCommand, ListenArgs, ServeArgs, TokenArgs};
+use hookline::cli::{
+    Cli, Command, DlqArgs, DlqCommand, KeysCommand, ListenArgs, ServeArgs, TokenArgs,
+};
 use hookline::progress::Progress;
 use hookline::{dlq, listen, say, Local};
 use hookline_core::auth::{parse_grant, Principal};
@@ -41,7 +43,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         delivery.policy.jitter * 100.0,
         humantime::format_duration(delivery.timeout)
     );
-    let mut local = Local::open_with(
+    // Held until exit: a second `serve` on the same store would consume the same queues, and
+    // holding it is what lets this one take back at once what a crashed one held.
+    let _lock = hookline::lock_new_store(&args.store.db).map_err(|e| e.to_string())?;
+    let (mut local, startup) = Local::open_owned(
         &args.store.db,
         args.settings.settings(),
         args.settings.claim.permissions_claim.clone(),
@@ -51,8 +56,6 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     local.deliver_workers = args.deliver_workers;
     local.backlog.set_limits(args.backlog());
-    // Held until exit: a second `serve` on the same store would consume the same queues.
-    let _lock = hookline::lock_store(&args.store.db).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(&args.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.addr))?;
@@ -71,6 +74,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     // The token rides in the fragment, which the browser never sends: no server or log sees it.
     say!("  console: http://{bound}/console#token={token}");
     say!("  store:  {} (SQLite)", args.store.db.display());
+    say!("  {}", keys_line(&startup.keys));
+    let r = startup.recovered;
+    if r.claims + r.messages > 0 {
+        say!(
+            "  recovered: {} fan-outs and {} messages a previous run left in flight, resumed now",
+            r.claims,
+            r.messages
+        );
+    }
     say!("  dev token (sub=dev, edit-app:* publish-events:*, 7 days; valid with this store only):");
     say!("    export HOOKLINE_TOKEN={token}");
     say!("  deliveries: {retries}, {} workers", args.deliver_workers);
@@ -95,6 +107,125 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string())
+}
+
+/// What `serve` says about the keys sealing credentials.
+fn keys_line(keys: &hookline::keys::LoadedKeys) -> String {
+    let origin = match &keys.origin {
+        hookline::keys::KeyOrigin::Env => format!("{}", hookline::keys::MASTER_KEY_VAR),
+        hookline::keys::KeyOrigin::File { path, created } => format!(
+            "{}{}",
+            path.display(),
+            if *created {
+                " (created now, mode 0600: back it up apart from the store)"
+            } else {
+                ""
+            }
+        ),
+    };
+    let mut line = format!(
+        "keys:   secrets and header values sealed with key {} from {origin}",
+        keys.keyring.active()
+    );
+    if keys.usage.resealed > 0 {
+        line.push_str(&format!(
+            "; {} webhooks sealed under it now",
+            keys.usage.resealed
+        ));
+    }
+    if !keys.usage.unreadable.is_empty() {
+        line.push_str(&format!(
+            "; {} webhooks' credentials do not open (altered store): {}",
+            keys.usage.unreadable.len(),
+            keys.usage.unreadable.join(", ")
+        ));
+    }
+    line
+}
+
+/// `hookline keys status|rotate|retire`: on a stopped store (the lock is taken).
+async fn keys_command(command: KeysCommand) -> Result<(), String> {
+    use hookline::keys;
+    use hookline_core::adapters::sqlite::Database;
+    let db_path = match &command {
+        KeysCommand::Status(s) | KeysCommand::Rotate(s) => s.db.clone(),
+        KeysCommand::Retire { store, .. } => store.db.clone(),
+    };
+    existing_store(&db_path)?;
+    let _lock = hookline::lock_store(&db_path).map_err(|e| e.to_string())?;
+    let db = Database::open(&db_path).map_err(|e| e.to_string())?;
+    let master_key = std::env::var(keys::MASTER_KEY_VAR).ok();
+    let from_env = master_key.is_some();
+    match command {
+        KeysCommand::Status(_) => {
+            let usage = hookline_core::reseal::key_usage(&db).await.map_err(|e| e.to_string())?;
+            match keys::read_keys(&db_path, master_key.as_deref()).map_err(|e| e.to_string())? {
+                Some((held, origin)) => {
+                    let from = match origin {
+                        keys::KeyOrigin::Env => keys::MASTER_KEY_VAR.to_owned(),
+                        keys::KeyOrigin::File { path, .. } => path.display().to_string(),
+                    };
+                    say!("keys from {from}:");
+                    for (i, key) in held.iter().enumerate() {
+                        let id = hookline_core::sealed::KeyId::of(key);
+                        let n = usage.by_key.get(id.as_str()).copied().unwrap_or(0);
+                        let role = if i == 0 { "active " } else { "        " };
+                        say!("  {role}{id}  {n} webhooks");
+                    }
+                }
+                None => say!("no key file ({}): `hookline serve` creates it", keys::key_file(&db_path).display()),
+            }
+            for (id, n) in &usage.by_key {
+                let known = keys::read_keys(&db_path, master_key.as_deref())
+                    .ok()
+                    .flatten()
+                    .is_some_and(|(held, _)| {
+                        held.iter().any(|k| hookline_core::sealed::KeyId::of(k).as_str() == id)
+                    });
+                if !known {
+                    say!("  MISSING {id}  {n} webhooks (sealed with a key not given)");
+                }
+            }
+            say!("{} webhooks in the store", usage.webhooks);
+            Ok(())
+        }
+        KeysCommand::Rotate(_) => {
+            if from_env {
+                return Err(format!(
+                    "the keys come from {}: put a new key first in it (keep the old ones after it) and start `hookline serve`, which reseals everything",
+                    keys::MASTER_KEY_VAR
+                ));
+            }
+            let id = keys::add_key(&db_path).map_err(|e| e.to_string())?;
+            let loaded = keys::load(&db_path, &db, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            say!(
+                "new active key {id}; {} of {} webhooks resealed under it",
+                loaded.usage.resealed,
+                loaded.usage.webhooks
+            );
+            say!("retire the old keys with `hookline keys retire <id>` (`hookline keys status` lists them)");
+            Ok(())
+        }
+        KeysCommand::Retire { key_id, .. } => {
+            if from_env {
+                return Err(format!(
+                    "the keys come from {}: remove the key from it",
+                    keys::MASTER_KEY_VAR
+                ));
+            }
+            let usage = hookline_core::reseal::key_usage(&db).await.map_err(|e| e.to_string())?;
+            if let Some(n) = usage.by_key.get(&key_id).filter(|n| **n > 0) {
+                return Err(format!(
+                    "{n} webhooks are still sealed with {key_id}: `hookline keys rotate` (or a start of `hookline serve`) reseals them under the active key first"
+                ));
+            }
+            keys::remove_key(&db_path, &key_id).map_err(|e| e.to_string())?;
+            say!("key {key_id} retired");
+            Ok(())
+        }
+    }
 }
 
 async fn token(args: TokenArgs) -> Result<(), String> {
@@ -278,6 +409,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Token(args) => token(args).await,
+        Command::Keys(command) => keys_command(command).await,
         Command::Dlq(DlqCommand::List(args)) => dlq_command(args, false).await,
         Command::Dlq(DlqCommand::Replay(args)) => dlq_command(args, true).await,
         Command::Listen(args) => listen_command(args).await,

@@ -2,7 +2,8 @@
 //!
 //! Both adapters store a webhook as a [`WebhookRecord`] document: in DynamoDB as the `doc`
 //! attribute of its `META` item and of each per-App route item, in SQLite as a column. The
-//! record holds the secrets (the deliverer signs with them); responses never show them.
+//! record holds the signing secrets and custom header values sealed (`crate::sealed`): a
+//! document is never written with a plaintext credential, and reading one needs no key.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -11,6 +12,7 @@ use crate::event_type::EventTypeFilter;
 use crate::filter::Filter;
 use crate::ports::PortError;
 use crate::rules::{Ordering, RateLimit, RetryInput, WebhookRetry};
+use crate::sealed::Protected;
 use crate::signing::Secret;
 use crate::urn::UrnPattern;
 use crate::webhook::{CustomHeader, SigningSecret, Webhook, WebhookId, WebhookSpec, WebhookUrl};
@@ -30,8 +32,8 @@ pub struct WebhookRecord {
     pub event_types: Vec<String>,
     /// URN patterns.
     pub urns: Vec<String>,
-    /// Custom headers.
-    pub custom_headers: Vec<CustomHeader>,
+    /// Custom headers, values sealed.
+    pub custom_headers: Vec<HeaderRecord>,
     /// Whether deliveries go out.
     pub enabled: bool,
     /// Secrets, current first.
@@ -88,35 +90,67 @@ pub struct SuspensionRecord {
     pub since: OffsetDateTime,
 }
 
+/// A stored custom header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRecord {
+    /// Its name.
+    pub name: String,
+    /// Its value, sealed (plaintext in documents written before values were sealed).
+    pub value: String,
+}
+
 /// A stored secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretRecord {
-    /// `whsec_...`.
+    /// `whsec_...`, sealed (plaintext in documents written before secrets were sealed).
     pub secret: String,
     /// When it stops signing.
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
 }
 
-impl From<&Webhook> for WebhookRecord {
-    fn from(w: &Webhook) -> Self {
-        Self {
+/// The sealed text of a credential; a plaintext one is never written.
+fn stored(id: &WebhookId, what: &str, value: &Protected) -> Result<String, PortError> {
+    value.as_stored().map(str::to_owned).ok_or_else(|| {
+        PortError::Corrupt(format!(
+            "webhook {id}: refusing to store its {what} unsealed (a bug: the service seals credentials before writing)"
+        ))
+    })
+}
+
+impl TryFrom<&Webhook> for WebhookRecord {
+    type Error = PortError;
+    fn try_from(w: &Webhook) -> Result<Self, PortError> {
+        Ok(Self {
             id: w.id.to_string(),
             name: w.spec.name.clone(),
             url: w.spec.url.to_string(),
             event_types: w.spec.event_types.iter().map(ToString::to_string).collect(),
             urns: w.spec.urns.iter().map(ToString::to_string).collect(),
-            custom_headers: w.spec.custom_headers.clone(),
+            custom_headers: w
+                .spec
+                .custom_headers
+                .iter()
+                .map(|h| {
+                    Ok(HeaderRecord {
+                        name: h.name.clone(),
+                        value: stored(&w.id, &format!("header {}", h.name), &h.value)?,
+                    })
+                })
+                .collect::<Result<_, PortError>>()?,
             enabled: w.spec.enabled,
             secrets: w
                 .secrets
                 .iter()
-                .map(|s| SecretRecord {
-                    secret: s.secret.expose(),
-                    expires_at: s.expires_at,
+                .map(|s| {
+                    Ok(SecretRecord {
+                        secret: stored(&w.id, "signing secret", &s.secret)?,
+                        expires_at: s.expires_at,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, PortError>>()?,
             owner: w.owner.clone(),
             version: w.version,
             created_at: w.created_at,
@@ -138,7 +172,7 @@ impl From<&Webhook> for WebhookRecord {
             retry: w.spec.retry.as_ref().map(WebhookRetry::to_input),
             rate_limit: w.spec.rate_limit,
             ordering: w.spec.ordering,
-        }
+        })
     }
 }
 
@@ -167,12 +201,18 @@ impl TryFrom<WebhookRecord> for Webhook {
             .secrets
             .iter()
             .map(|s| {
-                Secret::parse(&s.secret).map(|secret| SigningSecret {
+                let secret = Protected::stored(&s.secret);
+                // Plaintext from before sealing is checked as it always was; a sealed one
+                // is checked when opened.
+                if let Protected::Plain(text) = &secret {
+                    Secret::parse(text)?;
+                }
+                Ok(SigningSecret {
                     secret,
                     expires_at: s.expires_at,
                 })
             })
-            .collect::<Result<_, _>>()
+            .collect::<Result<_, crate::signing::SigningError>>()
             .map_err(|e| corrupt(&r.id, e))?;
         let filter = r
             .filter
@@ -193,7 +233,14 @@ impl TryFrom<WebhookRecord> for Webhook {
                 url,
                 event_types,
                 urns,
-                custom_headers: r.custom_headers,
+                custom_headers: r
+                    .custom_headers
+                    .into_iter()
+                    .map(|h| CustomHeader {
+                        name: h.name,
+                        value: Protected::stored(&h.value),
+                    })
+                    .collect(),
                 enabled: r.enabled,
                 filter,
                 retry,
@@ -233,7 +280,7 @@ impl TryFrom<WebhookRecord> for Webhook {
 
 /// Serializes a webhook into its stored JSON document.
 pub fn to_document(webhook: &Webhook) -> Result<String, PortError> {
-    serde_json::to_string(&WebhookRecord::from(webhook))
+    serde_json::to_string(&WebhookRecord::try_from(webhook)?)
         .map_err(|e| corrupt(webhook.id.as_str(), e))
 }
 

@@ -3,8 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
-
+use crate::sealed::Protected;
 use crate::validation::FieldError;
 
 /// Most custom headers on one webhook.
@@ -17,13 +16,21 @@ pub const MAX_HEADER_VALUE_CHARS: usize = 512;
 pub const RESERVED_HEADER_PREFIXES: [&str; 4] =
     ["x-hookline-", "x-amz-", "x-amzn-", "x-forwarded-"];
 
-/// One custom header: an `X-` name of HTTP token characters and a visible-ASCII value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// One custom header: an `X-` name of HTTP token characters and a visible-ASCII value,
+/// sealed at rest (integrators put API keys in them).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomHeader {
     /// Header name as given (case kept).
     pub name: String,
-    /// Header value.
-    pub value: String,
+    /// Header value: plaintext as validated, sealed before it is stored.
+    pub value: Protected,
+}
+
+impl CustomHeader {
+    /// The field its value is sealed for: `<webhook id>:header:<lowercase name>`.
+    pub fn field(&self, webhook_id: &str) -> String {
+        format!("{webhook_id}:header:{}", self.name.to_ascii_lowercase())
+    }
 }
 
 fn is_token_char(c: char) -> bool {
@@ -118,7 +125,7 @@ pub fn validate_custom_headers(
         }
         out.push(CustomHeader {
             name: name.clone(),
-            value: value.clone(),
+            value: Protected::Plain(value.clone()),
         });
     }
     if errors.is_empty() {

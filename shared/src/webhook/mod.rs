@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use crate::event_type::{EventType, EventTypeFilter};
 use crate::filter::Filter;
 use crate::rules::{Ordering, RateLimit, WebhookRetry};
+use crate::sealed::{Keyring, Protected, SealError};
 use crate::signing::Secret;
 use crate::urn::{Urn, UrnPattern};
 
@@ -119,6 +120,27 @@ impl WebhookSpec {
         self.urns.iter().map(UrnPattern::app_id).collect()
     }
 
+    /// The custom headers of webhook `id`, names and opened values.
+    pub fn open_headers(
+        &self,
+        id: &WebhookId,
+        keys: &Keyring,
+    ) -> Result<Vec<(String, String)>, CredentialError> {
+        self.custom_headers
+            .iter()
+            .map(|h| {
+                let value = h
+                    .value
+                    .open(keys, &h.field(id.as_str()))
+                    .map_err(|e| CredentialError {
+                        field: format!("customHeaders.{}", h.name),
+                        error: e,
+                    })?;
+                Ok((h.name.clone(), value.into_owned()))
+            })
+            .collect()
+    }
+
     /// True when an event of this type on this URN is wanted (ignores `enabled`).
     pub fn wants(&self, event_type: &EventType, urn: &Urn) -> bool {
         self.event_types.iter().any(|f| f.matches(event_type))
@@ -172,8 +194,8 @@ impl fmt::Display for WebhookId {
 /// A signing secret with the time it stops signing (set when it was rotated out).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SigningSecret {
-    /// The secret.
-    pub secret: Secret,
+    /// The secret's `whsec_` text, sealed before it is stored.
+    pub secret: Protected,
     /// When it stops signing; `None` for the current secret.
     pub expires_at: Option<OffsetDateTime>,
 }
@@ -200,13 +222,14 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// A new webhook with a fresh id, version 1 and `secret` as its only signing secret.
-    pub fn new(spec: WebhookSpec, secret: Secret, owner: &str, now: OffsetDateTime) -> Self {
+    /// A new webhook with a fresh id, version 1 and `secret` as its only signing secret
+    /// (plaintext until [`Webhook::seal`]).
+    pub fn new(spec: WebhookSpec, secret: &Secret, owner: &str, now: OffsetDateTime) -> Self {
         let mut webhook = Self {
             id: WebhookId::generate(),
             spec,
             secrets: vec![SigningSecret {
-                secret,
+                secret: Protected::Plain(secret.expose()),
                 expires_at: None,
             }],
             owner: owner.to_owned(),
@@ -252,13 +275,67 @@ impl Webhook {
         self.state.suspended.iter().find(|s| s.app_id == app_id)
     }
 
-    /// The secrets that sign at `now`: the current one and any rotated out whose overlap has
-    /// not ended.
-    pub fn active_secrets(&self, now: OffsetDateTime) -> Vec<&Secret> {
+    /// The secrets that sign at `now`, opened: the current one and any rotated out whose
+    /// overlap has not ended.
+    pub fn active_secrets(
+        &self,
+        keys: &Keyring,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Secret>, CredentialError> {
+        let field = self.secret_field();
         self.secrets
             .iter()
             .filter(|s| s.expires_at.is_none_or(|t| t > now))
-            .map(|s| &s.secret)
+            .map(|s| {
+                let text = s.secret.open(keys, &field).map_err(|e| CredentialError {
+                    field: "secret".into(),
+                    error: e,
+                })?;
+                Secret::parse(&text).map_err(|_| CredentialError {
+                    field: "secret".into(),
+                    error: SealError::Malformed("not a whsec_ secret".into()),
+                })
+            })
+            .collect()
+    }
+
+    /// Its custom headers, names and opened values.
+    pub fn open_headers(&self, keys: &Keyring) -> Result<Vec<(String, String)>, CredentialError> {
+        self.spec.open_headers(&self.id, keys)
+    }
+
+    fn secret_field(&self) -> String {
+        format!("{}:secret", self.id)
+    }
+
+    /// Seals every plaintext credential, and reseals any sealed under another key than the
+    /// active one; true when anything changed.
+    pub fn seal(&mut self, keys: &Keyring) -> Result<bool, CredentialError> {
+        let mut changed = false;
+        let field = self.secret_field();
+        for s in &mut self.secrets {
+            changed |= s.secret.seal(keys, &field).map_err(|e| CredentialError {
+                field: "secret".into(),
+                error: e,
+            })?;
+        }
+        let id = self.id.clone();
+        for h in &mut self.spec.custom_headers {
+            let field = h.field(id.as_str());
+            changed |= h.value.seal(keys, &field).map_err(|e| CredentialError {
+                field: format!("customHeaders.{}", h.name),
+                error: e,
+            })?;
+        }
+        Ok(changed)
+    }
+
+    /// The ids of the keys its credentials are sealed under (`None` for plaintext ones).
+    pub fn key_ids(&self) -> BTreeSet<Option<&str>> {
+        self.secrets
+            .iter()
+            .map(|s| s.secret.key_id())
+            .chain(self.spec.custom_headers.iter().map(|h| h.value.key_id()))
             .collect()
     }
 
@@ -286,6 +363,16 @@ impl Webhook {
             })
             .collect()
     }
+}
+
+/// A webhook credential that could not be opened or sealed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the webhook's {field} {error}")]
+pub struct CredentialError {
+    /// `secret` or `customHeaders.<name>`.
+    pub field: String,
+    /// Why.
+    pub error: SealError,
 }
 
 /// What fan-out needs of one webhook in one App (`PK=APP#<appId> SK=WH#<id>`).
@@ -606,15 +693,15 @@ mod tests {
             spec,
             secrets: vec![
                 SigningSecret {
-                    secret: current.clone(),
+                    secret: Protected::Plain(current.expose()),
                     expires_at: None,
                 },
                 SigningSecret {
-                    secret: old.clone(),
+                    secret: Protected::Plain(old.expose()),
                     expires_at: Some(now + time::Duration::hours(1)),
                 },
                 SigningSecret {
-                    secret: gone,
+                    secret: Protected::Plain(gone.expose()),
                     expires_at: Some(now - time::Duration::seconds(1)),
                 },
             ],
@@ -629,7 +716,19 @@ mod tests {
         assert_eq!(routes[0].app_id, "A1");
         assert_eq!(routes[0].patterns.len(), 2);
         assert_eq!(routes[1].app_id, "A2");
-        assert_eq!(hook.active_secrets(now), vec![&current, &old]);
+        let keys = Keyring::generate().expect("rng");
+        assert_eq!(
+            hook.active_secrets(&keys, now).expect("plaintext opens"),
+            vec![current.clone(), old.clone()]
+        );
+        let mut sealed = hook.clone();
+        assert!(sealed.seal(&keys).expect("seals"));
+        assert!(sealed.secrets.iter().all(|s| s.secret.as_stored().is_some()));
+        assert_eq!(
+            sealed.active_secrets(&keys, now).expect("opens"),
+            vec![current, old]
+        );
+        assert!(!sealed.seal(&keys).expect("already sealed"));
         assert!(WebhookId::parse(hook.id.as_str()).is_some());
         assert!(WebhookId::parse("wh_nope").is_none());
     }

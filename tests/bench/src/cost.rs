@@ -40,6 +40,9 @@ pub const SQS_BATCH_SIZE: i32 = 10;
 pub const PRICES_AS_OF: &str = "2026-11-26: AWS list prices, us-east-1, first tier (DynamoDB on-demand as reduced on 2024-11-01; Lambda arm64)";
 /// SQS standard queue, $ per million requests (each 64 KiB of payload is one request).
 pub const SQS_PER_MILLION_REQUESTS: f64 = 0.40;
+/// KMS, $ per million requests ($0.03 per 10 000; the key itself is $1 a month, not per
+/// delivery).
+pub const KMS_PER_MILLION_REQUESTS: f64 = 3.0;
 /// DynamoDB on-demand, $ per million write request units.
 pub const DYNAMODB_PER_MILLION_WRU: f64 = 0.625;
 /// DynamoDB on-demand, $ per million read request units.
@@ -375,6 +378,7 @@ async fn forward(
         .to_owned();
     let (service, action) = match target.split_once('.') {
         Some((s, a)) if s.starts_with("DynamoDB") => ("DynamoDB".to_owned(), a.to_owned()),
+        Some(("TrentService", a)) => ("KMS".to_owned(), a.to_owned()),
         Some((_, a)) => ("SQS".to_owned(), a.to_owned()),
         None => ("other".to_owned(), target.clone()),
     };
@@ -436,7 +440,13 @@ async fn forward(
     response
 }
 
-async fn clients(endpoint: String) -> (aws_sdk_dynamodb::Client, aws_sdk_sqs::Client) {
+async fn clients(
+    endpoint: String,
+) -> (
+    aws_sdk_dynamodb::Client,
+    aws_sdk_sqs::Client,
+    aws_sdk_kms::Client,
+) {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .load()
@@ -444,6 +454,7 @@ async fn clients(endpoint: String) -> (aws_sdk_dynamodb::Client, aws_sdk_sqs::Cl
     (
         aws_sdk_dynamodb::Client::new(&config),
         aws_sdk_sqs::Client::new(&config),
+        aws_sdk_kms::Client::new(&config),
     )
 }
 
@@ -494,10 +505,16 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
     let proxy = CountingProxy::start(moto.trim_end_matches('/').to_owned())
         .await
         .map_err(|e| BenchError::Setup(format!("counting proxy: {e}")))?;
-    let (setup_dynamo, setup_sqs) = clients(proxy.endpoint("setup")).await;
+    let (setup_dynamo, setup_sqs, setup_kms) = clients(proxy.endpoint("setup")).await;
     let nanos = super::unique_suffix();
     let names = hookline_infra::ResourceNames::with_prefix(&format!("bench-cost-{nanos}"));
-    let r = hookline_infra::bootstrap(&setup_dynamo, &setup_sqs, &names, &RetryPolicy::default())
+    let r = hookline_infra::bootstrap(
+        &setup_dynamo,
+        &setup_sqs,
+        &setup_kms,
+        &names,
+        &RetryPolicy::default(),
+    )
         .await
         .map_err(|e| BenchError::Setup(e.to_string()))?;
     let settings = Settings {
@@ -519,8 +536,8 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
         let r = &r;
         let namespace = settings.namespace.clone();
         async move {
-            let (dynamo, sqs) = clients(proxy.endpoint(name)).await;
-            AwsPorts::new(dynamo, sqs, r.aws_resources(), namespace)
+            let (dynamo, sqs, kms) = clients(proxy.endpoint(name)).await;
+            AwsPorts::new(dynamo, sqs, kms, r.aws_resources(), namespace)
         }
     };
     let router = Api::from_ports(
@@ -551,7 +568,7 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
         },
     );
     // Lambda's SQS poller
-    let (_, sqs) = clients(proxy.endpoint("poller")).await;
+    let (_, sqs, _) = clients(proxy.endpoint("poller")).await;
     let events_source = SqsQueue::new(sqs.clone(), r.events_queue_url.clone());
     let deliveries_source = SqsQueue::new(sqs, r.deliveries_queue_url.clone());
 
@@ -700,6 +717,11 @@ pub fn price(
         .filter(|t| t.service == "SQS")
         .map(|t| t.billed_requests)
         .sum();
+    let kms_requests: u64 = actions
+        .iter()
+        .filter(|t| t.service == "KMS")
+        .map(|t| t.requests)
+        .sum();
     let events = options.events.max(1) as f64;
     let ingest = actions.iter().filter(|t| t.component == "ingest");
     let per_event = PerEvent {
@@ -731,6 +753,11 @@ pub fn price(
             "SQS requests",
             sqs_requests as f64,
             SQS_PER_MILLION_REQUESTS / 1e6,
+        ),
+        line(
+            "KMS requests (data keys)",
+            kms_requests as f64,
+            KMS_PER_MILLION_REQUESTS / 1e6,
         ),
         line("DynamoDB read units", rru, DYNAMODB_PER_MILLION_RRU / 1e6),
         line("DynamoDB write units", wru, DYNAMODB_PER_MILLION_WRU / 1e6),
@@ -853,7 +880,7 @@ async fn create_others(
             let secret = hookline_core::signing::Secret::generate()
                 .map_err(|e| BenchError::Setup(e.to_string()))?;
             Ok(hookline_core::webhook::Webhook::new(
-                spec, secret, "bench", now,
+                spec, &secret, "bench", now,
             ))
         })
         .collect::<Result<Vec<_>, BenchError>>()?;

@@ -74,12 +74,15 @@ pub async fn run(options: &FloorOptions) -> Result<FloorReport, BenchError> {
     .validate(&rules, None)
     .map_err(|e| BenchError::Setup(format!("floor webhook: {e}")))?;
     let secret = Secret::generate().map_err(|e| BenchError::Setup(e.to_string()))?;
-    let webhook = Arc::new(Webhook::new(
-        spec,
-        secret,
-        "bench",
-        OffsetDateTime::now_utc(),
-    ));
+    let keys = Arc::new(
+        hookline_core::sealed::Keyring::generate().map_err(|e| BenchError::Setup(e.to_string()))?,
+    );
+    let mut webhook = Webhook::new(spec, &secret, "bench", OffsetDateTime::now_utc());
+    // Sealed as stored, so the floor opens the secret per request as the deliverer does.
+    webhook
+        .seal(&keys)
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let webhook = Arc::new(webhook);
     let sender = Arc::new(
         ReqwestSender::new(targets, "Hookline/bench")
             .map_err(|e| BenchError::Setup(e.to_string()))?,
@@ -95,13 +98,14 @@ pub async fn run(options: &FloorOptions) -> Result<FloorReport, BenchError> {
     let started = Instant::now();
     let results: Vec<Result<Duration, String>> = stream::iter(0..options.count)
         .map(|seq| {
-            let (webhook, sender) = (webhook.clone(), sender.clone());
+            let (webhook, sender, keys) = (webhook.clone(), sender.clone(), keys.clone());
             async move {
                 let now = OffsetDateTime::now_utc();
                 let body = serde_json::to_vec(&intake_body(seq, pad)).map_err(|e| e.to_string())?;
                 let event = Event::from_intake(&body, intake, now).map_err(|e| e.to_string())?;
                 let request = signed_request(
                     &webhook,
+                    &keys,
                     &event,
                     now,
                     "Hookline/bench",

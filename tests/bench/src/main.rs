@@ -191,6 +191,7 @@ async fn lambda_env() -> Result<BTreeMap<String, String>, String> {
     let r = hookline_infra::bootstrap(
         &aws_sdk_dynamodb::Client::new(&aws),
         &aws_sdk_sqs::Client::new(&aws),
+        &aws_sdk_kms::Client::new(&aws),
         &names,
         &hookline_core::retry::RetryPolicy::default(),
     )
@@ -202,6 +203,7 @@ async fn lambda_env() -> Result<BTreeMap<String, String>, String> {
         ("HOOKLINE_EVENTS_DLQ_URL", r.events_dlq_url),
         ("HOOKLINE_DELIVERIES_QUEUE_URL", r.deliveries_queue_url),
         ("HOOKLINE_DELIVERIES_DLQ_URL", r.deliveries_dlq_url),
+        ("HOOKLINE_KMS_KEY_ID", r.kms_key_id),
     ] {
         env.insert(k.to_owned(), v);
     }

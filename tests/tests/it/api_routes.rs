@@ -852,13 +852,20 @@ async fn updates_follow_if_match_and_rotation_keeps_the_old_secret_signing() {
         .expect("get")
         .expect("stored");
     let now = time::OffsetDateTime::now_utc();
-    let active = stored.active_secrets(now);
+    let keys = hookline_tests::test_keys();
+    let active = stored.active_secrets(&keys, now).expect("opens");
     assert_eq!(active.len(), 2, "old secret keeps signing");
     assert_eq!(active[0].expose(), new_secret);
     assert!(stored.secrets[1]
         .expires_at
         .is_some_and(|t| t <= now + time::Duration::hours(24)));
-    assert!(stored.active_secrets(now + time::Duration::hours(25)).len() == 1);
+    assert!(
+        stored
+            .active_secrets(&keys, now + time::Duration::hours(25))
+            .expect("opens")
+            .len()
+            == 1
+    );
 
     let deleted = call_raw(
         &router,

@@ -12,16 +12,22 @@ async fn bootstrap_creates_the_table_and_queues_with_redrive_and_is_idempotent()
     let config = moto_config().await;
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let sqs = aws_sdk_sqs::Client::new(&config);
+    let kms = aws_sdk_kms::Client::new(&config);
     let names = ResourceNames::with_prefix(&unique_name("boot"));
     let policy = RetryPolicy::default();
 
-    let first = bootstrap(&dynamo, &sqs, &names, &policy)
+    let first = bootstrap(&dynamo, &sqs, &kms, &names, &policy)
         .await
         .expect("bootstrap");
-    let again = bootstrap(&dynamo, &sqs, &names, &policy)
+    let again = bootstrap(&dynamo, &sqs, &kms, &names, &policy)
         .await
         .expect("second bootstrap converges");
     assert_eq!(first, again);
+    assert!(
+        first.kms_key_id.starts_with("arn:aws:kms:"),
+        "{}",
+        first.kms_key_id
+    );
 
     let table = dynamo
         .describe_table()

@@ -138,6 +138,7 @@ async fn chaos_on_sqs_and_dynamodb() {
             )
             .expect("client"),
         ),
+        Arc::new(hookline_core::ports::FixedVault(hookline_tests::test_keys())),
         hookline_tests::aws_lifecycle(&dynamo, &sqs, &r),
         DeliverSettings {
             policy: RetryPolicy {

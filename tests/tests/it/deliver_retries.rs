@@ -230,6 +230,7 @@ async fn scenario(
         b.attempts(),
         b.queue(),
         Arc::new(http),
+        Arc::new(hookline_core::ports::FixedVault(hookline_tests::test_keys())),
         b.lifecycle(),
         settings,
     );
@@ -291,7 +292,9 @@ fn last_is(status: AttemptStatus) -> impl Fn(&[Attempt]) -> bool {
 }
 
 fn independently_verified(hook: &Webhook, request: &Captured) -> bool {
-    request.signed_with(&hook.secrets[0].secret.expose())
+    let secret = hook.active_secrets(&hookline_tests::test_keys(), time::OffsetDateTime::now_utc())
+        .expect("opens");
+    request.signed_with(&secret[0].expose())
 }
 
 async fn a_200_is_one_signed_attempt(b: &dyn Backend) {
@@ -682,6 +685,7 @@ async fn a_cached_webhook_serves_only_messages_of_its_version(b: &dyn Backend) {
             )
             .expect("client"),
         ),
+        Arc::new(hookline_core::ports::FixedVault(hookline_tests::test_keys())),
         b.lifecycle(),
         DeliverSettings {
             webhook_cache_ttl: Duration::from_secs(60),
@@ -764,8 +768,11 @@ async fn the_lambda_fixture_batch_is_delivered() {
         serde_json::from_str(&messages[0].body).expect("delivery message");
     let db = Database::open_in_memory().expect("sqlite");
     let receiver = TestReceiver::always(200).await;
-    let mut hook = webhook(&["urn:allthings:app:A1:*"], &["*"], true);
-    hook.id = message.webhook_id.clone();
+    let mut hook = hookline_tests::rekey(
+        &webhook(&["urn:allthings:app:A1:*"], &["*"], true),
+        &hookline_tests::test_keys(),
+        Some(message.webhook_id.clone()),
+    );
     hook.spec.url = WebhookUrl::parse_stored(&receiver.url).expect("url");
     db.create(&hook).await.expect("create");
     let body = format!(
@@ -799,6 +806,7 @@ async fn the_lambda_fixture_batch_is_delivered() {
         Arc::new(db.clone()),
         Arc::new(queue),
         Arc::new(http),
+        Arc::new(hookline_core::ports::FixedVault(hookline_tests::test_keys())),
         hookline_tests::embedded_lifecycle(&db),
         DeliverSettings::default(),
     );

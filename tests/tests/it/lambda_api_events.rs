@@ -59,7 +59,13 @@ async fn run_fixtures(
     };
     let http = ReqwestSender::new(settings.targets, "Hookline/test").expect("client");
     let intake = IntakeService::new(events, settings.namespace.clone());
-    let webhooks = WebhookService::new(store, Arc::new(http), lifecycle, settings);
+    let webhooks = WebhookService::new(
+        store,
+        Arc::new(http),
+        Arc::new(hookline_core::ports::FixedVault(hookline_tests::test_keys())),
+        lifecycle,
+        settings,
+    );
     let router = Api::new(webhooks.clone(), intake, deliveries_of(webhooks));
 
     let (status, body) = invoke(&router, &fixture("api-create-webhook.json", &endpoint)).await;

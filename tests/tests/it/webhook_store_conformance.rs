@@ -8,6 +8,7 @@ use hookline_core::delivery::{Attempt, AttemptStatus, DeliveryId};
 use hookline_core::event::EventId;
 use hookline_core::event_type::Catalog;
 use hookline_core::ports::{AttemptLog, Cursor, PortError, WebhookStore};
+use hookline_core::sealed::Protected;
 use hookline_core::signing::Secret;
 use hookline_core::target::TargetPolicy;
 use hookline_core::urn::Namespace;
@@ -38,16 +39,17 @@ fn webhook(urns: &[&str]) -> Webhook {
     let now = OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .expect("valid");
-    Webhook {
+    let secret = || Protected::Plain(Secret::generate().expect("rng").expose());
+    let mut webhook = Webhook {
         id: WebhookId::generate(),
         spec,
         secrets: vec![
             SigningSecret {
-                secret: Secret::generate().expect("rng"),
+                secret: secret(),
                 expires_at: None,
             },
             SigningSecret {
-                secret: Secret::generate().expect("rng"),
+                secret: secret(),
                 expires_at: Some(now + time::Duration::hours(24)),
             },
         ],
@@ -56,7 +58,9 @@ fn webhook(urns: &[&str]) -> Webhook {
         created_at: now,
         updated_at: now,
         state: hookline_core::webhook::WebhookState::default(),
-    }
+    };
+    webhook.seal(&hookline_tests::test_keys()).expect("seals");
+    webhook
 }
 
 async fn create_then_get_round_trips(store: Arc<dyn WebhookStore>) {

@@ -11,6 +11,7 @@ use hookline_core::event_type::EventTypeInfo;
 use hookline_core::outbound::OutboundErrorKind;
 use hookline_core::rules::{Ordering, RateLimit, RetryInput};
 use hookline_core::validation::FieldError;
+use hookline_core::sealed::Protected;
 use hookline_core::webhook::Webhook;
 
 use super::errors::{query_error, refusal};
@@ -236,9 +237,13 @@ impl WebhookObject {
                 .spec
                 .custom_headers
                 .into_iter()
-                .map(|h| HttpHeader {
-                    name: h.name,
-                    value: h.value,
+                .filter_map(|h| match h.value {
+                    // The service opens them for the answer; a sealed one is never shown.
+                    Protected::Plain(value) => Some(HttpHeader {
+                        name: h.name,
+                        value,
+                    }),
+                    Protected::Sealed(_) => None,
                 })
                 .collect(),
             enabled: w.spec.enabled,

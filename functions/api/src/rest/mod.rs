@@ -20,6 +20,7 @@ use hookline_core::event::RawEvent;
 use hookline_core::event_type::EventTypeInfo;
 use hookline_core::grant::GrantInput;
 use hookline_core::rules::{Ordering, RateLimit, RetryInput, WebhookRetry};
+use hookline_core::sealed::Protected;
 use hookline_core::webhook::{NewWebhook, Webhook, WebhookPatch};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
@@ -152,6 +153,7 @@ impl Api {
         let webhooks = WebhookService::new(
             ports.webhooks.clone(),
             http,
+            ports.vault.clone(),
             Lifecycle::from_ports(ports),
             settings,
         );

@@ -106,7 +106,11 @@ impl WebhookView {
                 .spec
                 .custom_headers
                 .iter()
-                .map(|h| (h.name.clone(), h.value.clone()))
+                .filter_map(|h| match &h.value {
+                    // The service opens them for the answer; a sealed one is never shown.
+                    Protected::Plain(v) => Some((h.name.clone(), v.clone())),
+                    Protected::Sealed(_) => None,
+                })
                 .collect(),
             enabled: w.spec.enabled,
             disabled_reason: w.state.disabled_reason().map(str::to_owned),

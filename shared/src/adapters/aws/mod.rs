@@ -10,12 +10,14 @@ use crate::ports::{DeadLetters, Ports};
 use crate::urn::Namespace;
 
 pub mod dynamodb;
+pub mod kms;
 pub mod sdk;
 pub mod sqs;
 
 use dynamodb::{
     DynamoAttemptLog, DynamoEventLog, DynamoGrantStore, DynamoRateLimiter, DynamoWebhookStore,
 };
+use kms::KmsVault;
 use sqs::{SqsDeliveries, SqsQueue};
 
 /// Where a deployment keeps its data on AWS: the table and the queues' URLs.
@@ -32,6 +34,9 @@ pub struct AwsResources {
     /// The FIFO deliveries queue and its FIFO DLQ, for ordered webhooks
     /// (`HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL`, `HOOKLINE_ORDERED_DELIVERIES_DLQ_URL`).
     pub ordered_deliveries: Option<(String, String)>,
+    /// The KMS key that wraps the data keys sealing credentials (`HOOKLINE_KMS_KEY_ID`; the
+    /// api needs it to make the first data key, the others only unwrap).
+    pub kms_key_id: Option<String>,
 }
 
 impl AwsResources {
@@ -49,6 +54,7 @@ impl AwsResources {
                     env.required("HOOKLINE_ORDERED_DELIVERIES_DLQ_URL")?,
                 )),
             },
+            kms_key_id: env.get("HOOKLINE_KMS_KEY_ID").map(str::to_owned),
         })
     }
 }
@@ -60,6 +66,8 @@ pub struct AwsPorts {
     pub dynamo: aws_sdk_dynamodb::Client,
     /// The SQS client.
     pub sqs: aws_sdk_sqs::Client,
+    /// The KMS client.
+    pub kms: aws_sdk_kms::Client,
     /// The table and queues.
     pub resources: AwsResources,
     /// Every port, for the handlers.
@@ -71,6 +79,7 @@ impl AwsPorts {
     pub fn new(
         dynamo: aws_sdk_dynamodb::Client,
         sqs: aws_sdk_sqs::Client,
+        kms: aws_sdk_kms::Client,
         resources: AwsResources,
         namespace: Namespace,
     ) -> Self {
@@ -83,11 +92,18 @@ impl AwsPorts {
             event_queue: Arc::new(SqsQueue::new(sqs.clone(), &resources.events_queue_url)),
             deliveries: Arc::new(deliveries(&sqs, &resources)),
             rate_limiter: Arc::new(DynamoRateLimiter::new(dynamo.clone(), table)),
+            vault: Arc::new(KmsVault::new(
+                dynamo.clone(),
+                kms.clone(),
+                table,
+                resources.kms_key_id.clone(),
+            )),
             namespace,
         };
         Self {
             dynamo,
             sqs,
+            kms,
             resources,
             ports,
         }
@@ -102,6 +118,7 @@ impl AwsPorts {
         Ok(Self::new(
             aws_sdk_dynamodb::Client::new(&aws),
             aws_sdk_sqs::Client::new(&aws),
+            aws_sdk_kms::Client::new(&aws),
             resources,
             namespace,
         ))
@@ -111,6 +128,16 @@ impl AwsPorts {
     /// process; only `ingest` is given its URL).
     pub fn dead_letters(&self, url: &str) -> Arc<dyn DeadLetters> {
         Arc::new(SqsQueue::new(self.sqs.clone(), url))
+    }
+
+    /// The vault as its concrete adapter (the bootstrap command rotates keys with it).
+    pub fn vault(&self) -> KmsVault {
+        KmsVault::new(
+            self.dynamo.clone(),
+            self.kms.clone(),
+            &self.resources.table,
+            self.resources.kms_key_id.clone(),
+        )
     }
 
     /// The deliveries queues as their concrete adapter (tests and benchmarks read them).

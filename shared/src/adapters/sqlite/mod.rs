@@ -128,6 +128,9 @@ const MIGRATIONS: &[&str] = &[
          SELECT seq, queue, message_id, body, reason, sent_at, visible_at, receive_count, group_id FROM queue_messages;
      DROP TABLE queue_messages;
      ALTER TABLE queue_messages_v7 RENAME TO queue_messages;",
+    // Messages hidden because a receive was written back (not because a retry delayed
+    // them): what a restarting owner makes visible again at once.
+    "ALTER TABLE queue_messages ADD COLUMN leased INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// Writes a webhook's row with `sql` (parameters: id, version, document) and its routes.
@@ -144,6 +147,29 @@ fn write_webhook(
     )
     .map_err(unavailable)?;
     write_routes(tx, webhook)
+}
+
+/// What a restarting owner let go of.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recovered {
+    /// Event claims released (fan-outs a crash interrupted).
+    pub claims: usize,
+    /// Messages made visible (received, neither deleted nor delayed, when it stopped).
+    pub messages: usize,
+}
+
+/// Releases every event claim and every receive lease; a no-op on a new file (no tables yet).
+fn recover_in_flight(c: &Connection) -> rusqlite::Result<Recovered> {
+    let now = time::OffsetDateTime::now_utc();
+    let claims = c.execute(
+        "UPDATE events SET claimed_until = 0 WHERE fanned_out = 0 AND claimed_until > 0",
+        [],
+    )?;
+    let messages = c.execute(
+        "UPDATE queue_messages SET visible_at = ?1, leased = 0 WHERE leased = 1",
+        params![unix_ms(now)],
+    )?;
+    Ok(Recovered { claims, messages })
 }
 
 /// Every row of the queue table, as the schedule is built from it.
@@ -247,15 +273,24 @@ impl Database {
     /// Opens (creating if needed) the database file at `path` and migrates it.
     pub fn open(path: &Path) -> Result<Self, PortError> {
         let conn = Connection::open(path).map_err(unavailable)?;
-        Self::init(conn)
+        Self::init(conn, false).map(|(db, _)| db)
+    }
+
+    /// Opens the file as its only owner (the caller holds the store's lock, as `hookline
+    /// serve` does): whatever a previous owner held when it stopped is let go at once, so a
+    /// crash costs no lease. Event claims are released and messages hidden by a receive are
+    /// visible again; messages a retry delayed keep their time.
+    pub fn open_owned(path: &Path) -> Result<(Self, Recovered), PortError> {
+        let conn = Connection::open(path).map_err(unavailable)?;
+        Self::init(conn, true)
     }
 
     /// A private in-memory database (tests, benchmarks).
     pub fn open_in_memory() -> Result<Self, PortError> {
-        Self::init(Connection::open_in_memory().map_err(unavailable)?)
+        Self::init(Connection::open_in_memory().map_err(unavailable)?, false).map(|(db, _)| db)
     }
 
-    fn init(mut conn: Connection) -> Result<Self, PortError> {
+    fn init(mut conn: Connection, owned: bool) -> Result<(Self, Recovered), PortError> {
         // WAL + synchronous=FULL: every commit is fsync'd before any caller of its group
         // hears success, so an event answered 202 survives power loss, not only a process
         // crash. Group commit (below) makes that one fsync per group, not per call.
@@ -291,6 +326,12 @@ impl Database {
                 .map_err(unavailable)?;
         }
         tx.commit().map_err(unavailable)?;
+        // Released before the schedule is built from the table, so it sees them visible.
+        let recovered = if owned {
+            recover_in_flight(&conn).map_err(unavailable)?
+        } else {
+            Recovered::default()
+        };
         let mut schedule = Schedule::from_rows(queue_rows(&conn).map_err(unavailable)?);
         schedule.data_version_moved(data_version(&conn).map_err(unavailable)?);
         let (jobs, inbox) = mpsc::channel::<Job>();
@@ -300,13 +341,14 @@ impl Database {
             .map_err(|e| {
                 PortError::Unavailable(format!("starting the SQLite thread: {e}").into())
             })?;
-        Ok(Self {
+        let db = Self {
             jobs,
             sent: Arc::new(tokio::sync::Notify::new()),
             taken: Arc::new(tokio::sync::Notify::new()),
             schedule: Arc::new(Mutex::new(schedule)),
             webhook_writes: Arc::default(),
-        })
+        };
+        Ok((db, recovered))
     }
 
     /// Runs a webhook write like [`Self::with_conn`], then counts it once it committed (or
@@ -422,10 +464,12 @@ fn from_epoch_ms(ms: i64) -> Result<time::OffsetDateTime, PortError> {
 }
 
 /// Every port on the embedded store: webhooks, grants, the event and attempt logs in `db`,
-/// the queues of `queues`, and the in-memory rate limiter (one process sends everything).
+/// the queues of `queues`, the in-memory rate limiter (one process sends everything), and
+/// `keys` (from the key file or `HOOKLINE_MASTER_KEY`).
 pub fn ports(
     db: &Database,
     queues: &Queues,
+    keys: Arc<crate::sealed::Keyring>,
     namespace: crate::urn::Namespace,
 ) -> crate::ports::Ports {
     crate::ports::Ports {
@@ -436,6 +480,7 @@ pub fn ports(
         event_queue: Arc::new(queues.events.clone()),
         deliveries: Arc::new(queues.deliveries.clone()),
         rate_limiter: Arc::new(crate::adapters::memory::MemoryRateLimiter::default()),
+        vault: Arc::new(crate::ports::FixedVault(keys)),
         namespace,
     }
 }

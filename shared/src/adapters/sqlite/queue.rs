@@ -125,7 +125,7 @@ fn resolve(
                 };
                 exec(&tx,
                     "UPDATE queue_messages
-                     SET queue = ?1, visible_at = ?3, receive_count = ?4,
+                     SET queue = ?1, visible_at = ?3, receive_count = ?4, leased = 0,
                          reason = COALESCE(reason, 'received ' || ?4 || ' times without success (maxReceiveCount ' || ?5 || ')')
                      WHERE seq = ?2",
                     params![dlq, seq, now, receive_count, max_receive],
@@ -158,7 +158,7 @@ fn resolve(
                 };
                 if persist_count {
                     exec(&tx,
-                        "UPDATE queue_messages SET receive_count = ?2, visible_at = ?3 WHERE seq = ?1",
+                        "UPDATE queue_messages SET receive_count = ?2, visible_at = ?3, leased = 1 WHERE seq = ?1",
                         params![seq, receive_count, now.saturating_add(visibility_ms)],
                     )
                     .map_err(unavailable)?;
@@ -486,7 +486,7 @@ impl SqliteQueue {
             .with_conn(move |c| {
                 exec(
                     c,
-                    "UPDATE queue_messages SET visible_at = ?2, receive_count = ?3 WHERE seq = ?1",
+                    "UPDATE queue_messages SET visible_at = ?2, receive_count = ?3, leased = 0 WHERE seq = ?1",
                     params![seq, visible_at, count],
                 )
                 .map_err(unavailable)
@@ -549,7 +549,7 @@ impl SqliteQueue {
                     let Some(seq) = by_id.get(id) else { continue };
                     let group: Option<Option<String>> = query_row(
                         &tx,
-                        "UPDATE queue_messages SET queue = ?1, body = ?4, receive_count = 0, visible_at = ?2, reason = NULL,
+                        "UPDATE queue_messages SET queue = ?1, body = ?4, receive_count = 0, visible_at = ?2, reason = NULL, leased = 0,
                              group_id = CASE WHEN json_valid(?4) THEN json_extract(?4, '$.group') END
                          WHERE seq = ?3 RETURNING group_id",
                         params![to_name, now, seq, body],

@@ -265,6 +265,24 @@ impl WebhookStore for Database {
         Ok(routes)
     }
 
+    async fn ids(&self) -> Result<Vec<WebhookId>, PortError> {
+        let ids: Vec<String> = self
+            .with_conn(|c| {
+                let mut stmt = c
+                    .prepare("SELECT id FROM webhooks ORDER BY id")
+                    .map_err(unavailable)?;
+                let rows = stmt.query_map([], |r| r.get(0)).map_err(unavailable)?;
+                rows.collect::<Result<Vec<String>, _>>().map_err(unavailable)
+            })
+            .await?;
+        ids.into_iter()
+            .map(|id| {
+                WebhookId::parse(&id)
+                    .ok_or_else(|| PortError::Corrupt(format!("stored webhook id {id}")))
+            })
+            .collect()
+    }
+
     async fn routes_version(&self, app_id: &str) -> Result<u64, PortError> {
         let app = app_id.to_owned();
         let version: Option<i64> = self
@@ -282,3 +300,4 @@ impl WebhookStore for Database {
         Ok(version.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
     }
 }
+

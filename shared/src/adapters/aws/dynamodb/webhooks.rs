@@ -203,6 +203,37 @@ impl WebhookStore for DynamoWebhookStore {
         }
     }
 
+    async fn ids(&self) -> Result<Vec<WebhookId>, PortError> {
+        let mut ids = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("SK = :meta AND begins_with(PK, :wh)")
+                .expression_attribute_values(":meta", s(META))
+                .expression_attribute_values(":wh", s("WH#"))
+                .projection_expression("PK")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.items() {
+                let pk = item.get("PK").and_then(|v| v.as_s().ok());
+                if let Some(id) = pk.and_then(|pk| pk.strip_prefix("WH#")).and_then(WebhookId::parse) {
+                    ids.push(id);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
     async fn clear_failures(&self, id: &WebhookId) -> Result<(), PortError> {
         let out = self
             .client
