@@ -245,21 +245,21 @@ async fn kms_key(kms: &aws_sdk_kms::Client, alias: &str) -> Result<String, Boots
             message: e.to_string(),
         }
     };
-    let found = kms
-        .describe_key()
-        .key_id(alias)
-        .send()
-        .await;
+    let found = kms.describe_key().key_id(alias).send().await;
     match found {
         Ok(out) => {
             if let Some(arn) = out.key_metadata.and_then(|m| m.arn) {
                 return Ok(arn);
             }
         }
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found_exception()) => {}
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_not_found_exception()) => {}
         Err(e) => {
             return Err(kms_err("DescribeKey")(
-                aws_sdk_kms::error::DisplayErrorContext(e).to_string().into(),
+                aws_sdk_kms::error::DisplayErrorContext(e)
+                    .to_string()
+                    .into(),
             ))
         }
     }
@@ -269,18 +269,26 @@ async fn kms_key(kms: &aws_sdk_kms::Client, alias: &str) -> Result<String, Boots
         .send()
         .await
         .map_err(|e| {
-            kms_err("CreateKey")(aws_sdk_kms::error::DisplayErrorContext(e).to_string().into())
+            kms_err("CreateKey")(
+                aws_sdk_kms::error::DisplayErrorContext(e)
+                    .to_string()
+                    .into(),
+            )
         })?;
-    let meta = created.key_metadata.ok_or_else(|| {
-        kms_err("CreateKey")("KMS returned no key metadata".into())
-    })?;
+    let meta = created
+        .key_metadata
+        .ok_or_else(|| kms_err("CreateKey")("KMS returned no key metadata".into()))?;
     kms.create_alias()
         .alias_name(alias)
         .target_key_id(meta.key_id())
         .send()
         .await
         .map_err(|e| {
-            kms_err("CreateAlias")(aws_sdk_kms::error::DisplayErrorContext(e).to_string().into())
+            kms_err("CreateAlias")(
+                aws_sdk_kms::error::DisplayErrorContext(e)
+                    .to_string()
+                    .into(),
+            )
         })?;
     meta.arn
         .ok_or_else(|| kms_err("CreateKey")("KMS returned no key ARN".into()))

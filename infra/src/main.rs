@@ -14,7 +14,11 @@ use hookline_infra::{bootstrap, ResourceNames};
 /// key wrapping its data keys, where the standard AWS environment points (a real account, or
 /// moto through AWS_ENDPOINT_URL), and prints their names and URLs as JSON.
 #[derive(Debug, Parser)]
-#[command(name = "hookline-bootstrap", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "hookline-bootstrap",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
     /// Names the table PREFIX and the queues PREFIX-events, PREFIX-deliveries and their -dlq.
     #[arg(env = "HOOKLINE_RESOURCE_PREFIX", default_value = "hookline")]

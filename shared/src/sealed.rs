@@ -295,13 +295,19 @@ mod tests {
         assert!(sealed.as_str().starts_with("hl1:k"));
         assert!(!sealed.as_str().contains("whsec_abc"));
         assert_eq!(sealed.key_id(), Some(keys.active().as_str()));
-        assert_eq!(keys.open(&sealed, "wh_1:secret").expect("open"), "whsec_abc");
+        assert_eq!(
+            keys.open(&sealed, "wh_1:secret").expect("open"),
+            "whsec_abc"
+        );
         assert_eq!(
             keys.open(&sealed, "wh_2:secret"),
             Err(SealError::Tampered(keys.active().to_string()))
         );
         // Two seals of one value differ (fresh nonce each).
-        assert_ne!(keys.seal("x", "f").expect("seal"), keys.seal("x", "f").expect("seal"));
+        assert_ne!(
+            keys.seal("x", "f").expect("seal"),
+            keys.seal("x", "f").expect("seal")
+        );
     }
 
     #[test]
@@ -312,9 +318,15 @@ mod tests {
         let last = text.pop().expect("non-empty");
         text.push(if last == 'A' { 'B' } else { 'A' });
         let flipped = Sealed::parse(&text).expect("still well-formed");
-        assert!(matches!(keys.open(&flipped, "f"), Err(SealError::Tampered(_))));
+        assert!(matches!(
+            keys.open(&flipped, "f"),
+            Err(SealError::Tampered(_))
+        ));
         let other = Keyring::generate().expect("rng");
-        assert!(matches!(other.open(&sealed, "f"), Err(SealError::UnknownKey(_))));
+        assert!(matches!(
+            other.open(&sealed, "f"),
+            Err(SealError::UnknownKey(_))
+        ));
     }
 
     #[test]

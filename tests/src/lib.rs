@@ -134,7 +134,9 @@ pub fn rekey(
     let test = test_keys();
     let now = time::OffsetDateTime::now_utc();
     let mut out = hook.clone();
-    let secrets = hook.active_secrets(&test, now).unwrap_or_else(|e| panic!("{e}"));
+    let secrets = hook
+        .active_secrets(&test, now)
+        .unwrap_or_else(|e| panic!("{e}"));
     for (s, plain) in out.secrets.iter_mut().zip(secrets) {
         s.secret = Protected::Plain(plain.expose());
     }
@@ -355,4 +357,55 @@ pub fn embedded_api(
         None,
     );
     (api, db)
+}
+
+/// Verifies a captured delivery with the `standardwebhooks` reference library (Python, from
+/// the test venv `tests/run.sh` installs and names in `HOOKLINE_TEST_PYTHON`): `Ok` or the
+/// library's complaint.
+pub fn reference_verify(
+    python: &str,
+    secret: &str,
+    delivery: &receiver::Captured,
+) -> Result<(), String> {
+    const SCRIPT: &str = r#"
+import json, sys
+from standardwebhooks.webhooks import Webhook
+req = json.load(sys.stdin)
+try:
+    Webhook(req["secret"]).verify(req["body"].encode(), req["headers"])
+    print("ok")
+except Exception as e:
+    print("refused: %s" % e)
+"#;
+    let input = serde_json::json!({
+        "secret": secret,
+        "body": String::from_utf8_lossy(&delivery.body),
+        "headers": delivery.headers.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+    });
+    let mut child = std::process::Command::new(python)
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{python}: {e}"));
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(input.to_string().as_bytes())
+            .expect("write to python");
+    }
+    let out = child.wait_with_output().expect("python ran");
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if said == "ok" {
+        Ok(())
+    } else {
+        Err(said)
+    }
 }

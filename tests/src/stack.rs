@@ -34,11 +34,15 @@ pub trait Stack: Send + Sync {
     fn router(&self) -> &Api;
     /// Puts a raw message on the events queue, as a platform service would over SQS.
     async fn push_event_message(&self, body: &str);
+    /// Everything the store holds, as bytes: the SQLite file and its WAL, or every item of
+    /// the DynamoDB table (what a stolen backup or `dynamodb:Scan` would see).
+    async fn raw_store(&self) -> Vec<u8>;
     /// Stops the workers or pumps.
     async fn stop(self: Box<Self>);
 }
 
 struct Embedded {
+    path: std::path::PathBuf,
     local: hookline::Local,
     stop: tokio::sync::watch::Sender<bool>,
     workers: Vec<tokio::task::JoinHandle<()>>,
@@ -46,17 +50,14 @@ struct Embedded {
 
 /// `hookline serve`'s composition on a fresh database named after `name`, workers running.
 pub async fn embedded(name: &str, settings: Settings, delivery: DeliverSettings) -> Box<dyn Stack> {
-    let local = hookline::Local::open_with(
-        &crate::temp_db(name),
-        settings,
-        "permissions".into(),
-        delivery,
-    )
-    .await
-    .expect("open the embedded store");
+    let path = crate::temp_db(name);
+    let local = hookline::Local::open_with(&path, settings, "permissions".into(), delivery)
+        .await
+        .expect("open the embedded store");
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers = local.spawn_workers(stopped);
     Box::new(Embedded {
+        path,
         local,
         stop,
         workers,
@@ -77,6 +78,15 @@ impl Stack for Embedded {
             .expect("send to the events queue");
         self.local.db.message_sent().notify_waiters();
     }
+    async fn raw_store(&self) -> Vec<u8> {
+        let mut bytes = std::fs::read(&self.path).expect("read the SQLite file");
+        let mut wal = self.path.as_os_str().to_owned();
+        wal.push("-wal");
+        if let Ok(more) = std::fs::read(std::path::PathBuf::from(wal)) {
+            bytes.extend(more);
+        }
+        bytes
+    }
     async fn stop(self: Box<Self>) {
         let _ = self.stop.send(true);
         for w in self.workers {
@@ -87,6 +97,8 @@ impl Stack for Embedded {
 
 struct Moto {
     router: Api,
+    dynamo: aws_sdk_dynamodb::Client,
+    table: String,
     sqs: aws_sdk_sqs::Client,
     events_url: String,
     pumps: Vec<tokio::task::JoinHandle<()>>,
@@ -127,12 +139,14 @@ where
 }
 
 /// The three handlers on a fresh moto table and queue set named after `name`, with pumps
-/// for the events queue and both deliveries queues.
+/// for the events queue and both deliveries queues; credentials sealed with data keys from
+/// moto's KMS, as on AWS.
 pub async fn moto(name: &str, delivery: DeliverSettings) -> Box<dyn Stack> {
     let (dynamo, sqs, r) = crate::fresh_aws(name).await;
     let settings = crate::local_settings();
     let http = Arc::new(ReqwestSender::new(settings.targets, "Hookline/test").expect("client"));
-    let aws = crate::aws_ports(&dynamo, &sqs, &r);
+    let kms = aws_sdk_kms::Client::new(&crate::moto_config().await);
+    let aws = crate::aws_ports_with_kms(&dynamo, &sqs, &kms, &r);
     let router = Api::from_ports(&aws.ports, http.clone(), settings, None);
     let ingest = Ingest::from_ports(
         &aws.ports,
@@ -164,6 +178,8 @@ pub async fn moto(name: &str, delivery: DeliverSettings) -> Box<dyn Stack> {
     ];
     Box::new(Moto {
         router,
+        dynamo,
+        table: r.table_name.clone(),
         sqs,
         events_url: r.events_queue_url.clone(),
         pumps,
@@ -183,6 +199,28 @@ impl Stack for Moto {
             .send()
             .await
             .expect("SendMessage to the events queue");
+    }
+    async fn raw_store(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .dynamo
+                .scan()
+                .table_name(&self.table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("Scan");
+            for item in out.items() {
+                bytes.extend(format!("{item:?}\n").into_bytes());
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        bytes
     }
     async fn stop(self: Box<Self>) {
         for p in self.pumps {

@@ -17,8 +17,7 @@ use hookline_core::validation::{FieldError, ValidationErrors};
 use hookline_core::webhook::DisabledReason;
 use hookline_core::webhook::{
     validate_custom_headers, CredentialError, NewWebhook, SigningSecret, Webhook, WebhookId,
-    WebhookPatch,
-    WebhookRules, WebhookSpec, WebhookUrl,
+    WebhookPatch, WebhookRules, WebhookSpec, WebhookUrl,
 };
 use serde::{Deserialize, Serialize};
 

@@ -49,8 +49,8 @@ use hookline_core::ports::Ports;
 use hookline_core::ports::{
     AttemptLog, DeliveryQueue, EventLog, HttpSender, PortError, RateLimiter, Vault, WebhookStore,
 };
-use hookline_core::sealed::{Keyring, SealError};
 use hookline_core::retry::{parse_retry_after, AttemptOutcome, Decision, RetryPolicy};
+use hookline_core::sealed::{Keyring, SealError};
 use hookline_core::signing::signature_header;
 use hookline_core::target::TargetPolicy;
 use hookline_core::timestamp::{from_unix_ms, unix_ms};

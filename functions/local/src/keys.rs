@@ -155,11 +155,7 @@ pub async fn load(
         None => {
             let path = key_file(db_path);
             let usage = key_usage(db).await.map_err(ResealError::from)?;
-            let sealed: Vec<&String> = usage
-                .by_key
-                .keys()
-                .filter(|k| *k != "plaintext")
-                .collect();
+            let sealed: Vec<&String> = usage.by_key.keys().filter(|k| *k != "plaintext").collect();
             if !sealed.is_empty() {
                 return Err(KeyError::Bad(format!(
                     "the key file {} is missing, and the store holds credentials sealed with key {}: restore the key file (or set {MASTER_KEY_VAR}); a new key would not open them",

@@ -158,7 +158,9 @@ async fn keys_command(command: KeysCommand) -> Result<(), String> {
     let from_env = master_key.is_some();
     match command {
         KeysCommand::Status(_) => {
-            let usage = hookline_core::reseal::key_usage(&db).await.map_err(|e| e.to_string())?;
+            let usage = hookline_core::reseal::key_usage(&db)
+                .await
+                .map_err(|e| e.to_string())?;
             match keys::read_keys(&db_path, master_key.as_deref()).map_err(|e| e.to_string())? {
                 Some((held, origin)) => {
                     let from = match origin {
@@ -173,14 +175,18 @@ async fn keys_command(command: KeysCommand) -> Result<(), String> {
                         say!("  {role}{id}  {n} webhooks");
                     }
                 }
-                None => say!("no key file ({}): `hookline serve` creates it", keys::key_file(&db_path).display()),
+                None => say!(
+                    "no key file ({}): `hookline serve` creates it",
+                    keys::key_file(&db_path).display()
+                ),
             }
             for (id, n) in &usage.by_key {
                 let known = keys::read_keys(&db_path, master_key.as_deref())
                     .ok()
                     .flatten()
                     .is_some_and(|(held, _)| {
-                        held.iter().any(|k| hookline_core::sealed::KeyId::of(k).as_str() == id)
+                        held.iter()
+                            .any(|k| hookline_core::sealed::KeyId::of(k).as_str() == id)
                     });
                 if !known {
                     say!("  MISSING {id}  {n} webhooks (sealed with a key not given)");
@@ -215,7 +221,9 @@ async fn keys_command(command: KeysCommand) -> Result<(), String> {
                     keys::MASTER_KEY_VAR
                 ));
             }
-            let usage = hookline_core::reseal::key_usage(&db).await.map_err(|e| e.to_string())?;
+            let usage = hookline_core::reseal::key_usage(&db)
+                .await
+                .map_err(|e| e.to_string())?;
             if let Some(n) = usage.by_key.get(&key_id).filter(|n| **n > 0) {
                 return Err(format!(
                     "{n} webhooks are still sealed with {key_id}: `hookline keys rotate` (or a start of `hookline serve`) reseals them under the active key first"

@@ -129,13 +129,13 @@ impl WebhookSpec {
         self.custom_headers
             .iter()
             .map(|h| {
-                let value = h
-                    .value
-                    .open(keys, &h.field(id.as_str()))
-                    .map_err(|e| CredentialError {
-                        field: format!("customHeaders.{}", h.name),
-                        error: e,
-                    })?;
+                let value =
+                    h.value
+                        .open(keys, &h.field(id.as_str()))
+                        .map_err(|e| CredentialError {
+                            field: format!("customHeaders.{}", h.name),
+                            error: e,
+                        })?;
                 Ok((h.name.clone(), value.into_owned()))
             })
             .collect()
@@ -723,7 +723,10 @@ mod tests {
         );
         let mut sealed = hook.clone();
         assert!(sealed.seal(&keys).expect("seals"));
-        assert!(sealed.secrets.iter().all(|s| s.secret.as_stored().is_some()));
+        assert!(sealed
+            .secrets
+            .iter()
+            .all(|s| s.secret.as_stored().is_some()));
         assert_eq!(
             sealed.active_secrets(&keys, now).expect("opens"),
             vec![current, old]

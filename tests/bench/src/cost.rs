@@ -515,8 +515,8 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
         &names,
         &RetryPolicy::default(),
     )
-        .await
-        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    .await
+    .map_err(|e| BenchError::Setup(e.to_string()))?;
     let settings = Settings {
         allow_http: true,
         targets: TargetPolicy {

@@ -59,7 +59,11 @@ async fn a_full_intake_waits_for_room_then_answers_429_and_queues_nothing() {
     .await
     .expect("open");
     let hook = webhook(&["urn:allthings:app:A1:*"], &["ticket.*"], true);
-    local.db.create(&hookline_tests::rekey(&hook, &local.keys, None)).await.expect("create");
+    local
+        .db
+        .create(&hookline_tests::rekey(&hook, &local.keys, None))
+        .await
+        .expect("create");
     local.backlog.set_limits(BacklogLimits {
         deliveries: 100,
         events: 3,

@@ -168,12 +168,20 @@ async fn chaos_every_pair_is_delivered_or_dead_lettered_then_replayed() {
 
     let mut broken = webhook(&["urn:allthings:app:C1:*"], &["*"], true);
     broken.spec.url = WebhookUrl::parse_stored(&format!("{}/w/broken", receiver.url)).expect("url");
-    local.db.create(&hookline_tests::rekey(&broken, &local.keys, None)).await.expect("create");
+    local
+        .db
+        .create(&hookline_tests::rekey(&broken, &local.keys, None))
+        .await
+        .expect("create");
     ids.insert("/w/broken".to_owned(), broken.id.clone());
     for i in 0..webhooks {
         let mut w = webhook(&["urn:allthings:app:C1:*"], &["*"], true);
         w.spec.url = WebhookUrl::parse_stored(&format!("{}/w/{i}", receiver.url)).expect("url");
-        local.db.create(&hookline_tests::rekey(&w, &local.keys, None)).await.expect("create");
+        local
+            .db
+            .create(&hookline_tests::rekey(&w, &local.keys, None))
+            .await
+            .expect("create");
         ids.insert(format!("/w/{i}"), w.id.clone());
     }
     let (stop, stop_rx) = tokio::sync::watch::channel(false);

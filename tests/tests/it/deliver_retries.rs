@@ -292,7 +292,11 @@ fn last_is(status: AttemptStatus) -> impl Fn(&[Attempt]) -> bool {
 }
 
 fn independently_verified(hook: &Webhook, request: &Captured) -> bool {
-    let secret = hook.active_secrets(&hookline_tests::test_keys(), time::OffsetDateTime::now_utc())
+    let secret = hook
+        .active_secrets(
+            &hookline_tests::test_keys(),
+            time::OffsetDateTime::now_utc(),
+        )
         .expect("opens");
     request.signed_with(&secret[0].expose())
 }

@@ -16,7 +16,8 @@ use hookline_core::auth::Principal;
 use hookline_core::retry::RetryPolicy;
 use hookline_core::webhook::DisablePolicy;
 use hookline_deliver::DeliverSettings;
-use hookline_tests::receiver::{Captured, Reply, TestReceiver};
+use hookline_tests::receiver::{Reply, TestReceiver};
+use hookline_tests::reference_verify;
 use hookline_tests::stack::{
     call, create, delivered, delivered_ids, eventually, get, is_probe, principal, publish, Stack,
 };
@@ -452,53 +453,6 @@ async fn revoked_grants_suspend_the_owners_webhooks_on_that_app_on_moto() {
     let stack = moto().await;
     revocation_and_restore(stack.as_ref()).await;
     stack.stop().await;
-}
-
-/// Verifies a captured delivery with the `standardwebhooks` reference library (Python, from
-/// the test venv `tests/run.sh` installs and names in `HOOKLINE_TEST_PYTHON`): `Ok` or the
-/// library's complaint.
-fn reference_verify(python: &str, secret: &str, delivery: &Captured) -> Result<(), String> {
-    const SCRIPT: &str = r#"
-import json, sys
-from standardwebhooks.webhooks import Webhook
-req = json.load(sys.stdin)
-try:
-    Webhook(req["secret"]).verify(req["body"].encode(), req["headers"])
-    print("ok")
-except Exception as e:
-    print("refused: %s" % e)
-"#;
-    let input = json!({
-        "secret": secret,
-        "body": String::from_utf8_lossy(&delivery.body),
-        "headers": delivery.headers.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
-    });
-    let mut child = std::process::Command::new(python)
-        .args(["-c", SCRIPT])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{python}: {e}"));
-    {
-        use std::io::Write as _;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all(input.to_string().as_bytes())
-            .expect("write to python");
-    }
-    let out = child.wait_with_output().expect("python ran");
-    let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if said == "ok" {
-        Ok(())
-    } else {
-        Err(said)
-    }
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ mod lambda_api_events;
 mod lifecycle;
 mod queue_groups;
 mod rules;
+mod sealed_at_rest;
 mod secrets;
 mod serve_events;
 mod settings;

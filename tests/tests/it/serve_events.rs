@@ -46,7 +46,11 @@ async fn an_event_posted_over_http_becomes_delivery_messages() {
     .await
     .expect("open");
     let hook = webhook(&["urn:allthings:app:A1:ticket:*"], &["ticket.*"], true);
-    local.db.create(&hookline_tests::rekey(&hook, &local.keys, None)).await.expect("create");
+    local
+        .db
+        .create(&hookline_tests::rekey(&hook, &local.keys, None))
+        .await
+        .expect("create");
     let publisher = Principal::from_claims(
         "platform",
         Some(&serde_json::Value::String("publish-events:A1".into())),
@@ -126,7 +130,11 @@ async fn events_accepted_before_a_restart_are_fanned_out_after_it() {
         .await
         .expect("open");
     let hook = webhook(&["urn:allthings:app:R1:*"], &["*"], true);
-    first.db.create(&hookline_tests::rekey(&hook, &first.keys, None)).await.expect("create");
+    first
+        .db
+        .create(&hookline_tests::rekey(&hook, &first.keys, None))
+        .await
+        .expect("create");
     // Accepted (202) while no worker runs, as if the process died right after answering.
     for i in 0..5 {
         first

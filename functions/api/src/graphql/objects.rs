@@ -10,8 +10,8 @@ use hookline_core::delivery::{Attempt, AttemptStatus};
 use hookline_core::event_type::EventTypeInfo;
 use hookline_core::outbound::OutboundErrorKind;
 use hookline_core::rules::{Ordering, RateLimit, RetryInput};
-use hookline_core::validation::FieldError;
 use hookline_core::sealed::Protected;
+use hookline_core::validation::FieldError;
 use hookline_core::webhook::Webhook;
 
 use super::errors::{query_error, refusal};

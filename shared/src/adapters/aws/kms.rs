@@ -85,10 +85,7 @@ impl KmsVault {
         let Some(item) = out.item else {
             return Ok(WrappedKeys::default());
         };
-        let active = item
-            .get("active")
-            .and_then(|v| v.as_s().ok())
-            .cloned();
+        let active = item.get("active").and_then(|v| v.as_s().ok()).cloned();
         let mut keys = HashMap::new();
         if let Some(AttributeValue::M(map)) = item.get("keys") {
             for (id, v) in map {

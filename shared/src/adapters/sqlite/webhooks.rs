@@ -272,7 +272,8 @@ impl WebhookStore for Database {
                     .prepare("SELECT id FROM webhooks ORDER BY id")
                     .map_err(unavailable)?;
                 let rows = stmt.query_map([], |r| r.get(0)).map_err(unavailable)?;
-                rows.collect::<Result<Vec<String>, _>>().map_err(unavailable)
+                rows.collect::<Result<Vec<String>, _>>()
+                    .map_err(unavailable)
             })
             .await?;
         ids.into_iter()
@@ -300,4 +301,3 @@ impl WebhookStore for Database {
         Ok(version.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
     }
 }
-

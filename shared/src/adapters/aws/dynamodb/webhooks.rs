@@ -221,7 +221,10 @@ impl WebhookStore for DynamoWebhookStore {
                 .map_err(unavailable)?;
             for item in out.items() {
                 let pk = item.get("PK").and_then(|v| v.as_s().ok());
-                if let Some(id) = pk.and_then(|pk| pk.strip_prefix("WH#")).and_then(WebhookId::parse) {
+                if let Some(id) = pk
+                    .and_then(|pk| pk.strip_prefix("WH#"))
+                    .and_then(WebhookId::parse)
+                {
                     ids.push(id);
                 }
             }
