@@ -136,6 +136,7 @@ pub async fn run(options: &FloorOptions) -> Result<FloorReport, BenchError> {
         process: ProcessReading {
             cpu_s: after.cpu_s - before.cpu_s,
             peak_rss_mib: after.peak_rss_mib,
+            rss_mib: after.rss_mib,
         },
     })
 }

@@ -4,12 +4,14 @@
 //!   receiver) and the pipeline (`hookline serve`: intake → fan-out → delivery), and their ratio;
 //! - [`coldstart`]: the Lambda binaries' init and first invocation under a Runtime API
 //!   emulator, against an empty `lambda_runtime` function;
-//! - [`cost`]: AWS requests per delivery on the moto path, priced per million deliveries.
+//! - [`cost`]: AWS requests per delivery on the moto path, priced per million deliveries;
+//! - [`soak`]: a long steady load on `hookline serve`, sampled: RSS, CPU, queues, p99.
 
 pub mod coldstart;
 pub mod cost;
 pub mod floor;
 pub mod receiver;
+pub mod soak;
 pub mod stats;
 pub mod throughput;
 

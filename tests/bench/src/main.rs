@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use clap::{Args, Parser, Subcommand};
 use hookline::progress::Progress;
 use hookline::say;
@@ -33,6 +35,9 @@ enum Bench {
     ColdStart(ColdStartArgs),
     /// AWS requests per delivery on moto (AWS_ENDPOINT_URL), priced per million deliveries.
     Cost(CostArgs),
+    /// A steady load on `hookline serve` at half its measured saturation, 10 webhooks (some
+    /// slow, one flaky, one failing), sampled every 10 s: RSS, CPU, queues, p99; a verdict.
+    Soak(SoakArgs),
     /// The floor's own process (the throughput run starts it): prints its report as JSON.
     #[command(hide = true)]
     Floor(FloorArgs),
@@ -43,6 +48,28 @@ fn at_least_one(s: &str) -> Result<usize, String> {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("{s}: must be at least 1")),
     }
+}
+
+#[derive(Debug, Args)]
+struct SoakArgs {
+    /// How long the offered load runs, in minutes.
+    #[arg(long, default_value_t = 10.0)]
+    minutes: f64,
+    /// Offered events per second (default: half the saturation measured first).
+    #[arg(long)]
+    rate: Option<u32>,
+    /// Seconds between samples.
+    #[arg(long, default_value_t = 10)]
+    sample_secs: u64,
+    /// Seconds of the saturation measurement.
+    #[arg(long, default_value_t = 10)]
+    probe_secs: u64,
+    /// Delivered body size, in bytes.
+    #[arg(long, default_value_t = 1024)]
+    body_bytes: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -144,7 +171,8 @@ fn print_report<T: serde::Serialize>(
     Ok(())
 }
 
-async fn throughput(args: ThroughputArgs) -> Result<(), String> {
+/// The `hookline` binary beside this one (the runs start `hookline serve`).
+fn hookline_beside() -> Result<(std::path::PathBuf, std::path::PathBuf), String> {
     let bench_exe =
         std::env::current_exe().map_err(|e| format!("cannot find this program's path: {e}"))?;
     let hookline = bench_exe.with_file_name(format!("hookline{}", std::env::consts::EXE_SUFFIX));
@@ -154,6 +182,31 @@ async fn throughput(args: ThroughputArgs) -> Result<(), String> {
             hookline.display()
         ));
     }
+    Ok((bench_exe, hookline))
+}
+
+async fn soak(args: SoakArgs) -> Result<(), String> {
+    let (_, hookline) = hookline_beside()?;
+    let options = bench::soak::SoakOptions {
+        minutes: args.minutes,
+        rate: args.rate,
+        sample_every: Duration::from_secs(args.sample_secs.max(1)),
+        body_bytes: args.body_bytes,
+        probe_secs: args.probe_secs,
+    };
+    let report = bench::soak::run(&hookline, &options)
+        .await
+        .map_err(|e| e.to_string())?;
+    print_report(args.json, &report, bench::soak::render)?;
+    if report.passed {
+        Ok(())
+    } else {
+        Err(format!("the soak run failed: {}", report.verdict))
+    }
+}
+
+async fn throughput(args: ThroughputArgs) -> Result<(), String> {
+    let (bench_exe, hookline) = hookline_beside()?;
     let options = bench::throughput::ThroughputOptions {
         webhooks: args.webhooks,
         events: args.events,
@@ -281,6 +334,7 @@ async fn main() -> ExitCode {
         Some(Bench::ColdStart(args)) => cold_start(args).await,
         Some(Bench::Cost(args)) => cost(args).await,
         Some(Bench::Floor(args)) => floor(args).await,
+        Some(Bench::Soak(args)) => soak(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

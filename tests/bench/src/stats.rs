@@ -58,6 +58,9 @@ pub struct ProcessReading {
     pub cpu_s: f64,
     /// Peak resident set (`VmHWM`), in MiB.
     pub peak_rss_mib: f64,
+    /// Resident set now (`VmRSS`), in MiB.
+    #[serde(default)]
+    pub rss_mib: f64,
 }
 
 /// Clock ticks per second of `/proc/<pid>/stat` (`USER_HZ`, 100 on Linux's mainstream ports).
@@ -76,9 +79,15 @@ pub fn read_process(pid: &str) -> Option<ProcessReading> {
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())?;
+    let rss_kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
     Some(ProcessReading {
         cpu_s: ticks / USER_HZ,
         peak_rss_mib: hwm_kib / 1024.0,
+        rss_mib: rss_kib / 1024.0,
     })
 }
 

@@ -106,7 +106,7 @@ pub struct ThroughputReport {
 }
 
 /// A child process killed when dropped, so a failed run leaves nothing behind.
-struct Reaped(Child);
+pub(crate) struct Reaped(pub(crate) Child);
 
 impl Drop for Reaped {
     fn drop(&mut self) {
@@ -115,10 +115,10 @@ impl Drop for Reaped {
 }
 
 /// A scratch directory removed when dropped.
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(pub(crate) PathBuf);
 
 impl Scratch {
-    fn new() -> Result<Self, BenchError> {
+    pub(crate) fn new() -> Result<Self, BenchError> {
         let nanos = super::unique_suffix();
         let dir =
             std::env::temp_dir().join(format!("hookline-bench-{}-{nanos}", std::process::id()));
@@ -223,10 +223,11 @@ async fn run_floor(
 }
 
 /// `hookline serve` on a scratch database, and what it printed: its address and a dev token.
-async fn start_serve(
+pub(crate) async fn start_serve(
     exe: &Path,
     scratch: &Scratch,
     workers: usize,
+    env: &[(&str, &str)],
 ) -> Result<(Reaped, String, String), BenchError> {
     let log = std::fs::File::create(scratch.0.join("serve.log"))
         .map_err(|e| BenchError::Setup(format!("serve log: {e}")))?;
@@ -234,6 +235,7 @@ async fn start_serve(
         .args(["serve", "--addr", "127.0.0.1:0", "--db"])
         .arg(scratch.0.join("bench.db"))
         .env("HOOKLINE_DELIVER_WORKERS", workers.to_string())
+        .envs(env.iter().copied())
         .env(
             "RUST_LOG",
             std::env::var("HOOKLINE_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
@@ -291,7 +293,7 @@ async fn send_json(
 }
 
 /// POSTs `body` to `url` with the bearer token; anything but `expect` is an error.
-async fn post(
+pub(crate) async fn post(
     client: &reqwest::Client,
     url: &str,
     token: &str,
@@ -308,7 +310,7 @@ async fn post(
 }
 
 /// An event POST that intake took.
-struct Published {
+pub(crate) struct Published {
     /// How many times it was answered 429 first.
     refused: u64,
     /// When the accepted POST was sent.
@@ -319,7 +321,7 @@ struct Published {
 
 /// POSTs an event until intake takes it: a 429 (backpressure) is waited out for its
 /// `Retry-After` and sent again, as a publisher should.
-async fn publish(
+pub(crate) async fn publish(
     client: &reqwest::Client,
     url: &str,
     token: &str,
@@ -387,7 +389,7 @@ async fn run_pipeline(
         .await
         .map_err(|e| BenchError::Setup(format!("receiver: {e}")))?;
     let scratch = Scratch::new()?;
-    let (serve, base, token) = start_serve(exe, &scratch, options.deliver_workers).await?;
+    let (serve, base, token) = start_serve(exe, &scratch, options.deliver_workers, &[]).await?;
     let pid = serve
         .0
         .id()
@@ -449,6 +451,7 @@ async fn run_pipeline(
         process: ProcessReading {
             cpu_s: after.cpu_s - before.cpu_s,
             peak_rss_mib: after.peak_rss_mib,
+            rss_mib: after.rss_mib,
         },
         refused,
     };
