@@ -6,7 +6,8 @@
 #   test --workspace with the moto-backed tests (#[ignore]d in plain `cargo test`) included
 #   (small runs of `hookline bench`, `bench cold-start` and `bench cost` among them), the
 #   criterion benches once each, and every infra/events fixture through `cargo lambda
-#   invoke`; then stops moto. Debian's chromium and chromium-driver are installed for the
+#   invoke`, and Schemathesis against `hookline serve` (every phase, .venv-st); then stops
+#   moto. Debian's chromium and chromium-driver are installed for the
 #   console's browser test when missing.
 # Every step runs even when an earlier one fails; the exit code is non-zero if any failed.
 set -uo pipefail
@@ -29,6 +30,8 @@ ensure_venv() {
 # moto, cfn-lint and cargo-lambda share one venv; aws-sam-cli needs its own (boto3 pins clash).
 ensure_venv "$root/.venv-moto" "$root/infra/requirements-moto.txt"
 ensure_venv "$root/.venv-sam" "$root/infra/requirements-sam.txt"
+# Schemathesis (the API contract run) has pins of its own.
+ensure_venv "$root/.venv-st" "$root/infra/requirements-schemathesis.txt"
 venv="$root/.venv-moto"
 export PATH="$venv/bin:$PATH"
 # The rotation test verifies signatures with the standardwebhooks reference library.
@@ -119,6 +122,7 @@ then
   # Criterion benches run each benchmark once when run as tests: they cannot rot.
   step "criterion benches (once each)" cargo test --locked -p hookline-core --benches --quiet
   step "cargo lambda invoke (every infra/events fixture)" ./tests/lambda_invoke.sh
+  step "schemathesis (every phase, against hookline serve)" ./tests/schemathesis.sh
 else
   echo "moto did not answer within 30 s; its log:"; cat target/moto.log
   failed+=("moto start")

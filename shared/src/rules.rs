@@ -20,6 +20,27 @@ pub const MIN_RETRY_STEP: Duration = Duration::from_secs(1);
 /// Highest rate limit, in deliveries per second.
 pub const MAX_PER_SECOND: u32 = 1000;
 
+/// A count as JSON may write it: `3` or `3.0` (JSON Schema's `integer` takes both); a
+/// fraction or a value beyond `u32` is refused.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
+            .map(|f| f as u64)
+    });
+    whole.and_then(|w| u32::try_from(w).ok()).ok_or_else(|| {
+        serde::de::Error::custom(format!("{n} is not a whole number from 0 to {}", u32::MAX))
+    })
+}
+
+/// [`whole_number`], or `null`.
+fn optional_whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    #[derive(Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole_number")] u32);
+    Ok(Option::<Whole>::deserialize(d)?.map(|w| w.0))
+}
+
 /// `retry` as sent: delays after each failed attempt, and how many attempts in all.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -30,7 +51,11 @@ pub struct RetryInput {
     pub schedule: Vec<String>,
     /// Attempts in all, first included (≤ 10); the last step repeats when it exceeds the
     /// schedule. Default: one more than the schedule's steps.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_whole_number"
+    )]
     pub max_attempts: Option<u32>,
 }
 
@@ -40,6 +65,7 @@ pub struct RetryInput {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RateLimit {
     /// Most deliveries started per second (1–1000), spaced evenly: one every 1/N s.
+    #[serde(deserialize_with = "whole_number")]
     pub per_second: u32,
 }
 
@@ -265,6 +291,20 @@ pub fn reserve_slot(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn counts_take_whole_numbers_written_either_way() {
+        let r: RateLimit = serde_json::from_str(r#"{"perSecond": 99.0}"#).expect("99.0");
+        assert_eq!(r.per_second, 99);
+        assert!(serde_json::from_str::<RateLimit>(r#"{"perSecond": 9.5}"#).is_err());
+        assert!(serde_json::from_str::<RateLimit>(r#"{"perSecond": -1}"#).is_err());
+        let i: RetryInput =
+            serde_json::from_str(r#"{"schedule": [], "maxAttempts": 1.0}"#).expect("1.0");
+        assert_eq!(i.max_attempts, Some(1));
+        let i: RetryInput =
+            serde_json::from_str(r#"{"schedule": [], "maxAttempts": null}"#).expect("null");
+        assert_eq!(i.max_attempts, None);
+    }
+
     use super::*;
 
     fn retry(schedule: &[&str], max: Option<u32>) -> Result<WebhookRetry, Vec<String>> {

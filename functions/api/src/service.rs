@@ -129,6 +129,15 @@ impl WebhookService {
         &self.settings
     }
 
+    /// An `appId` parameter names one App: one URN segment.
+    fn check_app_id(&self, app_id: &str) -> Result<(), ServiceError> {
+        hookline_core::urn::UrnPattern::whole_app(&self.settings.namespace, app_id)
+            .map(|_| ())
+            .map_err(|e| {
+                ServiceError::BadRequest(format!("appId \"{app_id}\" is not an App id: {e}"))
+            })
+    }
+
     /// The keys that seal and open credentials.
     pub async fn keys(&self) -> Result<Arc<Keyring>, ServiceError> {
         self.vault.keyring().await.map_err(ServiceError::Store)
@@ -382,6 +391,9 @@ impl WebhookService {
         input: &NewWebhook,
         app_id: Option<&str>,
     ) -> Result<Created, ServiceError> {
+        if let Some(app) = app_id {
+            self.check_app_id(app)?;
+        }
         let spec = input.validate(&self.rules(), app_id);
         let chosen = input.secret.as_deref().map(Secret::parse).transpose();
         let (spec, chosen) = match (spec, chosen) {
@@ -420,6 +432,7 @@ impl WebhookService {
         cursor: Option<&str>,
         limit: Option<usize>,
     ) -> Result<Page<Webhook>, ServiceError> {
+        self.check_app_id(app_id)?;
         if !principal.may(Action::EditApp, app_id) {
             return Err(ServiceError::Forbidden(format!(
                 "listing webhooks needs edit-app on App {app_id}"

@@ -32,6 +32,26 @@ pub use state::{
     DEFAULT_DISABLE_AFTER, DEFAULT_DISABLE_MIN_FAILURES, PERMISSION_REVOKED,
 };
 
+/// The grammar of an endpoint URL, as the API document states it and [`WebhookUrl::parse`]
+/// enforces it: `http(s)://`, a DNS name whose last label starts with a letter or an IPv4
+/// address, an optional port, then a path and query of URL characters (ASCII, no spaces, no
+/// `#`, `%` only before two hex digits). No user name, no IPv6 literal.
+pub const URL_PATTERN: &str = concat!(
+    r"^[hH][tT][tT][pP][sS]?://",
+    r"(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?",
+    r"|(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])){3})",
+    r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?",
+    r"(?:[/?](?:[!$&'()*+,./0-9:;=?@A-Z_a-z~-]|%[0-9A-Fa-f]{2})*)?$",
+);
+
+fn url_grammar() -> &'static regex::Regex {
+    static RE: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(URL_PATTERN).ok());
+    // The pattern is a constant a test compiles; a failure here would be a build bug.
+    RE.as_ref()
+        .unwrap_or_else(|| unreachable!("URL_PATTERN compiles (tested)"))
+}
+
 /// An endpoint URL that passed the save rules and the target guard's literal checks.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WebhookUrl(url::Url);
@@ -69,6 +89,9 @@ impl WebhookUrl {
             return Err("must not contain a #fragment (it is never sent)".to_owned());
         }
         rules.targets.check_host(&url).map_err(|e| e.to_string())?;
+        if !url_grammar().is_match(input) {
+            return Err("must be an http(s) URL of plain ASCII: a host name or IPv4 address, an optional port, a path and query without spaces".to_owned());
+        }
         Ok(Self(url))
     }
 
@@ -441,6 +464,32 @@ mod tests {
             .iter()
             .map(|e| e.field.clone())
             .collect()
+    }
+
+    #[test]
+    fn the_url_grammar_compiles_and_agrees_with_the_parser() {
+        let ok = [
+            "https://crm.example.com/hooks?x=1",
+            "http://127.0.0.1:8080/w/0",
+            "HTTPS://Example.COM",
+            "https://a.b/p/%41@x?q=%7e",
+        ];
+        for u in ok {
+            assert!(url_grammar().is_match(u), "{u}");
+            assert!(url::Url::parse(u).is_ok(), "{u}");
+        }
+        for u in [
+            "https://a b.com",
+            "https://999.1.1.1",
+            "https://[::1]/",
+            "https://ex.com:70000",
+            "https://é.com",
+            "ftp://a.com",
+            "https://user@a.com",
+            "https://a.com/%zz",
+        ] {
+            assert!(!url_grammar().is_match(u), "{u}");
+        }
     }
 
     #[test]

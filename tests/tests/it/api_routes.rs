@@ -980,7 +980,7 @@ fn the_checked_in_openapi_document_is_the_generated_one() {
     assert!(
         checked_in == generated,
         "functions/api/openapi.json differs from the document generated from the code; \
-         rewrite it with: HOOKLINE_BLESS=1 cargo test -p hookline-tests --test it api_routes::openapi"
+         rewrite it with: HOOKLINE_BLESS=1 cargo test -p hookline-tests --test it api_routes::the_checked_in_openapi"
     );
     let doc: Value = serde_json::from_str(&generated).expect("OpenAPI is JSON");
     assert_eq!(doc["openapi"], "3.1.0");

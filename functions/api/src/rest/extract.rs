@@ -72,14 +72,27 @@ pub(crate) fn parse_if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem
     if text == "*" {
         return Ok(None);
     }
-    text.trim_start_matches("W/")
-        .trim_matches('"')
-        .parse::<u64>()
-        .map(Some)
-        .map_err(|_| {
-            Problem::bad_request(format!("If-Match {text} is not an ETag this API returned"))
-        })
+    // Exactly what the document's IF_MATCH_PATTERN says: N, "N" or W/"N", N of 1–19 digits.
+    let tag = text.strip_prefix("W/").unwrap_or(text);
+    let digits = tag
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(if text.starts_with("W/") { "" } else { tag });
+    if (1..=19).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+        digits.parse::<u64>().map(Some).map_err(|_| bad_tag(text))
+    } else {
+        Err(bad_tag(text))
+    }
 }
+
+fn bad_tag(text: &str) -> Problem {
+    Problem::bad_request(format!(
+        "If-Match {text} is not an ETag this API returned (\"N\", W/\"N\" or *)"
+    ))
+}
+
+/// What `If-Match` may hold, as the document states it.
+pub(crate) const IF_MATCH_PATTERN: &str = r#"^(\*|[0-9]{1,19}|"[0-9]{1,19}"|W/"[0-9]{1,19}")$"#;
 
 /// The query string's parameters (the last of a repeated name wins).
 pub(crate) struct Query(pub(crate) BTreeMap<String, String>);

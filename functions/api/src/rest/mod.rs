@@ -45,6 +45,7 @@ use crate::settings::Settings;
 use hookline_core::timestamp::rfc3339;
 
 mod caller;
+mod contract;
 mod deliveries;
 mod events;
 mod extract;
@@ -261,11 +262,19 @@ async fn graphql(
             "batching is off: send one operation per request",
         ));
     }
-    let request: async_graphql::Request = serde_json::from_slice(&body).map_err(|e| {
+    let not_a_request = |e: &dyn std::fmt::Display| {
         Problem::bad_request(format!(
             "the body is not a GraphQL request {{\"query\", \"operationName\", \"variables\"}}: {e}"
         ))
-    })?;
+    };
+    let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| not_a_request(&e))?;
+    // GraphQL over HTTP: a request names its document; without one it is a 400, not a
+    // GraphQL error.
+    if !value.get("query").is_some_and(serde_json::Value::is_string) {
+        return Err(not_a_request(&"\"query\" must be a string"));
+    }
+    let request: async_graphql::Request =
+        serde_json::from_value(value).map_err(|e| not_a_request(&e))?;
     let response = s.graphql.execute(p, request).await;
     Ok(json_response(StatusCode::OK, &response))
 }

@@ -8,12 +8,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-/// [`openapi()`] as pretty JSON with a final newline: what `functions/api/openapi.json` holds.
+/// [`openapi()`] with the validators' constraints and links written in
+/// ([`super::contract::tighten`]), as pretty JSON with a final newline: what
+/// `functions/api/openapi.json` holds.
 pub fn openapi_json() -> String {
-    let mut json = openapi().to_pretty_json().unwrap_or_else(|e| {
+    let mut doc = serde_json::to_value(openapi()).unwrap_or_else(|e| {
         tracing::error!(error = %e, "the OpenAPI document did not serialize");
-        String::from("{}")
+        serde_json::Value::Object(serde_json::Map::new())
     });
+    super::contract::tighten(&mut doc);
+    let mut json = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| String::from("{}"));
     json.push('\n');
     json
 }
