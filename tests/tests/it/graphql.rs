@@ -925,7 +925,7 @@ fn the_checked_in_sdl_is_the_served_schema() {
     assert!(
         checked_in == served,
         "functions/api/schema.graphql differs from the served schema; rewrite it with: \
-         HOOKLINE_BLESS=1 cargo test -p hookline-tests --test it graphql::sdl"
+         HOOKLINE_BLESS=1 cargo test -p hookline-tests --test it graphql::the_checked_in_sdl"
     );
     for name in [
         "registerWebhook(webhook: RegisterWebhookInput!): WebhookMutationResult!",
