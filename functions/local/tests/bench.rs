@@ -63,6 +63,30 @@ fn bench_runs_the_floor_and_the_pipeline_and_counts_every_delivery() {
 }
 
 #[test]
+fn bench_soak_samples_and_loses_nothing() {
+    let r = hookline(&[
+        "bench",
+        "soak",
+        "--minutes",
+        "0.5",
+        "--probe-secs",
+        "4",
+        "--sample-secs",
+        "5",
+    ]);
+    assert_eq!(r["lost"], 0, "{r:#}");
+    let samples = r["samples"].as_array().expect("samples");
+    assert!(samples.len() >= 5, "{r:#}");
+    assert!(samples
+        .iter()
+        .all(|s| s["rss_mib"].as_f64().is_some_and(|x| x > 0.0)));
+    assert!(r["rate"].as_u64().is_some_and(|x| x >= 1), "{r:#}");
+    assert!(r["verdict"]
+        .as_str()
+        .is_some_and(|v| v.contains("nothing lost")));
+}
+
+#[test]
 fn bench_refuses_an_empty_run() {
     let out = Command::new(env!("CARGO_BIN_EXE_hookline"))
         .args(["bench", "--events", "0"])

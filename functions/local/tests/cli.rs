@@ -216,7 +216,15 @@ fn help_version_completions_and_argument_errors() {
     let help = hookline(&["--help"]);
     assert!(help.status.success());
     let text = String::from_utf8_lossy(&help.stdout);
-    for command in ["serve", "token", "dlq", "listen", "completions", "bench"] {
+    for command in [
+        "serve",
+        "token",
+        "dlq",
+        "keys",
+        "listen",
+        "completions",
+        "bench",
+    ] {
         assert!(text.contains(command), "--help names {command}: {text}");
     }
     let serve = String::from_utf8_lossy(&hookline(&["serve", "--help"]).stdout).into_owned();
