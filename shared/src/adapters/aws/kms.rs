@@ -25,10 +25,45 @@ pub const KEYRING_ITEM: &str = "KEYRING";
 /// Fewest seconds between two reads of the keyring item caused by unknown key ids.
 const REFRESH_EVERY: Duration = Duration::from_secs(10);
 
+/// A KMS client, or what builds one the first time a key is needed: a Lambda that never
+/// opens a credential (ingest) never builds it, and none builds it during init.
+#[derive(Clone)]
+pub enum KmsClient {
+    /// Built already.
+    Ready(aws_sdk_kms::Client),
+    /// Built from this configuration on first use.
+    Lazy(
+        Arc<(
+            aws_config::SdkConfig,
+            std::sync::OnceLock<aws_sdk_kms::Client>,
+        )>,
+    ),
+}
+
+impl KmsClient {
+    /// Built from `config` on first use.
+    pub fn lazy(config: aws_config::SdkConfig) -> Self {
+        Self::Lazy(Arc::new((config, std::sync::OnceLock::new())))
+    }
+
+    fn get(&self) -> &aws_sdk_kms::Client {
+        match self {
+            Self::Ready(c) => c,
+            Self::Lazy(l) => l.1.get_or_init(|| aws_sdk_kms::Client::new(&l.0)),
+        }
+    }
+}
+
+impl From<aws_sdk_kms::Client> for KmsClient {
+    fn from(c: aws_sdk_kms::Client) -> Self {
+        Self::Ready(c)
+    }
+}
+
 /// KMS-wrapped data keys in the table.
 pub struct KmsVault {
     dynamo: aws_sdk_dynamodb::Client,
-    kms: aws_sdk_kms::Client,
+    kms: KmsClient,
     table: String,
     kms_key_id: Option<String>,
     cached: Mutex<Option<(Arc<Keyring>, Instant)>>,
@@ -52,13 +87,13 @@ impl KmsVault {
     /// without it, keys can be unwrapped but none created).
     pub fn new(
         dynamo: aws_sdk_dynamodb::Client,
-        kms: aws_sdk_kms::Client,
+        kms: impl Into<KmsClient>,
         table: &str,
         kms_key_id: Option<String>,
     ) -> Self {
         Self {
             dynamo,
-            kms,
+            kms: kms.into(),
             table: table.to_owned(),
             kms_key_id,
             cached: Mutex::new(None),
@@ -104,6 +139,7 @@ impl KmsVault {
     async fn unwrap(&self, id: &str, wrapped: &[u8]) -> Result<[u8; KEY_BYTES], PortError> {
         let out = self
             .kms
+            .get()
             .decrypt()
             .ciphertext_blob(Blob::new(wrapped))
             .send()
@@ -137,6 +173,7 @@ impl KmsVault {
         })?;
         let out = self
             .kms
+            .get()
             .generate_data_key()
             .key_id(key_id)
             .key_spec(DataKeySpec::Aes256)

@@ -17,7 +17,7 @@ pub mod sqs;
 use dynamodb::{
     DynamoAttemptLog, DynamoEventLog, DynamoGrantStore, DynamoRateLimiter, DynamoWebhookStore,
 };
-use kms::KmsVault;
+use kms::{KmsClient, KmsVault};
 use sqs::{SqsDeliveries, SqsQueue};
 
 /// Where a deployment keeps its data on AWS: the table and the queues' URLs.
@@ -66,8 +66,8 @@ pub struct AwsPorts {
     pub dynamo: aws_sdk_dynamodb::Client,
     /// The SQS client.
     pub sqs: aws_sdk_sqs::Client,
-    /// The KMS client.
-    pub kms: aws_sdk_kms::Client,
+    /// The KMS client (built on first use in the Lambdas).
+    pub kms: KmsClient,
     /// The table and queues.
     pub resources: AwsResources,
     /// Every port, for the handlers.
@@ -79,10 +79,11 @@ impl AwsPorts {
     pub fn new(
         dynamo: aws_sdk_dynamodb::Client,
         sqs: aws_sdk_sqs::Client,
-        kms: aws_sdk_kms::Client,
+        kms: impl Into<KmsClient>,
         resources: AwsResources,
         namespace: Namespace,
     ) -> Self {
+        let kms = kms.into();
         let table = &resources.table;
         let ports = Ports {
             webhooks: Arc::new(DynamoWebhookStore::new(dynamo.clone(), table)),
@@ -118,7 +119,7 @@ impl AwsPorts {
         Ok(Self::new(
             aws_sdk_dynamodb::Client::new(&aws),
             aws_sdk_sqs::Client::new(&aws),
-            aws_sdk_kms::Client::new(&aws),
+            KmsClient::lazy(aws.clone()),
             resources,
             namespace,
         ))
