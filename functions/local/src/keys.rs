@@ -119,12 +119,12 @@ fn write_key_file(path: &Path, keys: &[[u8; KEY_BYTES]]) -> Result<(), KeyError>
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
+/// Keys as read, the active one first, and where they came from.
+pub type ReadKeys = (Vec<[u8; KEY_BYTES]>, KeyOrigin);
+
 /// Reads the keys of the store at `db_path`: `master_key` (the variable's value) if given,
 /// else the key file.
-pub fn read_keys(
-    db_path: &Path,
-    master_key: Option<&str>,
-) -> Result<Option<(Vec<[u8; KEY_BYTES]>, KeyOrigin)>, KeyError> {
+pub fn read_keys(db_path: &Path, master_key: Option<&str>) -> Result<Option<ReadKeys>, KeyError> {
     if let Some(value) = master_key {
         return Ok(Some((parse_keys(value, MASTER_KEY_VAR)?, KeyOrigin::Env)));
     }

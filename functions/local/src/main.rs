@@ -112,7 +112,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 /// What `serve` says about the keys sealing credentials.
 fn keys_line(keys: &hookline::keys::LoadedKeys) -> String {
     let origin = match &keys.origin {
-        hookline::keys::KeyOrigin::Env => format!("{}", hookline::keys::MASTER_KEY_VAR),
+        hookline::keys::KeyOrigin::Env => hookline::keys::MASTER_KEY_VAR.to_string(),
         hookline::keys::KeyOrigin::File { path, created } => format!(
             "{}{}",
             path.display(),

@@ -9,7 +9,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// [`openapi()`] with the validators' constraints and links written in
-/// ([`super::contract::tighten`]), as pretty JSON with a final newline: what
+/// (`rest::contract::tighten`), as pretty JSON with a final newline: what
 /// `functions/api/openapi.json` holds.
 pub fn openapi_json() -> String {
     let mut doc = serde_json::to_value(openapi()).unwrap_or_else(|e| {
