@@ -199,8 +199,7 @@ async fn keys_rotate_and_retire_and_a_wrong_or_missing_key_never_starts_the_stor
         .expect("opens under the new key");
     let original = hook
         .active_secrets(&reopened.keys, time::OffsetDateTime::now_utc())
-        .err()
-        .expect("the old ciphertext names a retired key");
+        .expect_err("the old ciphertext names a retired key");
     assert!(original.to_string().contains(&first), "{original}");
     assert_eq!(opened.len(), 1);
 }
@@ -357,7 +356,7 @@ async fn kms_data_keys_rotate_reseal_and_retire_on_moto() {
     assert!(table.retire(&new).await.is_err(), "the active key stays");
     table.retire(&first).await.expect("retire the old key");
     let status = table.status().await.expect("status");
-    assert_eq!(status.keys, [new.clone()]);
+    assert_eq!(status.keys, std::slice::from_ref(&new));
 
     // A fresh container (nothing cached) opens the resealed webhook with the new key alone.
     let fresh = hookline_tests::aws_ports_with_kms(&dynamo, &sqs, &kms, &r);
