@@ -283,21 +283,28 @@ pub(crate) fn tighten(doc: &mut Value) {
     );
     // A test event queues a delivery; the attempt log lists it; a listed delivery can be
     // sent again.
+    let redeliver = |name: &str, delivery_id: &str, description: &str| {
+        json!({"links": {name: {
+            "operationId": "redeliver",
+            "parameters": {"id": "$request.path.id", "deliveryId": delivery_id},
+            "description": description,
+        }}})
+    };
     set(
         doc.pointer_mut("/paths/~1v1~1webhooks~1{id}~1test/post/responses/202"),
-        json!({"links": {"RedeliverTestEvent": {
-            "operationId": "redeliver",
-            "parameters": {"id": "$request.path.id", "deliveryId": "$response.body#/deliveryId"},
-            "description": "The test event's delivery, sent again",
-        }}}),
+        redeliver(
+            "RedeliverTestEvent",
+            "$response.body#/deliveryId",
+            "The test event's delivery, sent again",
+        ),
     );
     set(
         doc.pointer_mut("/paths/~1v1~1webhooks~1{id}~1deliveries/get/responses/200"),
-        json!({"links": {"RedeliverFirst": {
-            "operationId": "redeliver",
-            "parameters": {"id": "$request.path.id", "deliveryId": "$response.body#/items/0/deliveryId"},
-            "description": "The newest listed delivery, sent again",
-        }}}),
+        redeliver(
+            "RedeliverFirst",
+            "$response.body#/items/0/deliveryId",
+            "The newest listed delivery, sent again",
+        ),
     );
 }
 
