@@ -21,6 +21,8 @@ pub enum Action {
     /// Report the App's revoked and restored grants (`manage-grants`): the platform's, never an
     /// integrator's.
     ManageGrants,
+    /// Read the deployment's metrics (`read-metrics:*`, `GET /metrics`): an operator's.
+    ReadMetrics,
 }
 
 impl Action {
@@ -30,15 +32,17 @@ impl Action {
             Self::EditApp => "edit-app",
             Self::PublishEvents => "publish-events",
             Self::ManageGrants => "manage-grants",
+            Self::ReadMetrics => "read-metrics",
         }
     }
 
-    /// Parses `edit-app`, `publish-events` or `manage-grants`.
+    /// Parses `edit-app`, `publish-events`, `manage-grants` or `read-metrics`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "edit-app" => Some(Self::EditApp),
             "publish-events" => Some(Self::PublishEvents),
             "manage-grants" => Some(Self::ManageGrants),
+            "read-metrics" => Some(Self::ReadMetrics),
             _ => None,
         }
     }

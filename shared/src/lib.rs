@@ -28,6 +28,7 @@ pub mod rules;
 pub mod sealed;
 pub mod signing;
 pub mod target;
+pub mod telemetry;
 pub mod timestamp;
 pub mod urn;
 pub mod validation;

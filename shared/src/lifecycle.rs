@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 use crate::grant::GrantChange;
 use crate::operational::{operational_event, Operational};
 use crate::ports::{EventQueue, GrantStore, PortError, Ports, WebhookStore};
+use crate::telemetry;
 use crate::timestamp::rfc3339;
 use crate::urn::Namespace;
 use crate::webhook::{
@@ -171,6 +172,15 @@ impl Lifecycle {
         reason: &str,
         extra: &serde_json::Map<String, serde_json::Value>,
     ) {
+        let state_change = match kind {
+            Operational::Disabled => Some((false, reason_code(reason))),
+            Operational::Enabled => Some((true, "manual")),
+            Operational::Suspended => Some((false, "permission_revoked")),
+            Operational::Restored => Some((true, "permission_restored")),
+        };
+        if let Some((enabled, code)) = state_change {
+            telemetry::webhook_state(enabled, code);
+        }
         let apps: Vec<&str> = match app {
             Some(a) => vec![a],
             None => webhook.spec.app_ids().into_iter().collect(),
@@ -274,4 +284,17 @@ impl Lifecycle {
             webhooks,
         })
     }
+}
+
+/// The bounded metric label of a disable reason as [`DisabledReason::as_str`] writes it.
+fn reason_code(reason: &str) -> &'static str {
+    [
+        DisabledReason::Manual,
+        DisabledReason::Failing,
+        DisabledReason::Gone,
+    ]
+    .into_iter()
+    .map(DisabledReason::as_str)
+    .find(|r| *r == reason)
+    .unwrap_or("other")
 }

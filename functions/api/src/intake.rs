@@ -7,6 +7,7 @@ use hookline_core::auth::{Action, Principal};
 use hookline_core::event::{Event, EventError, IntakeRules};
 use hookline_core::event_type::Catalog;
 use hookline_core::ports::EventQueue;
+use hookline_core::telemetry::{self, Published};
 use hookline_core::urn::Namespace;
 use time::OffsetDateTime;
 
@@ -40,6 +41,21 @@ impl IntakeService {
     /// Validates `body`, checks the caller may publish for the event's App, and enqueues it.
     /// Returns the event as queued (its id assigned when the body had none).
     pub async fn publish(&self, principal: &Principal, body: &[u8]) -> Result<Event, ServiceError> {
+        let result = self.admit(principal, body).await;
+        let outcome = match &result {
+            Ok(_) => Published::Accepted,
+            Err(ServiceError::Overloaded(_)) => Published::Backpressure,
+            Err(
+                ServiceError::Invalid(_) | ServiceError::BadRequest(_) | ServiceError::Forbidden(_),
+            ) => Published::Rejected,
+            // The queue failed: nothing was decided about the event.
+            Err(_) => return result,
+        };
+        telemetry::event_published(outcome, result.as_ref().ok().map(|e| e.urn.app_id()));
+        result
+    }
+
+    async fn admit(&self, principal: &Principal, body: &[u8]) -> Result<Event, ServiceError> {
         let rules = IntakeRules {
             namespace: &self.namespace,
             catalog: Catalog::builtin(),

@@ -13,6 +13,7 @@ use hookline_core::outbound::{OutboundMethod, OutboundRequest, OutboundResponse}
 use hookline_core::ports::{Cursor, HttpSender, Page, PortError, Vault, WebhookStore};
 use hookline_core::sealed::{Keyring, Protected};
 use hookline_core::signing::{signature_header, Secret};
+use hookline_core::telemetry;
 use hookline_core::validation::{FieldError, ValidationErrors};
 use hookline_core::webhook::DisabledReason;
 use hookline_core::webhook::{
@@ -247,8 +248,19 @@ impl WebhookService {
     }
 
     /// Sends HEAD, then a signed `webhook.test` POST, both within one [`VERIFY_TIMEOUT`];
-    /// `ok` when one of them got a 200.
+    /// `ok` when one of them got a 200. Counted in `hookline_endpoint_checks_total`.
     async fn probe(
+        &self,
+        url: &WebhookUrl,
+        headers: &[(String, String)],
+        secret: &Secret,
+    ) -> ProbeReport {
+        let report = self.probe_once(url, headers, secret).await;
+        telemetry::endpoint_check(report.ok);
+        report
+    }
+
+    async fn probe_once(
         &self,
         url: &WebhookUrl,
         headers: &[(String, String)],

@@ -21,6 +21,9 @@ pub struct Settings {
     pub targets: TargetPolicy,
     /// At most one URL per (App, event type) (`HOOKLINE_ONE_URL_PER_EVENT`).
     pub one_url_per_event: bool,
+    /// Label intake's metrics with the App id (`HOOKLINE_METRICS_APP_LABEL`): one series per
+    /// App, so only for deployments with few Apps.
+    pub metrics_app_label: bool,
     /// `user-agent` of outbound requests.
     pub user_agent: String,
     /// How long a rotated-out secret keeps signing (`HOOKLINE_SECRET_OVERLAP`).
@@ -37,6 +40,7 @@ impl Default for Settings {
             allow_http: false,
             targets: TargetPolicy::PUBLIC_ONLY,
             one_url_per_event: false,
+            metrics_app_label: false,
             user_agent: format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
             secret_overlap: DEFAULT_SECRET_OVERLAP,
             ordered_deliveries: true,
@@ -54,6 +58,7 @@ impl Settings {
             allow_http: env.flag("HOOKLINE_ALLOW_HTTP", local)?,
             targets: TargetPolicy::from_env(env, local)?,
             one_url_per_event: env.flag("HOOKLINE_ONE_URL_PER_EVENT", false)?,
+            metrics_app_label: env.flag("HOOKLINE_METRICS_APP_LABEL", false)?,
             ordered_deliveries: local || env.is_set("HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL"),
             secret_overlap: env.parsed(
                 "HOOKLINE_SECRET_OVERLAP",

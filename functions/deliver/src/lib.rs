@@ -53,6 +53,7 @@ use hookline_core::retry::{parse_retry_after, AttemptOutcome, Decision, RetryPol
 use hookline_core::sealed::{Keyring, SealError};
 use hookline_core::signing::signature_header;
 use hookline_core::target::TargetPolicy;
+use hookline_core::telemetry;
 use hookline_core::timestamp::{from_unix_ms, unix_ms};
 use hookline_core::webhook::Webhook;
 use hookline_core::webhook::{CredentialError, DisablePolicy, DisabledReason};
@@ -180,6 +181,11 @@ pub struct Deliver {
     webhooks: Arc<WebhookCache>,
     event_cache: Arc<event_cache::EventCache>,
     settings: DeliverSettings,
+}
+
+/// Time since `then`, zero if `then` is in the future (a publisher's clock ahead of ours).
+fn now_elapsed(then: OffsetDateTime) -> Duration {
+    Duration::try_from(OffsetDateTime::now_utc() - then).unwrap_or_default()
 }
 
 fn jitter_sample() -> f64 {
@@ -442,6 +448,7 @@ impl Deliver {
             next_retry_at: None,
         };
         fill(&mut a);
+        telemetry::attempt(status);
         pending.lock().unwrap_or_else(|p| p.into_inner()).push(a);
     }
 
@@ -530,6 +537,7 @@ impl Deliver {
                     wait.as_millis()
                 );
                 tracing::info!(why, "delayed");
+                telemetry::rate_limit_delay(true);
                 self.record(pending, delivery, attempt, AttemptStatus::Delayed, |a| {
                     a.error = Some(why);
                     a.next_retry_at = Some(slot);
@@ -553,6 +561,7 @@ impl Deliver {
                 return Ok(AttemptStatus::Delayed);
             }
             if !wait.is_zero() {
+                telemetry::rate_limit_delay(false);
                 tokio::time::sleep(wait).await;
             }
         }
@@ -571,6 +580,10 @@ impl Deliver {
             }
         };
         let result = self.http.send(request).await;
+        match &result {
+            Ok(r) => telemetry::response(Some(r.status), r.latency),
+            Err(_) => telemetry::response(None, now_elapsed(now)),
+        }
         let outcome = match &result {
             Ok(r) => AttemptOutcome::Status {
                 code: r.status,
@@ -624,6 +637,7 @@ impl Deliver {
         };
         match decision {
             Decision::Delivered => {
+                telemetry::delivered_after(now_elapsed(event.timestamp));
                 if webhook.state.failures.is_some() {
                     self.end_failure_run(&webhook).await;
                 }

@@ -33,6 +33,7 @@ use hookline_core::ports::{
     DeadLetters, DeliveryQueue, EventClaim, EventLog, PortError, WebhookStore,
 };
 use hookline_core::rules::Ordering;
+use hookline_core::telemetry::{self, Published};
 use hookline_core::urn::Namespace;
 #[cfg(doc)]
 use hookline_core::urn::UrnIndex;
@@ -65,6 +66,8 @@ pub struct IngestSettings {
     pub embed_event_bytes: usize,
     /// Longest a cached App's routes are used, whatever their version says.
     pub route_cache_max_age: Duration,
+    /// Label fan-out's metrics with the App id (`HOOKLINE_METRICS_APP_LABEL`).
+    pub metrics_app_label: bool,
 }
 
 impl IngestSettings {
@@ -72,6 +75,7 @@ impl IngestSettings {
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
         Ok(Self {
             namespace: env.namespace()?,
+            metrics_app_label: env.flag("HOOKLINE_METRICS_APP_LABEL", false)?,
             ..Self::default()
         })
     }
@@ -85,6 +89,7 @@ impl Default for IngestSettings {
             claim_lease: DEFAULT_CLAIM_LEASE,
             embed_event_bytes: DEFAULT_EMBED_EVENT_BYTES,
             route_cache_max_age: ROUTE_CACHE_MAX_AGE,
+            metrics_app_label: false,
         }
     }
 }
@@ -217,8 +222,14 @@ impl Ingest {
             tracing::Span::current().record("event_id", event.id.as_str());
             let result = self.fan_out_accepted(&event, accepted_by).await;
             match &result {
-                Ok(Outcome::FannedOut(n)) => tracing::info!(deliveries = n, event_type = %event.event_type, urn = %event.urn, "event fanned out"),
-                Ok(Outcome::Duplicate) => tracing::info!("event already fanned out; copy dropped"),
+                Ok(Outcome::FannedOut(n)) => {
+                    telemetry::fanned_out(*n, event.urn.app_id());
+                    tracing::info!(deliveries = n, event_type = %event.event_type, urn = %event.urn, "event fanned out")
+                }
+                Ok(Outcome::Duplicate) => {
+                    telemetry::event_published(Published::Duplicate, Some(event.urn.app_id()));
+                    tracing::info!("event already fanned out; copy dropped")
+                }
                 Ok(Outcome::DeadLettered(_) | Outcome::GrantApplied(_)) => {}
                 Err(e) => tracing::warn!(error = %e, "fan-out failed; the message will be retried"),
             }
@@ -233,6 +244,7 @@ impl Ingest {
         message: &ReceivedMessage,
         error: &EventError,
     ) -> Result<Outcome, IngestError> {
+        telemetry::event_published(Published::Rejected, None);
         self.dead_letter(message, format!("invalid event: {error}"))
             .await
     }

@@ -158,6 +158,9 @@ pub struct SettingsArgs {
     /// At most one URL per (App, event type).
     #[arg(long, env = "HOOKLINE_ONE_URL_PER_EVENT", default_value = "false", value_parser = parse_flag, action = ArgAction::Set, value_name = "BOOL")]
     pub one_url_per_event: bool,
+    /// Label intake's and fan-out's metrics with the App id (one series per App: few Apps only).
+    #[arg(long, env = "HOOKLINE_METRICS_APP_LABEL", default_value = "false", value_parser = parse_flag, action = ArgAction::Set, value_name = "BOOL")]
+    pub metrics_app_label: bool,
     /// How long a rotated-out secret keeps signing beside the new one.
     #[arg(long, env = "HOOKLINE_SECRET_OVERLAP", default_value = "24h", value_parser = parse_secret_overlap, value_name = "DURATION")]
     pub secret_overlap: time::Duration,
@@ -184,6 +187,7 @@ impl SettingsArgs {
                 allow_private: self.allow_private_targets,
             },
             one_url_per_event: self.one_url_per_event,
+            metrics_app_label: self.metrics_app_label,
             secret_overlap: self.secret_overlap,
             ..Settings::default()
         }
@@ -226,6 +230,8 @@ pub enum Permission {
     PublishEvents,
     /// Report revoked and restored grants (the platform's permission).
     ManageGrants,
+    /// Read the metrics at `GET /metrics` (give it with `--app '*'`).
+    ReadMetrics,
 }
 
 impl Permission {
@@ -235,6 +241,7 @@ impl Permission {
             Self::EditApp => "edit-app",
             Self::PublishEvents => "publish-events",
             Self::ManageGrants => "manage-grants",
+            Self::ReadMetrics => "read-metrics",
         }
     }
 }

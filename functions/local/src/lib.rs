@@ -16,6 +16,7 @@ pub mod cli;
 pub mod dlq;
 pub mod keys;
 pub mod listen;
+pub mod metrics;
 pub mod progress;
 pub mod token;
 pub mod workers;
@@ -139,6 +140,8 @@ pub struct Local {
     pub backlog: Arc<BacklogGate>,
     /// The keys sealing the store's credentials.
     pub keys: Arc<hookline_core::sealed::Keyring>,
+    /// `GET /metrics`: the process's Prometheus recorder and the queues it reports.
+    pub metrics: metrics::Scrape,
 }
 
 fn random_key_hex() -> String {
@@ -231,6 +234,9 @@ impl Local {
                 ..IngestSettings::default()
             },
         );
+        // Installed before the handlers record anything.
+        let scrape = metrics::Scrape::new(queues.clone());
+        hookline_core::telemetry::set_app_label(settings.metrics_app_label);
         let deliver = Deliver::from_ports(&ports, http.clone(), delivery);
         let router = Api::from_ports(&ports, http, settings, Some(backlog.clone()));
         let local = Self {
@@ -243,6 +249,7 @@ impl Local {
             tokens: Tokens::new(key_hex.as_bytes(), permissions_claim),
             backlog,
             keys: loaded.keyring.clone(),
+            metrics: scrape,
         };
         Ok((local, loaded))
     }
@@ -252,9 +259,11 @@ impl Local {
         self.tokens.mint(principal, ttl)
     }
 
-    /// The routes as `serve` answers them: every request's caller from its bearer token.
+    /// The routes as `serve` answers them (the API's and `GET /metrics`): every request's
+    /// caller from its bearer token.
     pub fn app(&self) -> axum::Router {
-        with_auth(self.router.routes(), self.tokens.clone())
+        let routes = metrics::routes(self.metrics.clone()).merge(self.router.routes());
+        with_auth(routes, self.tokens.clone())
     }
 
     /// Serves HTTP/1.1 on `listener` until `shutdown` resolves, then lets open requests
@@ -320,6 +329,7 @@ impl Local {
                 },
             )));
         }
+        handles.push(tokio::spawn(self.metrics.clone().upkeep(stop.clone())));
         let (db, mut stop) = (self.db.clone(), stop);
         handles.push(tokio::spawn(async move {
             // DynamoDB's TTL, embedded: expired events and attempts go.

@@ -64,7 +64,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let dev = Principal::from_claims(
         "dev",
         Some(&serde_json::Value::String(
-            "edit-app:* publish-events:*".into(),
+            "edit-app:* publish-events:* read-metrics:*".into(),
         )),
     );
     let token = local.mint_token(&dev, Duration::from_secs(7 * 24 * 3600));
@@ -73,6 +73,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     say!("  GraphQL: POST http://{bound}/graphql (or /)");
     // The token rides in the fragment, which the browser never sends: no server or log sees it.
     say!("  console: http://{bound}/console#token={token}");
+    say!(
+        "  metrics: http://{bound}{} (Prometheus text; bearer token with read-metrics:*)",
+        hookline::metrics::PATH
+    );
     say!("  store:  {} (SQLite)", args.store.db.display());
     say!("  {}", keys_line(&startup.keys));
     let r = startup.recovered;
@@ -83,7 +87,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             r.messages
         );
     }
-    say!("  dev token (sub=dev, edit-app:* publish-events:*, 7 days; valid with this store only):");
+    say!("  dev token (sub=dev, edit-app:* publish-events:* read-metrics:*, 7 days; valid with this store only):");
     say!("    export HOOKLINE_TOKEN={token}");
     say!("  deliveries: {retries}, {} workers", args.deliver_workers);
     say!(

@@ -7,11 +7,14 @@
 //!   embedded composition's wiring.
 //! - [`http`] (`http`): outbound HTTP on reqwest, with the target guard at connect time.
 //! - [`lambda`] (`lambda-sqs`): Lambda's SQS event and batch response shapes.
+//! - [`emf`] (`emf`): the Lambdas' metrics as CloudWatch Embedded Metric Format lines.
 //! - [`memory`]: the in-process rate limiter.
 //! - [`record`]: the stored webhook document both stores share.
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "emf")]
+pub mod emf;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "lambda-sqs")]

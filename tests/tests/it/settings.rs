@@ -40,7 +40,9 @@ fn every_flag_parses_the_same_way_in_every_binary() {
             ("HOOKLINE_ALLOW_PRIVATE_TARGETS", word),
             ("HOOKLINE_ALLOW_HTTP", word),
             ("HOOKLINE_ONE_URL_PER_EVENT", word),
+            ("HOOKLINE_METRICS_APP_LABEL", word),
         ]);
+        let ingest = IngestSettings::from_env(&env).expect("ingest");
         let api = Settings::from_env(&env, false).expect("api");
         let deliver = target_policy(&env).expect("deliver");
         let serve = serve_args(&[
@@ -50,8 +52,19 @@ fn every_flag_parses_the_same_way_in_every_binary() {
             word,
             "--one-url-per-event",
             word,
+            "--metrics-app-label",
+            word,
         ])
         .expect("serve");
+        assert_eq!(
+            (
+                api.metrics_app_label,
+                ingest.metrics_app_label,
+                serve.settings.metrics_app_label
+            ),
+            (expected, expected, expected),
+            "HOOKLINE_METRICS_APP_LABEL={word}"
+        );
         assert_eq!(
             (
                 api.targets.allow_private,

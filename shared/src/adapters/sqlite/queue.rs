@@ -578,6 +578,32 @@ impl SqliteQueue {
         Ok(self.backlog())
     }
 
+    /// How many messages the queue holds and when its oldest was sent (ms since the epoch),
+    /// for the queue gauges: a memory read and at most one row read by key.
+    pub async fn depth_and_oldest(&self) -> Result<(usize, Option<i64>), PortError> {
+        let (len, oldest) = {
+            let schedule = lock(self.schedule());
+            (schedule.len(&self.name), schedule.oldest(&self.name))
+        };
+        let Some(seq) = oldest else {
+            return Ok((len, None));
+        };
+        let sent_at = self
+            .db
+            .with_conn(move |c| {
+                query_row(
+                    c,
+                    "SELECT sent_at FROM queue_messages WHERE seq = ?1",
+                    [seq],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()
+                .map_err(unavailable)
+            })
+            .await?;
+        Ok((len, sent_at))
+    }
+
     /// How many messages the queue holds, as this process knows it (a memory read).
     pub fn backlog(&self) -> usize {
         lock(self.schedule()).len(&self.name)

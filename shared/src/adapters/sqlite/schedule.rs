@@ -432,6 +432,13 @@ impl Schedule {
         self.queues.get(queue).map_or(0, |q| q.entries.len())
     }
 
+    /// The oldest message of `queue` (the lowest sequence number: sent first).
+    pub fn oldest(&self, queue: &str) -> Option<i64> {
+        self.queues
+            .get(queue)
+            .and_then(|q| q.entries.keys().min().copied())
+    }
+
     /// True when `queue` holds no message.
     pub fn is_empty(&self, queue: &str) -> bool {
         self.len(queue) == 0
