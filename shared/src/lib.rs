@@ -2,8 +2,9 @@
 //! behind features. Modules import in one direction (`docs/ARCHITECTURE.md`):
 //!
 //! 1. Values: [`timestamp`], [`validation`], [`config`], [`urn`], [`event_type`], [`event`],
-//!    [`filter`], [`signing`], [`sealed`], [`retry`], [`target`], [`auth`], [`rules`], [`webhook`] (with
-//!    its lifecycle state), [`outbound`], [`delivery`], [`operational`], [`grant`].
+//!    [`filter`], [`signing`], [`sealed`], [`retry`], [`target`], [`auth`], [`rules`],
+//!    [`webhook`] (with its lifecycle state), [`outbound`], [`delivery`], [`operational`],
+//!    [`grant`], [`telemetry`] (the metrics' vocabulary), [`stats`] (a webhook's health).
 //! 2. Ports: [`ports`], the traits, and the [`ports::Ports`] bundle a composition builds.
 //! 3. Services over the ports: [`lifecycle`], [`reseal`].
 //! 4. Adapters: [`adapters`] (DynamoDB/SQS, SQLite, HTTP, Lambda, memory), behind features;
@@ -27,6 +28,7 @@ pub mod retry;
 pub mod rules;
 pub mod sealed;
 pub mod signing;
+pub mod stats;
 pub mod target;
 pub mod telemetry;
 pub mod timestamp;

@@ -1,14 +1,19 @@
-//! A webhook's deliveries: the attempt log (`GET /v1/webhooks/{id}/deliveries`), redelivery
+//! A webhook's deliveries: the attempt log (`GET /v1/webhooks/{id}/deliveries`) and the
+//! health computed from it (`.../stats`), redelivery
 //! from the event log, and test events sent through the real delivery path.
 
 use std::sync::Arc;
 
 use hookline_core::auth::Principal;
-use hookline_core::delivery::{Attempt, AttemptStatus, DeliveryId, DeliveryMessage};
+use hookline_core::delivery::{
+    Attempt, AttemptStatus, DeliveryId, DeliveryMessage, ATTEMPT_RETENTION,
+};
 use hookline_core::event::{Event, EventId};
 use hookline_core::event_type::EventType;
 use hookline_core::ports::{AttemptLog, Cursor, DeliveryQueue, EventLog, Page};
+use hookline_core::stats::{self, WebhookStats};
 use hookline_core::urn::Urn;
+use hookline_core::validation::{FieldError, ValidationErrors};
 use time::OffsetDateTime;
 
 use crate::error::ServiceError;
@@ -95,6 +100,41 @@ impl DeliveriesService {
         let webhook = self.webhooks.get(principal, webhook_id).await?;
         let status = parse_status(status)?;
         Ok(self.attempts.count(&webhook.id, status).await?)
+    }
+
+    /// The webhook's health since `since` (RFC 3339; default: [`stats::DEFAULT_WINDOW`] ago),
+    /// from the newest [`stats::MAX_ATTEMPTS`] attempts of the window. `since` must not be in
+    /// the future nor further back than the attempt log keeps attempts.
+    pub async fn stats(
+        &self,
+        principal: &Principal,
+        webhook_id: &str,
+        since: Option<&str>,
+    ) -> Result<WebhookStats, ServiceError> {
+        let webhook = self.webhooks.get(principal, webhook_id).await?;
+        let until = OffsetDateTime::now_utc();
+        let since = stats_since(since, until)?;
+        let mut read: Vec<Attempt> = Vec::new();
+        let mut cursor: Option<Cursor> = None;
+        let mut truncated = false;
+        loop {
+            let page = self
+                .attempts
+                .list(&webhook.id, None, cursor.as_ref(), STATS_PAGE)
+                .await?;
+            let older = page.items.last().is_some_and(|a| a.at < since);
+            read.extend(page.items.into_iter().filter(|a| a.at >= since));
+            if read.len() >= stats::MAX_ATTEMPTS {
+                truncated = read.len() > stats::MAX_ATTEMPTS || (page.next.is_some() && !older);
+                read.truncate(stats::MAX_ATTEMPTS);
+                break;
+            }
+            match page.next {
+                Some(next) if !older => cursor = Some(next),
+                _ => break,
+            }
+        }
+        Ok(WebhookStats::compute(&read, since, until, truncated))
     }
 
     /// Queues a delivery again from the event log (e.g. after fixing the endpoint).
@@ -187,6 +227,36 @@ impl DeliveriesService {
             ))
         }
     }
+}
+
+/// Attempts read per page by [`DeliveriesService::stats`].
+const STATS_PAGE: usize = 1_000;
+
+/// The start of a stats window: `since` as given (RFC 3339), or the default window.
+fn stats_since(since: Option<&str>, now: OffsetDateTime) -> Result<OffsetDateTime, ServiceError> {
+    let Some(text) = since else {
+        return Ok(now - stats::DEFAULT_WINDOW);
+    };
+    let at = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(
+        |_| {
+            ServiceError::BadRequest(format!(
+                "since \"{text}\" is not an RFC 3339 time (2026-12-03T10:00:00Z)"
+            ))
+        },
+    )?;
+    let invalid = |why: String| {
+        ServiceError::Invalid(ValidationErrors::new(vec![FieldError::new("since", why)]))
+    };
+    if at > now {
+        return Err(invalid(format!("{text} is in the future")));
+    }
+    if now - at > ATTEMPT_RETENTION {
+        return Err(invalid(format!(
+            "{text} is further back than attempts are kept ({} days)",
+            ATTEMPT_RETENTION.as_secs() / 86_400
+        )));
+    }
+    Ok(at)
 }
 
 fn parse_status(status: Option<&str>) -> Result<Option<AttemptStatus>, ServiceError> {

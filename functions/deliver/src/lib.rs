@@ -66,7 +66,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default number of deliveries of one batch in flight at once.
 pub const DEFAULT_CONCURRENCY: usize = 16;
 /// How long attempts stay in the attempt log.
-pub const DEFAULT_ATTEMPT_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+pub const DEFAULT_ATTEMPT_TTL: Duration = hookline_core::delivery::ATTEMPT_RETENTION;
 /// How long the `deliver` Lambda's webhook copies serve (`HOOKLINE_WEBHOOK_CACHE_SECS`):
 /// the longest a disable or delete takes to reach deliveries fanned out before it.
 pub const LAMBDA_WEBHOOK_CACHE_TTL: Duration = Duration::from_secs(5);

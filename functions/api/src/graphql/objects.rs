@@ -325,6 +325,107 @@ impl WebhookObject {
             status,
         })
     }
+
+    /// The webhook's health since `since` (default: the last 24 hours), from its attempt log.
+    async fn stats(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "The window's start (RFC 3339); not in the future, at most 30 days back."
+        )]
+        since: Option<String>,
+    ) -> Result<WebhookStats> {
+        let stats = deliveries(ctx)?
+            .stats(principal(ctx)?, &self.id, since.as_deref())
+            .await
+            .map_err(query_error)?;
+        Ok(WebhookStats::of(stats))
+    }
+}
+
+/// A webhook's health over a window, from its attempt log (REST: `GET
+/// /v1/webhooks/{id}/stats`).
+#[derive(SimpleObject)]
+pub struct WebhookStats {
+    /// The window's start (RFC 3339).
+    pub(crate) since: String,
+    /// The window's end: the time of the answer (RFC 3339).
+    pub(crate) until: String,
+    /// Attempts sent (`delivered` + `failed`).
+    pub(crate) attempts: i64,
+    /// Attempts acknowledged with a 2xx.
+    pub(crate) delivered: i64,
+    /// Attempts that failed: final failures and retried failures.
+    pub(crate) failed: i64,
+    /// `delivered / attempts`, 0 to 1; null when nothing was sent.
+    pub(crate) success_rate: Option<f64>,
+    /// Latency percentiles of the answered attempts, in milliseconds.
+    pub(crate) latency_ms: WebhookLatency,
+    /// One per hour of the window, oldest first.
+    pub(crate) buckets: Vec<WebhookStatsBucket>,
+    /// True when the window held more than `attemptLimit` attempts: the numbers are those of
+    /// the newest `attemptLimit`.
+    pub(crate) truncated: bool,
+    /// Most attempts one answer reads.
+    pub(crate) attempt_limit: i64,
+}
+
+/// Latency percentiles in milliseconds (null: nothing answered).
+#[derive(SimpleObject)]
+pub struct WebhookLatency {
+    /// Median.
+    pub(crate) p50: Option<i64>,
+    /// 95th percentile.
+    pub(crate) p95: Option<i64>,
+    /// 99th percentile.
+    pub(crate) p99: Option<i64>,
+}
+
+/// One hour of a stats window.
+#[derive(SimpleObject)]
+pub struct WebhookStatsBucket {
+    /// Its first instant (RFC 3339).
+    pub(crate) start: String,
+    /// Attempts acknowledged with a 2xx.
+    pub(crate) delivered: i64,
+    /// Attempts that failed.
+    pub(crate) failed: i64,
+    /// The 95th percentile of its answered attempts' latency (ms).
+    pub(crate) p95_latency_ms: Option<i64>,
+}
+
+fn whole(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl WebhookStats {
+    pub(crate) fn of(s: hookline_core::stats::WebhookStats) -> Self {
+        Self {
+            since: rfc3339(s.since),
+            until: rfc3339(s.until),
+            attempts: whole(s.attempts),
+            delivered: whole(s.delivered),
+            failed: whole(s.failed),
+            success_rate: s.success_rate,
+            latency_ms: WebhookLatency {
+                p50: s.latency_ms.p50.map(whole),
+                p95: s.latency_ms.p95.map(whole),
+                p99: s.latency_ms.p99.map(whole),
+            },
+            buckets: s
+                .buckets
+                .into_iter()
+                .map(|b| WebhookStatsBucket {
+                    start: rfc3339(b.start),
+                    delivered: whole(b.delivered),
+                    failed: whole(b.failed),
+                    p95_latency_ms: b.p95_latency_ms.map(whole),
+                })
+                .collect(),
+            truncated: s.truncated,
+            attempt_limit: whole(s.attempt_limit),
+        }
+    }
 }
 
 /// A WebhookDeliveries connection.

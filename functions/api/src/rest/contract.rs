@@ -163,6 +163,7 @@ fn links() -> Value {
         ("DisableWebhook", "disableWebhook"),
         ("SendTestEvent", "sendTestEvent"),
         ("ListDeliveries", "listDeliveries"),
+        ("GetWebhookStats", "getWebhookStats"),
     ] {
         links.insert(
             name.to_owned(),

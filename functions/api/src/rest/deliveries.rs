@@ -20,6 +20,29 @@ pub(crate) async fn send_test(
     Ok(json_response(StatusCode::ACCEPTED, &queued))
 }
 
+/// The webhook's health over a window, from its attempt log.
+#[utoipa::path(
+    get, path = "/v1/webhooks/{id}/stats", tag = "deliveries", operation_id = "getWebhookStats",
+    params(
+        ("id" = String, Path, description = "wh_<ULID>"),
+        ("since" = Option<String>, Query, format = DateTime, description = "The window's start (RFC 3339; default: 24 hours ago). Not in the future, and not further back than attempts are kept (30 days): 422 otherwise"),
+    ),
+    responses(
+        (status = 200, description = "Attempts sent, delivered and failed, the success rate, latency percentiles and hourly buckets, from the window's newest attemptLimit attempts", body = WebhookStats),
+        (status = "4XX", description = "Malformed since (400), no token (401), not found (404), since in the future or beyond the retention (422)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn webhook_stats(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Answer {
+    let query = Query::of(query);
+    let stats = s.deliveries.stats(&p, &id, query.get("since")).await?;
+    Ok(json_response(StatusCode::OK, &stats))
+}
+
 /// The webhook's delivery attempts, newest first.
 #[utoipa::path(
     get, path = "/v1/webhooks/{id}/deliveries", tag = "deliveries", operation_id = "listDeliveries",

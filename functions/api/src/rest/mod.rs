@@ -21,6 +21,7 @@ use hookline_core::event_type::EventTypeInfo;
 use hookline_core::grant::GrantInput;
 use hookline_core::rules::{Ordering, RateLimit, RetryInput, WebhookRetry};
 use hookline_core::sealed::Protected;
+use hookline_core::stats::WebhookStats;
 use hookline_core::webhook::{NewWebhook, Webhook, WebhookPatch};
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
@@ -112,6 +113,7 @@ impl Api {
             .route("/v1/grants/restore", post(restore_grant))
             .route("/v1/webhooks/{id}/test", post(send_test))
             .route("/v1/webhooks/{id}/deliveries", get(list_deliveries))
+            .route("/v1/webhooks/{id}/stats", get(webhook_stats))
             .route(
                 "/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver",
                 post(redeliver),
