@@ -348,3 +348,70 @@ fn api_gateway_routes_every_documented_operation_to_the_api() {
         assert!(route.2, "GET {path} needs no token");
     }
 }
+
+/// The dashboard is JSON once CloudFormation substitutes it, and it and the failure-rate
+/// alarm only chart metrics the functions write (`telemetry::CATALOG`) or SQS's own.
+#[test]
+fn the_dashboard_and_the_failure_rate_alarm_read_metrics_that_exist() {
+    use hookline_core::telemetry::{CATALOG, DELIVERY_ATTEMPTS};
+    let t = template();
+    let resources = &t["Resources"];
+    let body = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0]
+        .as_str()
+        .expect("the dashboard body is a Fn::Sub string");
+    // Every `${Name}` (queue names, the region) becomes a plain word.
+    let mut substituted = String::new();
+    let mut rest = body;
+    while let Some(start) = rest.find("${") {
+        let end = rest[start..].find('}').expect("a closed ${...}") + start;
+        substituted.push_str(&rest[..start]);
+        substituted.push('x');
+        rest = &rest[end + 1..];
+    }
+    substituted.push_str(rest);
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&substituted).expect("the dashboard is JSON");
+    let widgets = dashboard["widgets"].as_array().expect("widgets");
+    assert!(
+        widgets.len() >= 5,
+        "throughput, success rate, latency, queues, DLQs"
+    );
+    let mut charted = 0;
+    for widget in widgets {
+        for metric in widget["properties"]["metrics"].as_array().expect("metrics") {
+            let (Some(namespace), Some(name)) = (metric[0].as_str(), metric[1].as_str()) else {
+                continue; // an expression
+            };
+            charted += 1;
+            match namespace {
+                "Hookline" => assert!(
+                    CATALOG.iter().any(|m| m.name == name && !m.serve_only),
+                    "the dashboard charts {name}, which no function writes"
+                ),
+                "AWS/SQS" => {}
+                other => panic!("unexpected namespace {other}"),
+            }
+        }
+    }
+    assert!(charted >= 20, "{charted} metrics charted");
+    let alarm = &resources["DeliveryFailureRateAlarm"]["Properties"];
+    let metrics = alarm["Metrics"].as_sequence().expect("metric math");
+    let outcomes: Vec<&str> = metrics
+        .iter()
+        .map(|m| &m["MetricStat"]["Metric"])
+        .filter(|m| !m.is_null())
+        .map(|m| {
+            assert_eq!(m["Namespace"].as_str(), Some("Hookline"));
+            assert_eq!(m["MetricName"].as_str(), Some(DELIVERY_ATTEMPTS));
+            m["Dimensions"][0]["Value"].as_str().expect("outcome")
+        })
+        .collect();
+    let attempts = CATALOG
+        .iter()
+        .find(|m| m.name == DELIVERY_ATTEMPTS)
+        .expect("listed");
+    for outcome in &outcomes {
+        assert!(attempts.values.contains(outcome), "{outcome}");
+    }
+    assert_eq!(outcomes.len(), 5, "delivered and every failing outcome");
+}
