@@ -409,3 +409,81 @@ except Exception as e:
         Err(said)
     }
 }
+
+/// A `hookline serve` process of the workspace's binary (`target/<profile>/hookline`), started
+/// as a user starts it, read up to its "Ctrl-C" line.
+pub struct ServeProcess {
+    /// The process.
+    pub child: std::process::Child,
+    /// The dev token it printed.
+    pub token: String,
+    /// What it printed on start.
+    pub said: Vec<String>,
+}
+
+impl ServeProcess {
+    /// The binary of `profile` (`debug` or `release`); fails loudly when it was not built.
+    pub fn binary(profile: &str) -> std::path::PathBuf {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target")
+            .join(profile)
+            .join("hookline");
+        assert!(
+            path.exists(),
+            "{} is missing: `cargo test --workspace` (./tests/run.sh) builds the debug one; `cargo build [--release] -p hookline` builds it",
+            path.display()
+        );
+        path
+    }
+
+    /// Starts `binary serve` on `127.0.0.1:port` over `db`, with `env` set, and waits for
+    /// its start lines.
+    pub fn start(
+        binary: &std::path::Path,
+        db: &std::path::Path,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Self {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(binary)
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--db"])
+            .arg(db)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("hookline serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut token = String::new();
+        let mut said = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.expect("line");
+            if let Some(t) = line.trim().strip_prefix("export HOOKLINE_TOKEN=") {
+                token = t.to_owned();
+            }
+            let done = line.contains("Ctrl-C");
+            said.push(line);
+            if done {
+                break;
+            }
+        }
+        assert!(!token.is_empty(), "serve printed no token: {said:?}");
+        Self { child, token, said }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}

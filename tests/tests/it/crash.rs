@@ -5,79 +5,35 @@
 //! Reduced size here; `HOOKLINE_CHAOS_FULL=1` runs 50 webhooks x 10 000 events on the release
 //! binary (`cargo build --release -p hookline` first).
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use hookline_core::adapters::sqlite::Database;
 use hookline_tests::receiver::TestReceiver;
-
-/// The debug binary; at full size the release one (`cargo build --release -p hookline`).
-fn binary() -> PathBuf {
-    let profile = if full_size() { "release" } else { "debug" };
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target")
-        .join(profile)
-        .join("hookline");
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test --workspace` (./tests/run.sh) builds the debug one; `cargo build [--release] -p hookline` builds it",
-        path.display()
-    );
-    path
-}
+use hookline_tests::{free_port, ServeProcess};
 
 fn full_size() -> bool {
     std::env::var("HOOKLINE_CHAOS_FULL").is_ok_and(|v| v == "1")
 }
 
-struct Server {
-    child: Child,
-    token: String,
-    /// What it printed on start.
-    said: Vec<String>,
-}
-
-fn start(db: &Path, port: u16) -> Server {
-    let mut child = Command::new(binary())
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--db"])
-        .arg(db)
-        .env("HOOKLINE_RETRY_SCHEDULE_MS", "10,20,40,80,160")
-        .env("HOOKLINE_DELIVERY_TIMEOUT_MS", "2000")
-        .env(
-            "HOOKLINE_DELIVER_WORKERS",
-            if full_size() { "16" } else { "4" },
-        )
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("hookline serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut token = String::new();
-    let mut said = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("line");
-        if let Some(t) = line.trim().strip_prefix("export HOOKLINE_TOKEN=") {
-            token = t.to_owned();
-        }
-        let done = line.contains("Ctrl-C");
-        said.push(line);
-        if done {
-            break;
-        }
-    }
-    assert!(!token.is_empty(), "serve printed no token");
-    Server { child, token, said }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+/// The debug binary; at full size the release one, with a fast retry schedule.
+fn start(db: &Path, port: u16) -> ServeProcess {
+    let profile = if full_size() { "release" } else { "debug" };
+    ServeProcess::start(
+        &ServeProcess::binary(profile),
+        db,
+        port,
+        &[
+            ("HOOKLINE_RETRY_SCHEDULE_MS", "10,20,40,80,160"),
+            ("HOOKLINE_DELIVERY_TIMEOUT_MS", "2000"),
+            (
+                "HOOKLINE_DELIVER_WORKERS",
+                if full_size() { "16" } else { "4" },
+            ),
+            ("RUST_LOG", "warn"),
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

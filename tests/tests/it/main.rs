@@ -16,6 +16,7 @@ mod graphql;
 mod ingest_fanout;
 mod lambda_api_events;
 mod lifecycle;
+mod metrics;
 mod queue_groups;
 mod rules;
 mod sealed_at_rest;
