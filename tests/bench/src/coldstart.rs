@@ -248,14 +248,16 @@ async fn route(
     respond(404, Bytes::new())
 }
 
-/// Launches `binary` once against the emulator and waits for its first response.
+/// Launches `binary` once against the emulator and waits for its first response; with
+/// `capture`, also returns what it wrote to stdout until then (its logs and metrics).
 async fn launch_once(
     emulator: &Emulator,
     binary: &Path,
     event: Bytes,
     memory_mb: u32,
     env: &BTreeMap<String, String>,
-) -> Result<Outcome, BenchError> {
+    capture: bool,
+) -> Result<(Outcome, String), BenchError> {
     let (done, outcome) = oneshot::channel();
     let name = binary
         .file_name()
@@ -270,7 +272,11 @@ async fn launch_once(
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
-        .stdout(Stdio::null())
+        .stdout(if capture {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stderr(Stdio::null())
         .kill_on_drop(true);
     *emulator.launch.lock().unwrap_or_else(|p| p.into_inner()) = Some(Launch {
@@ -289,7 +295,68 @@ async fn launch_once(
         () = tokio::time::sleep(Duration::from_secs(30)) => Err(BenchError::Run(format!("{name} did not answer within 30 s"))),
     };
     let _ = child.kill().await;
-    result
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        use tokio::io::AsyncReadExt as _;
+        let _ = out.read_to_string(&mut stdout).await;
+    }
+    result.map(|outcome| (outcome, stdout))
+}
+
+/// Invokes `binary` once with `event` as Lambda does (a fresh process against the Runtime
+/// API emulator, `env` its environment); returns its response and what it wrote to stdout.
+pub async fn invoke_once(
+    binary: &Path,
+    event: Bytes,
+    env: &BTreeMap<String, String>,
+) -> Result<(String, String), BenchError> {
+    let emulator = Emulator::start()
+        .await
+        .map_err(|e| BenchError::Setup(format!("runtime API emulator: {e}")))?;
+    match launch_once(&emulator, binary, event, 256, env, true).await? {
+        (Outcome::Responded { body, .. }, stdout) => Ok((body, stdout)),
+        (Outcome::Failed(why), stdout) => Err(BenchError::Run(format!(
+            "{}: {why}; it wrote: {stdout}",
+            binary.display()
+        ))),
+    }
+}
+
+/// What the Lambda binaries get: AWS settings from this environment, and the table and queues
+/// from `HOOKLINE_*` if set, else freshly created on moto (`AWS_ENDPOINT_URL`).
+pub async fn lambda_env() -> Result<BTreeMap<String, String>, String> {
+    let mut env: BTreeMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("HOOKLINE_") || k == "PATH")
+        .collect();
+    if env.contains_key("HOOKLINE_TABLE") {
+        return Ok(env);
+    }
+    if !env.contains_key("AWS_ENDPOINT_URL") {
+        return Err("set HOOKLINE_TABLE and the HOOKLINE_*_URL queue variables, or AWS_ENDPOINT_URL to a moto server (tests/run.sh starts one) to have them created".into());
+    }
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let nanos = super::unique_suffix();
+    let names = hookline_infra::ResourceNames::with_prefix(&format!("bench-cold-{nanos}"));
+    let r = hookline_infra::bootstrap(
+        &aws_sdk_dynamodb::Client::new(&aws),
+        &aws_sdk_sqs::Client::new(&aws),
+        &aws_sdk_kms::Client::new(&aws),
+        &names,
+        &hookline_core::retry::RetryPolicy::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    for (k, v) in [
+        ("HOOKLINE_TABLE", r.table_name),
+        ("HOOKLINE_EVENTS_QUEUE_URL", r.events_queue_url),
+        ("HOOKLINE_EVENTS_DLQ_URL", r.events_dlq_url),
+        ("HOOKLINE_DELIVERIES_QUEUE_URL", r.deliveries_queue_url),
+        ("HOOKLINE_DELIVERIES_DLQ_URL", r.deliveries_dlq_url),
+        ("HOOKLINE_KMS_KEY_ID", r.kms_key_id),
+    ] {
+        env.insert(k.to_owned(), v);
+    }
+    Ok(env)
 }
 
 /// Measures every function of [`FUNCTIONS`] `options.runs` times, interleaved.
@@ -325,7 +392,17 @@ pub async fn run(options: &ColdStartOptions) -> Result<Vec<ColdStart>, BenchErro
     // Interleaved, so a noisy moment of the machine spreads over every function alike.
     for _ in 0..options.runs.max(1) {
         for (i, (f, binary, _, event)) in inputs.iter().enumerate() {
-            match launch_once(&emulator, binary, event.clone(), f.memory_mb, &options.env).await? {
+            match launch_once(
+                &emulator,
+                binary,
+                event.clone(),
+                f.memory_mb,
+                &options.env,
+                false,
+            )
+            .await?
+            .0
+            {
                 Outcome::Responded {
                     init,
                     invocation,

@@ -1,7 +1,6 @@
 //! `hookline-bench`: Hookline measured against what it is built on (`hookline-bench --help`).
 //! Kept out of the shipped `hookline` binary; `hookline bench ...` runs it.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -222,49 +221,12 @@ async fn throughput(args: ThroughputArgs) -> Result<(), String> {
     print_report(args.json, &report, bench::throughput::render)
 }
 
-/// What the Lambda binaries get: AWS settings from this environment, and the table and queues
-/// from `HOOKLINE_*` if set, else freshly created on moto (`AWS_ENDPOINT_URL`).
-async fn lambda_env() -> Result<BTreeMap<String, String>, String> {
-    let mut env: BTreeMap<String, String> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("HOOKLINE_") || k == "PATH")
-        .collect();
-    if env.contains_key("HOOKLINE_TABLE") {
-        return Ok(env);
-    }
-    if !env.contains_key("AWS_ENDPOINT_URL") {
-        return Err("set HOOKLINE_TABLE and the HOOKLINE_*_URL queue variables, or AWS_ENDPOINT_URL to a moto server (tests/run.sh starts one) to have them created".into());
-    }
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let nanos = bench::unique_suffix();
-    let names = hookline_infra::ResourceNames::with_prefix(&format!("bench-cold-{nanos}"));
-    let r = hookline_infra::bootstrap(
-        &aws_sdk_dynamodb::Client::new(&aws),
-        &aws_sdk_sqs::Client::new(&aws),
-        &aws_sdk_kms::Client::new(&aws),
-        &names,
-        &hookline_core::retry::RetryPolicy::default(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    for (k, v) in [
-        ("HOOKLINE_TABLE", r.table_name),
-        ("HOOKLINE_EVENTS_QUEUE_URL", r.events_queue_url),
-        ("HOOKLINE_EVENTS_DLQ_URL", r.events_dlq_url),
-        ("HOOKLINE_DELIVERIES_QUEUE_URL", r.deliveries_queue_url),
-        ("HOOKLINE_DELIVERIES_DLQ_URL", r.deliveries_dlq_url),
-        ("HOOKLINE_KMS_KEY_ID", r.kms_key_id),
-    ] {
-        env.insert(k.to_owned(), v);
-    }
-    Ok(env)
-}
-
 async fn cold_start(args: ColdStartArgs) -> Result<(), String> {
     let options = bench::coldstart::ColdStartOptions {
         bin_dir: args.bin_dir,
         events_dir: args.events_dir,
         runs: args.runs,
-        env: lambda_env().await?,
+        env: bench::coldstart::lambda_env().await?,
     };
     let spinner = Progress::new(args.json).counter(format!(
         "cold start: {} launches of each function",

@@ -12,6 +12,7 @@ mod console_browser;
 mod crash;
 mod deliver_retries;
 mod e2e_moto;
+mod emf;
 mod graphql;
 mod ingest_fanout;
 mod lambda_api_events;
