@@ -24,6 +24,7 @@ mod sealed_at_rest;
 mod secrets;
 mod serve_events;
 mod settings;
+mod stats;
 mod template;
 mod tokens;
 mod webhook_store_conformance;
