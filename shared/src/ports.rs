@@ -119,6 +119,9 @@ pub trait WebhookStore: Send + Sync {
     async fn clear_failures(&self, id: &WebhookId) -> Result<(), PortError>;
     /// Every webhook's id (key rotation walks them all: rare, a full scan).
     async fn ids(&self) -> Result<Vec<WebhookId>, PortError>;
+    /// The Apps that have webhooks, sorted (the console's suggestions to a caller holding
+    /// `edit-app:*`). A scan on DynamoDB: for an operator's occasional look, never a hot path.
+    async fn app_ids(&self) -> Result<Vec<String>, PortError>;
     /// The webhooks `owner` created that name `app_id` (for grant changes: rare, so a walk
     /// of the App's webhooks rather than an index of its own).
     async fn owned_in_app(&self, owner: &str, app_id: &str) -> Result<Vec<Webhook>, PortError> {

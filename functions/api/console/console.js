@@ -187,16 +187,31 @@ function setUpAppPicker() {
     state.app = apps.includes(remembered) ? remembered : null;
     select.value = state.app || "";
   } else {
-    // edit-app:* : any App id.
+    // edit-app:* : any App id; the Apps that have webhooks are offered as suggestions.
     select.hidden = true;
     other.hidden = false;
     state.app = remembered || null;
     other.value = state.app || "";
+    suggestApps();
   }
   $("app-label").hidden = select.hidden;
   $("app-other-label").hidden = other.hidden;
   if (apps.length === 0 && !all) {
     alarm("This token holds edit-app on no App: it cannot manage webhooks.");
+  }
+}
+
+async function suggestApps() {
+  const list = $("app-known");
+  clear(list);
+  try {
+    const apps = await api("GET", "/v1/apps");
+    for (const a of apps.items) list.append(el("option", null, { value: a }));
+    if (!state.app && apps.items.length > 0) {
+      say(`Pick the App whose webhooks to manage: type its id, or choose one of ${apps.items.length} with webhooks (${apps.items.slice(0, 5).join(", ")}${apps.items.length > 5 ? ", …" : ""}).`);
+    }
+  } catch {
+    // Suggestions only: an App id can still be typed in.
   }
 }
 
@@ -272,8 +287,17 @@ async function openList() {
     name.append(button(w.name, () => openDetail(w.id), { class: "link" }));
     const status = el("td", statusText(w), troubled(w) ? { class: "alert" } : {});
     tr.append(name, el("td", w.url), el("td", w.eventTypes.join(", ")), status);
+    const health = el("td", "…");
     const last = el("td", "…");
-    tr.append(last);
+    tr.append(health, last);
+    api("GET", `/v1/webhooks/${enc(w.id)}/stats`)
+      .then((stats) => {
+        clear(health);
+        health.append(successBadge(stats));
+      })
+      .catch(() => {
+        health.textContent = "Unknown";
+      });
     rows.append(tr);
     api("GET", `/v1/webhooks/${enc(w.id)}/deliveries?limit=1`)
       .then((page) => {
@@ -286,6 +310,141 @@ async function openList() {
   $("list").hidden = items.length === 0;
   $("list-empty").hidden = items.length !== 0;
   say(`${items.length} webhook${items.length === 1 ? "" : "s"} in App ${state.app}.`);
+}
+
+// --- Health -------------------------------------------------------------------------------
+
+// The success rate as a badge whose words carry its state (good, fair, poor), not its colour.
+function successBadge(stats) {
+  if (!stats.attempts) {
+    return el("span", "No attempts", { class: "badge none", title: "Nothing was sent in the last 24 hours" });
+  }
+  const pct = Math.floor(stats.successRate * 1000) / 10;
+  const grade = pct >= 99 ? "good" : pct >= 90 ? "fair" : "poor";
+  const word = { good: "Healthy", fair: "Some failures", poor: "Failing" }[grade];
+  return el("span", `${word}: ${pct}%`, {
+    class: `badge ${grade}`,
+    title: `${stats.delivered} of ${stats.attempts} attempts delivered in the last 24 hours${stats.truncated ? ` (the newest ${stats.attemptLimit})` : ""}`,
+  });
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs = {}, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function hourText(iso) {
+  const d = new Date(iso);
+  return `${String(d.getHours()).padStart(2, "0")}:00`;
+}
+
+// Delivered (solid) and failed (hatched) attempts per hour as stacked bars, the p95 latency
+// as a dashed line on its own scale; a title and description for screen readers, and the
+// numbers in a table below.
+function drawChart(stats) {
+  const figure = $("chart");
+  clear(figure);
+  const buckets = stats.buckets;
+  const W = 720, H = 220, left = 40, right = 56, top = 12, bottom = 28;
+  const plotW = W - left - right, plotH = H - top - bottom;
+  const maxCount = Math.max(1, ...buckets.map((b) => b.delivered + b.failed));
+  const maxMs = Math.max(1, ...buckets.map((b) => b.p95LatencyMs || 0));
+  const slot = plotW / Math.max(1, buckets.length);
+  const barW = Math.max(2, slot * 0.7);
+  const y = (n) => top + plotH - (n / maxCount) * plotH;
+  const yMs = (ms) => top + plotH - (ms / maxMs) * plotH;
+  const withData = buckets.filter((b) => b.delivered + b.failed > 0).length;
+  const root = svg("svg", {
+    viewBox: `0 0 ${W} ${H}`,
+    role: "img",
+    "aria-labelledby": "chart-title chart-desc",
+  });
+  root.append(svg("title", { id: "chart-title" }, "Deliveries per hour, last 24 hours"));
+  root.append(
+    svg(
+      "desc",
+      { id: "chart-desc" },
+      `${stats.delivered} delivered and ${stats.failed} failed attempts in ${withData} of ${buckets.length} hours; ` +
+        `p95 latency ${stats.latencyMs.p95 ?? "none"} ms. The table below the chart has every hour's numbers.`,
+    ),
+  );
+  const defs = svg("defs");
+  const hatch = svg("pattern", { id: "hatch", width: 6, height: 6, patternUnits: "userSpaceOnUse", patternTransform: "rotate(45)" });
+  hatch.append(svg("line", { x1: 0, y1: 0, x2: 0, y2: 6, class: "hatch-line" }));
+  defs.append(hatch);
+  root.append(defs);
+  root.append(svg("line", { x1: left, y1: top + plotH, x2: W - right, y2: top + plotH, class: "axis" }));
+  root.append(svg("text", { x: left - 6, y: top + 10, "text-anchor": "end", class: "axis-label" }, String(maxCount)));
+  root.append(svg("text", { x: left - 6, y: top + plotH, "text-anchor": "end", class: "axis-label" }, "0"));
+  root.append(svg("text", { x: W - right + 6, y: top + 10, class: "axis-label" }, `${maxMs} ms`));
+  const points = [];
+  buckets.forEach((b, i) => {
+    const x = left + i * slot + (slot - barW) / 2;
+    const g = svg("g", { class: "hour", "data-start": b.start });
+    if (b.delivered > 0) {
+      g.append(svg("rect", { class: "bar bar-delivered", x, y: y(b.delivered), width: barW, height: top + plotH - y(b.delivered) }));
+    }
+    if (b.failed > 0) {
+      const base = y(b.delivered);
+      g.append(svg("rect", { class: "bar bar-failed", x, y: base - (top + plotH - y(b.failed)), width: barW, height: top + plotH - y(b.failed), fill: "url(#hatch)" }));
+    }
+    g.append(svg("title", {}, `${hourText(b.start)}: ${b.delivered} delivered, ${b.failed} failed${b.p95LatencyMs != null ? `, p95 ${b.p95LatencyMs} ms` : ""}`));
+    if (i % 4 === 0) {
+      root.append(svg("text", { x: x + barW / 2, y: H - 8, "text-anchor": "middle", class: "axis-label" }, hourText(b.start)));
+    }
+    root.append(g);
+    if (b.p95LatencyMs != null) points.push([x + barW / 2, yMs(b.p95LatencyMs)]);
+  });
+  if (points.length > 0) {
+    root.append(svg("polyline", { class: "latency", points: points.map((p) => p.join(",")).join(" ") }));
+    for (const [px, py] of points) root.append(svg("circle", { class: "latency-point", cx: px, cy: py, r: 2.5 }));
+  }
+  figure.append(root);
+  const legend = el("figcaption", null, { class: "legend" });
+  legend.append(
+    el("span", "Solid bars: delivered"),
+    el("span", "Hatched bars: failed (retried or final)"),
+    el("span", "Dashed line: p95 latency (right scale)"),
+  );
+  figure.append(legend);
+  const rows = $("chart-rows");
+  clear(rows);
+  for (const b of buckets) {
+    const tr = el("tr");
+    tr.append(
+      el("td", `${when(b.start)}`),
+      el("td", b.delivered),
+      el("td", b.failed),
+      el("td", b.p95LatencyMs != null ? `${b.p95LatencyMs} ms` : "—"),
+    );
+    rows.append(tr);
+  }
+}
+
+async function loadHealth() {
+  const w = state.webhook;
+  let stats;
+  try {
+    stats = await api("GET", `/v1/webhooks/${enc(w.id)}/stats`);
+  } catch (e) {
+    $("health-summary").textContent = `The numbers could not be loaded: ${e.message}`;
+    return;
+  }
+  const summary = $("health-summary");
+  clear(summary);
+  if (stats.attempts) {
+    summary.append(
+      successBadge(stats),
+      ` ${stats.delivered} of ${stats.attempts} attempts delivered; latency p50 ${stats.latencyMs.p50 ?? "—"} ms, p95 ${stats.latencyMs.p95 ?? "—"} ms, p99 ${stats.latencyMs.p99 ?? "—"} ms.`,
+    );
+  } else {
+    summary.textContent = "Nothing was sent in the last 24 hours.";
+  }
+  drawChart(stats);
 }
 
 // --- The form -----------------------------------------------------------------------------
@@ -623,7 +782,7 @@ async function openDetail(id) {
   problem.textContent = troubled(w) ? statusText(w) : "";
   $("toggle").textContent = w.enabled ? "Disable" : "Enable";
   $("confirm-delete").hidden = true;
-  await loadLog();
+  await Promise.all([loadLog(), loadHealth()]);
 }
 
 async function loadLog() {
@@ -757,7 +916,7 @@ function wire() {
     $("delete").focus();
   });
   $("confirm-yes").addEventListener("click", remove);
-  $("refresh-log").addEventListener("click", loadLog);
+  $("refresh-log").addEventListener("click", () => Promise.all([loadLog(), loadHealth()]));
 }
 
 wire();

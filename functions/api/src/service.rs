@@ -436,6 +436,18 @@ impl WebhookService {
         Ok(Created { webhook, secret })
     }
 
+    /// The Apps that have webhooks and that the caller may manage, sorted.
+    pub async fn apps(&self, principal: &Principal) -> Result<Vec<String>, ServiceError> {
+        if !principal.may_any(Action::EditApp) {
+            return Err(ServiceError::Forbidden(
+                "listing Apps needs edit-app on at least one App".into(),
+            ));
+        }
+        let mut apps = self.store.app_ids().await?;
+        apps.retain(|app| principal.may(Action::EditApp, app));
+        Ok(apps)
+    }
+
     /// Lists the webhooks of `app_id` the caller may manage, oldest first.
     pub async fn list(
         &self,

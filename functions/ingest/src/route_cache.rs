@@ -234,6 +234,9 @@ mod tests {
         async fn ids(&self) -> Result<Vec<WebhookId>, PortError> {
             self.db.ids().await
         }
+        async fn app_ids(&self) -> Result<Vec<String>, PortError> {
+            self.db.app_ids().await
+        }
         async fn routes_version(&self, app_id: &str) -> Result<u64, PortError> {
             self.versions.fetch_add(1, Ordering::SeqCst);
             self.db.routes_version(app_id).await

@@ -124,6 +124,8 @@ fn the_console_has_no_inline_code_no_other_origin_and_no_markup_from_data() {
         ("console.js", CONSOLE_JS),
         ("console.css", CONSOLE_CSS),
     ] {
+        // The SVG namespace is a name (createElementNS), never fetched.
+        let text = text.replace("\"http://www.w3.org/2000/svg\"", "\"svg-namespace\"");
         for origin in ["http://", "https://", "//cdn", "@import"] {
             assert!(!text.contains(origin), "{name} refers to {origin}");
         }

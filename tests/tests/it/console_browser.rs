@@ -233,6 +233,13 @@ async fn an_app_administrator_manages_a_webhook_in_the_console() {
         "the token left the address bar: {address}"
     );
     text_of(&c, "#list-empty", "No webhooks").await;
+    // Any Content-Security-Policy violation from here on (the chart's SVG among them) is kept.
+    c.execute(
+        "window.cspViolations = []; document.addEventListener('securitypolicyviolation', e => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI))",
+        Vec::new(),
+    )
+    .await
+    .expect("script");
 
     // Create a webhook: a URL answering 500, one event, a category URN, a custom header.
     // By keyboard: Enter on the button, Space on a checkbox.
@@ -410,6 +417,96 @@ async fn an_app_administrator_manages_a_webhook_in_the_console() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // Its health: the chart has one bar group per hour of the window and bars in each hour
+    // with attempts, as the stats API counts them; its numbers are in a table too.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let chart = loop {
+        let drawn = c
+            .execute(
+                "const hours = [...document.querySelectorAll('#chart g.hour')];
+                 return {hours: hours.length,
+                         withBars: hours.filter(g => g.querySelector('rect.bar')).length,
+                         delivered: document.querySelectorAll('#chart rect.bar-delivered').length,
+                         rows: document.querySelectorAll('#chart-rows tr').length,
+                         label: document.querySelector('#chart svg[role=img] desc')?.textContent || '',
+                         badge: document.querySelector('#health-summary .badge')?.textContent || ''}",
+                Vec::new(),
+            )
+            .await
+            .expect("script");
+        if drawn["delivered"].as_u64().unwrap_or(0) > 0 || Instant::now() > deadline {
+            break drawn;
+        }
+        click(&c, "#refresh-log").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // The same webhook's stats, as the page read them.
+    let webhook_id = c
+        .execute(
+            "return [...document.querySelectorAll('#detail-facts dd')].map(d => d.textContent).find(t => t.startsWith('wh_'))",
+            Vec::new(),
+        )
+        .await
+        .expect("script");
+    let stats: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/webhooks/{}/stats",
+            server.base,
+            webhook_id.as_str().expect("the id is shown")
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("stats JSON");
+    let buckets = stats["buckets"].as_array().expect("buckets");
+    let with_data = buckets
+        .iter()
+        .filter(|b| b["delivered"].as_u64().unwrap_or(0) + b["failed"].as_u64().unwrap_or(0) > 0)
+        .count();
+    assert!(with_data >= 1, "{stats}");
+    assert_eq!(
+        chart["hours"],
+        json!(buckets.len()),
+        "one group per hour: {chart}"
+    );
+    assert_eq!(
+        chart["withBars"],
+        json!(with_data),
+        "bars in each hour with data: {chart}"
+    );
+    assert_eq!(
+        chart["rows"],
+        json!(buckets.len()),
+        "the numbers as a table: {chart}"
+    );
+    assert!(
+        chart["label"]
+            .as_str()
+            .is_some_and(|l| l.contains("delivered")),
+        "the chart has a text alternative: {chart}"
+    );
+    assert!(
+        chart["badge"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("Healthy: 100%")),
+        "{chart}"
+    );
+    screenshot(&c, "console-health.png").await;
+    // The list shows each webhook's success rate as a badge, in words.
+    click(&c, "#back").await;
+    text_of(&c, "#list-rows .badge", "Healthy: 100%").await;
+    let open = c
+        .find(Locator::XPath(&format!(
+            "//tbody[@id='list-rows']//button[text()='{NAME}']"
+        )))
+        .await
+        .expect("the webhook's row");
+    open.click().await.expect("open it again");
+    text_of(&c, "#detail-title", NAME).await;
+
     // Edit the name; rotate the secret (the new one shown once); send a test event.
     // A change made elsewhere while the form is open is not overwritten.
     let id = find(&c, "#detail-facts").await.text().await.expect("facts");
@@ -542,6 +639,15 @@ async fn an_app_administrator_manages_a_webhook_in_the_console() {
     );
     screenshot(&c, "console-suspended.png").await;
 
+    // No Content-Security-Policy violation at any point.
+    let violations = c
+        .execute(
+            "return window.cspViolations || ['the listener was lost']",
+            Vec::new(),
+        )
+        .await
+        .expect("script");
+    assert_eq!(violations, json!([]), "CSP violations");
     // No script ran from the hostile name at any point.
     assert!(
         c.get_alert_text().await.is_err(),

@@ -1,4 +1,4 @@
-//! `GET /v1/me`: who the token is.
+//! `GET /v1/me`: who the token is; `GET /v1/apps`: the Apps it may manage that have webhooks.
 
 use super::*;
 
@@ -32,4 +32,28 @@ pub(crate) async fn who_am_i(Authenticated(p): Authenticated) -> Response {
             sub: p.sub,
         },
     )
+}
+
+/// Apps, by id.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AppList {
+    /// App ids, sorted.
+    pub(crate) items: Vec<String>,
+}
+
+/// The Apps that have webhooks and that the caller may manage (with `edit-app:*`: every App
+/// that has one): the console's suggestions.
+#[utoipa::path(
+    get, path = "/v1/apps", tag = "caller", operation_id = "listApps",
+    responses(
+        (status = 200, description = "The Apps", body = AppList),
+        (status = "4XX", description = "No token (401), no edit-app at all (403)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn list_apps(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+) -> Answer {
+    let items = s.webhooks.apps(&p).await?;
+    Ok(json_response(StatusCode::OK, &AppList { items }))
 }

@@ -125,6 +125,7 @@ impl Api {
             .route("/graphql", post(graphql))
             .route("/", post(graphql).get(to_console))
             .route("/v1/me", get(who_am_i))
+            .route("/v1/apps", get(list_apps))
             .merge(crate::console::routes())
             .fallback(no_route)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

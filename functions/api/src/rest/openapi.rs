@@ -40,7 +40,7 @@ pub fn openapi_json() -> String {
         deliveries::send_test, deliveries::list_deliveries, deliveries::webhook_stats,
         deliveries::redeliver,
         events::event_types, events::publish_event, grants::revoke_grant, grants::restore_grant,
-        openapi_document, graphql, caller::who_am_i
+        openapi_document, graphql, caller::who_am_i, caller::list_apps
     ),
     tags(
         (name = "webhooks", description = "Subscriptions: an endpoint, event types and URN patterns"),

@@ -265,6 +265,18 @@ impl WebhookStore for Database {
         Ok(routes)
     }
 
+    async fn app_ids(&self) -> Result<Vec<String>, PortError> {
+        self.with_conn(|c| {
+            let mut stmt = c
+                .prepare("SELECT DISTINCT app_id FROM webhook_routes ORDER BY app_id")
+                .map_err(unavailable)?;
+            let rows = stmt.query_map([], |r| r.get(0)).map_err(unavailable)?;
+            rows.collect::<Result<Vec<String>, _>>()
+                .map_err(unavailable)
+        })
+        .await
+    }
+
     async fn ids(&self) -> Result<Vec<WebhookId>, PortError> {
         let ids: Vec<String> = self
             .with_conn(|c| {

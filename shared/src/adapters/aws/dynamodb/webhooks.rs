@@ -203,6 +203,36 @@ impl WebhookStore for DynamoWebhookStore {
         }
     }
 
+    async fn app_ids(&self) -> Result<Vec<String>, PortError> {
+        let mut apps = std::collections::BTreeSet::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(PK, :app) AND begins_with(SK, :wh)")
+                .expression_attribute_values(":app", s("APP#"))
+                .expression_attribute_values(":wh", s("WH#"))
+                .projection_expression("PK")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            apps.extend(
+                out.items()
+                    .iter()
+                    .filter_map(|item| item.get("PK").and_then(|v| v.as_s().ok()))
+                    .filter_map(|pk| pk.strip_prefix("APP#"))
+                    .map(str::to_owned),
+            );
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(apps.into_iter().collect()),
+            }
+        }
+    }
+
     async fn ids(&self) -> Result<Vec<WebhookId>, PortError> {
         let mut ids = Vec::new();
         let mut start = None;
