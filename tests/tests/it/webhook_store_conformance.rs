@@ -186,7 +186,17 @@ async fn stale_versions_conflict_and_missing_ones_are_not_found(store: Arc<dyn W
 async fn delete_removes_the_webhook_and_its_routes(store: Arc<dyn WebhookStore>) {
     let w = webhook(&["urn:allthings:app:A1:*", "urn:allthings:app:A2:*"]);
     store.create(&w).await.expect("create");
+    let apps = store.app_ids().await.expect("apps");
+    assert!(
+        apps.contains(&"A1".to_owned()) && apps.contains(&"A2".to_owned()),
+        "the Apps with webhooks: {apps:?}"
+    );
     store.delete(&w.id, 1).await.expect("delete");
+    let apps = store.app_ids().await.expect("apps");
+    assert!(
+        !apps.contains(&"A1".to_owned()) && !apps.contains(&"A2".to_owned()),
+        "an App without webhooks is not offered: {apps:?}"
+    );
     assert_eq!(store.get(&w.id).await.expect("get"), None);
     assert!(store.routes_for_app("A1").await.expect("routes").is_empty());
     assert!(store.routes_for_app("A2").await.expect("routes").is_empty());
