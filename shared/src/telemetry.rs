@@ -123,10 +123,14 @@ pub fn describe() {
             (Kind::Histogram, Some(u)) => metrics::describe_histogram!(m.name, u, m.help),
             (Kind::Histogram, None) => metrics::describe_histogram!(m.name, m.help),
         }
-        if let (Kind::Counter, [label]) = (m.kind, m.labels) {
-            for value in m.values {
-                metrics::counter!(m.name, *label => *value).increment(0);
+        match (m.kind, m.labels) {
+            (Kind::Counter, []) => metrics::counter!(m.name).increment(0),
+            (Kind::Counter, [label]) => {
+                for value in m.values {
+                    metrics::counter!(m.name, *label => *value).increment(0);
+                }
             }
+            _ => {}
         }
     }
 }
@@ -140,7 +144,7 @@ pub enum Published {
     Duplicate,
     /// Refused as invalid or forbidden (intake's 4xx, or the events DLQ).
     Rejected,
-    /// Refused for lack of room (intake's 503).
+    /// Refused for lack of room (intake's 429).
     Backpressure,
 }
 

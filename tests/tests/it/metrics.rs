@@ -305,3 +305,131 @@ async fn a_scrape_after_a_scripted_run_counts_what_happened() {
     }
     drop(server);
 }
+
+/// The README block of `lang` after its `<!-- {marker}` comment.
+fn readme_block(marker: &str, lang: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README");
+    let after = readme
+        .split(&format!("<!-- {marker}"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("README has the {marker} marker"));
+    let block = after
+        .split(&format!("```{lang}\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("a {lang} block after {marker}"));
+    block.split("```").next().expect("closed block").to_owned()
+}
+
+/// The README's operator section as written: its `hookline token` command mints a token into
+/// the file its Prometheus scrape config names, and that config (target, path, credentials
+/// file) scrapes a real `hookline serve`; its alert rules and its metric table name exactly
+/// the metrics that exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_scrape_config_and_token_command_scrape_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README");
+    let config: serde_yaml::Value = serde_yaml::from_str(&readme_block("scrape-config", "yaml"))
+        .expect("scrape config is YAML");
+    let job = &config["scrape_configs"][0];
+    let credentials_file = job["authorization"]["credentials_file"]
+        .as_str()
+        .expect("authorization.credentials_file");
+    let target = job["static_configs"][0]["targets"][0]
+        .as_str()
+        .expect("a target");
+    assert_eq!(
+        target, "127.0.0.1:8080",
+        "the target is serve's default address"
+    );
+    let path = job["metrics_path"].as_str().expect("metrics_path");
+
+    // The token command as written, its stdout redirected to the file the config reads.
+    let command = readme
+        .lines()
+        .find(|l| l.starts_with("hookline token ") && l.contains("read-metrics"))
+        .expect("the README mints a read-metrics token");
+    let (args, file) = command.split_once(" > ").expect("redirected to a file");
+    assert_eq!(
+        file.trim(),
+        credentials_file,
+        "the token goes where the config reads it"
+    );
+    let db = temp_db("metrics-readme");
+    let args: Vec<String> = args
+        .split_whitespace()
+        .skip(1)
+        .map(|a| a.trim_matches('\'').to_owned())
+        .collect();
+    // Where `hookline serve` keeps its store, as the README runs it.
+    let port = free_port();
+    let server = ServeProcess::start(
+        &ServeProcess::binary("debug"),
+        &db,
+        port,
+        &[("RUST_LOG", "warn")],
+    );
+    let minted = std::process::Command::new(ServeProcess::binary("debug"))
+        .args(&args)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .expect("hookline token runs");
+    assert!(
+        minted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    // Prometheus trims the credentials file's surrounding whitespace; nothing else may be in it.
+    let token = String::from_utf8(minted.stdout).expect("utf-8");
+    let token = token.trim();
+    assert_eq!(
+        token.split('.').count(),
+        3,
+        "stdout holds only the token: {token}"
+    );
+
+    let scraped = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(scraped.status(), 200);
+    let text = scraped.text().await.expect("text");
+    // Counters start at zero, so a fresh serve already shows them.
+    assert!(
+        text.contains("hookline_delivery_attempts_total{outcome=\"delivered\"} 0"),
+        "{text}"
+    );
+    assert!(text.contains("hookline_fanout_matches_total 0"), "{text}");
+    for metric in hookline_core::telemetry::CATALOG {
+        assert!(
+            readme.contains(&format!("| `{}` |", metric.name)),
+            "{} in README's table",
+            metric.name
+        );
+    }
+    drop(server);
+
+    let rules: serde_yaml::Value =
+        serde_yaml::from_str(&readme_block("alert-rules", "yaml")).expect("alert rules are YAML");
+    let names: Vec<&str> = hookline_core::telemetry::CATALOG
+        .iter()
+        .map(|m| m.name)
+        .collect();
+    let mut named = 0;
+    for rule in rules["groups"][0]["rules"].as_sequence().expect("rules") {
+        let expr = rule["expr"].as_str().expect("expr");
+        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("hookline_") {
+                assert!(
+                    names.contains(&word),
+                    "{word} in an alert rule is not a metric"
+                );
+                named += 1;
+            }
+        }
+    }
+    assert!(named >= 3, "the rules name metrics");
+}
