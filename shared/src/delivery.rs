@@ -129,11 +129,6 @@ pub struct ReceivedMessage {
     pub receipt: ReceiptHandle,
 }
 
-/// How long attempts stay in the attempt log (the DynamoDB TTL the deliverer sets, and the
-/// SQLite sweeper's): also the longest window of a webhook's stats.
-pub const ATTEMPT_RETENTION: std::time::Duration =
-    std::time::Duration::from_secs(30 * 24 * 60 * 60);
-
 /// How one delivery attempt ended, as the attempt log shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -4,7 +4,8 @@
 //! 1. Values: [`timestamp`], [`validation`], [`config`], [`urn`], [`event_type`], [`event`],
 //!    [`filter`], [`signing`], [`sealed`], [`retry`], [`target`], [`auth`], [`rules`],
 //!    [`webhook`] (with its lifecycle state), [`outbound`], [`delivery`], [`operational`],
-//!    [`grant`], [`telemetry`] (the metrics' vocabulary), [`stats`] (a webhook's health).
+//!    [`grant`], [`telemetry`] (the metrics' vocabulary), [`stats`] (a webhook's health),
+//!    [`retention`] (how long events and attempts are kept).
 //! 2. Ports: [`ports`], the traits, and the [`ports::Ports`] bundle a composition builds.
 //! 3. Services over the ports: [`lifecycle`], [`reseal`].
 //! 4. Adapters: [`adapters`] (DynamoDB/SQS, SQLite, HTTP, Lambda, memory), behind features;
@@ -24,6 +25,7 @@ pub mod operational;
 pub mod outbound;
 pub mod ports;
 pub mod reseal;
+pub mod retention;
 pub mod retry;
 pub mod rules;
 pub mod sealed;

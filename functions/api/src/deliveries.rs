@@ -5,13 +5,13 @@
 use std::sync::Arc;
 
 use hookline_core::auth::Principal;
-use hookline_core::delivery::{
-    Attempt, AttemptStatus, DeliveryId, DeliveryMessage, ATTEMPT_RETENTION,
-};
+use hookline_core::delivery::{Attempt, AttemptStatus, DeliveryId, DeliveryMessage};
 use hookline_core::event::{Event, EventId};
 use hookline_core::event_type::EventType;
 use hookline_core::ports::{AttemptLog, Cursor, DeliveryQueue, EventLog, Page};
+use hookline_core::retention::Retention;
 use hookline_core::stats::{self, WebhookStats};
+use hookline_core::timestamp::rfc3339;
 use hookline_core::urn::Urn;
 use hookline_core::validation::{FieldError, ValidationErrors};
 use time::OffsetDateTime;
@@ -113,7 +113,7 @@ impl DeliveriesService {
     ) -> Result<WebhookStats, ServiceError> {
         let webhook = self.webhooks.get(principal, webhook_id).await?;
         let until = OffsetDateTime::now_utc();
-        let since = stats_since(since, until)?;
+        let since = stats_since(since, until, self.webhooks.settings().retention)?;
         let mut read: Vec<Attempt> = Vec::new();
         let mut cursor: Option<Cursor> = None;
         let mut truncated = false;
@@ -233,7 +233,11 @@ impl DeliveriesService {
 const STATS_PAGE: usize = 1_000;
 
 /// The start of a stats window: `since` as given (RFC 3339), or the default window.
-fn stats_since(since: Option<&str>, now: OffsetDateTime) -> Result<OffsetDateTime, ServiceError> {
+fn stats_since(
+    since: Option<&str>,
+    now: OffsetDateTime,
+    retention: Retention,
+) -> Result<OffsetDateTime, ServiceError> {
     let Some(text) = since else {
         return Ok(now - stats::DEFAULT_WINDOW);
     };
@@ -250,10 +254,12 @@ fn stats_since(since: Option<&str>, now: OffsetDateTime) -> Result<OffsetDateTim
     if at > now {
         return Err(invalid(format!("{text} is in the future")));
     }
-    if now - at > ATTEMPT_RETENTION {
+    let horizon = retention.horizon(now);
+    if at < horizon {
         return Err(invalid(format!(
-            "{text} is further back than attempts are kept ({} days)",
-            ATTEMPT_RETENTION.as_secs() / 86_400
+            "{text} is before the retention horizon {} (attempts are kept {})",
+            rfc3339(horizon),
+            retention.describe()
         )));
     }
     Ok(at)

@@ -4,6 +4,7 @@
 
 use hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM;
 use hookline_core::config::{parse_duration_text, Env, SettingError};
+use hookline_core::retention::Retention;
 use hookline_core::target::TargetPolicy;
 use hookline_core::urn::Namespace;
 
@@ -28,6 +29,9 @@ pub struct Settings {
     pub user_agent: String,
     /// How long a rotated-out secret keeps signing (`HOOKLINE_SECRET_OVERLAP`).
     pub secret_overlap: time::Duration,
+    /// How long events and attempts are kept (`HOOKLINE_RETENTION`): no window reaches
+    /// further back.
+    pub retention: Retention,
     /// Webhooks may ask for ordered delivery (the embedded queue always serves it; on AWS
     /// when `HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL` names the FIFO queue).
     pub ordered_deliveries: bool,
@@ -44,13 +48,15 @@ impl Default for Settings {
             user_agent: format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
             secret_overlap: DEFAULT_SECRET_OVERLAP,
             ordered_deliveries: true,
+            retention: Retention::default(),
         }
     }
 }
 impl Settings {
     /// The settings from `HOOKLINE_URN_NAMESPACE`, `HOOKLINE_ALLOW_HTTP`,
     /// `HOOKLINE_ALLOW_PRIVATE_TARGETS`, `HOOKLINE_ONE_URL_PER_EVENT`, `HOOKLINE_SECRET_OVERLAP`
-    /// (a duration such as `24h`) and `HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL`; `local` flips the
+    /// (a duration such as `24h`), `HOOKLINE_RETENTION` and
+    /// `HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL`; `local` flips the
     /// defaults of the two `ALLOW` settings to true (for `hookline serve`).
     pub fn from_env(env: &Env, local: bool) -> Result<Self, SettingError> {
         Ok(Self {
@@ -59,6 +65,7 @@ impl Settings {
             targets: TargetPolicy::from_env(env, local)?,
             one_url_per_event: env.flag("HOOKLINE_ONE_URL_PER_EVENT", false)?,
             metrics_app_label: env.flag("HOOKLINE_METRICS_APP_LABEL", false)?,
+            retention: Retention::from_env(env)?,
             ordered_deliveries: local || env.is_set("HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL"),
             secret_overlap: env.parsed(
                 "HOOKLINE_SECRET_OVERLAP",

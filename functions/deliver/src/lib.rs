@@ -49,6 +49,7 @@ use hookline_core::ports::Ports;
 use hookline_core::ports::{
     AttemptLog, DeliveryQueue, EventLog, HttpSender, PortError, RateLimiter, Vault, WebhookStore,
 };
+use hookline_core::retention::Retention;
 use hookline_core::retry::{parse_retry_after, AttemptOutcome, Decision, RetryPolicy};
 use hookline_core::sealed::{Keyring, SealError};
 use hookline_core::signing::signature_header;
@@ -65,8 +66,6 @@ pub use webhook_cache::WebhookCache;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default number of deliveries of one batch in flight at once.
 pub const DEFAULT_CONCURRENCY: usize = 16;
-/// How long attempts stay in the attempt log.
-pub const DEFAULT_ATTEMPT_TTL: Duration = hookline_core::delivery::ATTEMPT_RETENTION;
 /// How long the `deliver` Lambda's webhook copies serve (`HOOKLINE_WEBHOOK_CACHE_SECS`):
 /// the longest a disable or delete takes to reach deliveries fanned out before it.
 pub const LAMBDA_WEBHOOK_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -82,8 +81,8 @@ pub struct DeliverSettings {
     pub timeout: Duration,
     /// Deliveries in flight at once per batch.
     pub concurrency: usize,
-    /// How long attempts are kept.
-    pub attempt_ttl: Duration,
+    /// How long attempts are kept (`HOOKLINE_RETENTION`).
+    pub retention: Retention,
     /// `user-agent` of deliveries.
     pub user_agent: String,
     /// When a run of failures disables a webhook.
@@ -109,7 +108,7 @@ impl Default for DeliverSettings {
             policy: RetryPolicy::default(),
             timeout: DEFAULT_TIMEOUT,
             concurrency: DEFAULT_CONCURRENCY,
-            attempt_ttl: DEFAULT_ATTEMPT_TTL,
+            retention: Retention::default(),
             user_agent: format!("Hookline/{}", env!("CARGO_PKG_VERSION")),
             disable: DisablePolicy::default(),
             max_wait_in_place: Duration::from_secs(1),
@@ -124,7 +123,8 @@ impl DeliverSettings {
     /// The `deliver` Lambda's settings: `HOOKLINE_DELIVERY_TIMEOUT_SECS` (default 10),
     /// `HOOKLINE_DELIVERY_CONCURRENCY` (default 16), `HOOKLINE_DISABLE_AFTER` (default 5d),
     /// `HOOKLINE_DISABLE_MIN_FAILURES` (default 10) and `HOOKLINE_WEBHOOK_CACHE_SECS` (default
-    /// 5: how long a webhook document read serves later deliveries of its version).
+    /// 5: how long a webhook document read serves later deliveries of its version) and
+    /// `HOOKLINE_RETENTION` (default 30d: how long attempts are kept).
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
         Ok(Self {
             timeout: Duration::from_secs(
@@ -132,6 +132,7 @@ impl DeliverSettings {
             ),
             concurrency: env.number("HOOKLINE_DELIVERY_CONCURRENCY", DEFAULT_CONCURRENCY)?,
             disable: DisablePolicy::from_env(env)?,
+            retention: Retention::from_env(env)?,
             webhook_cache_ttl: Duration::from_secs(env.number(
                 "HOOKLINE_WEBHOOK_CACHE_SECS",
                 LAMBDA_WEBHOOK_CACHE_TTL.as_secs(),
@@ -383,7 +384,7 @@ impl Deliver {
         if attempts.is_empty() {
             return Ok(());
         }
-        let expires = OffsetDateTime::now_utc() + self.settings.attempt_ttl;
+        let expires = self.settings.retention.expiry(OffsetDateTime::now_utc());
         self.attempts.record_many(&attempts, expires).await
     }
 

@@ -32,6 +32,7 @@ use hookline_core::ports::Ports;
 use hookline_core::ports::{
     DeadLetters, DeliveryQueue, EventClaim, EventLog, PortError, WebhookStore,
 };
+use hookline_core::retention::Retention;
 use hookline_core::rules::Ordering;
 use hookline_core::telemetry::{self, Published};
 use hookline_core::urn::Namespace;
@@ -45,9 +46,6 @@ use tracing::Instrument;
 /// one `SendMessageBatch` of at most 64 KiB, the size SQS bills as one request.
 pub const DEFAULT_EMBED_EVENT_BYTES: usize = 6 * 1024;
 
-/// How long an event stays in the event log (dedupe window and redelivery source).
-pub const DEFAULT_EVENT_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
-
 /// Default claim lease: twice the `ingest` function's 30 s timeout.
 pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(60);
 
@@ -56,8 +54,8 @@ pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(60);
 pub struct IngestSettings {
     /// The URN namespace events must use.
     pub namespace: Namespace,
-    /// How long events are kept in the event log.
-    pub event_ttl: Duration,
+    /// How long events are kept in the event log (`HOOKLINE_RETENTION`).
+    pub retention: Retention,
     /// How long a consumer's claim on an event lasts; longer than one fan-out can take
     /// (the function's timeout), so a concurrent copy waits instead of fanning out too.
     pub claim_lease: Duration,
@@ -71,11 +69,13 @@ pub struct IngestSettings {
 }
 
 impl IngestSettings {
-    /// The `ingest` Lambda's settings: `HOOKLINE_URN_NAMESPACE`; the rest as defaulted.
+    /// The `ingest` Lambda's settings: `HOOKLINE_URN_NAMESPACE`, `HOOKLINE_METRICS_APP_LABEL`,
+    /// `HOOKLINE_RETENTION`; the rest as defaulted.
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
         Ok(Self {
             namespace: env.namespace()?,
             metrics_app_label: env.flag("HOOKLINE_METRICS_APP_LABEL", false)?,
+            retention: Retention::from_env(env)?,
             ..Self::default()
         })
     }
@@ -85,7 +85,7 @@ impl Default for IngestSettings {
     fn default() -> Self {
         Self {
             namespace: Namespace::default(),
-            event_ttl: DEFAULT_EVENT_TTL,
+            retention: Retention::default(),
             claim_lease: DEFAULT_CLAIM_LEASE,
             embed_event_bytes: DEFAULT_EMBED_EVENT_BYTES,
             route_cache_max_age: ROUTE_CACHE_MAX_AGE,
@@ -271,7 +271,7 @@ impl Ingest {
         event: &Event,
         accepted_by: Instant,
     ) -> Result<Outcome, IngestError> {
-        let expires = OffsetDateTime::now_utc() + self.settings.event_ttl;
+        let expires = self.settings.retention.expiry(OffsetDateTime::now_utc());
         match self
             .log
             .claim(event, expires, self.settings.claim_lease)

@@ -8,6 +8,7 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use hookline_api::settings::{parse_secret_overlap, Settings};
 use hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM;
 use hookline_core::config::{parse_duration_text, parse_flag, parse_namespace};
+use hookline_core::retention::Retention;
 use hookline_core::target::TargetPolicy;
 use hookline_core::urn::Namespace;
 use hookline_core::webhook::{DisablePolicy, WebhookId};
@@ -161,6 +162,9 @@ pub struct SettingsArgs {
     /// Label intake's and fan-out's metrics with the App id (one series per App: few Apps only).
     #[arg(long, env = "HOOKLINE_METRICS_APP_LABEL", default_value = "false", value_parser = parse_flag, action = ArgAction::Set, value_name = "BOOL")]
     pub metrics_app_label: bool,
+    /// How long events and attempts are kept (1h to 400d); older windows are refused.
+    #[arg(long, env = "HOOKLINE_RETENTION", default_value = "30d", value_parser = Retention::parse, value_name = "DURATION")]
+    pub retention: Retention,
     /// How long a rotated-out secret keeps signing beside the new one.
     #[arg(long, env = "HOOKLINE_SECRET_OVERLAP", default_value = "24h", value_parser = parse_secret_overlap, value_name = "DURATION")]
     pub secret_overlap: time::Duration,
@@ -188,6 +192,7 @@ impl SettingsArgs {
             },
             one_url_per_event: self.one_url_per_event,
             metrics_app_label: self.metrics_app_label,
+            retention: self.retention,
             secret_overlap: self.secret_overlap,
             ..Settings::default()
         }

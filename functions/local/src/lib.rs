@@ -200,8 +200,10 @@ impl Local {
         db: Database,
         settings: Settings,
         permissions_claim: String,
-        delivery: DeliverSettings,
+        mut delivery: DeliverSettings,
     ) -> Result<(Self, keys::LoadedKeys), LocalError> {
+        // One retention for the event log, the attempt log and the API's windows.
+        delivery.retention = settings.retention;
         let master_key = std::env::var(keys::MASTER_KEY_VAR).ok();
         let loaded = keys::load(path, &db, master_key.as_deref()).await?;
         let key_hex = db
@@ -231,6 +233,7 @@ impl Local {
                 // The event log is a local read here: delivery messages stay small rather
                 // than carrying their event (what saves a DynamoDB read on AWS).
                 embed_event_bytes: 0,
+                retention: settings.retention,
                 ..IngestSettings::default()
             },
         );
@@ -330,27 +333,52 @@ impl Local {
             )));
         }
         handles.push(tokio::spawn(self.metrics.clone().upkeep(stop.clone())));
-        let (db, mut stop) = (self.db.clone(), stop);
-        handles.push(tokio::spawn(async move {
-            // DynamoDB's TTL, embedded: expired events and attempts go.
-            while !*stop.borrow() {
-                match db.purge_expired().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(rows = n, "expired events and attempts purged"),
-                    Err(e) => tracing::warn!(error = %e, "purge failed"),
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(PURGE_EVERY) => {}
-                    _ = stop.changed() => {}
-                }
-            }
-        }));
+        handles.push(tokio::spawn(sweep(self.db.clone(), stop)));
         handles
     }
 }
 
-/// How often expired events and attempts are deleted.
-pub const PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
+/// How often the sweeper looks for expired events and attempts.
+pub const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// Rows of each table one sweep transaction deletes at most.
+pub const PURGE_BATCH: usize = 500;
+/// The pause between two sweep transactions: the writer is free for live traffic between.
+pub const PURGE_PAUSE: Duration = Duration::from_millis(20);
+
+/// DynamoDB's TTL, embedded: deletes expired events and attempts (`HOOKLINE_RETENTION`) in
+/// transactions of at most [`PURGE_BATCH`] rows per table, [`PURGE_PAUSE`] apart, every
+/// [`PURGE_EVERY`], until `stop`.
+pub async fn sweep(db: Database, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        let (mut events, mut attempts) = (0, 0);
+        loop {
+            match db.purge_expired(PURGE_BATCH).await {
+                Ok((e, a)) => {
+                    events += e;
+                    attempts += a;
+                    if e < PURGE_BATCH && a < PURGE_BATCH {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "sweeping expired events and attempts failed; trying again later");
+                    break;
+                }
+            }
+            if *stop.borrow() {
+                return;
+            }
+            tokio::time::sleep(PURGE_PAUSE).await;
+        }
+        if events + attempts > 0 {
+            tracing::info!(events, attempts, "expired events and attempts deleted");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(PURGE_EVERY) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
 /// Parallel delivery consumers (Lambda's concurrency); each delivers its batch concurrently.
 /// 16 (160 deliveries in flight): with receives served from memory, throughput grows with
 /// consumers up to about this many on the reference machine (4: 3 100/s, 16: 4 600/s,

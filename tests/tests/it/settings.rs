@@ -158,3 +158,47 @@ fn durations_counts_and_namespaces_parse_the_same_way_in_every_binary() {
         );
     }
 }
+
+/// `HOOKLINE_RETENTION` is one value for the api (windows), ingest (event TTL), deliver
+/// (attempt TTL) and serve (all three and the sweeper), from 1 hour to 400 days.
+#[test]
+fn retention_is_read_alike_and_bounded() {
+    let env = Env::from_pairs([("HOOKLINE_RETENTION", "36h")]);
+    let api = Settings::from_env(&env, false).expect("api");
+    let deliver = DeliverSettings::from_env(&env).expect("deliver");
+    let ingest = IngestSettings::from_env(&env).expect("ingest");
+    let serve = serve_args(&["--retention", "36h"]).expect("serve");
+    let hours = |d: std::time::Duration| d.as_secs() / 3600;
+    assert_eq!(
+        (
+            hours(api.retention.duration()),
+            hours(deliver.retention.duration()),
+            hours(ingest.retention.duration()),
+            hours(serve.settings.settings().retention.duration())
+        ),
+        (36, 36, 36, 36)
+    );
+    let unset = Env::from_pairs([("HOOKLINE_URN_NAMESPACE", "allthings")]);
+    assert_eq!(
+        Settings::from_env(&unset, false)
+            .expect("api")
+            .retention
+            .describe(),
+        "30 days"
+    );
+    for bad in ["59m", "401d", "forever"] {
+        let env = Env::from_pairs([("HOOKLINE_RETENTION", bad)]);
+        for refused in [
+            Settings::from_env(&env, false).map(|_| ()),
+            DeliverSettings::from_env(&env).map(|_| ()),
+            IngestSettings::from_env(&env).map(|_| ()),
+        ] {
+            let e = refused.expect_err("refused");
+            assert_eq!(e.name, "HOOKLINE_RETENTION", "{e}");
+        }
+        assert!(
+            serve_args(&["--retention", bad]).is_err(),
+            "serve took {bad}"
+        );
+    }
+}

@@ -331,7 +331,7 @@ impl WebhookObject {
         &self,
         ctx: &Context<'_>,
         #[graphql(
-            desc = "The window's start (RFC 3339); not in the future, at most 30 days back."
+            desc = "The window's start (RFC 3339); not in the future, not before the retention horizon (default 30 days back)."
         )]
         since: Option<String>,
     ) -> Result<WebhookStats> {

@@ -25,7 +25,7 @@ pub(crate) async fn send_test(
     get, path = "/v1/webhooks/{id}/stats", tag = "deliveries", operation_id = "getWebhookStats",
     params(
         ("id" = String, Path, description = "wh_<ULID>"),
-        ("since" = Option<String>, Query, format = DateTime, description = "The window's start (RFC 3339; default: 24 hours ago). Not in the future, and not further back than attempts are kept (30 days): 422 otherwise"),
+        ("since" = Option<String>, Query, format = DateTime, description = "The window's start (RFC 3339; default: 24 hours ago). Not in the future, and not before the retention horizon (HOOKLINE_RETENTION, default 30 days): 422 otherwise"),
     ),
     responses(
         (status = 200, description = "Attempts sent, delivered and failed, the success rate, latency percentiles and hourly buckets, from the window's newest attemptLimit attempts", body = WebhookStats),

@@ -3,17 +3,29 @@
 use super::*;
 
 impl Database {
-    /// Deletes logged events and attempts past their expiry (DynamoDB's TTL does this in AWS).
-    pub async fn purge_expired(&self) -> Result<usize, PortError> {
+    /// Deletes up to `limit` logged events and up to `limit` attempts past their expiry, in
+    /// one short transaction (DynamoDB's TTL does this in AWS): the sweeper calls it until
+    /// fewer than `limit` of each went, so a large backlog never holds the writer for long.
+    /// Returns (events, attempts) deleted.
+    pub async fn purge_expired(&self, limit: usize) -> Result<(usize, usize), PortError> {
         let now = unix_ms(time::OffsetDateTime::now_utc());
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with_conn(move |c| {
             let events = c
-                .execute("DELETE FROM events WHERE expires_at <= ?1", params![now])
+                .execute(
+                    "DELETE FROM events WHERE rowid IN
+                       (SELECT rowid FROM events WHERE expires_at <= ?1 LIMIT ?2)",
+                    params![now, limit],
+                )
                 .map_err(unavailable)?;
             let attempts = c
-                .execute("DELETE FROM attempts WHERE expires_at <= ?1", params![now])
+                .execute(
+                    "DELETE FROM attempts WHERE (webhook_id, attempt_id) IN
+                       (SELECT webhook_id, attempt_id FROM attempts WHERE expires_at <= ?1 LIMIT ?2)",
+                    params![now, limit],
+                )
                 .map_err(unavailable)?;
-            Ok(events + attempts)
+            Ok((events, attempts))
         })
         .await
     }
