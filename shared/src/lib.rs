@@ -5,7 +5,7 @@
 //!    [`filter`], [`signing`], [`sealed`], [`retry`], [`target`], [`auth`], [`rules`],
 //!    [`webhook`] (with its lifecycle state), [`outbound`], [`delivery`], [`operational`],
 //!    [`grant`], [`telemetry`] (the metrics' vocabulary), [`stats`] (a webhook's health),
-//!    [`retention`] (how long events and attempts are kept).
+//!    [`retention`] (how long events and attempts are kept), [`job`] (background jobs).
 //! 2. Ports: [`ports`], the traits, and the [`ports::Ports`] bundle a composition builds.
 //! 3. Services over the ports: [`lifecycle`], [`reseal`].
 //! 4. Adapters: [`adapters`] (DynamoDB/SQS, SQLite, HTTP, Lambda, memory), behind features;
@@ -20,6 +20,7 @@ pub mod event;
 pub mod event_type;
 pub mod filter;
 pub mod grant;
+pub mod job;
 pub mod lifecycle;
 pub mod operational;
 pub mod outbound;

@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use crate::delivery::{Attempt, AttemptStatus, DeliveryId, DeliveryMessage, ReceiptHandle};
 use crate::event::{Event, EventId};
+use crate::job::{Job, JobId};
 use crate::outbound::{OutboundError, OutboundRequest, OutboundResponse};
 use crate::rules::RateLimit;
 use crate::sealed::Keyring;
@@ -276,6 +277,23 @@ pub trait AttemptLog: Send + Sync {
     ) -> Result<u64, PortError>;
 }
 
+/// Background jobs ([`Job`]): at most one unfinished job per webhook, and every write
+/// conditional on the version read, so two consumers of one chunk cannot both move it on.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Stores a new job; [`PortError::AlreadyExists`] naming the unfinished job when its
+    /// webhook has one.
+    async fn create(&self, job: &Job) -> Result<(), PortError>;
+    /// Reads a job.
+    async fn get(&self, id: &JobId) -> Result<Option<Job>, PortError>;
+    /// Replaces a job whose stored version is `expected_version` with `job` (whose version
+    /// the caller has moved on); [`PortError::VersionConflict`] otherwise. A final state
+    /// frees its webhook for the next job.
+    async fn update(&self, job: &Job, expected_version: u64) -> Result<(), PortError>;
+    /// The unfinished job of a webhook, if any.
+    async fn active_for(&self, webhook: &WebhookId) -> Result<Option<JobId>, PortError>;
+}
+
 /// Spaces a webhook's deliveries to its rate limit: every delivery reserves a start slot,
 /// one interval (1/N s) after the previous one reserved for that webhook, and never in the
 /// past.
@@ -332,6 +350,8 @@ pub struct Ports {
     pub events: Arc<dyn EventLog>,
     /// The attempt log.
     pub attempts: Arc<dyn AttemptLog>,
+    /// Background jobs.
+    pub jobs: Arc<dyn JobStore>,
     /// The `events` queue (intake, operational events).
     pub event_queue: Arc<dyn EventQueue>,
     /// The `deliveries` queues.

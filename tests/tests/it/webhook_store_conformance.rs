@@ -1,5 +1,6 @@
 //! One conformance suite for the `WebhookStore` port, run against every adapter: SQLite
-//! (always) and DynamoDB on moto (`./tests/run.sh`); and the `AttemptLog` port's counting.
+//! (always) and DynamoDB on moto (`./tests/run.sh`); the `AttemptLog` port's counting, and the
+//! `JobStore` port.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use hookline_core::delivery::{Attempt, AttemptStatus, DeliveryId};
 use hookline_core::event::EventId;
 use hookline_core::event_type::Catalog;
-use hookline_core::ports::{AttemptLog, Cursor, PortError, WebhookStore};
+use hookline_core::ports::{AttemptLog, Cursor, JobStore, PortError, WebhookStore};
 use hookline_core::sealed::Protected;
 use hookline_core::signing::Secret;
 use hookline_core::target::TargetPolicy;
@@ -705,6 +706,99 @@ async fn dynamodb_every_delivery_on_record_is_found_for_redelivery() {
     let (dynamo, _sqs, resources) = hookline_tests::fresh_aws("redeliver").await;
     every_delivery_on_record_is_found_for_redelivery(Arc::new(
         hookline_core::adapters::aws::dynamodb::DynamoAttemptLog::new(dynamo, resources.table_name),
+    ))
+    .await;
+}
+
+/// The job store: one unfinished job per webhook (a second is refused naming the first),
+/// writes conditional on the version read, and a final state frees the webhook.
+async fn one_unfinished_job_per_webhook_and_versioned_writes(jobs: Arc<dyn JobStore>) {
+    use hookline_core::job::{Job, JobKind, JobState};
+    let now = time::OffsetDateTime::now_utc();
+    let webhook = WebhookId::generate();
+    let other_webhook = WebhookId::generate();
+    let window = (now - time::Duration::hours(6), now);
+    let make = |w: &WebhookId, total| {
+        Job::new(
+            JobKind::Recover,
+            w.clone(),
+            "tester",
+            window.0,
+            window.1,
+            total,
+            now,
+        )
+    };
+    let first = make(&webhook, 3);
+    assert_eq!(jobs.active_for(&webhook).await.expect("active"), None);
+    jobs.create(&first).await.expect("created");
+    assert_eq!(jobs.get(&first.id).await.expect("get"), Some(first.clone()));
+    assert_eq!(
+        jobs.active_for(&webhook).await.expect("active"),
+        Some(first.id.clone())
+    );
+
+    // A second unfinished job on the same webhook: refused, naming the first.
+    match jobs.create(&make(&webhook, 1)).await {
+        Err(PortError::AlreadyExists(id)) => assert_eq!(id, first.id.to_string()),
+        other => panic!("a second job was not refused: {other:?}"),
+    }
+    // Another webhook is not affected.
+    jobs.create(&make(&other_webhook, 1))
+        .await
+        .expect("another webhook's job");
+
+    // Progress: conditional on the version read.
+    let mut running = first.clone();
+    running.state = JobState::Running;
+    running.done = 2;
+    running.next_chunk = 1;
+    running.cursor = Some("c1".into());
+    running.started_at = Some(now);
+    running.version = 2;
+    jobs.update(&running, 1).await.expect("moved on");
+    assert!(matches!(
+        jobs.update(&running, 1).await,
+        Err(PortError::VersionConflict { expected: 1 })
+    ));
+    let missing = make(&WebhookId::generate(), 0);
+    assert!(matches!(
+        jobs.update(&missing, 1).await,
+        Err(PortError::NotFound(_))
+    ));
+    assert_eq!(
+        jobs.get(&running.id).await.expect("get"),
+        Some(running.clone())
+    );
+
+    // Done: the webhook takes a new job.
+    let mut done = running.clone();
+    done.done = 3;
+    done.finish(JobState::Done, None, now);
+    done.version = 3;
+    jobs.update(&done, 2).await.expect("finished");
+    assert_eq!(jobs.active_for(&webhook).await.expect("active"), None);
+    let next = make(&webhook, 5);
+    jobs.create(&next).await.expect("the next job");
+    assert_eq!(
+        jobs.active_for(&webhook).await.expect("active"),
+        Some(next.id.clone())
+    );
+    assert_eq!(jobs.get(&done.id).await.expect("get"), Some(done));
+}
+
+#[tokio::test]
+async fn sqlite_one_unfinished_job_per_webhook_and_versioned_writes() {
+    let db = hookline_core::adapters::sqlite::Database::open_in_memory().expect("sqlite");
+    one_unfinished_job_per_webhook_and_versioned_writes(Arc::new(db)).await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
+async fn dynamodb_one_unfinished_job_per_webhook_and_versioned_writes() {
+    let (dynamo, _sqs, resources) = hookline_tests::fresh_aws("jobs").await;
+    one_unfinished_job_per_webhook_and_versioned_writes(Arc::new(
+        hookline_core::adapters::aws::dynamodb::DynamoJobStore::new(dynamo, resources.table_name),
     ))
     .await;
 }

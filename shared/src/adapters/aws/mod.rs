@@ -15,7 +15,8 @@ pub mod sdk;
 pub mod sqs;
 
 use dynamodb::{
-    DynamoAttemptLog, DynamoEventLog, DynamoGrantStore, DynamoRateLimiter, DynamoWebhookStore,
+    DynamoAttemptLog, DynamoEventLog, DynamoGrantStore, DynamoJobStore, DynamoRateLimiter,
+    DynamoWebhookStore,
 };
 use kms::{KmsClient, KmsVault};
 use sqs::{SqsDeliveries, SqsQueue};
@@ -90,6 +91,7 @@ impl AwsPorts {
             grants: Arc::new(DynamoGrantStore::new(dynamo.clone(), table)),
             events: Arc::new(DynamoEventLog::new(dynamo.clone(), table)),
             attempts: Arc::new(DynamoAttemptLog::new(dynamo.clone(), table)),
+            jobs: Arc::new(DynamoJobStore::new(dynamo.clone(), table)),
             event_queue: Arc::new(SqsQueue::new(sqs.clone(), &resources.events_queue_url)),
             deliveries: Arc::new(deliveries(&sqs, &resources)),
             rate_limiter: Arc::new(DynamoRateLimiter::new(dynamo.clone(), table)),

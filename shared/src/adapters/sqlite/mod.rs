@@ -29,6 +29,7 @@ use schedule::{Row, Schedule};
 mod attempts;
 mod events;
 mod grants;
+mod jobs;
 pub mod queue;
 pub mod schedule;
 mod webhooks;
@@ -131,6 +132,15 @@ const MIGRATIONS: &[&str] = &[
     // Messages hidden because a receive was written back (not because a retry delayed
     // them): what a restarting owner makes visible again at once.
     "ALTER TABLE queue_messages ADD COLUMN leased INTEGER NOT NULL DEFAULT 0;",
+    // Background jobs (recover, ...): at most one unfinished job per webhook.
+    "CREATE TABLE jobs (
+         id         TEXT PRIMARY KEY,
+         webhook_id TEXT NOT NULL,
+         active     INTEGER NOT NULL,
+         version    INTEGER NOT NULL,
+         doc        TEXT NOT NULL
+     );
+     CREATE UNIQUE INDEX jobs_active ON jobs (webhook_id) WHERE active = 1;",
 ];
 
 /// Writes a webhook's row with `sql` (parameters: id, version, document) and its routes.
@@ -477,6 +487,7 @@ pub fn ports(
         grants: Arc::new(db.clone()),
         events: Arc::new(db.clone()),
         attempts: Arc::new(db.clone()),
+        jobs: Arc::new(db.clone()),
         event_queue: Arc::new(queues.events.clone()),
         deliveries: Arc::new(queues.deliveries.clone()),
         rate_limiter: Arc::new(crate::adapters::memory::MemoryRateLimiter::default()),

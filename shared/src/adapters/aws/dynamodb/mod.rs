@@ -29,12 +29,14 @@ use time::OffsetDateTime;
 mod attempts;
 mod events;
 mod grants;
+mod jobs;
 mod rate_limit;
 mod webhooks;
 
 pub use attempts::{DynamoAttemptLog, DELIVERY_SEARCH_PAGES};
 pub use events::DynamoEventLog;
 pub use grants::DynamoGrantStore;
+pub use jobs::DynamoJobStore;
 pub use rate_limit::DynamoRateLimiter;
 pub use webhooks::DynamoWebhookStore;
 

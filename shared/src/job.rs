@@ -1,0 +1,266 @@
+//! Background jobs over the event and attempt logs (recover a webhook's failed deliveries,
+//! and later backfill and App purges): the job record the API answers with, its states, and
+//! the chunk message that moves it on. A job runs in chunks of at most [`CHUNK`] items, each
+//! one message on the events queue, so it survives a restart or a function timeout and
+//! shares the queue's consumers with live traffic instead of taking them over.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::webhook::WebhookId;
+
+/// Most items (deliveries requeued) one chunk handles.
+pub const CHUNK: usize = 100;
+/// The pause before the next chunk is received: a job takes at most one chunk per this
+/// much time and consumer, so live events queued meanwhile go first.
+pub const CHUNK_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A job's id: `job_` and a ULID.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct JobId(String);
+
+impl JobId {
+    /// A new id.
+    pub fn generate() -> Self {
+        Self(format!("job_{}", ulid::Ulid::new()))
+    }
+
+    /// `text`, if it is a job id.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let ok = text
+            .strip_prefix("job_")
+            .is_some_and(|u| ulid::Ulid::from_string(u).is_ok());
+        if ok {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(format!("{text} is not a job id (job_ and a ULID)"))
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for JobId {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        Self::parse(&value)
+    }
+}
+
+impl From<JobId> for String {
+    fn from(id: JobId) -> Self {
+        id.0
+    }
+}
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum JobKind {
+    /// Redeliver a webhook's deliveries whose last attempt failed for good.
+    Recover,
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum JobState {
+    /// Created; its first chunk is queued.
+    Queued,
+    /// At least one chunk ran; more to come.
+    Running,
+    /// Every item was handled.
+    Done,
+    /// It could not go on (`error` says why).
+    Failed,
+    /// Cancelled by a caller; chunks already handled stay done.
+    Cancelled,
+}
+
+impl JobState {
+    /// Done, failed or cancelled: nothing more happens.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Done | Self::Failed | Self::Cancelled)
+    }
+
+    /// The state's name, as the API and the stores write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A job, as stored and as the API answers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    /// Its id.
+    pub id: JobId,
+    /// What it does.
+    pub kind: JobKind,
+    /// The webhook it works on (at most one unfinished job per webhook).
+    pub webhook_id: WebhookId,
+    /// The `sub` of the caller who started it.
+    pub created_by: String,
+    /// The window's start.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    /// The window's end.
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
+    /// Where it stands.
+    pub state: JobState,
+    /// Items handled so far.
+    pub done: u64,
+    /// Items it matched when it was created.
+    pub total: u64,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When its first chunk ran.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub started_at: Option<OffsetDateTime>,
+    /// When it reached a final state.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub finished_at: Option<OffsetDateTime>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Where the next chunk starts (an attempt-log cursor); `None` before the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// The number of the next chunk: a chunk message of another number is a stale copy.
+    pub next_chunk: u64,
+    /// Bumped by every write; writes are conditional on it.
+    pub version: u64,
+}
+
+impl Job {
+    /// A queued job of `kind` on `webhook_id` over `[since, until]`, matching `total` items.
+    pub fn new(
+        kind: JobKind,
+        webhook_id: WebhookId,
+        created_by: &str,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        total: u64,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id: JobId::generate(),
+            kind,
+            webhook_id,
+            created_by: created_by.to_owned(),
+            since,
+            until,
+            state: JobState::Queued,
+            done: 0,
+            total,
+            created_at: now,
+            started_at: None,
+            finished_at: None,
+            error: None,
+            cursor: None,
+            next_chunk: 0,
+            version: 1,
+        }
+    }
+
+    /// Ends the job in `state` (with `error` when it failed) at `now`.
+    pub fn finish(&mut self, state: JobState, error: Option<String>, now: OffsetDateTime) {
+        self.state = state;
+        self.error = error;
+        self.finished_at = Some(now);
+        self.cursor = None;
+    }
+}
+
+/// The events-queue message that runs chunk `chunk` of job `job`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct JobChunk {
+    /// The job.
+    pub job: JobId,
+    /// Which chunk.
+    pub chunk: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChunkEnvelope {
+    #[serde(rename = "hooklineJobChunk")]
+    chunk: JobChunk,
+}
+
+impl JobChunk {
+    /// The message body: `{"hooklineJobChunk": {"job": ..., "chunk": n}}`.
+    pub fn to_body(&self) -> String {
+        serde_json::json!({"hooklineJobChunk": self}).to_string()
+    }
+
+    /// The chunk a message body carries; `None` for any other message (an event, a grant).
+    pub fn from_body(body: &[u8]) -> Option<Self> {
+        // Cheap test first: events are the hot path.
+        if !body.starts_with(b"{\"hooklineJobChunk\"") {
+            return None;
+        }
+        serde_json::from_slice::<ChunkEnvelope>(body)
+            .ok()
+            .map(|e| e.chunk)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunk_message_round_trips_and_nothing_else_reads_as_one() {
+        let chunk = JobChunk {
+            job: JobId::generate(),
+            chunk: 3,
+        };
+        assert_eq!(JobChunk::from_body(chunk.to_body().as_bytes()), Some(chunk));
+        assert_eq!(
+            JobChunk::from_body(br#"{"type":"ticket.created","urn":"urn:allthings:app:A1:x"}"#),
+            None
+        );
+        assert_eq!(
+            JobChunk::from_body(br#"{"hooklineJobChunk":{"job":"nope","chunk":1}}"#),
+            None
+        );
+    }
+
+    #[test]
+    fn job_ids_are_job_and_a_ulid() {
+        let id = JobId::generate();
+        assert_eq!(JobId::parse(id.as_str()), Ok(id));
+        assert!(JobId::parse("job_x").is_err());
+        assert!(JobId::parse("wh_01JDK7Z3Q8W6V0N4B2C9D5E7F0").is_err());
+    }
+
+    #[test]
+    fn states_say_when_they_are_final() {
+        assert!(!JobState::Queued.is_final());
+        assert!(!JobState::Running.is_final());
+        assert!(JobState::Done.is_final() && JobState::Failed.is_final());
+        assert!(JobState::Cancelled.is_final());
+    }
+}
