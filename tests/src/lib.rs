@@ -382,21 +382,7 @@ except Exception as e:
         "body": String::from_utf8_lossy(&delivery.body),
         "headers": delivery.headers.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
     });
-    let mut child = std::process::Command::new(python)
-        .args(["-c", SCRIPT])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{python}: {e}"));
-    {
-        use std::io::Write as _;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all(input.to_string().as_bytes())
-            .expect("write to python");
-    }
-    let out = child.wait_with_output().expect("python ran");
+    let out = run_python(python, SCRIPT, input.to_string().as_bytes());
     let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(
         out.status.success(),
@@ -486,4 +472,23 @@ pub fn free_port() -> u16 {
         .local_addr()
         .expect("addr")
         .port()
+}
+
+/// Runs `script` with `python -c`, `input` on its stdin: what it wrote and how it ended.
+pub fn run_python(python: &str, script: &str, input: &[u8]) -> std::process::Output {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{python}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write to python");
+    child.wait_with_output().expect("python ran")
 }

@@ -528,14 +528,12 @@ impl WebhookService {
         if_match: Option<u64>,
     ) -> Result<Webhook, ServiceError> {
         let current = self.load_visible(principal, id).await?;
-        let expected = Self::check_version(&current, if_match)?;
-        if patch.is_empty() {
-            return self.reveal(current).await;
-        }
+        // A body that cannot apply is refused as such (422), whatever its If-Match says.
         let spec = patch
             .apply(&current.spec, &self.rules())
             .map_err(ServiceError::Invalid)?;
-        if spec == current.spec {
+        let expected = Self::check_version(&current, if_match)?;
+        if patch.is_empty() || spec == current.spec {
             // Nothing changes (enabling an enabled webhook): no write, no new version.
             return self.reveal(current).await;
         }

@@ -28,21 +28,7 @@ for family in text_string_to_metric_families(sys.stdin.read()):
         out[f"{s.name}{{{labels}}}"] = s.value
 print(json.dumps(out))
 "#;
-    use std::io::Write as _;
-    let mut child = std::process::Command::new(python)
-        .args(["-c", SCRIPT])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(text.as_bytes())
-        .expect("scrape written");
-    let out = child.wait_with_output().expect("parser ran");
+    let out = hookline_tests::run_python(python, SCRIPT, text.as_bytes());
     assert!(
         out.status.success(),
         "prometheus_client could not parse the scrape: {}\n{text}",

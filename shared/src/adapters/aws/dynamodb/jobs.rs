@@ -47,25 +47,6 @@ impl DynamoJobStore {
         }
         Ok(put)
     }
-
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, PortError> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_transaction_canceled_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
-    }
 }
 
 #[async_trait]
@@ -88,7 +69,7 @@ impl JobStore for DynamoJobStore {
                 .map_err(build_err)?;
             items.push(TransactWriteItem::builder().put(lock).build());
         }
-        if self.transact(items).await? {
+        if transact(&self.client, items).await? {
             return Ok(());
         }
         match self.active_for(&job.webhook_id).await? {
@@ -139,7 +120,7 @@ impl JobStore for DynamoJobStore {
                 .map_err(build_err)?;
             items.push(TransactWriteItem::builder().delete(unlock).build());
         }
-        if self.transact(items).await? {
+        if transact(&self.client, items).await? {
             return Ok(());
         }
         match self.get(&job.id).await? {

@@ -87,6 +87,26 @@ where
     }
 }
 
+/// Runs a `TransactWriteItems`: `true` when it went through, `false` when a condition
+/// cancelled it, an error otherwise.
+async fn transact(client: &Client, items: Vec<TransactWriteItem>) -> Result<bool, PortError> {
+    match client
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_transaction_canceled_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
 fn build_err(e: aws_sdk_dynamodb::error::BuildError) -> PortError {
     PortError::Corrupt(format!("building a DynamoDB request: {e}"))
 }

@@ -56,25 +56,6 @@ impl DynamoWebhookStore {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, PortError> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_transaction_canceled_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
-    }
-
     /// A failed condition means the item changed or vanished; tell which.
     async fn conflict_or_missing(&self, id: &WebhookId, expected: u64) -> PortError {
         match self.get(id).await {
@@ -145,7 +126,7 @@ impl WebhookStore for DynamoWebhookStore {
             .map_err(build_err)?;
         let mut items = vec![TransactWriteItem::builder().put(meta).build()];
         items.extend(self.route_puts(webhook, &doc)?);
-        if self.transact(items).await? {
+        if transact(&self.client, items).await? {
             self.bump_versions(webhook.spec.app_ids()).await;
             Ok(())
         } else {
@@ -310,7 +291,7 @@ impl WebhookStore for DynamoWebhookStore {
         for app in old_apps.difference(&next_apps) {
             items.push(self.route_delete(app, &webhook.id)?);
         }
-        if self.transact(items).await? {
+        if transact(&self.client, items).await? {
             let touched: Vec<&str> = old_apps.union(&next_apps).copied().collect();
             self.bump_versions(touched).await;
             Ok(())
@@ -341,7 +322,7 @@ impl WebhookStore for DynamoWebhookStore {
         for app in current.spec.app_ids() {
             items.push(self.route_delete(app, id)?);
         }
-        if self.transact(items).await? {
+        if transact(&self.client, items).await? {
             self.bump_versions(current.spec.app_ids()).await;
             Ok(())
         } else {
