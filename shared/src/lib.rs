@@ -7,7 +7,7 @@
 //!    [`grant`], [`telemetry`] (the metrics' vocabulary), [`stats`] (a webhook's health),
 //!    [`retention`] (how long events and attempts are kept), [`job`] (background jobs).
 //! 2. Ports: [`ports`], the traits, and the [`ports::Ports`] bundle a composition builds.
-//! 3. Services over the ports: [`lifecycle`], [`reseal`].
+//! 3. Services over the ports: [`lifecycle`], [`reseal`], [`jobs`].
 //! 4. Adapters: [`adapters`] (DynamoDB/SQS, SQLite, HTTP, Lambda, memory), behind features;
 //!    `adapters::aws::AwsPorts` and `adapters::sqlite::ports` wire each composition.
 #![warn(missing_docs)]
@@ -21,6 +21,7 @@ pub mod event_type;
 pub mod filter;
 pub mod grant;
 pub mod job;
+pub mod jobs;
 pub mod lifecycle;
 pub mod operational;
 pub mod outbound;

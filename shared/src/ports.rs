@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use crate::delivery::{Attempt, AttemptStatus, DeliveryId, DeliveryMessage, ReceiptHandle};
 use crate::event::{Event, EventId};
-use crate::job::{Job, JobId};
+use crate::job::{Job, JobChunk, JobId};
 use crate::outbound::{OutboundError, OutboundRequest, OutboundResponse};
 use crate::rules::RateLimit;
 use crate::sealed::Keyring;
@@ -200,6 +200,9 @@ pub trait EventLog: Send + Sync {
 pub trait EventQueue: Send + Sync {
     /// Enqueues one validated event for fan-out.
     async fn send_event(&self, event: &Event) -> Result<(), PortError>;
+    /// Enqueues the message that runs one chunk of a background job, received no sooner
+    /// than `delay` from now.
+    async fn send_job_chunk(&self, chunk: &JobChunk, delay: Duration) -> Result<(), PortError>;
 }
 
 /// The `deliveries` queues (unordered, and ordered by group), as ingest and deliver see

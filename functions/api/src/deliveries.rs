@@ -145,7 +145,8 @@ impl DeliveriesService {
         delivery_id: &str,
     ) -> Result<Queued, ServiceError> {
         let webhook = self.webhooks.get(principal, webhook_id).await?;
-        let not_found = || ServiceError::NotFound(format!("{webhook_id}'s delivery {delivery_id}"));
+        let not_found =
+            || ServiceError::NotFound(format!("webhook {webhook_id}'s delivery {delivery_id}"));
         let delivery = DeliveryId::parse(delivery_id).ok_or_else(not_found)?;
         let (event_id, attempts) = self
             .attempts

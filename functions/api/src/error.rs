@@ -12,8 +12,8 @@ pub enum ServiceError {
     /// The caller lacks a permission it could see it needs.
     #[error("{0}")]
     Forbidden(String),
-    /// No such webhook, or the caller may not see it.
-    #[error("webhook {0} not found")]
+    /// No such webhook (or delivery, or job), or the caller may not see it; names what.
+    #[error("{0} not found")]
     NotFound(String),
     /// Input broke validation rules; every failing field is listed.
     #[error("{0}")]

@@ -14,6 +14,7 @@ pub mod graphql;
 pub mod intake;
 pub mod lambda;
 pub mod problem;
+pub mod recovery;
 pub mod rest;
 pub mod service;
 pub mod settings;

@@ -236,8 +236,12 @@ impl WebhookService {
     }
 
     /// Reads a webhook the caller may manage; anything else is "not found".
-    async fn load_visible(&self, principal: &Principal, id: &str) -> Result<Webhook, ServiceError> {
-        let not_found = || ServiceError::NotFound(id.to_owned());
+    pub(crate) async fn load_visible(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<Webhook, ServiceError> {
+        let not_found = || ServiceError::NotFound(format!("webhook {id}"));
         let id = WebhookId::parse(id).ok_or_else(not_found)?;
         let webhook = self.store.get(&id).await?.ok_or_else(not_found)?;
         if principal.may_all(Action::EditApp, webhook.spec.app_ids()) {
@@ -513,7 +517,7 @@ impl WebhookService {
                 expected,
                 current: expected + 1,
             },
-            PortError::NotFound(_) => ServiceError::NotFound(id.to_string()),
+            PortError::NotFound(_) => ServiceError::NotFound(format!("webhook {id}")),
             other => ServiceError::Store(other),
         }
     }

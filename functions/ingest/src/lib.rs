@@ -27,6 +27,8 @@ use hookline_core::delivery::{DeliveryId, DeliveryMessage, ReceivedMessage};
 use hookline_core::event::{Event, EventError, IntakeRules};
 use hookline_core::event_type::Catalog;
 use hookline_core::grant::grant_message;
+use hookline_core::job::JobChunk;
+use hookline_core::jobs::Jobs;
 use hookline_core::lifecycle::Lifecycle;
 use hookline_core::ports::Ports;
 use hookline_core::ports::{
@@ -119,6 +121,8 @@ pub enum Outcome {
     DeadLettered(String),
     /// A grant change: applied to this many of the client's webhooks.
     GrantApplied(usize),
+    /// A chunk of a background job ran (or was a stale copy).
+    JobChunk,
 }
 
 /// The fan-out, over the ports.
@@ -130,6 +134,7 @@ pub struct Ingest {
     lifecycle: Lifecycle,
     routes: Arc<RouteCache>,
     settings: IngestSettings,
+    jobs: Option<Jobs>,
 }
 
 impl Ingest {
@@ -150,7 +155,14 @@ impl Ingest {
             lifecycle,
             routes,
             settings,
+            jobs: None,
         }
+    }
+
+    /// Also runs the chunks of background jobs that arrive on the events queue.
+    pub fn with_jobs(mut self, jobs: Jobs) -> Self {
+        self.jobs = Some(jobs);
+        self
     }
 
     /// Fan-out over a composition's ports, dead-lettering to `dead_letters` (the events DLQ).
@@ -167,6 +179,7 @@ impl Ingest {
             Lifecycle::from_ports(ports),
             settings,
         )
+        .with_jobs(Jobs::from_ports(ports))
     }
 
     /// Handles a batch concurrently; returns the ids of the messages to retry (the SQS
@@ -205,6 +218,15 @@ impl Ingest {
             event_id = tracing::field::Empty
         );
         async {
+            if let Some(chunk) = JobChunk::from_body(message.body.as_bytes()) {
+                return match &self.jobs {
+                    Some(jobs) => {
+                        jobs.run_chunk(&chunk).await?;
+                        Ok(Outcome::JobChunk)
+                    }
+                    None => self.dead_letter(message, "a background job's chunk, on a consumer that runs no jobs".into()).await,
+                };
+            }
             match grant_message(message.body.as_bytes(), &self.settings.namespace) {
                 Some(Ok(change)) => {
                     let outcome = self.lifecycle.apply_grant(&change).await?;
@@ -230,7 +252,7 @@ impl Ingest {
                     telemetry::event_published(Published::Duplicate, Some(event.urn.app_id()));
                     tracing::info!("event already fanned out; copy dropped")
                 }
-                Ok(Outcome::DeadLettered(_) | Outcome::GrantApplied(_)) => {}
+                Ok(Outcome::DeadLettered(_) | Outcome::GrantApplied(_) | Outcome::JobChunk) => {}
                 Err(e) => tracing::warn!(error = %e, "fan-out failed; the message will be retried"),
             }
             result

@@ -141,6 +141,9 @@ async fn every_route_answers_401_403_404_or_2xx_by_permission() {
         [u16; 4],
     );
     let patch = json!({"name": "renamed"});
+    let hour_ago = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
     let cases: Vec<Case> = vec![
         (
             "create",
@@ -211,6 +214,20 @@ async fn every_route_answers_401_403_404_or_2xx_by_permission() {
             [401, 404, 404, 404],
         ),
         (
+            // A dry run: the count, no job.
+            "recover",
+            Method::POST,
+            |a, _| (format!("/v1/webhooks/{a}/recover"), None),
+            [401, 404, 200, 404],
+        ),
+        (
+            // No such job, for anyone.
+            "job",
+            Method::GET,
+            |_, _| ("/v1/jobs/job_01JDK7Z3Q8W6V0N4B2C9D5E7F0".into(), None),
+            [401, 404, 404, 404],
+        ),
+        (
             // edit-app never includes publish-events: an integrator cannot inject events.
             "publish event",
             Method::POST,
@@ -253,6 +270,7 @@ async fn every_route_answers_401_403_404_or_2xx_by_permission() {
                 "create" => Some(new_webhook(&url, None)),
                 "update" => Some(patch.clone()),
                 "probe" => Some(json!({"url": url})),
+                "recover" => Some(json!({"since": hour_ago, "dryRun": true})),
                 "publish event" => Some(
                     json!({"type": "ticket.created", "urn": "urn:allthings:app:A1:ticket:T1", "data": {}}),
                 ),
@@ -1039,7 +1057,7 @@ async fn the_router_serves_every_documented_operation_and_the_document() {
             );
         }
     }
-    assert_eq!(operations, 21, "the API's 21 operations are documented");
+    assert_eq!(operations, 24, "the API's 24 operations are documented");
     let served = call(
         &router,
         Method::GET,

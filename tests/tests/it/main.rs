@@ -19,6 +19,7 @@ mod lambda_api_events;
 mod lifecycle;
 mod metrics;
 mod queue_groups;
+mod recover;
 mod retention;
 mod rules;
 mod sealed_at_rest;

@@ -41,8 +41,10 @@ use crate::deliveries::{DeliveriesService, Queued};
 use crate::graphql::GraphQl;
 use crate::intake::IntakeService;
 use crate::problem::{problems_only, Problem};
+use crate::recovery::{JobView, Recovery, RecoveryService, WindowInput};
 use crate::service::{ProbeInput, ProbeReport, WebhookService};
 use crate::settings::Settings;
+use hookline_core::jobs::Jobs;
 use hookline_core::timestamp::rfc3339;
 
 mod caller;
@@ -51,6 +53,7 @@ mod deliveries;
 mod events;
 mod extract;
 mod grants;
+mod jobs;
 pub mod openapi;
 mod views;
 mod webhooks;
@@ -60,6 +63,7 @@ use deliveries::*;
 use events::*;
 use extract::*;
 use grants::*;
+use jobs::*;
 use openapi::*;
 use views::*;
 use webhooks::*;
@@ -74,6 +78,7 @@ struct Services {
     intake: IntakeService,
     deliveries: DeliveriesService,
     graphql: GraphQl,
+    recovery: Option<RecoveryService>,
 }
 
 /// The API (REST and GraphQL) bound to its services: an `axum` router for the edges, and
@@ -85,19 +90,38 @@ pub struct Api {
 }
 
 impl Api {
-    /// The routes over the webhook service, event intake and deliveries.
+    /// The routes over the webhook service, event intake and deliveries (without the
+    /// background jobs, which need every port: [`Api::from_ports`] has them).
     pub fn new(
         service: WebhookService,
         intake: IntakeService,
         deliveries: DeliveriesService,
     ) -> Self {
+        Self::build(service, intake, deliveries, None)
+    }
+
+    fn build(
+        service: WebhookService,
+        intake: IntakeService,
+        deliveries: DeliveriesService,
+        recovery: Option<RecoveryService>,
+    ) -> Self {
+        let with_jobs = recovery.is_some();
         let services = Services {
             webhooks: service.clone(),
             intake,
             graphql: GraphQl::new(service.clone(), deliveries.clone()),
             deliveries,
+            recovery,
         };
-        let routes = axum::Router::new()
+        let mut routes = axum::Router::new();
+        if with_jobs {
+            routes = routes
+                .route("/v1/webhooks/{id}/recover", post(recover))
+                .route("/v1/jobs/{id}", get(get_job))
+                .route("/v1/jobs/{id}/cancel", post(cancel_job));
+        }
+        let routes = routes
             .route("/v1/webhooks", get(list_webhooks).post(create_webhook))
             .route("/v1/webhooks/test", post(probe_url))
             .route(
@@ -167,7 +191,8 @@ impl Api {
             ports.events.clone(),
             ports.deliveries.clone(),
         );
-        Self::new(webhooks, intake, deliveries)
+        let recovery = RecoveryService::new(webhooks.clone(), Jobs::from_ports(ports));
+        Self::build(webhooks, intake, deliveries, Some(recovery))
     }
 
     /// The service behind the routes.

@@ -14,6 +14,7 @@ use futures_util::stream::{self, StreamExt};
 
 use crate::delivery::{DeliveryId, DeliveryMessage, ReceiptHandle, ReceivedMessage};
 use crate::event::Event;
+use crate::job::JobChunk;
 use crate::ports::{DeadLetters, DeliveryQueue, EventQueue, PortError};
 use crate::retry::MAX_VISIBILITY;
 
@@ -226,6 +227,18 @@ impl EventQueue for SqsQueue {
             .map_err(|e| PortError::Corrupt(e.to_string()))?;
         let body = String::from_utf8(body).map_err(|e| PortError::Corrupt(e.to_string()))?;
         self.send(&body, None).await.map(|_| ())
+    }
+
+    async fn send_job_chunk(&self, chunk: &JobChunk, delay: Duration) -> Result<(), PortError> {
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(chunk.to_body())
+            .delay_seconds(whole_seconds(delay, MAX_MESSAGE_DELAY))
+            .send()
+            .await
+            .map_err(unavailable)
+            .map(|_| ())
     }
 }
 

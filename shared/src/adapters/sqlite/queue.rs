@@ -22,6 +22,7 @@ use super::schedule::{Body, Picked, Schedule};
 use super::{data_version, exec, query_row, queue_rows, unavailable, Database};
 use crate::delivery::{DeliveryId, DeliveryMessage, ReceiptHandle, ReceivedMessage};
 use crate::event::Event;
+use crate::job::JobChunk;
 use crate::ports::{DeadLetters, DeliveryQueue, EventQueue, PortError};
 use crate::retry::RetryPolicy;
 
@@ -634,6 +635,10 @@ impl EventQueue for SqliteQueue {
             .map_err(|e| PortError::Corrupt(e.to_string()))?;
         let body = String::from_utf8(body).map_err(|e| PortError::Corrupt(e.to_string()))?;
         self.send(&body, Duration::ZERO, None).await.map(|_| ())
+    }
+
+    async fn send_job_chunk(&self, chunk: &JobChunk, delay: Duration) -> Result<(), PortError> {
+        self.send(&chunk.to_body(), delay, None).await.map(|_| ())
     }
 }
 

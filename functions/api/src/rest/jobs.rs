@@ -1,0 +1,73 @@
+//! Recover a webhook's failed deliveries as a background job, and the jobs.
+
+use super::*;
+
+/// The jobs routes' service: present when the API was built over every port.
+fn recovery(s: &Services) -> Result<&RecoveryService, Problem> {
+    s.recovery
+        .as_ref()
+        .ok_or_else(|| Problem::not_found("background jobs are not served by this API"))
+}
+
+/// Redeliver every delivery of the webhook whose last attempt failed for good (exhausted,
+/// dead-lettered, a final 4xx) in the window, once each, as a background job.
+#[utoipa::path(
+    post, path = "/v1/webhooks/{id}/recover", tag = "jobs", operation_id = "recoverDeliveries",
+    params(("id" = String, Path, description = "wh_<ULID>")),
+    request_body = WindowInput,
+    responses(
+        (status = 202, description = "A job redelivers the matched deliveries (`GET /v1/jobs/{jobId}`)", body = Recovery),
+        (status = 200, description = "A dry run, or nothing matched: the count, no job", body = Recovery),
+        (status = "4XX", description = "Malformed body (400), no token (401), not found (404), the webhook is disabled or has an unfinished job (409), a window in the future, reversed or before the retention horizon (422)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn recover(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<WindowInput>,
+) -> Answer {
+    let recovery = recovery(&s)?.recover(&p, &id, &input).await?;
+    let status = if recovery.job_id.is_some() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_response(status, &recovery))
+}
+
+/// A background job: its state and progress.
+#[utoipa::path(
+    get, path = "/v1/jobs/{id}", tag = "jobs", operation_id = "getJob",
+    params(("id" = String, Path, description = "job_<ULID>")),
+    responses(
+        (status = 200, description = "The job", body = JobView),
+        (status = "4XX", description = "No token (401), not found (404)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn get_job(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+) -> Answer {
+    let job = recovery(&s)?.job(&p, &id).await?;
+    Ok(json_response(StatusCode::OK, &JobView::from(&job)))
+}
+
+/// Cancel an unfinished job: chunks not yet run are not run.
+#[utoipa::path(
+    post, path = "/v1/jobs/{id}/cancel", tag = "jobs", operation_id = "cancelJob",
+    params(("id" = String, Path, description = "job_<ULID>")),
+    responses(
+        (status = 200, description = "The cancelled job", body = JobView),
+        (status = "4XX", description = "No token (401), not found (404), the job has ended (409)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn cancel_job(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+) -> Answer {
+    let job = recovery(&s)?.cancel(&p, &id).await?;
+    Ok(json_response(StatusCode::OK, &JobView::from(&job)))
+}

@@ -1,0 +1,303 @@
+//! Background jobs over the ports: recover (redeliver every delivery of a webhook whose last
+//! attempt failed for good in a window). A job is started here, then moved on one chunk at a
+//! time by [`Jobs::run_chunk`], which the events-queue consumer (ingest) calls for each
+//! [`JobChunk`] message; each chunk queues the next before it records its progress, so a
+//! crash between the two repeats a chunk (at-least-once, like every delivery) and never
+//! strands a job.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use crate::delivery::{Attempt, AttemptStatus, DeliveryMessage};
+use crate::job::{Job, JobChunk, JobId, JobState, CHUNK, CHUNK_PAUSE};
+use crate::ports::{
+    AttemptLog, Cursor, DeliveryQueue, EventLog, EventQueue, JobStore, PortError, Ports,
+    WebhookStore,
+};
+use crate::webhook::{Webhook, WebhookId};
+
+/// Most attempts a dry run reads to count what a recover would redeliver.
+pub const MAX_COUNT_ATTEMPTS: usize = 100_000;
+
+/// Did this attempt end its delivery for good, unsuccessfully (what recover redelivers)?
+pub fn failed_for_good(status: AttemptStatus) -> bool {
+    matches!(
+        status,
+        AttemptStatus::Failed | AttemptStatus::Exhausted | AttemptStatus::Gone
+    )
+}
+
+/// Starts, cancels and runs background jobs.
+#[derive(Clone)]
+pub struct Jobs {
+    store: Arc<dyn JobStore>,
+    attempts: Arc<dyn AttemptLog>,
+    events: Arc<dyn EventLog>,
+    webhooks: Arc<dyn WebhookStore>,
+    deliveries: Arc<dyn DeliveryQueue>,
+    queue: Arc<dyn EventQueue>,
+}
+
+/// Why a job could not be started or cancelled.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The webhook already has an unfinished job.
+    #[error("webhook {webhook} already has an unfinished job, {job}")]
+    Busy {
+        /// The webhook.
+        webhook: WebhookId,
+        /// Its unfinished job.
+        job: String,
+    },
+    /// The job has ended already.
+    #[error("job {0} has ended already ({1})")]
+    Ended(JobId, &'static str),
+    /// The job is not there.
+    #[error("job {0} not found")]
+    NotFound(JobId),
+    /// Storage or a queue failed.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+impl Jobs {
+    /// Jobs over a composition's ports.
+    pub fn from_ports(ports: &Ports) -> Self {
+        Self {
+            store: ports.jobs.clone(),
+            attempts: ports.attempts.clone(),
+            events: ports.events.clone(),
+            webhooks: ports.webhooks.clone(),
+            deliveries: ports.deliveries.clone(),
+            queue: ports.event_queue.clone(),
+        }
+    }
+
+    /// How many deliveries of `webhook` a recover of `[since, until]` would redeliver: those
+    /// whose newest attempt failed for good inside the window (read newest first, at most
+    /// [`MAX_COUNT_ATTEMPTS`] attempts).
+    pub async fn count_recoverable(
+        &self,
+        webhook: &WebhookId,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<u64, PortError> {
+        let mut seen = HashSet::new();
+        let mut matched = 0;
+        let mut cursor: Option<Cursor> = None;
+        let mut read = 0;
+        loop {
+            let page = self
+                .attempts
+                .list(webhook, None, cursor.as_ref(), 1_000)
+                .await?;
+            read += page.items.len();
+            let mut older = false;
+            for a in &page.items {
+                older |= a.at < since;
+                // Newest first: the first attempt seen of a delivery is its last.
+                if seen.insert(a.delivery_id.clone())
+                    && failed_for_good(a.status)
+                    && a.at >= since
+                    && a.at <= until
+                {
+                    matched += 1;
+                }
+            }
+            match page.next {
+                Some(next) if !older && read < MAX_COUNT_ATTEMPTS => cursor = Some(next),
+                _ => return Ok(matched),
+            }
+        }
+    }
+
+    /// Stores `job` and queues its first chunk; [`JobError::Busy`] when its webhook has an
+    /// unfinished job.
+    pub async fn start(&self, job: &Job) -> Result<(), JobError> {
+        match self.store.create(job).await {
+            Ok(()) => {}
+            Err(PortError::AlreadyExists(other)) => {
+                return Err(JobError::Busy {
+                    webhook: job.webhook_id.clone(),
+                    job: other,
+                })
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let first = JobChunk {
+            job: job.id.clone(),
+            chunk: 0,
+        };
+        if let Err(e) = self
+            .queue
+            .send_job_chunk(&first, std::time::Duration::ZERO)
+            .await
+        {
+            // Not left queued with nothing to run it, holding its webhook.
+            let mut failed = job.clone();
+            failed.finish(
+                JobState::Failed,
+                Some(format!("its first chunk could not be queued: {e}")),
+                OffsetDateTime::now_utc(),
+            );
+            failed.version += 1;
+            if let Err(again) = self.store.update(&failed, job.version).await {
+                tracing::error!(job_id = %job.id, error = %again, "a job whose first chunk could not be queued could not be marked failed");
+            }
+            return Err(e.into());
+        }
+        tracing::info!(job_id = %job.id, webhook_id = %job.webhook_id, total = job.total, "job started");
+        Ok(())
+    }
+
+    /// Reads a job.
+    pub async fn get(&self, id: &JobId) -> Result<Option<Job>, PortError> {
+        self.store.get(id).await
+    }
+
+    /// Cancels an unfinished job: chunks not yet run are not run (one already running
+    /// finishes).
+    pub async fn cancel(&self, id: &JobId) -> Result<Job, JobError> {
+        for _ in 0..3 {
+            let Some(mut job) = self.store.get(id).await? else {
+                return Err(JobError::NotFound(id.clone()));
+            };
+            if job.state.is_final() {
+                return Err(JobError::Ended(id.clone(), job.state.as_str()));
+            }
+            let expected = job.version;
+            job.finish(JobState::Cancelled, None, OffsetDateTime::now_utc());
+            job.version += 1;
+            match self.store.update(&job, expected).await {
+                Ok(()) => {
+                    tracing::info!(job_id = %id, done = job.done, total = job.total, "job cancelled");
+                    return Ok(job);
+                }
+                // A chunk moved it meanwhile: read it again.
+                Err(PortError::VersionConflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(JobError::Port(PortError::VersionConflict { expected: 0 }))
+    }
+
+    /// Runs one chunk of a job. A chunk of a job that ended, or a copy of a chunk that ran
+    /// already, does nothing. Errors are worth a retry of the message.
+    pub async fn run_chunk(&self, chunk: &JobChunk) -> Result<(), PortError> {
+        let Some(mut job) = self.store.get(&chunk.job).await? else {
+            tracing::warn!(job_id = %chunk.job, "a chunk of an unknown job, dropped");
+            return Ok(());
+        };
+        if job.state.is_final() || chunk.chunk != job.next_chunk {
+            tracing::debug!(job_id = %job.id, chunk = chunk.chunk, next = job.next_chunk, state = job.state.as_str(), "a stale job chunk, dropped");
+            return Ok(());
+        }
+        let span = tracing::info_span!("job_chunk", job_id = %job.id, webhook_id = %job.webhook_id, chunk = chunk.chunk);
+        let _entered = span.enter();
+        let expected = job.version;
+        let now = OffsetDateTime::now_utc();
+        job.version += 1;
+        job.started_at.get_or_insert(now);
+        let Some(webhook) = self.webhooks.get(&job.webhook_id).await? else {
+            job.finish(
+                JobState::Failed,
+                Some(format!("webhook {} was deleted", job.webhook_id)),
+                now,
+            );
+            return self.record(&job, expected).await;
+        };
+        let cursor = job.cursor.clone().map(Cursor);
+        let page = self
+            .attempts
+            .list(&webhook.id, None, cursor.as_ref(), CHUNK)
+            .await?;
+        let mut requeued = 0;
+        let mut older = false;
+        for attempt in &page.items {
+            older |= attempt.at < job.since;
+            if attempt.at < job.since || attempt.at > job.until || !failed_for_good(attempt.status)
+            {
+                continue;
+            }
+            if self.recover_one(&webhook, attempt).await? {
+                requeued += 1;
+            }
+        }
+        job.done += requeued;
+        job.next_chunk += 1;
+        match page.next {
+            Some(next) if !older => {
+                job.state = JobState::Running;
+                job.cursor = Some(next.0);
+                // The next chunk first: a crash before the progress is written repeats this
+                // chunk, and never leaves the job without a message to move it.
+                let next_chunk = JobChunk {
+                    job: job.id.clone(),
+                    chunk: job.next_chunk,
+                };
+                self.queue.send_job_chunk(&next_chunk, CHUNK_PAUSE).await?;
+            }
+            _ => job.finish(JobState::Done, None, now),
+        }
+        tracing::info!(
+            requeued,
+            done = job.done,
+            total = job.total,
+            state = job.state.as_str(),
+            "job chunk ran"
+        );
+        self.record(&job, expected).await
+    }
+
+    /// Writes a chunk's progress; a job cancelled meanwhile stays cancelled.
+    async fn record(&self, job: &Job, expected: u64) -> Result<(), PortError> {
+        match self.store.update(job, expected).await {
+            Err(PortError::VersionConflict { .. }) => {
+                tracing::info!(job_id = %job.id, "the job changed while its chunk ran (cancelled); its progress is not recorded");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Redelivers the delivery of `attempt` if it is the delivery's last attempt (so each
+    /// delivery goes once however many failed attempts it has): same delivery id, attempt
+    /// numbers going on.
+    async fn recover_one(&self, webhook: &Webhook, attempt: &Attempt) -> Result<bool, PortError> {
+        let Some((event_id, last)) = self
+            .attempts
+            .last_attempt(&webhook.id, &attempt.delivery_id)
+            .await?
+        else {
+            return Ok(false);
+        };
+        if last != attempt.attempt {
+            return Ok(false);
+        }
+        let group = match webhook.spec.ordering {
+            crate::rules::Ordering::None => None,
+            ordering => match self.events.get(&event_id).await? {
+                Some(event) => ordering.group(webhook.id.as_str(), &event.urn.to_string()),
+                None => None,
+            },
+        };
+        let message = DeliveryMessage {
+            delivery_id: attempt.delivery_id.clone(),
+            prior_attempts: last,
+            ..DeliveryMessage::first(&event_id, &webhook.id, group)
+        };
+        let unsent = self
+            .deliveries
+            .send_deliveries(std::slice::from_ref(&message))
+            .await?;
+        if !unsent.is_empty() {
+            return Err(PortError::Unavailable(
+                "the deliveries queue did not accept a recovered delivery".into(),
+            ));
+        }
+        tracing::info!(delivery_id = %attempt.delivery_id, event_id = %event_id, "delivery recovered");
+        Ok(true)
+    }
+}

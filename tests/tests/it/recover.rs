@@ -1,0 +1,404 @@
+//! Recover (`POST /v1/webhooks/{id}/recover`) on the real `hookline serve` binary: after a
+//! scripted outage every exhausted delivery is redelivered once, with its original
+//! `webhook-id` and attempt numbers going on, by a background job whose progress
+//! `GET /v1/jobs/{id}` reports; a dry run counts first; bad windows are refused naming the
+//! field; a finished job cannot be cancelled.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hookline_tests::receiver::{Reply, TestReceiver};
+use hookline_tests::{free_port, temp_db, ServeProcess};
+use serde_json::{json, Value};
+
+async fn send(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = http.request(method, url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("format")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_recovered_once_per_delivery_by_a_job() {
+    let up = Arc::new(AtomicBool::new(false));
+    let is_up = up.clone();
+    let receiver = TestReceiver::start(move |req, _| {
+        if req.method == "HEAD" || is_up.load(Ordering::SeqCst) {
+            Reply::status(200)
+        } else {
+            Reply::status(503)
+        }
+    })
+    .await;
+    let db = temp_db("recover");
+    let port = free_port();
+    // Two retries 10 ms apart: three failed attempts exhaust a delivery.
+    let server = ServeProcess::start(
+        &ServeProcess::binary("debug"),
+        &db,
+        port,
+        &[
+            ("HOOKLINE_RETRY_SCHEDULE_MS", "10,10"),
+            ("RUST_LOG", "warn"),
+        ],
+    );
+    let (base, token) = (format!("http://127.0.0.1:{port}"), server.token.clone());
+    let http = reqwest::Client::new();
+    let started = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
+
+    let (status, hook) = send(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/v1/webhooks?appId=A1"),
+        &token,
+        Some(json!({"name": "crm", "url": format!("{}/hook", receiver.url), "eventTypes": ["ticket.created"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{hook}");
+    let id = hook["id"].as_str().expect("id").to_owned();
+    let events = 4;
+    let mut event_ids = Vec::new();
+    for i in 0..events {
+        let (status, body) = send(
+            &http,
+            reqwest::Method::POST,
+            format!("{base}/v1/events"),
+            &token,
+            Some(json!({"type": "ticket.created", "urn": format!("urn:allthings:app:A1:ticket:C:T{i}"), "data": {"i": i}})),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+        event_ids.push(body["id"].as_str().expect("event id").to_owned());
+    }
+    // The outage: every delivery exhausts its three attempts.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, page) = send(
+            &http,
+            reqwest::Method::GET,
+            format!("{base}/v1/webhooks/{id}/deliveries?status=exhausted&limit=100"),
+            &token,
+            None,
+        )
+        .await;
+        let n = page["items"].as_array().map_or(0, Vec::len);
+        if n == events {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the deliveries were not exhausted: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let during_outage = receiver.requests().len();
+    up.store(true, Ordering::SeqCst);
+    let since = rfc3339(started);
+
+    // Bad windows: each refused naming its field.
+    for (body, field) in [
+        (json!({"since": "yesterday"}), "since"),
+        (
+            json!({"since": since, "until": "2999-01-01T00:00:00Z"}),
+            "until",
+        ),
+        (json!({"since": "2999-01-01T00:00:00Z"}), "since"),
+        (json!({"since": "2001-01-01T00:00:00Z"}), "since"),
+        (
+            json!({"since": since, "until": rfc3339(started - time::Duration::hours(1))}),
+            "since",
+        ),
+    ] {
+        let (status, problem) = send(
+            &http,
+            reqwest::Method::POST,
+            format!("{base}/v1/webhooks/{id}/recover"),
+            &token,
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{body}: {problem}");
+    }
+
+    // A dry run counts, and starts nothing.
+    let (status, dry) = send(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/v1/webhooks/{id}/recover"),
+        &token,
+        Some(json!({"since": since, "dryRun": true})),
+    )
+    .await;
+    assert_eq!((status, dry.clone()), (200, json!({"matched": events})));
+    assert_eq!(receiver.requests().len(), during_outage);
+
+    let (status, started_job) = send(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/v1/webhooks/{id}/recover"),
+        &token,
+        Some(json!({"since": since})),
+    )
+    .await;
+    assert_eq!(status, 202, "{started_job}");
+    assert_eq!(started_job["matched"], events);
+    let job_id = started_job["jobId"].as_str().expect("jobId").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        let (status, job) = send(
+            &http,
+            reqwest::Method::GET,
+            format!("{base}/v1/jobs/{job_id}"),
+            &token,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{job}");
+        if job["state"] == "done" {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "the job did not finish: {job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (job["done"].clone(), job["total"].clone()),
+        (json!(events), json!(events)),
+        "{job}"
+    );
+    assert_eq!(job["kind"], "recover");
+    assert!(
+        job["startedAt"].is_string() && job["finishedAt"].is_string(),
+        "{job}"
+    );
+
+    // Each delivery once more, with its original webhook-id, as attempt 4.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let recovered = loop {
+        let after: Vec<_> = receiver
+            .requests()
+            .into_iter()
+            .skip(during_outage)
+            .filter(|r| r.method == "POST")
+            .collect();
+        if after.len() >= events || Instant::now() > deadline {
+            break after;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut ids: Vec<String> = recovered
+        .iter()
+        .map(|r| r.header("webhook-id").expect("webhook-id").to_owned())
+        .collect();
+    ids.sort();
+    let mut expected = event_ids.clone();
+    expected.sort();
+    assert_eq!(
+        ids, expected,
+        "each exhausted delivery once, with its webhook-id"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, page) = send(
+            &http,
+            reqwest::Method::GET,
+            format!("{base}/v1/webhooks/{id}/deliveries?status=delivered&limit=100"),
+            &token,
+            None,
+        )
+        .await;
+        let attempts: Vec<u64> = page["items"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|i| i["attempt"].as_u64()).collect())
+            .unwrap_or_default();
+        if attempts.len() == events {
+            assert!(
+                attempts.iter().all(|&n| n == 4),
+                "attempt numbers go on: {attempts:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the recovered attempts were not logged: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Nothing is left to recover; a finished job cannot be cancelled; unknown jobs are 404.
+    let (status, again) = send(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/v1/webhooks/{id}/recover"),
+        &token,
+        Some(json!({"since": since})),
+    )
+    .await;
+    assert_eq!((status, again), (200, json!({"matched": 0})));
+    let (status, problem) = send(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/v1/jobs/{job_id}/cancel"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "{problem}");
+    let (status, _) = send(
+        &http,
+        reqwest::Method::GET,
+        format!("{base}/v1/jobs/job_01JDK7Z3Q8W6V0N4B2C9D5E7F0"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    // Another App's editor sees neither the job nor the webhook.
+    let minted = std::process::Command::new(ServeProcess::binary("debug"))
+        .args(["token", "--app", "A2", "--sub", "someone-else", "--db"])
+        .arg(&db)
+        .output()
+        .expect("hookline token runs");
+    let other = String::from_utf8_lossy(&minted.stdout).trim().to_owned();
+    let (status, _) = send(
+        &http,
+        reqwest::Method::GET,
+        format!("{base}/v1/jobs/{job_id}"),
+        &other,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    drop(server);
+}
+
+/// The same on the AWS path: the three handlers on moto, the chunks riding the SQS events
+/// queue to the ingest handler, the recovered deliveries keeping their `webhook-id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
+async fn the_aws_handlers_recover_an_outage_on_moto() {
+    use hookline_core::retry::RetryPolicy;
+    use hookline_deliver::DeliverSettings;
+    use hookline_tests::stack::{self, call, eventually, principal};
+    let up = Arc::new(AtomicBool::new(false));
+    let is_up = up.clone();
+    let receiver = TestReceiver::start(move |req, _| {
+        if req.method == "HEAD" || is_up.load(Ordering::SeqCst) {
+            Reply::status(200)
+        } else {
+            Reply::status(500)
+        }
+    })
+    .await;
+    let stack = stack::moto(
+        "recover",
+        DeliverSettings {
+            policy: RetryPolicy {
+                schedule: vec![Duration::from_secs(1); 2],
+                ..RetryPolicy::default()
+            },
+            ..DeliverSettings::default()
+        },
+    )
+    .await;
+    let who = principal("integrator", "edit-app:A1 publish-events:A1");
+    let started = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    let (status, hook) = call(
+        &*stack,
+        &who,
+        "POST",
+        "/v1/webhooks?appId=A1",
+        Some(json!({"name": "crm", "url": format!("{}/hook", receiver.url), "eventTypes": ["ticket.created"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{hook}");
+    let id = hook["id"].as_str().expect("id").to_owned();
+    let events = [
+        "evt_01JDK7Z3Q8W6V0N4B2C9D5E7A1",
+        "evt_01JDK7Z3Q8W6V0N4B2C9D5E7A2",
+        "evt_01JDK7Z3Q8W6V0N4B2C9D5E7A3",
+    ];
+    for (i, e) in events.iter().enumerate() {
+        stack::publish(
+            &*stack,
+            &who,
+            e,
+            "ticket.created",
+            &format!("urn:allthings:app:A1:ticket:C:T{i}"),
+        )
+        .await;
+    }
+    let path = format!("/v1/webhooks/{id}/deliveries?status=exhausted&limit=100");
+    eventually("every delivery exhausted", || async {
+        let (_, page) = call(&*stack, &who, "GET", &path, None).await;
+        (page["items"].as_array().map_or(0, Vec::len) == events.len()).then_some(())
+    })
+    .await;
+    let during_outage = receiver.requests().len();
+    up.store(true, Ordering::SeqCst);
+    let since = rfc3339(started);
+    let recover = format!("/v1/webhooks/{id}/recover");
+    let (status, dry) = call(
+        &*stack,
+        &who,
+        "POST",
+        &recover,
+        Some(json!({"since": since, "dryRun": true})),
+    )
+    .await;
+    assert_eq!((status, dry), (200, json!({"matched": events.len()})));
+    let (status, job) = call(
+        &*stack,
+        &who,
+        "POST",
+        &recover,
+        Some(json!({"since": since})),
+    )
+    .await;
+    assert_eq!(status, 202, "{job}");
+    let job_path = format!("/v1/jobs/{}", job["jobId"].as_str().expect("jobId"));
+    let done = eventually("the job finished", || async {
+        let (_, job) = call(&*stack, &who, "GET", &job_path, None).await;
+        (job["state"] == "done").then_some(job)
+    })
+    .await;
+    assert_eq!(
+        (done["done"].clone(), done["total"].clone()),
+        (json!(3), json!(3)),
+        "{done}"
+    );
+    let mut ids = eventually("each delivery arrived once more", || async {
+        let ids: Vec<String> = receiver
+            .requests()
+            .into_iter()
+            .skip(during_outage)
+            .filter(|r| r.method == "POST")
+            .filter_map(|r| r.header("webhook-id").map(str::to_owned))
+            .collect();
+        (ids.len() >= events.len()).then_some(ids)
+    })
+    .await;
+    ids.sort();
+    assert_eq!(
+        ids,
+        events.to_vec(),
+        "each exhausted delivery once, with its webhook-id"
+    );
+    stack.stop().await;
+}
