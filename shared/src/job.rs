@@ -7,7 +7,13 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::retention::Retention;
+use crate::timestamp::rfc3339;
+use crate::validation::{FieldError, ValidationErrors};
 use crate::webhook::WebhookId;
+
+/// How far ahead of this server's clock `until` may be (clocks differ a little).
+const CLOCK_SKEW: time::Duration = time::Duration::minutes(1);
 
 /// Most items (deliveries requeued) one chunk handles.
 pub const CHUNK: usize = 100;
@@ -227,9 +233,96 @@ impl JobChunk {
     }
 }
 
+/// The window of a recover: both ends RFC 3339, `since` not after `until`, nothing in the
+/// future, nothing before the retention horizon; each refusal names its field.
+pub fn window(
+    since_text: &str,
+    until_text: Option<&str>,
+    now: OffsetDateTime,
+    retention: Retention,
+) -> Result<(OffsetDateTime, OffsetDateTime), ValidationErrors> {
+    let invalid =
+        |field: &str, why: String| ValidationErrors::new(vec![FieldError::new(field, why)]);
+    let parse = |field: &str, text: &str| {
+        OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(|_| {
+            invalid(
+                field,
+                format!("\"{text}\" is not an RFC 3339 time (2026-12-03T10:00:00Z)"),
+            )
+        })
+    };
+    let since = parse("since", since_text)?;
+    let until = match until_text {
+        Some(text) => parse("until", text)?,
+        None => now,
+    };
+    if since > now {
+        return Err(invalid("since", format!("{since_text} is in the future")));
+    }
+    if until > now + CLOCK_SKEW {
+        return Err(invalid(
+            "until",
+            format!("{} is in the future", until_text.unwrap_or_default()),
+        ));
+    }
+    if since > until {
+        return Err(invalid(
+            "since",
+            format!("{since_text} is after until ({})", rfc3339(until)),
+        ));
+    }
+    let horizon = retention.horizon(now);
+    if since < horizon {
+        return Err(invalid(
+            "since",
+            format!(
+                "{since_text} is before the retention horizon {} (events and attempts are kept {})",
+                rfc3339(horizon),
+                retention.describe()
+            ),
+        ));
+    }
+    Ok((since, until.min(now)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn field_of(e: ValidationErrors) -> String {
+        e.errors()[0].field.clone()
+    }
+
+    #[test]
+    fn bad_windows_are_refused_naming_the_field() {
+        let now = OffsetDateTime::parse(
+            "2026-12-04T12:00:00Z",
+            &time::format_description::well_known::Rfc3339,
+        )
+        .expect("now");
+        let r = Retention::default();
+        let ok = window("2026-12-04T06:00:00Z", None, now, r).expect("ok");
+        assert_eq!(ok.1, now);
+        for (since, until, field) in [
+            ("yesterday", None, "since"),
+            ("2026-12-04T06:00:00Z", Some("later"), "until"),
+            ("2026-12-05T06:00:00Z", None, "since"),
+            (
+                "2026-12-04T06:00:00Z",
+                Some("2026-12-05T00:00:00Z"),
+                "until",
+            ),
+            (
+                "2026-12-04T08:00:00Z",
+                Some("2026-12-04T07:00:00Z"),
+                "since",
+            ),
+            ("2026-10-01T00:00:00Z", None, "since"),
+        ] {
+            let e = window(since, until, now, r).expect_err("refused");
+            assert_eq!(field_of(e), field, "{since} {until:?}");
+        }
+    }
 
     #[test]
     fn a_chunk_message_round_trips_and_nothing_else_reads_as_one() {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::delivery::{Attempt, AttemptStatus, DeliveryMessage};
-use crate::job::{Job, JobChunk, JobId, JobState, CHUNK, CHUNK_PAUSE};
+use crate::job::{Job, JobChunk, JobId, JobKind, JobState, CHUNK, CHUNK_PAUSE};
 use crate::ports::{
     AttemptLog, Cursor, DeliveryQueue, EventLog, EventQueue, JobStore, PortError, Ports,
     WebhookStore,
@@ -27,6 +27,16 @@ pub fn failed_for_good(status: AttemptStatus) -> bool {
         status,
         AttemptStatus::Failed | AttemptStatus::Exhausted | AttemptStatus::Gone
     )
+}
+
+/// What a recover matched, and the job sending it (none for a dry run or when nothing
+/// matched).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recovery {
+    /// Deliveries whose last attempt failed for good inside the window.
+    pub matched: u64,
+    /// The job redelivering them.
+    pub job: Option<Job>,
 }
 
 /// Starts, cancels and runs background jobs.
@@ -51,6 +61,9 @@ pub enum JobError {
         /// Its unfinished job.
         job: String,
     },
+    /// The webhook is disabled: nothing would be delivered.
+    #[error("webhook {0} is disabled ({1}): enable it first")]
+    Disabled(WebhookId, &'static str),
     /// The job has ended already.
     #[error("job {0} has ended already ({1})")]
     Ended(JobId, &'static str),
@@ -111,6 +124,40 @@ impl Jobs {
                 _ => return Ok(matched),
             }
         }
+    }
+
+    /// Counts the deliveries of `webhook` whose last attempt failed for good in
+    /// `[since, until]` and, unless `dry_run` or nothing matched, starts a job (on behalf of
+    /// `created_by`) redelivering them. A disabled webhook is refused: it would skip them.
+    pub async fn recover(
+        &self,
+        webhook: &Webhook,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        dry_run: bool,
+        created_by: &str,
+    ) -> Result<Recovery, JobError> {
+        if let Some(reason) = webhook.state.disabled_reason() {
+            return Err(JobError::Disabled(webhook.id.clone(), reason));
+        }
+        let matched = self.count_recoverable(&webhook.id, since, until).await?;
+        if dry_run || matched == 0 {
+            return Ok(Recovery { matched, job: None });
+        }
+        let job = Job::new(
+            JobKind::Recover,
+            webhook.id.clone(),
+            created_by,
+            since,
+            until,
+            matched,
+            OffsetDateTime::now_utc(),
+        );
+        self.start(&job).await?;
+        Ok(Recovery {
+            matched,
+            job: Some(job),
+        })
     }
 
     /// Stores `job` and queues its first chunk; [`JobError::Busy`] when its webhook has an

@@ -2,19 +2,14 @@
 //! background job, and the jobs themselves (`GET /v1/jobs/{id}`, `POST .../cancel`).
 
 use hookline_core::auth::Principal;
-use hookline_core::job::{Job, JobId, JobKind, JobState};
+use hookline_core::job::{window, Job, JobId, JobKind, JobState};
 use hookline_core::jobs::{JobError, Jobs};
-use hookline_core::retention::Retention;
 use hookline_core::timestamp::rfc3339;
-use hookline_core::validation::{FieldError, ValidationErrors};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::ServiceError;
 use crate::service::WebhookService;
-
-/// How far ahead of this server's clock `until` may be (clocks differ a little).
-const CLOCK_SKEW: time::Duration = time::Duration::minutes(1);
 
 /// Body of `POST /v1/webhooks/{id}/recover`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -123,37 +118,21 @@ impl RecoveryService {
         input: &WindowInput,
     ) -> Result<Recovery, ServiceError> {
         let webhook = self.webhooks.load_visible(principal, webhook_id).await?;
-        let now = OffsetDateTime::now_utc();
-        let (since, until) = window(input, now, self.webhooks.settings().retention)?;
-        if let Some(reason) = webhook.state.disabled_reason() {
-            return Err(ServiceError::Conflict(format!(
-                "webhook {} is disabled ({reason}): enable it before recovering its deliveries",
-                webhook.id
-            )));
-        }
-        let matched = self
+        let (since, until) = window(
+            &input.since,
+            input.until.as_deref(),
+            OffsetDateTime::now_utc(),
+            self.webhooks.settings().retention,
+        )
+        .map_err(ServiceError::Invalid)?;
+        let recovery = self
             .jobs
-            .count_recoverable(&webhook.id, since, until)
-            .await?;
-        if input.dry_run || matched == 0 {
-            return Ok(Recovery {
-                matched,
-                job_id: None,
-            });
-        }
-        let job = Job::new(
-            JobKind::Recover,
-            webhook.id.clone(),
-            &principal.sub,
-            since,
-            until,
-            matched,
-            now,
-        );
-        self.jobs.start(&job).await.map_err(job_error)?;
+            .recover(&webhook, since, until, input.dry_run, &principal.sub)
+            .await
+            .map_err(job_error)?;
         Ok(Recovery {
-            matched,
-            job_id: Some(job.id),
+            matched: recovery.matched,
+            job_id: recovery.job.map(|j| j.id),
         })
     }
 
@@ -185,115 +164,10 @@ impl RecoveryService {
 
 fn job_error(e: JobError) -> ServiceError {
     match e {
-        JobError::Busy { .. } | JobError::Ended(..) => ServiceError::Conflict(e.to_string()),
+        JobError::Busy { .. } | JobError::Ended(..) | JobError::Disabled(..) => {
+            ServiceError::Conflict(e.to_string())
+        }
         JobError::NotFound(id) => ServiceError::NotFound(format!("job {id}")),
         JobError::Port(p) => ServiceError::Store(p),
-    }
-}
-
-/// The window of a recover: both ends RFC 3339, `since` not after `until`, nothing in the
-/// future, nothing before the retention horizon; each refusal names its field.
-fn window(
-    input: &WindowInput,
-    now: OffsetDateTime,
-    retention: Retention,
-) -> Result<(OffsetDateTime, OffsetDateTime), ServiceError> {
-    let invalid = |field: &str, why: String| {
-        ServiceError::Invalid(ValidationErrors::new(vec![FieldError::new(field, why)]))
-    };
-    let parse = |field: &str, text: &str| {
-        OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(|_| {
-            invalid(
-                field,
-                format!("\"{text}\" is not an RFC 3339 time (2026-12-03T10:00:00Z)"),
-            )
-        })
-    };
-    let since = parse("since", &input.since)?;
-    let until = match &input.until {
-        Some(text) => parse("until", text)?,
-        None => now,
-    };
-    if since > now {
-        return Err(invalid(
-            "since",
-            format!("{} is in the future", input.since),
-        ));
-    }
-    if until > now + CLOCK_SKEW {
-        return Err(invalid(
-            "until",
-            format!(
-                "{} is in the future",
-                input.until.as_deref().unwrap_or_default()
-            ),
-        ));
-    }
-    if since > until {
-        return Err(invalid(
-            "since",
-            format!("{} is after until ({})", input.since, rfc3339(until)),
-        ));
-    }
-    let horizon = retention.horizon(now);
-    if since < horizon {
-        return Err(invalid(
-            "since",
-            format!(
-                "{} is before the retention horizon {} (events and attempts are kept {})",
-                input.since,
-                rfc3339(horizon),
-                retention.describe()
-            ),
-        ));
-    }
-    Ok((since, until.min(now)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn input(since: &str, until: Option<&str>) -> WindowInput {
-        WindowInput {
-            since: since.into(),
-            until: until.map(str::to_owned),
-            dry_run: false,
-        }
-    }
-
-    fn field_of(e: ServiceError) -> String {
-        match e {
-            ServiceError::Invalid(errors) => errors.errors()[0].field.clone(),
-            other => panic!("not a validation error: {other}"),
-        }
-    }
-
-    #[test]
-    fn bad_windows_are_refused_naming_the_field() {
-        let now = OffsetDateTime::parse(
-            "2026-12-04T12:00:00Z",
-            &time::format_description::well_known::Rfc3339,
-        )
-        .expect("now");
-        let r = Retention::default();
-        let ok = window(&input("2026-12-04T06:00:00Z", None), now, r).expect("ok");
-        assert_eq!(ok.1, now);
-        for (i, field) in [
-            (input("yesterday", None), "since"),
-            (input("2026-12-04T06:00:00Z", Some("later")), "until"),
-            (input("2026-12-05T06:00:00Z", None), "since"),
-            (
-                input("2026-12-04T06:00:00Z", Some("2026-12-05T00:00:00Z")),
-                "until",
-            ),
-            (
-                input("2026-12-04T08:00:00Z", Some("2026-12-04T07:00:00Z")),
-                "since",
-            ),
-            (input("2026-10-01T00:00:00Z", None), "since"),
-        ] {
-            assert_eq!(field_of(window(&i, now, r).expect_err("refused")), field);
-        }
     }
 }

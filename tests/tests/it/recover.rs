@@ -241,6 +241,51 @@ async fn an_outage_is_recovered_once_per_delivery_by_a_job() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // GraphQL answers the same job, and a dry run there counts what is left: nothing.
+    let (status, gql) = send(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/graphql"),
+        &token,
+        Some(json!({
+            "query": "query($id: ID!) { job(id: $id) { id kind webhookId state done total since until startedAt finishedAt } }",
+            "variables": {"id": job_id},
+        })),
+    )
+    .await;
+    assert_eq!(status, 200, "{gql}");
+    let g = &gql["data"]["job"];
+    for field in [
+        "id",
+        "kind",
+        "webhookId",
+        "state",
+        "done",
+        "total",
+        "since",
+        "until",
+        "startedAt",
+        "finishedAt",
+    ] {
+        assert_eq!(g[field], job[field], "GraphQL's {field}: {gql}");
+    }
+    let (_, gql) = send(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/graphql"),
+        &token,
+        Some(json!({
+            "query": "mutation($w: ID!, $since: String!) { recoverWebhookDeliveries(webhookId: $w, since: $since, dryRun: true) { success code matched job { id } } }",
+            "variables": {"w": id, "since": since},
+        })),
+    )
+    .await;
+    assert_eq!(
+        gql["data"]["recoverWebhookDeliveries"],
+        json!({"success": true, "code": "OK", "matched": 0, "job": null}),
+        "{gql}"
+    );
+
     // Nothing is left to recover; a finished job cannot be cancelled; unknown jobs are 404.
     let (status, again) = send(
         &http,

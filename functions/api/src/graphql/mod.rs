@@ -20,6 +20,7 @@ pub use mutation::Mutation;
 pub use query::Query;
 
 use crate::deliveries::DeliveriesService;
+use crate::recovery::RecoveryService;
 use crate::service::WebhookService;
 
 /// The schema's type.
@@ -51,6 +52,7 @@ pub fn sdl() -> String {
 pub struct GraphQl {
     webhooks: WebhookService,
     deliveries: DeliveriesService,
+    recovery: Option<RecoveryService>,
     schema: Arc<OnceLock<HooklineSchema>>,
 }
 
@@ -60,8 +62,15 @@ impl GraphQl {
         Self {
             webhooks,
             deliveries,
+            recovery: None,
             schema: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// Also serves recover and background jobs.
+    pub fn with_recovery(mut self, recovery: Option<RecoveryService>) -> Self {
+        self.recovery = recovery;
+        self
     }
 
     /// Runs one operation as `principal`.
@@ -72,10 +81,13 @@ impl GraphQl {
         request: async_graphql::Request,
     ) -> async_graphql::Response {
         let schema = self.schema.get_or_init(|| {
-            builder()
+            let mut schema = builder()
                 .data(self.webhooks.clone())
-                .data(self.deliveries.clone())
-                .finish()
+                .data(self.deliveries.clone());
+            if let Some(recovery) = &self.recovery {
+                schema = schema.data(recovery.clone());
+            }
+            schema.finish()
         });
         let response = schema.execute(request.data(principal)).await;
         let errors: Vec<&str> = response.errors.iter().map(|e| e.message.as_str()).collect();

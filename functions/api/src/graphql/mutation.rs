@@ -7,6 +7,7 @@ use hookline_core::webhook::{NewWebhook, WebhookPatch};
 use super::objects::*;
 use super::query::*;
 use crate::error::ServiceError;
+use crate::recovery::WindowInput;
 use crate::service::ProbeInput;
 
 /// Turns a service call's outcome into the mutation's result.
@@ -205,6 +206,64 @@ impl Mutation {
         .await;
         answer(outcome, |(w, q)| {
             WebhookMutationResult::queued(format!("delivery {} queued", q.delivery_id), w, q)
+        })
+    }
+
+    /// Redelivers, as a background job, every delivery of the webhook whose last attempt
+    /// failed for good (exhausted, dead-lettered, a final 4xx) between `since` and `until`,
+    /// once each; `dryRun` only counts. The result holds `matched` and the `job`.
+    async fn recover_webhook_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The webhook (`wh_...`).")] webhook_id: ID,
+        #[graphql(
+            desc = "The window's start (RFC 3339): not in the future, not before the retention horizon."
+        )]
+        since: String,
+        #[graphql(desc = "The window's end (RFC 3339; default: now).")] until: Option<String>,
+        #[graphql(desc = "Only count what would be sent.")] dry_run: Option<bool>,
+    ) -> Result<WebhookMutationResult> {
+        let (recovery, p) = (recovery(ctx)?, principal(ctx)?);
+        let input = WindowInput {
+            since,
+            until,
+            dry_run: dry_run.unwrap_or(false),
+        };
+        let outcome = async {
+            let recovered = recovery.recover(p, &webhook_id, &input).await?;
+            let job = match &recovered.job_id {
+                Some(id) => Some(recovery.job(p, id.as_str()).await?),
+                None => None,
+            };
+            Ok((recovered.matched, job))
+        }
+        .await;
+        answer(outcome, |(matched, job)| WebhookMutationResult {
+            code: "OK".into(),
+            message: match &job {
+                Some(j) => format!("{matched} deliveries matched; job {} redelivers them", j.id),
+                None => format!("{matched} deliveries matched; no job started"),
+            },
+            success: true,
+            matched: Some(i64::try_from(matched).unwrap_or(i64::MAX)),
+            job: job.as_ref().map(JobObject::of),
+            ..WebhookMutationResult::default()
+        })
+    }
+
+    /// Cancels an unfinished background job: chunks not yet run are not run.
+    async fn cancel_job(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The job (`job_...`).")] id: ID,
+    ) -> Result<WebhookMutationResult> {
+        let outcome = recovery(ctx)?.cancel(principal(ctx)?, &id).await;
+        answer(outcome, |job| WebhookMutationResult {
+            code: "OK".into(),
+            message: format!("job {} cancelled", job.id),
+            success: true,
+            job: Some(JobObject::of(&job)),
+            ..WebhookMutationResult::default()
         })
     }
 }

@@ -815,6 +815,63 @@ pub struct WebhookMutationResult {
     pub(crate) probe: Option<WebhookProbe>,
     /// Every failing input field, when `VALIDATION_FAILED` or `ENDPOINT_CHECK_FAILED`.
     pub(crate) field_errors: Vec<WebhookFieldError>,
+    /// How many deliveries a recover matched (`recoverWebhookDeliveries`).
+    pub(crate) matched: Option<i64>,
+    /// The background job it started or cancelled (`recoverWebhookDeliveries`, `cancelJob`).
+    pub(crate) job: Option<JobObject>,
+}
+
+/// A background job (REST: `GET /v1/jobs/{id}`).
+#[derive(SimpleObject)]
+#[graphql(name = "Job")]
+pub struct JobObject {
+    /// The job (`job_...`).
+    pub(crate) id: ID,
+    /// What it does: `recover`.
+    pub(crate) kind: String,
+    /// The webhook it works on.
+    pub(crate) webhook_id: ID,
+    /// Where it stands: `queued`, `running`, `done`, `failed`, `cancelled`.
+    pub(crate) state: String,
+    /// Items handled so far.
+    pub(crate) done: i64,
+    /// Items it matched when it started.
+    pub(crate) total: i64,
+    /// The window's start (RFC 3339).
+    pub(crate) since: String,
+    /// The window's end (RFC 3339).
+    pub(crate) until: String,
+    /// When it was created (RFC 3339).
+    pub(crate) created_at: String,
+    /// When its first chunk ran.
+    pub(crate) started_at: Option<String>,
+    /// When it ended.
+    pub(crate) finished_at: Option<String>,
+    /// Why it failed.
+    pub(crate) error: Option<String>,
+}
+
+impl JobObject {
+    pub(crate) fn of(job: &hookline_core::job::Job) -> Self {
+        let view = crate::recovery::JobView::from(job);
+        Self {
+            id: ID(view.id.to_string()),
+            kind: serde_json::to_value(view.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            webhook_id: ID(view.webhook_id),
+            state: view.state.as_str().to_owned(),
+            done: whole(view.done),
+            total: whole(view.total),
+            since: view.since,
+            until: view.until,
+            created_at: view.created_at,
+            started_at: view.started_at,
+            finished_at: view.finished_at,
+            error: view.error,
+        }
+    }
 }
 
 impl WebhookMutationResult {

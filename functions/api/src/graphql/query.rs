@@ -8,6 +8,7 @@ use super::errors::query_error;
 use super::objects::*;
 use crate::deliveries::DeliveriesService;
 use crate::error::ServiceError;
+use crate::recovery::RecoveryService;
 use crate::service::{page_size, WebhookService, MAX_PAGE};
 
 pub(crate) fn principal<'a>(ctx: &Context<'a>) -> Result<&'a Principal> {
@@ -20,6 +21,11 @@ pub(crate) fn webhooks<'a>(ctx: &Context<'a>) -> Result<&'a WebhookService> {
 
 pub(crate) fn deliveries<'a>(ctx: &Context<'a>) -> Result<&'a DeliveriesService> {
     ctx.data::<DeliveriesService>()
+}
+
+pub(crate) fn recovery<'a>(ctx: &Context<'a>) -> Result<&'a RecoveryService> {
+    ctx.data::<RecoveryService>()
+        .map_err(|_| async_graphql::Error::new("background jobs are not served by this API"))
 }
 
 /// A page size from Relay's `first`: 1 to 100, 50 when not given.
@@ -66,6 +72,20 @@ impl Query {
     ) -> Result<Option<WebhookObject>> {
         match webhooks(ctx)?.get(principal(ctx)?, &id).await {
             Ok(w) => Ok(Some(WebhookObject::of(w, None))),
+            Err(ServiceError::NotFound(_)) => Ok(None),
+            Err(e) => Err(query_error(e)),
+        }
+    }
+
+    /// A background job the caller may see (one on a webhook it manages, or one it started);
+    /// null when there is none.
+    async fn job(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The job (`job_...`).")] id: ID,
+    ) -> Result<Option<JobObject>> {
+        match recovery(ctx)?.job(principal(ctx)?, &id).await {
+            Ok(job) => Ok(Some(JobObject::of(&job))),
             Err(ServiceError::NotFound(_)) => Ok(None),
             Err(e) => Err(query_error(e)),
         }

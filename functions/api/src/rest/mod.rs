@@ -110,7 +110,8 @@ impl Api {
         let services = Services {
             webhooks: service.clone(),
             intake,
-            graphql: GraphQl::new(service.clone(), deliveries.clone()),
+            graphql: GraphQl::new(service.clone(), deliveries.clone())
+                .with_recovery(recovery.clone()),
             deliveries,
             recovery,
         };
