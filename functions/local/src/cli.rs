@@ -39,6 +39,9 @@ pub enum Command {
     /// The keys that seal signing secrets and custom header values at rest.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Redeliver a webhook's deliveries whose last attempt failed for good in a window, as a
+    /// background job that `hookline serve` runs (a progress bar follows it).
+    Recover(RecoverArgs),
     /// Receive webhooks on a local port: verify signatures, print each delivery, script
     /// failures to watch retries.
     Listen(ListenArgs),
@@ -348,6 +351,33 @@ pub struct DlqArgs {
     /// HOOKLINE_DELIVERIES_DLQ_URL (the EVENTS pair with --queue events).
     #[arg(long, conflicts_with = "db")]
     pub aws: bool,
+    /// The embedded store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `hookline recover`.
+#[derive(Debug, Clone, Args)]
+pub struct RecoverArgs {
+    /// The webhook.
+    #[arg(long, value_parser = webhook_id, value_name = "WEBHOOK_ID")]
+    pub webhook: WebhookId,
+    /// The window's start (RFC 3339, e.g. 2026-12-03T10:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub since: String,
+    /// The window's end (RFC 3339; default: now).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only count what would be redelivered.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Start the job and return, without following its progress.
+    #[arg(long)]
+    pub detach: bool,
+    /// How long events and attempts are kept (as `hookline serve --retention`): windows
+    /// before it are refused.
+    #[arg(long, env = "HOOKLINE_RETENTION", default_value = "30d", value_parser = Retention::parse, value_name = "DURATION")]
+    pub retention: Retention,
     /// The embedded store.
     #[command(flatten)]
     pub store: StoreArgs,

@@ -18,6 +18,7 @@ pub mod keys;
 pub mod listen;
 pub mod metrics;
 pub mod progress;
+pub mod recover;
 pub mod token;
 pub mod workers;
 
@@ -34,6 +35,7 @@ use hookline_api::Api;
 use hookline_core::adapters::http::ReqwestSender;
 use hookline_core::adapters::sqlite::{self, Database, Queues, Recovered};
 use hookline_core::auth::Principal;
+use hookline_core::jobs::Jobs;
 use hookline_core::ports::PortError;
 use hookline_deliver::{Deliver, DeliverSettings};
 use hookline_ingest::{Ingest, IngestSettings};
@@ -142,6 +144,8 @@ pub struct Local {
     pub keys: Arc<hookline_core::sealed::Keyring>,
     /// `GET /metrics`: the process's Prometheus recorder and the queues it reports.
     pub metrics: metrics::Scrape,
+    /// Background jobs (recover), over the same ports.
+    pub jobs: Jobs,
 }
 
 fn random_key_hex() -> String {
@@ -253,6 +257,7 @@ impl Local {
             backlog,
             keys: loaded.keyring.clone(),
             metrics: scrape,
+            jobs: Jobs::from_ports(&ports),
         };
         Ok((local, loaded))
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory as _, Parser as _};
 use hookline::cli::{
-    Cli, Command, DlqArgs, DlqCommand, KeysCommand, ListenArgs, ServeArgs, TokenArgs,
+    Cli, Command, DlqArgs, DlqCommand, KeysCommand, ListenArgs, RecoverArgs, ServeArgs, TokenArgs,
 };
 use hookline::progress::Progress;
 use hookline::{dlq, listen, say, Local};
@@ -278,6 +278,69 @@ async fn sqs_urls(kind: &str) -> Result<(aws_sdk_sqs::Client, String, String), S
     Ok((aws_sdk_sqs::Client::new(&aws), queue, dlq))
 }
 
+/// `hookline recover`: count, start, follow; exits 1 when the job failed.
+async fn recover_command(args: RecoverArgs) -> Result<ExitCode, String> {
+    existing_store(&args.store.db)?;
+    let local = Local::open(
+        &args.store.db,
+        hookline_api::settings::Settings::default(),
+        hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM.into(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let webhook = hookline_core::ports::WebhookStore::get(&local.db, &args.webhook)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no webhook {} in this store", args.webhook))?;
+    let recovery = hookline::recover::start(
+        &local.jobs,
+        &webhook,
+        &args.since,
+        args.until.as_deref(),
+        args.dry_run,
+        args.retention,
+    )
+    .await?;
+    let Some(job) = recovery.job else {
+        let verb = if args.dry_run { "would be" } else { "were" };
+        say!(
+            "{} deliveries of {} {verb} redelivered (their last attempt failed for good in the window)",
+            recovery.matched,
+            webhook.id
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    say!(
+        "job {} started: {} deliveries of {} to redeliver",
+        job.id,
+        recovery.matched,
+        webhook.id
+    );
+    if args.detach {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bar = Progress::new(false).bar(job.total, "recovering");
+    let ended = hookline::recover::follow(&local.jobs, &job, &bar).await?;
+    bar.finish_and_clear();
+    say!(
+        "job {} {}: {} of {} redelivered{}",
+        ended.id,
+        ended.state.as_str(),
+        ended.done,
+        ended.total,
+        ended
+            .error
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default()
+    );
+    Ok(if ended.state == hookline_core::job::JobState::Done {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 async fn dlq_command(args: DlqArgs, replay: bool) -> Result<(), String> {
     let kind = args.queue.env_name();
     let filter = dlq::ReplayFilter {
@@ -425,6 +488,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Dlq(DlqCommand::List(args)) => dlq_command(args, false).await,
         Command::Dlq(DlqCommand::Replay(args)) => dlq_command(args, true).await,
         Command::Listen(args) => listen_command(args).await,
+        Command::Recover(args) => return recover_command(args).await,
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "hookline", &mut script);

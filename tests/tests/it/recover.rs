@@ -447,3 +447,219 @@ async fn the_aws_handlers_recover_an_outage_on_moto() {
     );
     stack.stop().await;
 }
+
+/// A recover started with `hookline recover` survives a SIGKILL of `hookline serve` midway:
+/// the restarted serve runs the remaining chunks and the job ends done, every exhausted
+/// delivery received again (a chunk cut off by the kill may repeat: at least once, with the
+/// same `webhook-id`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_started_from_the_cli_survives_a_restart_midway() {
+    let up = Arc::new(AtomicBool::new(false));
+    let is_up = up.clone();
+    let receiver = TestReceiver::start(move |req, _| {
+        if req.method == "HEAD" || is_up.load(Ordering::SeqCst) {
+            Reply::status(200)
+        } else {
+            Reply::status(503)
+        }
+    })
+    .await;
+    let db = temp_db("recover-restart");
+    let binary = ServeProcess::binary("debug");
+    let env = [
+        ("HOOKLINE_RETRY_SCHEDULE_MS", "10,10"),
+        ("RUST_LOG", "warn"),
+    ];
+    let port = free_port();
+    let server = ServeProcess::start(&binary, &db, port, &env);
+    let token = server.token.clone();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let started = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    let (status, hook) = send(
+        &http,
+        reqwest::Method::POST,
+        format!("{base}/v1/webhooks?appId=A1"),
+        &token,
+        Some(json!({"name": "crm", "url": format!("{}/hook", receiver.url), "eventTypes": ["ticket.created"]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{hook}");
+    let id = hook["id"].as_str().expect("id").to_owned();
+    // 150 deliveries x 3 attempts: five chunks of 100 attempts, a second apart.
+    let events = 150;
+    for i in 0..events {
+        let (status, body) = send(
+            &http,
+            reqwest::Method::POST,
+            format!("{base}/v1/events"),
+            &token,
+            Some(json!({"type": "ticket.created", "urn": format!("urn:allthings:app:A1:ticket:C:T{i}"), "data": {}})),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, page) = send(
+            &http,
+            reqwest::Method::GET,
+            format!("{base}/v1/webhooks/{id}/stats?since={}", rfc3339(started)),
+            &token,
+            None,
+        )
+        .await;
+        if page["failed"] == json!(events * 3) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the outage did not exhaust every delivery: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let during_outage = receiver.requests().len();
+    up.store(true, Ordering::SeqCst);
+
+    // A bad window from the CLI: refused, naming the flag.
+    let refused = std::process::Command::new(&binary)
+        .args([
+            "recover",
+            "--webhook",
+            &id,
+            "--since",
+            "2999-01-01T00:00:00Z",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .expect("hookline recover runs");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--since"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let dry = std::process::Command::new(&binary)
+        .args([
+            "recover",
+            "--webhook",
+            &id,
+            "--since",
+            &rfc3339(started),
+            "--dry-run",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .expect("hookline recover runs");
+    let said = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        dry.status.success() && said.contains(&format!("{events} deliveries")),
+        "{said}"
+    );
+    let detached = std::process::Command::new(&binary)
+        .args([
+            "recover",
+            "--webhook",
+            &id,
+            "--since",
+            &rfc3339(started),
+            "--detach",
+            "--db",
+        ])
+        .arg(&db)
+        .output()
+        .expect("hookline recover runs");
+    let said = String::from_utf8_lossy(&detached.stdout).into_owned();
+    assert!(
+        detached.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&detached.stderr)
+    );
+    let job_id = said
+        .split_whitespace()
+        .find(|w| w.starts_with("job_"))
+        .unwrap_or_else(|| panic!("the job id in {said}"))
+        .to_owned();
+
+    // Midway: at least one chunk ran, not all of them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, job) = send(
+            &http,
+            reqwest::Method::GET,
+            format!("{base}/v1/jobs/{job_id}"),
+            &token,
+            None,
+        )
+        .await;
+        let done = job["done"].as_u64().unwrap_or_default();
+        assert!(
+            job["state"] != "done",
+            "the job ended before the kill: {job}"
+        );
+        if done > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no chunk ran: {job}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(server); // SIGKILL
+    let port = free_port();
+    let server = ServeProcess::start(&binary, &db, port, &env);
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let (status, job) = send(
+            &http,
+            reqwest::Method::GET,
+            format!("{base}/v1/jobs/{job_id}"),
+            &server.token,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{job}");
+        if job["state"] == "done" {
+            break job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job did not finish after the restart: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (job["done"].clone(), job["total"].clone()),
+        (json!(events), json!(events)),
+        "{job}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut ids: Vec<String> = receiver
+            .requests()
+            .into_iter()
+            .skip(during_outage)
+            .filter(|r| r.method == "POST")
+            .filter_map(|r| r.header("webhook-id").map(str::to_owned))
+            .collect();
+        ids.sort();
+        let received = ids.len();
+        ids.dedup();
+        if ids.len() == events {
+            // A chunk the kill cut off may have been sent twice, never more.
+            assert!(
+                received <= events + 100,
+                "{received} POSTs for {events} deliveries"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {events} deliveries came back",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(server);
+}
