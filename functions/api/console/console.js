@@ -782,6 +782,7 @@ async function openDetail(id) {
   problem.textContent = troubled(w) ? statusText(w) : "";
   $("toggle").textContent = w.enabled ? "Disable" : "Enable";
   $("confirm-delete").hidden = true;
+  $("recover-panel").hidden = true;
   await Promise.all([loadLog(), loadHealth()]);
 }
 
@@ -861,6 +862,74 @@ async function sendTest() {
   });
 }
 
+// --- Recover ------------------------------------------------------------------------------
+
+// How often a running job is read.
+const JOB_POLL_MS = 500;
+
+function recoverWindow() {
+  const hours = Number($("recover-since").value) || 24;
+  return new Date(Date.now() - hours * 3600 * 1000).toISOString();
+}
+
+async function openRecover() {
+  $("recover-panel").hidden = false;
+  $("recover-run").hidden = true;
+  await countRecoverable();
+  $("recover-since").focus();
+}
+
+async function countRecoverable() {
+  const w = state.webhook;
+  const count = $("recover-count");
+  const yes = $("recover-yes");
+  yes.disabled = true;
+  count.textContent = "Counting…";
+  try {
+    const r = await api("POST", `/v1/webhooks/${enc(w.id)}/recover`, { since: recoverWindow(), dryRun: true });
+    const n = r.matched;
+    count.textContent = n === 0
+      ? "No deliveries to recover in this window."
+      : `${n} ${n === 1 ? "delivery" : "deliveries"} failed for good in this window and will be sent again.`;
+    yes.textContent = n === 0 ? "Redeliver" : `Redeliver ${n}`;
+    yes.disabled = n === 0;
+  } catch (e) {
+    count.textContent = `Counting failed: ${e.message}`;
+  }
+}
+
+async function startRecover() {
+  const w = state.webhook;
+  $("recover-yes").disabled = true;
+  await act("Recovering failed", async () => {
+    const r = await api("POST", `/v1/webhooks/${enc(w.id)}/recover`, { since: recoverWindow() });
+    if (!r.jobId) {
+      $("recover-count").textContent = "No deliveries to recover in this window.";
+      return;
+    }
+    $("recover-run").hidden = false;
+    await followJob(r.jobId);
+  });
+}
+
+async function followJob(jobId) {
+  const bar = $("recover-progress");
+  const label = $("recover-state");
+  for (;;) {
+    const job = await api("GET", `/v1/jobs/${enc(jobId)}`);
+    bar.max = Math.max(job.total, 1);
+    bar.value = job.done;
+    label.textContent = `${job.done} of ${job.total} sent again (${job.state})`;
+    if (["done", "failed", "cancelled"].includes(job.state)) {
+      if (job.state === "failed") alarm(`Recovering failed: ${job.error || "unknown error"}`);
+      else say(`Recovered ${job.done} ${job.done === 1 ? "delivery" : "deliveries"}.`);
+      await loadLog();
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
+  }
+}
+
 async function remove() {
   const w = state.webhook;
   await act("Deleting failed", async () => {
@@ -907,6 +976,13 @@ function wire() {
   $("toggle").addEventListener("click", toggle);
   $("rotate").addEventListener("click", rotate);
   $("send-test").addEventListener("click", sendTest);
+  $("recover").addEventListener("click", openRecover);
+  $("recover-since").addEventListener("change", countRecoverable);
+  $("recover-yes").addEventListener("click", startRecover);
+  $("recover-no").addEventListener("click", () => {
+    $("recover-panel").hidden = true;
+    $("recover").focus();
+  });
   $("delete").addEventListener("click", () => {
     $("confirm-delete").hidden = false;
     $("confirm-no").focus();

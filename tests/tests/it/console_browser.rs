@@ -596,6 +596,74 @@ async fn an_app_administrator_manages_a_webhook_in_the_console() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Recover: the test delivery's last attempt made a final failure (as a run of 5xx that
+    // exhausted its retries leaves it); the console counts it, sends it again with a
+    // progress bar, and the endpoint receives it with the same webhook-id.
+    let test_event = log_says(&c, "delivered").await;
+    assert!(!test_event.is_empty());
+    let log: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/webhooks/{id}/deliveries?limit=1",
+            server.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("log")
+        .json()
+        .await
+        .expect("json");
+    let last: hookline_core::delivery::Attempt =
+        serde_json::from_value(log["items"][0].clone()).expect("an attempt");
+    let exhausted = hookline_core::delivery::Attempt {
+        attempt_id: ulid::Ulid::new().to_string(),
+        attempt: last.attempt + 5,
+        at: time::OffsetDateTime::now_utc(),
+        status: hookline_core::delivery::AttemptStatus::Exhausted,
+        response_status: Some(503),
+        ..last.clone()
+    };
+    hookline_core::ports::AttemptLog::record(
+        &local.db,
+        &exhausted,
+        time::OffsetDateTime::now_utc() + time::Duration::days(1),
+    )
+    .await
+    .expect("record");
+    let before = good.requests().len();
+    click(&c, "#recover").await;
+    text_of(&c, "#recover-count", "1 delivery failed for good").await;
+    text_of(&c, "#recover-yes", "Redeliver 1").await;
+    click(&c, "#recover-yes").await;
+    text_of(&c, "#recover-state", "1 of 1 sent again (done)").await;
+    text_of(&c, "#status", "Recovered 1 delivery").await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !good
+        .requests()
+        .iter()
+        .skip(before)
+        .any(|r| r.method == "POST" && r.header("webhook-id") == Some(last.event_id.as_str()))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the recovered delivery did not arrive"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    screenshot(&c, "console-recover.png").await;
+    click(&c, "#recover").await;
+    text_of(&c, "#recover-count", "No deliveries to recover").await;
+    assert!(
+        find(&c, "#recover-yes")
+            .await
+            .attr("disabled")
+            .await
+            .expect("attr")
+            .is_some(),
+        "nothing to redeliver: the button is disabled"
+    );
+    click(&c, "#recover-no").await;
+
     // Disable, then delete (confirmed).
     click(&c, "#toggle").await;
     text_of(&c, "#detail-facts", "Disabled").await;
