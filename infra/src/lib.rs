@@ -1,5 +1,5 @@
 //! Creates Hookline's AWS resources: the DynamoDB table (PK/SK strings, on-demand, TTL on
-//! `ttl`), the four queues (`events`, `deliveries`, each with a DLQ and a redrive policy
+//! `ttl`, the `events-by-app` index), the four queues (`events`, `deliveries`, each with a DLQ and a redrive policy
 //! whose `maxReceiveCount` comes from the retry policy), and the KMS key that wraps the data
 //! keys sealing credentials (alias `alias/<prefix>-credentials`). [`keys`] rotates and
 //! retires those data keys and reseals the table's webhooks.
@@ -12,10 +12,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
-    TimeToLiveSpecification, TimeToLiveStatus,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
+use hookline_core::adapters::aws::dynamodb::{APP_DAY, APP_SEQ, EVENTS_BY_APP};
 use hookline_core::adapters::aws::sqs::SqsDeliveries;
 use hookline_core::adapters::aws::AwsResources;
 use hookline_core::retry::RetryPolicy;
@@ -383,6 +385,16 @@ async fn create_table(
             .build()
             .map_err(dynamo_err("CreateTable", table))
     };
+    let projection = Projection::builder()
+        .projection_type(ProjectionType::All)
+        .build();
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(EVENTS_BY_APP)
+        .key_schema(key(APP_DAY, KeyType::Hash)?)
+        .key_schema(key(APP_SEQ, KeyType::Range)?)
+        .projection(projection.clone())
+        .build()
+        .map_err(dynamo_err("CreateTable", table))?;
     let created = dynamo
         .create_table()
         .table_name(table)
@@ -391,19 +403,62 @@ async fn create_table(
         .key_schema(key(SORT_KEY, KeyType::Range)?)
         .attribute_definitions(attr(PARTITION_KEY)?)
         .attribute_definitions(attr(SORT_KEY)?)
+        .attribute_definitions(attr(APP_DAY)?)
+        .attribute_definitions(attr(APP_SEQ)?)
+        .global_secondary_indexes(index)
         .send()
         .await;
-    match created {
-        Ok(_) => tracing::info!(table, "table created"),
+    let existed = match created {
+        Ok(_) => {
+            tracing::info!(table, "table created");
+            false
+        }
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_resource_in_use_exception()) =>
         {
             tracing::info!(table, "table exists");
+            true
         }
         Err(e) => return Err(dynamo_err("CreateTable", table)(e)),
-    }
+    };
     wait_until_active(dynamo, table).await?;
+    if existed {
+        // A table made before the index: add it (DynamoDB fills it from existing items).
+        let described = dynamo
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(dynamo_err("DescribeTable", table))?;
+        let has_index = described.table.is_some_and(|t| {
+            t.global_secondary_indexes()
+                .iter()
+                .any(|i| i.index_name() == Some(EVENTS_BY_APP))
+        });
+        if !has_index {
+            let create = CreateGlobalSecondaryIndexAction::builder()
+                .index_name(EVENTS_BY_APP)
+                .key_schema(key(APP_DAY, KeyType::Hash)?)
+                .key_schema(key(APP_SEQ, KeyType::Range)?)
+                .projection(projection)
+                .build()
+                .map_err(dynamo_err("UpdateTable", table))?;
+            dynamo
+                .update_table()
+                .table_name(table)
+                .attribute_definitions(attr(APP_DAY)?)
+                .attribute_definitions(attr(APP_SEQ)?)
+                .global_secondary_index_updates(
+                    GlobalSecondaryIndexUpdate::builder().create(create).build(),
+                )
+                .send()
+                .await
+                .map_err(dynamo_err("UpdateTable", table))?;
+            tracing::info!(table, index = EVENTS_BY_APP, "index added");
+            wait_until_active(dynamo, table).await?;
+        }
+    }
     enable_ttl(dynamo, table).await
 }
 

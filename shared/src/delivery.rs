@@ -27,6 +27,21 @@ impl DeliveryId {
         Self(format!("dl_{hex}"))
     }
 
+    /// `dl_` and 32 hex digits of SHA-256(job id, event id, webhook id): the delivery of an
+    /// event by a backfill job, distinct from its live delivery and from other backfills'.
+    pub fn for_backfill(job: &str, event: &EventId, webhook: &WebhookId) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"backfill\0");
+        h.update(job.as_bytes());
+        h.update([0u8]);
+        h.update(event.as_str().as_bytes());
+        h.update([0u8]);
+        h.update(webhook.as_str().as_bytes());
+        let digest = h.finalize();
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        Self(format!("dl_{hex}"))
+    }
+
     /// Accepts an id from a path: `dl_` and 32 lower-case hex digits.
     pub fn parse(id: &str) -> Option<Self> {
         let hex = id.strip_prefix("dl_")?;
@@ -89,6 +104,10 @@ pub struct DeliveryMessage {
     /// one at a time, in order. Absent for unordered webhooks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// Sent by a backfill job: the request carries `webhook-backfill: true` and the attempt
+    /// log marks it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backfill: bool,
 }
 
 impl DeliveryMessage {
@@ -104,6 +123,7 @@ impl DeliveryMessage {
             run_attempts: 0,
             not_before: None,
             group,
+            backfill: false,
         }
     }
 }
@@ -217,6 +237,9 @@ pub struct Attempt {
     #[serde(with = "time::serde::rfc3339::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub next_retry_at: Option<OffsetDateTime>,
+    /// Sent by a backfill (`POST /v1/webhooks/{id}/backfill`), not by live fan-out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backfill: bool,
 }
 
 #[cfg(test)]
@@ -268,6 +291,7 @@ mod tests {
             webhook_version: None,
             event: None,
             prior_attempts: 0,
+            backfill: false,
         };
         let json = serde_json::to_value(&m).expect("serializes");
         assert!(json.get("deliveryId").is_some() && json.get("webhookId").is_some());

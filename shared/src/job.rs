@@ -76,6 +76,8 @@ impl From<JobId> for String {
 pub enum JobKind {
     /// Redeliver a webhook's deliveries whose last attempt failed for good.
     Recover,
+    /// Send a webhook the past events it would have matched.
+    Backfill,
 }
 
 /// Where a job stands.
@@ -154,6 +156,10 @@ pub struct Job {
     pub cursor: Option<String>,
     /// The number of the next chunk: a chunk message of another number is a stale copy.
     pub next_chunk: u64,
+    /// The Apps a backfill reads, in order (those the caller could edit and whose grant to
+    /// the webhook's owner stood when it started).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apps: Vec<String>,
     /// Bumped by every write; writes are conditional on it.
     pub version: u64,
 }
@@ -185,6 +191,7 @@ impl Job {
             error: None,
             cursor: None,
             next_chunk: 0,
+            apps: Vec::new(),
             version: 1,
         }
     }

@@ -1,5 +1,6 @@
 //! Background jobs over the ports: recover (redeliver every delivery of a webhook whose last
-//! attempt failed for good in a window). A job is started here, then moved on one chunk at a
+//! attempt failed for good in a window) and backfill (send a webhook the logged events of a
+//! window it would have matched). A job is started here, then moved on one chunk at a
 //! time by [`Jobs::run_chunk`], which the events-queue consumer (ingest) calls for each
 //! [`JobChunk`] message; each chunk queues the next before it records its progress, so a
 //! crash between the two repeats a chunk (at-least-once, like every delivery) and never
@@ -10,7 +11,8 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use crate::delivery::{Attempt, AttemptStatus, DeliveryMessage};
+use crate::delivery::{Attempt, AttemptStatus, DeliveryId, DeliveryMessage};
+use crate::event::Event;
 use crate::job::{Job, JobChunk, JobId, JobKind, JobState, CHUNK, CHUNK_PAUSE};
 use crate::ports::{
     AttemptLog, Cursor, DeliveryQueue, EventLog, EventQueue, JobStore, PortError, Ports,
@@ -20,6 +22,20 @@ use crate::webhook::{Webhook, WebhookId};
 
 /// Most attempts a dry run reads to count what a recover would redeliver.
 pub const MAX_COUNT_ATTEMPTS: usize = 100_000;
+/// Most events a backfill counts before it starts (a larger window is sent whole; its
+/// `total` then says at least this many).
+pub const MAX_COUNT_EVENTS: usize = 1_000_000;
+
+/// Would `webhook` have been sent `event`: its event types, URN patterns and payload filter
+/// (whether it is enabled aside).
+pub fn wanted(webhook: &Webhook, event: &Event) -> bool {
+    webhook.spec.wants(&event.event_type, &event.urn)
+        && webhook
+            .spec
+            .filter
+            .as_ref()
+            .is_none_or(|f| f.matches(event))
+}
 
 /// Did this attempt end its delivery for good, unsuccessfully (what recover redelivers)?
 pub fn failed_for_good(status: AttemptStatus) -> bool {
@@ -160,6 +176,74 @@ impl Jobs {
         })
     }
 
+    /// How many logged events of `apps` received in `[since, until]` `webhook` would have
+    /// been sent (at most [`MAX_COUNT_EVENTS`] read).
+    pub async fn count_backfill(
+        &self,
+        webhook: &Webhook,
+        apps: &[String],
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<u64, PortError> {
+        let (mut matched, mut read) = (0, 0);
+        for app in apps {
+            let mut cursor: Option<Cursor> = None;
+            loop {
+                let page = self
+                    .events
+                    .list_for_app(app, since, until, cursor.as_ref(), 1_000)
+                    .await?;
+                read += page.items.len();
+                matched += page
+                    .items
+                    .iter()
+                    .filter(|e| wanted(webhook, &e.event))
+                    .count() as u64;
+                match page.next {
+                    Some(next) if read < MAX_COUNT_EVENTS => cursor = Some(next),
+                    _ => break,
+                }
+            }
+        }
+        Ok(matched)
+    }
+
+    /// Counts the events of `apps` in `[since, until]` that `webhook` would have been sent
+    /// and, unless `dry_run` or nothing matched, starts a job (on behalf of `created_by`)
+    /// sending them, oldest first per App. A disabled webhook is refused.
+    pub async fn backfill(
+        &self,
+        webhook: &Webhook,
+        apps: Vec<String>,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        dry_run: bool,
+        created_by: &str,
+    ) -> Result<Recovery, JobError> {
+        if let Some(reason) = webhook.state.disabled_reason() {
+            return Err(JobError::Disabled(webhook.id.clone(), reason));
+        }
+        let matched = self.count_backfill(webhook, &apps, since, until).await?;
+        if dry_run || matched == 0 {
+            return Ok(Recovery { matched, job: None });
+        }
+        let mut job = Job::new(
+            JobKind::Backfill,
+            webhook.id.clone(),
+            created_by,
+            since,
+            until,
+            matched,
+            OffsetDateTime::now_utc(),
+        );
+        job.apps = apps;
+        self.start(&job).await?;
+        Ok(Recovery {
+            matched,
+            job: Some(job),
+        })
+    }
+
     /// Stores `job` and queues its first chunk; [`JobError::Busy`] when its webhook has an
     /// unfinished job.
     pub async fn start(&self, job: &Job) -> Result<(), JobError> {
@@ -255,29 +339,16 @@ impl Jobs {
             );
             return self.record(&job, expected).await;
         };
-        let cursor = job.cursor.clone().map(Cursor);
-        let page = self
-            .attempts
-            .list(&webhook.id, None, cursor.as_ref(), CHUNK)
-            .await?;
-        let mut requeued = 0;
-        let mut older = false;
-        for attempt in &page.items {
-            older |= attempt.at < job.since;
-            if attempt.at < job.since || attempt.at > job.until || !failed_for_good(attempt.status)
-            {
-                continue;
-            }
-            if self.recover_one(&webhook, attempt).await? {
-                requeued += 1;
-            }
-        }
+        let (requeued, next) = match job.kind {
+            JobKind::Recover => self.recover_chunk(&job, &webhook).await?,
+            JobKind::Backfill => self.backfill_chunk(&job, &webhook).await?,
+        };
         job.done += requeued;
         job.next_chunk += 1;
-        match page.next {
-            Some(next) if !older => {
+        match next {
+            Some(next) => {
                 job.state = JobState::Running;
-                job.cursor = Some(next.0);
+                job.cursor = Some(next);
                 // The next chunk first: a crash before the progress is written repeats this
                 // chunk, and never leaves the job without a message to move it.
                 let next_chunk = JobChunk {
@@ -296,6 +367,93 @@ impl Jobs {
             "job chunk ran"
         );
         self.record(&job, expected).await
+    }
+
+    /// One page of the webhook's attempt log: what it redelivered, and where the next page
+    /// starts (`None`: the window is walked).
+    async fn recover_chunk(
+        &self,
+        job: &Job,
+        webhook: &Webhook,
+    ) -> Result<(u64, Option<String>), PortError> {
+        let cursor = job.cursor.clone().map(Cursor);
+        let page = self
+            .attempts
+            .list(&webhook.id, None, cursor.as_ref(), CHUNK)
+            .await?;
+        let mut requeued = 0;
+        let mut older = false;
+        for attempt in &page.items {
+            older |= attempt.at < job.since;
+            if attempt.at < job.since || attempt.at > job.until || !failed_for_good(attempt.status)
+            {
+                continue;
+            }
+            if self.recover_one(webhook, attempt).await? {
+                requeued += 1;
+            }
+        }
+        Ok((requeued, page.next.filter(|_| !older).map(|c| c.0)))
+    }
+
+    /// One page of one App's events: the deliveries it queued (marked as backfill, with ids
+    /// of this job), and where the next page starts: `<app index>|<event cursor>`.
+    async fn backfill_chunk(
+        &self,
+        job: &Job,
+        webhook: &Webhook,
+    ) -> Result<(u64, Option<String>), PortError> {
+        let (index, cursor) = match job.cursor.as_deref().and_then(|c| c.split_once('|')) {
+            Some((i, c)) => (
+                i.parse::<usize>()
+                    .map_err(|_| PortError::Corrupt(format!("backfill cursor {c}")))?,
+                (!c.is_empty()).then(|| Cursor(c.to_owned())),
+            ),
+            None => (0, None),
+        };
+        let Some(app) = job.apps.get(index) else {
+            return Ok((0, None));
+        };
+        let page = self
+            .events
+            .list_for_app(app, job.since, job.until, cursor.as_ref(), CHUNK)
+            .await?;
+        // An App whose grant was revoked since the job started is skipped from here on.
+        let suspended = webhook.suspended_for(app).is_some();
+        let messages: Vec<DeliveryMessage> = page
+            .items
+            .iter()
+            .filter(|e| !suspended && wanted(webhook, &e.event))
+            .map(|e| {
+                let group = webhook
+                    .spec
+                    .ordering
+                    .group(webhook.id.as_str(), &e.event.urn.to_string());
+                DeliveryMessage {
+                    delivery_id: DeliveryId::for_backfill(
+                        job.id.as_str(),
+                        &e.event.id,
+                        &webhook.id,
+                    ),
+                    backfill: true,
+                    ..DeliveryMessage::first(&e.event.id, &webhook.id, group)
+                }
+            })
+            .collect();
+        if !messages.is_empty() {
+            let unsent = self.deliveries.send_deliveries(&messages).await?;
+            if !unsent.is_empty() {
+                return Err(PortError::Unavailable(
+                    "the deliveries queue did not accept a backfilled delivery".into(),
+                ));
+            }
+        }
+        let next = match page.next {
+            Some(next) => Some(format!("{index}|{}", next.0)),
+            None if index + 1 < job.apps.len() => Some(format!("{}|", index + 1)),
+            None => None,
+        };
+        Ok((messages.len() as u64, next))
     }
 
     /// Writes a chunk's progress; a job cancelled meanwhile stays cancelled.

@@ -193,6 +193,37 @@ pub trait EventLog: Send + Sync {
     async fn mark_fanned_out(&self, id: &EventId) -> Result<(), PortError>;
     /// Reads a logged event, for redelivery.
     async fn get(&self, id: &EventId) -> Result<Option<Event>, PortError>;
+    /// The unexpired events of App `app_id` received in `[since, until)`, oldest first, a
+    /// page of at most `limit` at a time (backfill, App purges).
+    async fn list_for_app(
+        &self,
+        app_id: &str,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<LoggedEvent>, PortError>;
+}
+
+/// An event as the event log lists it: the event and when Hookline received it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedEvent {
+    /// The event.
+    pub event: Event,
+    /// When the event log recorded it.
+    pub received_at: OffsetDateTime,
+}
+
+impl LoggedEvent {
+    /// The listing's position of this event: its receipt time (ms) and id, which sort as
+    /// the listing does.
+    pub fn position(&self) -> String {
+        format!(
+            "{:013}#{}",
+            crate::timestamp::unix_ms(self.received_at).max(0),
+            self.event.id
+        )
+    }
 }
 
 /// The `events` queue, as the api's intake sees it.

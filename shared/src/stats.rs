@@ -212,6 +212,7 @@ mod tests {
             latency_ms: ms,
             response_excerpt: String::new(),
             next_retry_at: None,
+            backfill: false,
         }
     }
 

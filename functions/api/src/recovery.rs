@@ -1,7 +1,8 @@
-//! Recover a webhook's failed deliveries in bulk (`POST /v1/webhooks/{id}/recover`) as a
-//! background job, and the jobs themselves (`GET /v1/jobs/{id}`, `POST .../cancel`).
+//! Recover a webhook's failed deliveries in bulk (`POST /v1/webhooks/{id}/recover`) and send it
+//! past events (`POST /v1/webhooks/{id}/backfill`), each as a background job, and the jobs
+//! themselves (`GET /v1/jobs/{id}`, `POST .../cancel`).
 
-use hookline_core::auth::Principal;
+use hookline_core::auth::{Action, Principal};
 use hookline_core::job::{window, Job, JobId, JobKind, JobState};
 use hookline_core::jobs::{JobError, Jobs};
 use hookline_core::timestamp::rfc3339;
@@ -11,7 +12,7 @@ use time::OffsetDateTime;
 use crate::error::ServiceError;
 use crate::service::WebhookService;
 
-/// Body of `POST /v1/webhooks/{id}/recover`.
+/// Body of `POST /v1/webhooks/{id}/recover` and `.../backfill`.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WindowInput {
@@ -133,6 +134,43 @@ impl RecoveryService {
         Ok(Recovery {
             matched: recovery.matched,
             job_id: recovery.job.map(|j| j.id),
+        })
+    }
+
+    /// Counts the logged events of the window the webhook would have been sent (from the
+    /// Apps the caller may edit and whose grant to the webhook's owner stands) and, unless it
+    /// is a dry run or nothing matched, starts a job sending them, marked as backfill.
+    pub async fn backfill(
+        &self,
+        principal: &Principal,
+        webhook_id: &str,
+        input: &WindowInput,
+    ) -> Result<Recovery, ServiceError> {
+        let webhook = self.webhooks.load_visible(principal, webhook_id).await?;
+        let (since, until) = window(
+            &input.since,
+            input.until.as_deref(),
+            OffsetDateTime::now_utc(),
+            self.webhooks.settings().retention,
+        )
+        .map_err(ServiceError::Invalid)?;
+        let apps: Vec<String> = webhook
+            .spec
+            .app_ids()
+            .into_iter()
+            .filter(|app| {
+                principal.may(Action::EditApp, app) && webhook.suspended_for(app).is_none()
+            })
+            .map(str::to_owned)
+            .collect();
+        let backfill = self
+            .jobs
+            .backfill(&webhook, apps, since, until, input.dry_run, &principal.sub)
+            .await
+            .map_err(job_error)?;
+        Ok(Recovery {
+            matched: backfill.matched,
+            job_id: backfill.job.map(|j| j.id),
         })
     }
 

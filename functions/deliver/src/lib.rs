@@ -447,6 +447,7 @@ impl Deliver {
             latency_ms: 0,
             response_excerpt: String::new(),
             next_retry_at: None,
+            backfill: delivery.backfill,
         };
         fill(&mut a);
         telemetry::attempt(status);
@@ -568,7 +569,14 @@ impl Deliver {
         }
         let now = OffsetDateTime::now_utc();
         let request = match self.request(&webhook, event, now).await? {
-            Ok(request) => request,
+            Ok(mut request) => {
+                if delivery.backfill {
+                    request
+                        .headers
+                        .push(("webhook-backfill".to_owned(), "true".to_owned()));
+                }
+                request
+            }
             Err(e) => {
                 // Never sent signed with garbage: a final failure, said in the attempt log.
                 let why = format!("not sent: {e}");

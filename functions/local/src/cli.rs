@@ -42,6 +42,9 @@ pub enum Command {
     /// Redeliver a webhook's deliveries whose last attempt failed for good in a window, as a
     /// background job that `hookline serve` runs (a progress bar follows it).
     Recover(RecoverArgs),
+    /// Send a webhook the logged events of a window it would have matched (marked
+    /// `webhook-backfill: true`), as a background job that `hookline serve` runs.
+    Backfill(RecoverArgs),
     /// Receive webhooks on a local port: verify signatures, print each delivery, script
     /// failures to watch retries.
     Listen(ListenArgs),
@@ -356,7 +359,7 @@ pub struct DlqArgs {
     pub store: StoreArgs,
 }
 
-/// `hookline recover`.
+/// `hookline recover` and `hookline backfill`.
 #[derive(Debug, Clone, Args)]
 pub struct RecoverArgs {
     /// The webhook.
@@ -368,7 +371,7 @@ pub struct RecoverArgs {
     /// The window's end (RFC 3339; default: now).
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
-    /// Only count what would be redelivered.
+    /// Only count what would be sent.
     #[arg(long)]
     pub dry_run: bool,
     /// Start the job and return, without following its progress.

@@ -12,6 +12,7 @@ use hookline::cli::{
 use hookline::progress::Progress;
 use hookline::{dlq, listen, say, Local};
 use hookline_core::auth::{parse_grant, Principal};
+use hookline_core::job::JobKind;
 use hookline_core::signing::Secret;
 
 /// Commands other than `serve` never create a store: they say where they looked.
@@ -278,8 +279,9 @@ async fn sqs_urls(kind: &str) -> Result<(aws_sdk_sqs::Client, String, String), S
     Ok((aws_sdk_sqs::Client::new(&aws), queue, dlq))
 }
 
-/// `hookline recover`: count, start, follow; exits 1 when the job failed.
-async fn recover_command(args: RecoverArgs) -> Result<ExitCode, String> {
+/// `hookline recover` and `hookline backfill`: count, start, follow; exits 1 when the job
+/// failed.
+async fn job_command(kind: JobKind, args: RecoverArgs) -> Result<ExitCode, String> {
     existing_store(&args.store.db)?;
     let local = Local::open(
         &args.store.db,
@@ -294,6 +296,7 @@ async fn recover_command(args: RecoverArgs) -> Result<ExitCode, String> {
         .ok_or_else(|| format!("no webhook {} in this store", args.webhook))?;
     let recovery = hookline::recover::start(
         &local.jobs,
+        kind,
         &webhook,
         &args.since,
         args.until.as_deref(),
@@ -301,17 +304,25 @@ async fn recover_command(args: RecoverArgs) -> Result<ExitCode, String> {
         args.retention,
     )
     .await?;
+    let (things, why, verb) = match kind {
+        JobKind::Recover => (
+            "deliveries",
+            "their last attempt failed for good in the window",
+            "redelivered",
+        ),
+        JobKind::Backfill => ("events", "logged in the window, matching", "sent"),
+    };
     let Some(job) = recovery.job else {
-        let verb = if args.dry_run { "would be" } else { "were" };
+        let tense = if args.dry_run { "would be" } else { "were" };
         say!(
-            "{} deliveries of {} {verb} redelivered (their last attempt failed for good in the window)",
+            "{} {things} of {} {tense} {verb} ({why})",
             recovery.matched,
             webhook.id
         );
         return Ok(ExitCode::SUCCESS);
     };
     say!(
-        "job {} started: {} deliveries of {} to redeliver",
+        "job {} started: {} {things} of {} to be {verb}",
         job.id,
         recovery.matched,
         webhook.id
@@ -319,11 +330,11 @@ async fn recover_command(args: RecoverArgs) -> Result<ExitCode, String> {
     if args.detach {
         return Ok(ExitCode::SUCCESS);
     }
-    let bar = Progress::new(false).bar(job.total, "recovering");
+    let bar = Progress::new(false).bar(job.total, verb);
     let ended = hookline::recover::follow(&local.jobs, &job, &bar).await?;
     bar.finish_and_clear();
     say!(
-        "job {} {}: {} of {} redelivered{}",
+        "job {} {}: {} of {} {verb}{}",
         ended.id,
         ended.state.as_str(),
         ended.done,
@@ -488,7 +499,8 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Dlq(DlqCommand::List(args)) => dlq_command(args, false).await,
         Command::Dlq(DlqCommand::Replay(args)) => dlq_command(args, true).await,
         Command::Listen(args) => listen_command(args).await,
-        Command::Recover(args) => return recover_command(args).await,
+        Command::Recover(args) => return job_command(JobKind::Recover, args).await,
+        Command::Backfill(args) => return job_command(JobKind::Backfill, args).await,
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "hookline", &mut script);

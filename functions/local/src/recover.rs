@@ -1,9 +1,9 @@
-//! `hookline recover`: starts a recover job on the embedded store (the running `hookline
-//! serve` runs its chunks) and follows it with a progress bar.
+//! `hookline recover` and `hookline backfill`: start a job on the embedded store (the running
+//! `hookline serve` runs its chunks) and follow it with a progress bar.
 
 use std::time::{Duration, Instant};
 
-use hookline_core::job::{window, Job, JobState};
+use hookline_core::job::{window, Job, JobKind, JobState};
 use hookline_core::jobs::{JobError, Jobs, Recovery};
 use hookline_core::retention::Retention;
 use hookline_core::webhook::Webhook;
@@ -15,10 +15,12 @@ const POLL: Duration = Duration::from_millis(200);
 /// How long a job may sit queued before the command says who runs it.
 const QUEUED_HINT_AFTER: Duration = Duration::from_secs(5);
 
-/// Counts, and unless `dry_run` starts, a recover of `webhook` over `[since, until]`; the
-/// window is checked as the API checks it, each refusal naming its flag.
+/// Counts, and unless `dry_run` starts, a job of `kind` on `webhook` over `[since, until]`
+/// (a backfill reads every App of the webhook whose grant stands); the window is checked as
+/// the API checks it, each refusal naming its flag.
 pub async fn start(
     jobs: &Jobs,
+    kind: JobKind,
     webhook: &Webhook,
     since: &str,
     until: Option<&str>,
@@ -27,12 +29,27 @@ pub async fn start(
 ) -> Result<Recovery, String> {
     let (since, until) =
         window(since, until, OffsetDateTime::now_utc(), retention).map_err(|e| format!("--{e}"))?;
-    jobs.recover(webhook, since, until, dry_run, "hookline-cli")
-        .await
-        .map_err(|e| match e {
-            JobError::Port(p) => format!("the store failed: {p}"),
-            other => other.to_string(),
-        })
+    let started = match kind {
+        JobKind::Recover => {
+            jobs.recover(webhook, since, until, dry_run, "hookline-cli")
+                .await
+        }
+        JobKind::Backfill => {
+            let apps = webhook
+                .spec
+                .app_ids()
+                .into_iter()
+                .filter(|app| webhook.suspended_for(app).is_none())
+                .map(str::to_owned)
+                .collect();
+            jobs.backfill(webhook, apps, since, until, dry_run, "hookline-cli")
+                .await
+        }
+    };
+    started.map_err(|e| match e {
+        JobError::Port(p) => format!("the store failed: {p}"),
+        other => other.to_string(),
+    })
 }
 
 /// Follows `job` until it ends, moving `bar`; says once when nothing has run it for a while

@@ -244,6 +244,7 @@ async fn scenario(
         run_attempts: 0,
         not_before: None,
         group: None,
+        backfill: false,
     };
     b.send(&message).await;
     Scenario {
@@ -548,6 +549,7 @@ async fn gone_disables_and_deleted_or_disabled_webhooks_receive_nothing(b: &dyn 
         run_attempts: 0,
         not_before: None,
         group: None,
+        backfill: false,
     };
     b.send(&again).await;
     let attempts = run(b, &s, |a| a.len() == 2).await;

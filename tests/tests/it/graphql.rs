@@ -699,6 +699,7 @@ fn attempt(webhook: &str, n: u32, status: AttemptStatus, at: time::OffsetDateTim
         response_excerpt: "busy".into(),
         next_retry_at: (status == AttemptStatus::Retrying)
             .then_some(at + time::Duration::seconds(30)),
+        backfill: false,
     }
 }
 

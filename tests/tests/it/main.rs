@@ -2,6 +2,7 @@
 
 mod api_routes;
 mod architecture;
+mod backfill;
 mod backpressure;
 mod bad_input;
 mod bootstrap_moto;

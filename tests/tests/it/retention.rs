@@ -48,6 +48,7 @@ fn attempt(webhook: &WebhookId, event: &Event, n: usize) -> Attempt {
         latency_ms: 3,
         response_excerpt: String::new(),
         next_retry_at: None,
+        backfill: false,
     }
 }
 

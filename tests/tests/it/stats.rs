@@ -57,6 +57,7 @@ fn attempts(webhook: &Webhook, now: OffsetDateTime) -> Vec<Attempt> {
                 latency_ms: *ms,
                 response_excerpt: String::new(),
                 next_retry_at: None,
+                backfill: false,
             }
         })
         .collect()

@@ -251,6 +251,49 @@ impl Mutation {
         })
     }
 
+    /// Sends the webhook, as a background job, every logged event received between `since`
+    /// and `until` that it would have matched, from the Apps the caller may edit and whose
+    /// grant to its owner stands; each delivery carries `webhook-backfill: true`. `dryRun`
+    /// only counts. The result holds `matched` and the `job`.
+    async fn backfill_webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The webhook (`wh_...`).")] webhook_id: ID,
+        #[graphql(
+            desc = "The window's start (RFC 3339): not in the future, not before the retention horizon."
+        )]
+        since: String,
+        #[graphql(desc = "The window's end (RFC 3339; default: now).")] until: Option<String>,
+        #[graphql(desc = "Only count what would be sent.")] dry_run: Option<bool>,
+    ) -> Result<WebhookMutationResult> {
+        let (recovery, p) = (recovery(ctx)?, principal(ctx)?);
+        let input = WindowInput {
+            since,
+            until,
+            dry_run: dry_run.unwrap_or(false),
+        };
+        let outcome = async {
+            let recovered = recovery.backfill(p, &webhook_id, &input).await?;
+            let job = match &recovered.job_id {
+                Some(id) => Some(recovery.job(p, id.as_str()).await?),
+                None => None,
+            };
+            Ok((recovered.matched, job))
+        }
+        .await;
+        answer(outcome, |(matched, job)| WebhookMutationResult {
+            code: "OK".into(),
+            message: match &job {
+                Some(j) => format!("{matched} events matched; job {} sends them", j.id),
+                None => format!("{matched} events matched; no job started"),
+            },
+            success: true,
+            matched: Some(i64::try_from(matched).unwrap_or(i64::MAX)),
+            job: job.as_ref().map(JobObject::of),
+            ..WebhookMutationResult::default()
+        })
+    }
+
     /// Cancels an unfinished background job: chunks not yet run are not run.
     async fn cancel_job(
         &self,

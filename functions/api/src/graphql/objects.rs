@@ -815,9 +815,11 @@ pub struct WebhookMutationResult {
     pub(crate) probe: Option<WebhookProbe>,
     /// Every failing input field, when `VALIDATION_FAILED` or `ENDPOINT_CHECK_FAILED`.
     pub(crate) field_errors: Vec<WebhookFieldError>,
-    /// How many deliveries a recover matched (`recoverWebhookDeliveries`).
+    /// How many deliveries a recover, or events a backfill, matched
+    /// (`recoverWebhookDeliveries`, `backfillWebhook`).
     pub(crate) matched: Option<i64>,
-    /// The background job it started or cancelled (`recoverWebhookDeliveries`, `cancelJob`).
+    /// The background job it started or cancelled (`recoverWebhookDeliveries`,
+    /// `backfillWebhook`, `cancelJob`).
     pub(crate) job: Option<JobObject>,
 }
 
@@ -827,7 +829,7 @@ pub struct WebhookMutationResult {
 pub struct JobObject {
     /// The job (`job_...`).
     pub(crate) id: ID,
-    /// What it does: `recover`.
+    /// What it does: `recover` or `backfill`.
     pub(crate) kind: String,
     /// The webhook it works on.
     pub(crate) webhook_id: ID,

@@ -1,4 +1,5 @@
-//! Recover a webhook's failed deliveries as a background job, and the jobs.
+//! Recover a webhook's failed deliveries, or send it past events, as background jobs; and the
+//! jobs.
 
 use super::*;
 
@@ -34,6 +35,35 @@ pub(crate) async fn recover(
         StatusCode::OK
     };
     Ok(json_response(status, &recovery))
+}
+
+/// Send the webhook every logged event of the window it would have matched (event types, URN
+/// patterns, payload filter), from the Apps the caller may edit and whose grant to the
+/// webhook's owner stands, oldest first per App, as a background job. Each delivery carries
+/// `webhook-backfill: true` and is marked in the attempt log.
+#[utoipa::path(
+    post, path = "/v1/webhooks/{id}/backfill", tag = "jobs", operation_id = "backfillWebhook",
+    params(("id" = String, Path, description = "wh_<ULID>")),
+    request_body = WindowInput,
+    responses(
+        (status = 202, description = "A job sends the matched events (`GET /v1/jobs/{jobId}`)", body = Recovery),
+        (status = 200, description = "A dry run, or nothing matched: the count, no job", body = Recovery),
+        (status = "4XX", description = "Malformed body (400), no token (401), not found (404), the webhook is disabled or has an unfinished job (409), a window in the future, reversed or before the retention horizon (422)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn backfill(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    Path(id): Path<String>,
+    JsonBody(input): JsonBody<WindowInput>,
+) -> Answer {
+    let backfill = recovery(&s)?.backfill(&p, &id, &input).await?;
+    let status = if backfill.job_id.is_some() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_response(status, &backfill))
 }
 
 /// A background job: its state and progress.

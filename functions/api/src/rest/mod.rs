@@ -119,6 +119,7 @@ impl Api {
         if with_jobs {
             routes = routes
                 .route("/v1/webhooks/{id}/recover", post(recover))
+                .route("/v1/webhooks/{id}/backfill", post(backfill))
                 .route("/v1/jobs/{id}", get(get_job))
                 .route("/v1/jobs/{id}/cancel", post(cancel_job));
         }

@@ -38,14 +38,14 @@ pub fn openapi_json() -> String {
         webhooks::get_webhook, webhooks::update_webhook, webhooks::delete_webhook,
         webhooks::rotate_secret, webhooks::enable_webhook, webhooks::disable_webhook,
         deliveries::send_test, deliveries::list_deliveries, deliveries::webhook_stats,
-        deliveries::redeliver, jobs::recover, jobs::get_job, jobs::cancel_job,
+        deliveries::redeliver, jobs::recover, jobs::backfill, jobs::get_job, jobs::cancel_job,
         events::event_types, events::publish_event, grants::revoke_grant, grants::restore_grant,
         openapi_document, graphql, caller::who_am_i, caller::list_apps
     ),
     tags(
         (name = "webhooks", description = "Subscriptions: an endpoint, event types and URN patterns"),
         (name = "deliveries", description = "A webhook's attempt log, health, redelivery and test events"),
-        (name = "jobs", description = "Background jobs: recover a webhook's failed deliveries in bulk"),
+        (name = "jobs", description = "Background jobs: recover a webhook's failed deliveries in bulk, send it past events"),
         (name = "events", description = "Event intake and the event-type catalog"),
         (name = "caller", description = "Who the token is"),
         (name = "grants", description = "The platform reports revoked and restored permissions (manage-grants)"),

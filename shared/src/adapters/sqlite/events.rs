@@ -12,6 +12,7 @@ impl EventLog for Database {
     ) -> Result<EventClaim, PortError> {
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
         let id = event.id.to_string();
+        let app = event.urn.app_id().to_owned();
         let doc = String::from_utf8(
             event
                 .delivery_body()
@@ -46,9 +47,9 @@ impl EventLog for Database {
                 }
                 _ => {
                     exec(&tx,
-                        "INSERT OR REPLACE INTO events (id, doc, fanned_out, claimed_until, received_at, expires_at)
-                         VALUES (?1, ?2, 0, ?3, ?4, ?5)",
-                        params![id, doc, now.saturating_add(lease_ms), now, expires],
+                        "INSERT OR REPLACE INTO events (id, doc, fanned_out, claimed_until, received_at, expires_at, app_id)
+                         VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6)",
+                        params![id, doc, now.saturating_add(lease_ms), now, expires, app],
                     )
                     .map_err(unavailable)?;
                     EventClaim::New
@@ -106,4 +107,68 @@ impl EventLog for Database {
         doc.map(|d| Event::from_stored(&d).map_err(PortError::Corrupt))
             .transpose()
     }
+
+    async fn list_for_app(
+        &self,
+        app_id: &str,
+        since: time::OffsetDateTime,
+        until: time::OffsetDateTime,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<LoggedEvent>, PortError> {
+        let (after_ms, after_id) = match cursor {
+            Some(c) => parse_position(&c.0)?,
+            None => (unix_ms(since) - 1, String::from("~")),
+        };
+        let (app, until_ms, now) = (
+            app_id.to_owned(),
+            unix_ms(until),
+            unix_ms(time::OffsetDateTime::now_utc()),
+        );
+        let fetch = i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX);
+        let rows: Vec<(String, i64)> = self
+            .with_conn(move |c| {
+                let mut statement = c
+                    .prepare_cached(
+                        "SELECT doc, received_at FROM events
+                         WHERE app_id = ?1 AND (received_at > ?2 OR (received_at = ?2 AND id > ?3))
+                           AND received_at < ?4 AND expires_at > ?5
+                         ORDER BY received_at, id LIMIT ?6",
+                    )
+                    .map_err(unavailable)?;
+                let rows = statement
+                    .query_map(
+                        params![app, after_ms, after_id, until_ms, now, fetch],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map_err(unavailable)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(unavailable);
+                rows
+            })
+            .await?;
+        let items = rows
+            .into_iter()
+            .map(|(doc, at)| {
+                Ok(LoggedEvent {
+                    event: Event::from_stored(&doc).map_err(PortError::Corrupt)?,
+                    received_at: from_unix_ms(at).ok_or_else(|| {
+                        PortError::Corrupt(format!("received_at {at} is not a time"))
+                    })?,
+                })
+            })
+            .collect::<Result<Vec<_>, PortError>>()?;
+        Ok(Page::from_overfetch(items, limit, LoggedEvent::position))
+    }
+}
+
+/// A listing position (`<ms>#<event id>`), as [`LoggedEvent::position`] writes it.
+fn parse_position(text: &str) -> Result<(i64, String), PortError> {
+    let (ms, id) = text
+        .split_once('#')
+        .ok_or_else(|| PortError::Corrupt(format!("event listing cursor {text}")))?;
+    let ms = ms
+        .parse()
+        .map_err(|_| PortError::Corrupt(format!("event listing cursor {text}")))?;
+    Ok((ms, id.to_owned()))
 }

@@ -19,8 +19,8 @@ use crate::adapters::record::{from_document, to_document};
 use crate::delivery::{Attempt, AttemptStatus, DeliveryId};
 use crate::event::{Event, EventId};
 use crate::ports::{
-    AttemptLog, Cursor, EventClaim, EventLog, GrantStore, Page, PortError, RevokedGrant,
-    WebhookStore,
+    AttemptLog, Cursor, EventClaim, EventLog, GrantStore, LoggedEvent, Page, PortError,
+    RevokedGrant, WebhookStore,
 };
 use crate::timestamp::{from_unix_ms, unix_ms};
 use crate::webhook::{FailureRun, Route, Webhook, WebhookId};
@@ -141,6 +141,14 @@ const MIGRATIONS: &[&str] = &[
          doc        TEXT NOT NULL
      );
      CREATE UNIQUE INDEX jobs_active ON jobs (webhook_id) WHERE active = 1;",
+    // Each event's App, for listing an App's events in receipt order (backfill, purges);
+    // events logged before this migration take theirs from the URN in their document.
+    "ALTER TABLE events ADD COLUMN app_id TEXT;
+     UPDATE events SET app_id = (
+         WITH u(rest) AS (SELECT substr(json_extract(doc, '$.urn'), instr(json_extract(doc, '$.urn'), ':app:') + 5))
+         SELECT CASE WHEN instr(rest, ':') > 0 THEN substr(rest, 1, instr(rest, ':') - 1) ELSE rest END FROM u
+     ) WHERE instr(json_extract(doc, '$.urn'), ':app:') > 0;
+     CREATE INDEX events_app ON events (app_id, received_at, id);",
 ];
 
 /// Writes a webhook's row with `sql` (parameters: id, version, document) and its routes.

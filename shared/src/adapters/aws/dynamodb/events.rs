@@ -1,4 +1,5 @@
-//! The event log: `PK=EV#<eventId> SK=META`.
+//! The event log: `PK=EV#<eventId> SK=META`, listed per App and day through the
+//! `events-by-app` index (`appDay` = `<appId>#<yyyy-mm-dd>`, `appSeq` = receipt ms and id).
 
 use super::*;
 
@@ -12,6 +13,24 @@ pub struct DynamoEventLog {
 
 fn event_pk(id: &EventId) -> String {
     format!("EV#{id}")
+}
+
+/// The global secondary index listing an App's events by receipt time.
+pub const EVENTS_BY_APP: &str = "events-by-app";
+/// Its partition key: `<appId>#<yyyy-mm-dd>` (a day per partition keeps a busy App's writes
+/// spread over time, not on one key forever).
+pub const APP_DAY: &str = "appDay";
+/// Its sort key: [`LoggedEvent::position`].
+pub const APP_SEQ: &str = "appSeq";
+
+fn app_day(app_id: &str, at: OffsetDateTime) -> String {
+    let d = at.date();
+    format!(
+        "{app_id}#{:04}-{:02}-{:02}",
+        d.year(),
+        u8::from(d.month()),
+        d.day()
+    )
 }
 
 impl DynamoEventLog {
@@ -63,6 +82,11 @@ impl EventLog for DynamoEventLog {
         let now = OffsetDateTime::now_utc();
         let until = (now + lease).unix_timestamp_nanos() / 1_000_000;
         let now_ms = now.unix_timestamp_nanos() / 1_000_000;
+        let position = LoggedEvent {
+            event: event.clone(),
+            received_at: now,
+        }
+        .position();
         let put = self
             .client
             .put_item()
@@ -76,6 +100,8 @@ impl EventLog for DynamoEventLog {
                 "receivedAt",
                 AttributeValue::N(now.unix_timestamp().to_string()),
             )
+            .item(APP_DAY, s(app_day(event.urn.app_id(), now)))
+            .item(APP_SEQ, s(position))
             .item(
                 "ttl",
                 AttributeValue::N(expires_at.unix_timestamp().to_string()),
@@ -188,5 +214,80 @@ impl EventLog for DynamoEventLog {
                 doc_of(&item).and_then(|d| Event::from_stored(d).map_err(PortError::Corrupt))
             })
             .transpose()
+    }
+
+    async fn list_for_app(
+        &self,
+        app_id: &str,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page<LoggedEvent>, PortError> {
+        let lowest = format!("{:013}#", unix_ms(since).max(0));
+        let highest = format!("{:013}#", unix_ms(until).max(0));
+        // After the cursor, or from the window's start; one day's partition at a time.
+        let mut after = cursor.map_or_else(|| lowest.clone(), |c| c.0.clone());
+        let after_ms: i64 = after
+            .split('#')
+            .next()
+            .and_then(|ms| ms.parse().ok())
+            .ok_or_else(|| PortError::Corrupt(format!("event listing cursor {after}")))?;
+        let mut day = from_unix_ms(after_ms).unwrap_or(since).date();
+        let last_day = until.date();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let mut items = Vec::new();
+        while day <= last_day && items.len() <= limit && after < highest {
+            let partition = app_day(app_id, day.midnight().assume_utc());
+            let mut start = None;
+            loop {
+                let want = limit + 1 - items.len();
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(EVENTS_BY_APP)
+                    .key_condition_expression("#day = :day AND #seq BETWEEN :after AND :before")
+                    .expression_attribute_names("#day", APP_DAY)
+                    .expression_attribute_names("#seq", APP_SEQ)
+                    .expression_attribute_values(":day", s(partition.clone()))
+                    .expression_attribute_values(":after", s(format!("{after}\u{0}")))
+                    .expression_attribute_values(":before", s(highest.clone()))
+                    .set_exclusive_start_key(start)
+                    .limit(i32::try_from(want).unwrap_or(i32::MAX))
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                for item in out.items() {
+                    let expired = matches!(item.get("ttl"), Some(AttributeValue::N(t)) if t.parse::<i64>().is_ok_and(|t| t <= now));
+                    if expired {
+                        continue;
+                    }
+                    let event = Event::from_stored(doc_of(item)?).map_err(PortError::Corrupt)?;
+                    let received_at = match item.get(APP_SEQ) {
+                        Some(AttributeValue::S(seq)) => seq
+                            .split('#')
+                            .next()
+                            .and_then(|ms| ms.parse().ok())
+                            .and_then(from_unix_ms)
+                            .ok_or_else(|| PortError::Corrupt(format!("{APP_SEQ} {seq}")))?,
+                        _ => {
+                            return Err(PortError::Corrupt(format!("event item without {APP_SEQ}")))
+                        }
+                    };
+                    items.push(LoggedEvent { event, received_at });
+                }
+                match out.last_evaluated_key {
+                    Some(key) if !key.is_empty() && items.len() <= limit => start = Some(key),
+                    _ => break,
+                }
+            }
+            after = lowest.clone();
+            day = match day.next_day() {
+                Some(next) => next,
+                None => break,
+            };
+        }
+        Ok(Page::from_overfetch(items, limit, LoggedEvent::position))
     }
 }

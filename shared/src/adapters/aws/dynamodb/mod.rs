@@ -18,8 +18,8 @@ use crate::adapters::record::{from_document, to_document};
 use crate::delivery::{Attempt, AttemptStatus, DeliveryId};
 use crate::event::{Event, EventId};
 use crate::ports::{
-    AttemptLog, Cursor, EventClaim, EventLog, GrantStore, Page, PortError, RateLimiter,
-    RevokedGrant, WebhookStore,
+    AttemptLog, Cursor, EventClaim, EventLog, GrantStore, LoggedEvent, Page, PortError,
+    RateLimiter, RevokedGrant, WebhookStore,
 };
 use crate::rules::RateLimit;
 use crate::timestamp::{from_unix_ms, unix_ms};
@@ -34,7 +34,7 @@ mod rate_limit;
 mod webhooks;
 
 pub use attempts::{DynamoAttemptLog, DELIVERY_SEARCH_PAGES};
-pub use events::DynamoEventLog;
+pub use events::{DynamoEventLog, APP_DAY, APP_SEQ, EVENTS_BY_APP};
 pub use grants::DynamoGrantStore;
 pub use jobs::DynamoJobStore;
 pub use rate_limit::DynamoRateLimiter;
