@@ -867,12 +867,49 @@ async function sendTest() {
 // How often a running job is read.
 const JOB_POLL_MS = 500;
 
+// The panel serves both jobs: recover failed deliveries, and send past events (backfill).
+const JOB_MODES = {
+  recover: {
+    path: "recover",
+    title: "Recover failed deliveries",
+    about: ": send again, once each, every delivery whose last attempt failed for good (retries exhausted, or refused with a 4xx).",
+    since: "Failed in the last",
+    none: "No deliveries to recover in this window.",
+    some: (n) => `${n} ${n === 1 ? "delivery" : "deliveries"} failed for good in this window and will be sent again.`,
+    verb: "Redeliver",
+    done: (n) => `Recovered ${n} ${n === 1 ? "delivery" : "deliveries"}.`,
+    failed: "Recovering failed",
+  },
+  backfill: {
+    path: "backfill",
+    title: "Send past events",
+    about: ": send this webhook the events it would have received in a past window (its events, URN scope and filter), oldest first, each marked webhook-backfill: true.",
+    since: "Received in the last",
+    none: "No past events match in this window.",
+    some: (n) => `${n} past ${n === 1 ? "event matches" : "events match"} and will be sent.`,
+    verb: "Send",
+    done: (n) => `Sent ${n} past ${n === 1 ? "event" : "events"}.`,
+    failed: "Sending past events failed",
+  },
+};
+
+function jobMode() {
+  return JOB_MODES[state.jobMode || "recover"];
+}
+
 function recoverWindow() {
   const hours = Number($("recover-since").value) || 24;
   return new Date(Date.now() - hours * 3600 * 1000).toISOString();
 }
 
-async function openRecover() {
+async function openRecover(mode) {
+  state.jobMode = mode;
+  const m = jobMode();
+  const title = $("recover-title");
+  clear(title);
+  title.append(el("strong", m.title), m.about);
+  $("recover-since-label").textContent = m.since;
+  $("recover-state").textContent = "";
   $("recover-panel").hidden = false;
   $("recover-run").hidden = true;
   await countRecoverable();
@@ -881,17 +918,16 @@ async function openRecover() {
 
 async function countRecoverable() {
   const w = state.webhook;
+  const m = jobMode();
   const count = $("recover-count");
   const yes = $("recover-yes");
   yes.disabled = true;
   count.textContent = "Counting…";
   try {
-    const r = await api("POST", `/v1/webhooks/${enc(w.id)}/recover`, { since: recoverWindow(), dryRun: true });
+    const r = await api("POST", `/v1/webhooks/${enc(w.id)}/${m.path}`, { since: recoverWindow(), dryRun: true });
     const n = r.matched;
-    count.textContent = n === 0
-      ? "No deliveries to recover in this window."
-      : `${n} ${n === 1 ? "delivery" : "deliveries"} failed for good in this window and will be sent again.`;
-    yes.textContent = n === 0 ? "Redeliver" : `Redeliver ${n}`;
+    count.textContent = n === 0 ? m.none : m.some(n);
+    yes.textContent = n === 0 ? m.verb : `${m.verb} ${n}`;
     yes.disabled = n === 0;
   } catch (e) {
     count.textContent = `Counting failed: ${e.message}`;
@@ -900,11 +936,12 @@ async function countRecoverable() {
 
 async function startRecover() {
   const w = state.webhook;
+  const m = jobMode();
   $("recover-yes").disabled = true;
-  await act("Recovering failed", async () => {
-    const r = await api("POST", `/v1/webhooks/${enc(w.id)}/recover`, { since: recoverWindow() });
+  await act(m.failed, async () => {
+    const r = await api("POST", `/v1/webhooks/${enc(w.id)}/${m.path}`, { since: recoverWindow() });
     if (!r.jobId) {
-      $("recover-count").textContent = "No deliveries to recover in this window.";
+      $("recover-count").textContent = m.none;
       return;
     }
     $("recover-run").hidden = false;
@@ -913,16 +950,17 @@ async function startRecover() {
 }
 
 async function followJob(jobId) {
+  const m = jobMode();
   const bar = $("recover-progress");
   const label = $("recover-state");
   for (;;) {
     const job = await api("GET", `/v1/jobs/${enc(jobId)}`);
     bar.max = Math.max(job.total, 1);
     bar.value = job.done;
-    label.textContent = `${job.done} of ${job.total} sent again (${job.state})`;
+    label.textContent = `${job.done} of ${job.total} sent (${job.state})`;
     if (["done", "failed", "cancelled"].includes(job.state)) {
-      if (job.state === "failed") alarm(`Recovering failed: ${job.error || "unknown error"}`);
-      else say(`Recovered ${job.done} ${job.done === 1 ? "delivery" : "deliveries"}.`);
+      if (job.state === "failed") alarm(`${m.failed}: ${job.error || "unknown error"}`);
+      else say(m.done(job.done));
       await loadLog();
       return;
     }
@@ -976,7 +1014,8 @@ function wire() {
   $("toggle").addEventListener("click", toggle);
   $("rotate").addEventListener("click", rotate);
   $("send-test").addEventListener("click", sendTest);
-  $("recover").addEventListener("click", openRecover);
+  $("recover").addEventListener("click", () => openRecover("recover"));
+  $("backfill").addEventListener("click", () => openRecover("backfill"));
   $("recover-since").addEventListener("change", countRecoverable);
   $("recover-yes").addEventListener("click", startRecover);
   $("recover-no").addEventListener("click", () => {
