@@ -94,6 +94,10 @@ struct ThroughputArgs {
     /// Concurrent event posters.
     #[arg(long, default_value_t = 16, value_parser = at_least_one)]
     post_concurrency: usize,
+    /// Expired events and attempts (as many of each) written to the pipeline's store before
+    /// `serve` starts, so its retention sweeper deletes them during the runs.
+    #[arg(long, default_value_t = 0)]
+    expired_rows: usize,
     /// Print the report as JSON (and no progress).
     #[arg(long)]
     json: bool,
@@ -210,6 +214,7 @@ async fn throughput(args: ThroughputArgs) -> Result<(), String> {
         rate: args.rate,
         rate_events: args.rate_events,
         post_concurrency: args.post_concurrency,
+        expired_rows: args.expired_rows,
     };
     let programs = bench::throughput::Programs {
         hookline,

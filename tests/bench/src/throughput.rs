@@ -36,6 +36,9 @@ pub struct ThroughputOptions {
     pub rate_events: usize,
     /// Event POSTs in flight at once in the throughput run.
     pub post_concurrency: usize,
+    /// Expired events and attempts (as many of each) in the store when `serve` starts: its
+    /// retention sweeper deletes them while the runs go on.
+    pub expired_rows: usize,
 }
 
 impl Default for ThroughputOptions {
@@ -48,6 +51,7 @@ impl Default for ThroughputOptions {
             rate: 1000,
             rate_events: 5000,
             post_concurrency: 16,
+            expired_rows: 0,
         }
     }
 }
@@ -389,6 +393,9 @@ async fn run_pipeline(
         .await
         .map_err(|e| BenchError::Setup(format!("receiver: {e}")))?;
     let scratch = Scratch::new()?;
+    if options.expired_rows > 0 {
+        write_expired(&scratch.0.join("bench.db"), options.expired_rows, progress).await?;
+    }
     let (serve, base, token) = start_serve(exe, &scratch, options.deliver_workers, &[]).await?;
     let pid = serve
         .0
@@ -564,4 +571,63 @@ pub fn render(report: &ThroughputReport) -> String {
         ));
     }
     out
+}
+
+/// Writes `n` expired events and `n` expired attempts into the store at `path` (before `serve`
+/// opens it), for its retention sweeper to delete during the runs.
+async fn write_expired(path: &Path, n: usize, progress: Progress) -> Result<(), BenchError> {
+    use hookline_core::delivery::{Attempt, AttemptStatus, DeliveryId};
+    use hookline_core::event::{Event, EventId};
+    use hookline_core::ports::{AttemptLog as _, EventLog as _};
+    let db = hookline_core::adapters::sqlite::Database::open(path)
+        .map_err(|e| BenchError::Setup(format!("{}: {e}", path.display())))?;
+    let expired = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    let webhook = hookline_core::webhook::WebhookId::generate();
+    let rules = hookline_core::event::IntakeRules {
+        namespace: &hookline_core::urn::Namespace::default(),
+        catalog: hookline_core::event_type::Catalog::builtin(),
+    };
+    let bar = progress.bar(n as u64, "expired rows");
+    let mut written = 0;
+    while written < n {
+        let batch = (n - written).min(1_000);
+        let mut attempts = Vec::with_capacity(batch);
+        let mut events = Vec::with_capacity(batch);
+        for i in 0..batch {
+            let body = serde_json::json!({"type": super::BENCH_EVENT_TYPE, "urn": format!("urn:allthings:app:OLD:x:{}", written + i), "data": {}});
+            let event = Event::from_intake(body.to_string().as_bytes(), rules, expired)
+                .map_err(|e| BenchError::Setup(e.to_string()))?;
+            events.push(event.clone());
+            attempts.push(Attempt {
+                attempt_id: format!("{:026}", written + i),
+                webhook_id: webhook.clone(),
+                delivery_id: DeliveryId::for_pair(&event.id, &webhook),
+                event_id: EventId::clone(&event.id),
+                attempt: 1,
+                at: expired,
+                status: AttemptStatus::Delivered,
+                response_status: Some(200),
+                error: None,
+                latency_ms: 1,
+                response_excerpt: String::new(),
+                next_retry_at: None,
+                backfill: false,
+            });
+        }
+        // Concurrent claims share commits (the store's group commit).
+        for claimed in futures_util::future::join_all(
+            events.iter().map(|e| db.claim(e, expired, Duration::ZERO)),
+        )
+        .await
+        {
+            claimed.map_err(|e| BenchError::Setup(e.to_string()))?;
+        }
+        db.record_many(&attempts, expired)
+            .await
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+        written += batch;
+        bar.set_position(written as u64);
+    }
+    bar.finish_and_clear();
+    Ok(())
 }
