@@ -98,6 +98,10 @@ struct ThroughputArgs {
     /// `serve` starts, so its retention sweeper deletes them during the runs.
     #[arg(long, default_value_t = 0)]
     expired_rows: usize,
+    /// Past events in the pipeline's event log when `serve` starts, sent by a backfill to one
+    /// more webhook while the runs go on (its deliveries are not counted in the runs).
+    #[arg(long, default_value_t = 0)]
+    backfill_events: usize,
     /// Print the report as JSON (and no progress).
     #[arg(long)]
     json: bool,
@@ -215,6 +219,7 @@ async fn throughput(args: ThroughputArgs) -> Result<(), String> {
         rate_events: args.rate_events,
         post_concurrency: args.post_concurrency,
         expired_rows: args.expired_rows,
+        backfill_events: args.backfill_events,
     };
     let programs = bench::throughput::Programs {
         hookline,

@@ -39,6 +39,9 @@ pub struct ThroughputOptions {
     /// Expired events and attempts (as many of each) in the store when `serve` starts: its
     /// retention sweeper deletes them while the runs go on.
     pub expired_rows: usize,
+    /// Past events (`booking.created`, App A1) in the event log when `serve` starts, which a
+    /// backfill to one more webhook sends while the runs go on.
+    pub backfill_events: usize,
 }
 
 impl Default for ThroughputOptions {
@@ -52,6 +55,7 @@ impl Default for ThroughputOptions {
             rate_events: 5000,
             post_concurrency: 16,
             expired_rows: 0,
+            backfill_events: 0,
         }
     }
 }
@@ -107,6 +111,8 @@ pub struct ThroughputReport {
     pub ratio: f64,
     /// The pipeline at `options.rate`, if run.
     pub offered_load: Option<OfferedLoad>,
+    /// Backfilled deliveries received during the runs, when a backfill ran beside them.
+    pub backfill_delivered: Option<u64>,
 }
 
 /// A child process killed when dropped, so a failed run leaves nothing behind.
@@ -170,7 +176,8 @@ pub async fn run(
         process: floor.process,
         refused: 0,
     };
-    let (pipeline, offered_load) = run_pipeline(&programs.hookline, options, progress).await?;
+    let (pipeline, offered_load, backfill_delivered) =
+        run_pipeline(&programs.hookline, options, progress).await?;
     Ok(ThroughputReport {
         options: options.clone(),
         concurrency,
@@ -178,6 +185,7 @@ pub async fn run(
         floor,
         pipeline,
         offered_load,
+        backfill_delivered,
     })
 }
 
@@ -387,7 +395,7 @@ async fn run_pipeline(
     exe: &Path,
     options: &ThroughputOptions,
     progress: Progress,
-) -> Result<(Side, Option<OfferedLoad>), BenchError> {
+) -> Result<(Side, Option<OfferedLoad>, Option<u64>), BenchError> {
     let (w, e) = (options.webhooks, options.events);
     let receiver = Receiver::start(e + options.rate_events, w)
         .await
@@ -395,6 +403,14 @@ async fn run_pipeline(
     let scratch = Scratch::new()?;
     if options.expired_rows > 0 {
         write_expired(&scratch.0.join("bench.db"), options.expired_rows, progress).await?;
+    }
+    if options.backfill_events > 0 {
+        write_history(
+            &scratch.0.join("bench.db"),
+            options.backfill_events,
+            progress,
+        )
+        .await?;
     }
     let (serve, base, token) = start_serve(exe, &scratch, options.deliver_workers, &[]).await?;
     let pid = serve
@@ -418,6 +434,40 @@ async fn run_pipeline(
         )
         .await?;
     }
+    // A backfill of the history to one more webhook, running beside the live runs.
+    let backfill = if options.backfill_events > 0 {
+        let history = Receiver::start(0, 1)
+            .await
+            .map_err(|e| BenchError::Setup(format!("receiver: {e}")))?;
+        let created = send_json(
+            &client,
+            &format!("{base}/v1/webhooks?appId=A1"),
+            &token,
+            &serde_json::json!({"name": "backfill", "url": format!("{}/b", history.url()), "eventTypes": [HISTORY_EVENT_TYPE]}),
+        )
+        .await?
+        .json::<serde_json::Value>()
+        .await
+        .map_err(|e| BenchError::Run(format!("create the backfill webhook: {e}")))?;
+        let id = created["id"]
+            .as_str()
+            .ok_or_else(|| BenchError::Run(format!("create the backfill webhook: {created}")))?;
+        let since = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+        let since = since
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+        post(
+            &client,
+            &format!("{base}/v1/webhooks/{id}/backfill"),
+            &token,
+            &serde_json::json!({ "since": since }),
+            202,
+        )
+        .await?;
+        Some(history)
+    } else {
+        None
+    };
     let pad = pad_for(options.body_bytes);
     let events_url = format!("{base}/v1/events");
 
@@ -514,8 +564,52 @@ async fn run_pipeline(
             queued_latency: Latency::of(pair_latencies(&receiver, &answered, w).0),
         })
     };
+    let backfilled = backfill.map(|history| history.posts());
     drop(serve);
-    Ok((pipeline, offered))
+    Ok((pipeline, offered, backfilled))
+}
+
+/// The event type of the backfilled history (the live runs post [`super::BENCH_EVENT_TYPE`]).
+const HISTORY_EVENT_TYPE: &str = "booking.created";
+
+/// Logs `n` events of App A1 (unexpired, [`HISTORY_EVENT_TYPE`]) in the store at `path`
+/// before `serve` opens it: the history a backfill sends.
+async fn write_history(path: &Path, n: usize, progress: Progress) -> Result<(), BenchError> {
+    use hookline_core::event::Event;
+    use hookline_core::ports::EventLog as _;
+    let db = hookline_core::adapters::sqlite::Database::open(path)
+        .map_err(|e| BenchError::Setup(format!("{}: {e}", path.display())))?;
+    let now = time::OffsetDateTime::now_utc();
+    let rules = hookline_core::event::IntakeRules {
+        namespace: &hookline_core::urn::Namespace::default(),
+        catalog: hookline_core::event_type::Catalog::builtin(),
+    };
+    let bar = progress.bar(n as u64, "history");
+    let mut written = 0;
+    while written < n {
+        let batch = (n - written).min(1_000);
+        let mut events = Vec::with_capacity(batch);
+        for i in 0..batch {
+            let body = serde_json::json!({"type": HISTORY_EVENT_TYPE, "urn": format!("urn:allthings:app:A1:booking:B{}", written + i), "data": {"seq": written + i}});
+            events.push(
+                Event::from_intake(body.to_string().as_bytes(), rules, now)
+                    .map_err(|e| BenchError::Setup(e.to_string()))?,
+            );
+        }
+        for claimed in futures_util::future::join_all(
+            events
+                .iter()
+                .map(|e| db.claim(e, now + time::Duration::days(1), Duration::ZERO)),
+        )
+        .await
+        {
+            claimed.map_err(|e| BenchError::Setup(e.to_string()))?;
+        }
+        written += batch;
+        bar.set_position(written as u64);
+    }
+    bar.finish_and_clear();
+    Ok(())
 }
 
 /// The report as a table for people.
