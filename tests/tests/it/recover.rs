@@ -663,3 +663,101 @@ async fn a_job_started_from_the_cli_survives_a_restart_midway() {
     }
     drop(server);
 }
+
+/// The job runner's rules, chunk by chunk on the embedded ports (no workers: the test hands
+/// each chunk to `Jobs::run_chunk` itself): a stale copy of a chunk does nothing, a cancelled
+/// job runs no further chunk, and a job whose webhook was deleted meanwhile ends failed,
+/// saying why.
+#[tokio::test]
+async fn chunks_run_once_cancel_stops_and_a_deleted_webhook_fails_the_job() {
+    use hookline_core::delivery::{Attempt, AttemptStatus, DeliveryId};
+    use hookline_core::event::EventId;
+    use hookline_core::job::{JobChunk, JobState};
+    use hookline_core::jobs::Jobs;
+    use hookline_core::ports::{AttemptLog as _, WebhookStore as _};
+    let db = hookline_core::adapters::sqlite::Database::open_in_memory().expect("sqlite");
+    let ports = hookline_tests::embedded_ports(&db);
+    let jobs = Jobs::from_ports(&ports);
+    let now = time::OffsetDateTime::now_utc();
+    let since = now - time::Duration::hours(1);
+    let mut started = Vec::new();
+    for _ in 0..2 {
+        let hook = hookline_tests::webhook(&["urn:allthings:app:A1:*"], &["ticket.created"], true);
+        db.create(&hook).await.expect("create");
+        // 150 exhausted deliveries: two chunks of 100 attempts.
+        let attempts: Vec<Attempt> = (0..150)
+            .map(|i| {
+                let event = EventId::generate();
+                Attempt {
+                    attempt_id: ulid::Ulid::new().to_string(),
+                    webhook_id: hook.id.clone(),
+                    delivery_id: DeliveryId::for_pair(&event, &hook.id),
+                    event_id: event,
+                    attempt: 6,
+                    at: now - time::Duration::seconds(i),
+                    status: AttemptStatus::Exhausted,
+                    response_status: Some(503),
+                    error: None,
+                    latency_ms: 1,
+                    response_excerpt: String::new(),
+                    next_retry_at: None,
+                    backfill: false,
+                }
+            })
+            .collect();
+        db.record_many(&attempts, now + time::Duration::days(1))
+            .await
+            .expect("record");
+        let recovery = jobs
+            .recover(&hook, since, now, false, "tester")
+            .await
+            .expect("started");
+        assert_eq!(recovery.matched, 150);
+        started.push((hook, recovery.job.expect("a job")));
+    }
+    let chunk = |job: &hookline_core::job::Job, n| JobChunk {
+        job: job.id.clone(),
+        chunk: n,
+    };
+    let state = |id| {
+        let jobs = jobs.clone();
+        async move { jobs.get(&id).await.expect("get").expect("job") }
+    };
+
+    // The first job: chunk 0 runs once; its copy does nothing; the webhook is deleted before
+    // chunk 1, which fails the job.
+    let (hook, job) = &started[0];
+    jobs.run_chunk(&chunk(job, 0)).await.expect("chunk 0");
+    let after_one = state(job.id.clone()).await;
+    assert_eq!((after_one.state, after_one.done), (JobState::Running, 100));
+    jobs.run_chunk(&chunk(job, 0)).await.expect("a stale copy");
+    assert_eq!(
+        state(job.id.clone()).await,
+        after_one,
+        "a stale copy changes nothing"
+    );
+    db.delete(&hook.id, hook.version).await.expect("delete");
+    jobs.run_chunk(&chunk(job, 1)).await.expect("chunk 1");
+    let failed = state(job.id.clone()).await;
+    assert_eq!(failed.state, JobState::Failed);
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("was deleted")),
+        "{failed:?}"
+    );
+
+    // The second job: cancelled after chunk 0, chunk 1 does nothing.
+    let (_, job) = &started[1];
+    jobs.run_chunk(&chunk(job, 0)).await.expect("chunk 0");
+    let cancelled = jobs.cancel(&job.id).await.expect("cancel");
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    jobs.run_chunk(&chunk(job, 1)).await.expect("chunk 1");
+    let after = state(job.id.clone()).await;
+    assert_eq!((after.state, after.done), (JobState::Cancelled, 100));
+    assert!(matches!(
+        jobs.cancel(&job.id).await,
+        Err(hookline_core::jobs::JobError::Ended(..))
+    ));
+}
