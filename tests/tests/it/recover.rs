@@ -583,6 +583,23 @@ async fn a_job_started_from_the_cli_survives_a_restart_midway() {
         .unwrap_or_else(|| panic!("the job id in {said}"))
         .to_owned();
 
+    // One unfinished job per webhook: a second recover or a backfill is refused meanwhile.
+    for what in ["recover", "backfill"] {
+        let (status, problem) = send(
+            &http,
+            reqwest::Method::POST,
+            format!("{base}/v1/webhooks/{id}/{what}"),
+            &token,
+            Some(json!({"since": rfc3339(started)})),
+        )
+        .await;
+        assert_eq!(status, 409, "a second job ({what}): {problem}");
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| d.contains(&job_id)),
+            "the refusal names the unfinished job: {problem}"
+        );
+    }
+
     // Midway: at least one chunk ran, not all of them.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
