@@ -500,6 +500,17 @@ impl Deliver {
             });
             return Ok(AttemptStatus::Skipped);
         };
+        if !webhook.spec.app_ids().contains(event.urn.app_id()) {
+            // The webhook was changed to no longer name the event's App after this delivery
+            // was fanned out (or the App's data was purged): its queued deliveries and
+            // retries of that App's events stop here.
+            let why = format!("the webhook no longer covers App {}", event.urn.app_id());
+            tracing::info!(why, "not delivered");
+            self.record(pending, delivery, attempt, AttemptStatus::Skipped, |a| {
+                a.error = Some(why)
+            });
+            return Ok(AttemptStatus::Skipped);
+        }
         if let Some(s) = webhook.suspended_for(event.urn.app_id()) {
             let why = format!("{} on App {}", s.reason, s.app_id);
             tracing::info!(

@@ -23,6 +23,7 @@ mod queue_groups;
 mod recover;
 mod retention;
 mod rules;
+mod scope_change;
 mod sealed_at_rest;
 mod secrets;
 mod serve_events;

@@ -595,7 +595,9 @@ async fn a_job_started_from_the_cli_survives_a_restart_midway() {
         .await;
         assert_eq!(status, 409, "a second job ({what}): {problem}");
         assert!(
-            problem["detail"].as_str().is_some_and(|d| d.contains(&job_id)),
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains(&job_id)),
             "the refusal names the unfinished job: {problem}"
         );
     }
