@@ -55,6 +55,14 @@ pub struct Recovery {
     pub job: Option<Job>,
 }
 
+/// A disabled webhook would skip what a job sends it: refused up front.
+fn refuse_disabled(webhook: &Webhook) -> Result<(), JobError> {
+    match webhook.state.disabled_reason() {
+        Some(reason) => Err(JobError::Disabled(webhook.id.clone(), reason)),
+        None => Ok(()),
+    }
+}
+
 /// Starts, cancels and runs background jobs.
 #[derive(Clone)]
 pub struct Jobs {
@@ -153,13 +161,8 @@ impl Jobs {
         dry_run: bool,
         created_by: &str,
     ) -> Result<Recovery, JobError> {
-        if let Some(reason) = webhook.state.disabled_reason() {
-            return Err(JobError::Disabled(webhook.id.clone(), reason));
-        }
+        refuse_disabled(webhook)?;
         let matched = self.count_recoverable(&webhook.id, since, until).await?;
-        if dry_run || matched == 0 {
-            return Ok(Recovery { matched, job: None });
-        }
         let job = Job::new(
             JobKind::Recover,
             webhook.id.clone(),
@@ -169,11 +172,7 @@ impl Jobs {
             matched,
             OffsetDateTime::now_utc(),
         );
-        self.start(&job).await?;
-        Ok(Recovery {
-            matched,
-            job: Some(job),
-        })
+        self.start_unless(dry_run, job).await
     }
 
     /// How many logged events of `apps` received in `[since, until]` `webhook` would have
@@ -220,13 +219,8 @@ impl Jobs {
         dry_run: bool,
         created_by: &str,
     ) -> Result<Recovery, JobError> {
-        if let Some(reason) = webhook.state.disabled_reason() {
-            return Err(JobError::Disabled(webhook.id.clone(), reason));
-        }
+        refuse_disabled(webhook)?;
         let matched = self.count_backfill(webhook, &apps, since, until).await?;
-        if dry_run || matched == 0 {
-            return Ok(Recovery { matched, job: None });
-        }
         let mut job = Job::new(
             JobKind::Backfill,
             webhook.id.clone(),
@@ -237,6 +231,15 @@ impl Jobs {
             OffsetDateTime::now_utc(),
         );
         job.apps = apps;
+        self.start_unless(dry_run, job).await
+    }
+
+    /// Starts `job` (its `total` counted), unless this is a dry run or nothing matched.
+    async fn start_unless(&self, dry_run: bool, job: Job) -> Result<Recovery, JobError> {
+        let matched = job.total;
+        if dry_run || matched == 0 {
+            return Ok(Recovery { matched, job: None });
+        }
         self.start(&job).await?;
         Ok(Recovery {
             matched,

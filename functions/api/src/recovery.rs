@@ -118,23 +118,8 @@ impl RecoveryService {
         webhook_id: &str,
         input: &WindowInput,
     ) -> Result<Recovery, ServiceError> {
-        let webhook = self.webhooks.load_visible(principal, webhook_id).await?;
-        let (since, until) = window(
-            &input.since,
-            input.until.as_deref(),
-            OffsetDateTime::now_utc(),
-            self.webhooks.settings().retention,
-        )
-        .map_err(ServiceError::Invalid)?;
-        let recovery = self
-            .jobs
-            .recover(&webhook, since, until, input.dry_run, &principal.sub)
+        self.start(principal, webhook_id, input, JobKind::Recover)
             .await
-            .map_err(job_error)?;
-        Ok(Recovery {
-            matched: recovery.matched,
-            job_id: recovery.job.map(|j| j.id),
-        })
     }
 
     /// Counts the logged events of the window the webhook would have been sent (from the
@@ -146,6 +131,17 @@ impl RecoveryService {
         webhook_id: &str,
         input: &WindowInput,
     ) -> Result<Recovery, ServiceError> {
+        self.start(principal, webhook_id, input, JobKind::Backfill)
+            .await
+    }
+
+    async fn start(
+        &self,
+        principal: &Principal,
+        webhook_id: &str,
+        input: &WindowInput,
+        kind: JobKind,
+    ) -> Result<Recovery, ServiceError> {
         let webhook = self.webhooks.load_visible(principal, webhook_id).await?;
         let (since, until) = window(
             &input.since,
@@ -154,23 +150,31 @@ impl RecoveryService {
             self.webhooks.settings().retention,
         )
         .map_err(ServiceError::Invalid)?;
-        let apps: Vec<String> = webhook
-            .spec
-            .app_ids()
-            .into_iter()
-            .filter(|app| {
-                principal.may(Action::EditApp, app) && webhook.suspended_for(app).is_none()
-            })
-            .map(str::to_owned)
-            .collect();
-        let backfill = self
-            .jobs
-            .backfill(&webhook, apps, since, until, input.dry_run, &principal.sub)
-            .await
-            .map_err(job_error)?;
+        let started = match kind {
+            JobKind::Recover => {
+                self.jobs
+                    .recover(&webhook, since, until, input.dry_run, &principal.sub)
+                    .await
+            }
+            JobKind::Backfill => {
+                let apps = webhook
+                    .spec
+                    .app_ids()
+                    .into_iter()
+                    .filter(|app| {
+                        principal.may(Action::EditApp, app) && webhook.suspended_for(app).is_none()
+                    })
+                    .map(str::to_owned)
+                    .collect();
+                self.jobs
+                    .backfill(&webhook, apps, since, until, input.dry_run, &principal.sub)
+                    .await
+            }
+        }
+        .map_err(job_error)?;
         Ok(Recovery {
-            matched: backfill.matched,
-            job_id: backfill.job.map(|j| j.id),
+            matched: started.matched,
+            job_id: started.job.map(|j| j.id),
         })
     }
 

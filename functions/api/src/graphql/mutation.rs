@@ -9,6 +9,7 @@ use super::query::*;
 use crate::error::ServiceError;
 use crate::recovery::WindowInput;
 use crate::service::ProbeInput;
+use hookline_core::job::JobKind;
 
 /// Turns a service call's outcome into the mutation's result.
 pub(crate) fn answer<T>(
@@ -29,6 +30,44 @@ pub(crate) fn version_of(expected: Option<i64>) -> Result<Option<u64>, ServiceEr
             })
         })
         .transpose()
+}
+
+/// Starts (or, for a dry run, counts) a recover or a backfill: the mutation's result with
+/// `matched` and the `job`.
+async fn start_job(
+    ctx: &Context<'_>,
+    webhook_id: &str,
+    input: WindowInput,
+    kind: JobKind,
+) -> Result<WebhookMutationResult> {
+    let (recovery, p) = (recovery(ctx)?, principal(ctx)?);
+    let outcome = async {
+        let started = match kind {
+            JobKind::Recover => recovery.recover(p, webhook_id, &input).await?,
+            JobKind::Backfill => recovery.backfill(p, webhook_id, &input).await?,
+        };
+        let job = match &started.job_id {
+            Some(id) => Some(recovery.job(p, id.as_str()).await?),
+            None => None,
+        };
+        Ok((started.matched, job))
+    }
+    .await;
+    let (things, verb) = match kind {
+        JobKind::Recover => ("deliveries", "redelivers"),
+        JobKind::Backfill => ("events", "sends"),
+    };
+    answer(outcome, |(matched, job)| WebhookMutationResult {
+        code: "OK".into(),
+        message: match &job {
+            Some(j) => format!("{matched} {things} matched; job {} {verb} them", j.id),
+            None => format!("{matched} {things} matched; no job started"),
+        },
+        success: true,
+        matched: Some(i64::try_from(matched).unwrap_or(i64::MAX)),
+        job: job.as_ref().map(JobObject::of),
+        ..WebhookMutationResult::default()
+    })
 }
 
 /// The root mutation.
@@ -223,32 +262,12 @@ impl Mutation {
         #[graphql(desc = "The window's end (RFC 3339; default: now).")] until: Option<String>,
         #[graphql(desc = "Only count what would be sent.")] dry_run: Option<bool>,
     ) -> Result<WebhookMutationResult> {
-        let (recovery, p) = (recovery(ctx)?, principal(ctx)?);
         let input = WindowInput {
             since,
             until,
             dry_run: dry_run.unwrap_or(false),
         };
-        let outcome = async {
-            let recovered = recovery.recover(p, &webhook_id, &input).await?;
-            let job = match &recovered.job_id {
-                Some(id) => Some(recovery.job(p, id.as_str()).await?),
-                None => None,
-            };
-            Ok((recovered.matched, job))
-        }
-        .await;
-        answer(outcome, |(matched, job)| WebhookMutationResult {
-            code: "OK".into(),
-            message: match &job {
-                Some(j) => format!("{matched} deliveries matched; job {} redelivers them", j.id),
-                None => format!("{matched} deliveries matched; no job started"),
-            },
-            success: true,
-            matched: Some(i64::try_from(matched).unwrap_or(i64::MAX)),
-            job: job.as_ref().map(JobObject::of),
-            ..WebhookMutationResult::default()
-        })
+        start_job(ctx, &webhook_id, input, JobKind::Recover).await
     }
 
     /// Sends the webhook, as a background job, every logged event received between `since`
@@ -266,32 +285,12 @@ impl Mutation {
         #[graphql(desc = "The window's end (RFC 3339; default: now).")] until: Option<String>,
         #[graphql(desc = "Only count what would be sent.")] dry_run: Option<bool>,
     ) -> Result<WebhookMutationResult> {
-        let (recovery, p) = (recovery(ctx)?, principal(ctx)?);
         let input = WindowInput {
             since,
             until,
             dry_run: dry_run.unwrap_or(false),
         };
-        let outcome = async {
-            let recovered = recovery.backfill(p, &webhook_id, &input).await?;
-            let job = match &recovered.job_id {
-                Some(id) => Some(recovery.job(p, id.as_str()).await?),
-                None => None,
-            };
-            Ok((recovered.matched, job))
-        }
-        .await;
-        answer(outcome, |(matched, job)| WebhookMutationResult {
-            code: "OK".into(),
-            message: match &job {
-                Some(j) => format!("{matched} events matched; job {} sends them", j.id),
-                None => format!("{matched} events matched; no job started"),
-            },
-            success: true,
-            matched: Some(i64::try_from(matched).unwrap_or(i64::MAX)),
-            job: job.as_ref().map(JobObject::of),
-            ..WebhookMutationResult::default()
-        })
+        start_job(ctx, &webhook_id, input, JobKind::Backfill).await
     }
 
     /// Cancels an unfinished background job: chunks not yet run are not run.
