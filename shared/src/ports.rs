@@ -224,6 +224,13 @@ impl LoggedEvent {
             self.event.id
         )
     }
+
+    /// Splits a [`Self::position`] into its receipt time (Unix ms) and event id.
+    pub fn parse_position(text: &str) -> Result<(i64, &str), PortError> {
+        text.split_once('#')
+            .and_then(|(ms, id)| Some((ms.parse().ok()?, id)))
+            .ok_or_else(|| PortError::Corrupt(format!("event listing position {text}")))
+    }
 }
 
 /// The `events` queue, as the api's intake sees it.

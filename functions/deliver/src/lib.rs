@@ -500,7 +500,7 @@ impl Deliver {
             });
             return Ok(AttemptStatus::Skipped);
         };
-        if !webhook.spec.app_ids().contains(event.urn.app_id()) {
+        if !webhook.spec.names_app(event.urn.app_id()) {
             // The webhook was changed to no longer name the event's App after this delivery
             // was fanned out (or the App's data was purged): its queued deliveries and
             // retries of that App's events stop here.

@@ -16,6 +16,18 @@ use hookline_core::job::JobKind;
 use hookline_core::signing::Secret;
 
 /// Commands other than `serve` never create a store: they say where they looked.
+/// The store at `db` as a command other than `serve` opens it: it must exist already.
+async fn open_existing(db: &Path, permissions_claim: String) -> Result<Local, String> {
+    existing_store(db)?;
+    Local::open(
+        db,
+        hookline_api::settings::Settings::default(),
+        permissions_claim,
+    )
+    .await
+    .map_err(|e| e.to_string())
+}
+
 fn existing_store(db: &Path) -> Result<(), String> {
     if db.exists() {
         return Ok(());
@@ -252,14 +264,7 @@ async fn token(args: TokenArgs) -> Result<(), String> {
                 })?);
         }
     }
-    existing_store(&args.store.db)?;
-    let local = Local::open(
-        &args.store.db,
-        hookline_api::settings::Settings::default(),
-        args.claim.permissions_claim.clone(),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let local = open_existing(&args.store.db, args.claim.permissions_claim.clone()).await?;
     let principal = Principal::new(args.sub.clone(), grants);
     say!("{}", local.mint_token(&principal, args.lifetime()));
     if std::io::stderr().is_terminal() {
@@ -282,14 +287,11 @@ async fn sqs_urls(kind: &str) -> Result<(aws_sdk_sqs::Client, String, String), S
 /// `hookline recover` and `hookline backfill`: count, start, follow; exits 1 when the job
 /// failed.
 async fn job_command(kind: JobKind, args: RecoverArgs) -> Result<ExitCode, String> {
-    existing_store(&args.store.db)?;
-    let local = Local::open(
+    let local = open_existing(
         &args.store.db,
-        hookline_api::settings::Settings::default(),
         hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM.into(),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let webhook = hookline_core::ports::WebhookStore::get(&local.db, &args.webhook)
         .await
         .map_err(|e| e.to_string())?
@@ -381,14 +383,11 @@ async fn dlq_command(args: DlqArgs, replay: bool) -> Result<(), String> {
         }
         return Ok(());
     }
-    existing_store(&args.store.db)?;
-    let local = Local::open(
+    let local = open_existing(
         &args.store.db,
-        hookline_api::settings::Settings::default(),
         hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM.into(),
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let (queue, dead) = match args.queue {
         hookline::cli::QueueKind::Events => (&local.queues.events, &local.queues.events_dlq),
         hookline::cli::QueueKind::Deliveries => {

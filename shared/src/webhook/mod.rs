@@ -142,6 +142,12 @@ impl WebhookSpec {
         self.urns.iter().map(UrnPattern::app_id).collect()
     }
 
+    /// Whether one of its URN patterns is in App `app_id` (no allocation: the deliverer asks
+    /// for every delivery).
+    pub fn names_app(&self, app_id: &str) -> bool {
+        self.urns.iter().any(|p| p.app_id() == app_id)
+    }
+
     /// The custom headers of webhook `id`, names and opened values.
     pub fn open_headers(
         &self,

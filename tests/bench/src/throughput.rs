@@ -452,10 +452,9 @@ async fn run_pipeline(
         let id = created["id"]
             .as_str()
             .ok_or_else(|| BenchError::Run(format!("create the backfill webhook: {created}")))?;
-        let since = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
-        let since = since
-            .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| BenchError::Setup(e.to_string()))?;
+        let since = hookline_core::timestamp::rfc3339(
+            time::OffsetDateTime::now_utc() - time::Duration::hours(1),
+        );
         post(
             &client,
             &format!("{base}/v1/webhooks/{id}/backfill"),

@@ -141,9 +141,9 @@ async fn every_route_answers_401_403_404_or_2xx_by_permission() {
         [u16; 4],
     );
     let patch = json!({"name": "renamed"});
-    let hour_ago = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("format");
+    let hour_ago = hookline_core::timestamp::rfc3339(
+        time::OffsetDateTime::now_utc() - time::Duration::hours(1),
+    );
     let cases: Vec<Case> = vec![
         (
             "create",

@@ -7,16 +7,12 @@
 
 use hookline_core::delivery::DeliveryId;
 use hookline_core::event::EventId;
+use hookline_core::timestamp::rfc3339;
 use hookline_core::webhook::WebhookId;
 use hookline_deliver::DeliverSettings;
 use hookline_tests::receiver::TestReceiver;
 use hookline_tests::stack::{call, eventually, principal, Stack};
 use serde_json::{json, Value};
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .expect("format")
-}
 
 /// The receiver's event POSTs (probes left out): (webhook-id, backfill header, body).
 fn received(rx: &TestReceiver) -> Vec<(String, Option<String>, Value)> {

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hookline_core::timestamp::rfc3339;
 use hookline_tests::receiver::{Reply, TestReceiver};
 use hookline_tests::{free_port, temp_db, ServeProcess};
 use serde_json::{json, Value};
@@ -27,11 +28,6 @@ async fn send(
     let status = response.status().as_u16();
     let text = response.text().await.expect("body");
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .expect("format")
 }
 
 /// `hookline serve` (retries 10 ms apart: three failed attempts exhaust a delivery), a

@@ -14,6 +14,7 @@ use hookline_core::event::{Event, IntakeRules};
 use hookline_core::event_type::Catalog;
 use hookline_core::ports::{AttemptLog as _, EventLog as _, WebhookStore as _};
 use hookline_core::retention::Retention;
+use hookline_core::timestamp::rfc3339;
 use hookline_core::urn::Namespace;
 use hookline_core::webhook::WebhookId;
 use hookline_tests::{local_settings, temp_db};
@@ -171,14 +172,10 @@ async fn windows_before_the_horizon_are_refused_naming_it() {
     let (api, db) = hookline_tests::embedded_api(settings);
     let hook = hookline_tests::webhook(&["urn:allthings:app:A1:*"], &["ticket.created"], true);
     db.create(&hook).await.expect("create");
-    let fmt = |t: OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .expect("format")
-    };
     let now = OffsetDateTime::now_utc();
-    let (status, body) = stats(&api, &hook.id, &fmt(now - time::Duration::minutes(90))).await;
+    let (status, body) = stats(&api, &hook.id, &rfc3339(now - time::Duration::minutes(90))).await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = stats(&api, &hook.id, &fmt(now - time::Duration::hours(3))).await;
+    let (status, body) = stats(&api, &hook.id, &rfc3339(now - time::Duration::hours(3))).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["errors"][0]["field"], "since", "{body}");
     let message = body["errors"][0]["message"].as_str().unwrap_or_default();

@@ -117,7 +117,7 @@ impl EventLog for Database {
         limit: usize,
     ) -> Result<Page<LoggedEvent>, PortError> {
         let (after_ms, after_id) = match cursor {
-            Some(c) => parse_position(&c.0)?,
+            Some(c) => LoggedEvent::parse_position(&c.0).map(|(ms, id)| (ms, id.to_owned()))?,
             None => (unix_ms(since) - 1, String::from("~")),
         };
         let (app, until_ms, now) = (
@@ -160,15 +160,4 @@ impl EventLog for Database {
             .collect::<Result<Vec<_>, PortError>>()?;
         Ok(Page::from_overfetch(items, limit, LoggedEvent::position))
     }
-}
-
-/// A listing position (`<ms>#<event id>`), as [`LoggedEvent::position`] writes it.
-fn parse_position(text: &str) -> Result<(i64, String), PortError> {
-    let (ms, id) = text
-        .split_once('#')
-        .ok_or_else(|| PortError::Corrupt(format!("event listing cursor {text}")))?;
-    let ms = ms
-        .parse()
-        .map_err(|_| PortError::Corrupt(format!("event listing cursor {text}")))?;
-    Ok((ms, id.to_owned()))
 }

@@ -228,11 +228,7 @@ impl EventLog for DynamoEventLog {
         let highest = format!("{:013}#", unix_ms(until).max(0));
         // After the cursor, or from the window's start; one day's partition at a time.
         let mut after = cursor.map_or_else(|| lowest.clone(), |c| c.0.clone());
-        let after_ms: i64 = after
-            .split('#')
-            .next()
-            .and_then(|ms| ms.parse().ok())
-            .ok_or_else(|| PortError::Corrupt(format!("event listing cursor {after}")))?;
+        let (after_ms, _) = LoggedEvent::parse_position(&after)?;
         let mut day = from_unix_ms(after_ms).unwrap_or(since).date();
         let last_day = until.date();
         let now = OffsetDateTime::now_utc().unix_timestamp();
@@ -265,12 +261,11 @@ impl EventLog for DynamoEventLog {
                     }
                     let event = Event::from_stored(doc_of(item)?).map_err(PortError::Corrupt)?;
                     let received_at = match item.get(APP_SEQ) {
-                        Some(AttributeValue::S(seq)) => seq
-                            .split('#')
-                            .next()
-                            .and_then(|ms| ms.parse().ok())
-                            .and_then(from_unix_ms)
-                            .ok_or_else(|| PortError::Corrupt(format!("{APP_SEQ} {seq}")))?,
+                        Some(AttributeValue::S(seq)) => {
+                            let (ms, _) = LoggedEvent::parse_position(seq)?;
+                            from_unix_ms(ms)
+                                .ok_or_else(|| PortError::Corrupt(format!("{APP_SEQ} {seq}")))?
+                        }
                         _ => {
                             return Err(PortError::Corrupt(format!("event item without {APP_SEQ}")))
                         }
