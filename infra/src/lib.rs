@@ -385,12 +385,10 @@ async fn create_table(
             .build()
             .map_err(dynamo_err("CreateTable", table))
     };
-    // The document and TTL only, so updates of an event's fan-out state and claim write
-    // nothing to the index.
+    // Keys only: an event's creation writes one small entry, updates of its fan-out state and
+    // claim write none.
     let projection = Projection::builder()
-        .projection_type(ProjectionType::Include)
-        .non_key_attributes("doc")
-        .non_key_attributes(TTL_ATTRIBUTE)
+        .projection_type(ProjectionType::KeysOnly)
         .build();
     let index = GlobalSecondaryIndex::builder()
         .index_name(EVENTS_BY_APP)

@@ -1,5 +1,6 @@
 //! The event log: `PK=EV#<eventId> SK=META`, listed per App and day through the
-//! `events-by-app` index (`appDay` = `<appId>#<yyyy-mm-dd>`, `appSeq` = receipt ms and id).
+//! `events-by-app` index (`appDay` = `<appId>#<yyyy-mm-dd>`, `appSeq` = receipt ms and id;
+//! keys only, the documents read back with `BatchGetItem`).
 
 use super::*;
 
@@ -224,20 +225,66 @@ impl EventLog for DynamoEventLog {
         cursor: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page<LoggedEvent>, PortError> {
+        // The index holds keys only: the positions in order, then the items by key.
+        let mut positions = self
+            .positions(app_id, since, until, cursor, limit + 1)
+            .await?;
+        let next = (positions.len() > limit).then(|| {
+            positions.truncate(limit);
+            positions.last().map(|(seq, _)| Cursor(seq.clone()))
+        });
+        let mut found = HashMap::new();
+        for keys in positions.chunks(100) {
+            found.extend(
+                self.read_many(keys.iter().map(|(_, pk)| pk.clone()))
+                    .await?,
+            );
+        }
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let mut items = Vec::with_capacity(positions.len());
+        for (seq, pk) in &positions {
+            // Deleted, or expired and not yet deleted by TTL: as good as absent.
+            let Some(item) = found.get(pk) else { continue };
+            if matches!(item.get("ttl"), Some(AttributeValue::N(t)) if t.parse::<i64>().is_ok_and(|t| t <= now))
+            {
+                continue;
+            }
+            let (ms, _) = LoggedEvent::parse_position(seq)?;
+            items.push(LoggedEvent {
+                event: Event::from_stored(doc_of(item)?).map_err(PortError::Corrupt)?,
+                received_at: from_unix_ms(ms)
+                    .ok_or_else(|| PortError::Corrupt(format!("{APP_SEQ} {seq}")))?,
+            });
+        }
+        Ok(Page {
+            items,
+            next: next.flatten(),
+        })
+    }
+}
+
+impl DynamoEventLog {
+    /// Up to `want` (position, item key) pairs of the App's events in `[since, until)` after
+    /// `cursor`, in order: one day's index partition at a time.
+    async fn positions(
+        &self,
+        app_id: &str,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        cursor: Option<&Cursor>,
+        want: usize,
+    ) -> Result<Vec<(String, String)>, PortError> {
         let lowest = format!("{:013}#", unix_ms(since).max(0));
         let highest = format!("{:013}#", unix_ms(until).max(0));
-        // After the cursor, or from the window's start; one day's partition at a time.
         let mut after = cursor.map_or_else(|| lowest.clone(), |c| c.0.clone());
         let (after_ms, _) = LoggedEvent::parse_position(&after)?;
         let mut day = from_unix_ms(after_ms).unwrap_or(since).date();
         let last_day = until.date();
-        let now = OffsetDateTime::now_utc().unix_timestamp();
-        let mut items = Vec::new();
-        while day <= last_day && items.len() <= limit && after < highest {
+        let mut positions = Vec::new();
+        while day <= last_day && positions.len() < want && after < highest {
             let partition = app_day(app_id, day.midnight().assume_utc());
             let mut start = None;
             loop {
-                let want = limit + 1 - items.len();
                 let out = self
                     .client
                     .query()
@@ -250,30 +297,24 @@ impl EventLog for DynamoEventLog {
                     .expression_attribute_values(":after", s(format!("{after}\u{0}")))
                     .expression_attribute_values(":before", s(highest.clone()))
                     .set_exclusive_start_key(start)
-                    .limit(i32::try_from(want).unwrap_or(i32::MAX))
+                    .limit(i32::try_from(want - positions.len()).unwrap_or(i32::MAX))
                     .send()
                     .await
                     .map_err(unavailable)?;
                 for item in out.items() {
-                    let expired = matches!(item.get("ttl"), Some(AttributeValue::N(t)) if t.parse::<i64>().is_ok_and(|t| t <= now));
-                    if expired {
-                        continue;
-                    }
-                    let event = Event::from_stored(doc_of(item)?).map_err(PortError::Corrupt)?;
-                    let received_at = match item.get(APP_SEQ) {
-                        Some(AttributeValue::S(seq)) => {
-                            let (ms, _) = LoggedEvent::parse_position(seq)?;
-                            from_unix_ms(ms)
-                                .ok_or_else(|| PortError::Corrupt(format!("{APP_SEQ} {seq}")))?
+                    match (item.get(APP_SEQ), item.get("PK")) {
+                        (Some(AttributeValue::S(seq)), Some(AttributeValue::S(pk))) => {
+                            positions.push((seq.clone(), pk.clone()));
                         }
                         _ => {
-                            return Err(PortError::Corrupt(format!("event item without {APP_SEQ}")))
+                            return Err(PortError::Corrupt(format!(
+                                "{EVENTS_BY_APP} entry without keys"
+                            )))
                         }
-                    };
-                    items.push(LoggedEvent { event, received_at });
+                    }
                 }
                 match out.last_evaluated_key {
-                    Some(key) if !key.is_empty() && items.len() <= limit => start = Some(key),
+                    Some(key) if !key.is_empty() && positions.len() < want => start = Some(key),
                     _ => break,
                 }
             }
@@ -283,6 +324,49 @@ impl EventLog for DynamoEventLog {
                 None => break,
             };
         }
-        Ok(Page::from_overfetch(items, limit, LoggedEvent::position))
+        Ok(positions)
+    }
+
+    /// The event items of these keys (at most 100), by key; missing ones left out.
+    async fn read_many(
+        &self,
+        keys: impl Iterator<Item = String>,
+    ) -> Result<HashMap<String, HashMap<String, AttributeValue>>, PortError> {
+        let keys = keys
+            .map(|pk| HashMap::from([("PK".to_owned(), s(pk)), ("SK".to_owned(), s(META))]))
+            .collect::<Vec<_>>();
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(build_err)?,
+        );
+        let mut found = HashMap::new();
+        // BatchGetItem may leave keys unprocessed (throttling): asked again until none are.
+        while let Some(request) = pending.take() {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table)
+                .unwrap_or_default()
+            {
+                if let Some(AttributeValue::S(pk)) = item.get("PK") {
+                    found.insert(pk.clone(), item);
+                }
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .filter(|k| !k.keys().is_empty());
+        }
+        Ok(found)
     }
 }
