@@ -23,6 +23,8 @@ pub enum Action {
     ManageGrants,
     /// Read the deployment's metrics (`read-metrics:*`, `GET /metrics`): an operator's.
     ReadMetrics,
+    /// Purge an App's data (`manage-apps`, `DELETE /v1/apps/{appId}`): the platform's.
+    ManageApps,
 }
 
 impl Action {
@@ -33,16 +35,18 @@ impl Action {
             Self::PublishEvents => "publish-events",
             Self::ManageGrants => "manage-grants",
             Self::ReadMetrics => "read-metrics",
+            Self::ManageApps => "manage-apps",
         }
     }
 
-    /// Parses `edit-app`, `publish-events`, `manage-grants` or `read-metrics`.
+    /// Parses `edit-app`, `publish-events`, `manage-grants`, `read-metrics` or `manage-apps`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "edit-app" => Some(Self::EditApp),
             "publish-events" => Some(Self::PublishEvents),
             "manage-grants" => Some(Self::ManageGrants),
             "read-metrics" => Some(Self::ReadMetrics),
+            "manage-apps" => Some(Self::ManageApps),
             _ => None,
         }
     }

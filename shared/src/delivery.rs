@@ -217,6 +217,10 @@ pub struct Attempt {
     /// The event (also the `webhook-id` header).
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub event_id: EventId,
+    /// The event's App, when the attempt knew the event (absent for attempts recorded before
+    /// Hookline kept it, and for skips of an event no longer logged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
     /// 1 for the first try of this delivery message.
     pub attempt: u32,
     /// When it was made.

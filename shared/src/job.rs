@@ -1,5 +1,5 @@
 //! Background jobs over the event and attempt logs (recover a webhook's failed deliveries,
-//! and later backfill and App purges): the job record the API answers with, its states, and
+//! backfill past events into a webhook, purge an App's data): the job record the API answers with, its states, and
 //! the chunk message that moves it on. A job runs in chunks of at most [`CHUNK`] items, each
 //! one message on the events queue, so it survives a restart or a function timeout and
 //! shares the queue's consumers with live traffic instead of taking them over.
@@ -78,6 +78,60 @@ pub enum JobKind {
     Recover,
     /// Send a webhook the past events it would have matched.
     Backfill,
+    /// Delete an App's data: its events, attempts, queued deliveries and webhooks.
+    Purge,
+}
+
+/// What at most one unfinished job may hold at a time: a webhook (recover, backfill) or an
+/// App (purge).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum JobLock {
+    /// A webhook.
+    Webhook(WebhookId),
+    /// An App.
+    App(String),
+}
+
+impl std::fmt::Display for JobLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Webhook(id) => write!(f, "webhook {id}"),
+            Self::App(app) => write!(f, "App {app}"),
+        }
+    }
+}
+
+impl JobLock {
+    /// The key a store indexes it by: the webhook id, or `app:<id>`.
+    pub fn key(&self) -> String {
+        match self {
+            Self::Webhook(id) => id.to_string(),
+            Self::App(app) => format!("app:{app}"),
+        }
+    }
+}
+
+/// Where a purge stands: what it found and changed so far, kept in its job so a resumed
+/// purge finishes what it started (a webhook it stripped names the App no more).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeProgress {
+    /// Webhooks that named only the App: deleted with everything recorded for them.
+    #[serde(default)]
+    pub deleted: Vec<WebhookId>,
+    /// Webhooks that also named other Apps: the App's URNs removed, its attempts deleted.
+    #[serde(default)]
+    pub stripped: Vec<WebhookId>,
+    /// Events deleted.
+    #[serde(default)]
+    pub events: u64,
+    /// Attempts deleted.
+    #[serde(default)]
+    pub attempts: u64,
+    /// Queued messages deleted (the embedded queues; SQS messages cannot be picked out, so
+    /// deliverers drop them instead).
+    #[serde(default)]
+    pub messages: u64,
 }
 
 /// Where a job stands.
@@ -123,8 +177,12 @@ pub struct Job {
     pub id: JobId,
     /// What it does.
     pub kind: JobKind,
-    /// The webhook it works on (at most one unfinished job per webhook).
-    pub webhook_id: WebhookId,
+    /// The webhook it works on (recover, backfill): at most one unfinished job per webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_id: Option<WebhookId>,
+    /// The App it works on (purge): at most one unfinished job per App.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
     /// The `sub` of the caller who started it.
     pub created_by: String,
     /// The window's start.
@@ -160,6 +218,9 @@ pub struct Job {
     /// the webhook's owner stood when it started).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub apps: Vec<String>,
+    /// A purge's progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purge: Option<PurgeProgress>,
     /// Bumped by every write; writes are conditional on it.
     pub version: u64,
 }
@@ -176,9 +237,34 @@ impl Job {
         now: OffsetDateTime,
     ) -> Self {
         Self {
+            webhook_id: Some(webhook_id),
+            ..Self::blank(kind, created_by, since, until, total, now)
+        }
+    }
+
+    /// A queued purge of App `app_id`, started by `created_by` at `now`; `total` is what it
+    /// knows of so far (the App's webhooks), and grows as it finds events and attempts.
+    pub fn purge(app_id: &str, created_by: &str, total: u64, now: OffsetDateTime) -> Self {
+        Self {
+            app_id: Some(app_id.to_owned()),
+            purge: Some(PurgeProgress::default()),
+            ..Self::blank(JobKind::Purge, created_by, now, now, total, now)
+        }
+    }
+
+    fn blank(
+        kind: JobKind,
+        created_by: &str,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        total: u64,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
             id: JobId::generate(),
             kind,
-            webhook_id,
+            webhook_id: None,
+            app_id: None,
             created_by: created_by.to_owned(),
             since,
             until,
@@ -192,7 +278,18 @@ impl Job {
             cursor: None,
             next_chunk: 0,
             apps: Vec::new(),
+            purge: None,
             version: 1,
+        }
+    }
+
+    /// What the store locks while the job is unfinished.
+    pub fn lock(&self) -> JobLock {
+        match (&self.webhook_id, &self.app_id) {
+            (Some(webhook), _) => JobLock::Webhook(webhook.clone()),
+            (None, Some(app)) => JobLock::App(app.clone()),
+            // Neither (a document written by hand): a lock of its own.
+            (None, None) => JobLock::App(format!("#{}", self.id)),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Background jobs over the ports: recover (redeliver every delivery of a webhook whose last
-//! attempt failed for good in a window) and backfill (send a webhook the logged events of a
-//! window it would have matched). A job is started here, then moved on one chunk at a
+//! attempt failed for good in a window), backfill (send a webhook the logged events of a
+//! window it would have matched) and purge (delete an App's data). A job is started here, then moved on one chunk at a
 //! time by [`Jobs::run_chunk`], which the events-queue consumer (ingest) calls for each
 //! [`JobChunk`] message; each chunk queues the next before it records its progress, so a
 //! crash between the two repeats a chunk (at-least-once, like every delivery) and never
@@ -13,10 +13,13 @@ use time::OffsetDateTime;
 
 use crate::delivery::{Attempt, AttemptStatus, DeliveryId, DeliveryMessage};
 use crate::event::Event;
-use crate::job::{Job, JobChunk, JobId, JobKind, JobState, CHUNK, CHUNK_PAUSE};
+use crate::job::{
+    Job, JobChunk, JobId, JobKind, JobLock, JobState, PurgeProgress, CHUNK, CHUNK_PAUSE,
+};
+use crate::lifecycle::Lifecycle;
 use crate::ports::{
     AttemptLog, Cursor, DeliveryQueue, EventLog, EventQueue, JobStore, PortError, Ports,
-    WebhookStore,
+    RateLimiter, WebhookStore,
 };
 use crate::webhook::{Webhook, WebhookId};
 
@@ -72,16 +75,18 @@ pub struct Jobs {
     webhooks: Arc<dyn WebhookStore>,
     deliveries: Arc<dyn DeliveryQueue>,
     queue: Arc<dyn EventQueue>,
+    rate_limiter: Arc<dyn RateLimiter>,
+    lifecycle: Lifecycle,
 }
 
 /// Why a job could not be started or cancelled.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    /// The webhook already has an unfinished job.
-    #[error("webhook {webhook} already has an unfinished job, {job}")]
+    /// The webhook (or App) already has an unfinished job.
+    #[error("{lock} already has an unfinished job, {job}")]
     Busy {
-        /// The webhook.
-        webhook: WebhookId,
+        /// The webhook or App.
+        lock: JobLock,
         /// Its unfinished job.
         job: String,
     },
@@ -109,6 +114,8 @@ impl Jobs {
             webhooks: ports.webhooks.clone(),
             deliveries: ports.deliveries.clone(),
             queue: ports.event_queue.clone(),
+            rate_limiter: ports.rate_limiter.clone(),
+            lifecycle: Lifecycle::from_ports(ports),
         }
     }
 
@@ -254,7 +261,7 @@ impl Jobs {
             Ok(()) => {}
             Err(PortError::AlreadyExists(other)) => {
                 return Err(JobError::Busy {
-                    webhook: job.webhook_id.clone(),
+                    lock: job.lock(),
                     job: other,
                 })
             }
@@ -282,7 +289,7 @@ impl Jobs {
             }
             return Err(e.into());
         }
-        tracing::info!(job_id = %job.id, webhook_id = %job.webhook_id, total = job.total, "job started");
+        tracing::info!(job_id = %job.id, lock = %job.lock(), kind = ?job.kind, total = job.total, "job started");
         Ok(())
     }
 
@@ -328,24 +335,43 @@ impl Jobs {
             tracing::debug!(job_id = %job.id, chunk = chunk.chunk, next = job.next_chunk, state = job.state.as_str(), "a stale job chunk, dropped");
             return Ok(());
         }
-        let span = tracing::info_span!("job_chunk", job_id = %job.id, webhook_id = %job.webhook_id, chunk = chunk.chunk);
+        let span = tracing::info_span!("job_chunk", job_id = %job.id, lock = %job.lock(), chunk = chunk.chunk);
         let _entered = span.enter();
         let expected = job.version;
         let now = OffsetDateTime::now_utc();
         job.version += 1;
         job.started_at.get_or_insert(now);
-        let Some(webhook) = self.webhooks.get(&job.webhook_id).await? else {
-            job.finish(
-                JobState::Failed,
-                Some(format!("webhook {} was deleted", job.webhook_id)),
-                now,
-            );
-            return self.record(&job, expected).await;
+        let (requeued, next) = match (&job.kind, job.webhook_id.clone()) {
+            (JobKind::Purge, _) => match self.purge_chunk(&mut job, expected).await? {
+                Some(step) => step,
+                // Another writer moved the job meanwhile (a cancel): it stays as written.
+                None => return Ok(()),
+            },
+            (kind, Some(id)) => {
+                let Some(webhook) = self.webhooks.get(&id).await? else {
+                    job.finish(
+                        JobState::Failed,
+                        Some(format!("webhook {id} was deleted")),
+                        now,
+                    );
+                    return self.record(&job, expected).await;
+                };
+                match kind {
+                    JobKind::Backfill => self.backfill_chunk(&job, &webhook).await?,
+                    _ => self.recover_chunk(&job, &webhook).await?,
+                }
+            }
+            (_, None) => {
+                job.finish(
+                    JobState::Failed,
+                    Some("the job names no webhook".into()),
+                    now,
+                );
+                return self.record(&job, expected).await;
+            }
         };
-        let (requeued, next) = match job.kind {
-            JobKind::Recover => self.recover_chunk(&job, &webhook).await?,
-            JobKind::Backfill => self.backfill_chunk(&job, &webhook).await?,
-        };
+        // A purge may have written the job once already (what it is about to change).
+        let expected = job.version - 1;
         job.done += requeued;
         job.next_chunk += 1;
         match next {
@@ -360,7 +386,9 @@ impl Jobs {
                 };
                 self.queue.send_job_chunk(&next_chunk, CHUNK_PAUSE).await?;
             }
-            _ => job.finish(JobState::Done, None, now),
+            // A step that ended the job (failed) said so already.
+            None if job.state.is_final() => {}
+            None => job.finish(JobState::Done, None, now),
         }
         tracing::info!(
             requeued,
@@ -457,6 +485,221 @@ impl Jobs {
             None => None,
         };
         Ok((messages.len() as u64, next))
+    }
+
+    /// Starts purging App `app_id` on behalf of `created_by`, or answers the purge of it that
+    /// is under way (a second request is the same request: purges are idempotent). The bool
+    /// says whether this call started it.
+    pub async fn purge(&self, app_id: &str, created_by: &str) -> Result<(Job, bool), JobError> {
+        let lock = JobLock::App(app_id.to_owned());
+        for _ in 0..3 {
+            if let Some(id) = self.store.active_for(&lock).await? {
+                if let Some(job) = self.store.get(&id).await? {
+                    return Ok((job, false));
+                }
+            }
+            let mut webhooks = 0;
+            let mut cursor = None;
+            loop {
+                let page = self
+                    .webhooks
+                    .list_for_app(app_id, cursor.as_ref(), 100)
+                    .await?;
+                webhooks += page.items.len() as u64;
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            let job = Job::purge(app_id, created_by, webhooks, OffsetDateTime::now_utc());
+            match self.start(&job).await {
+                Ok(()) => return Ok((job, true)),
+                // Another request started one meanwhile: answer that one.
+                Err(JobError::Busy { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(JobError::Port(PortError::VersionConflict { expected: 0 }))
+    }
+
+    /// One step of a purge (its `cursor`: `<phase>|<position>`), in an order that leaves
+    /// nothing behind: the App's webhooks are deleted or lose its URNs first (so nothing new
+    /// is fanned out or delivered for it), then its queued messages, its events (so a
+    /// delivery still in flight finds no event to record an attempt for), the attempts of
+    /// each webhook it touched, and last the App's own items. Returns what this step
+    /// deleted or changed, and the next cursor (`None`: done).
+    async fn purge_chunk(
+        &self,
+        job: &mut Job,
+        stored: u64,
+    ) -> Result<Option<(u64, Option<String>)>, PortError> {
+        let app = job
+            .app_id
+            .clone()
+            .ok_or_else(|| PortError::Corrupt(format!("purge {} names no App", job.id)))?;
+        let mut progress = job.purge.clone().unwrap_or_default();
+        let cursor = job.cursor.clone().unwrap_or_else(|| "webhooks|0".into());
+        let (phase, position) = cursor.split_once('|').unwrap_or((cursor.as_str(), ""));
+        let position = (!position.is_empty()).then(|| Cursor(position.to_owned()));
+        let (done, next) = match phase {
+            "webhooks" => {
+                let stalls: u32 = position
+                    .as_ref()
+                    .and_then(|c| c.0.parse().ok())
+                    .unwrap_or(0);
+                match self
+                    .purge_webhooks(job, stored, &app, &mut progress, stalls)
+                    .await?
+                {
+                    Some(step) => step,
+                    None => return Ok(None),
+                }
+            }
+            "messages" => {
+                let (n, more) = self
+                    .deliveries
+                    .erase_app(&app, &progress.deleted, position.as_ref(), 1_000)
+                    .await?;
+                progress.messages += n;
+                let next = match more {
+                    Some(c) => format!("messages|{}", c.0),
+                    None => "events|".to_owned(),
+                };
+                (n, Some(next))
+            }
+            "events" => {
+                let now = OffsetDateTime::now_utc();
+                let since = now - crate::retention::MAX - time::Duration::days(2);
+                let until = now + time::Duration::minutes(1);
+                let page = self
+                    .events
+                    .list_for_app(&app, since, until, position.as_ref(), CHUNK)
+                    .await?;
+                let ids: Vec<_> = page.items.iter().map(|e| e.event.id.clone()).collect();
+                let n = self.events.erase(&ids).await?;
+                progress.events += n;
+                let next = match page.next {
+                    Some(c) => format!("events|{}", c.0),
+                    None => "attempts|0|".to_owned(),
+                };
+                (n, Some(next))
+            }
+            "attempts" => {
+                let (index, at) = position
+                    .as_ref()
+                    .map_or(("0", ""), |c| c.0.split_once('|').unwrap_or((&c.0, "")));
+                let index: usize = index
+                    .parse()
+                    .map_err(|_| PortError::Corrupt(format!("purge cursor {cursor}")))?;
+                let at = (!at.is_empty()).then(|| Cursor(at.to_owned()));
+                let deleted = progress.deleted.len();
+                let target = progress.deleted.iter().chain(&progress.stripped).nth(index);
+                match target.cloned() {
+                    Some(webhook) => {
+                        let only = (index >= deleted).then_some(app.as_str());
+                        let (n, more) = self
+                            .attempts
+                            .erase(&webhook, only, at.as_ref(), 1_000)
+                            .await?;
+                        progress.attempts += n;
+                        let next = match more {
+                            Some(c) => format!("attempts|{index}|{}", c.0),
+                            None => format!("attempts|{}|", index + 1),
+                        };
+                        (n, Some(next))
+                    }
+                    None => (0, Some("app|".to_owned())),
+                }
+            }
+            "app" => {
+                self.webhooks.forget_app(&app).await?;
+                (0, None)
+            }
+            other => {
+                return Err(PortError::Corrupt(format!(
+                    "purge cursor phase {other} of job {}",
+                    job.id
+                )))
+            }
+        };
+        job.purge = Some(progress);
+        job.total = job.total.max(job.done + done);
+        Ok(Some((done, next)))
+    }
+
+    /// The webhooks step of a purge: one page of the webhooks naming `app`, each recorded
+    /// in the job (written before anything changes, so a resumed purge still knows a webhook
+    /// it stripped) and then deleted (named only `app`) or stripped of `app`'s URNs. Stays
+    /// on this step while any are left; a page on which nothing could be changed (each
+    /// changed meanwhile) is tried again, up to a few times, then the job fails. `None`: the
+    /// job itself changed meanwhile (cancelled).
+    async fn purge_webhooks(
+        &self,
+        job: &mut Job,
+        stored: u64,
+        app: &str,
+        progress: &mut PurgeProgress,
+        stalls: u32,
+    ) -> Result<Option<(u64, Option<String>)>, PortError> {
+        const MAX_STALLS: u32 = 5;
+        let page = self.webhooks.list_for_app(app, None, CHUNK).await?;
+        if page.items.is_empty() {
+            return Ok(Some((0, Some("messages|".to_owned()))));
+        }
+        let mut recorded = false;
+        for w in &page.items {
+            let list = if w.names_only(app) {
+                &mut progress.deleted
+            } else {
+                &mut progress.stripped
+            };
+            if !list.contains(&w.id) {
+                list.push(w.id.clone());
+                recorded = true;
+            }
+        }
+        if recorded {
+            job.purge = Some(progress.clone());
+            match self.store.update(job, stored).await {
+                Ok(()) => job.version += 1,
+                Err(PortError::VersionConflict { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        let mut changed = 0;
+        for w in &page.items {
+            if w.names_only(app) {
+                match self.webhooks.delete(&w.id, w.version).await {
+                    Ok(()) => {
+                        tracing::info!(webhook_id = %w.id, app_id = app, owner = %w.owner, "webhook deleted by the App's purge");
+                        self.rate_limiter.forget(&w.id).await?;
+                        changed += 1;
+                    }
+                    Err(PortError::VersionConflict { .. } | PortError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            } else {
+                match self.lifecycle.remove_app(w, app).await {
+                    Ok(Some(_)) => changed += 1,
+                    Ok(None) | Err(PortError::VersionConflict { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if changed == 0 {
+            if stalls + 1 >= MAX_STALLS {
+                job.finish(
+                    JobState::Failed,
+                    Some(format!(
+                        "the webhooks naming App {app} kept changing while it was purged; start it again"
+                    )),
+                    OffsetDateTime::now_utc(),
+                );
+                return Ok(Some((0, None)));
+            }
+            return Ok(Some((0, Some(format!("webhooks|{}", stalls + 1)))));
+        }
+        Ok(Some((changed, Some("webhooks|0".to_owned()))))
     }
 
     /// Writes a chunk's progress; a job cancelled meanwhile stays cancelled.

@@ -162,6 +162,39 @@ impl Lifecycle {
         .await;
     }
 
+    /// Removes App `app_id` from `webhook` (as read; re-read after a conflict) and announces
+    /// it to each App it still names. `Ok(None)`: it is gone, or names that App no more
+    /// (or nothing else: a purge deletes those).
+    pub async fn remove_app(
+        &self,
+        webhook: &Webhook,
+        app_id: &str,
+    ) -> Result<Option<Webhook>, PortError> {
+        let written = self
+            .change(&webhook.id, Some(webhook.clone()), |w| w.remove_app(app_id))
+            .await?;
+        if let Some(w) = &written {
+            tracing::info!(webhook_id = %w.id, app_id, "the App was removed from the webhook");
+            self.announce_app_purged(w, app_id).await;
+        }
+        Ok(written)
+    }
+
+    /// Tells each App `webhook` still names that it lost App `purged`'s URNs
+    /// (`webhook.app-purged`).
+    pub async fn announce_app_purged(&self, webhook: &Webhook, purged: &str) {
+        let mut extra = serde_json::Map::new();
+        extra.insert("purgedAppId".into(), purged.into());
+        self.announce(
+            Operational::AppPurged,
+            webhook,
+            None,
+            &format!("App {purged} was purged"),
+            &extra,
+        )
+        .await;
+    }
+
     /// Emits `kind` about `webhook` for `app` (or each App it names). A failure to enqueue
     /// is logged: the change it reports is already stored and stands.
     async fn announce(
@@ -177,6 +210,7 @@ impl Lifecycle {
             Operational::Enabled => Some((true, "manual")),
             Operational::Suspended => Some((false, "permission_revoked")),
             Operational::Restored => Some((true, "permission_restored")),
+            Operational::AppPurged => None,
         };
         if let Some((enabled, code)) = state_change {
             telemetry::webhook_state(enabled, code);

@@ -1,5 +1,5 @@
 //! The operational events (`webhook.disabled`, `webhook.enabled`, `webhook.suspended`,
-//! `webhook.restored`) that tell an App about its webhooks' health.
+//! `webhook.restored`, `webhook.app-purged`) that tell an App about its webhooks' health.
 
 use time::OffsetDateTime;
 
@@ -9,11 +9,12 @@ use crate::urn::{Namespace, Urn};
 use crate::webhook::WebhookId;
 
 /// Types Hookline emits itself: never accepted from publishers over HTTP.
-pub const OPERATIONAL_TYPES: [&str; 4] = [
+pub const OPERATIONAL_TYPES: [&str; 5] = [
     "webhook.disabled",
     "webhook.enabled",
     "webhook.suspended",
     "webhook.restored",
+    "webhook.app-purged",
 ];
 
 /// The operational events.
@@ -27,6 +28,9 @@ pub enum Operational {
     Suspended,
     /// `webhook.restored`.
     Restored,
+    /// `webhook.app-purged`: another App the webhook named was purged; it keeps working for
+    /// this one.
+    AppPurged,
 }
 
 impl Operational {
@@ -37,6 +41,7 @@ impl Operational {
             Self::Enabled => OPERATIONAL_TYPES[1],
             Self::Suspended => OPERATIONAL_TYPES[2],
             Self::Restored => OPERATIONAL_TYPES[3],
+            Self::AppPurged => OPERATIONAL_TYPES[4],
         }
     }
 }

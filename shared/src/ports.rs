@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use crate::delivery::{Attempt, AttemptStatus, DeliveryId, DeliveryMessage, ReceiptHandle};
 use crate::event::{Event, EventId};
-use crate::job::{Job, JobChunk, JobId};
+use crate::job::{Job, JobChunk, JobId, JobLock};
 use crate::outbound::{OutboundError, OutboundRequest, OutboundResponse};
 use crate::rules::RateLimit;
 use crate::sealed::Keyring;
@@ -123,6 +123,10 @@ pub trait WebhookStore: Send + Sync {
     /// The Apps that have webhooks, sorted (the console's suggestions to a caller holding
     /// `edit-app:*`). A scan on DynamoDB: for an operator's occasional look, never a hot path.
     async fn app_ids(&self) -> Result<Vec<String>, PortError>;
+    /// Deletes what the store keeps of App `app_id` beside its webhooks (its route version),
+    /// once no webhook names it (an App purge's last step). A version written later starts
+    /// where no cache of the old one can mistake it.
+    async fn forget_app(&self, app_id: &str) -> Result<(), PortError>;
     /// The webhooks `owner` created that name `app_id` (for grant changes: rare, so a walk
     /// of the App's webhooks rather than an index of its own).
     async fn owned_in_app(&self, owner: &str, app_id: &str) -> Result<Vec<Webhook>, PortError> {
@@ -203,6 +207,8 @@ pub trait EventLog: Send + Sync {
         cursor: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page<LoggedEvent>, PortError>;
+    /// Deletes these events (an App purge); absent ones are skipped. Returns how many went.
+    async fn erase(&self, ids: &[EventId]) -> Result<u64, PortError>;
 }
 
 /// An event as the event log lists it: the event and when Hookline received it.
@@ -270,6 +276,20 @@ pub trait DeliveryQueue: Send + Sync {
     /// Moves `delivery` to the dead-letter queue with `reason` (its retries are exhausted);
     /// the received copy is then acknowledged.
     async fn dead_letter(&self, delivery: &DeliveryMessage, reason: &str) -> Result<(), PortError>;
+    /// Deletes the queued messages (events, deliveries, their dead letters) of App
+    /// `app_id`'s events or to one of `webhooks`, among at most `limit` walked from `cursor`
+    /// (an App purge): how many went, and where to go on (`None`: the walk is done). Queues
+    /// that cannot pick messages out (SQS) delete none; their deliverers drop what no
+    /// webhook may receive.
+    async fn erase_app(
+        &self,
+        _app_id: &str,
+        _webhooks: &[WebhookId],
+        _cursor: Option<&Cursor>,
+        _limit: usize,
+    ) -> Result<(u64, Option<Cursor>), PortError> {
+        Ok((0, None))
+    }
 }
 
 /// Where a message that can never be processed goes, with the reason (`events-dlq`).
@@ -316,23 +336,33 @@ pub trait AttemptLog: Send + Sync {
         webhook: &WebhookId,
         status: Option<AttemptStatus>,
     ) -> Result<u64, PortError>;
+    /// Deletes a webhook's attempts (of App `app`'s events only, when given), walking at
+    /// most `limit` from `cursor` (an App purge): how many went, and where to go on (`None`:
+    /// the walk is done).
+    async fn erase(
+        &self,
+        webhook: &WebhookId,
+        app: Option<&str>,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<(u64, Option<Cursor>), PortError>;
 }
 
-/// Background jobs ([`Job`]): at most one unfinished job per webhook, and every write
+/// Background jobs ([`Job`]): at most one unfinished job per [`JobLock`], and every write
 /// conditional on the version read, so two consumers of one chunk cannot both move it on.
 #[async_trait]
 pub trait JobStore: Send + Sync {
-    /// Stores a new job; [`PortError::AlreadyExists`] naming the unfinished job when its
-    /// webhook has one.
+    /// Stores a new job; [`PortError::AlreadyExists`] naming the unfinished job holding its
+    /// lock, if one does.
     async fn create(&self, job: &Job) -> Result<(), PortError>;
     /// Reads a job.
     async fn get(&self, id: &JobId) -> Result<Option<Job>, PortError>;
     /// Replaces a job whose stored version is `expected_version` with `job` (whose version
     /// the caller has moved on); [`PortError::VersionConflict`] otherwise. A final state
-    /// frees its webhook for the next job.
+    /// frees its lock for the next job.
     async fn update(&self, job: &Job, expected_version: u64) -> Result<(), PortError>;
-    /// The unfinished job of a webhook, if any.
-    async fn active_for(&self, webhook: &WebhookId) -> Result<Option<JobId>, PortError>;
+    /// The unfinished job holding `lock`, if any.
+    async fn active_for(&self, lock: &JobLock) -> Result<Option<JobId>, PortError>;
 }
 
 /// Spaces a webhook's deliveries to its rate limit: every delivery reserves a start slot,
@@ -347,6 +377,11 @@ pub trait RateLimiter: Send + Sync {
         limit: RateLimit,
         now: OffsetDateTime,
     ) -> Result<OffsetDateTime, PortError>;
+    /// Forgets a deleted webhook's slots (an App purge); a no-op where they only live in
+    /// memory.
+    async fn forget(&self, _webhook: &WebhookId) -> Result<(), PortError> {
+        Ok(())
+    }
 }
 
 /// Sends requests to endpoints, enforcing the target guard on every resolved address.

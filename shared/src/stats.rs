@@ -204,6 +204,7 @@ mod tests {
             delivery_id: DeliveryId::for_pair(&event, &webhook),
             webhook_id: webhook,
             event_id: event,
+            app_id: None,
             attempt: 1,
             at: at(minutes),
             status,

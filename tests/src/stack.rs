@@ -37,6 +37,10 @@ pub trait Stack: Send + Sync {
     /// Everything the store holds, as bytes: the SQLite file and its WAL, or every item of
     /// the DynamoDB table (what a stolen backup or `dynamodb:Scan` would see).
     async fn raw_store(&self) -> Vec<u8>;
+    /// Every row the store holds, one line each, sorted: `<table>|<column>=<value>|…` for
+    /// each SQLite table, `<item>|<attribute>=<value>|…` (attributes sorted) for each
+    /// DynamoDB item. What a test compares to prove a change touched nothing else.
+    async fn raw_rows(&self) -> Vec<String>;
     /// Stops the workers or pumps.
     async fn stop(self: Box<Self>);
 }
@@ -86,6 +90,44 @@ impl Stack for Embedded {
             bytes.extend(more);
         }
         bytes
+    }
+    async fn raw_rows(&self) -> Vec<String> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let c = rusqlite::Connection::open_with_flags(
+                &path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .expect("open the SQLite file to read");
+            let tables: Vec<String> = c
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+                .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+                .expect("tables");
+            let mut rows = Vec::new();
+            for table in tables {
+                let mut st = c.prepare(&format!("SELECT * FROM {table}")).expect("select");
+                let columns: Vec<String> = st.column_names().into_iter().map(str::to_owned).collect();
+                let mut q = st.query([]).expect("query");
+                while let Some(r) = q.next().expect("row") {
+                    let mut line = table.clone();
+                    for (i, name) in columns.iter().enumerate() {
+                        let value = match r.get_ref(i).expect("value") {
+                            rusqlite::types::ValueRef::Null => "NULL".to_owned(),
+                            rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+                            rusqlite::types::ValueRef::Real(x) => x.to_string(),
+                            rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                            rusqlite::types::ValueRef::Blob(b) => format!("{b:02x?}"),
+                        };
+                        line.push_str(&format!("|{name}={value}"));
+                    }
+                    rows.push(line);
+                }
+            }
+            rows.sort();
+            rows
+        })
+        .await
+        .expect("read rows")
     }
     async fn stop(self: Box<Self>) {
         let _ = self.stop.send(true);
@@ -221,6 +263,35 @@ impl Stack for Moto {
             }
         }
         bytes
+    }
+    async fn raw_rows(&self) -> Vec<String> {
+        let mut rows = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .dynamo
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("Scan");
+            for item in out.items() {
+                let sorted: std::collections::BTreeMap<_, _> = item.iter().collect();
+                let mut line = String::from("item");
+                for (name, value) in sorted {
+                    line.push_str(&format!("|{name}={value:?}"));
+                }
+                rows.push(line);
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        rows.sort();
+        rows
     }
     async fn stop(self: Box<Self>) {
         for p in self.pumps {

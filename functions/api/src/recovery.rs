@@ -1,6 +1,7 @@
-//! Recover a webhook's failed deliveries in bulk (`POST /v1/webhooks/{id}/recover`) and send it
-//! past events (`POST /v1/webhooks/{id}/backfill`), each as a background job, and the jobs
-//! themselves (`GET /v1/jobs/{id}`, `POST .../cancel`).
+//! Recover a webhook's failed deliveries in bulk (`POST /v1/webhooks/{id}/recover`), send it
+//! past events (`POST /v1/webhooks/{id}/backfill`) and purge an App's data
+//! (`DELETE /v1/apps/{appId}`), each as a background job, and the jobs themselves
+//! (`GET /v1/jobs/{id}`, `POST .../cancel`).
 
 use hookline_core::auth::{Action, Principal};
 use hookline_core::job::{window, Job, JobId, JobKind, JobState};
@@ -50,13 +51,17 @@ pub struct JobView {
     pub id: JobId,
     /// What it does.
     pub kind: JobKind,
-    /// The webhook it works on.
-    pub webhook_id: String,
+    /// The webhook it works on (recover, backfill).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_id: Option<String>,
+    /// The App it works on (purge).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
     /// Where it stands.
     pub state: JobState,
     /// Items handled so far.
     pub done: u64,
-    /// Items it matched when it started.
+    /// Items it matched when it started (a purge: what it has found so far; it grows).
     pub total: u64,
     /// The window's start.
     #[schema(format = DateTime)]
@@ -76,6 +81,25 @@ pub struct JobView {
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What a purge deleted and changed so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge: Option<PurgeView>,
+}
+
+/// What a purge deleted and changed so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeView {
+    /// Webhooks deleted (they named only the App).
+    pub deleted_webhooks: Vec<String>,
+    /// Webhooks that lost the App's URNs and keep working for their other Apps.
+    pub changed_webhooks: Vec<String>,
+    /// Events deleted.
+    pub events: u64,
+    /// Attempts deleted.
+    pub attempts: u64,
+    /// Queued messages deleted (embedded store; on SQS deliverers drop them instead).
+    pub messages: u64,
 }
 
 impl From<&Job> for JobView {
@@ -83,7 +107,8 @@ impl From<&Job> for JobView {
         Self {
             id: job.id.clone(),
             kind: job.kind,
-            webhook_id: job.webhook_id.to_string(),
+            webhook_id: job.webhook_id.as_ref().map(ToString::to_string),
+            app_id: job.app_id.clone(),
             state: job.state,
             done: job.done,
             total: job.total,
@@ -93,6 +118,13 @@ impl From<&Job> for JobView {
             started_at: job.started_at.map(rfc3339),
             finished_at: job.finished_at.map(rfc3339),
             error: job.error.clone(),
+            purge: job.purge.as_ref().map(|p| PurgeView {
+                deleted_webhooks: p.deleted.iter().map(ToString::to_string).collect(),
+                changed_webhooks: p.stripped.iter().map(ToString::to_string).collect(),
+                events: p.events,
+                attempts: p.attempts,
+                messages: p.messages,
+            }),
         }
     }
 }
@@ -170,6 +202,11 @@ impl RecoveryService {
                     .backfill(&webhook, apps, since, until, input.dry_run, &principal.sub)
                     .await
             }
+            JobKind::Purge => {
+                return Err(ServiceError::BadRequest(
+                    "a purge is started with DELETE /v1/apps/{appId}".into(),
+                ))
+            }
         }
         .map_err(job_error)?;
         Ok(Recovery {
@@ -178,7 +215,32 @@ impl RecoveryService {
         })
     }
 
-    /// A job the caller may see: one on a webhook it may manage, or one it started.
+    /// Starts purging App `app_id` (needs `manage-apps` on it), or answers the purge of it
+    /// under way; the bool says whether this call started it.
+    pub async fn purge_app(
+        &self,
+        principal: &Principal,
+        app_id: &str,
+    ) -> Result<(Job, bool), ServiceError> {
+        self.webhooks.check_app_id(app_id)?;
+        if !principal.may(Action::ManageApps, app_id) {
+            return Err(ServiceError::Forbidden(format!(
+                "purging App {app_id} needs manage-apps on it (the platform's permission)"
+            )));
+        }
+        let (job, started) = self
+            .jobs
+            .purge(app_id, &principal.sub)
+            .await
+            .map_err(job_error)?;
+        if started {
+            tracing::info!(app_id, job_id = %job.id, sub = %principal.sub, "App purge started");
+        }
+        Ok((job, started))
+    }
+
+    /// A job the caller may see: one it started, one on a webhook it may manage, or a purge
+    /// of an App it may purge.
     pub async fn job(&self, principal: &Principal, id: &str) -> Result<Job, ServiceError> {
         let not_found = || ServiceError::NotFound(format!("job {id}"));
         let id = JobId::parse(id).map_err(|_| not_found())?;
@@ -186,14 +248,18 @@ impl RecoveryService {
         if job.created_by == principal.sub {
             return Ok(job);
         }
-        match self
-            .webhooks
-            .load_visible(principal, job.webhook_id.as_str())
-            .await
-        {
-            Ok(_) => Ok(job),
-            Err(ServiceError::NotFound(_)) => Err(not_found()),
-            Err(e) => Err(e),
+        match (&job.webhook_id, &job.app_id) {
+            (Some(webhook), _) => match self
+                .webhooks
+                .load_visible(principal, webhook.as_str())
+                .await
+            {
+                Ok(_) => Ok(job),
+                Err(ServiceError::NotFound(_)) => Err(not_found()),
+                Err(e) => Err(e),
+            },
+            (None, Some(app)) if principal.may(Action::ManageApps, app) => Ok(job),
+            _ => Err(not_found()),
         }
     }
 

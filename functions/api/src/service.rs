@@ -131,7 +131,7 @@ impl WebhookService {
     }
 
     /// An `appId` parameter names one App: one URN segment.
-    fn check_app_id(&self, app_id: &str) -> Result<(), ServiceError> {
+    pub(crate) fn check_app_id(&self, app_id: &str) -> Result<(), ServiceError> {
         hookline_core::urn::UrnPattern::whole_app(&self.settings.namespace, app_id)
             .map(|_| ())
             .map_err(|e| {

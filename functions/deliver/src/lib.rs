@@ -432,6 +432,7 @@ impl Deliver {
         delivery: &DeliveryMessage,
         attempt: u32,
         status: AttemptStatus,
+        app: Option<&str>,
         fill: impl FnOnce(&mut Attempt),
     ) {
         let mut a = Attempt {
@@ -439,6 +440,7 @@ impl Deliver {
             webhook_id: delivery.webhook_id.clone(),
             delivery_id: delivery.delivery_id.clone(),
             event_id: delivery.event_id.clone(),
+            app_id: app.map(str::to_owned),
             attempt,
             at: OffsetDateTime::now_utc(),
             status,
@@ -468,16 +470,24 @@ impl Deliver {
         let attempt = delivery.prior_attempts.saturating_add(spent);
         let webhook = match self.webhook(delivery).await? {
             Some(w) if w.spec.enabled => w,
-            found => {
-                let why = if found.is_some() {
-                    "webhook is disabled"
-                } else {
-                    "webhook was deleted"
-                };
+            Some(_) => {
+                let why = "webhook is disabled";
                 tracing::info!(why, "not delivered");
-                self.record(pending, delivery, attempt, AttemptStatus::Skipped, |a| {
-                    a.error = Some(why.into())
-                });
+                self.record(
+                    pending,
+                    delivery,
+                    attempt,
+                    AttemptStatus::Skipped,
+                    None,
+                    |a| a.error = Some(why.into()),
+                );
+                return Ok(AttemptStatus::Skipped);
+            }
+            None => {
+                // Nothing is recorded for a webhook that is gone: nobody can read its log,
+                // and an App purge leaves none of its attempts behind.
+                tracing::info!(why = "webhook was deleted", "not delivered");
+                telemetry::attempt(AttemptStatus::Skipped);
                 return Ok(AttemptStatus::Skipped);
             }
         };
@@ -495,20 +505,38 @@ impl Deliver {
         let Some(event) = event else {
             let why = "event is no longer in the event log";
             tracing::warn!(why, "not delivered");
-            self.record(pending, delivery, attempt, AttemptStatus::Skipped, |a| {
-                a.error = Some(why.into())
-            });
+            self.record(
+                pending,
+                delivery,
+                attempt,
+                AttemptStatus::Skipped,
+                None,
+                |a| a.error = Some(why.into()),
+            );
             return Ok(AttemptStatus::Skipped);
         };
-        if !webhook.spec.names_app(event.urn.app_id()) {
+        let app = event.urn.app_id();
+        if !webhook.spec.names_app(app) {
             // The webhook was changed to no longer name the event's App after this delivery
-            // was fanned out (or the App's data was purged): its queued deliveries and
-            // retries of that App's events stop here.
-            let why = format!("the webhook no longer covers App {}", event.urn.app_id());
+            // was fanned out, or the App was purged: its queued deliveries and retries of
+            // that App's events stop here. The skip is recorded while the event is logged;
+            // a purged App's events are gone, and so nothing of it is written back.
+            let why = format!("the webhook no longer covers App {app}");
             tracing::info!(why, "not delivered");
-            self.record(pending, delivery, attempt, AttemptStatus::Skipped, |a| {
-                a.error = Some(why)
-            });
+            if self.events.get(&delivery.event_id).await?.is_some() {
+                self.record(
+                    pending,
+                    delivery,
+                    attempt,
+                    AttemptStatus::Skipped,
+                    Some(app),
+                    |a| {
+                        a.error = Some(why);
+                    },
+                );
+            } else {
+                telemetry::attempt(AttemptStatus::Skipped);
+            }
             return Ok(AttemptStatus::Skipped);
         }
         if let Some(s) = webhook.suspended_for(event.urn.app_id()) {
@@ -517,9 +545,14 @@ impl Deliver {
                 why,
                 "not delivered: the webhook is suspended for the event's App"
             );
-            self.record(pending, delivery, attempt, AttemptStatus::Skipped, |a| {
-                a.error = Some(why)
-            });
+            self.record(
+                pending,
+                delivery,
+                attempt,
+                AttemptStatus::Skipped,
+                Some(app),
+                |a| a.error = Some(why),
+            );
             return Ok(AttemptStatus::Skipped);
         }
         if let Some(limit) = webhook.spec.rate_limit {
@@ -551,10 +584,17 @@ impl Deliver {
                 );
                 tracing::info!(why, "delayed");
                 telemetry::rate_limit_delay(true);
-                self.record(pending, delivery, attempt, AttemptStatus::Delayed, |a| {
-                    a.error = Some(why);
-                    a.next_retry_at = Some(slot);
-                });
+                self.record(
+                    pending,
+                    delivery,
+                    attempt,
+                    AttemptStatus::Delayed,
+                    Some(app),
+                    |a| {
+                        a.error = Some(why);
+                        a.next_retry_at = Some(slot);
+                    },
+                );
                 if delivery.group.is_some() {
                     self.queue
                         .retry_later(delivery, &message.receipt, wait)
@@ -592,9 +632,14 @@ impl Deliver {
                 // Never sent signed with garbage: a final failure, said in the attempt log.
                 let why = format!("not sent: {e}");
                 tracing::error!(webhook_id = %webhook.id, error = %e, "a credential of the webhook does not open; delivery failed");
-                self.record(pending, delivery, attempt, AttemptStatus::Failed, |a| {
-                    a.error = Some(why.clone())
-                });
+                self.record(
+                    pending,
+                    delivery,
+                    attempt,
+                    AttemptStatus::Failed,
+                    Some(app),
+                    |a| a.error = Some(why.clone()),
+                );
                 self.count_failure(&webhook, now, &why).await;
                 return Ok(AttemptStatus::Failed);
             }
@@ -630,7 +675,7 @@ impl Deliver {
             Decision::RetryAfter(d) => Some(now + d),
             _ => None,
         };
-        self.record(pending, delivery, attempt, status, |a| {
+        self.record(pending, delivery, attempt, status, Some(app), |a| {
             a.next_retry_at = next_retry_at;
             match &result {
                 Ok(r) => {

@@ -237,6 +237,9 @@ mod tests {
         async fn app_ids(&self) -> Result<Vec<String>, PortError> {
             self.db.app_ids().await
         }
+        async fn forget_app(&self, app_id: &str) -> Result<(), PortError> {
+            self.db.forget_app(app_id).await
+        }
         async fn routes_version(&self, app_id: &str) -> Result<u64, PortError> {
             self.versions.fetch_add(1, Ordering::SeqCst);
             self.db.routes_version(app_id).await

@@ -45,6 +45,10 @@ pub enum Command {
     /// Send a webhook the logged events of a window it would have matched (marked
     /// `webhook-backfill: true`), as a background job that `hookline serve` runs.
     Backfill(RecoverArgs),
+    /// Delete an App's data (its events, attempts, queued deliveries and webhooks; webhooks
+    /// that also name other Apps only lose it), as a background job that `hookline serve`
+    /// runs.
+    PurgeApp(PurgeArgs),
     /// Receive webhooks on a local port: verify signatures, print each delivery, script
     /// failures to watch retries.
     Listen(ListenArgs),
@@ -243,6 +247,8 @@ pub enum Permission {
     ManageGrants,
     /// Read the metrics at `GET /metrics` (give it with `--app '*'`).
     ReadMetrics,
+    /// Purge an App's data, `DELETE /v1/apps/{appId}` (the platform's permission).
+    ManageApps,
 }
 
 impl Permission {
@@ -253,6 +259,7 @@ impl Permission {
             Self::PublishEvents => "publish-events",
             Self::ManageGrants => "manage-grants",
             Self::ReadMetrics => "read-metrics",
+            Self::ManageApps => "manage-apps",
         }
     }
 }
@@ -381,6 +388,23 @@ pub struct RecoverArgs {
     /// before it are refused.
     #[arg(long, env = "HOOKLINE_RETENTION", default_value = "30d", value_parser = Retention::parse, value_name = "DURATION")]
     pub retention: Retention,
+    /// The embedded store.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `hookline purge-app`.
+#[derive(Debug, Clone, Args)]
+pub struct PurgeArgs {
+    /// The App.
+    #[arg(long, value_name = "APP_ID")]
+    pub app: String,
+    /// Yes, delete the App's data: nothing of it can be brought back.
+    #[arg(long)]
+    pub yes: bool,
+    /// Start the job and return, without following its progress.
+    #[arg(long)]
+    pub detach: bool,
     /// The embedded store.
     #[command(flatten)]
     pub store: StoreArgs,

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::{CommandFactory as _, Parser as _};
 use hookline::cli::{
-    Cli, Command, DlqArgs, DlqCommand, KeysCommand, ListenArgs, RecoverArgs, ServeArgs, TokenArgs,
+    Cli, Command, DlqArgs, DlqCommand, KeysCommand, ListenArgs, PurgeArgs, RecoverArgs, ServeArgs,
+    TokenArgs,
 };
 use hookline::progress::Progress;
 use hookline::{dlq, listen, say, Local};
@@ -312,7 +313,7 @@ async fn job_command(kind: JobKind, args: RecoverArgs) -> Result<ExitCode, Strin
             "their last attempt failed for good in the window",
             "redelivered",
         ),
-        JobKind::Backfill => ("events", "logged in the window, matching", "sent"),
+        _ => ("events", "logged in the window, matching", "sent"),
     };
     let Some(job) = recovery.job else {
         let tense = if args.dry_run { "would be" } else { "were" };
@@ -341,6 +342,62 @@ async fn job_command(kind: JobKind, args: RecoverArgs) -> Result<ExitCode, Strin
         ended.state.as_str(),
         ended.done,
         ended.total,
+        ended
+            .error
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default()
+    );
+    Ok(if ended.state == hookline_core::job::JobState::Done {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `hookline purge-app`: start (or join) the App's purge and follow it; exits 1 when it
+/// failed.
+async fn purge_command(args: PurgeArgs) -> Result<ExitCode, String> {
+    if !args.yes {
+        return Err(format!(
+            "this deletes every event, attempt and queued delivery of App {} and the webhooks naming only it, for good: add --yes",
+            args.app
+        ));
+    }
+    hookline_core::urn::UrnPattern::whole_app(&hookline_core::urn::Namespace::default(), &args.app)
+        .map_err(|e| format!("--app {}: not an App id: {e}", args.app))?;
+    let local = open_existing(
+        &args.store.db,
+        hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM.into(),
+    )
+    .await?;
+    let (job, started) = local
+        .jobs
+        .purge(&args.app, "hookline-cli")
+        .await
+        .map_err(|e| e.to_string())?;
+    if started {
+        say!("job {} started: purging App {}", job.id, args.app);
+    } else {
+        say!("job {} is purging App {} already", job.id, args.app);
+    }
+    if args.detach {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let bar = Progress::new(false).bar(job.total, "deleted");
+    let ended = hookline::recover::follow(&local.jobs, &job, &bar).await?;
+    bar.finish_and_clear();
+    let p = ended.purge.clone().unwrap_or_default();
+    say!(
+        "job {} {}: App {}: {} webhooks deleted, {} changed, {} events, {} attempts and {} queued messages deleted{}",
+        ended.id,
+        ended.state.as_str(),
+        args.app,
+        p.deleted.len(),
+        p.stripped.len(),
+        p.events,
+        p.attempts,
+        p.messages,
         ended
             .error
             .as_deref()
@@ -500,6 +557,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Listen(args) => listen_command(args).await,
         Command::Recover(args) => return job_command(JobKind::Recover, args).await,
         Command::Backfill(args) => return job_command(JobKind::Backfill, args).await,
+        Command::PurgeApp(args) => return purge_command(args).await,
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "hookline", &mut script);

@@ -1,5 +1,6 @@
-//! `hookline recover` and `hookline backfill`: start a job on the embedded store (the running
-//! `hookline serve` runs its chunks) and follow it with a progress bar.
+//! `hookline recover`, `hookline backfill` and `hookline purge-app`: start a job on the
+//! embedded store (the running `hookline serve` runs its chunks) and follow it with a
+//! progress bar.
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,7 @@ pub async fn start(
             jobs.recover(webhook, since, until, dry_run, "hookline-cli")
                 .await
         }
+        JobKind::Purge => return Err("a purge is started by `hookline purge-app`".into()),
         JobKind::Backfill => {
             let apps = webhook
                 .spec

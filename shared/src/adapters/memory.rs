@@ -31,6 +31,14 @@ impl RateLimiter for MemoryRateLimiter {
         next.insert(webhook.clone(), after);
         Ok(slot)
     }
+
+    async fn forget(&self, webhook: &WebhookId) -> Result<(), PortError> {
+        self.next
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(webhook);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -291,6 +291,22 @@ impl Webhook {
         });
     }
 
+    /// Whether App `app_id` is the only App it names (a purge of that App deletes it).
+    pub fn names_only(&self, app_id: &str) -> bool {
+        self.spec.urns.iter().all(|p| p.app_id() == app_id)
+    }
+
+    /// Removes App `app_id` from it (its URN patterns and its suspension there); false when
+    /// it did not name the App or names nothing else (a webhook names at least one App).
+    pub fn remove_app(&mut self, app_id: &str) -> bool {
+        if !self.spec.names_app(app_id) || self.names_only(app_id) {
+            return false;
+        }
+        self.spec.urns.retain(|p| p.app_id() != app_id);
+        self.state.suspended.retain(|s| s.app_id != app_id);
+        true
+    }
+
     /// Turns deliveries back on; the failure run is cleared by the store.
     pub fn enable(&mut self) {
         self.spec.enabled = true;

@@ -228,6 +228,13 @@ async fn every_route_answers_401_403_404_or_2xx_by_permission() {
             [401, 404, 404, 404],
         ),
         (
+            // manage-apps is the platform's: no App's editor may purge it.
+            "purge app",
+            Method::DELETE,
+            |_, _| ("/v1/apps/A1".into(), None),
+            [401, 403, 403, 403],
+        ),
+        (
             // edit-app never includes publish-events: an integrator cannot inject events.
             "publish event",
             Method::POST,
@@ -1057,7 +1064,7 @@ async fn the_router_serves_every_documented_operation_and_the_document() {
             );
         }
     }
-    assert_eq!(operations, 25, "the API's 25 operations are documented");
+    assert_eq!(operations, 26, "the API's 26 operations are documented");
     let served = call(
         &router,
         Method::GET,

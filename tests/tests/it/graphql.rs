@@ -690,6 +690,7 @@ fn attempt(webhook: &str, n: u32, status: AttemptStatus, at: time::OffsetDateTim
         delivery_id: DeliveryId::for_pair(&event, &webhook),
         webhook_id: webhook,
         event_id: event,
+        app_id: None,
         attempt: n,
         at,
         status,

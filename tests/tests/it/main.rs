@@ -19,6 +19,7 @@ mod ingest_fanout;
 mod lambda_api_events;
 mod lifecycle;
 mod metrics;
+mod purge;
 mod queue_groups;
 mod recover;
 mod retention;

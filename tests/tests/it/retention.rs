@@ -41,6 +41,7 @@ fn attempt(webhook: &WebhookId, event: &Event, n: usize) -> Attempt {
         webhook_id: webhook.clone(),
         delivery_id: DeliveryId::for_pair(&event.id, webhook),
         event_id: event.id.clone(),
+        app_id: None,
         attempt: 1,
         at: OffsetDateTime::now_utc(),
         status: AttemptStatus::Delivered,

@@ -49,6 +49,7 @@ fn attempts(webhook: &Webhook, now: OffsetDateTime) -> Vec<Attempt> {
                 webhook_id: webhook.id.clone(),
                 delivery_id: DeliveryId::for_pair(&event, &webhook.id),
                 event_id: event,
+                app_id: None,
                 attempt: 1,
                 at,
                 status: *status,

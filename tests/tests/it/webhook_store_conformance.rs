@@ -558,6 +558,7 @@ async fn attempt_counts_agree_with_the_listing(log: Arc<dyn AttemptLog>) {
             webhook_id: webhook.clone(),
             delivery_id: DeliveryId::for_pair(&event, webhook),
             event_id: event,
+            app_id: None,
             attempt: n,
             at: now,
             status,
@@ -647,6 +648,7 @@ async fn every_delivery_on_record_is_found_for_redelivery(log: Arc<dyn AttemptLo
         webhook_id: w.clone(),
         delivery_id: DeliveryId::for_pair(event, &w),
         event_id: event.clone(),
+        app_id: None,
         attempt: n,
         at: now,
         status,
@@ -715,9 +717,10 @@ async fn dynamodb_every_delivery_on_record_is_found_for_redelivery() {
 /// The job store: one unfinished job per webhook (a second is refused naming the first),
 /// writes conditional on the version read, and a final state frees the webhook.
 async fn one_unfinished_job_per_webhook_and_versioned_writes(jobs: Arc<dyn JobStore>) {
-    use hookline_core::job::{Job, JobKind, JobState};
+    use hookline_core::job::{Job, JobKind, JobLock, JobState};
     let now = time::OffsetDateTime::now_utc();
-    let webhook = WebhookId::generate();
+    let webhook_id = WebhookId::generate();
+    let webhook = JobLock::Webhook(webhook_id.clone());
     let other_webhook = WebhookId::generate();
     let window = (now - time::Duration::hours(6), now);
     let make = |w: &WebhookId, total| {
@@ -731,7 +734,7 @@ async fn one_unfinished_job_per_webhook_and_versioned_writes(jobs: Arc<dyn JobSt
             now,
         )
     };
-    let first = make(&webhook, 3);
+    let first = make(&webhook_id, 3);
     assert_eq!(jobs.active_for(&webhook).await.expect("active"), None);
     jobs.create(&first).await.expect("created");
     assert_eq!(jobs.get(&first.id).await.expect("get"), Some(first.clone()));
@@ -741,7 +744,7 @@ async fn one_unfinished_job_per_webhook_and_versioned_writes(jobs: Arc<dyn JobSt
     );
 
     // A second unfinished job on the same webhook: refused, naming the first.
-    match jobs.create(&make(&webhook, 1)).await {
+    match jobs.create(&make(&webhook_id, 1)).await {
         Err(PortError::AlreadyExists(id)) => assert_eq!(id, first.id.to_string()),
         other => panic!("a second job was not refused: {other:?}"),
     }
@@ -780,13 +783,36 @@ async fn one_unfinished_job_per_webhook_and_versioned_writes(jobs: Arc<dyn JobSt
     done.version = 3;
     jobs.update(&done, 2).await.expect("finished");
     assert_eq!(jobs.active_for(&webhook).await.expect("active"), None);
-    let next = make(&webhook, 5);
+    let next = make(&webhook_id, 5);
     jobs.create(&next).await.expect("the next job");
     assert_eq!(
         jobs.active_for(&webhook).await.expect("active"),
         Some(next.id.clone())
     );
     assert_eq!(jobs.get(&done.id).await.expect("get"), Some(done));
+
+    // A purge locks its App: one at a time per App, beside any webhook's jobs.
+    let app = JobLock::App(format!("A{}", ulid::Ulid::new()));
+    let JobLock::App(app_id) = &app else {
+        unreachable!()
+    };
+    let purge = Job::purge(app_id, "platform", 2, now);
+    assert_eq!(purge.lock(), app);
+    jobs.create(&purge).await.expect("a purge");
+    assert_eq!(
+        jobs.active_for(&app).await.expect("active"),
+        Some(purge.id.clone())
+    );
+    match jobs.create(&Job::purge(app_id, "platform", 0, now)).await {
+        Err(PortError::AlreadyExists(id)) => assert_eq!(id, purge.id.to_string()),
+        other => panic!("a second purge of the App was not refused: {other:?}"),
+    }
+    assert_eq!(jobs.get(&purge.id).await.expect("get"), Some(purge.clone()));
+    let mut ended = purge.clone();
+    ended.finish(JobState::Done, None, now);
+    ended.version = 2;
+    jobs.update(&ended, 1).await.expect("purge finished");
+    assert_eq!(jobs.active_for(&app).await.expect("active"), None);
 }
 
 #[tokio::test]
@@ -883,6 +909,106 @@ async fn dynamodb_an_apps_events_are_listed_in_receipt_order() {
     let (dynamo, _sqs, resources) = hookline_tests::fresh_aws("events-by-app").await;
     an_apps_events_are_listed_in_receipt_order(Arc::new(
         hookline_core::adapters::aws::dynamodb::DynamoEventLog::new(dynamo, resources.table_name),
+    ))
+    .await;
+}
+
+/// An App purge's erasing of attempts: of one App only (the others, and their delivery
+/// lookups, stay), walked in pages from a cursor; and a webhook's whole log.
+async fn attempts_are_erased_by_app_in_pages(log: Arc<dyn AttemptLog>) {
+    let w = WebhookId::generate();
+    let now = time::OffsetDateTime::now_utc();
+    let keep = now + time::Duration::days(1);
+    let attempt = |event: &EventId, app: &str, n: u32| Attempt {
+        attempt_id: ulid::Ulid::new().to_string(),
+        webhook_id: w.clone(),
+        delivery_id: DeliveryId::for_pair(event, &w),
+        event_id: event.clone(),
+        app_id: Some(app.to_owned()),
+        attempt: n,
+        at: now,
+        status: if n == 1 {
+            AttemptStatus::Retrying
+        } else {
+            AttemptStatus::Delivered
+        },
+        response_status: Some(200),
+        error: None,
+        latency_ms: 1,
+        response_excerpt: String::new(),
+        next_retry_at: None,
+        backfill: false,
+    };
+    let (gone, kept): (Vec<EventId>, Vec<EventId>) = (
+        (0..7).map(|_| EventId::generate()).collect(),
+        (0..5).map(|_| EventId::generate()).collect(),
+    );
+    for (events, app) in [(&gone, "AppGone"), (&kept, "AppKept")] {
+        for e in events {
+            log.record_many(&[attempt(e, app, 1), attempt(e, app, 2)], keep)
+                .await
+                .expect("record");
+        }
+    }
+    assert_eq!(log.count(&w, None).await.expect("count"), 24);
+    let (mut erased, mut cursor, mut pages) = (0, None, 0);
+    loop {
+        let (n, next) = log
+            .erase(&w, Some("AppGone"), cursor.as_ref(), 5)
+            .await
+            .expect("erase");
+        erased += n;
+        pages += 1;
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(erased, 14, "every attempt of AppGone");
+    assert!(pages > 2, "walked in pages of at most 5 ({pages})");
+    let left = log.list(&w, None, None, 100).await.expect("list").items;
+    assert_eq!(left.len(), 10);
+    assert!(left.iter().all(|a| a.app_id.as_deref() == Some("AppKept")));
+    assert_eq!(
+        log.last_attempt(&w, &DeliveryId::for_pair(&kept[0], &w))
+            .await
+            .expect("lookup"),
+        Some((kept[0].clone(), 2))
+    );
+    assert_eq!(
+        log.last_attempt(&w, &DeliveryId::for_pair(&gone[0], &w))
+            .await
+            .expect("lookup"),
+        None,
+        "an erased delivery is not found for redelivery"
+    );
+    // The whole log of a deleted webhook.
+    let mut cursor = None;
+    loop {
+        let (_, next) = log
+            .erase(&w, None, cursor.as_ref(), 1_000)
+            .await
+            .expect("erase");
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(log.count(&w, None).await.expect("count"), 0);
+}
+
+#[tokio::test]
+async fn sqlite_attempts_are_erased_by_app_in_pages() {
+    let db = hookline_core::adapters::sqlite::Database::open_in_memory().expect("sqlite");
+    attempts_are_erased_by_app_in_pages(Arc::new(db)).await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
+async fn dynamodb_attempts_are_erased_by_app_in_pages() {
+    let (dynamo, _sqs, resources) = hookline_tests::fresh_aws("erase").await;
+    attempts_are_erased_by_app_in_pages(Arc::new(
+        hookline_core::adapters::aws::dynamodb::DynamoAttemptLog::new(dynamo, resources.table_name),
     ))
     .await;
 }

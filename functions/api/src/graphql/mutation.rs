@@ -44,7 +44,7 @@ async fn start_job(
     let outcome = async {
         let started = match kind {
             JobKind::Recover => recovery.recover(p, webhook_id, &input).await?,
-            JobKind::Backfill => recovery.backfill(p, webhook_id, &input).await?,
+            _ => recovery.backfill(p, webhook_id, &input).await?,
         };
         let job = match &started.job_id {
             Some(id) => Some(recovery.job(p, id.as_str()).await?),
@@ -55,7 +55,7 @@ async fn start_job(
     .await;
     let (things, verb) = match kind {
         JobKind::Recover => ("deliveries", "redelivers"),
-        JobKind::Backfill => ("events", "sends"),
+        _ => ("events", "sends"),
     };
     answer(outcome, |(matched, job)| WebhookMutationResult {
         code: "OK".into(),
@@ -291,6 +291,30 @@ impl Mutation {
             dry_run: dry_run.unwrap_or(false),
         };
         start_job(ctx, &webhook_id, input, JobKind::Backfill).await
+    }
+
+    /// Purges an App (tenant off-boarding, erasure requests) as a background job: its events,
+    /// attempts, queued deliveries and rate-limit state go; webhooks naming only this App are
+    /// deleted, webhooks that also name other Apps lose this App's URNs (each App they still
+    /// name hears `webhook.app-purged`). Asking again while it runs answers the same job.
+    /// Needs `manage-apps` on the App (REST: `DELETE /v1/apps/{appId}`).
+    async fn purge_app(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "The App's id.")] app_id: String,
+    ) -> Result<WebhookMutationResult> {
+        let outcome = recovery(ctx)?.purge_app(principal(ctx)?, &app_id).await;
+        answer(outcome, |(job, started)| WebhookMutationResult {
+            code: "OK".into(),
+            message: if started {
+                format!("job {} purges App {app_id}", job.id)
+            } else {
+                format!("job {} is purging App {app_id} already", job.id)
+            },
+            success: true,
+            job: Some(JobObject::of(&job)),
+            ..WebhookMutationResult::default()
+        })
     }
 
     /// Cancels an unfinished background job: chunks not yet run are not run.

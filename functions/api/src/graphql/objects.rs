@@ -819,7 +819,7 @@ pub struct WebhookMutationResult {
     /// (`recoverWebhookDeliveries`, `backfillWebhook`).
     pub(crate) matched: Option<i64>,
     /// The background job it started or cancelled (`recoverWebhookDeliveries`,
-    /// `backfillWebhook`, `cancelJob`).
+    /// `backfillWebhook`, `purgeApp`, `cancelJob`).
     pub(crate) job: Option<JobObject>,
 }
 
@@ -829,15 +829,17 @@ pub struct WebhookMutationResult {
 pub struct JobObject {
     /// The job (`job_...`).
     pub(crate) id: ID,
-    /// What it does: `recover` or `backfill`.
+    /// What it does: `recover`, `backfill` or `purge`.
     pub(crate) kind: String,
-    /// The webhook it works on.
-    pub(crate) webhook_id: ID,
+    /// The webhook it works on (recover, backfill).
+    pub(crate) webhook_id: Option<ID>,
+    /// The App it works on (purge).
+    pub(crate) app_id: Option<String>,
     /// Where it stands: `queued`, `running`, `done`, `failed`, `cancelled`.
     pub(crate) state: String,
     /// Items handled so far.
     pub(crate) done: i64,
-    /// Items it matched when it started.
+    /// Items it matched when it started (a purge: what it has found so far; it grows).
     pub(crate) total: i64,
     /// The window's start (RFC 3339).
     pub(crate) since: String,
@@ -851,6 +853,23 @@ pub struct JobObject {
     pub(crate) finished_at: Option<String>,
     /// Why it failed.
     pub(crate) error: Option<String>,
+    /// What a purge deleted and changed so far.
+    pub(crate) purge: Option<JobPurge>,
+}
+
+/// What an App purge deleted and changed so far.
+#[derive(SimpleObject)]
+pub struct JobPurge {
+    /// Webhooks deleted (they named only the App).
+    pub(crate) deleted_webhooks: Vec<ID>,
+    /// Webhooks that lost the App's URNs and keep working for their other Apps.
+    pub(crate) changed_webhooks: Vec<ID>,
+    /// Events deleted.
+    pub(crate) events: i64,
+    /// Attempts deleted.
+    pub(crate) attempts: i64,
+    /// Queued messages deleted (embedded store; on SQS deliverers drop them instead).
+    pub(crate) messages: i64,
 }
 
 impl JobObject {
@@ -862,7 +881,8 @@ impl JobObject {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default(),
-            webhook_id: ID(view.webhook_id),
+            webhook_id: view.webhook_id.map(ID),
+            app_id: view.app_id,
             state: view.state.as_str().to_owned(),
             done: whole(view.done),
             total: whole(view.total),
@@ -872,6 +892,13 @@ impl JobObject {
             started_at: view.started_at,
             finished_at: view.finished_at,
             error: view.error,
+            purge: view.purge.map(|p| JobPurge {
+                deleted_webhooks: p.deleted_webhooks.into_iter().map(ID).collect(),
+                changed_webhooks: p.changed_webhooks.into_iter().map(ID).collect(),
+                events: whole(p.events),
+                attempts: whole(p.attempts),
+                messages: whole(p.messages),
+            }),
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Recover a webhook's failed deliveries, or send it past events, as background jobs; and the
-//! jobs.
+//! Recover a webhook's failed deliveries, send it past events, or purge an App's data, as
+//! background jobs; and the jobs.
 
 use super::*;
 
@@ -64,6 +64,34 @@ pub(crate) async fn backfill(
         StatusCode::OK
     };
     Ok(json_response(status, &backfill))
+}
+
+/// Purge an App (tenant off-boarding, erasure requests): its events, attempts, queued
+/// deliveries and rate-limit state are deleted; webhooks naming only this App are deleted,
+/// webhooks that also name other Apps lose this App's URNs and keep working for the rest
+/// (each App they still name hears `webhook.app-purged`). Other Apps are untouched. Runs as a
+/// background job; asking again while it runs answers the same job, and asking after it
+/// ended runs it again (events published meanwhile go too). Needs `manage-apps` on the App
+/// (the platform's permission).
+#[utoipa::path(
+    delete, path = "/v1/apps/{appId}", tag = "jobs", operation_id = "purgeApp",
+    params(("appId" = String, Path, description = "The App's id (one URN segment)")),
+    responses(
+        (status = 202, description = "The purge job (`GET /v1/jobs/{jobId}`): started now, or the one under way", body = JobView, headers(("Location" = String, description = "/v1/jobs/{jobId}"))),
+        (status = "4XX", description = "Not an App id (400), no token (401), no manage-apps on the App (403)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn purge_app(
+    State(s): State<Services>,
+    Authenticated(p): Authenticated,
+    Path(app_id): Path<String>,
+) -> Answer {
+    let (job, _) = recovery(&s)?.purge_app(&p, &app_id).await?;
+    let mut response = json_response(StatusCode::ACCEPTED, &JobView::from(&job));
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
 }
 
 /// A background job: its state and progress.

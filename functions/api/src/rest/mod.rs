@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, RawQuery, Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use bytes::Bytes;
 use hookline_core::delivery::Attempt;
 use hookline_core::event::RawEvent;
@@ -121,7 +121,8 @@ impl Api {
                 .route("/v1/webhooks/{id}/recover", post(recover))
                 .route("/v1/webhooks/{id}/backfill", post(backfill))
                 .route("/v1/jobs/{id}", get(get_job))
-                .route("/v1/jobs/{id}/cancel", post(cancel_job));
+                .route("/v1/jobs/{id}/cancel", post(cancel_job))
+                .route("/v1/apps/{appId}", delete(purge_app));
         }
         let routes = routes
             .route("/v1/webhooks", get(list_webhooks).post(create_webhook))

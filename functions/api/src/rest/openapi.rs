@@ -39,13 +39,14 @@ pub fn openapi_json() -> String {
         webhooks::rotate_secret, webhooks::enable_webhook, webhooks::disable_webhook,
         deliveries::send_test, deliveries::list_deliveries, deliveries::webhook_stats,
         deliveries::redeliver, jobs::recover, jobs::backfill, jobs::get_job, jobs::cancel_job,
+        jobs::purge_app,
         events::event_types, events::publish_event, grants::revoke_grant, grants::restore_grant,
         openapi_document, graphql, caller::who_am_i, caller::list_apps
     ),
     tags(
         (name = "webhooks", description = "Subscriptions: an endpoint, event types and URN patterns"),
         (name = "deliveries", description = "A webhook's attempt log, health, redelivery and test events"),
-        (name = "jobs", description = "Background jobs: recover a webhook's failed deliveries in bulk, send it past events"),
+        (name = "jobs", description = "Background jobs: recover a webhook's failed deliveries in bulk, send it past events, purge an App"),
         (name = "events", description = "Event intake and the event-type catalog"),
         (name = "caller", description = "Who the token is"),
         (name = "grants", description = "The platform reports revoked and restored permissions (manage-grants)"),
@@ -66,7 +67,7 @@ impl Modify for BearerScheme {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
-                    .description(Some("Claims: sub, and permissions (space-separated: edit-app:<appId>, edit-app:*, publish-events:<appId>, manage-grants:*)."))
+                    .description(Some("Claims: sub, and permissions (space-separated: edit-app:<appId>, edit-app:*, publish-events:<appId>, manage-grants:*, manage-apps:*)."))
                     .build(),
             ),
         );

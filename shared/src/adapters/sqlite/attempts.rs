@@ -54,6 +54,7 @@ impl AttemptLog for Database {
                     a.delivery_id.to_string(),
                     a.event_id.to_string(),
                     doc,
+                    a.app_id.clone(),
                 ))
             })
             .collect::<Result<Vec<_>, PortError>>()?;
@@ -62,12 +63,12 @@ impl AttemptLog for Database {
             let tx = c
                 .savepoint()
                 .map_err(unavailable)?;
-            for (webhook, id, status, delivery, event, doc) in &rows {
+            for (webhook, id, status, delivery, event, doc, app) in &rows {
                 exec(
                     &tx,
-                    "INSERT OR REPLACE INTO attempts (webhook_id, attempt_id, status, delivery_id, event_id, doc, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![webhook, id, status, delivery, event, doc, expires],
+                    "INSERT OR REPLACE INTO attempts (webhook_id, attempt_id, status, delivery_id, event_id, doc, expires_at, app_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![webhook, id, status, delivery, event, doc, expires, app],
                 )
                 .map_err(unavailable)?;
             }
@@ -174,5 +175,48 @@ impl AttemptLog for Database {
             })
             .await?;
         u64::try_from(n).map_err(|e| PortError::Corrupt(e.to_string()))
+    }
+
+    async fn erase(
+        &self,
+        webhook: &WebhookId,
+        app: Option<&str>,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<(u64, Option<Cursor>), PortError> {
+        let (webhook, app) = (webhook.to_string(), app.map(str::to_owned));
+        // Attempt ids are ULIDs; "" sorts before every one of them.
+        let after = cursor.map(|c| c.0.clone()).unwrap_or_default();
+        let fetch = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_conn(move |c| {
+            let walked: Vec<(String, Option<String>)> = {
+                let mut stmt = c
+                    .prepare_cached(
+                        "SELECT attempt_id, app_id FROM attempts WHERE webhook_id = ?1 AND attempt_id > ?2
+                         ORDER BY attempt_id LIMIT ?3",
+                    )
+                    .map_err(unavailable)?;
+                let rows = stmt
+                    .query_map(params![webhook, after, fetch], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(unavailable)?;
+                rows.collect::<Result<_, _>>().map_err(unavailable)?
+            };
+            let mut erased = 0;
+            for (id, of) in &walked {
+                if app.is_none() || of.as_deref() == app.as_deref() {
+                    erased += exec(
+                        c,
+                        "DELETE FROM attempts WHERE webhook_id = ?1 AND attempt_id = ?2",
+                        params![webhook, id],
+                    )
+                    .map_err(unavailable)? as u64;
+                }
+            }
+            let next = (walked.len() >= limit)
+                .then(|| walked.last().map(|(id, _)| Cursor(id.clone())))
+                .flatten();
+            Ok((erased, next))
+        })
+        .await
     }
 }

@@ -89,6 +89,19 @@ impl EventLog for Database {
         .await
     }
 
+    async fn erase(&self, ids: &[EventId]) -> Result<u64, PortError> {
+        let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        self.with_conn(move |c| {
+            let mut erased = 0;
+            for id in &ids {
+                erased += exec(c, "DELETE FROM events WHERE id = ?1", params![id])
+                    .map_err(unavailable)? as u64;
+            }
+            Ok(erased)
+        })
+        .await
+    }
+
     async fn get(&self, id: &EventId) -> Result<Option<Event>, PortError> {
         let id = id.to_string();
         let now = unix_ms(time::OffsetDateTime::now_utc());

@@ -1,8 +1,9 @@
 //! Background jobs: one row each, its document beside the columns the store decides on
-//! (`active` under a partial unique index: one unfinished job per webhook).
+//! (`active` under a partial unique index: one unfinished job per lock key, a webhook's id
+//! or `app:<id>`).
 
 use super::*;
-use crate::job::{Job, JobId};
+use crate::job::{Job, JobId, JobLock};
 use crate::ports::JobStore;
 
 fn to_doc(job: &Job) -> Result<String, PortError> {
@@ -13,10 +14,10 @@ fn from_doc(doc: &str) -> Result<Job, PortError> {
     serde_json::from_str(doc).map_err(|e| PortError::Corrupt(format!("job: {e}")))
 }
 
-fn active_job(c: &Connection, webhook: &str) -> Result<Option<String>, PortError> {
+fn active_job(c: &Connection, lock: &str) -> Result<Option<String>, PortError> {
     c.query_row(
-        "SELECT id FROM jobs WHERE webhook_id = ?1 AND active = 1",
-        params![webhook],
+        "SELECT id FROM jobs WHERE lock_key = ?1 AND active = 1",
+        params![lock],
         |r| r.get(0),
     )
     .optional()
@@ -29,7 +30,7 @@ impl JobStore for Database {
         let doc = to_doc(job)?;
         let (id, webhook, version, active) = (
             job.id.to_string(),
-            job.webhook_id.to_string(),
+            job.lock().key(),
             i64::try_from(job.version).unwrap_or(i64::MAX),
             i64::from(!job.state.is_final()),
         );
@@ -42,7 +43,7 @@ impl JobStore for Database {
             }
             exec(
                 &tx,
-                "INSERT INTO jobs (id, webhook_id, active, version, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO jobs (id, lock_key, active, version, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![id, webhook, active, version, doc],
             )
             .map_err(unavailable)?;
@@ -97,9 +98,9 @@ impl JobStore for Database {
         .await
     }
 
-    async fn active_for(&self, webhook: &WebhookId) -> Result<Option<JobId>, PortError> {
-        let webhook = webhook.to_string();
-        let id = self.with_conn(move |c| active_job(c, &webhook)).await?;
+    async fn active_for(&self, lock: &JobLock) -> Result<Option<JobId>, PortError> {
+        let key = lock.key();
+        let id = self.with_conn(move |c| active_job(c, &key)).await?;
         id.map(|id| JobId::parse(&id).map_err(PortError::Corrupt))
             .transpose()
     }

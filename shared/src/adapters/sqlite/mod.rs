@@ -149,6 +149,10 @@ const MIGRATIONS: &[&str] = &[
          SELECT CASE WHEN instr(rest, ':') > 0 THEN substr(rest, 1, instr(rest, ':') - 1) ELSE rest END FROM u
      ) WHERE instr(json_extract(doc, '$.urn'), ':app:') > 0;
      CREATE INDEX events_app ON events (app_id, received_at, id);",
+    // Each attempt's App (App purges); a job locks its webhook or, for a purge, its App.
+    "ALTER TABLE attempts ADD COLUMN app_id TEXT;
+     UPDATE attempts SET app_id = (SELECT e.app_id FROM events e WHERE e.id = attempts.event_id);
+     ALTER TABLE jobs RENAME COLUMN webhook_id TO lock_key;",
 ];
 
 /// Writes a webhook's row with `sql` (parameters: id, version, document) and its routes.

@@ -23,8 +23,9 @@ use super::{data_version, exec, query_row, queue_rows, unavailable, Database};
 use crate::delivery::{DeliveryId, DeliveryMessage, ReceiptHandle, ReceivedMessage};
 use crate::event::Event;
 use crate::job::JobChunk;
-use crate::ports::{DeadLetters, DeliveryQueue, EventQueue, PortError};
+use crate::ports::{Cursor, DeadLetters, DeliveryQueue, EventQueue, PortError};
 use crate::retry::RetryPolicy;
+use crate::webhook::WebhookId;
 
 /// Queue names, as in `template.yaml` and `hookline-bootstrap` (after the prefix).
 pub mod names {
@@ -678,6 +679,17 @@ impl DeliveryQueue for SqliteQueue {
             .map(|_| ())
     }
 
+    async fn erase_app(
+        &self,
+        app_id: &str,
+        webhooks: &[WebhookId],
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<(u64, Option<Cursor>), PortError> {
+        self.erase_app_messages(app_id, webhooks, cursor, limit)
+            .await
+    }
+
     async fn dead_letter(&self, delivery: &DeliveryMessage, reason: &str) -> Result<(), PortError> {
         let Some((dlq, _)) = &self.redrive else {
             return Err(PortError::Corrupt(format!(
@@ -693,6 +705,109 @@ impl DeliveryQueue for SqliteQueue {
         )
         .await
         .map(|_| ())
+    }
+}
+
+/// The App of a URN's text (`urn:<nid>:app:<appId>…`), if it names one.
+fn app_of_urn(urn: &str) -> Option<&str> {
+    let mut parts = urn.split(':');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("urn"), Some(_), Some("app"), Some(app)) => Some(app),
+        _ => None,
+    }
+}
+
+/// What a queued body says of itself for an App purge: the App of the event it is or
+/// carries, the event it names, and the webhook it goes to.
+fn purge_keys(body: &str) -> (Option<String>, Option<String>, Option<String>) {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
+        return (None, None, None);
+    };
+    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_owned);
+    let urn = value
+        .get("urn")
+        .or_else(|| value.get("event").and_then(|e| e.get("urn")));
+    let app = urn
+        .and_then(|u| u.as_str())
+        .and_then(app_of_urn)
+        .map(str::to_owned);
+    (
+        app,
+        text(value.get("eventId")),
+        text(value.get("webhookId")),
+    )
+}
+
+impl SqliteQueue {
+    /// [`DeliveryQueue::erase_app`] over every queue of the store (one table holds them).
+    async fn erase_app_messages(
+        &self,
+        app_id: &str,
+        webhooks: &[WebhookId],
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<(u64, Option<Cursor>), PortError> {
+        let after: i64 = match cursor {
+            Some(c) => {
+                c.0.parse()
+                    .map_err(|_| PortError::Corrupt(format!("queue cursor {}", c.0)))?
+            }
+            None => 0,
+        };
+        let app = app_id.to_owned();
+        let webhooks: std::collections::HashSet<String> =
+            webhooks.iter().map(ToString::to_string).collect();
+        let fetch = i64::try_from(limit).unwrap_or(i64::MAX);
+        let erased = self
+            .db
+            .with_conn(move |c| {
+                let walked: Vec<(i64, String, String)> = {
+                    let mut stmt = c
+                        .prepare_cached(
+                            "SELECT seq, queue, body FROM queue_messages WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                        )
+                        .map_err(unavailable)?;
+                    let rows = stmt
+                        .query_map(params![after, fetch], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                        .map_err(unavailable)?;
+                    rows.collect::<Result<_, _>>().map_err(unavailable)?
+                };
+                let mut erased = Vec::new();
+                for (seq, queue, body) in &walked {
+                    let (urn_app, event, webhook) = purge_keys(body);
+                    let of_app = match (urn_app, event) {
+                        (Some(a), _) => a == app,
+                        // A delivery without its event: the event log says whose it is.
+                        (None, Some(event)) => query_row(
+                            c,
+                            "SELECT app_id FROM events WHERE id = ?1",
+                            params![event],
+                            |r| r.get::<_, Option<String>>(0),
+                        )
+                        .optional()
+                        .map_err(unavailable)?
+                        .flatten()
+                        .is_some_and(|a| a == app),
+                        (None, None) => false,
+                    };
+                    if of_app || webhook.is_some_and(|w| webhooks.contains(&w)) {
+                        exec(c, "DELETE FROM queue_messages WHERE seq = ?1", params![seq])
+                            .map_err(unavailable)?;
+                        erased.push((queue.clone(), *seq));
+                    }
+                }
+                let next = (walked.len() >= limit)
+                    .then(|| walked.last().map(|(seq, _, _)| Cursor(seq.to_string())))
+                    .flatten();
+                Ok((erased, next))
+            })
+            .await;
+        let (erased, next) = self.on_failure(erased)?;
+        let mut schedule = lock(self.schedule());
+        for (queue, seq) in &erased {
+            schedule.forget(queue, *seq);
+        }
+        Ok((erased.len() as u64, next))
     }
 }
 

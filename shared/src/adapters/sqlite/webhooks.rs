@@ -22,14 +22,16 @@ pub(super) fn write_routes(tx: &Connection, webhook: &Webhook) -> Result<(), Por
 }
 
 /// Moves the route version of every App the webhook's route rows name; called before and
-/// after they change, so the Apps it leaves and the Apps it joins both move.
+/// after they change, so the Apps it leaves and the Apps it joins both move. A version
+/// starts at the current time in ms, so one written after an App purge deleted its row
+/// never equals a number a route cache kept from before.
 fn bump_app_versions(tx: &Connection, webhook_id: &str) -> Result<(), PortError> {
     exec(
         tx,
         "INSERT INTO app_versions (app_id, version)
-         SELECT app_id, 1 FROM webhook_routes WHERE webhook_id = ?1
+         SELECT app_id, ?2 FROM webhook_routes WHERE webhook_id = ?1
          ON CONFLICT (app_id) DO UPDATE SET version = version + 1",
-        params![webhook_id],
+        params![webhook_id, unix_ms(time::OffsetDateTime::now_utc())],
     )
     .map_err(unavailable)
     .map(|_| ())
@@ -294,6 +296,21 @@ impl WebhookStore for Database {
                     .ok_or_else(|| PortError::Corrupt(format!("stored webhook id {id}")))
             })
             .collect()
+    }
+
+    async fn forget_app(&self, app_id: &str) -> Result<(), PortError> {
+        let app = app_id.to_owned();
+        self.with_conn(move |c| {
+            exec(
+                c,
+                "DELETE FROM app_versions WHERE app_id = ?1
+                 AND NOT EXISTS (SELECT 1 FROM webhook_routes WHERE app_id = ?1)",
+                params![app],
+            )
+            .map_err(unavailable)
+            .map(|_| ())
+        })
+        .await
     }
 
     async fn routes_version(&self, app_id: &str) -> Result<u64, PortError> {

@@ -23,11 +23,6 @@ fn status_name(status: AttemptStatus) -> String {
     status.as_str().to_owned()
 }
 
-/// Items of one `BatchWriteItem` request at most (DynamoDB's limit).
-const BATCH_WRITE_ITEMS: usize = 25;
-/// Rounds of resending what a `BatchWriteItem` left unprocessed (throttling) before giving up.
-const BATCH_WRITE_ROUNDS: u32 = 8;
-
 /// Pages (up to 1 MB each) of a webhook's newest attempts searched for a delivery that has no
 /// `DLV#` item (it succeeded on its first try) before it is reported not found.
 pub const DELIVERY_SEARCH_PAGES: usize = 32;
@@ -49,15 +44,19 @@ fn attempt_items(
     let doc = serde_json::to_string(attempt).map_err(|e| PortError::Corrupt(e.to_string()))?;
     let pk = webhook_pk(attempt.webhook_id.as_str());
     let ttl = AttributeValue::N(expires_at.unix_timestamp().to_string());
+    let mut log = HashMap::from([
+        ("PK".to_owned(), s(pk.clone())),
+        ("SK".to_owned(), s(format!("DL#{}", attempt.attempt_id))),
+        ("status".to_owned(), s(status_name(attempt.status))),
+        ("deliveryId".to_owned(), s(attempt.delivery_id.as_str())),
+        ("doc".to_owned(), s(doc)),
+        ("ttl".to_owned(), ttl.clone()),
+    ]);
+    if let Some(app) = &attempt.app_id {
+        log.insert(APP_ID.to_owned(), s(app.clone()));
+    }
     Ok([
-        HashMap::from([
-            ("PK".to_owned(), s(pk.clone())),
-            ("SK".to_owned(), s(format!("DL#{}", attempt.attempt_id))),
-            ("status".to_owned(), s(status_name(attempt.status))),
-            ("deliveryId".to_owned(), s(attempt.delivery_id.as_str())),
-            ("doc".to_owned(), s(doc)),
-            ("ttl".to_owned(), ttl.clone()),
-        ]),
+        log,
         HashMap::from([
             ("PK".to_owned(), s(pk)),
             ("SK".to_owned(), s(format!("DLV#{}", attempt.delivery_id))),
@@ -71,12 +70,15 @@ fn attempt_items(
     ])
 }
 
+/// The attribute of an attempt item naming its event's App (what an App purge picks by).
+const APP_ID: &str = "appId";
+
 impl DynamoAttemptLog {
     /// Writes `items` with `BatchWriteItem`, 25 a request, resending what DynamoDB leaves
     /// unprocessed with a growing pause.
     async fn put_all(&self, items: Vec<HashMap<String, AttributeValue>>) -> Result<(), PortError> {
         use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-        let mut requests = items
+        let requests = items
             .into_iter()
             .map(|item| {
                 PutRequest::builder()
@@ -86,38 +88,7 @@ impl DynamoAttemptLog {
                     .map_err(build_err)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut round = 0;
-        while !requests.is_empty() {
-            let chunk: Vec<WriteRequest> = requests
-                .drain(..requests.len().min(BATCH_WRITE_ITEMS))
-                .collect();
-            let out = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table, chunk)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            let unprocessed = out
-                .unprocessed_items
-                .and_then(|mut by_table| by_table.remove(&self.table))
-                .unwrap_or_default();
-            if !unprocessed.is_empty() {
-                round += 1;
-                if round > BATCH_WRITE_ROUNDS {
-                    return Err(PortError::Unavailable(
-                        format!(
-                            "DynamoDB left {} attempt items unprocessed {BATCH_WRITE_ROUNDS} times",
-                            unprocessed.len()
-                        )
-                        .into(),
-                    ));
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(25 << round.min(6))).await;
-                requests.extend(unprocessed);
-            }
-        }
-        Ok(())
+        batch_write(&self.client, &self.table, requests).await
     }
 }
 
@@ -225,6 +196,16 @@ impl AttemptLog for DynamoAttemptLog {
         Ok(Page::from_overfetch(items, limit, |a| a.attempt_id.clone()))
     }
 
+    async fn erase(
+        &self,
+        webhook: &WebhookId,
+        app: Option<&str>,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<(u64, Option<Cursor>), PortError> {
+        self.erase_page(webhook, app, cursor, limit).await
+    }
+
     async fn count(
         &self,
         webhook: &WebhookId,
@@ -251,6 +232,80 @@ impl AttemptLog for DynamoAttemptLog {
 }
 
 impl DynamoAttemptLog {
+    /// [`AttemptLog::erase`]: one page of the webhook's attempt items (`DL#`, `DLV#`); an
+    /// attempt of the App goes with its delivery's `DLV#` item.
+    async fn erase_page(
+        &self,
+        webhook: &WebhookId,
+        app: Option<&str>,
+        cursor: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<(u64, Option<Cursor>), PortError> {
+        use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+        let pk = webhook_pk(webhook.as_str());
+        let start = cursor.map(|c| {
+            HashMap::from([
+                ("PK".to_owned(), s(pk.clone())),
+                ("SK".to_owned(), s(c.0.clone())),
+            ])
+        });
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :dl)")
+            .expression_attribute_values(":pk", s(pk.clone()))
+            .expression_attribute_values(":dl", s("DL"))
+            .projection_expression("SK, deliveryId, appId")
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let text = |item: &HashMap<String, AttributeValue>, name: &str| match item.get(name) {
+            Some(AttributeValue::S(v)) => Some(v.clone()),
+            _ => None,
+        };
+        let mut keys = BTreeSet::new();
+        let mut erased = 0;
+        for item in out.items() {
+            let Some(sk) = text(item, "SK") else { continue };
+            if sk.starts_with("DLV#") {
+                // A delivery's pointer goes with its attempts (below), or whole-sale.
+                if app.is_none() {
+                    keys.insert(sk);
+                }
+                continue;
+            }
+            if app.is_some() && text(item, APP_ID).as_deref() != app {
+                continue;
+            }
+            erased += 1;
+            if let Some(delivery) = text(item, "deliveryId") {
+                keys.insert(format!("DLV#{delivery}"));
+            }
+            keys.insert(sk);
+        }
+        let requests = keys
+            .into_iter()
+            .map(|sk| {
+                DeleteRequest::builder()
+                    .key("PK", s(pk.clone()))
+                    .key("SK", s(sk))
+                    .build()
+                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                    .map_err(build_err)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        batch_write(&self.client, &self.table, requests).await?;
+        let next = out
+            .last_evaluated_key
+            .as_ref()
+            .and_then(|key| text(key, "SK"))
+            .map(Cursor);
+        Ok((erased, next))
+    }
+
     /// A delivery without a `DLV#` item succeeded on its first try (or is unknown): its
     /// attempt among the webhook's newest, searched for [`DELIVERY_SEARCH_PAGES`] pages.
     async fn search_first_try(

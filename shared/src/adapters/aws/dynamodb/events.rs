@@ -217,6 +217,26 @@ impl EventLog for DynamoEventLog {
             .transpose()
     }
 
+    async fn erase(&self, ids: &[EventId]) -> Result<u64, PortError> {
+        use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+        let requests = ids
+            .iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|id| {
+                DeleteRequest::builder()
+                    .key("PK", s(event_pk(id)))
+                    .key("SK", s(META))
+                    .build()
+                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                    .map_err(build_err)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let n = requests.len() as u64;
+        batch_write(&self.client, &self.table, requests).await?;
+        Ok(n)
+    }
+
     async fn list_for_app(
         &self,
         app_id: &str,

@@ -1,9 +1,10 @@
 //! Background jobs: `PK=JOB#<id> SK=META` (the document, its version), and while a job is
-//! unfinished a lock item `PK=WH#<webhookId> SK=JOB` naming it, written and removed in the
-//! same transaction as the job, so a webhook has at most one unfinished job.
+//! unfinished a lock item `PK=WH#<webhookId> SK=JOB` (an App purge: `PK=APP#<appId>`) naming
+//! it, written and removed in the same transaction as the job, so a webhook (an App) has at
+//! most one unfinished job.
 
 use super::*;
-use crate::job::{Job, JobId};
+use crate::job::{Job, JobId, JobLock};
 use crate::ports::JobStore;
 
 /// Sort key of a webhook's unfinished-job lock, beside its `META` item.
@@ -20,6 +21,14 @@ pub struct DynamoJobStore {
 
 fn job_pk(id: &JobId) -> String {
     format!("JOB#{id}")
+}
+
+/// The partition of a lock's item.
+fn lock_pk(lock: &JobLock) -> String {
+    match lock {
+        JobLock::Webhook(id) => webhook_pk(id.as_str()),
+        JobLock::App(app) => app_pk(app),
+    }
 }
 
 impl DynamoJobStore {
@@ -61,7 +70,7 @@ impl JobStore for DynamoJobStore {
         if !job.state.is_final() {
             let lock = Put::builder()
                 .table_name(&self.table)
-                .item("PK", s(webhook_pk(job.webhook_id.as_str())))
+                .item("PK", s(lock_pk(&job.lock())))
                 .item("SK", s(JOB_LOCK))
                 .item("job", s(job.id.to_string()))
                 .condition_expression("attribute_not_exists(PK)")
@@ -72,7 +81,7 @@ impl JobStore for DynamoJobStore {
         if transact(&self.client, items).await? {
             return Ok(());
         }
-        match self.active_for(&job.webhook_id).await? {
+        match self.active_for(&job.lock()).await? {
             Some(other) => Err(PortError::AlreadyExists(other.to_string())),
             None => Err(PortError::AlreadyExists(job.id.to_string())),
         }
@@ -112,7 +121,7 @@ impl JobStore for DynamoJobStore {
             // Frees the webhook for its next job (the lock names this one, or is gone).
             let unlock = Delete::builder()
                 .table_name(&self.table)
-                .key("PK", s(webhook_pk(job.webhook_id.as_str())))
+                .key("PK", s(lock_pk(&job.lock())))
                 .key("SK", s(JOB_LOCK))
                 .condition_expression("attribute_not_exists(PK) OR job = :job")
                 .expression_attribute_values(":job", s(job.id.to_string()))
@@ -131,12 +140,12 @@ impl JobStore for DynamoJobStore {
         }
     }
 
-    async fn active_for(&self, webhook: &WebhookId) -> Result<Option<JobId>, PortError> {
+    async fn active_for(&self, lock: &JobLock) -> Result<Option<JobId>, PortError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("PK", s(webhook_pk(webhook.as_str())))
+            .key("PK", s(lock_pk(lock)))
             .key("SK", s(JOB_LOCK))
             .consistent_read(true)
             .send()
@@ -144,7 +153,7 @@ impl JobStore for DynamoJobStore {
             .map_err(unavailable)?;
         match out.item.as_ref().and_then(|i| i.get("job")) {
             Some(AttributeValue::S(id)) => JobId::parse(id).map(Some).map_err(PortError::Corrupt),
-            Some(_) => Err(PortError::Corrupt(format!("job lock of {webhook}"))),
+            Some(_) => Err(PortError::Corrupt(format!("job lock of {lock}"))),
             None => Ok(None),
         }
     }

@@ -48,6 +48,51 @@ fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
+/// Items of one `BatchWriteItem` request at most (DynamoDB's limit).
+const BATCH_WRITE_ITEMS: usize = 25;
+/// Rounds of resending what a `BatchWriteItem` left unprocessed (throttling) before giving up.
+const BATCH_WRITE_ROUNDS: u32 = 8;
+
+/// Runs `requests` (puts, deletes) with `BatchWriteItem`, 25 a request, resending what
+/// DynamoDB leaves unprocessed with a growing pause.
+async fn batch_write(
+    client: &Client,
+    table: &str,
+    mut requests: Vec<aws_sdk_dynamodb::types::WriteRequest>,
+) -> Result<(), PortError> {
+    let mut round = 0;
+    while !requests.is_empty() {
+        let chunk: Vec<_> = requests
+            .drain(..requests.len().min(BATCH_WRITE_ITEMS))
+            .collect();
+        let out = client
+            .batch_write_item()
+            .request_items(table, chunk)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let unprocessed = out
+            .unprocessed_items
+            .and_then(|mut by_table| by_table.remove(table))
+            .unwrap_or_default();
+        if !unprocessed.is_empty() {
+            round += 1;
+            if round > BATCH_WRITE_ROUNDS {
+                return Err(PortError::Unavailable(
+                    format!(
+                        "DynamoDB left {} items unprocessed {BATCH_WRITE_ROUNDS} times",
+                        unprocessed.len()
+                    )
+                    .into(),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25 << round.min(6))).await;
+            requests.extend(unprocessed);
+        }
+    }
+    Ok(())
+}
+
 fn webhook_pk(id: &str) -> String {
     format!("WH#{id}")
 }

@@ -44,6 +44,18 @@ fn n(v: i64) -> AttributeValue {
 
 #[async_trait]
 impl RateLimiter for DynamoRateLimiter {
+    async fn forget(&self, webhook: &WebhookId) -> Result<(), PortError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("PK", s(format!("RATE#{webhook}")))
+            .key("SK", s("RATE"))
+            .send()
+            .await
+            .map_err(unavailable)
+            .map(|_| ())
+    }
+
     async fn reserve(
         &self,
         webhook: &WebhookId,

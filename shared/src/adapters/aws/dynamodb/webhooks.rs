@@ -77,8 +77,14 @@ impl DynamoWebhookStore {
                 .table_name(&self.table)
                 .key("PK", s(app_pk(app)))
                 .key("SK", s(VERSION))
-                .update_expression("ADD v :one")
+                // A new version starts at the time in ms: one written after an App purge
+                // deleted the item never equals a number a route cache kept from before.
+                .update_expression("SET v = if_not_exists(v, :start) + :one")
                 .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .expression_attribute_values(
+                    ":start",
+                    AttributeValue::N(unix_ms(OffsetDateTime::now_utc()).to_string()),
+                )
                 .send()
                 .await;
             if let Err(e) = out {
@@ -369,6 +375,22 @@ impl WebhookStore for DynamoWebhookStore {
                 return Ok(routes);
             }
         }
+    }
+
+    async fn forget_app(&self, app_id: &str) -> Result<(), PortError> {
+        let (routes, _) = self.query_app(app_id, None, Some(1)).await?;
+        if !routes.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("PK", s(app_pk(app_id)))
+            .key("SK", s(VERSION))
+            .send()
+            .await
+            .map_err(unavailable)
+            .map(|_| ())
     }
 
     async fn routes_version(&self, app_id: &str) -> Result<u64, PortError> {
