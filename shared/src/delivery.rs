@@ -221,6 +221,9 @@ pub struct Attempt {
     /// Hookline kept it, and for skips of an event no longer logged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_id: Option<String>,
+    /// The event's type, when the attempt knew the event (as [`Self::app_id`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_type: Option<String>,
     /// 1 for the first try of this delivery message.
     pub attempt: u32,
     /// When it was made.

@@ -205,6 +205,7 @@ mod tests {
             webhook_id: webhook,
             event_id: event,
             app_id: None,
+            event_type: None,
             attempt: 1,
             at: at(minutes),
             status,

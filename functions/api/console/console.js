@@ -71,6 +71,62 @@ function failed(what, e) {
   alarm(`${what}: ${e.message}`);
 }
 
+// --- Addresses ----------------------------------------------------------------------------
+//
+// Each view has its own address in the fragment (never sent to a server, and never holding
+// the token): `#/apps/A1` (the list), `#/apps/A1/new`, `#/apps/A1/webhooks/wh_…` and
+// `…/edit`. Opening a view pushes its address, so Back and Forward move between views and a
+// reload reopens the same one.
+
+// True while a view is opened from the address (Back, Forward, a reload): nothing is pushed.
+let restoring = false;
+
+function navigate(path) {
+  const hash = `#/apps/${enc(state.app)}${path}`;
+  if (restoring || location.hash === hash) return;
+  // The first view after signing in takes the place of the bare address.
+  if (parseRoute(location.hash)) history.pushState(null, "", hash);
+  else history.replaceState(null, "", hash);
+}
+
+// The view an address names, or null.
+function parseRoute(hash) {
+  const m = /^#\/apps\/([^/]+)(?:\/(new)|\/webhooks\/([^/]+)(\/edit)?)?$/.exec(hash);
+  if (!m) return null;
+  const dec = (s) => {
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      return s;
+    }
+  };
+  return { app: dec(m[1]), create: Boolean(m[2]), webhook: m[3] ? dec(m[3]) : null, edit: Boolean(m[4]) };
+}
+
+// Opens the view the address names; false when it names none.
+async function route() {
+  const r = parseRoute(location.hash);
+  if (!r) return false;
+  restoring = true;
+  try {
+    if (r.app !== state.app) {
+      state.app = r.app;
+      sessionStorage.setItem(APP_KEY, r.app);
+      $("app").value = r.app;
+      $("app-other").value = r.app;
+    }
+    if (r.webhook && r.edit) {
+      const w = await loadWebhook(r.webhook);
+      if (w) openForm(w);
+    } else if (r.webhook) await openDetail(r.webhook);
+    else if (r.create) openForm(null);
+    else await openList();
+  } finally {
+    restoring = false;
+  }
+  return true;
+}
+
 // --- Views --------------------------------------------------------------------------------
 
 const VIEWS = ["list-view", "form-view", "secret-view", "detail-view"];
@@ -149,6 +205,7 @@ async function signIn(token) {
   } catch (e) {
     failed("Loading the event types failed", e);
   }
+  if (await route()) return;
   if (state.app) await openList();
   else say("Pick the App whose webhooks to manage.");
 }
@@ -261,6 +318,7 @@ function lastDeliveryText(a) {
 }
 
 async function openList() {
+  navigate("");
   show("list-view");
   $("list-title").textContent = `Webhooks of App ${state.app}`;
   say(`Loading the webhooks of App ${state.app}…`);
@@ -459,9 +517,26 @@ const FIELD_ERRORS = {
   filter: "f-filter-error",
   retry: "f-retry-error",
   rateLimit: "f-rate-error",
+  secret: "f-secret-error",
 };
 
-const FIELD_INPUT = { name: "f-name", url: "f-url", filter: "f-filter", retry: "f-retry", rateLimit: "f-rate" };
+const FIELD_INPUT = {
+  name: "f-name",
+  url: "f-url",
+  filter: "f-filter",
+  retry: "f-retry",
+  rateLimit: "f-rate",
+  secret: "f-secret",
+};
+
+// A field the user changed: its message and mark go, and the summary too once no field has
+// one left.
+function fieldChanged(errorId, input) {
+  $(errorId).textContent = "";
+  if (input) input.removeAttribute("aria-invalid");
+  const left = [...new Set(Object.values(FIELD_ERRORS))].some((id) => $(id).textContent);
+  if (!left) $("form-error").hidden = true;
+}
 
 function clearErrors() {
   for (const id of new Set(Object.values(FIELD_ERRORS))) $(id).textContent = "";
@@ -502,6 +577,7 @@ function renderEvents(selected) {
     const group = el("div", null, { class: "family" });
     const all = `${family}.*`;
     const familyBox = checkbox(`ev-${family}-all`, all, `All ${family} events (${all})`, selected.includes(all));
+    familyBox.classList.add("family-box");
     group.append(familyBox);
     const members = el("div", null, { class: "members" });
     for (const t of types) {
@@ -510,6 +586,35 @@ function renderEvents(selected) {
     }
     group.append(members);
     list.append(group);
+  }
+  includeEvents();
+}
+
+// A box a wider one includes shows as ticked and cannot be changed, with a word saying why;
+// it gets its own state back when the wider one is unticked.
+function include(input, by) {
+  const note = input.parentElement.querySelector(".included");
+  if (by) {
+    if (!input.disabled) input.dataset.own = input.checked ? "1" : "";
+    input.checked = true;
+    input.disabled = true;
+    if (!note) input.nextSibling.after(el("span", `included in ${by}`, { class: "hint included" }));
+    else note.textContent = `included in ${by}`;
+  } else if (input.disabled) {
+    input.checked = input.dataset.own === "1";
+    input.disabled = false;
+    if (note) note.remove();
+  }
+}
+
+function includeEvents() {
+  const everything = $("ev-all") && $("ev-all").checked;
+  for (const group of document.querySelectorAll("#f-events-list .family")) {
+    const family = group.querySelector(".family-box input");
+    include(family, everything ? "*" : null);
+    for (const member of group.querySelectorAll(".members input")) {
+      include(member, everything ? "*" : family.checked ? family.value : null);
+    }
   }
 }
 
@@ -527,8 +632,9 @@ function checkbox(id, value, label, checked, description) {
   return row;
 }
 
+// What is ticked by hand: a box a wider one includes is left out (the wider one says it).
 function selectedEvents() {
-  return [...document.querySelectorAll("#f-events-list input:checked")].map((i) => i.value);
+  return [...document.querySelectorAll("#f-events-list input:checked:not(:disabled)")].map((i) => i.value);
 }
 
 let rowIds = 0;
@@ -598,9 +704,26 @@ function checkHeaders() {
   const rows = headerRows();
   $("add-header").disabled = rows.length >= MAX_HEADERS;
   $("f-headers-error").textContent = headerProblems(rows).join("; ");
+  if (!$("f-headers-error").textContent) fieldChanged("f-headers-error");
+}
+
+// The API's rule for a chosen signing secret: `whsec_` and base64 of 24 to 64 bytes.
+function secretProblem(text) {
+  if (!text) return null;
+  const b64 = text.startsWith("whsec_") ? text.slice(6) : null;
+  let bytes = -1;
+  if (b64 !== null && /^[A-Za-z0-9+/]*={0,2}$/.test(b64) && b64.length % 4 === 0) {
+    try {
+      bytes = atob(b64).length;
+    } catch {
+      bytes = -1;
+    }
+  }
+  return bytes >= 24 && bytes <= 64 ? null : "must be whsec_ followed by base64 of 24 to 64 bytes (or leave it empty)";
 }
 
 function openForm(webhook) {
+  navigate(webhook ? `/webhooks/${enc(webhook.id)}/edit` : "/new");
   state.editing = webhook || null;
   $("form-title").textContent = webhook ? `Edit ${webhook.name}` : "Create a webhook";
   $("webhook-form").reset();
@@ -621,6 +744,10 @@ function openForm(webhook) {
   $("f-retry-max").value = webhook && webhook.retry ? String(webhook.retry.maxAttempts) : "";
   $("f-rate").value = webhook && webhook.rateLimit ? String(webhook.rateLimit.perSecond) : "";
   $("f-ordering").value = webhook ? webhook.ordering : "none";
+  // A secret is chosen when creating only (an existing webhook's is rotated).
+  $("f-secret").value = "";
+  $("f-advanced").hidden = Boolean(webhook);
+  $("f-advanced").open = false;
   show("form-view");
 }
 
@@ -675,6 +802,15 @@ async function save(event) {
     $("form-error").hidden = false;
     return;
   }
+  const secretError = state.editing ? null : secretProblem($("f-secret").value.trim());
+  if (secretError) {
+    showFieldErrors([{ field: "secret", message: secretError }]);
+    $("f-advanced").open = true;
+    $("form-error").textContent = "Fix the signing secret first.";
+    $("form-error").hidden = false;
+    $("f-secret").focus();
+    return;
+  }
   const rules = ruleValues();
   if (rules.error) {
     showFieldErrors([{ field: rules.error[0], message: rules.error[1] }]);
@@ -697,6 +833,8 @@ async function save(event) {
       say(`Saved ${w.name}.`);
     } else {
       const given = Object.fromEntries(Object.entries(rules).filter(([, v]) => v !== null));
+      const secret = $("f-secret").value.trim();
+      if (secret) given.secret = secret;
       const w = await api("POST", `/v1/webhooks?appId=${enc(state.app)}`, { ...values, ...given });
       showSecret(w.secret, w.id);
       say(`Created ${w.name}.`);
@@ -704,6 +842,7 @@ async function save(event) {
   } catch (e) {
     const errors = (e.problem && e.problem.errors) || [];
     showFieldErrors(errors);
+    if (errors.some((x) => x.field === "secret")) $("f-advanced").open = true;
     $("form-error").textContent = errors.length
       ? `Not saved: ${e.problem.title || "check the fields"}. ${errors.length === 1 ? "One field needs" : `${errors.length} fields need`} attention.`
       : e.status === 412
@@ -729,6 +868,7 @@ async function probe() {
     out.textContent = r.ok
       ? `OK: ${r.method} answered ${r.status} in ${r.latencyMs} ms.`
       : `Not OK: ${r.error || `${r.method} answered ${r.status}`}${r.bodyExcerpt ? `; it said: ${r.bodyExcerpt}` : ""}`;
+    if (r.ok) fieldChanged("f-url-error", $("f-url"));
   } catch (e) {
     out.textContent = "";
     const errors = (e.problem && e.problem.errors) || [];
@@ -747,15 +887,20 @@ function showSecret(secret, id) {
 
 // --- The detail view ----------------------------------------------------------------------
 
-async function openDetail(id) {
-  let w;
+async function loadWebhook(id) {
   try {
-    w = await api("GET", `/v1/webhooks/${enc(id)}`);
+    return await api("GET", `/v1/webhooks/${enc(id)}`);
   } catch (e) {
     failed("Loading the webhook failed", e);
-    return;
+    return null;
   }
+}
+
+async function openDetail(id) {
+  const w = await loadWebhook(id);
+  if (!w) return;
   state.webhook = w;
+  navigate(`/webhooks/${enc(w.id)}`);
   show("detail-view");
   $("detail-title").textContent = w.name;
   const facts = $("detail-facts");
@@ -799,8 +944,18 @@ async function loadLog() {
   clear(rows);
   for (const a of page.items) {
     const tr = el("tr", null, { class: `attempt ${a.status}` });
+    const eventCell = el("td", null, { class: "event-id" });
+    eventCell.append(
+      el("code", a.eventId),
+      button("Copy", () => copyText(a.eventId, `Event id ${a.eventId} copied.`), {
+        class: "link",
+        "aria-label": `Copy event id ${a.eventId}`,
+      }),
+    );
     tr.append(
       el("td", when(a.at)),
+      el("td", a.eventType || "—"),
+      eventCell,
       el("td", a.status),
       el("td", a.responseStatus ?? (a.error ? "—" : "")),
       el("td", `${a.latencyMs} ms`),
@@ -854,12 +1009,37 @@ async function rotate() {
   });
 }
 
+// How long the page waits for a test event's attempt before it stops looking.
+const TEST_WAIT_MS = 15000;
+
 async function sendTest() {
   const w = state.webhook;
   await act("Sending the test event failed", async () => {
     const r = await api("POST", `/v1/webhooks/${enc(w.id)}/test`);
-    say(`Test event ${r.eventId} queued; refresh the log to see it.`);
+    say(`Test event ${r.eventId} queued; waiting for its attempt…`);
+    const deadline = Date.now() + TEST_WAIT_MS;
+    while (Date.now() < deadline && state.webhook && state.webhook.id === w.id) {
+      await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
+      const page = await api("GET", `/v1/webhooks/${enc(w.id)}/deliveries?limit=20`);
+      const attempt = page.items.find((a) => a.eventId === r.eventId);
+      if (attempt) {
+        await loadLog();
+        const code = attempt.responseStatus ? ` (${attempt.responseStatus})` : attempt.error ? ` (${attempt.error})` : "";
+        say(`Test event ${r.eventId}: ${attempt.status}${code}. It is in the log below.`);
+        return;
+      }
+    }
+    say(`Test event ${r.eventId} queued; it is not in the log yet (Refresh to look again).`);
   });
+}
+
+async function copyText(text, done) {
+  try {
+    await navigator.clipboard.writeText(text);
+    say(done);
+  } catch {
+    say(`Select and copy it by hand (the browser refused clipboard access): ${text}`);
+  }
 }
 
 // --- Recover ------------------------------------------------------------------------------
@@ -997,6 +1177,25 @@ function wire() {
   $("create").addEventListener("click", () => openForm(null));
   $("cancel").addEventListener("click", () => (state.editing ? openDetail(state.editing.id) : openList()));
   $("webhook-form").addEventListener("submit", save);
+  for (const [input, error] of [
+    ["f-name", "f-name-error"],
+    ["f-url", "f-url-error"],
+    ["f-filter", "f-filter-error"],
+    ["f-retry", "f-retry-error"],
+    ["f-retry-max", "f-retry-error"],
+    ["f-rate", "f-rate-error"],
+    ["f-secret", "f-secret-error"],
+  ]) {
+    $(input).addEventListener("input", () => fieldChanged(error, $(input)));
+  }
+  $("f-events-list").addEventListener("change", () => {
+    includeEvents();
+    fieldChanged("f-events-error");
+  });
+  $("f-urns-list").addEventListener("input", () => fieldChanged("f-urns-error"));
+  window.addEventListener("popstate", () => {
+    if (state.token) route();
+  });
   $("probe").addEventListener("click", probe);
   $("add-urn").addEventListener("click", () => addUrn(`urn:allthings:app:${state.app}:`).focus());
   $("add-header").addEventListener("click", () => addHeader().focus());
@@ -1009,7 +1208,7 @@ function wire() {
       say("Select and copy the secret by hand: the browser refused clipboard access.");
     }
   });
-  $("back").addEventListener("click", openList);
+  $("back").addEventListener("click", () => openList());
   $("edit").addEventListener("click", () => openForm(state.webhook));
   $("toggle").addEventListener("click", toggle);
   $("rotate").addEventListener("click", rotate);

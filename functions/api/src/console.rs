@@ -17,14 +17,18 @@ const INDEX_HTML: &str = include_str!("../console/index.html");
 const CONSOLE_JS: &str = include_str!("../console/console.js");
 /// Its style sheet.
 const CONSOLE_CSS: &str = include_str!("../console/console.css");
+/// Its icon (32×32, a PNG in an ICO), also at `/favicon.ico` where browsers look for one.
+const FAVICON: &[u8] = include_bytes!("../console/favicon.ico");
 
 /// The console's Content-Security-Policy: scripts, styles and API calls from its own origin
 /// only; no inline script or style, no plugins, no other origins, never in a frame.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// The console's routes: the page at `/console` (and `/console/`), its files below it.
+/// The console's routes: the page at `/console` (and `/console/`), its files below it, and its
+/// icon at `/favicon.ico`.
 pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
     axum::Router::new()
+        .route("/favicon.ico", get(|| async { asset("favicon.ico") }))
         .route("/console", get(|| async { asset("index.html") }))
         .route("/console/", get(|| async { asset("index.html") }))
         .route(
@@ -35,10 +39,11 @@ pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
 
 /// One embedded file with the console's security headers; 404 for any other name.
 fn asset(name: &str) -> Response {
-    let (content_type, body) = match name {
-        "index.html" => ("text/html; charset=utf-8", INDEX_HTML),
-        "console.js" => ("text/javascript; charset=utf-8", CONSOLE_JS),
-        "console.css" => ("text/css; charset=utf-8", CONSOLE_CSS),
+    let (content_type, body): (_, &'static [u8]) = match name {
+        "index.html" => ("text/html; charset=utf-8", INDEX_HTML.as_bytes()),
+        "console.js" => ("text/javascript; charset=utf-8", CONSOLE_JS.as_bytes()),
+        "console.css" => ("text/css; charset=utf-8", CONSOLE_CSS.as_bytes()),
+        "favicon.ico" => ("image/x-icon", FAVICON),
         _ => return Problem::not_found(format!("the console has no file {name}")).into_response(),
     };
     let mut response = body.into_response();

@@ -432,7 +432,7 @@ impl Deliver {
         delivery: &DeliveryMessage,
         attempt: u32,
         status: AttemptStatus,
-        app: Option<&str>,
+        event: Option<&Event>,
         fill: impl FnOnce(&mut Attempt),
     ) {
         let mut a = Attempt {
@@ -440,7 +440,8 @@ impl Deliver {
             webhook_id: delivery.webhook_id.clone(),
             delivery_id: delivery.delivery_id.clone(),
             event_id: delivery.event_id.clone(),
-            app_id: app.map(str::to_owned),
+            app_id: event.map(|e| e.urn.app_id().to_owned()),
+            event_type: event.map(|e| e.event_type.as_str().to_owned()),
             attempt,
             at: OffsetDateTime::now_utc(),
             status,
@@ -478,7 +479,7 @@ impl Deliver {
                     delivery,
                     attempt,
                     AttemptStatus::Skipped,
-                    None,
+                    delivery.event.as_ref(),
                     |a| a.error = Some(why.into()),
                 );
                 return Ok(AttemptStatus::Skipped);
@@ -529,7 +530,7 @@ impl Deliver {
                     delivery,
                     attempt,
                     AttemptStatus::Skipped,
-                    Some(app),
+                    Some(event),
                     |a| {
                         a.error = Some(why);
                     },
@@ -550,7 +551,7 @@ impl Deliver {
                 delivery,
                 attempt,
                 AttemptStatus::Skipped,
-                Some(app),
+                Some(event),
                 |a| a.error = Some(why),
             );
             return Ok(AttemptStatus::Skipped);
@@ -589,7 +590,7 @@ impl Deliver {
                     delivery,
                     attempt,
                     AttemptStatus::Delayed,
-                    Some(app),
+                    Some(event),
                     |a| {
                         a.error = Some(why);
                         a.next_retry_at = Some(slot);
@@ -637,7 +638,7 @@ impl Deliver {
                     delivery,
                     attempt,
                     AttemptStatus::Failed,
-                    Some(app),
+                    Some(event),
                     |a| a.error = Some(why.clone()),
                 );
                 self.count_failure(&webhook, now, &why).await;
@@ -675,7 +676,7 @@ impl Deliver {
             Decision::RetryAfter(d) => Some(now + d),
             _ => None,
         };
-        self.record(pending, delivery, attempt, status, Some(app), |a| {
+        self.record(pending, delivery, attempt, status, Some(event), |a| {
             a.next_retry_at = next_retry_at;
             match &result {
                 Ok(r) => {

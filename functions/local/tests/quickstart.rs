@@ -156,7 +156,7 @@ fn the_readme_session_works_as_written_with_hookline_listen() {
     );
     let delivery = stdout
         .lines()
-        .find(|l| l.contains("ticket.created"))
+        .find(|l| l.contains("ticket.created") && !l.starts_with('{'))
         .unwrap_or_else(|| panic!("the listener printed the delivery: {stdout}"));
     assert!(
         delivery.contains("urn:allthings:app:A1:ticket:CAT7:T99")
@@ -194,7 +194,22 @@ fn the_readme_graphql_session_registers_with_the_public_example() {
         session.contains(example),
         "the README block carries the public example as documented"
     );
-    let stdout = run_session(&session);
+    // The block as written, then a look at what it left behind.
+    let stdout = run_session(&format!(
+        "{session}\necho leftover: $(curl -sS --fail-with-body 'http://127.0.0.1:8080/v1/webhooks?appId=A1' -H \"Authorization: Bearer $HOOKLINE_TOKEN\")\n"
+    ));
+    assert!(
+        stdout.contains(r#"{"data":{"deleteWebhook":{"code":"OK","success":true}}}"#),
+        "the block deletes what it registered: {stdout}"
+    );
+    let leftover = stdout
+        .lines()
+        .find(|l| l.starts_with("leftover: "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        leftover.contains(r#""items":[]"#),
+        "no webhook is left behind: {leftover}"
+    );
     assert!(
         stdout.contains(r#"{"data":{"registerWebhook":{"code":"OK","message":"webhook wh_"#)
             && stdout.contains(r#" registered","success":true}}}"#),
@@ -211,7 +226,7 @@ fn the_readme_graphql_session_registers_with_the_public_example() {
     );
     let delivery = stdout
         .lines()
-        .find(|l| l.contains("ticket.created"))
+        .find(|l| l.contains("ticket.created") && !l.starts_with('{'))
         .unwrap_or_else(|| panic!("the listener printed the delivery: {stdout}"));
     assert!(
         delivery.contains("urn:allthings:app:A1:ticket:CAT7:T99") && delivery.contains("attempt 1"),
@@ -279,12 +294,37 @@ fn the_readme_rules_session_filters_and_shows_the_rules() {
         .filter_map(|a| a["status"].as_str())
         .collect();
     assert_eq!(statuses, ["delivered", "delivered"], "{log}");
+    // The listener's lines (the API's JSON answers name the event type too).
     let received = stdout
         .lines()
-        .filter(|l| l.contains("ticket.created"))
+        .filter(|l| l.contains("ticket.created") && !l.starts_with('{'))
         .count();
     assert_eq!(
         received, 2,
         "only the high and urgent events reached the listener: {stdout}"
+    );
+}
+
+/// The README's copy of `hookline --help` is what the binary prints, to the last line.
+#[test]
+fn the_readmes_help_is_the_binarys() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .expect("README");
+    let copy = readme
+        .split("$ hookline --help\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n$ hookline --version").next())
+        .expect("the README shows `$ hookline --help` followed by `$ hookline --version`");
+    let help = Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .arg("--help")
+        .output()
+        .expect("hookline --help runs");
+    assert!(help.status.success());
+    let printed = String::from_utf8(help.stdout).expect("utf-8");
+    assert_eq!(
+        copy.trim_end(),
+        printed.trim_end(),
+        "README's `hookline --help` differs from the binary's: paste the output of `hookline --help` there"
     );
 }

@@ -67,7 +67,16 @@ impl WebhookUrl {
         if input.chars().count() > MAX_URL_CHARS {
             return Err(format!("is longer than {MAX_URL_CHARS} characters"));
         }
-        let url = url::Url::parse(input).map_err(|e| format!("is not a valid URL: {e}"))?;
+        if input.trim().is_empty() {
+            return Err("must not be empty: enter the endpoint's https:// URL".to_owned());
+        }
+        let url = url::Url::parse(input).map_err(|e| {
+            if input.contains("://") {
+                format!("is not a valid URL: {e}")
+            } else {
+                format!("is not a valid URL ({e}): enter the endpoint's whole https:// URL")
+            }
+        })?;
         match url.scheme() {
             "https" => {}
             "http" if rules.allow_http => {}
@@ -617,6 +626,9 @@ mod tests {
             ("https://[::ffff:127.0.0.1]/", "loopback"),
             ("https://localhost./", "local machine"),
             ("not a url", "valid URL"),
+            ("crm.example.com/hooks", "whole https:// URL"),
+            ("", "must not be empty: enter the endpoint's https:// URL"),
+            ("  ", "must not be empty"),
         ];
         for (url, says) in bad {
             let err = WebhookUrl::parse(url, &rules()).expect_err(url);

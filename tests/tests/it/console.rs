@@ -90,6 +90,21 @@ async fn the_console_is_served_from_the_binary_with_a_strict_policy() {
     assert_eq!(header(&r, "content-type"), "application/problem+json");
     let r = get(&router, Method::POST, "/console", Caller::Anonymous).await;
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    // The icon, where browsers ask for it and where the page links it: an ICO holding a PNG.
+    let icon = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../functions/api/console/favicon.ico"
+    ))
+    .expect("the icon");
+    assert_eq!(&icon[..4], &[0, 0, 1, 0], "an ICO header");
+    assert_eq!(&icon[22..26], b"\x89PNG", "its image is a PNG");
+    assert!(INDEX_HTML.contains(r#"<link rel="icon" href="/console/favicon.ico">"#));
+    for path in ["/favicon.ico", "/console/favicon.ico"] {
+        let r = get(&router, Method::GET, path, Caller::Anonymous).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert_eq!(header(&r, "content-type"), "image/x-icon", "{path}");
+        assert_eq!(r.body().as_ref(), icon.as_slice(), "{path}");
+    }
 }
 
 /// The CSP forbids inline script and style; the files must not need them, must load nothing

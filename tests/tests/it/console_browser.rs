@@ -159,6 +159,24 @@ async fn screenshot(c: &Client, name: &str) {
     }
 }
 
+/// A picture of one element (the page scrolled to it), written as [`screenshot`] writes.
+async fn element_screenshot(c: &Client, css: &str, name: &str) {
+    let png = find(c, css)
+        .await
+        .screenshot()
+        .await
+        .unwrap_or_else(|e| panic!("screenshot of {css}: {e}"));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut dirs = vec![root.join("target/console-screenshots")];
+    if std::env::var_os("HOOKLINE_BLESS").is_some() {
+        dirs.push(root.join("docs"));
+    }
+    for dir in dirs {
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        std::fs::write(dir.join(name), &png).expect("write screenshot");
+    }
+}
+
 /// The deliveries `receiver` got: POSTs of events, not the endpoint checks on save.
 fn deliveries(receiver: &TestReceiver) -> Vec<hookline_tests::receiver::Captured> {
     receiver
@@ -228,9 +246,10 @@ async fn an_app_administrator_manages_a_webhook_in_the_console() {
         .expect("open the console");
     text_of(&c, "#list-title", "Webhooks of App A1").await;
     let address = c.current_url().await.expect("url");
-    assert!(
-        address.fragment().is_none(),
-        "the token left the address bar: {address}"
+    assert_eq!(
+        address.fragment(),
+        Some("/apps/A1"),
+        "the token left the address bar for the list's own address: {address}"
     );
     text_of(&c, "#list-empty", "No webhooks").await;
     // Any Content-Security-Policy violation from here on (the chart's SVG among them) is kept.
@@ -390,7 +409,7 @@ async fn an_app_administrator_manages_a_webhook_in_the_console() {
     screenshot(&c, "console-log.png").await;
 
     // Redeliver: a second delivery of the same event, attempt 2 in the log.
-    click(&c, "#log-rows button").await;
+    click(&c, "#log-rows button[aria-label^='Redeliver']").await;
     text_of(&c, "#status", "Redelivery queued").await;
     let deadline = Instant::now() + Duration::from_secs(15);
     while deliveries(&good).len() < 2 {
@@ -768,6 +787,251 @@ async fn an_app_administrator_manages_a_webhook_in_the_console() {
     type_into(&c, "#token", &token).await;
     click(&c, "#sign-in-form button[type='submit']").await;
     text_of(&c, "#list-title", "Webhooks of App A1").await;
+    c.close().await.expect("close the browser");
+    server.stop().await;
+}
+
+/// What a new user met in the console, fixed: an empty form says plainly what each field
+/// needs; a field's error goes when it is changed, and the summary when none is left; a
+/// ticked event family shows its members as included; a signing secret can be chosen (and
+/// `hookline listen --secret` verifies with it); the log shows each attempt's event type and
+/// id, and a test event's attempt appears by itself; each view has its own address, so a
+/// reload reopens it and Back moves between views, never showing the token.
+#[tokio::test]
+#[ignore = "needs Chromium and chromedriver: ./tests/run.sh installs them and runs this"]
+async fn the_console_answers_a_new_user_plainly() {
+    if let Some(why) = missing_browser() {
+        panic!("{why}");
+    }
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let settings = Settings {
+        allow_http: true,
+        targets: TargetPolicy {
+            allow_private: true,
+        },
+        ..Settings::default()
+    };
+    let local = Local::open(
+        &hookline_tests::temp_db("console-papercuts"),
+        settings,
+        "permissions".into(),
+    )
+    .await
+    .expect("open");
+    let admin = Principal::from_claims(
+        "admin-a1",
+        Some(&Value::String("edit-app:A1 publish-events:A1".into())),
+    );
+    let token = local.mint_token(&admin, Duration::from_secs(3600));
+    let server = hookline_tests::Serving::start(local.clone()).await;
+    // `hookline listen`, knowing the secret the form will be given.
+    let port = free_port();
+    let mut listener = Command::new(hookline_tests::ServeProcess::binary("debug"))
+        .args([
+            "listen",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--secret",
+            SECRET,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hookline listen starts");
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    {
+        use std::io::BufRead as _;
+        let out = listener.stdout.take().expect("stdout");
+        let heard = heard.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                heard.lock().expect("lines").push(line);
+            }
+        });
+    }
+    let _listener = Running(listener);
+    let (_driver, webdriver) = chromedriver().await;
+    let profile = scratch("chromium-profile-papercuts");
+    let c = browser(&webdriver, &profile).await;
+    c.goto(&format!("{}/console#token={token}", server.base))
+        .await
+        .expect("open the console");
+    text_of(&c, "#list-title", "Webhooks of App A1").await;
+
+    // An empty form: each field says what it needs, in plain words.
+    click(&c, "#create").await;
+    text_of(&c, "#form-title", "Create a webhook").await;
+    click(&c, "#save").await;
+    text_of(&c, "#f-url-error", "enter the endpoint's https:// URL").await;
+    text_of(&c, "#f-name-error", "must not be empty").await;
+    let banner = |c: &Client| {
+        let c = c.clone();
+        async move {
+            find(&c, "#form-error")
+                .await
+                .attr("hidden")
+                .await
+                .expect("attr")
+                .is_none()
+        }
+    };
+    assert!(banner(&c).await, "the summary says the form was not saved");
+
+    // Each field's error goes as it is changed; the summary once none is left.
+    type_into(&c, "#f-name", NAME).await;
+    assert_eq!(
+        find(&c, "#f-name-error").await.text().await.expect("text"),
+        ""
+    );
+    assert_eq!(
+        find(&c, "#f-name")
+            .await
+            .attr("aria-invalid")
+            .await
+            .expect("attr"),
+        None
+    );
+    assert!(banner(&c).await, "other fields still need attention");
+    type_into(&c, "#f-url", &format!("http://127.0.0.1:{port}/")).await;
+    assert_eq!(
+        find(&c, "#f-url-error").await.text().await.expect("text"),
+        ""
+    );
+
+    // A ticked family shows its members as included, and gives them back when unticked.
+    click(&c, "#ev-ticket-all").await;
+    let member = find(&c, "input[value='ticket.created']").await;
+    assert_eq!(
+        member.prop("checked").await.expect("prop").as_deref(),
+        Some("true")
+    );
+    assert!(member.attr("disabled").await.expect("attr").is_some());
+    text_of(&c, "#f-events-list", "included in ticket.*").await;
+    assert!(
+        !banner(&c).await,
+        "no field has an error left: the summary is gone"
+    );
+    click(&c, "#ev-ticket-all").await;
+    let member = find(&c, "input[value='ticket.created']").await;
+    assert_eq!(
+        member.prop("checked").await.expect("prop").as_deref(),
+        Some("false")
+    );
+    assert!(member.attr("disabled").await.expect("attr").is_none());
+    click(&c, "#ev-ticket-all").await;
+    click(&c, "#probe").await;
+    text_of(&c, "#f-url-probe", "OK").await;
+
+    // A chosen secret: checked as the API checks it, then used.
+    click(&c, "#f-advanced summary").await;
+    type_into(&c, "#f-secret", "whsec_short").await;
+    click(&c, "#save").await;
+    text_of(&c, "#f-secret-error", "must be whsec_ followed by base64").await;
+    text_of(&c, "#form-title", "Create a webhook").await;
+    type_into(&c, "#f-secret", SECRET).await;
+    assert_eq!(
+        find(&c, "#f-secret-error")
+            .await
+            .text()
+            .await
+            .expect("text"),
+        ""
+    );
+    click(&c, "#save").await;
+    text_of(&c, "#secret-title", "Signing secret").await;
+    assert_eq!(
+        find(&c, "#secret")
+            .await
+            .prop("value")
+            .await
+            .expect("value")
+            .as_deref(),
+        Some(SECRET)
+    );
+    click(&c, "#secret-done").await;
+    text_of(&c, "#detail-title", NAME).await;
+    let address = c.current_url().await.expect("url");
+    let fragment = address.fragment().unwrap_or_default().to_owned();
+    assert!(fragment.starts_with("/apps/A1/webhooks/wh_"), "{address}");
+    let id = fragment.rsplit('/').next().expect("id").to_owned();
+    let saved: Value = reqwest::Client::new()
+        .get(format!("{}/v1/webhooks/{id}", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(saved["eventTypes"], json!(["ticket.*"]), "{saved}");
+
+    // An event: `hookline listen` verifies it with the chosen secret; the log shows its type
+    // and id (copyable).
+    let published: Value = reqwest::Client::new()
+        .post(format!("{}/v1/events", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"type": "ticket.created", "urn": "urn:allthings:app:A1:ticket:CAT7:T1", "data": {}}))
+        .send()
+        .await
+        .expect("publish")
+        .json()
+        .await
+        .expect("json");
+    let event_id = published["id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let lines = heard.lock().expect("lines").clone();
+        if let Some(line) = lines.iter().find(|l| l.contains(&event_id)) {
+            assert!(line.contains("signature ok"), "{line}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the listener heard nothing: {lines:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows = log_says(&c, &event_id).await;
+    assert!(rows.contains("ticket.created"), "{rows}");
+    find(
+        &c,
+        &format!("#log-rows button[aria-label='Copy event id {event_id}']"),
+    )
+    .await;
+
+    // A test event's attempt shows up by itself.
+    click(&c, "#send-test").await;
+    let said = text_of(&c, "#status", ": delivered (200)").await;
+    assert!(said.starts_with("Test event evt_"), "{said}");
+    let rows = find(&c, "#log-rows").await.text().await.expect("text");
+    assert!(
+        rows.contains("webhook.test"),
+        "the log was refreshed: {rows}"
+    );
+    element_screenshot(&c, "#log", "console-log-table.png").await;
+
+    // Addresses: a reload reopens the webhook; Back moves between views, inside the console.
+    c.refresh().await.expect("reload");
+    text_of(&c, "#detail-title", NAME).await;
+    click(&c, "#edit").await;
+    text_of(&c, "#form-title", "Edit").await;
+    let address = c.current_url().await.expect("url");
+    assert_eq!(
+        address.fragment(),
+        Some(format!("/apps/A1/webhooks/{id}/edit").as_str())
+    );
+    c.back().await.expect("back");
+    text_of(&c, "#detail-title", NAME).await;
+    click(&c, "#back").await;
+    text_of(&c, "#list-title", "Webhooks of App A1").await;
+    c.back().await.expect("back");
+    text_of(&c, "#detail-title", NAME).await;
+    let address = c.current_url().await.expect("url");
+    assert_eq!(address.path(), "/console");
+    assert!(
+        !address.as_str().contains(&token),
+        "the token is never in the address"
+    );
     c.close().await.expect("close the browser");
     server.stop().await;
 }

@@ -691,6 +691,7 @@ fn attempt(webhook: &str, n: u32, status: AttemptStatus, at: time::OffsetDateTim
         webhook_id: webhook,
         event_id: event,
         app_id: None,
+        event_type: None,
         attempt: n,
         at,
         status,

@@ -306,6 +306,7 @@ async fn a_resumed_purge_finishes_what_it_started() {
             delivery_id: DeliveryId::for_pair(&event, &hook.id),
             event_id: event,
             app_id: Some(app.to_owned()),
+            event_type: None,
             attempt: 1,
             at: now,
             status: AttemptStatus::Delivered,

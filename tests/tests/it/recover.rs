@@ -697,6 +697,7 @@ async fn chunks_run_once_cancel_stops_and_a_deleted_webhook_fails_the_job() {
                     delivery_id: DeliveryId::for_pair(&event, &hook.id),
                     event_id: event,
                     app_id: None,
+                    event_type: None,
                     attempt: 6,
                     at: now - time::Duration::seconds(i),
                     status: AttemptStatus::Exhausted,

@@ -42,6 +42,7 @@ fn attempt(webhook: &WebhookId, event: &Event, n: usize) -> Attempt {
         delivery_id: DeliveryId::for_pair(&event.id, webhook),
         event_id: event.id.clone(),
         app_id: None,
+        event_type: None,
         attempt: 1,
         at: OffsetDateTime::now_utc(),
         status: AttemptStatus::Delivered,

@@ -50,6 +50,7 @@ fn attempts(webhook: &Webhook, now: OffsetDateTime) -> Vec<Attempt> {
                 delivery_id: DeliveryId::for_pair(&event, &webhook.id),
                 event_id: event,
                 app_id: None,
+                event_type: None,
                 attempt: 1,
                 at,
                 status: *status,

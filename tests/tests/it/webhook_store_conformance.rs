@@ -559,6 +559,7 @@ async fn attempt_counts_agree_with_the_listing(log: Arc<dyn AttemptLog>) {
             delivery_id: DeliveryId::for_pair(&event, webhook),
             event_id: event,
             app_id: None,
+            event_type: None,
             attempt: n,
             at: now,
             status,
@@ -649,6 +650,7 @@ async fn every_delivery_on_record_is_found_for_redelivery(log: Arc<dyn AttemptLo
         delivery_id: DeliveryId::for_pair(event, &w),
         event_id: event.clone(),
         app_id: None,
+        event_type: None,
         attempt: n,
         at: now,
         status,
@@ -925,6 +927,7 @@ async fn attempts_are_erased_by_app_in_pages(log: Arc<dyn AttemptLog>) {
         delivery_id: DeliveryId::for_pair(event, &w),
         event_id: event.clone(),
         app_id: Some(app.to_owned()),
+        event_type: None,
         attempt: n,
         at: now,
         status: if n == 1 {

@@ -230,7 +230,8 @@ pub(crate) fn tighten(doc: &mut Value) {
     // Parameters.
     let app = json!({"pattern": format!("^{}$", segment())});
     set(parameter(doc, "/v1/webhooks", "get", "appId"), app.clone());
-    set(parameter(doc, "/v1/webhooks", "post", "appId"), app);
+    set(parameter(doc, "/v1/webhooks", "post", "appId"), app.clone());
+    set(parameter(doc, "/v1/apps/{appId}", "delete", "appId"), app);
     set(
         parameter(doc, "/v1/webhooks", "get", "cursor"),
         json!({"pattern": format!("^wh_{ULID}$")}),
