@@ -21,6 +21,10 @@ pub const CHUNK: usize = 100;
 /// much time and consumer, so live events queued meanwhile go first.
 pub const CHUNK_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long a finished job stays readable (`GET /v1/jobs/{id}`) before the store lets it go:
+/// DynamoDB's TTL, the embedded sweeper.
+pub const FINISHED_KEPT: time::Duration = time::Duration::days(30);
+
 /// A job's id: `job_` and a ULID.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

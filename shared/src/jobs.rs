@@ -25,6 +25,10 @@ use crate::webhook::{Webhook, WebhookId};
 
 /// Most attempts a dry run reads to count what a recover would redeliver.
 pub const MAX_COUNT_ATTEMPTS: usize = 100_000;
+/// Most items (events, attempts, queued messages) one chunk of a purge walks: a purge only
+/// deletes, so its chunks are larger than those that send (an App of a million events goes in
+/// about a thousand chunks, one a second).
+pub const PURGE_CHUNK: usize = 1_000;
 /// Most events a backfill counts before it starts (a larger window is sent whole; its
 /// `total` then says at least this many).
 pub const MAX_COUNT_EVENTS: usize = 1_000_000;
@@ -558,7 +562,7 @@ impl Jobs {
             "messages" => {
                 let (n, more) = self
                     .deliveries
-                    .erase_app(&app, &progress.deleted, position.as_ref(), 1_000)
+                    .erase_app(&app, &progress.deleted, position.as_ref(), PURGE_CHUNK)
                     .await?;
                 progress.messages += n;
                 let next = match more {
@@ -573,7 +577,7 @@ impl Jobs {
                 let until = now + time::Duration::minutes(1);
                 let page = self
                     .events
-                    .list_for_app(&app, since, until, position.as_ref(), CHUNK)
+                    .list_for_app(&app, since, until, position.as_ref(), PURGE_CHUNK)
                     .await?;
                 let ids: Vec<_> = page.items.iter().map(|e| e.event.id.clone()).collect();
                 let n = self.events.erase(&ids).await?;
@@ -599,7 +603,7 @@ impl Jobs {
                         let only = (index >= deleted).then_some(app.as_str());
                         let (n, more) = self
                             .attempts
-                            .erase(&webhook, only, at.as_ref(), 1_000)
+                            .erase(&webhook, only, at.as_ref(), PURGE_CHUNK)
                             .await?;
                         progress.attempts += n;
                         let next = match more {

@@ -118,6 +118,33 @@ async fn the_sweeper_deletes_expired_rows_in_bounded_batches_and_nothing_else() 
         );
     }
     assert_eq!(db.purge_expired(500).await.expect("purge"), (0, 0));
+
+    // Finished jobs go after 30 days (as DynamoDB's TTL lets them go); others stay.
+    use hookline_core::job::{Job, JobState};
+    use hookline_core::ports::JobStore;
+    let now = time::OffsetDateTime::now_utc();
+    let mut old_job = Job::purge("A1", "platform", 0, now - time::Duration::days(40));
+    old_job.finish(JobState::Done, None, now - time::Duration::days(31));
+    let mut recent = Job::purge("A2", "platform", 0, now - time::Duration::days(3));
+    recent.finish(JobState::Done, None, now - time::Duration::days(2));
+    let running = Job::purge("A3", "platform", 0, now - time::Duration::days(90));
+    for job in [&old_job, &recent, &running] {
+        JobStore::create(&db, job).await.expect("job");
+    }
+    db.purge_expired(500).await.expect("purge");
+    assert_eq!(
+        JobStore::get(&db, &old_job.id).await.expect("get"),
+        None,
+        "a job finished 31 days ago goes"
+    );
+    assert!(JobStore::get(&db, &recent.id).await.expect("get").is_some());
+    assert!(
+        JobStore::get(&db, &running.id)
+            .await
+            .expect("get")
+            .is_some(),
+        "an unfinished job stays"
+    );
 }
 
 /// The sweeper `hookline serve` runs does the same on its own, and stops when told.

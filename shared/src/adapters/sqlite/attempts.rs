@@ -3,14 +3,24 @@
 use super::*;
 
 impl Database {
-    /// Deletes up to `limit` logged events and up to `limit` attempts past their expiry, in
-    /// one short transaction (DynamoDB's TTL does this in AWS): the sweeper calls it until
-    /// fewer than `limit` of each went, so a large backlog never holds the writer for long.
-    /// Returns (events, attempts) deleted.
+    /// Deletes up to `limit` logged events and up to `limit` attempts past their expiry, and
+    /// up to `limit` jobs finished longer than [`crate::job::FINISHED_KEPT`] ago, in one short
+    /// transaction (DynamoDB's TTL does this in AWS): the sweeper calls it until fewer than
+    /// `limit` of each went, so a large backlog never holds the writer for long. Returns
+    /// (events, attempts) deleted.
     pub async fn purge_expired(&self, limit: usize) -> Result<(usize, usize), PortError> {
         let now = unix_ms(time::OffsetDateTime::now_utc());
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let kept_days = crate::job::FINISHED_KEPT.whole_days();
         self.with_conn(move |c| {
+            c.execute(
+                "DELETE FROM jobs WHERE rowid IN
+                   (SELECT rowid FROM jobs WHERE active = 0
+                      AND julianday(json_extract(doc, '$.finishedAt')) < julianday('now', ?1)
+                    LIMIT ?2)",
+                params![format!("-{kept_days} days"), limit],
+            )
+            .map_err(unavailable)?;
             let events = c
                 .execute(
                     "DELETE FROM events WHERE rowid IN

@@ -4,13 +4,11 @@
 //! most one unfinished job.
 
 use super::*;
-use crate::job::{Job, JobId, JobLock};
+use crate::job::{Job, JobId, JobLock, FINISHED_KEPT};
 use crate::ports::JobStore;
 
 /// Sort key of a webhook's unfinished-job lock, beside its `META` item.
 const JOB_LOCK: &str = "JOB";
-/// How long a finished job stays readable.
-const FINISHED_KEPT: time::Duration = time::Duration::days(30);
 
 /// The job store on one DynamoDB table.
 #[derive(Clone, Debug)]
