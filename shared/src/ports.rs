@@ -4,6 +4,11 @@
 //!
 //! The traits speak domain types only, so the api, ingest and deliver libraries never see an
 //! SDK type, and `hookline serve` can swap every adapter for an embedded one.
+//!
+//! **Erase walks** (an App purge, one chunk at a time): `erase_app` and `AttemptLog::erase`
+//! look at most `limit` stored items from `cursor`, delete those that belong to the App, and
+//! return how many went with the cursor to go on from (`None`: the walk is done). A chunk that
+//! deletes nothing may still move the cursor; running a chunk twice deletes nothing twice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -277,10 +282,9 @@ pub trait DeliveryQueue: Send + Sync {
     /// the received copy is then acknowledged.
     async fn dead_letter(&self, delivery: &DeliveryMessage, reason: &str) -> Result<(), PortError>;
     /// Deletes the queued messages (events, deliveries, their dead letters) of App
-    /// `app_id`'s events or to one of `webhooks`, among at most `limit` walked from `cursor`
-    /// (an App purge): how many went, and where to go on (`None`: the walk is done). Queues
-    /// that cannot pick messages out (SQS) delete none; their deliverers drop what no
-    /// webhook may receive.
+    /// `app_id`'s events or to one of `webhooks`: an erase walk (module docs). Queues that
+    /// cannot pick messages out (SQS) delete none; their deliverers drop what no webhook may
+    /// receive.
     async fn erase_app(
         &self,
         _app_id: &str,
@@ -336,9 +340,8 @@ pub trait AttemptLog: Send + Sync {
         webhook: &WebhookId,
         status: Option<AttemptStatus>,
     ) -> Result<u64, PortError>;
-    /// Deletes a webhook's attempts (of App `app`'s events only, when given), walking at
-    /// most `limit` from `cursor` (an App purge): how many went, and where to go on (`None`:
-    /// the walk is done).
+    /// Deletes a webhook's attempts (of App `app`'s events only, when given): an erase walk
+    /// (module docs).
     async fn erase(
         &self,
         webhook: &WebhookId,

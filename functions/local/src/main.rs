@@ -333,15 +333,28 @@ async fn job_command(kind: JobKind, args: RecoverArgs) -> Result<ExitCode, Strin
     if args.detach {
         return Ok(ExitCode::SUCCESS);
     }
+    follow_job(&local, &job, verb, |ended| {
+        format!("{} of {} {verb}", ended.done, ended.total)
+    })
+    .await
+}
+
+/// Follows `job` with a progress bar until it ends, then says how it ended (`summary` plus the
+/// error, if any); exits 1 unless it is done.
+async fn follow_job(
+    local: &Local,
+    job: &hookline_core::job::Job,
+    verb: &str,
+    summary: impl FnOnce(&hookline_core::job::Job) -> String,
+) -> Result<ExitCode, String> {
     let bar = Progress::new(false).bar(job.total, verb);
-    let ended = hookline::recover::follow(&local.jobs, &job, &bar).await?;
+    let ended = hookline::recover::follow(&local.jobs, job, &bar).await?;
     bar.finish_and_clear();
     say!(
-        "job {} {}: {} of {} {verb}{}",
+        "job {} {}: {}{}",
         ended.id,
         ended.state.as_str(),
-        ended.done,
-        ended.total,
+        summary(&ended),
         ended
             .error
             .as_deref()
@@ -384,31 +397,19 @@ async fn purge_command(args: PurgeArgs) -> Result<ExitCode, String> {
     if args.detach {
         return Ok(ExitCode::SUCCESS);
     }
-    let bar = Progress::new(false).bar(job.total, "deleted");
-    let ended = hookline::recover::follow(&local.jobs, &job, &bar).await?;
-    bar.finish_and_clear();
-    let p = ended.purge.clone().unwrap_or_default();
-    say!(
-        "job {} {}: App {}: {} webhooks deleted, {} changed, {} events, {} attempts and {} queued messages deleted{}",
-        ended.id,
-        ended.state.as_str(),
-        args.app,
-        p.deleted.len(),
-        p.stripped.len(),
-        p.events,
-        p.attempts,
-        p.messages,
-        ended
-            .error
-            .as_deref()
-            .map(|e| format!(" ({e})"))
-            .unwrap_or_default()
-    );
-    Ok(if ended.state == hookline_core::job::JobState::Done {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    follow_job(&local, &job, "deleted", |ended| {
+        let p = ended.purge.clone().unwrap_or_default();
+        format!(
+            "App {}: {} webhooks deleted, {} changed, {} events, {} attempts and {} queued messages deleted",
+            args.app,
+            p.deleted.len(),
+            p.stripped.len(),
+            p.events,
+            p.attempts,
+            p.messages,
+        )
     })
+    .await
 }
 
 async fn dlq_command(args: DlqArgs, replay: bool) -> Result<(), String> {

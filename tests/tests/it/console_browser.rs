@@ -148,6 +148,11 @@ async fn screenshot(c: &Client, name: &str) {
         .await
         .expect("scroll to the top");
     let png = c.screenshot().await.expect("screenshot");
+    save_png(name, &png);
+}
+
+/// Writes a picture to target/console-screenshots, and to docs/ when HOOKLINE_BLESS is set.
+fn save_png(name: &str, png: &[u8]) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut dirs = vec![root.join("target/console-screenshots")];
     if std::env::var_os("HOOKLINE_BLESS").is_some() {
@@ -155,7 +160,7 @@ async fn screenshot(c: &Client, name: &str) {
     }
     for dir in dirs {
         std::fs::create_dir_all(&dir).expect("screenshot dir");
-        std::fs::write(dir.join(name), &png).expect("write screenshot");
+        std::fs::write(dir.join(name), png).expect("write screenshot");
     }
 }
 
@@ -166,15 +171,7 @@ async fn element_screenshot(c: &Client, css: &str, name: &str) {
         .screenshot()
         .await
         .unwrap_or_else(|e| panic!("screenshot of {css}: {e}"));
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut dirs = vec![root.join("target/console-screenshots")];
-    if std::env::var_os("HOOKLINE_BLESS").is_some() {
-        dirs.push(root.join("docs"));
-    }
-    for dir in dirs {
-        std::fs::create_dir_all(&dir).expect("screenshot dir");
-        std::fs::write(dir.join(name), &png).expect("write screenshot");
-    }
+    save_png(name, &png);
 }
 
 /// The deliveries `receiver` got: POSTs of events, not the endpoint checks on save.

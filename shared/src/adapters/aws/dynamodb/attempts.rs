@@ -241,7 +241,6 @@ impl DynamoAttemptLog {
         cursor: Option<&Cursor>,
         limit: usize,
     ) -> Result<(u64, Option<Cursor>), PortError> {
-        use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
         let pk = webhook_pk(webhook.as_str());
         let start = cursor.map(|c| {
             HashMap::from([
@@ -286,18 +285,12 @@ impl DynamoAttemptLog {
             }
             keys.insert(sk);
         }
-        let requests = keys
-            .into_iter()
-            .map(|sk| {
-                DeleteRequest::builder()
-                    .key("PK", s(pk.clone()))
-                    .key("SK", s(sk))
-                    .build()
-                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
-                    .map_err(build_err)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        batch_write(&self.client, &self.table, requests).await?;
+        batch_delete(
+            &self.client,
+            &self.table,
+            keys.into_iter().map(|sk| (pk.clone(), sk)),
+        )
+        .await?;
         let next = out
             .last_evaluated_key
             .as_ref()

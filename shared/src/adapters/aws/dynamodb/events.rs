@@ -218,22 +218,14 @@ impl EventLog for DynamoEventLog {
     }
 
     async fn erase(&self, ids: &[EventId]) -> Result<u64, PortError> {
-        use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
-        let requests = ids
-            .iter()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .map(|id| {
-                DeleteRequest::builder()
-                    .key("PK", s(event_pk(id)))
-                    .key("SK", s(META))
-                    .build()
-                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
-                    .map_err(build_err)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let n = requests.len() as u64;
-        batch_write(&self.client, &self.table, requests).await?;
+        let ids: BTreeSet<_> = ids.iter().collect();
+        let n = ids.len() as u64;
+        batch_delete(
+            &self.client,
+            &self.table,
+            ids.into_iter().map(|id| (event_pk(id), META.to_owned())),
+        )
+        .await?;
         Ok(n)
     }
 

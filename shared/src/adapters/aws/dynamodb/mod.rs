@@ -93,6 +93,27 @@ async fn batch_write(
     Ok(())
 }
 
+/// Deletes the items with these `(PK, SK)` keys through [`batch_write`].
+async fn batch_delete(
+    client: &Client,
+    table: &str,
+    keys: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), PortError> {
+    use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+    let requests = keys
+        .into_iter()
+        .map(|(pk, sk)| {
+            DeleteRequest::builder()
+                .key("PK", s(pk))
+                .key("SK", s(sk))
+                .build()
+                .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                .map_err(build_err)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    batch_write(client, table, requests).await
+}
+
 fn webhook_pk(id: &str) -> String {
     format!("WH#{id}")
 }
