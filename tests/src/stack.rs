@@ -80,7 +80,6 @@ impl Stack for Embedded {
             .send(body, Duration::ZERO, None)
             .await
             .expect("send to the events queue");
-        self.local.db.message_sent().notify_waiters();
     }
     async fn raw_store(&self) -> Vec<u8> {
         let mut bytes = std::fs::read(&self.path).expect("read the SQLite file");

@@ -8,6 +8,10 @@
 //! was checked after that instant. Every webhook write finished before an event was accepted
 //! has moved the version by then, so an event never misses a webhook created, changed or
 //! deleted before it was published. Events of one batch share one check per App.
+//!
+//! A store that counts its webhook writes ([`WebhookStore::change_counter`], the embedded
+//! one) spares even that read: while the count is what it was when a check started, no
+//! webhook write has finished since, and the cached routes are current.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -99,11 +103,14 @@ struct Cached {
     checked: Instant,
     /// When these were read.
     loaded: Instant,
+    /// The store's write count read before that check, when it keeps one.
+    writes: Option<u64>,
 }
 
 /// Compiled routes per App, over the webhook store.
 pub struct RouteCache {
     store: Arc<dyn WebhookStore>,
+    writes: Option<Arc<std::sync::atomic::AtomicU64>>,
     apps: std::sync::Mutex<HashMap<String, Arc<Slot>>>,
     max_age: Duration,
 }
@@ -121,6 +128,7 @@ impl RouteCache {
     /// latest.
     pub fn new(store: Arc<dyn WebhookStore>, max_age: Duration) -> Self {
         Self {
+            writes: store.change_counter(),
             store,
             apps: std::sync::Mutex::default(),
             max_age,
@@ -147,8 +155,15 @@ impl RouteCache {
     ) -> Result<Arc<AppRoutes>, PortError> {
         let slot = self.slot(app_id);
         let mut current = slot.current.lock().await;
+        let writes = self
+            .writes
+            .as_ref()
+            .map(|w| w.load(std::sync::atomic::Ordering::Acquire));
         if let Some(cached) = current.as_ref() {
-            if cached.checked >= fresh_after && cached.loaded.elapsed() < self.max_age {
+            let unwritten = writes.is_some() && cached.writes == writes;
+            if (unwritten || cached.checked >= fresh_after)
+                && cached.loaded.elapsed() < self.max_age
+            {
                 return Ok(cached.routes.clone());
             }
         }
@@ -160,6 +175,7 @@ impl RouteCache {
                 && started.saturating_duration_since(cached.loaded) < self.max_age
             {
                 cached.checked = started;
+                cached.writes = writes;
                 return Ok(cached.routes.clone());
             }
         }
@@ -177,6 +193,7 @@ impl RouteCache {
             routes: routes.clone(),
             checked: started,
             loaded: started,
+            writes,
         });
         Ok(routes)
     }
@@ -203,10 +220,15 @@ mod tests {
         db: Database,
         versions: AtomicUsize,
         reads: AtomicUsize,
+        /// Hand out the embedded store's write count (as `hookline serve`'s store does).
+        counted: bool,
     }
 
     #[async_trait::async_trait]
     impl WebhookStore for Counting {
+        fn change_counter(&self) -> Option<Arc<std::sync::atomic::AtomicU64>> {
+            self.counted.then(|| self.db.change_counter()).flatten()
+        }
         async fn create(&self, webhook: &Webhook) -> Result<(), PortError> {
             self.db.create(webhook).await
         }
@@ -297,12 +319,17 @@ mod tests {
     }
 
     fn store() -> Arc<Counting> {
+        store_counted(false)
+    }
+
+    fn store_counted(counted: bool) -> Arc<Counting> {
         let dir = std::env::temp_dir().join(format!("hookline-routes-{}", ulid::Ulid::new()));
         std::fs::create_dir_all(&dir).expect("dir");
         Arc::new(Counting {
             db: Database::open(&dir.join("routes.db")).expect("db"),
             versions: AtomicUsize::new(0),
             reads: AtomicUsize::new(0),
+            counted,
         })
     }
 
@@ -359,6 +386,55 @@ mod tests {
         let none = cache.routes("A1", Instant::now()).await.expect("routes");
         assert!(none.matches(&ev).is_empty(), "a is gone");
         assert!(none.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_store_counting_its_writes_is_asked_again_only_after_one() {
+        let s = store_counted(true);
+        let cache = RouteCache::new(s.clone(), ROUTE_CACHE_MAX_AGE);
+        let a = webhook(&["urn:allthings:app:A1:ticket:*"]);
+        s.create(&a).await.expect("create");
+        let ev = event("urn:allthings:app:A1:ticket:C:T1");
+        assert_eq!(
+            cache
+                .routes("A1", Instant::now())
+                .await
+                .expect("routes")
+                .matches(&ev)
+                .len(),
+            1
+        );
+        assert_eq!(counts(&s), (1, 1));
+        // No write since: later lookups read nothing, not even the version.
+        for _ in 0..3 {
+            cache.routes("A1", Instant::now()).await.expect("routes");
+        }
+        assert_eq!(counts(&s), (1, 1));
+        // Any webhook write (another App's too) costs the next lookup a version read...
+        s.create(&webhook(&["urn:allthings:app:B1:*"]))
+            .await
+            .expect("create");
+        cache.routes("A1", Instant::now()).await.expect("routes");
+        assert_eq!(counts(&s), (2, 1));
+        cache.routes("A1", Instant::now()).await.expect("routes");
+        assert_eq!(counts(&s), (2, 1));
+        // ...and one to A1 its routes, seen by the very next lookup.
+        s.create(&webhook(&["urn:allthings:app:A1:*"]))
+            .await
+            .expect("create");
+        let two = cache.routes("A1", Instant::now()).await.expect("routes");
+        assert_eq!(two.matches(&ev).len(), 2);
+        assert_eq!(counts(&s), (3, 2));
+        s.delete(&a.id, a.version).await.expect("delete");
+        assert_eq!(
+            cache
+                .routes("A1", Instant::now())
+                .await
+                .expect("routes")
+                .matches(&ev)
+                .len(),
+            1
+        );
     }
 
     #[tokio::test]

@@ -42,7 +42,7 @@ use hookline_ingest::{Ingest, IngestSettings};
 use token::Tokens;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use workers::{consume, ConsumerSettings};
+use workers::{consume, watch_other_writers, ConsumerSettings};
 
 /// Key under which the token signing key is kept in the database.
 const SIGNING_KEY_SETTING: &str = "dev-token-signing-key";
@@ -314,7 +314,6 @@ impl Local {
         for _ in 0..INGEST_WORKERS {
             let ingest = self.ingest.clone();
             handles.push(tokio::spawn(consume(
-                self.db.clone(),
                 self.queues.events.clone(),
                 INGEST_CONSUMER,
                 stop.clone(),
@@ -327,7 +326,6 @@ impl Local {
         for _ in 0..self.deliver_workers.max(1) {
             let deliver = self.deliver.clone();
             handles.push(tokio::spawn(consume(
-                self.db.clone(),
                 self.queues.deliveries.clone(),
                 DELIVER_CONSUMER,
                 stop.clone(),
@@ -338,6 +336,10 @@ impl Local {
             )));
         }
         handles.push(tokio::spawn(self.metrics.clone().upkeep(stop.clone())));
+        handles.push(tokio::spawn(watch_other_writers(
+            self.db.clone(),
+            stop.clone(),
+        )));
         handles.push(tokio::spawn(sweep(self.db.clone(), stop)));
         handles
     }
@@ -394,12 +396,12 @@ pub async fn sweep(db: Database, mut stop: watch::Receiver<bool>) {
 /// consumers up to about this many on the reference machine (4: 3 100/s, 16: 4 600/s,
 /// 32: 4 800/s; BENCHMARKS.md §1).
 pub const DELIVER_WORKERS: usize = 16;
-/// Batch size and visibility of the delivery consumers; polls often so millisecond backoff
-/// schedules (tests, `HOOKLINE_RETRY_SCHEDULE_MS`) are kept.
+/// Batch size and visibility of the delivery consumers. Idle, they sleep until woken or
+/// until the next retry is due (millisecond backoff schedules are kept), 30 s at most.
 pub const DELIVER_CONSUMER: ConsumerSettings = ConsumerSettings {
     batch_size: 10,
     visibility: Duration::from_secs(60),
-    idle_poll: Duration::from_millis(50),
+    idle_poll: Duration::from_secs(30),
 };
 
 /// Parallel ingest consumers (Lambda's concurrency).
@@ -408,7 +410,7 @@ pub const INGEST_WORKERS: usize = 2;
 pub const INGEST_CONSUMER: ConsumerSettings = ConsumerSettings {
     batch_size: 10,
     visibility: Duration::from_secs(30),
-    idle_poll: Duration::from_millis(500),
+    idle_poll: Duration::from_secs(30),
 };
 
 /// Binds `addr` (port 0 picks a free one).

@@ -347,7 +347,7 @@ async fn follow_job(
     verb: &str,
     summary: impl FnOnce(&hookline_core::job::Job) -> String,
 ) -> Result<ExitCode, String> {
-    let bar = Progress::new(false).bar(job.total, verb);
+    let bar = Progress::new(false).bar(job.total, verb.to_owned());
     let ended = hookline::recover::follow(&local.jobs, job, &bar).await?;
     bar.finish_and_clear();
     say!(

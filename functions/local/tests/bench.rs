@@ -87,6 +87,30 @@ fn bench_soak_samples_and_loses_nothing() {
 }
 
 #[test]
+fn bench_idle_measures_a_quiet_window_and_every_wake() {
+    let r = hookline(&[
+        "bench",
+        "idle",
+        "--quiet-secs",
+        "3",
+        "--wakes",
+        "5",
+        "--pause-ms",
+        "300",
+    ]);
+    // Figures are for BENCHMARKS.md, not asserted: this checks that the run measured.
+    assert!(r["quiet_cpu_s"].as_f64().is_some_and(|x| x >= 0.0), "{r:#}");
+    assert!(
+        r["wake"]["max_ms"].as_f64().is_some_and(|x| x > 0.0),
+        "{r:#}"
+    );
+    assert!(
+        r["end_to_end"]["p50_ms"].as_f64() >= r["wake"]["p50_ms"].as_f64(),
+        "{r:#}"
+    );
+}
+
+#[test]
 fn bench_refuses_an_empty_run() {
     let out = Command::new(env!("CARGO_BIN_EXE_hookline"))
         .args(["bench", "--events", "0"])

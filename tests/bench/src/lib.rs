@@ -5,11 +5,13 @@
 //! - [`coldstart`]: the Lambda binaries' init and first invocation under a Runtime API
 //!   emulator, against an empty `lambda_runtime` function;
 //! - [`cost`]: AWS requests per delivery on the moto path, priced per million deliveries;
-//! - [`soak`]: a long steady load on `hookline serve`, sampled: RSS, CPU, queues, p99.
+//! - [`soak`]: a long steady load on `hookline serve`, sampled: RSS, CPU, queues, p99;
+//! - [`idle`]: `hookline serve`'s CPU with nothing to do, and how fast it wakes.
 
 pub mod coldstart;
 pub mod cost;
 pub mod floor;
+pub mod idle;
 pub mod receiver;
 pub mod soak;
 pub mod stats;

@@ -37,6 +37,9 @@ enum Bench {
     /// A steady load on `hookline serve` at half its measured saturation, 10 webhooks (some
     /// slow, one flaky, one failing), sampled every 10 s: RSS, CPU, queues, p99; a verdict.
     Soak(SoakArgs),
+    /// `hookline serve` with nothing to do: its CPU over a quiet window, then single events
+    /// after pauses, each timed from its 202 to its arrival.
+    Idle(IdleArgs),
     /// The floor's own process (the throughput run starts it): prints its report as JSON.
     #[command(hide = true)]
     Floor(FloorArgs),
@@ -66,6 +69,22 @@ struct SoakArgs {
     /// Delivered body size, in bytes.
     #[arg(long, default_value_t = 1024)]
     body_bytes: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct IdleArgs {
+    /// Seconds of the quiet window whose CPU is measured.
+    #[arg(long, default_value_t = 30)]
+    quiet_secs: u64,
+    /// Events posted after it, one at a time.
+    #[arg(long, default_value_t = 20, value_parser = at_least_one)]
+    wakes: usize,
+    /// Milliseconds of idleness before each of them.
+    #[arg(long, default_value_t = 500)]
+    pause_ms: u64,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -208,6 +227,19 @@ async fn soak(args: SoakArgs) -> Result<(), String> {
     print_report(args.json, &report, bench::soak::render)
 }
 
+async fn idle(args: IdleArgs) -> Result<(), String> {
+    let (_, hookline) = hookline_beside()?;
+    let options = bench::idle::IdleOptions {
+        quiet_secs: args.quiet_secs,
+        wakes: args.wakes,
+        pause: Duration::from_millis(args.pause_ms),
+    };
+    let report = bench::idle::run(&hookline, &options)
+        .await
+        .map_err(|e| e.to_string())?;
+    print_report(args.json, &report, bench::idle::render)
+}
+
 async fn throughput(args: ThroughputArgs) -> Result<(), String> {
     let (bench_exe, hookline) = hookline_beside()?;
     let options = bench::throughput::ThroughputOptions {
@@ -303,6 +335,7 @@ async fn main() -> ExitCode {
         Some(Bench::Cost(args)) => cost(args).await,
         Some(Bench::Floor(args)) => floor(args).await,
         Some(Bench::Soak(args)) => soak(args).await,
+        Some(Bench::Idle(args)) => idle(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

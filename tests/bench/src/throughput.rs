@@ -324,11 +324,11 @@ pub(crate) async fn post(
 /// An event POST that intake took.
 pub(crate) struct Published {
     /// How many times it was answered 429 first.
-    refused: u64,
+    pub(crate) refused: u64,
     /// When the accepted POST was sent.
-    sent: Instant,
+    pub(crate) sent: Instant,
     /// When its 202 arrived.
-    answered: Instant,
+    pub(crate) answered: Instant,
 }
 
 /// POSTs an event until intake takes it: a 429 (backpressure) is waited out for its

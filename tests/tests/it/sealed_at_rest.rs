@@ -293,7 +293,6 @@ async fn a_tampered_secret_fails_its_delivery_in_the_attempt_log_and_sends_nothi
         )
         .await
         .expect("send");
-    local.db.message_sent().notify_waiters();
     let attempt = eventually("the attempt is recorded", || async {
         local
             .db

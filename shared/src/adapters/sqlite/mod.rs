@@ -9,8 +9,9 @@
 //! [`ports`] wires the whole embedded composition: every port on one [`Database`] and its
 //! [`Queues`].
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -280,7 +281,7 @@ where
 #[derive(Clone)]
 pub struct Database {
     jobs: mpsc::Sender<Job>,
-    sent: Arc<tokio::sync::Notify>,
+    sent: Arc<Mutex<HashMap<String, Arc<tokio::sync::Notify>>>>,
     taken: Arc<tokio::sync::Notify>,
     schedule: Arc<Mutex<Schedule>>,
     webhook_writes: Arc<std::sync::atomic::AtomicU64>,
@@ -365,7 +366,7 @@ impl Database {
             })?;
         let db = Self {
             jobs,
-            sent: Arc::new(tokio::sync::Notify::new()),
+            sent: Arc::default(),
             taken: Arc::new(tokio::sync::Notify::new()),
             schedule: Arc::new(Mutex::new(schedule)),
             webhook_writes: Arc::default(),
@@ -391,9 +392,47 @@ impl Database {
         &self.schedule
     }
 
-    /// Woken whenever a message is sent to any embedded queue (consumers wait on it).
-    pub fn message_sent(&self) -> &tokio::sync::Notify {
-        &self.sent
+    /// Queue `queue`'s wake-up: one waiting consumer is woken (or the next to wait finds it
+    /// set) when a message is sent to it, or one becomes receivable that a consumer asleep
+    /// until the next due message would not see (a group's next member).
+    pub fn message_sent(&self, queue: &str) -> Arc<tokio::sync::Notify> {
+        let mut by_queue = self.sent.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(notify) = by_queue.get(queue) {
+            return notify.clone();
+        }
+        by_queue.entry(queue.to_owned()).or_default().clone()
+    }
+
+    /// Wakes every consumer waiting on any queue (the table changed under them).
+    pub fn wake_consumers(&self) {
+        let by_queue = self.sent.lock().unwrap_or_else(PoisonError::into_inner);
+        for notify in by_queue.values() {
+            notify.notify_waiters();
+        }
+    }
+
+    /// Looks whether another process (`hookline dlq replay`) committed to the file since the
+    /// last look; if so, the queue schedule is rebuilt before the next receive and every
+    /// consumer is woken to make it. One read of `PRAGMA data_version`: `hookline serve` runs
+    /// it every second, so idle consumers need not poll the table.
+    pub async fn check_other_writers(&self) -> Result<(), PortError> {
+        let version = self
+            .with_conn(|c| data_version(c).map_err(unavailable))
+            .await?;
+        let moved = {
+            let mut s = self.schedule.lock().unwrap_or_else(PoisonError::into_inner);
+            s.checked(unix_ms(time::OffsetDateTime::now_utc()));
+            let moved = s.data_version_moved(version);
+            if moved {
+                s.mark_stale();
+            }
+            moved
+        };
+        if moved {
+            tracing::info!("another process wrote to the store: the queues are read again");
+            self.wake_consumers();
+        }
+        Ok(())
     }
 
     /// Woken whenever a consumer takes messages from any embedded queue (intake's

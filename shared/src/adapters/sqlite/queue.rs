@@ -304,7 +304,8 @@ impl SqliteQueue {
                 ids.push(id);
             }
         }
-        self.db.message_sent().notify_waiters();
+        // One consumer wakes; if it finds a full batch it wakes the next ([`Self::receive`]).
+        self.db.message_sent(queue).notify_one();
         Ok(ids)
     }
 
@@ -324,60 +325,68 @@ impl SqliteQueue {
         let picked = {
             let mut s = lock(self.schedule());
             if s.needs_check(now) {
-                Vec::new()
+                None
             } else {
-                s.receive(&self.name, now, max, ms(visibility), self.redrive_policy())
+                Some(s.receive(&self.name, now, max, ms(visibility), self.redrive_policy()))
             }
         };
-        let received = if picked.is_empty() {
-            self.receive_from_table(max, visibility).await
-        } else {
-            let mut out = Vec::with_capacity(picked.len());
-            let mut rest = Vec::new();
-            for pick in picked {
-                match pick {
-                    Picked::Receive {
-                        receive_count,
-                        receipt,
-                        persist_count: false,
-                        body: Some((id, body)),
-                        ..
-                    } => out.push(ReceivedMessage {
-                        message_id: id.to_string(),
-                        body: body.to_string(),
-                        receive_count,
-                        receipt: ReceiptHandle(receipt),
-                    }),
-                    other => rest.push(other),
+        let received = match picked {
+            None => self.receive_from_table(max, visibility).await,
+            // Memory knows every message of this process's sends, and other processes'
+            // writes are looked for apart (`check_other_writers`): an empty answer is true.
+            Some(picked) if picked.is_empty() => Ok(Vec::new()),
+            Some(picked) => {
+                let mut out = Vec::with_capacity(picked.len());
+                let mut rest = Vec::new();
+                for pick in picked {
+                    match pick {
+                        Picked::Receive {
+                            receive_count,
+                            receipt,
+                            persist_count: false,
+                            body: Some((id, body)),
+                            ..
+                        } => out.push(ReceivedMessage {
+                            message_id: id.to_string(),
+                            body: body.to_string(),
+                            receive_count,
+                            receipt: ReceiptHandle(receipt),
+                        }),
+                        other => rest.push(other),
+                    }
                 }
+                if !rest.is_empty() {
+                    let (queue, redrive, schedule) = (
+                        self.name.clone(),
+                        self.redrive.clone(),
+                        self.schedule().clone(),
+                    );
+                    let more = self
+                        .db
+                        .with_conn(move |c| {
+                            resolve(
+                                c,
+                                &schedule,
+                                &queue,
+                                redrive.as_ref(),
+                                rest,
+                                now,
+                                ms(visibility),
+                            )
+                        })
+                        .await;
+                    out.extend(self.on_failure(more)?);
+                }
+                Ok(out)
             }
-            if !rest.is_empty() {
-                let (queue, redrive, schedule) = (
-                    self.name.clone(),
-                    self.redrive.clone(),
-                    self.schedule().clone(),
-                );
-                let more = self
-                    .db
-                    .with_conn(move |c| {
-                        resolve(
-                            c,
-                            &schedule,
-                            &queue,
-                            redrive.as_ref(),
-                            rest,
-                            now,
-                            ms(visibility),
-                        )
-                    })
-                    .await;
-                out.extend(self.on_failure(more)?);
-            }
-            Ok(out)
         };
         let received = received?;
         if !received.is_empty() {
             self.db.messages_taken().notify_waiters();
+            if received.len() >= max {
+                // There may be more: hand the wake-up on to another consumer.
+                self.db.message_sent(&self.name).notify_one();
+            }
         }
         Ok(received)
     }
@@ -462,9 +471,16 @@ impl SqliteQueue {
             })
             .await;
         self.on_failure(deleted)?;
-        let mut schedule = lock(self.schedule());
-        for seq in seqs {
-            schedule.forget(&self.name, seq);
+        let mut promoted = false;
+        {
+            let mut schedule = lock(self.schedule());
+            for seq in seqs {
+                // Every seq is forgotten; any one may have made its group's next receivable.
+                promoted |= schedule.forget(&self.name, seq);
+            }
+        }
+        if promoted {
+            self.db.message_sent(&self.name).notify_one();
         }
         Ok(())
     }
@@ -497,7 +513,7 @@ impl SqliteQueue {
             .await;
         self.on_failure(changed)?;
         lock(self.schedule()).hide_until(&self.name, seq, visible_at);
-        self.db.message_sent().notify_waiters();
+        self.db.message_sent(&self.name).notify_one();
         Ok(())
     }
 
@@ -569,7 +585,7 @@ impl SqliteQueue {
             .await;
         let moved = self.on_failure(moved)?;
         lock(self.schedule()).moved(&self.name, &to.name, &moved, now);
-        self.db.message_sent().notify_waiters();
+        self.db.message_sent(&to.name).notify_one();
         Ok(moved.len())
     }
 
@@ -615,6 +631,17 @@ impl SqliteQueue {
     /// this process knows it (a memory read, for intake's backpressure).
     pub fn unreceived(&self) -> usize {
         lock(self.schedule()).unreceived(&self.name)
+    }
+
+    /// When the queue's next message becomes receivable (ms since the epoch; at or before
+    /// now when one is), `None` when it holds none: how long an idle consumer may sleep.
+    pub fn next_due(&self) -> Option<i64> {
+        lock(self.schedule()).next_due(&self.name)
+    }
+
+    /// The queue's wake-up ([`Database::message_sent`]).
+    pub fn wakeup(&self) -> Arc<tokio::sync::Notify> {
+        self.db.message_sent(&self.name)
     }
 
     /// Woken whenever a consumer takes messages from any queue of this database.
@@ -803,9 +830,16 @@ impl SqliteQueue {
             })
             .await;
         let (erased, next) = self.on_failure(erased)?;
-        let mut schedule = lock(self.schedule());
-        for (queue, seq) in &erased {
-            schedule.forget(queue, *seq);
+        let promoted: Vec<&String> = {
+            let mut schedule = lock(self.schedule());
+            erased
+                .iter()
+                .filter(|(queue, seq)| schedule.forget(queue, *seq))
+                .map(|(queue, _)| queue)
+                .collect()
+        };
+        for queue in promoted {
+            self.db.message_sent(queue).notify_one();
         }
         Ok((erased.len() as u64, next))
     }

@@ -404,12 +404,34 @@ impl Schedule {
     }
 
     /// A message deleted (or found missing from the table).
-    pub fn forget(&mut self, queue: &str, seq: i64) {
-        if let Some(q) = self.queues.get_mut(queue) {
-            if let Some(e) = q.remove(seq) {
-                self.body_bytes -= body_bytes(&e.body);
-            }
+    ///
+    /// True when that made another message receivable: it headed an ordering group that has
+    /// more members (their consumers may be asleep and are to be woken).
+    pub fn forget(&mut self, queue: &str, seq: i64) -> bool {
+        let Some(q) = self.queues.get_mut(queue) else {
+            return false;
+        };
+        let promotes = q.entries.get(&seq).is_some_and(|e| {
+            q.ready.contains(&(e.visible_at, seq))
+                && e.group
+                    .as_ref()
+                    .and_then(|g| q.groups.get(g))
+                    .is_some_and(|members| members.len() > 1)
+        });
+        if let Some(e) = q.remove(seq) {
+            self.body_bytes -= body_bytes(&e.body);
         }
+        promotes
+    }
+
+    /// When `queue`'s next message becomes receivable (ms since the epoch; at or before now
+    /// when one is), `None` when it holds none. A message in flight counts at the end of its
+    /// visibility timeout; a group's later members once their head is deleted
+    /// ([`Self::forget`] says when).
+    pub fn next_due(&self, queue: &str) -> Option<i64> {
+        self.queues
+            .get(queue)
+            .and_then(|q| q.ready.first().map(|&(visible_at, _)| visible_at))
     }
 
     /// A message hidden (or delayed) until `visible_at`.
