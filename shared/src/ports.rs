@@ -216,6 +216,23 @@ pub trait EventLog: Send + Sync {
     async fn erase(&self, ids: &[EventId]) -> Result<u64, PortError>;
 }
 
+/// A store holding both the event log and the delivery queue, which can take an event's
+/// claim, its delivery messages and its mark in one commit (the embedded store). Fan-out then
+/// costs one write, and no crash leaves an event claimed but half fanned out.
+#[async_trait]
+pub trait FanOutCommit: Send + Sync {
+    /// Claims `event` as [`EventLog::claim`] does; when the claim is `New` or `Unfinished`,
+    /// also sends `messages` and marks the event fanned out, all in one commit. On `Done` or
+    /// `InProgress` nothing is written. Returns the claim.
+    async fn commit_fan_out(
+        &self,
+        event: &Event,
+        expires_at: OffsetDateTime,
+        lease: Duration,
+        messages: &[DeliveryMessage],
+    ) -> Result<EventClaim, PortError>;
+}
+
 /// An event as the event log lists it: the event and when Hookline received it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoggedEvent {
@@ -435,6 +452,8 @@ pub struct Ports {
     pub event_queue: Arc<dyn EventQueue>,
     /// The `deliveries` queues.
     pub deliveries: Arc<dyn DeliveryQueue>,
+    /// One-commit fan-out, where the store holds the event log and the deliveries together.
+    pub fan_out_commit: Option<Arc<dyn FanOutCommit>>,
     /// Rate-limit slots shared by every deliverer of the deployment.
     pub rate_limiter: Arc<dyn RateLimiter>,
     /// The keys that seal credentials at rest.

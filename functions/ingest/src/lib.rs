@@ -9,7 +9,10 @@
 //! event-type filters; send the delivery messages (each carries the webhook's version, and
 //! the event itself when it is at most [`IngestSettings::embed_event_bytes`]); mark the event
 //! fanned out. Delivery ids are deterministic per (event, webhook), so a repeated fan-out
-//! repeats ids and loses nothing.
+//! repeats ids and loses nothing. Where the store holds the event log and the deliveries
+//! together ([`FanOutCommit`], the embedded store), the routes are read first and the claim,
+//! the messages and the mark are one commit; [`Ingest::fan_out`] is then also how `hookline
+//! serve` fans out an event in the commit that takes it in.
 //!
 //! `grant.revoked` / `grant.restored` messages are the platform's word that a client lost or
 //! regained a permission: they are applied ([`Lifecycle::apply_grant`]), never fanned out.
@@ -32,7 +35,7 @@ use hookline_core::jobs::Jobs;
 use hookline_core::lifecycle::Lifecycle;
 use hookline_core::ports::Ports;
 use hookline_core::ports::{
-    DeadLetters, DeliveryQueue, EventClaim, EventLog, PortError, WebhookStore,
+    DeadLetters, DeliveryQueue, EventClaim, EventLog, FanOutCommit, PortError, WebhookStore,
 };
 use hookline_core::retention::Retention;
 use hookline_core::rules::Ordering;
@@ -130,6 +133,8 @@ pub enum Outcome {
 pub struct Ingest {
     log: Arc<dyn EventLog>,
     deliveries: Arc<dyn DeliveryQueue>,
+    /// Where set, claim, delivery messages and mark are one commit.
+    fan_out_commit: Option<Arc<dyn FanOutCommit>>,
     dead_letters: Arc<dyn DeadLetters>,
     lifecycle: Lifecycle,
     routes: Arc<RouteCache>,
@@ -151,12 +156,20 @@ impl Ingest {
         Self {
             log,
             deliveries,
+            fan_out_commit: None,
             dead_letters,
             lifecycle,
             routes,
             settings,
             jobs: None,
         }
+    }
+
+    /// Fans out in one commit through `commit` (a store holding the event log and the
+    /// deliveries together) instead of claim, send and mark.
+    pub fn with_fan_out_commit(mut self, commit: Arc<dyn FanOutCommit>) -> Self {
+        self.fan_out_commit = Some(commit);
+        self
     }
 
     /// Also runs the chunks of background jobs that arrive on the events queue.
@@ -171,7 +184,7 @@ impl Ingest {
         dead_letters: Arc<dyn DeadLetters>,
         settings: IngestSettings,
     ) -> Self {
-        Self::new(
+        let ingest = Self::new(
             ports.webhooks.clone(),
             ports.events.clone(),
             ports.deliveries.clone(),
@@ -179,7 +192,11 @@ impl Ingest {
             Lifecycle::from_ports(ports),
             settings,
         )
-        .with_jobs(Jobs::from_ports(ports))
+        .with_jobs(Jobs::from_ports(ports));
+        match &ports.fan_out_commit {
+            Some(commit) => ingest.with_fan_out_commit(commit.clone()),
+            None => ingest,
+        }
     }
 
     /// Handles a batch concurrently; returns the ids of the messages to retry (the SQS
@@ -224,7 +241,13 @@ impl Ingest {
                         jobs.run_chunk(&chunk).await?;
                         Ok(Outcome::JobChunk)
                     }
-                    None => self.dead_letter(message, "a background job's chunk, on a consumer that runs no jobs".into()).await,
+                    None => {
+                        self.dead_letter(
+                            message,
+                            "a background job's chunk, on a consumer that runs no jobs".into(),
+                        )
+                        .await
+                    }
                 };
             }
             match grant_message(message.body.as_bytes(), &self.settings.namespace) {
@@ -235,26 +258,23 @@ impl Ingest {
                 Some(Err(reason)) => return self.dead_letter(message, reason).await,
                 None => {}
             }
-            let rules = IntakeRules { namespace: &self.settings.namespace, catalog: Catalog::builtin() };
+            let rules = IntakeRules {
+                namespace: &self.settings.namespace,
+                catalog: Catalog::builtin(),
+            };
             let now = OffsetDateTime::now_utc();
-            let event = match Event::from_queue_message(message.body.as_bytes(), &message.message_id, rules, now) {
+            let event = match Event::from_queue_message(
+                message.body.as_bytes(),
+                &message.message_id,
+                rules,
+                now,
+            ) {
                 Ok(event) => event,
                 Err(e) => return self.refuse(message, &e).await,
             };
             tracing::Span::current().record("event_id", event.id.as_str());
             let result = self.fan_out_accepted(&event, accepted_by).await;
-            match &result {
-                Ok(Outcome::FannedOut(n)) => {
-                    telemetry::fanned_out(*n, event.urn.app_id());
-                    tracing::info!(deliveries = n, event_type = %event.event_type, urn = %event.urn, "event fanned out")
-                }
-                Ok(Outcome::Duplicate) => {
-                    telemetry::event_published(Published::Duplicate, Some(event.urn.app_id()));
-                    tracing::info!("event already fanned out; copy dropped")
-                }
-                Ok(Outcome::DeadLettered(_) | Outcome::GrantApplied(_) | Outcome::JobChunk) => {}
-                Err(e) => tracing::warn!(error = %e, "fan-out failed; the message will be retried"),
-            }
+            report(&event, &result, "the message will be retried");
             result
         }
         .instrument(span)
@@ -283,9 +303,17 @@ impl Ingest {
         Ok(Outcome::DeadLettered(reason))
     }
 
-    /// Fans one validated event out (also the path for events taken in over HTTP).
+    /// Fans out one validated event just taken in over HTTP, in its own span; the caller
+    /// queues it on the events queue instead when this fails.
     pub async fn fan_out(&self, event: &Event) -> Result<Outcome, IngestError> {
-        self.fan_out_accepted(event, Instant::now()).await
+        let span = tracing::info_span!("fan_out_at_intake", event_id = %event.id);
+        async {
+            let result = self.fan_out_accepted(event, Instant::now()).await;
+            report(event, &result, "the event goes to the events queue");
+            result
+        }
+        .instrument(span)
+        .await
     }
 
     async fn fan_out_accepted(
@@ -294,6 +322,19 @@ impl Ingest {
         accepted_by: Instant,
     ) -> Result<Outcome, IngestError> {
         let expires = self.settings.retention.expiry(OffsetDateTime::now_utc());
+        if let Some(commit) = &self.fan_out_commit {
+            // Routes are read before the claim: the claim, the messages and the mark are
+            // then one write, and a crash leaves the event either untouched or fanned out.
+            let messages = self.delivery_messages(event, accepted_by).await?;
+            let claim = commit
+                .commit_fan_out(event, expires, self.settings.claim_lease, &messages)
+                .await?;
+            return match claim {
+                EventClaim::Done => Ok(Outcome::Duplicate),
+                EventClaim::InProgress => Err(IngestError::InProgress),
+                EventClaim::New | EventClaim::Unfinished => Ok(Outcome::FannedOut(messages.len())),
+            };
+        }
         match self
             .log
             .claim(event, expires, self.settings.claim_lease)
@@ -320,6 +361,24 @@ impl Ingest {
         event: &Event,
         accepted_by: Instant,
     ) -> Result<Outcome, IngestError> {
+        let messages = self.delivery_messages(event, accepted_by).await?;
+        if !messages.is_empty() {
+            let unsent = self.deliveries.send_deliveries(&messages).await?;
+            if !unsent.is_empty() {
+                return Err(IngestError::Unsent(unsent));
+            }
+        }
+        self.log.mark_fanned_out(&event.id).await?;
+        Ok(Outcome::FannedOut(messages.len()))
+    }
+
+    /// One delivery message per matching route of the event's App (routes as of
+    /// `accepted_by`).
+    async fn delivery_messages(
+        &self,
+        event: &Event,
+        accepted_by: Instant,
+    ) -> Result<Vec<DeliveryMessage>, IngestError> {
         let routes = self.routes.routes(event.urn.app_id(), accepted_by).await?;
         let matched = routes.matches(event);
         // Rendered once, and only when an ordered route needs its group.
@@ -345,14 +404,7 @@ impl Ingest {
                 }
             })
             .collect();
-        if !messages.is_empty() {
-            let unsent = self.deliveries.send_deliveries(&messages).await?;
-            if !unsent.is_empty() {
-                return Err(IngestError::Unsent(unsent));
-            }
-        }
-        self.log.mark_fanned_out(&event.id).await?;
-        Ok(Outcome::FannedOut(messages.len()))
+        Ok(messages)
     }
 
     /// The event, if its delivered body is small enough to ride in its delivery messages.
@@ -365,6 +417,22 @@ impl Ingest {
             .map(|b| b.len())
             .unwrap_or(usize::MAX);
         (size <= limit).then_some(event)
+    }
+}
+
+/// Logs and counts what became of a fan-out; `on_error` says what happens to the event then.
+fn report(event: &Event, result: &Result<Outcome, IngestError>, on_error: &str) {
+    match result {
+        Ok(Outcome::FannedOut(n)) => {
+            telemetry::fanned_out(*n, event.urn.app_id());
+            tracing::info!(deliveries = n, event_type = %event.event_type, urn = %event.urn, "event fanned out")
+        }
+        Ok(Outcome::Duplicate) => {
+            telemetry::event_published(Published::Duplicate, Some(event.urn.app_id()));
+            tracing::info!("event already fanned out; copy dropped")
+        }
+        Ok(Outcome::DeadLettered(_) | Outcome::GrantApplied(_) | Outcome::JobChunk) => {}
+        Err(e) => tracing::warn!(error = %e, "fan-out failed; {on_error}"),
     }
 }
 

@@ -14,6 +14,7 @@ macro_rules! say {
 pub mod backpressure;
 pub mod cli;
 pub mod dlq;
+pub mod intake;
 pub mod keys;
 pub mod listen;
 pub mod metrics;
@@ -245,7 +246,16 @@ impl Local {
         let scrape = metrics::Scrape::new(queues.clone());
         hookline_core::telemetry::set_app_label(settings.metrics_app_label);
         let deliver = Deliver::from_ports(&ports, http.clone(), delivery);
-        let router = Api::from_ports(&ports, http, settings, Some(backlog.clone()));
+        // Events the API takes in (and its operational events) are fanned out in the
+        // commit that accepts them, skipping the events queue (`intake`).
+        let api_ports = hookline_core::ports::Ports {
+            event_queue: Arc::new(intake::FanOutAtIntake::new(
+                ingest.clone(),
+                ports.event_queue.clone(),
+            )),
+            ..ports.clone()
+        };
+        let router = Api::from_ports(&api_ports, http, settings, Some(backlog.clone()));
         let local = Self {
             db,
             queues,

@@ -1,6 +1,7 @@
 //! Intake's backpressure on the embedded runner: past its limit, `POST /v1/events` waits for
 //! room, then answers 429 with `Retry-After` and queues nothing; a consumer taking work lets
-//! a waiting event in. No workers run here, so the queues fill only as the test says.
+//! a waiting event in. No workers run here, so the queues fill only as the test says (each
+//! event is fanned out at intake into one delivery: the deliveries' limit is the one hit).
 
 use std::time::Duration;
 
@@ -65,8 +66,8 @@ async fn a_full_intake_waits_for_room_then_answers_429_and_queues_nothing() {
         .await
         .expect("create");
     local.backlog.set_limits(BacklogLimits {
-        deliveries: 100,
-        events: 3,
+        deliveries: 3,
+        events: 100,
         max_wait: Duration::from_millis(300),
     });
     let publisher = Principal::from_claims(
@@ -78,7 +79,8 @@ async fn a_full_intake_waits_for_room_then_answers_429_and_queues_nothing() {
     for n in 0..3 {
         assert_eq!(post(&local, &token, n).await.0, 202, "event {n}");
     }
-    // Three events wait for fan-out: the fourth waits its 300 ms, then is refused.
+    // Three deliveries wait for a first attempt: the fourth event waits its 300 ms, then is
+    // refused.
     let started = std::time::Instant::now();
     let (status, retry_after, problem) = post(&local, &token, 3).await;
     assert_eq!(status, 429, "{problem}");
@@ -88,10 +90,11 @@ async fn a_full_intake_waits_for_room_then_answers_429_and_queues_nothing() {
     assert!(
         problem["detail"]
             .as_str()
-            .is_some_and(|d| d.contains("3 events wait")),
+            .is_some_and(|d| d.contains("3 deliveries and 0 events wait")),
         "{problem}"
     );
-    assert_eq!(local.queues.events.len().await.expect("len"), 3);
+    assert_eq!(local.queues.deliveries.len().await.expect("len"), 3);
+    assert_eq!(local.queues.events.len().await.expect("len"), 0);
 
     // A waiting event gets in as soon as a consumer takes work.
     let waiting = {
@@ -102,17 +105,17 @@ async fn a_full_intake_waits_for_room_then_answers_429_and_queues_nothing() {
     assert!(!waiting.is_finished(), "admitted while intake was full");
     let taken = local
         .queues
-        .events
+        .deliveries
         .receive(1, Duration::from_secs(30))
         .await
         .expect("receive");
     assert_eq!(taken.len(), 1);
     let (status, _, problem) = waiting.await.expect("task");
     assert_eq!(status, 202, "{problem}");
-    // Taken but not handled, the first event still holds its row; retries do not count
+    // Taken but not handled, the first delivery still holds its row; retries do not count
     // towards the limit, only work not yet started.
-    assert_eq!(local.queues.events.len().await.expect("len"), 4);
-    assert_eq!(local.queues.events.unreceived(), 3);
+    assert_eq!(local.queues.deliveries.len().await.expect("len"), 4);
+    assert_eq!(local.queues.deliveries.unreceived(), 3);
 
     // Bad input is refused as bad input, full or not.
     let request = http::Request::post("/v1/events")

@@ -1,6 +1,7 @@
-//! Events through `hookline serve`: `POST /v1/events` over HTTP, the embedded events queue,
-//! the ingest worker, and delivery messages on the embedded deliveries queue — also across a
-//! restart, since every queue is durable.
+//! Events through `hookline serve`: `POST /v1/events` over HTTP, fanned out in the commit that
+//! takes them in (the embedded events queue and its ingest worker when that cannot be), and
+//! delivery messages on the embedded deliveries queue — also across a restart, since every
+//! queue is durable.
 
 use std::time::{Duration, Instant};
 
@@ -121,6 +122,117 @@ async fn an_event_posted_over_http_becomes_delivery_messages() {
     );
     assert_eq!(local.queues.deliveries.len().await.expect("len"), 1);
     server.stop().await;
+}
+
+/// `POST /v1/events` of `body` straight to the router (no workers run); the status.
+async fn post_event(local: &Local, token: &str, body: serde_json::Value) -> u16 {
+    use tower::ServiceExt as _;
+    let request = http::Request::post("/v1/events")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .expect("request");
+    let response = local.app().oneshot(request).await.expect("answer");
+    response.status().as_u16()
+}
+
+#[tokio::test]
+async fn an_event_is_fanned_out_in_the_commit_that_takes_it_in() {
+    use hookline_core::ports::{EventClaim, EventLog};
+    let local = Local::open(
+        &hookline_tests::temp_db("serve-intake-fan-out"),
+        settings(),
+        "permissions".into(),
+    )
+    .await
+    .expect("open");
+    let hook = webhook(&["urn:allthings:app:A1:ticket:*"], &["ticket.*"], true);
+    local
+        .db
+        .create(&hookline_tests::rekey(&hook, &local.keys, None))
+        .await
+        .expect("create");
+    let publisher = Principal::from_claims(
+        "platform",
+        Some(&serde_json::Value::String("publish-events:A1".into())),
+    );
+    let token = local.mint_token(&publisher, Duration::from_secs(600));
+    let event = |id: &str, urn: &str| serde_json::json!({"id": id, "type": "ticket.created", "urn": urn, "data": {}});
+
+    // No worker runs: by its 202 the event is logged as fanned out and its delivery queued.
+    let t1 = event("evt_i1", "urn:allthings:app:A1:ticket:CAT7:T1");
+    assert_eq!(post_event(&local, &token, t1.clone()).await, 202);
+    assert_eq!(local.queues.events.len().await.expect("len"), 0);
+    let deliveries = wait_for_deliveries(&local, 1).await;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].event_id.as_str(), "evt_i1");
+    assert_eq!(deliveries[0].webhook_id, hook.id);
+    let logged = EventLog::get(
+        &local.db,
+        &hookline_core::event::EventId::parse("evt_i1").expect("id"),
+    )
+    .await
+    .expect("get")
+    .expect("logged");
+    assert_eq!(
+        logged.urn.to_string(),
+        "urn:allthings:app:A1:ticket:CAT7:T1"
+    );
+
+    // The same id again is the duplicate publish it is: 202, nothing more queued.
+    assert_eq!(post_event(&local, &token, t1).await, 202);
+    assert_eq!(local.queues.deliveries.len().await.expect("len"), 1);
+    assert_eq!(local.queues.events.len().await.expect("len"), 0);
+
+    // An event no webhook matches is logged all the same (backfill reads it), sends nothing.
+    let t2 = event("evt_i2", "urn:allthings:app:A1:booking:B1");
+    assert_eq!(post_event(&local, &token, t2).await, 202);
+    assert!(EventLog::get(
+        &local.db,
+        &hookline_core::event::EventId::parse("evt_i2").expect("id")
+    )
+    .await
+    .expect("get")
+    .is_some());
+    assert_eq!(local.queues.deliveries.len().await.expect("len"), 1);
+
+    // A copy another consumer holds right now cannot be fanned out here: it goes to the
+    // events queue, whose consumer fans it out once the claim lapses.
+    let t3 = event("evt_i3", "urn:allthings:app:A1:ticket:CAT7:T3");
+    let held = hookline_core::event::Event::from_intake(
+        t3.to_string().as_bytes(),
+        hookline_core::event::IntakeRules {
+            namespace: &Default::default(),
+            catalog: hookline_core::event_type::Catalog::builtin(),
+        },
+        time::OffsetDateTime::now_utc(),
+    )
+    .expect("event");
+    let claim = local
+        .db
+        .claim(
+            &held,
+            time::OffsetDateTime::now_utc() + time::Duration::days(1),
+            Duration::from_millis(300),
+        )
+        .await
+        .expect("claim");
+    assert_eq!(claim, EventClaim::New);
+    assert_eq!(post_event(&local, &token, t3).await, 202);
+    assert_eq!(local.queues.events.len().await.expect("len"), 1);
+    assert_eq!(local.queues.deliveries.len().await.expect("len"), 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let batch = local
+        .queues
+        .events
+        .receive(10, Duration::from_secs(30))
+        .await
+        .expect("receive");
+    assert_eq!(batch.len(), 1);
+    assert!(local.ingest.handle_batch(&batch).await.is_empty());
+    let deliveries = wait_for_deliveries(&local, 2).await;
+    assert_eq!(deliveries.len(), 2);
+    assert_eq!(deliveries[1].event_id.as_str(), "evt_i3");
 }
 
 #[tokio::test]

@@ -94,6 +94,8 @@ impl AwsPorts {
             jobs: Arc::new(DynamoJobStore::new(dynamo.clone(), table)),
             event_queue: Arc::new(SqsQueue::new(sqs.clone(), &resources.events_queue_url)),
             deliveries: Arc::new(deliveries(&sqs, &resources)),
+            // DynamoDB and SQS share no transaction: claim, send, mark.
+            fan_out_commit: None,
             rate_limiter: Arc::new(DynamoRateLimiter::new(dynamo.clone(), table)),
             vault: Arc::new(KmsVault::new(
                 dynamo.clone(),

@@ -10,51 +10,10 @@ impl EventLog for Database {
         expires_at: time::OffsetDateTime,
         lease: std::time::Duration,
     ) -> Result<EventClaim, PortError> {
-        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2);
-        let id = event.id.to_string();
-        let app = event.urn.app_id().to_owned();
-        let doc = String::from_utf8(
-            event
-                .delivery_body()
-                .map_err(|e| PortError::Corrupt(e.to_string()))?,
-        )
-        .map_err(|e| PortError::Corrupt(e.to_string()))?;
-        let now = unix_ms(time::OffsetDateTime::now_utc());
-        let expires = unix_ms(expires_at);
+        let row = ClaimRow::of(event, expires_at, lease)?;
         self.with_conn(move |c| {
-            let tx = c
-                .savepoint()
-                .map_err(unavailable)?;
-            // An expired entry is as good as absent (TTL).
-            let found: Option<(bool, i64, i64)> = query_row(
-                &tx,
-                    "SELECT fanned_out, expires_at, claimed_until FROM events WHERE id = ?1",
-                    params![id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()
-                .map_err(unavailable)?;
-            let claim = match found {
-                Some((true, exp, _)) if exp > now => EventClaim::Done,
-                Some((false, exp, until)) if exp > now && until > now => EventClaim::InProgress,
-                Some((false, exp, _)) if exp > now => {
-                    exec(&tx,
-                        "UPDATE events SET claimed_until = ?2 WHERE id = ?1",
-                        params![id, now.saturating_add(lease_ms)],
-                    )
-                    .map_err(unavailable)?;
-                    EventClaim::Unfinished
-                }
-                _ => {
-                    exec(&tx,
-                        "INSERT OR REPLACE INTO events (id, doc, fanned_out, claimed_until, received_at, expires_at, app_id)
-                         VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6)",
-                        params![id, doc, now.saturating_add(lease_ms), now, expires, app],
-                    )
-                    .map_err(unavailable)?;
-                    EventClaim::New
-                }
-            };
+            let tx = c.savepoint().map_err(unavailable)?;
+            let claim = row.claim(&tx)?;
             tx.commit().map_err(unavailable)?;
             Ok(claim)
         })
@@ -172,5 +131,86 @@ impl EventLog for Database {
             })
             .collect::<Result<Vec<_>, PortError>>()?;
         Ok(Page::from_overfetch(items, limit, LoggedEvent::position))
+    }
+}
+
+/// An event's row as a claim writes it, prepared off the database thread.
+pub(super) struct ClaimRow {
+    id: String,
+    app: String,
+    doc: String,
+    lease_ms: i64,
+    expires: i64,
+}
+
+impl ClaimRow {
+    /// The row of `event`, kept until `expires_at`, claimed for `lease`.
+    pub(super) fn of(
+        event: &Event,
+        expires_at: time::OffsetDateTime,
+        lease: std::time::Duration,
+    ) -> Result<Self, PortError> {
+        let doc = String::from_utf8(
+            event
+                .delivery_body()
+                .map_err(|e| PortError::Corrupt(e.to_string()))?,
+        )
+        .map_err(|e| PortError::Corrupt(e.to_string()))?;
+        Ok(Self {
+            id: event.id.to_string(),
+            app: event.urn.app_id().to_owned(),
+            doc,
+            lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2),
+            expires: unix_ms(expires_at),
+        })
+    }
+
+    /// Claims the event on `c` (inside the caller's transaction): records it unless its id
+    /// is known, and says where it stands. An expired entry is as good as absent (TTL).
+    pub(super) fn claim(&self, c: &Connection) -> Result<EventClaim, PortError> {
+        let now = unix_ms(time::OffsetDateTime::now_utc());
+        let until = now.saturating_add(self.lease_ms);
+        let found: Option<(bool, i64, i64)> = query_row(
+            c,
+            "SELECT fanned_out, expires_at, claimed_until FROM events WHERE id = ?1",
+            params![self.id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(unavailable)?;
+        Ok(match found {
+            Some((true, exp, _)) if exp > now => EventClaim::Done,
+            Some((false, exp, claimed)) if exp > now && claimed > now => EventClaim::InProgress,
+            Some((false, exp, _)) if exp > now => {
+                exec(
+                    c,
+                    "UPDATE events SET claimed_until = ?2 WHERE id = ?1",
+                    params![self.id, until],
+                )
+                .map_err(unavailable)?;
+                EventClaim::Unfinished
+            }
+            _ => {
+                exec(
+                    c,
+                    "INSERT OR REPLACE INTO events (id, doc, fanned_out, claimed_until, received_at, expires_at, app_id)
+                     VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6)",
+                    params![self.id, self.doc, until, now, self.expires, self.app],
+                )
+                .map_err(unavailable)?;
+                EventClaim::New
+            }
+        })
+    }
+
+    /// Marks the claimed event fanned out on `c`.
+    pub(super) fn mark_fanned_out(&self, c: &Connection) -> Result<(), PortError> {
+        exec(
+            c,
+            "UPDATE events SET fanned_out = 1 WHERE id = ?1",
+            params![self.id],
+        )
+        .map_err(unavailable)
+        .map(|_| ())
     }
 }

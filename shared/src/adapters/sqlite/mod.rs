@@ -29,6 +29,7 @@ use schedule::{Row, Schedule};
 
 mod attempts;
 mod events;
+mod fan_out;
 mod grants;
 mod jobs;
 pub mod queue;
@@ -541,6 +542,7 @@ pub fn ports(
         jobs: Arc::new(db.clone()),
         event_queue: Arc::new(queues.events.clone()),
         deliveries: Arc::new(queues.deliveries.clone()),
+        fan_out_commit: Some(Arc::new(queues.deliveries.clone())),
         rate_limiter: Arc::new(crate::adapters::memory::MemoryRateLimiter::default()),
         vault: Arc::new(crate::ports::FixedVault(keys)),
         namespace,

@@ -95,7 +95,7 @@ pub struct StoredMessage {
     pub receive_count: u32,
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
         .unwrap_or(i64::MAX)
 }
@@ -220,13 +220,18 @@ impl SqliteQueue {
         &self.name
     }
 
+    /// The database the queue lives in.
+    pub(super) fn database(&self) -> &Database {
+        &self.db
+    }
+
     fn schedule(&self) -> &Arc<Mutex<Schedule>> {
         self.db.schedule()
     }
 
     /// A failed write may have left memory out of step with the table: rebuild it from the
     /// table before the next receive.
-    fn on_failure<T>(&self, result: Result<T, PortError>) -> Result<T, PortError> {
+    pub(super) fn on_failure<T>(&self, result: Result<T, PortError>) -> Result<T, PortError> {
         if result.is_err() {
             lock(self.schedule()).mark_stale();
         }
@@ -274,27 +279,24 @@ impl SqliteQueue {
             .db
             .with_conn(move |c| {
                 let tx = c.savepoint().map_err(unavailable)?;
-                let mut sent = Vec::with_capacity(bodies.len());
-                {
-                    let mut insert = tx
-                        .prepare_cached(
-                            "INSERT INTO queue_messages (queue, message_id, body, reason, sent_at, visible_at, group_id)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        )
-                        .map_err(unavailable)?;
-                    for (body, group) in bodies {
-                        let id = ulid::Ulid::new().to_string();
-                        insert
-                            .execute(params![queue_name, id, body, reason, now, visible_at, group])
-                            .map_err(unavailable)?;
-                        sent.push((tx.last_insert_rowid(), id, body, group));
-                    }
-                }
+                let sent =
+                    insert_messages(&tx, &queue_name, bodies, reason.as_deref(), now, visible_at)?;
                 tx.commit().map_err(unavailable)?;
                 Ok(sent)
             })
             .await;
         let sent = self.on_failure(sent)?;
+        Ok(self.scheduled(queue, visible_at, sent))
+    }
+
+    /// Puts messages [`insert_messages`] wrote (and their transaction committed) into the
+    /// schedule of `queue`, and wakes one of its consumers; returns their ids.
+    pub(super) fn scheduled(
+        &self,
+        queue: &str,
+        visible_at: i64,
+        sent: Vec<Inserted>,
+    ) -> Vec<String> {
         let mut ids = Vec::with_capacity(sent.len());
         {
             let mut schedule = lock(self.schedule());
@@ -306,7 +308,7 @@ impl SqliteQueue {
         }
         // One consumer wakes; if it finds a full batch it wakes the next ([`Self::receive`]).
         self.db.message_sent(queue).notify_one();
-        Ok(ids)
+        ids
     }
 
     /// Receives up to `max` visible messages and hides them for `visibility`. Messages
@@ -845,7 +847,39 @@ impl SqliteQueue {
     }
 }
 
-fn body_of(m: &DeliveryMessage) -> Result<String, PortError> {
+/// A message as [`insert_messages`] wrote it: its row's seq, its id, body and group.
+pub(super) type Inserted = (i64, String, String, Option<String>);
+
+/// Inserts `(body, ordering group)` messages into `queue` on `c` (inside the caller's
+/// transaction), sent at `now` and visible at `visible_at`. The schedule learns of them from
+/// [`SqliteQueue::scheduled`] once the transaction committed.
+pub(super) fn insert_messages(
+    c: &rusqlite::Connection,
+    queue: &str,
+    bodies: Vec<(String, Option<String>)>,
+    reason: Option<&str>,
+    now: i64,
+    visible_at: i64,
+) -> Result<Vec<Inserted>, PortError> {
+    let mut insert = c
+        .prepare_cached(
+            "INSERT INTO queue_messages (queue, message_id, body, reason, sent_at, visible_at, group_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .map_err(unavailable)?;
+    let mut sent = Vec::with_capacity(bodies.len());
+    for (body, group) in bodies {
+        let id = ulid::Ulid::new().to_string();
+        insert
+            .execute(params![queue, id, body, reason, now, visible_at, group])
+            .map_err(unavailable)?;
+        sent.push((c.last_insert_rowid(), id, body, group));
+    }
+    Ok(sent)
+}
+
+/// The stored body of a delivery message.
+pub(super) fn body_of(m: &DeliveryMessage) -> Result<String, PortError> {
     serde_json::to_string(m).map_err(|e| PortError::Corrupt(e.to_string()))
 }
 
