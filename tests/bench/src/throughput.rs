@@ -94,6 +94,10 @@ pub struct OfferedLoad {
     /// 202 answered → delivery received: how long accepted work waits to be delivered, the
     /// bound backpressure keeps.
     pub queued_latency: Latency,
+    /// `serve`'s CPU seconds over the run (its first POST to its last delivery).
+    pub cpu_s: f64,
+    /// That per delivery, in milliseconds.
+    pub cpu_per_delivery_ms: f64,
 }
 
 /// Everything one `hookline bench` run measured.
@@ -518,6 +522,7 @@ async fn run_pipeline(
     } else {
         let client = Arc::new(client);
         let interval = Duration::from_secs_f64(1.0 / f64::from(options.rate));
+        let cpu_before = read_process(&pid).unwrap_or_default().cpu_s;
         let started = Instant::now();
         let mut tasks = Vec::with_capacity(options.rate_events);
         let bar = progress.bar(options.rate_events as u64, "offered load: events posted");
@@ -551,6 +556,7 @@ async fn run_pipeline(
             .await
             .map_err(BenchError::Run)?;
         bar.finish_and_clear();
+        let cpu_s = read_process(&pid).unwrap_or_default().cpu_s - cpu_before;
         let (latencies, last) = pair_latencies(&receiver, &posted, w);
         let elapsed = last.map_or(started.elapsed(), |l| l.saturating_duration_since(started));
         Some(OfferedLoad {
@@ -561,6 +567,8 @@ async fn run_pipeline(
             refused,
             accepted_latency: Latency::of(pair_latencies(&receiver, &accepted, w).0),
             queued_latency: Latency::of(pair_latencies(&receiver, &answered, w).0),
+            cpu_s,
+            cpu_per_delivery_ms: cpu_s * 1000.0 / (w * options.rate_events).max(1) as f64,
         })
     };
     let backfilled = backfill.map(|history| history.posts());
@@ -651,6 +659,10 @@ pub fn render(report: &ThroughputReport) -> String {
         out.push_str(&format!(
             "\noffered load {} events/s x {} events: {:.0} deliveries/s, intake -> received p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {} POSTs answered 429\n",
             l.rate, l.events, l.deliveries_per_s, l.latency.p50_ms, l.latency.p95_ms, l.latency.p99_ms, l.latency.max_ms, l.refused
+        ));
+        out.push_str(&format!(
+            "  serve's CPU: {:.2} s, {:.3} ms per delivery\n",
+            l.cpu_s, l.cpu_per_delivery_ms
         ));
         if l.refused > 0 {
             out.push_str(&format!(
