@@ -147,6 +147,20 @@ pub struct ReceivedMessage {
     pub receive_count: u32,
     /// Handle for changing its visibility.
     pub receipt: ReceiptHandle,
+    /// For a message put back from a dead-letter queue, the id of the message it first was
+    /// (its [`REPLAY_OF_ATTRIBUTE`]): the event log's claim goes by that id.
+    pub replay_of: Option<String>,
+}
+
+/// The SQS message attribute a replayed events-queue message carries: the id of the
+/// message it first was, whose claim on the event it continues.
+pub const REPLAY_OF_ATTRIBUTE: &str = "hookline-replay-of";
+
+impl ReceivedMessage {
+    /// The id the event log's claim goes by: the first message's, for a replayed one.
+    pub fn claim_id(&self) -> &str {
+        self.replay_of.as_deref().unwrap_or(&self.message_id)
+    }
 }
 
 /// How one delivery attempt ended, as the attempt log shows it.

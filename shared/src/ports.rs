@@ -196,6 +196,19 @@ pub trait EventLog: Send + Sync {
         expires_at: OffsetDateTime,
         lease: Duration,
     ) -> Result<EventClaim, PortError>;
+    /// Claims `event` for the queue message `taken_by` in the event's only write, where the
+    /// log supports it (DynamoDB): no mark follows and nothing is released. The same
+    /// message's retry finds the claim its own (`Unfinished`) and fans out again; any other
+    /// message carrying the id is the duplicate publish it is (`Done`). `None` where the log
+    /// marks separately: call [`Self::claim`], then [`Self::mark_fanned_out`].
+    async fn claim_for_message(
+        &self,
+        _event: &Event,
+        _expires_at: OffsetDateTime,
+        _taken_by: &str,
+    ) -> Result<Option<EventClaim>, PortError> {
+        Ok(None)
+    }
     /// Gives up a claim after a failed fan-out, so the retry need not wait out the lease.
     async fn release(&self, id: &EventId) -> Result<(), PortError>;
     /// Marks the event's fan-out complete, so later copies are dropped.

@@ -232,36 +232,10 @@ pub async fn sqs_receive_up_to(
     url: &str,
     max: i32,
 ) -> Vec<hookline_core::delivery::ReceivedMessage> {
-    use aws_sdk_sqs::types::MessageSystemAttributeName as Attr;
-    let out = sqs
-        .receive_message()
-        .queue_url(url)
-        .max_number_of_messages(max)
-        .wait_time_seconds(1)
-        .message_system_attribute_names(Attr::ApproximateReceiveCount)
-        .send()
+    hookline_core::adapters::aws::sqs::SqsQueue::new(sqs.clone(), url)
+        .receive(max, 1)
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "ReceiveMessage on {url}: {}",
-                aws_sdk_sqs::error::DisplayErrorContext(e)
-            )
-        });
-    out.messages()
-        .iter()
-        .map(|m| hookline_core::delivery::ReceivedMessage {
-            message_id: m.message_id().unwrap_or_default().to_owned(),
-            body: m.body().unwrap_or_default().to_owned(),
-            receive_count: m
-                .attributes()
-                .and_then(|a| a.get(&Attr::ApproximateReceiveCount))
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(1),
-            receipt: hookline_core::delivery::ReceiptHandle(
-                m.receipt_handle().unwrap_or_default().to_owned(),
-            ),
-        })
-        .collect()
+        .unwrap_or_else(|e| panic!("ReceiveMessage on {url}: {e}"))
 }
 
 /// A fresh `hookline.db` path in its own temporary directory.

@@ -9,7 +9,10 @@
 //! event-type filters; send the delivery messages (each carries the webhook's version, and
 //! the event itself when it is at most [`IngestSettings::embed_event_bytes`]); mark the event
 //! fanned out. Delivery ids are deterministic per (event, webhook), so a repeated fan-out
-//! repeats ids and loses nothing. Where the store holds the event log and the deliveries
+//! repeats ids and loses nothing. On DynamoDB the claim is the event log's only write
+//! ([`EventLog::claim_for_message`]): it names the queue message that took the event, so
+//! that message's retry fans out again, any other message carrying the id is a duplicate,
+//! and nothing is marked afterwards. Where the store holds the event log and the deliveries
 //! together ([`FanOutCommit`], the embedded store), the routes are read first and the claim,
 //! the messages and the mark are one commit; [`Ingest::fan_out`] is then also how `hookline
 //! serve` fans out an event in the commit that takes it in.
@@ -273,7 +276,9 @@ impl Ingest {
                 Err(e) => return self.refuse(message, &e).await,
             };
             tracing::Span::current().record("event_id", event.id.as_str());
-            let result = self.fan_out_accepted(&event, accepted_by).await;
+            let result = self
+                .fan_out_accepted(&event, accepted_by, Some(message.claim_id()))
+                .await;
             report(&event, &result, "the message will be retried");
             result
         }
@@ -308,7 +313,7 @@ impl Ingest {
     pub async fn fan_out(&self, event: &Event) -> Result<Outcome, IngestError> {
         let span = tracing::info_span!("fan_out_at_intake", event_id = %event.id);
         async {
-            let result = self.fan_out_accepted(event, Instant::now()).await;
+            let result = self.fan_out_accepted(event, Instant::now(), None).await;
             report(event, &result, "the event goes to the events queue");
             result
         }
@@ -316,10 +321,12 @@ impl Ingest {
         .await
     }
 
+    /// Fans out `event`, taken from the queue message `taken_by` when it came from one.
     async fn fan_out_accepted(
         &self,
         event: &Event,
         accepted_by: Instant,
+        taken_by: Option<&str>,
     ) -> Result<Outcome, IngestError> {
         let expires = self.settings.retention.expiry(OffsetDateTime::now_utc());
         if let Some(commit) = &self.fan_out_commit {
@@ -334,6 +341,23 @@ impl Ingest {
                 EventClaim::InProgress => Err(IngestError::InProgress),
                 EventClaim::New | EventClaim::Unfinished => Ok(Outcome::FannedOut(messages.len())),
             };
+        }
+        if let Some(by) = taken_by {
+            // The event log's one write (DynamoDB): no mark, nothing to release on failure;
+            // this message's retry finds the claim its own and fans out again.
+            if let Some(claim) = self.log.claim_for_message(event, expires, by).await? {
+                match claim {
+                    EventClaim::Done => return Ok(Outcome::Duplicate),
+                    EventClaim::InProgress => return Err(IngestError::InProgress),
+                    EventClaim::Unfinished => {
+                        tracing::info!("this message took the event before; repeating its fan-out")
+                    }
+                    EventClaim::New => {}
+                }
+                let messages = self.delivery_messages(event, accepted_by).await?;
+                self.send(&messages).await?;
+                return Ok(Outcome::FannedOut(messages.len()));
+            }
         }
         match self
             .log
@@ -362,14 +386,21 @@ impl Ingest {
         accepted_by: Instant,
     ) -> Result<Outcome, IngestError> {
         let messages = self.delivery_messages(event, accepted_by).await?;
-        if !messages.is_empty() {
-            let unsent = self.deliveries.send_deliveries(&messages).await?;
-            if !unsent.is_empty() {
-                return Err(IngestError::Unsent(unsent));
-            }
-        }
+        self.send(&messages).await?;
         self.log.mark_fanned_out(&event.id).await?;
         Ok(Outcome::FannedOut(messages.len()))
+    }
+
+    /// Sends the delivery messages; an error names those the queue did not take.
+    async fn send(&self, messages: &[DeliveryMessage]) -> Result<(), IngestError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let unsent = self.deliveries.send_deliveries(messages).await?;
+        match unsent.is_empty() {
+            true => Ok(()),
+            false => Err(IngestError::Unsent(unsent)),
+        }
     }
 
     /// One delivery message per matching route of the event's App (routes as of

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use hookline_core::adapters::aws::sqs::REASON_ATTRIBUTE;
 use hookline_core::adapters::sqlite::{SqliteQueue, StoredMessage};
-use hookline_core::delivery::DeliveryMessage;
+use hookline_core::delivery::{DeliveryMessage, REPLAY_OF_ATTRIBUTE};
 use hookline_core::ports::PortError;
 use hookline_core::webhook::WebhookId;
 use indicatif::ProgressBar;
@@ -173,6 +173,7 @@ pub async fn replay_sqs(
             .max_number_of_messages(10)
             .visibility_timeout(30)
             .message_attribute_names(REASON_ATTRIBUTE)
+            .message_attribute_names(REPLAY_OF_ATTRIBUTE)
             .send()
             .await
             .map_err(sqs_err)?;
@@ -200,6 +201,24 @@ pub async fn replay_sqs(
                     .set_message_deduplication_id(
                         dedup.or_else(|| m.message_id().map(str::to_owned)),
                     );
+            }
+            if serde_json::from_str::<DeliveryMessage>(&body).is_err() {
+                // An event: it goes back as the message it first was (a DLQ keeps the
+                // message id), so the event log's claim of that message holds and the
+                // fan-out is repeated rather than dropped as a duplicate publish.
+                let first = m
+                    .message_attributes()
+                    .and_then(|a| a.get(REPLAY_OF_ATTRIBUTE))
+                    .and_then(|a| a.string_value())
+                    .or(m.message_id());
+                if let Some(first) = first {
+                    let attribute = aws_sdk_sqs::types::MessageAttributeValue::builder()
+                        .data_type("String")
+                        .string_value(first)
+                        .build()
+                        .map_err(|e| PortError::Unavailable(Box::new(e)))?;
+                    send = send.message_attributes(REPLAY_OF_ATTRIBUTE, attribute);
+                }
             }
             send.send().await.map_err(sqs_err)?;
             sqs.delete_message()

@@ -3,7 +3,7 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
-use crate::delivery::{ReceiptHandle, ReceivedMessage};
+use crate::delivery::{ReceiptHandle, ReceivedMessage, REPLAY_OF_ATTRIBUTE};
 
 /// The event's records as received messages; a record without an id cannot be reported
 /// back and is skipped (SQS always sets one).
@@ -18,11 +18,16 @@ pub fn received_messages(event: SqsEvent) -> Vec<ReceivedMessage> {
                 .get("ApproximateReceiveCount")
                 .and_then(|c| c.parse().ok())
                 .unwrap_or(1);
+            let replay_of = r
+                .message_attributes
+                .get(REPLAY_OF_ATTRIBUTE)
+                .and_then(|a| a.string_value.clone());
             Some(ReceivedMessage {
                 message_id,
                 body: r.body.unwrap_or_default(),
                 receive_count,
                 receipt: ReceiptHandle(r.receipt_handle.unwrap_or_default()),
+                replay_of,
             })
         })
         .collect()

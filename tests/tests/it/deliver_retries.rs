@@ -736,6 +736,7 @@ async fn a_cached_webhook_serves_only_messages_of_its_version(b: &dyn Backend) {
         .expect("json"),
         receive_count: 1,
         receipt: ReceiptHandle(String::new()),
+        replay_of: None,
     };
     let status = |m: ReceivedMessage| {
         let deliver = deliver.clone();

@@ -47,6 +47,10 @@ trait Backend: Send + Sync {
     async fn deliveries(&self) -> Vec<DeliveryMessage>;
     /// Every dead letter: body and reason.
     async fn dead_letters(&self) -> Vec<(String, Option<String>)>;
+    /// Receives the events queue's messages without handling them until redrive moves them
+    /// to the events DLQ (a consumer that keeps failing), then replays the DLQ as `hookline
+    /// dlq replay` does; returns how many went back.
+    async fn redrive_and_replay(&self) -> usize;
 
     fn ingest_with(&self, deliveries: Arc<dyn DeliveryQueue>) -> Ingest {
         Ingest::new(
@@ -175,6 +179,26 @@ impl Backend for Embedded {
             .map(|m| (m.body, m.reason))
             .collect()
     }
+    async fn redrive_and_replay(&self) -> usize {
+        for _ in 0..10 {
+            let got = self
+                .events
+                .receive(10, Duration::ZERO)
+                .await
+                .expect("receive");
+            if got.is_empty() {
+                break;
+            }
+        }
+        hookline::dlq::replay_embedded(
+            &self.events_dlq,
+            &self.events,
+            &hookline::dlq::ReplayFilter::default(),
+            &indicatif::ProgressBar::hidden(),
+        )
+        .await
+        .expect("replay")
+    }
 }
 
 struct Moto {
@@ -246,6 +270,7 @@ impl Backend for Moto {
             .max_number_of_messages(10)
             .visibility_timeout(30)
             .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .message_attribute_names("All")
             .send()
             .await
             .expect("receive");
@@ -258,10 +283,17 @@ impl Backend for Moto {
                         .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
                         .cloned()
                         .unwrap_or_else(|| "1".into());
+                    // As the event source hands them over: {name: {stringValue, dataType}}.
+                    let attributes: serde_json::Map<String, serde_json::Value> = m
+                        .message_attributes()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| (k.clone(), serde_json::json!({"stringValue": v.string_value(), "dataType": v.data_type()})))
+                        .collect();
                     serde_json::json!({
                         "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
                         "attributes": {"ApproximateReceiveCount": count},
-                        "messageAttributes": {}, "eventSource": "aws:sqs"
+                        "messageAttributes": attributes, "eventSource": "aws:sqs"
                     })
                 })
                 .collect(),
@@ -308,6 +340,31 @@ impl Backend for Moto {
                 (m.body().unwrap_or_default().to_owned(), reason)
             })
             .collect()
+    }
+    async fn redrive_and_replay(&self) -> usize {
+        for _ in 0..10 {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.resources.events_queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .expect("receive");
+            if out.messages().is_empty() {
+                break;
+            }
+        }
+        hookline::dlq::replay_sqs(
+            &self.sqs,
+            &self.resources.events_dlq_url,
+            &self.resources.events_queue_url,
+            &hookline::dlq::ReplayFilter::default(),
+            &indicatif::ProgressBar::hidden(),
+        )
+        .await
+        .expect("replay")
     }
 }
 
@@ -545,7 +602,8 @@ async fn a_fan_out_failing_half_way_loses_no_delivery(b: &dyn Backend) {
         5,
         "five went out before the failure"
     );
-    // The failed consumer released its claim, so the retry need not wait out the lease.
+    // The retry fans out again: the failed consumer released its claim (embedded), or the
+    // claim is the message's own (DynamoDB's single write).
     let healthy = b.ingest_with(b.deliveries_port());
     assert!(
         b.drain(&healthy).await.is_empty(),
@@ -561,6 +619,49 @@ async fn a_fan_out_failing_half_way_loses_no_delivery(b: &dyn Backend) {
         all.len() == 12 || all.len() == 17,
         "{} delivery messages",
         all.len()
+    );
+}
+
+async fn a_replayed_event_fans_out_and_a_second_publish_is_a_duplicate(b: &dyn Backend) {
+    let store = b.store();
+    let mut expected = BTreeSet::new();
+    for _ in 0..3 {
+        let w = webhook(&["urn:allthings:app:P1:*"], &["*"], true);
+        store.create(&w).await.expect("create");
+        expected.insert(w.id);
+    }
+    let body = event_body(
+        "evt_replay",
+        "booking.created",
+        "urn:allthings:app:P1:booking:B1",
+    );
+    b.push_raw(&body).await;
+    // The queue takes nothing: the event is claimed, nothing is sent, the message retried...
+    let refusing = b.ingest_with(Arc::new(HalfBroken {
+        inner: b.deliveries_port(),
+        accept: 0,
+    }));
+    assert_eq!(b.run_once(&refusing).await.expect("a batch").len(), 1);
+    assert!(b.deliveries().await.is_empty());
+    // ...until redrive puts it in the DLQ, and an operator replays it: the replayed message
+    // continues the first one's claim and fans out.
+    assert_eq!(b.redrive_and_replay().await, 1);
+    let healthy = b.ingest_with(b.deliveries_port());
+    assert!(b.drain(&healthy).await.is_empty());
+    let delivered = b.deliveries().await;
+    assert_eq!(webhook_ids(&delivered), expected);
+    assert_eq!(delivered.len(), 3);
+    // A second publish of the same event id (another message) is the duplicate it is.
+    let copy = hookline_core::delivery::ReceivedMessage {
+        message_id: "a-second-publish".into(),
+        body,
+        receive_count: 1,
+        receipt: ReceiptHandle(String::new()),
+        replay_of: None,
+    };
+    assert_eq!(
+        healthy.handle_message(&copy).await.expect("handled"),
+        hookline_ingest::Outcome::Duplicate
     );
 }
 
@@ -618,6 +719,7 @@ macro_rules! on_both_paths {
 on_both_paths!(
     fans_out_to_exactly_the_matching_webhooks,
     the_same_event_id_twice_is_fanned_out_once,
+    a_replayed_event_fans_out_and_a_second_publish_is_a_duplicate,
     garbage_goes_to_the_dlq_without_blocking_its_batch,
     a_fan_out_failing_half_way_loses_no_delivery,
     the_lambda_fixture_batch_fans_out_and_dead_letters,

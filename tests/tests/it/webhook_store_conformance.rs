@@ -915,6 +915,86 @@ async fn dynamodb_an_apps_events_are_listed_in_receipt_order() {
     .await;
 }
 
+/// DynamoDB's single-write claim: the event written once, naming the message that took it;
+/// that message's retry fans out again, any other message's copy is done, a claim an older
+/// build left lapsed is taken over, an expired entry is as good as absent; and the item
+/// reads back, is listed, and counts as done for the claim-then-mark path too.
+#[tokio::test]
+#[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
+async fn dynamodb_claims_an_event_in_one_write_per_message() {
+    use hookline_core::event::{Event, IntakeRules};
+    use hookline_core::ports::EventClaim;
+    let (dynamo, _sqs, resources) = hookline_tests::fresh_aws("claim-once").await;
+    let log =
+        hookline_core::adapters::aws::dynamodb::DynamoEventLog::new(dynamo, resources.table_name);
+    let rules = IntakeRules {
+        namespace: &Namespace::default(),
+        catalog: Catalog::builtin(),
+    };
+    let event = |n: u32| {
+        let body = serde_json::json!({"id": format!("evt_once{n}"), "type": "ticket.created", "urn": "urn:allthings:app:A1:ticket:C:T1", "data": {}});
+        Event::from_intake(
+            body.to_string().as_bytes(),
+            rules,
+            OffsetDateTime::now_utc(),
+        )
+        .expect("event")
+    };
+    let later = OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let claim = |e: Event, by: &'static str, expires: OffsetDateTime| {
+        let log = log.clone();
+        async move {
+            log.claim_for_message(&e, expires, by)
+                .await
+                .expect("claim")
+                .expect("DynamoDB claims in one write")
+        }
+    };
+    let e1 = event(1);
+    assert_eq!(claim(e1.clone(), "m1", later).await, EventClaim::New);
+    assert_eq!(claim(e1.clone(), "m1", later).await, EventClaim::Unfinished);
+    assert_eq!(claim(e1.clone(), "m2", later).await, EventClaim::Done);
+    assert_eq!(
+        log.claim(&e1, later, std::time::Duration::from_secs(60))
+            .await
+            .expect("claim"),
+        EventClaim::Done,
+        "the claim-then-mark path sees it done"
+    );
+    assert_eq!(
+        log.get(&e1.id).await.expect("get").map(|e| e.id),
+        Some(e1.id.clone())
+    );
+    let listed = log
+        .list_for_app(
+            "A1",
+            OffsetDateTime::now_utc() - time::Duration::minutes(1),
+            later,
+            None,
+            10,
+        )
+        .await
+        .expect("list");
+    assert_eq!(listed.items.len(), 1);
+
+    // A claim an older build took and left lapsed (lease 0) is taken over.
+    let e2 = event(2);
+    assert_eq!(
+        log.claim(&e2, later, std::time::Duration::ZERO)
+            .await
+            .expect("claim"),
+        EventClaim::New
+    );
+    assert_eq!(claim(e2.clone(), "m3", later).await, EventClaim::New);
+    assert_eq!(claim(e2, "m4", later).await, EventClaim::Done);
+
+    // An expired entry (not yet deleted by TTL) is as good as absent.
+    let e3 = event(3);
+    let past = OffsetDateTime::now_utc() - time::Duration::seconds(5);
+    assert_eq!(claim(e3.clone(), "m5", past).await, EventClaim::New);
+    assert_eq!(claim(e3, "m6", later).await, EventClaim::New);
+}
+
 /// An App purge's erasing of attempts: of one App only (the others, and their delivery
 /// lookups, stay), walked in pages from a cursor; and a webhook's whole log.
 async fn attempts_are_erased_by_app_in_pages(log: Arc<dyn AttemptLog>) {

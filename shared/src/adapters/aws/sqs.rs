@@ -12,7 +12,9 @@ use aws_sdk_sqs::types::{
 use aws_sdk_sqs::Client;
 use futures_util::stream::{self, StreamExt};
 
-use crate::delivery::{DeliveryId, DeliveryMessage, ReceiptHandle, ReceivedMessage};
+use crate::delivery::{
+    DeliveryId, DeliveryMessage, ReceiptHandle, ReceivedMessage, REPLAY_OF_ATTRIBUTE,
+};
 use crate::event::Event;
 use crate::job::JobChunk;
 use crate::ports::{DeadLetters, DeliveryQueue, EventQueue, PortError};
@@ -80,6 +82,7 @@ impl SqsQueue {
             .max_number_of_messages(max)
             .wait_time_seconds(wait_seconds)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .message_attribute_names(REPLAY_OF_ATTRIBUTE)
             .send()
             .await
             .map_err(unavailable)?;
@@ -88,6 +91,10 @@ impl SqsQueue {
             .unwrap_or_default()
             .into_iter()
             .map(|m| ReceivedMessage {
+                replay_of: m
+                    .message_attributes()
+                    .and_then(|a| a.get(REPLAY_OF_ATTRIBUTE))
+                    .and_then(|a| a.string_value().map(str::to_owned)),
                 receive_count: m
                     .attributes()
                     .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))

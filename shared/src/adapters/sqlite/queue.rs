@@ -170,6 +170,7 @@ fn resolve(
                     body,
                     receive_count,
                     receipt: ReceiptHandle(receipt),
+                    replay_of: None,
                 });
             }
         }
@@ -353,6 +354,7 @@ impl SqliteQueue {
                             body: body.to_string(),
                             receive_count,
                             receipt: ReceiptHandle(receipt),
+                            replay_of: None,
                         }),
                         other => rest.push(other),
                     }

@@ -165,6 +165,83 @@ impl EventLog for DynamoEventLog {
         }
     }
 
+    async fn claim_for_message(
+        &self,
+        event: &Event,
+        expires_at: OffsetDateTime,
+        taken_by: &str,
+    ) -> Result<Option<EventClaim>, PortError> {
+        let doc = String::from_utf8(
+            event
+                .delivery_body()
+                .map_err(|e| PortError::Corrupt(e.to_string()))?,
+        )
+        .map_err(|e| PortError::Corrupt(e.to_string()))?;
+        let now = OffsetDateTime::now_utc();
+        let now_ms = now.unix_timestamp_nanos() / 1_000_000;
+        let position = LoggedEvent {
+            event: event.clone(),
+            received_at: now,
+        }
+        .position();
+        // The one write: the event, already "done" for anyone else. Its own message's retry
+        // may write it again; so may a claim an older build left lapsed (no `takenBy`).
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("PK", s(event_pk(&event.id)))
+            .item("SK", s(META))
+            .item("doc", s(doc))
+            .item("state", s("done"))
+            .item("takenBy", s(taken_by))
+            .item(
+                "receivedAt",
+                AttributeValue::N(now.unix_timestamp().to_string()),
+            )
+            .item(APP_DAY, s(app_day(event.urn.app_id(), now)))
+            .item(APP_SEQ, s(position))
+            .item(
+                "ttl",
+                AttributeValue::N(expires_at.unix_timestamp().to_string()),
+            )
+            .condition_expression(
+                "attribute_not_exists(PK) OR #ttl <= :now OR takenBy = :by \
+                 OR (attribute_not_exists(takenBy) AND #state = :pending AND claimedUntil < :nowms)",
+            )
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::N(now.unix_timestamp().to_string()),
+            )
+            .expression_attribute_values(":by", s(taken_by))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":nowms", AttributeValue::N(now_ms.to_string()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await;
+        match put {
+            Ok(out) => {
+                let repeated = out.attributes.as_ref().is_some_and(|old| {
+                    matches!(old.get("takenBy"), Some(AttributeValue::S(by)) if by == taken_by)
+                });
+                Ok(Some(if repeated {
+                    EventClaim::Unfinished
+                } else {
+                    EventClaim::New
+                }))
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Some(EventClaim::Done))
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     async fn release(&self, id: &EventId) -> Result<(), PortError> {
         let result = self
             .client
