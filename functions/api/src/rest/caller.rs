@@ -1,5 +1,7 @@
 //! `GET /v1/me`: who the token is; `GET /v1/apps`: the Apps it may manage that have webhooks.
 
+use std::sync::Arc;
+
 use super::*;
 
 /// Who a token is.
@@ -51,7 +53,7 @@ pub(crate) struct AppList {
     )
 )]
 pub(crate) async fn list_apps(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
 ) -> Answer {
     let items = s.webhooks.apps(&p).await?;

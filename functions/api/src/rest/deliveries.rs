@@ -1,5 +1,7 @@
 //! A webhook's test event, attempt log and redelivery.
 
+use std::sync::Arc;
+
 use super::*;
 
 /// Send a signed webhook.test event through the real delivery path.
@@ -12,7 +14,7 @@ use super::*;
     )
 )]
 pub(crate) async fn send_test(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
 ) -> Answer {
@@ -33,7 +35,7 @@ pub(crate) async fn send_test(
     )
 )]
 pub(crate) async fn webhook_stats(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
@@ -58,7 +60,7 @@ pub(crate) async fn webhook_stats(
     )
 )]
 pub(crate) async fn list_deliveries(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
@@ -96,7 +98,7 @@ pub(crate) async fn list_deliveries(
     )
 )]
 pub(crate) async fn redeliver(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     Path((id, delivery)): Path<(String, String)>,
 ) -> Answer {

@@ -1,5 +1,7 @@
 //! `POST /v1/events` (intake) and `GET /v1/event-types` (the catalog).
 
+use std::sync::Arc;
+
 use super::*;
 
 /// The event-type catalog.
@@ -8,7 +10,7 @@ use super::*;
     security(()),
     responses((status = 200, description = "The catalog", body = EventTypes))
 )]
-pub(crate) async fn event_types(State(s): State<Services>) -> Response {
+pub(crate) async fn event_types(State(s): State<Arc<Services>>) -> Response {
     json_response(
         StatusCode::OK,
         &EventTypes {
@@ -29,7 +31,7 @@ pub(crate) async fn event_types(State(s): State<Services>) -> Response {
     )
 )]
 pub(crate) async fn publish_event(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     JsonBytes(body): JsonBytes,
 ) -> Answer {

@@ -1,5 +1,7 @@
 //! `/v1/grants/revoke` and `/restore`: the platform reports permission changes.
 
+use std::sync::Arc;
+
 use super::*;
 
 /// What a grant change did.
@@ -45,7 +47,7 @@ pub(crate) async fn change_grant(
     )
 )]
 pub(crate) async fn revoke_grant(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     JsonBody(input): JsonBody<GrantInput>,
 ) -> Answer {
@@ -63,7 +65,7 @@ pub(crate) async fn revoke_grant(
     )
 )]
 pub(crate) async fn restore_grant(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     JsonBody(input): JsonBody<GrantInput>,
 ) -> Answer {

@@ -1,6 +1,8 @@
 //! Recover a webhook's failed deliveries, send it past events, or purge an App's data, as
 //! background jobs; and the jobs.
 
+use std::sync::Arc;
+
 use super::*;
 
 /// The jobs routes' service: present when the API was built over every port.
@@ -23,7 +25,7 @@ fn recovery(s: &Services) -> Result<&RecoveryService, Problem> {
     )
 )]
 pub(crate) async fn recover(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<WindowInput>,
@@ -52,7 +54,7 @@ pub(crate) async fn recover(
     )
 )]
 pub(crate) async fn backfill(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
     JsonBody(input): JsonBody<WindowInput>,
@@ -82,7 +84,7 @@ pub(crate) async fn backfill(
     )
 )]
 pub(crate) async fn purge_app(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     Path(app_id): Path<String>,
 ) -> Answer {
@@ -104,7 +106,7 @@ pub(crate) async fn purge_app(
     )
 )]
 pub(crate) async fn get_job(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
 ) -> Answer {
@@ -122,7 +124,7 @@ pub(crate) async fn get_job(
     )
 )]
 pub(crate) async fn cancel_job(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
 ) -> Answer {

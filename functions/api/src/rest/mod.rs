@@ -71,8 +71,8 @@ use webhooks::*;
 /// Largest request body accepted (413 above).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// The services the routes call.
-#[derive(Clone)]
+/// The services the routes call, shared by every request (axum clones its state per request:
+/// one `Arc` rather than every service's handles).
 struct Services {
     webhooks: WebhookService,
     intake: IntakeService,
@@ -156,7 +156,7 @@ impl Api {
             .merge(crate::console::routes())
             .fallback(no_route)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-            .with_state(services);
+            .with_state(Arc::new(services));
         // Wrapped whole, so the middleware sees the router's own answers (405 with Allow).
         let routes = axum::Router::new()
             .fallback_service(routes)
@@ -284,7 +284,7 @@ struct GraphQlResponse {
     )
 )]
 async fn graphql(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     JsonBytes(body): JsonBytes,
 ) -> Answer {

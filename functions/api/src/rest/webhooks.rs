@@ -1,5 +1,7 @@
 //! `/v1/webhooks`: list, create, probe, read, change, delete, rotate, enable, disable.
 
+use std::sync::Arc;
+
 use super::*;
 
 /// List the webhooks of an App you may edit, oldest first.
@@ -16,7 +18,7 @@ use super::*;
     )
 )]
 pub(crate) async fn list_webhooks(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     RawQuery(query): RawQuery,
 ) -> Answer {
@@ -54,7 +56,7 @@ pub(crate) async fn list_webhooks(
     )
 )]
 pub(crate) async fn create_webhook(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     RawQuery(query): RawQuery,
     JsonBody(input): JsonBody<NewWebhook>,
@@ -82,7 +84,7 @@ pub(crate) async fn create_webhook(
     )
 )]
 pub(crate) async fn probe_url(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     JsonBody(input): JsonBody<ProbeInput>,
 ) -> Answer {
@@ -100,7 +102,7 @@ pub(crate) async fn probe_url(
     )
 )]
 pub(crate) async fn get_webhook(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
 ) -> Answer {
@@ -121,7 +123,7 @@ pub(crate) async fn get_webhook(
     )
 )]
 pub(crate) async fn update_webhook(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -146,7 +148,7 @@ pub(crate) async fn update_webhook(
     )
 )]
 pub(crate) async fn delete_webhook(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -166,7 +168,7 @@ pub(crate) async fn delete_webhook(
     )
 )]
 pub(crate) async fn rotate_secret(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
 ) -> Answer {
@@ -194,7 +196,7 @@ pub(crate) async fn rotate_secret(
     )
 )]
 pub(crate) async fn enable_webhook(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
     headers: HeaderMap,
@@ -218,7 +220,7 @@ pub(crate) async fn enable_webhook(
     )
 )]
 pub(crate) async fn disable_webhook(
-    State(s): State<Services>,
+    State(s): State<Arc<Services>>,
     Authenticated(p): Authenticated,
     Path(id): Path<String>,
     headers: HeaderMap,
