@@ -215,6 +215,19 @@ impl AttemptStatus {
     }
 }
 
+/// A new attempt id: a ULID that sorts after every one this process made before, even
+/// within one millisecond (the attempt log lists by id, so two attempts of the same
+/// millisecond are listed in the order they were made, not by their random bits).
+pub fn new_attempt_id() -> String {
+    static IDS: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
+    let next = IDS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .generate();
+    // Only 2^80 ids in one millisecond exhaust it.
+    next.unwrap_or_else(|_| ulid::Ulid::new()).to_string()
+}
+
 /// One delivery attempt, kept in the attempt log for its TTL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -265,6 +278,14 @@ pub struct Attempt {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn attempt_ids_sort_in_the_order_they_were_made() {
+        let ids: Vec<String> = (0..1000).map(|_| super::new_attempt_id()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+    }
+
     use super::*;
 
     #[test]

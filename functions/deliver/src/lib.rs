@@ -436,7 +436,7 @@ impl Deliver {
         fill: impl FnOnce(&mut Attempt),
     ) {
         let mut a = Attempt {
-            attempt_id: ulid::Ulid::new().to_string(),
+            attempt_id: hookline_core::delivery::new_attempt_id(),
             webhook_id: delivery.webhook_id.clone(),
             delivery_id: delivery.delivery_id.clone(),
             event_id: delivery.event_id.clone(),
