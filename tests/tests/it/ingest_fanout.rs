@@ -724,3 +724,81 @@ on_both_paths!(
     a_fan_out_failing_half_way_loses_no_delivery,
     the_lambda_fixture_batch_fans_out_and_dead_letters,
 );
+
+/// The embedded store's one-commit fan-out, at the port: a new event's messages and its
+/// mark land together; a copy sends nothing; an event another consumer holds sends nothing
+/// until its claim lapses, and is then taken over.
+#[tokio::test]
+async fn embedded_fan_out_is_one_commit_of_claim_messages_and_mark() {
+    use hookline_core::event::{Event, IntakeRules};
+    use hookline_core::ports::{EventClaim, FanOutCommit};
+    let b = Embedded::new();
+    let rules = IntakeRules {
+        namespace: &Default::default(),
+        catalog: hookline_core::event_type::Catalog::builtin(),
+    };
+    let event = |id: &str| {
+        Event::from_intake(
+            event_body(id, "booking.created", "urn:allthings:app:C1:booking:B1").as_bytes(),
+            rules,
+            time::OffsetDateTime::now_utc(),
+        )
+        .expect("event")
+    };
+    let messages = |e: &Event| -> Vec<DeliveryMessage> {
+        (0..2)
+            .map(|_| DeliveryMessage::first(&e.id, &WebhookId::generate(), None))
+            .collect()
+    };
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let lease = Duration::from_millis(300);
+
+    let a = event("evt_commit_a");
+    let claim = b
+        .deliveries
+        .commit_fan_out(&a, later, lease, &messages(&a))
+        .await
+        .expect("commit");
+    assert_eq!(claim, EventClaim::New);
+    assert_eq!(b.deliveries().await.len(), 2);
+    // Marked in the same commit: the claim-then-mark path sees it done.
+    assert_eq!(
+        b.db.claim(&a, later, lease).await.expect("claim"),
+        EventClaim::Done
+    );
+    let again = b
+        .deliveries
+        .commit_fan_out(&a, later, lease, &messages(&a))
+        .await
+        .expect("commit");
+    assert_eq!(again, EventClaim::Done);
+    assert_eq!(b.deliveries().await.len(), 2, "a copy sends nothing");
+    // Its messages are receivable at once.
+    let received = b
+        .deliveries
+        .receive(10, Duration::from_secs(30))
+        .await
+        .expect("receive");
+    assert_eq!(received.len(), 2);
+
+    let held = event("evt_commit_b");
+    assert_eq!(
+        b.db.claim(&held, later, lease).await.expect("claim"),
+        EventClaim::New
+    );
+    let busy = b
+        .deliveries
+        .commit_fan_out(&held, later, lease, &messages(&held))
+        .await
+        .expect("commit");
+    assert_eq!(busy, EventClaim::InProgress);
+    assert_eq!(b.deliveries().await.len(), 2, "nothing sent while held");
+    tokio::time::sleep(lease + Duration::from_millis(100)).await;
+    let taken = b
+        .deliveries
+        .commit_fan_out(&held, later, lease, &messages(&held))
+        .await
+        .expect("commit");
+    assert_eq!(taken, EventClaim::Unfinished);
+    assert_eq!(b.deliveries().await.len(), 4);
+}
