@@ -249,6 +249,12 @@ impl Event {
     pub fn delivery_body(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)
     }
+
+    /// The delivered body as text: what the event log and the events queue store, and
+    /// [`Event::from_stored`] reads back.
+    pub fn stored_doc(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
+    }
 }
 
 /// Serde for an event carried inside another document (a delivery message): written as its

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::receiver::Receiver;
 use crate::stats::{read_process, Latency};
-use crate::throughput::{post, publish, start_serve, Scratch};
-use crate::{intake_body, pad_for, BenchError, BENCH_EVENT_TYPE};
+use crate::throughput::{publish, start_serve, subscribe, Scratch};
+use crate::{intake_body, pad_for, BenchError};
 
 /// What an idle run does.
 #[derive(Debug, Clone, Serialize)]
@@ -47,25 +47,9 @@ pub async fn run(hookline: &Path, options: &IdleOptions) -> Result<IdleReport, B
     let scratch = Scratch::new()?;
     let (serve, base, token) =
         start_serve(hookline, &scratch, hookline::DELIVER_WORKERS, &[]).await?;
-    let pid = serve
-        .0
-        .id()
-        .ok_or_else(|| BenchError::Setup("serve exited at once".into()))?
-        .to_string();
+    let pid = serve.pid()?;
     let client = reqwest::Client::new();
-    let webhook = serde_json::json!({
-        "name": "idle",
-        "url": format!("{}/w/0", receiver.url()),
-        "eventTypes": [BENCH_EVENT_TYPE],
-    });
-    post(
-        &client,
-        &format!("{base}/v1/webhooks?appId=A1"),
-        &token,
-        &webhook,
-        201,
-    )
-    .await?;
+    subscribe(&client, &base, &token, &receiver.url(), "idle", 1).await?;
     // Startup work (migrations, the first metrics upkeep, the endpoint check) settles first.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let cpu = || {

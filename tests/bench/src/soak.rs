@@ -17,8 +17,8 @@ use serde::Serialize;
 
 use crate::receiver::{Behaviour, Receiver};
 use crate::stats::{read_process, Latency};
-use crate::throughput::{post, publish, start_serve, Scratch};
-use crate::{intake_body, pad_for, BenchError, BENCH_EVENT_TYPE};
+use crate::throughput::{publish, start_serve, subscribe, Scratch};
+use crate::{intake_body, pad_for, BenchError};
 
 /// What a soak run does.
 #[derive(Debug, Clone, Serialize)]
@@ -161,27 +161,9 @@ pub async fn run(hookline: &Path, options: &SoakOptions) -> Result<SoakReport, B
         ],
     )
     .await?;
-    let pid = serve
-        .0
-        .id()
-        .ok_or_else(|| BenchError::Setup("serve exited at once".into()))?
-        .to_string();
+    let pid = serve.pid()?;
     let client = reqwest::Client::new();
-    for i in 0..width {
-        let webhook = serde_json::json!({
-            "name": format!("soak {i}"),
-            "url": format!("{}/w/{i}", receiver.url()),
-            "eventTypes": [BENCH_EVENT_TYPE],
-        });
-        post(
-            &client,
-            &format!("{base}/v1/webhooks?appId=A1"),
-            &token,
-            &webhook,
-            201,
-        )
-        .await?;
-    }
+    subscribe(&client, &base, &token, &receiver.url(), "soak", width).await?;
     let pad = pad_for(options.body_bytes);
     let events_url = format!("{base}/v1/events");
 

@@ -122,6 +122,16 @@ pub struct ThroughputReport {
 /// A child process killed when dropped, so a failed run leaves nothing behind.
 pub(crate) struct Reaped(pub(crate) Child);
 
+impl Reaped {
+    /// The process id, for reading its `/proc` entry.
+    pub(crate) fn pid(&self) -> Result<String, BenchError> {
+        self.0
+            .id()
+            .map(|id| id.to_string())
+            .ok_or_else(|| BenchError::Setup("serve exited at once".into()))
+    }
+}
+
 impl Drop for Reaped {
     fn drop(&mut self) {
         let _ = self.0.start_kill();
@@ -325,6 +335,34 @@ pub(crate) async fn post(
     Ok(())
 }
 
+/// Creates `n` webhooks of App A1 on `serve` at `base`, named `<label> <i>`, each for the
+/// bench's event type and posting to `<receiver>/w/<i>`.
+pub(crate) async fn subscribe(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    receiver: &str,
+    label: &str,
+    n: usize,
+) -> Result<(), BenchError> {
+    for i in 0..n {
+        let webhook = serde_json::json!({
+            "name": format!("{label} {i}"),
+            "url": format!("{receiver}/w/{i}"),
+            "eventTypes": [super::BENCH_EVENT_TYPE],
+        });
+        post(
+            client,
+            &format!("{base}/v1/webhooks?appId=A1"),
+            token,
+            &webhook,
+            201,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// An event POST that intake took.
 pub(crate) struct Published {
     /// How many times it was answered 429 first.
@@ -417,27 +455,9 @@ async fn run_pipeline(
         .await?;
     }
     let (serve, base, token) = start_serve(exe, &scratch, options.deliver_workers, &[]).await?;
-    let pid = serve
-        .0
-        .id()
-        .ok_or_else(|| BenchError::Setup("serve exited at once".into()))?
-        .to_string();
+    let pid = serve.pid()?;
     let client = reqwest::Client::new();
-    for i in 0..w {
-        let webhook = serde_json::json!({
-            "name": format!("bench {i}"),
-            "url": format!("{}/w/{i}", receiver.url()),
-            "eventTypes": [super::BENCH_EVENT_TYPE],
-        });
-        post(
-            &client,
-            &format!("{base}/v1/webhooks?appId=A1"),
-            &token,
-            &webhook,
-            201,
-        )
-        .await?;
-    }
+    subscribe(&client, &base, &token, &receiver.url(), "bench", w).await?;
     // A backfill of the history to one more webhook, running beside the live runs.
     let backfill = if options.backfill_events > 0 {
         let history = Receiver::start(0, 1)

@@ -745,20 +745,24 @@ async fn embedded_fan_out_is_one_commit_of_claim_messages_and_mark() {
         )
         .expect("event")
     };
-    let messages = |e: &Event| -> Vec<DeliveryMessage> {
-        (0..2)
-            .map(|_| DeliveryMessage::first(&e.id, &WebhookId::generate(), None))
-            .collect()
-    };
     let later = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
     let lease = Duration::from_millis(300);
+    // One commit of `e` with two delivery messages; the claim it found.
+    let commit = |e: Event| {
+        let deliveries = b.deliveries.clone();
+        async move {
+            let messages: Vec<DeliveryMessage> = (0..2)
+                .map(|_| DeliveryMessage::first(&e.id, &WebhookId::generate(), None))
+                .collect();
+            deliveries
+                .commit_fan_out(&e, later, lease, &messages)
+                .await
+                .expect("commit")
+        }
+    };
 
     let a = event("evt_commit_a");
-    let claim = b
-        .deliveries
-        .commit_fan_out(&a, later, lease, &messages(&a))
-        .await
-        .expect("commit");
+    let claim = commit(a.clone()).await;
     assert_eq!(claim, EventClaim::New);
     assert_eq!(b.deliveries().await.len(), 2);
     // Marked in the same commit: the claim-then-mark path sees it done.
@@ -766,11 +770,7 @@ async fn embedded_fan_out_is_one_commit_of_claim_messages_and_mark() {
         b.db.claim(&a, later, lease).await.expect("claim"),
         EventClaim::Done
     );
-    let again = b
-        .deliveries
-        .commit_fan_out(&a, later, lease, &messages(&a))
-        .await
-        .expect("commit");
+    let again = commit(a.clone()).await;
     assert_eq!(again, EventClaim::Done);
     assert_eq!(b.deliveries().await.len(), 2, "a copy sends nothing");
     // Its messages are receivable at once.
@@ -786,19 +786,11 @@ async fn embedded_fan_out_is_one_commit_of_claim_messages_and_mark() {
         b.db.claim(&held, later, lease).await.expect("claim"),
         EventClaim::New
     );
-    let busy = b
-        .deliveries
-        .commit_fan_out(&held, later, lease, &messages(&held))
-        .await
-        .expect("commit");
+    let busy = commit(held.clone()).await;
     assert_eq!(busy, EventClaim::InProgress);
     assert_eq!(b.deliveries().await.len(), 2, "nothing sent while held");
     tokio::time::sleep(lease + Duration::from_millis(100)).await;
-    let taken = b
-        .deliveries
-        .commit_fan_out(&held, later, lease, &messages(&held))
-        .await
-        .expect("commit");
+    let taken = commit(held.clone()).await;
     assert_eq!(taken, EventClaim::Unfinished);
     assert_eq!(b.deliveries().await.len(), 4);
 }

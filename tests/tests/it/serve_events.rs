@@ -23,24 +23,11 @@ fn settings() -> Settings {
     }
 }
 
-async fn wait_for_deliveries(local: &Local, n: usize) -> Vec<DeliveryMessage> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let messages = local.queues.deliveries.list(1000).await.expect("list");
-        if messages.len() >= n || Instant::now() > deadline {
-            return messages
-                .iter()
-                .map(|m| serde_json::from_str(&m.body).expect("delivery"))
-                .collect();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-#[tokio::test]
-async fn an_event_posted_over_http_becomes_delivery_messages() {
+/// A fresh `serve` store (no workers) with one webhook for App A1's tickets, and a token
+/// that may publish there.
+async fn a1_ticket_webhook(name: &str) -> (Local, hookline_core::webhook::Webhook, String) {
     let local = Local::open(
-        &hookline_tests::temp_db("serve-events"),
+        &hookline_tests::temp_db(name),
         settings(),
         "permissions".into(),
     )
@@ -57,6 +44,26 @@ async fn an_event_posted_over_http_becomes_delivery_messages() {
         Some(&serde_json::Value::String("publish-events:A1".into())),
     );
     let token = local.mint_token(&publisher, Duration::from_secs(600));
+    (local, hook, token)
+}
+
+async fn wait_for_deliveries(local: &Local, n: usize) -> Vec<DeliveryMessage> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let messages = local.queues.deliveries.list(1000).await.expect("list");
+        if messages.len() >= n || Instant::now() > deadline {
+            return messages
+                .iter()
+                .map(|m| serde_json::from_str(&m.body).expect("delivery"))
+                .collect();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_event_posted_over_http_becomes_delivery_messages() {
+    let (local, hook, token) = a1_ticket_webhook("serve-events").await;
     let server = hookline_tests::Serving::start(local.clone()).await;
     let base = server.base.clone();
     let client = reqwest::Client::new();
@@ -139,24 +146,7 @@ async fn post_event(local: &Local, token: &str, body: serde_json::Value) -> u16 
 #[tokio::test]
 async fn an_event_is_fanned_out_in_the_commit_that_takes_it_in() {
     use hookline_core::ports::{EventClaim, EventLog};
-    let local = Local::open(
-        &hookline_tests::temp_db("serve-intake-fan-out"),
-        settings(),
-        "permissions".into(),
-    )
-    .await
-    .expect("open");
-    let hook = webhook(&["urn:allthings:app:A1:ticket:*"], &["ticket.*"], true);
-    local
-        .db
-        .create(&hookline_tests::rekey(&hook, &local.keys, None))
-        .await
-        .expect("create");
-    let publisher = Principal::from_claims(
-        "platform",
-        Some(&serde_json::Value::String("publish-events:A1".into())),
-    );
-    let token = local.mint_token(&publisher, Duration::from_secs(600));
+    let (local, hook, token) = a1_ticket_webhook("serve-intake-fan-out").await;
     let event = |id: &str, urn: &str| serde_json::json!({"id": id, "type": "ticket.created", "urn": urn, "data": {}});
 
     // No worker runs: by its 202 the event is logged as fanned out and its delivery queued.

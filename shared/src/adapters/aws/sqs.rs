@@ -230,9 +230,8 @@ impl SqsQueue {
 impl EventQueue for SqsQueue {
     async fn send_event(&self, event: &Event) -> Result<(), PortError> {
         let body = event
-            .delivery_body()
+            .stored_doc()
             .map_err(|e| PortError::Corrupt(e.to_string()))?;
-        let body = String::from_utf8(body).map_err(|e| PortError::Corrupt(e.to_string()))?;
         self.send(&body, None).await.map(|_| ())
     }
 

@@ -150,12 +150,9 @@ impl ClaimRow {
         expires_at: time::OffsetDateTime,
         lease: std::time::Duration,
     ) -> Result<Self, PortError> {
-        let doc = String::from_utf8(
-            event
-                .delivery_body()
-                .map_err(|e| PortError::Corrupt(e.to_string()))?,
-        )
-        .map_err(|e| PortError::Corrupt(e.to_string()))?;
+        let doc = event
+            .stored_doc()
+            .map_err(|e| PortError::Corrupt(e.to_string()))?;
         Ok(Self {
             id: event.id.to_string(),
             app: event.urn.app_id().to_owned(),

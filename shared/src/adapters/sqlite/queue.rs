@@ -80,6 +80,8 @@ pub struct SqliteQueue {
     db: Database,
     name: String,
     redrive: Option<(String, u32)>,
+    /// This queue's wake-up ([`Database::message_sent`]), looked up once.
+    wakeup: Arc<tokio::sync::Notify>,
 }
 
 /// A message sitting in a queue, as `hookline dlq list` shows it.
@@ -210,6 +212,7 @@ impl SqliteQueue {
     /// The queue `name`; with `redrive = Some((dlq, max_receive_count))` it dead-letters.
     pub fn new(db: Database, name: &str, redrive: Option<(&str, u32)>) -> Self {
         Self {
+            wakeup: db.message_sent(name),
             db,
             name: name.to_owned(),
             redrive: redrive.map(|(dlq, max)| (dlq.to_owned(), max)),
@@ -308,8 +311,17 @@ impl SqliteQueue {
             }
         }
         // One consumer wakes; if it finds a full batch it wakes the next ([`Self::receive`]).
-        self.db.message_sent(queue).notify_one();
+        self.notify(queue);
         ids
+    }
+
+    /// Wakes one consumer of `queue` (this queue's wake-up without a lookup).
+    fn notify(&self, queue: &str) {
+        if queue == self.name {
+            self.wakeup.notify_one();
+        } else {
+            self.db.message_sent(queue).notify_one();
+        }
     }
 
     /// Receives up to `max` visible messages and hides them for `visibility`. Messages
@@ -389,7 +401,7 @@ impl SqliteQueue {
             self.db.messages_taken().notify_waiters();
             if received.len() >= max {
                 // There may be more: hand the wake-up on to another consumer.
-                self.db.message_sent(&self.name).notify_one();
+                self.wakeup.notify_one();
             }
         }
         Ok(received)
@@ -484,7 +496,7 @@ impl SqliteQueue {
             }
         }
         if promoted {
-            self.db.message_sent(&self.name).notify_one();
+            self.wakeup.notify_one();
         }
         Ok(())
     }
@@ -517,7 +529,7 @@ impl SqliteQueue {
             .await;
         self.on_failure(changed)?;
         lock(self.schedule()).hide_until(&self.name, seq, visible_at);
-        self.db.message_sent(&self.name).notify_one();
+        self.wakeup.notify_one();
         Ok(())
     }
 
@@ -589,7 +601,7 @@ impl SqliteQueue {
             .await;
         let moved = self.on_failure(moved)?;
         lock(self.schedule()).moved(&self.name, &to.name, &moved, now);
-        self.db.message_sent(&to.name).notify_one();
+        to.wakeup.notify_one();
         Ok(moved.len())
     }
 
@@ -645,7 +657,7 @@ impl SqliteQueue {
 
     /// The queue's wake-up ([`Database::message_sent`]).
     pub fn wakeup(&self) -> Arc<tokio::sync::Notify> {
-        self.db.message_sent(&self.name)
+        self.wakeup.clone()
     }
 
     /// Woken whenever a consumer takes messages from any queue of this database.
@@ -663,9 +675,8 @@ impl SqliteQueue {
 impl EventQueue for SqliteQueue {
     async fn send_event(&self, event: &Event) -> Result<(), PortError> {
         let body = event
-            .delivery_body()
+            .stored_doc()
             .map_err(|e| PortError::Corrupt(e.to_string()))?;
-        let body = String::from_utf8(body).map_err(|e| PortError::Corrupt(e.to_string()))?;
         self.send(&body, Duration::ZERO, None).await.map(|_| ())
     }
 
@@ -843,7 +854,7 @@ impl SqliteQueue {
                 .collect()
         };
         for queue in promoted {
-            self.db.message_sent(queue).notify_one();
+            self.notify(queue);
         }
         Ok((erased.len() as u64, next))
     }

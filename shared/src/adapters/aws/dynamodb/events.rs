@@ -43,6 +43,45 @@ impl DynamoEventLog {
         }
     }
 
+    /// The `PutItem` of `event`'s item as received `now`, in fan-out `state`, kept until
+    /// `expires_at` and listed by its App: what every claim writes, before its own attributes
+    /// and condition.
+    fn put_event(
+        &self,
+        event: &Event,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+        state: &str,
+    ) -> Result<aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder, PortError>
+    {
+        let doc = event
+            .stored_doc()
+            .map_err(|e| PortError::Corrupt(e.to_string()))?;
+        let position = LoggedEvent {
+            event: event.clone(),
+            received_at: now,
+        }
+        .position();
+        Ok(self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("PK", s(event_pk(&event.id)))
+            .item("SK", s(META))
+            .item("doc", s(doc))
+            .item("state", s(state))
+            .item(
+                "receivedAt",
+                AttributeValue::N(now.unix_timestamp().to_string()),
+            )
+            .item(APP_DAY, s(app_day(event.urn.app_id(), now)))
+            .item(APP_SEQ, s(position))
+            .item(
+                "ttl",
+                AttributeValue::N(expires_at.unix_timestamp().to_string()),
+            ))
+    }
+
     async fn read(
         &self,
         id: &EventId,
@@ -74,39 +113,12 @@ impl EventLog for DynamoEventLog {
         expires_at: OffsetDateTime,
         lease: std::time::Duration,
     ) -> Result<EventClaim, PortError> {
-        let doc = String::from_utf8(
-            event
-                .delivery_body()
-                .map_err(|e| PortError::Corrupt(e.to_string()))?,
-        )
-        .map_err(|e| PortError::Corrupt(e.to_string()))?;
         let now = OffsetDateTime::now_utc();
         let until = (now + lease).unix_timestamp_nanos() / 1_000_000;
         let now_ms = now.unix_timestamp_nanos() / 1_000_000;
-        let position = LoggedEvent {
-            event: event.clone(),
-            received_at: now,
-        }
-        .position();
         let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("PK", s(event_pk(&event.id)))
-            .item("SK", s(META))
-            .item("doc", s(doc))
-            .item("state", s("pending"))
+            .put_event(event, expires_at, now, "pending")?
             .item("claimedUntil", AttributeValue::N(until.to_string()))
-            .item(
-                "receivedAt",
-                AttributeValue::N(now.unix_timestamp().to_string()),
-            )
-            .item(APP_DAY, s(app_day(event.urn.app_id(), now)))
-            .item(APP_SEQ, s(position))
-            .item(
-                "ttl",
-                AttributeValue::N(expires_at.unix_timestamp().to_string()),
-            )
             .condition_expression("attribute_not_exists(PK) OR #ttl <= :now")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(
@@ -171,40 +183,13 @@ impl EventLog for DynamoEventLog {
         expires_at: OffsetDateTime,
         taken_by: &str,
     ) -> Result<Option<EventClaim>, PortError> {
-        let doc = String::from_utf8(
-            event
-                .delivery_body()
-                .map_err(|e| PortError::Corrupt(e.to_string()))?,
-        )
-        .map_err(|e| PortError::Corrupt(e.to_string()))?;
         let now = OffsetDateTime::now_utc();
         let now_ms = now.unix_timestamp_nanos() / 1_000_000;
-        let position = LoggedEvent {
-            event: event.clone(),
-            received_at: now,
-        }
-        .position();
         // The one write: the event, already "done" for anyone else. Its own message's retry
         // may write it again; so may a claim an older build left lapsed (no `takenBy`).
         let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("PK", s(event_pk(&event.id)))
-            .item("SK", s(META))
-            .item("doc", s(doc))
-            .item("state", s("done"))
+            .put_event(event, expires_at, now, "done")?
             .item("takenBy", s(taken_by))
-            .item(
-                "receivedAt",
-                AttributeValue::N(now.unix_timestamp().to_string()),
-            )
-            .item(APP_DAY, s(app_day(event.urn.app_id(), now)))
-            .item(APP_SEQ, s(position))
-            .item(
-                "ttl",
-                AttributeValue::N(expires_at.unix_timestamp().to_string()),
-            )
             .condition_expression(
                 "attribute_not_exists(PK) OR #ttl <= :now OR takenBy = :by \
                  OR (attribute_not_exists(takenBy) AND #state = :pending AND claimedUntil < :nowms)",
