@@ -41,7 +41,8 @@ export SAM_CLI_TELEMETRY=0
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 mkdir -p target
 rm -f target/test-total.txt
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
+# moto, with STS AssumeRole checking trust policies and external ids (tests/moto_server.py).
+"$venv/bin/python" "$root/tests/moto_server.py" -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
 moto_pid=$!
 stop_moto() { kill "$moto_pid" 2>/dev/null; wait "$moto_pid" 2>/dev/null; }
 trap stop_moto EXIT INT TERM

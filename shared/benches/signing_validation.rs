@@ -51,6 +51,7 @@ fn validation(c: &mut Criterion) {
         allow_http: false,
         targets: TargetPolicy::PUBLIC_ONLY,
         ordered: true,
+        destinations: None,
     };
     let valid = NewWebhook {
         name: "CRM sync".into(),

@@ -2,7 +2,7 @@
 //! behind features. Modules import in one direction (`docs/ARCHITECTURE.md`):
 //!
 //! 1. Values: [`timestamp`], [`validation`], [`config`], [`urn`], [`event_type`], [`event`],
-//!    [`filter`], [`signing`], [`sealed`], [`retry`], [`target`], [`auth`], [`rules`],
+//!    [`filter`], [`signing`], [`sealed`], [`destination`] (AWS destinations), [`retry`], [`target`], [`auth`], [`rules`],
 //!    [`webhook`] (with its lifecycle state), [`outbound`], [`delivery`], [`operational`],
 //!    [`grant`], [`telemetry`] (the metrics' vocabulary), [`stats`] (a webhook's health),
 //!    [`retention`] (how long events and attempts are kept), [`job`] (background jobs).
@@ -16,6 +16,7 @@ pub mod adapters;
 pub mod auth;
 pub mod config;
 pub mod delivery;
+pub mod destination;
 pub mod event;
 pub mod event_type;
 pub mod filter;

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::delivery::{Attempt, AttemptStatus, DeliveryId, DeliveryMessage, ReceiptHandle};
+use crate::destination::{AwsDestination, DestinationMessage, DestinationRefused};
 use crate::event::{Event, EventId};
 use crate::job::{Job, JobChunk, JobId, JobLock};
 use crate::outbound::{OutboundError, OutboundRequest, OutboundResponse};
@@ -424,6 +425,30 @@ pub trait HttpSender: Send + Sync {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, OutboundError>;
 }
 
+/// Sends to AWS destinations through the integrator's role (`adapters::aws::destinations`).
+#[async_trait]
+pub trait DestinationSender: Send + Sync {
+    /// Sends one message. The service's answer comes back as an HTTP status, so the retry
+    /// policy treats it as it treats an endpoint's: 200 sent, 429 throttled, 403 access
+    /// denied (the role or the resource), 404 no such resource, the service's own 5xx, 400
+    /// any other refusal; the body says the service's error code and message.
+    async fn send(
+        &self,
+        destination: &AwsDestination,
+        message: &DestinationMessage,
+        timeout: Duration,
+    ) -> Result<OutboundResponse, OutboundError>;
+
+    /// The check on save: assume the role, make the cheapest read that proves access, then
+    /// send `test`. The error names the step that was refused.
+    async fn check(
+        &self,
+        destination: &AwsDestination,
+        test: &DestinationMessage,
+        timeout: Duration,
+    ) -> Result<(), DestinationRefused>;
+}
+
 /// Where the keys that seal credentials come from: a key file or `HOOKLINE_MASTER_KEY`
 /// (embedded), KMS-wrapped data keys (AWS). Loaded once and cached by the adapter.
 #[async_trait]
@@ -471,6 +496,9 @@ pub struct Ports {
     pub rate_limiter: Arc<dyn RateLimiter>,
     /// The keys that seal credentials at rest.
     pub vault: Arc<dyn Vault>,
+    /// Sends to AWS destinations; `None`: this composition has none (webhooks cannot name
+    /// one, and a delivery to one fails).
+    pub destinations: Option<Arc<dyn DestinationSender>>,
     /// The URN namespace of the deployment.
     pub namespace: Namespace,
 }

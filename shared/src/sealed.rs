@@ -14,6 +14,7 @@ use std::fmt;
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 /// Prefix of every sealed value (format version 1).
@@ -92,6 +93,9 @@ pub fn decode_key(text: &str) -> Result<[u8; KEY_BYTES], SealError> {
 /// The keys of a deployment: the first seals, every one opens.
 pub struct Keyring {
     keys: Vec<(KeyId, LessSafeKey)>,
+    /// Per key, an HMAC key derived from it (`SHA-256("hookline-mac" ‖ key)`): what
+    /// [`Keyring::mac`] tags with, never the sealing key itself.
+    mac_keys: Vec<[u8; 32]>,
 }
 
 impl fmt::Debug for Keyring {
@@ -105,14 +109,19 @@ impl fmt::Debug for Keyring {
 impl Keyring {
     /// A keyring of `keys`, the first active; `None` when there are none.
     pub fn new(keys: &[[u8; KEY_BYTES]]) -> Option<Self> {
-        let keys: Vec<_> = keys
+        let (keys, mac_keys): (Vec<_>, Vec<_>) = keys
             .iter()
             .filter_map(|k| {
                 let unbound = UnboundKey::new(&AES_256_GCM, k).ok()?;
-                Some((KeyId::of(k), LessSafeKey::new(unbound)))
+                let mac_key: [u8; 32] = Sha256::new()
+                    .chain_update(b"hookline-mac")
+                    .chain_update(k)
+                    .finalize()
+                    .into();
+                Some(((KeyId::of(k), LessSafeKey::new(unbound)), mac_key))
             })
-            .collect();
-        (!keys.is_empty()).then_some(Self { keys })
+            .unzip();
+        (!keys.is_empty()).then_some(Self { keys, mac_keys })
     }
 
     /// A keyring of one new random key (in-memory stores, tests).
@@ -134,6 +143,35 @@ impl Keyring {
     /// Whether it holds the key `id`.
     pub fn holds(&self, id: &str) -> bool {
         self.keys.iter().any(|(k, _)| k.as_str() == id)
+    }
+
+    /// An HMAC-SHA256 tag of `data` under the active key's MAC key: values Hookline issues
+    /// and checks later without storing them (external ids).
+    pub fn mac(&self, data: &[u8]) -> [u8; 32] {
+        Self::tag(&self.mac_keys[0], data)
+    }
+
+    /// Whether `tag` is [`Keyring::mac`] of `data` under any of its keys (issued before a
+    /// rotation still checks), compared in constant time.
+    pub fn verify_mac(&self, data: &[u8], tag: &[u8]) -> bool {
+        self.mac_keys.iter().any(|k| {
+            let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(k) else {
+                return false;
+            };
+            mac.update(data);
+            mac.verify_truncated_left(tag).is_ok()
+        })
+    }
+
+    fn tag(key: &[u8; 32], data: &[u8]) -> [u8; 32] {
+        match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+            Ok(mut mac) => {
+                mac.update(data);
+                mac.finalize().into_bytes().into()
+            }
+            // HMAC takes a key of any length; this cannot happen.
+            Err(_) => [0; 32],
+        }
     }
 
     /// Seals `plaintext` for `field` under the active key.

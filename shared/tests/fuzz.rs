@@ -26,6 +26,7 @@ fn webhook_rules() -> WebhookRules<'static> {
         allow_http: false,
         targets: TargetPolicy::PUBLIC_ONLY,
         ordered: true,
+        destinations: None,
     }
 }
 
@@ -132,7 +133,7 @@ proptest! {
                 // What was accepted is accepted again when written back as a patch.
                 let patch = WebhookPatch {
                     name: Some(spec.name.clone()),
-                    url: Some(spec.url.to_string()),
+                    url: spec.endpoint.url().map(ToString::to_string),
                     event_types: Some(spec.event_types.iter().map(ToString::to_string).collect()),
                     urns: Some(spec.urns.iter().map(ToString::to_string).collect()),
                     custom_headers: Some(spec.custom_headers.iter().map(|h| (h.name.clone(), match &h.value { hookline_core::sealed::Protected::Plain(v) => v.clone(), hookline_core::sealed::Protected::Sealed(_) => unreachable!("validation gives plaintext") })).collect::<BTreeMap<_, _>>()),

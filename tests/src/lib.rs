@@ -87,6 +87,7 @@ pub fn webhook(
             allow_private: true,
         },
         ordered: true,
+        destinations: None,
     };
     let spec = NewWebhook {
         name: "test".into(),
@@ -465,4 +466,56 @@ pub fn run_python(python: &str, script: &str, input: &[u8]) -> std::process::Out
         .write_all(input)
         .expect("write to python");
     child.wait_with_output().expect("python ran")
+}
+
+/// One poll of `queue_url` shaped as the SQS event a Lambda gets; handled messages deleted.
+pub async fn play_event_source<F, Fut>(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    handler: F,
+) -> usize
+where
+    F: Fn(aws_lambda_events::event::sqs::SqsEvent) -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
+    let out = sqs
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+        .send()
+        .await
+        .expect("receive");
+    let records: Vec<serde_json::Value> = out
+        .messages()
+        .iter()
+        .map(|m| {
+            let count = m
+                .attributes()
+                .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+                .cloned()
+                .unwrap_or_else(|| "1".into());
+            serde_json::json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+                "attributes": {"ApproximateReceiveCount": count}, "messageAttributes": {}, "eventSource": "aws:sqs"})
+        })
+        .collect();
+    let n = records.len();
+    if n == 0 {
+        return 0;
+    }
+    let event: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_value(serde_json::json!({ "Records": records })).expect("SQS event");
+    let failed = handler(event).await;
+    for m in out.messages() {
+        if !failed.iter().any(|f| Some(f.as_str()) == m.message_id()) {
+            sqs.delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+    n
 }

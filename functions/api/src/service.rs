@@ -6,19 +6,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookline_core::auth::{Action, Principal};
+use hookline_core::destination::{
+    permission_policy, trust_policy, AwsDestination, AwsService, DestinationMessage, ExternalId,
+};
 use hookline_core::event_type::{Catalog, EventTypeInfo};
 use hookline_core::grant::GrantInput;
 use hookline_core::lifecycle::{GrantOutcome, Lifecycle};
 use hookline_core::outbound::{OutboundMethod, OutboundRequest, OutboundResponse};
-use hookline_core::ports::{Cursor, HttpSender, Page, PortError, Vault, WebhookStore};
+use hookline_core::ports::{
+    Cursor, DestinationSender, HttpSender, Page, PortError, Vault, WebhookStore,
+};
 use hookline_core::sealed::{Keyring, Protected};
 use hookline_core::signing::{signature_header, Secret};
 use hookline_core::telemetry;
 use hookline_core::validation::{FieldError, ValidationErrors};
 use hookline_core::webhook::DisabledReason;
 use hookline_core::webhook::{
-    validate_custom_headers, CredentialError, NewWebhook, SigningSecret, Webhook, WebhookId,
-    WebhookPatch, WebhookRules, WebhookSpec, WebhookUrl,
+    validate_custom_headers, CredentialError, Endpoint, NewWebhook, SigningSecret, Webhook,
+    WebhookId, WebhookPatch, WebhookRules, WebhookSpec, WebhookUrl,
 };
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +33,8 @@ use time::OffsetDateTime;
 
 /// Time the endpoint has to answer the verification request (the save check).
 pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time an AWS destination's check on save has for each call (assume-role, read, test send).
+pub const DESTINATION_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default and largest page size of listings.
 pub const DEFAULT_PAGE: usize = 50;
 /// Largest page size a caller may ask for.
@@ -85,11 +92,42 @@ pub struct ProbeReport {
     pub error: Option<String>,
 }
 
+/// The body of `POST /v1/destinations/external-ids`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExternalIdInput {
+    /// The App whose webhooks may use it.
+    pub app_id: String,
+    /// The destination's type, for its permission policy.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// The destination's ARN, for its permission policy.
+    #[serde(default)]
+    pub arn: Option<String>,
+}
+
+/// An issued external id and the policies that go with it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalIdGrant {
+    /// The id the role's trust policy requires (`sts:ExternalId`).
+    pub external_id: String,
+    /// The AWS principal Hookline assumes roles as (`HOOKLINE_AWS_PRINCIPAL`).
+    pub principal: Option<String>,
+    /// The trust policy for the role (when the principal is known).
+    #[schema(value_type = Option<Object>)]
+    pub trust_policy: Option<serde_json::Value>,
+    /// The permission policy for the role (when the type and ARN were given).
+    #[schema(value_type = Option<Object>)]
+    pub permission_policy: Option<serde_json::Value>,
+}
+
 /// The webhook service.
 #[derive(Clone)]
 pub struct WebhookService {
     store: Arc<dyn WebhookStore>,
     http: Arc<dyn HttpSender>,
+    destinations: Option<Arc<dyn DestinationSender>>,
     vault: Arc<dyn Vault>,
     lifecycle: Lifecycle,
     settings: Settings,
@@ -99,6 +137,22 @@ pub struct WebhookService {
 /// A credential that does not open is the store's fault, never the caller's.
 fn unreadable(e: CredentialError) -> ServiceError {
     ServiceError::Store(PortError::Corrupt(e.to_string()))
+}
+
+/// A `webhook.test` event for a check on save: its id and envelope.
+fn test_event() -> (String, Vec<u8>) {
+    let id = format!("msg_test_{}", ulid::Ulid::new());
+    let now = OffsetDateTime::now_utc();
+    let body = serde_json::json!({
+        "id": id,
+        "type": "webhook.test",
+        "urn": null,
+        "timestamp": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "data": {"message": "Hookline is checking that this endpoint answers. Reply 200."},
+    })
+    .to_string()
+    .into_bytes();
+    (id, body)
 }
 
 fn excerpt(body: &str) -> String {
@@ -118,10 +172,136 @@ impl WebhookService {
         Self {
             store,
             http,
+            destinations: None,
             vault,
             lifecycle,
             settings,
             catalog: Catalog::builtin(),
+        }
+    }
+
+    /// Accepts AWS destinations, checked and (by the deliverer) sent with `sender`.
+    pub fn with_destinations(mut self, sender: Arc<dyn DestinationSender>) -> Self {
+        self.destinations = Some(sender);
+        self
+    }
+
+    /// Issues an external id for an AWS destination's role in App `app_id`, with the trust
+    /// policy to give the role (and, given the destination's type and ARN, the permission
+    /// policy). Needs `edit-app` on the App.
+    pub async fn issue_external_id(
+        &self,
+        principal: &Principal,
+        input: &ExternalIdInput,
+    ) -> Result<ExternalIdGrant, ServiceError> {
+        self.check_app_id(&input.app_id)?;
+        if !principal.may(Action::EditApp, &input.app_id) {
+            return Err(ServiceError::Forbidden(format!(
+                "issuing an external id needs edit-app on App {}",
+                input.app_id
+            )));
+        }
+        if self.destinations.is_none() {
+            return Err(ServiceError::BadRequest(
+                "this deployment does not deliver to AWS destinations".into(),
+            ));
+        }
+        let permission = match (&input.kind, &input.arn) {
+            (Some(kind), Some(arn)) => {
+                let service = AwsService::parse(kind).ok_or_else(|| {
+                    ServiceError::Invalid(ValidationErrors::new(vec![FieldError::new(
+                        "type",
+                        format!("\"{kind}\" is not a destination type"),
+                    )]))
+                })?;
+                let arn = hookline_core::destination::Arn::parse(arn).map_err(|e| {
+                    ServiceError::Invalid(ValidationErrors::new(vec![FieldError::new("arn", e)]))
+                })?;
+                Some(permission_policy(&service.actions(), arn.as_str()))
+            }
+            _ => None,
+        };
+        let keys = self.keys().await?;
+        let external_id = ExternalId::issue(&keys, &input.app_id);
+        let principal_arn = self.settings.aws_principal.clone();
+        Ok(ExternalIdGrant {
+            trust_policy: principal_arn
+                .as_deref()
+                .map(|p| trust_policy(p, &external_id)),
+            external_id: external_id.to_string(),
+            principal: principal_arn,
+            permission_policy: permission,
+        })
+    }
+
+    /// A destination's external id must have been issued for one of the webhook's Apps.
+    async fn check_external_id(&self, spec: &WebhookSpec) -> Result<(), ServiceError> {
+        let Some(d) = spec.endpoint.destination() else {
+            return Ok(());
+        };
+        let keys = self.keys().await?;
+        if spec
+            .app_ids()
+            .into_iter()
+            .any(|app| d.external_id.issued_for(&keys, app))
+        {
+            return Ok(());
+        }
+        Err(ServiceError::Invalid(ValidationErrors::new(vec![FieldError::new(
+            "destination.externalId",
+            format!(
+                "was not issued for App(s) {} of this webhook: ask for one with POST /v1/destinations/external-ids",
+                spec.app_ids().into_iter().collect::<Vec<_>>().join(", ")
+            ),
+        )])))
+    }
+
+    /// The check on save for an AWS destination: assume the role, read the resource, send a
+    /// signed `webhook.test` message marked `hookline-test`.
+    async fn verify_destination(
+        &self,
+        d: &AwsDestination,
+        headers: &[(String, String)],
+        secret: &Secret,
+    ) -> Result<(), ServiceError> {
+        let Some(sender) = &self.destinations else {
+            return Err(ServiceError::BadRequest(
+                "this deployment does not deliver to AWS destinations".into(),
+            ));
+        };
+        let (id, body) = test_event();
+        let ts = OffsetDateTime::now_utc().unix_timestamp();
+        let mut attributes = vec![
+            ("webhook-id".to_owned(), id.clone()),
+            ("webhook-timestamp".to_owned(), ts.to_string()),
+            (
+                "webhook-signature".to_owned(),
+                signature_header(std::slice::from_ref(secret), &id, ts, &body),
+            ),
+            ("hookline-test".to_owned(), "true".to_owned()),
+        ];
+        attributes.extend(headers.iter().cloned());
+        let message = DestinationMessage {
+            attributes,
+            body,
+            event_type: "webhook.test".into(),
+            urn: None,
+            group: None,
+            dedup_id: id,
+        };
+        let result = sender.check(d, &message, DESTINATION_CHECK_TIMEOUT).await;
+        telemetry::endpoint_check(result.is_ok());
+        match result {
+            Ok(()) => {
+                tracing::info!(destination = %d.describe(), "destination verified");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::info!(destination = %d.describe(), error = %e, "destination verification failed");
+                Err(ServiceError::EndpointRejected {
+                    detail: format!("{} ({}, role {})", e, d.describe(), d.role_arn),
+                })
+            }
         }
     }
 
@@ -192,6 +372,10 @@ impl WebhookService {
             allow_http: self.settings.allow_http,
             targets: self.settings.targets,
             ordered: self.settings.ordered_deliveries,
+            destinations: self
+                .destinations
+                .is_some()
+                .then_some(&self.settings.destinations),
         }
     }
 
@@ -296,18 +480,8 @@ impl WebhookService {
             r.error = Some(format!("{head_said}; no time was left to try POST"));
             return r;
         }
-        let id = format!("msg_test_{}", ulid::Ulid::new());
-        let now = OffsetDateTime::now_utc();
-        let body = serde_json::json!({
-            "id": id,
-            "type": "webhook.test",
-            "urn": null,
-            "timestamp": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-            "data": {"message": "Hookline is checking that this endpoint answers. Reply 200."},
-        })
-        .to_string()
-        .into_bytes();
-        let ts = now.unix_timestamp();
+        let (id, body) = test_event();
+        let ts = OffsetDateTime::now_utc().unix_timestamp();
         let mut post_headers = vec![
             ("content-type".to_owned(), "application/json".to_owned()),
             ("webhook-id".to_owned(), id.clone()),
@@ -353,9 +527,13 @@ impl WebhookService {
         secret: &Secret,
     ) -> Result<(), ServiceError> {
         let headers = self.open_headers(id, spec).await?;
-        let r = self.probe(&spec.url, &headers, secret).await;
+        let url = match &spec.endpoint {
+            Endpoint::Http(url) => url,
+            Endpoint::Aws(d) => return self.verify_destination(d, &headers, secret).await,
+        };
+        let r = self.probe(url, &headers, secret).await;
         if r.ok {
-            tracing::info!(url = %spec.url, method = r.method, "endpoint verified");
+            tracing::info!(%url, method = r.method, "endpoint verified");
             return Ok(());
         }
         let mut detail = format!(
@@ -366,7 +544,7 @@ impl WebhookService {
         if let Some(body) = r.body_excerpt.filter(|b| !b.is_empty()) {
             detail.push_str(&format!("; it said: {body}"));
         }
-        tracing::info!(url = %spec.url, %detail, "endpoint verification failed");
+        tracing::info!(%url, %detail, "endpoint verification failed");
         Err(ServiceError::EndpointRejected { detail })
     }
 
@@ -380,7 +558,10 @@ impl WebhookService {
         }
         for app in spec.app_ids() {
             for route in self.store.routes_for_app(app).await? {
-                if Some(&route.webhook_id) == own || !route.enabled || route.url == spec.url {
+                if Some(&route.webhook_id) == own
+                    || !route.enabled
+                    || route.endpoint == spec.endpoint
+                {
                     continue;
                 }
                 if let Some(t) = spec
@@ -423,6 +604,7 @@ impl WebhookService {
             }
         };
         self.require_edit_all(principal, &spec).await?;
+        self.check_external_id(&spec).await?;
         self.check_one_url_per_event(&spec, None).await?;
         let secret = match chosen {
             Some(secret) => secret,
@@ -542,10 +724,13 @@ impl WebhookService {
             return self.reveal(current).await;
         }
         self.require_edit_all(principal, &spec).await?;
+        if spec.endpoint != current.spec.endpoint || spec.urns != current.spec.urns {
+            self.check_external_id(&spec).await?;
+        }
         self.check_one_url_per_event(&spec, Some(&current.id))
             .await?;
-        let endpoint_changed =
-            spec.url != current.spec.url || spec.custom_headers != current.spec.custom_headers;
+        let endpoint_changed = spec.endpoint != current.spec.endpoint
+            || spec.custom_headers != current.spec.custom_headers;
         if endpoint_changed {
             let now = OffsetDateTime::now_utc();
             let keys = self.keys().await?;

@@ -4,6 +4,7 @@
 
 use hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM;
 use hookline_core::config::{parse_duration_text, Env, SettingError};
+use hookline_core::destination::DestinationPolicy;
 use hookline_core::retention::Retention;
 use hookline_core::target::TargetPolicy;
 use hookline_core::urn::Namespace;
@@ -35,6 +36,12 @@ pub struct Settings {
     /// Webhooks may ask for ordered delivery (the embedded queue always serves it; on AWS
     /// when `HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL` names the FIFO queue).
     pub ordered_deliveries: bool,
+    /// Where AWS destinations may be (`HOOKLINE_DESTINATION_PARTITIONS`,
+    /// `HOOKLINE_DESTINATION_REGIONS`).
+    pub destinations: DestinationPolicy,
+    /// The AWS principal roles must trust (`HOOKLINE_AWS_PRINCIPAL`, shown in the trust
+    /// policy an integrator pastes).
+    pub aws_principal: Option<String>,
 }
 
 impl Default for Settings {
@@ -49,6 +56,8 @@ impl Default for Settings {
             secret_overlap: DEFAULT_SECRET_OVERLAP,
             ordered_deliveries: true,
             retention: Retention::default(),
+            destinations: DestinationPolicy::default(),
+            aws_principal: None,
         }
     }
 }
@@ -66,6 +75,8 @@ impl Settings {
             one_url_per_event: env.flag("HOOKLINE_ONE_URL_PER_EVENT", false)?,
             metrics_app_label: env.flag("HOOKLINE_METRICS_APP_LABEL", false)?,
             retention: Retention::from_env(env)?,
+            destinations: DestinationPolicy::from_env(env)?,
+            aws_principal: env.get("HOOKLINE_AWS_PRINCIPAL").map(str::to_owned),
             ordered_deliveries: local || env.is_set("HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL"),
             secret_overlap: env.parsed(
                 "HOOKLINE_SECRET_OVERLAP",

@@ -42,9 +42,12 @@ use futures_util::stream::{self, StreamExt};
 use hookline_core::adapters::memory::MemoryRateLimiter;
 use hookline_core::config::{Env, SettingError};
 use hookline_core::delivery::{Attempt, AttemptStatus, DeliveryMessage, ReceivedMessage};
+use hookline_core::destination::DestinationMessage;
 use hookline_core::event::Event;
 use hookline_core::lifecycle::Lifecycle;
+use hookline_core::outbound::{OutboundError, OutboundResponse};
 use hookline_core::outbound::{OutboundMethod, OutboundRequest};
+use hookline_core::ports::DestinationSender;
 use hookline_core::ports::Ports;
 use hookline_core::ports::{
     AttemptLog, DeliveryQueue, EventLog, HttpSender, PortError, RateLimiter, Vault, WebhookStore,
@@ -56,8 +59,8 @@ use hookline_core::signing::signature_header;
 use hookline_core::target::TargetPolicy;
 use hookline_core::telemetry;
 use hookline_core::timestamp::{from_unix_ms, unix_ms};
-use hookline_core::webhook::Webhook;
 use hookline_core::webhook::{CredentialError, DisablePolicy, DisabledReason};
+use hookline_core::webhook::{Endpoint, Webhook, WebhookUrl};
 use time::OffsetDateTime;
 use tracing::Instrument;
 pub use webhook_cache::WebhookCache;
@@ -176,6 +179,7 @@ pub struct Deliver {
     attempts: Arc<dyn AttemptLog>,
     queue: Arc<dyn DeliveryQueue>,
     http: Arc<dyn HttpSender>,
+    destinations: Option<Arc<dyn DestinationSender>>,
     vault: Arc<dyn Vault>,
     lifecycle: Lifecycle,
     limiter: Arc<dyn RateLimiter>,
@@ -238,27 +242,36 @@ pub enum RequestError {
     /// A secret or header value of the webhook does not open.
     #[error(transparent)]
     Credential(#[from] CredentialError),
+    /// The webhook delivers to an AWS destination, not a URL.
+    #[error("the webhook has no URL: it delivers to an AWS destination")]
+    NotHttp,
 }
 
-/// The request for one attempt: the event's body, the Standard Webhooks headers signed with
-/// every active secret (opened with `keys` here, and only here), then the webhook's custom
-/// headers.
-pub fn signed_request(
+/// An attempt's signed parts: the event's body and the Standard Webhooks headers signed with
+/// every active secret, then the webhook's custom headers. An HTTP endpoint gets them as a
+/// POST ([`signed_request`]), an AWS destination as a message and its attributes.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// `webhook-id`, `webhook-timestamp`, `webhook-signature`, then the custom headers.
+    pub headers: Vec<(String, String)>,
+    /// The event envelope.
+    pub body: Vec<u8>,
+}
+
+/// Signs an attempt, opening the webhook's secrets and header values with `keys` (here, and
+/// only here).
+pub fn sign(
     webhook: &Webhook,
     keys: &Keyring,
     event: &Event,
     now: OffsetDateTime,
-    user_agent: &str,
-    timeout: Duration,
-) -> Result<OutboundRequest, RequestError> {
+) -> Result<Signed, RequestError> {
     let body = event
         .delivery_body()
         .map_err(|e| PortError::Corrupt(e.to_string()))?;
     let ts = now.unix_timestamp();
     let secrets = webhook.active_secrets(keys, now)?;
     let mut headers = vec![
-        ("content-type".to_owned(), "application/json".to_owned()),
-        ("user-agent".to_owned(), user_agent.to_owned()),
         ("webhook-id".to_owned(), event.id.to_string()),
         ("webhook-timestamp".to_owned(), ts.to_string()),
         (
@@ -267,13 +280,46 @@ pub fn signed_request(
         ),
     ];
     headers.extend(webhook.open_headers(keys)?);
-    Ok(OutboundRequest {
+    Ok(Signed { headers, body })
+}
+
+/// The POST of a signed attempt to `url`: `content-type` and `user-agent`, then the signed
+/// headers.
+pub fn post(
+    url: &WebhookUrl,
+    signed: Signed,
+    user_agent: &str,
+    timeout: Duration,
+) -> OutboundRequest {
+    let mut headers = Vec::with_capacity(signed.headers.len() + 2);
+    headers.push(("content-type".to_owned(), "application/json".to_owned()));
+    headers.push(("user-agent".to_owned(), user_agent.to_owned()));
+    headers.extend(signed.headers);
+    OutboundRequest {
         method: OutboundMethod::Post,
-        url: webhook.spec.url.clone(),
+        url: url.clone(),
         headers,
-        body,
+        body: signed.body,
         timeout,
-    })
+    }
+}
+
+/// The request for one attempt to an HTTP endpoint ([`sign`], then [`post`]).
+pub fn signed_request(
+    webhook: &Webhook,
+    keys: &Keyring,
+    event: &Event,
+    now: OffsetDateTime,
+    user_agent: &str,
+    timeout: Duration,
+) -> Result<OutboundRequest, RequestError> {
+    let url = webhook.spec.endpoint.url().ok_or(RequestError::NotHttp)?;
+    Ok(post(
+        url,
+        sign(webhook, keys, event, now)?,
+        user_agent,
+        timeout,
+    ))
 }
 
 impl Deliver {
@@ -301,6 +347,7 @@ impl Deliver {
             attempts,
             queue,
             http,
+            destinations: None,
             vault,
             lifecycle,
             limiter: Arc::new(MemoryRateLimiter::default()),
@@ -312,7 +359,7 @@ impl Deliver {
 
     /// The deliverer over a composition's ports (its rate limiter included).
     pub fn from_ports(ports: &Ports, http: Arc<dyn HttpSender>, settings: DeliverSettings) -> Self {
-        Self::new(
+        let deliver = Self::new(
             ports.webhooks.clone(),
             ports.events.clone(),
             ports.attempts.clone(),
@@ -322,7 +369,18 @@ impl Deliver {
             Lifecycle::from_ports(ports),
             settings,
         )
-        .with_rate_limiter(ports.rate_limiter.clone())
+        .with_rate_limiter(ports.rate_limiter.clone());
+        match &ports.destinations {
+            Some(sender) => deliver.with_destinations(sender.clone()),
+            None => deliver,
+        }
+    }
+
+    /// Delivers to AWS destinations with `sender` (without one, their deliveries fail with
+    /// "this deployment does not deliver to AWS destinations").
+    pub fn with_destinations(mut self, sender: Arc<dyn DestinationSender>) -> Self {
+        self.destinations = Some(sender);
+        self
     }
 
     /// Uses `limiter` for webhooks' rate limits (default: in memory, exact for one process).
@@ -620,15 +678,8 @@ impl Deliver {
             }
         }
         let now = OffsetDateTime::now_utc();
-        let request = match self.request(&webhook, event, now).await? {
-            Ok(mut request) => {
-                if delivery.backfill {
-                    request
-                        .headers
-                        .push(("webhook-backfill".to_owned(), "true".to_owned()));
-                }
-                request
-            }
+        let mut signed = match self.signed(&webhook, event, now).await? {
+            Ok(signed) => signed,
             Err(e) => {
                 // Never sent signed with garbage: a final failure, said in the attempt log.
                 let why = format!("not sent: {e}");
@@ -645,7 +696,12 @@ impl Deliver {
                 return Ok(AttemptStatus::Failed);
             }
         };
-        let result = self.http.send(request).await;
+        if delivery.backfill {
+            signed
+                .headers
+                .push(("webhook-backfill".to_owned(), "true".to_owned()));
+        }
+        let result = self.send(&webhook, event, delivery, signed).await;
         match &result {
             Ok(r) => telemetry::response(Some(r.status), r.latency),
             Err(_) => telemetry::response(None, now_elapsed(now)),
@@ -747,27 +803,17 @@ impl Deliver {
         }
     }
 
-    /// The signed request for an attempt; a credential that names a key this process has
-    /// not loaded reloads the keys once (another process rotated them). The inner error is a
+    /// The signed parts of an attempt; a credential that names a key this process has not
+    /// loaded reloads the keys once (another process rotated them). The inner error is a
     /// credential that does not open.
-    async fn request(
+    async fn signed(
         &self,
         webhook: &Webhook,
         event: &Event,
         now: OffsetDateTime,
-    ) -> Result<Result<OutboundRequest, CredentialError>, PortError> {
-        let build = |keys: &Keyring| {
-            signed_request(
-                webhook,
-                keys,
-                event,
-                now,
-                &self.settings.user_agent,
-                self.settings.timeout,
-            )
-        };
+    ) -> Result<Result<Signed, CredentialError>, PortError> {
         let keys = self.vault.keyring().await?;
-        let first = build(&keys);
+        let first = sign(webhook, &keys, event, now);
         let retry = matches!(
             &first,
             Err(RequestError::Credential(CredentialError {
@@ -776,14 +822,52 @@ impl Deliver {
             }))
         );
         let result = if retry {
-            build(&*self.vault.refresh().await?)
+            sign(webhook, &*self.vault.refresh().await?, event, now)
         } else {
             first
         };
         match result {
-            Ok(request) => Ok(Ok(request)),
+            Ok(signed) => Ok(Ok(signed)),
             Err(RequestError::Credential(e)) => Ok(Err(e)),
             Err(RequestError::Port(e)) => Err(e),
+            Err(RequestError::NotHttp) => {
+                Err(PortError::Corrupt(RequestError::NotHttp.to_string()))
+            }
+        }
+    }
+
+    /// Sends a signed attempt where the webhook delivers: POSTed to its URL, or put on its
+    /// AWS destination with the signed headers as message attributes.
+    async fn send(
+        &self,
+        webhook: &Webhook,
+        event: &Event,
+        delivery: &DeliveryMessage,
+        signed: Signed,
+    ) -> Result<OutboundResponse, OutboundError> {
+        let timeout = self.settings.timeout;
+        match &webhook.spec.endpoint {
+            Endpoint::Http(url) => {
+                self.http
+                    .send(post(url, signed, &self.settings.user_agent, timeout))
+                    .await
+            }
+            Endpoint::Aws(destination) => {
+                let Some(sender) = &self.destinations else {
+                    return Err(OutboundError::Other(
+                        "this deployment does not deliver to AWS destinations".into(),
+                    ));
+                };
+                let message = DestinationMessage {
+                    attributes: signed.headers,
+                    body: signed.body,
+                    event_type: event.event_type.as_str().to_owned(),
+                    urn: Some(event.urn.to_string()),
+                    group: delivery.group.clone(),
+                    dedup_id: delivery.delivery_id.to_string(),
+                };
+                sender.send(destination, &message, timeout).await
+            }
         }
     }
 

@@ -155,6 +155,7 @@ mod tests {
             allow_http: false,
             targets: hookline_core::target::TargetPolicy::PUBLIC_ONLY,
             ordered: true,
+            destinations: None,
         };
         let spec = NewWebhook {
             name: "crm".into(),

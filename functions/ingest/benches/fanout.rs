@@ -59,6 +59,7 @@ async fn run(label: &str, webhooks: usize, events: usize) {
         allow_http: false,
         targets: hookline_core::target::TargetPolicy::PUBLIC_ONLY,
         ordered: true,
+        destinations: None,
     };
     for _ in 0..webhooks {
         db.create(&webhook("B1", &rules)).await.expect("create");
@@ -152,6 +153,7 @@ fn rules(ns: &hookline_core::urn::Namespace) -> WebhookRules<'_> {
         allow_http: false,
         targets: hookline_core::target::TargetPolicy::PUBLIC_ONLY,
         ordered: true,
+        destinations: None,
     }
 }
 

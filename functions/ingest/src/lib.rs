@@ -497,7 +497,9 @@ mod tests {
                 .map(|t| EventTypeFilter::parse(t, Catalog::builtin()).expect("type"))
                 .collect(),
             enabled,
-            url: WebhookUrl::parse_stored("https://crm.example.com/").expect("url"),
+            endpoint: hookline_core::webhook::Endpoint::Http(
+                WebhookUrl::parse_stored("https://crm.example.com/").expect("url"),
+            ),
             filter: None,
             ordering: Default::default(),
         }

@@ -33,6 +33,7 @@ use backpressure::{BacklogGate, BacklogLimits};
 use hookline_api::auth::with_auth;
 use hookline_api::settings::Settings;
 use hookline_api::Api;
+use hookline_core::adapters::aws::destinations::AwsDestinations;
 use hookline_core::adapters::http::ReqwestSender;
 use hookline_core::adapters::sqlite::{self, Database, Queues, Recovered};
 use hookline_core::auth::Principal;
@@ -219,12 +220,15 @@ impl Local {
                 .map_err(|e| LocalError::Http(e.to_string()))?,
         );
         let queues = Queues::new(&db, &delivery.policy);
-        let ports = sqlite::ports(
+        let mut ports = sqlite::ports(
             &db,
             &queues,
             loaded.keyring.clone(),
             settings.namespace.clone(),
         );
+        // AWS destinations: the SDK's configuration (credentials, region, AWS_ENDPOINT_URL)
+        // is loaded when the first one is checked or delivered to, not at start.
+        ports.destinations = Some(Arc::new(AwsDestinations::lazy(delivery.timeout)));
         let backlog = Arc::new(BacklogGate::new(
             queues.events.clone(),
             queues.deliveries.clone(),

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::destination::AwsDestination;
 use crate::event_type::EventTypeFilter;
 use crate::filter::Filter;
 use crate::ports::PortError;
@@ -15,7 +16,9 @@ use crate::rules::{Ordering, RateLimit, RetryInput, WebhookRetry};
 use crate::sealed::Protected;
 use crate::signing::Secret;
 use crate::urn::UrnPattern;
-use crate::webhook::{CustomHeader, SigningSecret, Webhook, WebhookId, WebhookSpec, WebhookUrl};
+use crate::webhook::{
+    CustomHeader, Endpoint, SigningSecret, Webhook, WebhookId, WebhookSpec, WebhookUrl,
+};
 use crate::webhook::{Disabled, DisabledReason, Suspension, WebhookState};
 
 /// A webhook as stored: plain strings, read back without re-running save-time policy.
@@ -26,8 +29,12 @@ pub struct WebhookRecord {
     pub id: String,
     /// Name.
     pub name: String,
-    /// Endpoint URL.
+    /// Endpoint URL; empty for an AWS destination.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub url: String,
+    /// The AWS destination, if it is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<DestinationRecord>,
     /// Event-type filters.
     pub event_types: Vec<String>,
     /// URN patterns.
@@ -75,6 +82,36 @@ pub struct WebhookRecord {
 
 fn is_unordered(o: &Ordering) -> bool {
     *o == Ordering::None
+}
+
+/// A stored AWS destination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DestinationRecord {
+    /// `aws-sqs`, `aws-sns`, `aws-eventbridge`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The queue, topic or bus.
+    pub arn: String,
+    /// The role assumed.
+    pub role_arn: String,
+    /// The external id.
+    pub external_id: String,
+    /// EventBridge's `source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl From<&AwsDestination> for DestinationRecord {
+    fn from(d: &AwsDestination) -> Self {
+        Self {
+            kind: d.service.type_name().to_owned(),
+            arn: d.arn.to_string(),
+            role_arn: d.role_arn.to_string(),
+            external_id: d.external_id.to_string(),
+            source: d.source.clone(),
+        }
+    }
 }
 
 /// A stored suspension.
@@ -126,7 +163,13 @@ impl TryFrom<&Webhook> for WebhookRecord {
         Ok(Self {
             id: w.id.to_string(),
             name: w.spec.name.clone(),
-            url: w.spec.url.to_string(),
+            url: w
+                .spec
+                .endpoint
+                .url()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            destination: w.spec.endpoint.destination().map(DestinationRecord::from),
             event_types: w.spec.event_types.iter().map(ToString::to_string).collect(),
             urns: w.spec.urns.iter().map(ToString::to_string).collect(),
             custom_headers: w
@@ -184,7 +227,21 @@ impl TryFrom<WebhookRecord> for Webhook {
     type Error = PortError;
     fn try_from(r: WebhookRecord) -> Result<Self, PortError> {
         let id = WebhookId::parse(&r.id).ok_or_else(|| corrupt(&r.id, "bad id"))?;
-        let url = WebhookUrl::parse_stored(&r.url).map_err(|e| corrupt(&r.id, e))?;
+        let endpoint = match &r.destination {
+            Some(d) => Endpoint::Aws(
+                AwsDestination::parse_stored(
+                    &d.kind,
+                    &d.arn,
+                    &d.role_arn,
+                    &d.external_id,
+                    d.source.as_deref(),
+                )
+                .map_err(|e| corrupt(&r.id, e))?,
+            ),
+            None => {
+                Endpoint::Http(WebhookUrl::parse_stored(&r.url).map_err(|e| corrupt(&r.id, e))?)
+            }
+        };
         let event_types = r
             .event_types
             .iter()
@@ -230,7 +287,7 @@ impl TryFrom<WebhookRecord> for Webhook {
             id,
             spec: WebhookSpec {
                 name: r.name,
-                url,
+                endpoint,
                 event_types,
                 urns,
                 custom_headers: r

@@ -7,7 +7,8 @@ use std::fmt;
 use serde::Deserialize;
 
 use super::headers::{validate_custom_headers, CustomHeader};
-use super::{WebhookSpec, WebhookUrl};
+use super::{Endpoint, WebhookSpec, WebhookUrl};
+use crate::destination::{AwsDestination, AwsService, DestinationPolicy};
 use crate::event_type::{Catalog, EventTypeFilter};
 use crate::filter::Filter;
 use crate::rules::{nullable, Ordering, RateLimit, RetryInput, WebhookRetry};
@@ -33,8 +34,12 @@ pub const MAX_APPS: usize = 32;
 pub struct NewWebhook {
     /// A name for people.
     pub name: String,
-    /// The endpoint.
+    /// The HTTPS endpoint; leave out for an AWS `destination`.
+    #[serde(default)]
     pub url: String,
+    /// An AWS destination instead of a URL.
+    #[serde(default)]
+    pub destination: Option<DestinationInput>,
     /// `*`, `family.*` or catalog types.
     pub event_types: Vec<String>,
     /// URN patterns; absent means the whole App the webhook is created in.
@@ -72,6 +77,7 @@ impl std::fmt::Debug for NewWebhook {
         f.debug_struct("NewWebhook")
             .field("name", &self.name)
             .field("url", &self.url)
+            .field("destination", &self.destination)
             .field("event_types", &self.event_types)
             .field("urns", &self.urns)
             .field("custom_headers", &self.custom_headers)
@@ -92,8 +98,10 @@ impl std::fmt::Debug for NewWebhook {
 pub struct WebhookPatch {
     /// New name.
     pub name: Option<String>,
-    /// New endpoint.
+    /// New endpoint URL (replaces a destination).
     pub url: Option<String>,
+    /// New AWS destination (replaces a URL).
+    pub destination: Option<DestinationInput>,
     /// New event-type filters.
     pub event_types: Option<Vec<String>>,
     /// New URN patterns (at least one).
@@ -118,6 +126,91 @@ pub struct WebhookPatch {
     pub ordering: Option<Ordering>,
 }
 
+/// An AWS destination as sent: `{"type": "aws-sqs", "arn": ..., "roleArn": ..., "externalId": ...}`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DestinationInput {
+    /// `aws-sqs`, `aws-sns` or `aws-eventbridge`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The queue's, topic's or event bus's ARN.
+    pub arn: String,
+    /// The IAM role Hookline assumes to send.
+    pub role_arn: String,
+    /// The external id Hookline issued for one of the webhook's Apps
+    /// (`POST /v1/destinations/external-ids`); the role's trust policy requires it.
+    pub external_id: String,
+    /// EventBridge only: the events' `source` (default `hookline`).
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+impl DestinationInput {
+    fn check(
+        &self,
+        policy: Option<&DestinationPolicy>,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<AwsDestination> {
+        let Some(policy) = policy else {
+            errors.push(FieldError::new(
+                "destination",
+                "this deployment does not deliver to AWS destinations",
+            ));
+            return None;
+        };
+        let Some(service) = AwsService::parse(&self.kind) else {
+            errors.push(FieldError::new(
+                "destination.type",
+                format!(
+                    "\"{}\" is not a destination type: use one of {}",
+                    self.kind,
+                    AwsService::ALL.map(AwsService::type_name).join(", ")
+                ),
+            ));
+            return None;
+        };
+        AwsDestination::parse(
+            service,
+            &self.arn,
+            &self.role_arn,
+            &self.external_id,
+            self.source.as_deref(),
+            policy,
+        )
+        .map_err(|e| {
+            errors.extend(
+                e.into_iter()
+                    .map(|(field, m)| FieldError::new(format!("destination.{field}"), m)),
+            )
+        })
+        .ok()
+    }
+}
+
+/// The endpoint a create or patch gives: a URL or a destination, not both.
+fn check_endpoint(
+    url: Option<&str>,
+    destination: Option<&DestinationInput>,
+    rules: &WebhookRules<'_>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Endpoint> {
+    match (url, destination) {
+        (Some(url), Some(_)) if !url.is_empty() => {
+            errors.push(FieldError::new(
+                "destination",
+                "give a url or a destination, not both",
+            ));
+            None
+        }
+        (_, Some(d)) => d.check(rules.destinations, errors).map(Endpoint::Aws),
+        (Some(url), None) => {
+            collect(WebhookUrl::parse(url, rules), "url", errors).map(Endpoint::Http)
+        }
+        (None, None) => None,
+    }
+}
+
 /// What a deployment allows on save.
 #[derive(Debug, Clone, Copy)]
 pub struct WebhookRules<'a> {
@@ -131,6 +224,8 @@ pub struct WebhookRules<'a> {
     pub targets: TargetPolicy,
     /// Ordered delivery is available (on AWS: the FIFO deliveries queue is configured).
     pub ordered: bool,
+    /// Where AWS destinations may be; `None`: this deployment has none.
+    pub destinations: Option<&'a DestinationPolicy>,
 }
 
 /// A payload filter as sent: `{}` is no filter.
@@ -283,7 +378,12 @@ impl NewWebhook {
     ) -> Result<WebhookSpec, ValidationErrors> {
         let mut errors = Vec::new();
         let name = collect(check_name(&self.name), "name", &mut errors);
-        let url = collect(WebhookUrl::parse(&self.url, rules), "url", &mut errors);
+        let endpoint = check_endpoint(
+            Some(&self.url),
+            self.destination.as_ref(),
+            rules,
+            &mut errors,
+        );
         let event_types = check_event_types(&self.event_types, rules.catalog, &mut errors);
         let urns = match (&self.urns, default_app) {
             (Some(urns), Some(app)) => {
@@ -336,15 +436,15 @@ impl NewWebhook {
         };
         let ordering = check_ordering(self.ordering.unwrap_or_default(), rules, &mut errors);
         match (
-            (name, url, event_types, urns, custom_headers),
+            (name, endpoint, event_types, urns, custom_headers),
             (filter, retry, rate_limit, ordering),
         ) {
             (
-                (Some(name), Some(url), Some(event_types), Some(urns), Some(custom_headers)),
+                (Some(name), Some(endpoint), Some(event_types), Some(urns), Some(custom_headers)),
                 (Some(filter), Some(retry), Some(rate_limit), Some(ordering)),
             ) if errors.is_empty() => Ok(WebhookSpec {
                 name,
-                url,
+                endpoint,
                 event_types,
                 urns,
                 custom_headers,
@@ -378,9 +478,14 @@ impl WebhookPatch {
                 next.name = v;
             }
         }
-        if let Some(url) = &self.url {
-            if let Some(v) = collect(WebhookUrl::parse(url, rules), "url", &mut errors) {
-                next.url = v;
+        if self.url.is_some() || self.destination.is_some() {
+            if let Some(v) = check_endpoint(
+                self.url.as_deref(),
+                self.destination.as_ref(),
+                rules,
+                &mut errors,
+            ) {
+                next.endpoint = v;
             }
         }
         if let Some(types) = &self.event_types {

@@ -8,6 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::destination::AwsDestination;
 use crate::event_type::{EventType, EventTypeFilter};
 use crate::filter::Filter;
 use crate::rules::{Ordering, RateLimit, WebhookRetry};
@@ -24,8 +25,8 @@ pub use headers::{
     MAX_CUSTOM_HEADERS, MAX_HEADER_NAME_CHARS, MAX_HEADER_VALUE_CHARS, RESERVED_HEADER_PREFIXES,
 };
 pub use input::{
-    NewWebhook, WebhookPatch, WebhookRules, MAX_APPS, MAX_EVENT_TYPES, MAX_NAME_CHARS,
-    MAX_URL_CHARS, MAX_URNS,
+    DestinationInput, NewWebhook, WebhookPatch, WebhookRules, MAX_APPS, MAX_EVENT_TYPES,
+    MAX_NAME_CHARS, MAX_URL_CHARS, MAX_URNS,
 };
 pub use state::{
     DisablePolicy, Disabled, DisabledReason, FailureRun, Suspension, WebhookState,
@@ -120,13 +121,50 @@ impl fmt::Display for WebhookUrl {
     }
 }
 
+/// Where a webhook's deliveries go: an HTTPS endpoint, or an AWS destination reached through
+/// a role the integrator grants.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// POSTed to this URL.
+    Http(WebhookUrl),
+    /// Sent to this queue, topic or bus.
+    Aws(AwsDestination),
+}
+
+impl Endpoint {
+    /// The URL of an HTTP endpoint.
+    pub fn url(&self) -> Option<&WebhookUrl> {
+        match self {
+            Self::Http(url) => Some(url),
+            Self::Aws(_) => None,
+        }
+    }
+
+    /// The AWS destination, if it is one.
+    pub fn destination(&self) -> Option<&AwsDestination> {
+        match self {
+            Self::Http(_) => None,
+            Self::Aws(d) => Some(d),
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Http(url) => url.fmt(f),
+            Self::Aws(d) => f.write_str(&d.describe()),
+        }
+    }
+}
+
 /// A validated webhook definition: what a user controls.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookSpec {
     /// A name for people.
     pub name: String,
-    /// The endpoint.
-    pub url: WebhookUrl,
+    /// Where deliveries go.
+    pub endpoint: Endpoint,
     /// What it subscribes to.
     pub event_types: Vec<EventTypeFilter>,
     /// Where: URN patterns, possibly of several Apps.
@@ -410,7 +448,7 @@ impl Webhook {
                     .collect(),
                 event_types: self.spec.event_types.clone(),
                 enabled: self.spec.enabled && self.suspended_for(app).is_none(),
-                url: self.spec.url.clone(),
+                endpoint: self.spec.endpoint.clone(),
                 filter: self.spec.filter.clone(),
                 ordering: self.spec.ordering,
             })
@@ -443,8 +481,8 @@ pub struct Route {
     pub event_types: Vec<EventTypeFilter>,
     /// Whether it receives deliveries from this App: enabled, and not suspended here.
     pub enabled: bool,
-    /// Its endpoint.
-    pub url: WebhookUrl,
+    /// Where its deliveries go.
+    pub endpoint: Endpoint,
     /// Its payload filter.
     pub filter: Option<Filter>,
     /// Whether its deliveries keep the events' order.
@@ -469,6 +507,7 @@ mod tests {
             allow_http: false,
             targets: TargetPolicy::PUBLIC_ONLY,
             ordered: true,
+            destinations: None,
         }
     }
 
@@ -476,6 +515,7 @@ mod tests {
         NewWebhook {
             name: "Tickets to CRM".into(),
             url: url.into(),
+            destination: None,
             event_types: vec!["ticket.created".into()],
             urns: None,
             custom_headers: None,
@@ -584,6 +624,7 @@ mod tests {
         let w = NewWebhook {
             name: "  ".into(),
             url: "http://crm.example.com".into(),
+            destination: None,
             event_types: vec![
                 "ticket.created".into(),
                 "nope.nope".into(),
@@ -741,7 +782,7 @@ mod tests {
         let next = patch.apply(&spec, &rules()).expect("valid");
         assert_eq!(next.name, "Renamed");
         assert!(!next.enabled);
-        assert_eq!(next.url, spec.url);
+        assert_eq!(next.endpoint, spec.endpoint);
         let bad = WebhookPatch {
             url: Some("http://x.example.com".into()),
             urns: Some(vec![]),

@@ -871,6 +871,7 @@ async fn create_others(
         allow_http: true,
         targets: settings.targets,
         ordered: false,
+        destinations: None,
     };
     let now = time::OffsetDateTime::now_utc();
     let webhooks = (0..n)

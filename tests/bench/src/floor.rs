@@ -60,6 +60,7 @@ pub async fn run(options: &FloorOptions) -> Result<FloorReport, BenchError> {
         allow_http: true,
         targets,
         ordered: true,
+        destinations: None,
     };
     let spec = NewWebhook {
         name: "floor".into(),

@@ -167,7 +167,9 @@ async fn chaos_every_pair_is_delivered_or_dead_lettered_then_replayed() {
     local.deliver_workers = if events > 1000 { 16 } else { 4 };
 
     let mut broken = webhook(&["urn:allthings:app:C1:*"], &["*"], true);
-    broken.spec.url = WebhookUrl::parse_stored(&format!("{}/w/broken", receiver.url)).expect("url");
+    broken.spec.endpoint = hookline_core::webhook::Endpoint::Http(
+        WebhookUrl::parse_stored(&format!("{}/w/broken", receiver.url)).expect("url"),
+    );
     local
         .db
         .create(&hookline_tests::rekey(&broken, &local.keys, None))
@@ -176,7 +178,9 @@ async fn chaos_every_pair_is_delivered_or_dead_lettered_then_replayed() {
     ids.insert("/w/broken".to_owned(), broken.id.clone());
     for i in 0..webhooks {
         let mut w = webhook(&["urn:allthings:app:C1:*"], &["*"], true);
-        w.spec.url = WebhookUrl::parse_stored(&format!("{}/w/{i}", receiver.url)).expect("url");
+        w.spec.endpoint = hookline_core::webhook::Endpoint::Http(
+            WebhookUrl::parse_stored(&format!("{}/w/{i}", receiver.url)).expect("url"),
+        );
         local
             .db
             .create(&hookline_tests::rekey(&w, &local.keys, None))

@@ -99,7 +99,9 @@ async fn chaos_on_sqs_and_dynamodb() {
         .chain(std::iter::once("broken".to_owned()))
     {
         let mut w = webhook(&["urn:allthings:app:Q1:*"], &["*"], true);
-        w.spec.url = WebhookUrl::parse_stored(&format!("{}/w/{name}", receiver.url)).expect("url");
+        w.spec.endpoint = hookline_core::webhook::Endpoint::Http(
+            WebhookUrl::parse_stored(&format!("{}/w/{name}", receiver.url)).expect("url"),
+        );
         store.create(&w).await.expect("create");
         ids.insert(name, w.id.clone());
     }

@@ -193,7 +193,9 @@ async fn scenario(
 ) -> Scenario {
     let receiver = TestReceiver::start(respond).await;
     let mut hook = webhook(&["urn:allthings:app:A1:*"], &["*"], true);
-    hook.spec.url = WebhookUrl::parse_stored(&format!("{}/hook", receiver.url)).expect("url");
+    hook.spec.endpoint = hookline_core::webhook::Endpoint::Http(
+        WebhookUrl::parse_stored(&format!("{}/hook", receiver.url)).expect("url"),
+    );
     b.store().create(&hook).await.expect("create");
     let rules = IntakeRules {
         namespace: &Namespace::default(),
@@ -799,7 +801,9 @@ async fn the_lambda_fixture_batch_is_delivered() {
         &hookline_tests::test_keys(),
         Some(message.webhook_id.clone()),
     );
-    hook.spec.url = WebhookUrl::parse_stored(&receiver.url).expect("url");
+    hook.spec.endpoint = hookline_core::webhook::Endpoint::Http(
+        WebhookUrl::parse_stored(&receiver.url).expect("url"),
+    );
     db.create(&hook).await.expect("create");
     let body = format!(
         r#"{{"id":"{}","type":"ticket.created","urn":"urn:allthings:app:A1:ticket:CAT7:T99","data":{{}}}}"#,

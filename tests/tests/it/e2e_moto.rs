@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::sqs::SqsEvent;
 use bytes::Bytes;
 use hookline_api::auth::Caller;
 use hookline_api::settings::Settings;
@@ -19,53 +18,7 @@ use hookline_deliver::{Deliver, DeliverSettings};
 use hookline_ingest::{Ingest, IngestSettings};
 use hookline_tests::receiver::TestReceiver;
 
-/// One poll of `queue_url` shaped as the SQS event a Lambda gets; handled messages deleted.
-async fn play_event_source<F, Fut>(sqs: &aws_sdk_sqs::Client, queue_url: &str, handler: F) -> usize
-where
-    F: Fn(SqsEvent) -> Fut,
-    Fut: std::future::Future<Output = Vec<String>>,
-{
-    let out = sqs
-        .receive_message()
-        .queue_url(queue_url)
-        .max_number_of_messages(10)
-        .wait_time_seconds(1)
-        .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
-        .send()
-        .await
-        .expect("receive");
-    let records: Vec<serde_json::Value> = out
-        .messages()
-        .iter()
-        .map(|m| {
-            let count = m
-                .attributes()
-                .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
-                .cloned()
-                .unwrap_or_else(|| "1".into());
-            serde_json::json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
-                "attributes": {"ApproximateReceiveCount": count}, "messageAttributes": {}, "eventSource": "aws:sqs"})
-        })
-        .collect();
-    let n = records.len();
-    if n == 0 {
-        return 0;
-    }
-    let event: SqsEvent =
-        serde_json::from_value(serde_json::json!({ "Records": records })).expect("SQS event");
-    let failed = handler(event).await;
-    for m in out.messages() {
-        if !failed.iter().any(|f| Some(f.as_str()) == m.message_id()) {
-            sqs.delete_message()
-                .queue_url(queue_url)
-                .receipt_handle(m.receipt_handle().unwrap_or_default())
-                .send()
-                .await
-                .expect("delete");
-        }
-    }
-    n
-}
+use hookline_tests::play_event_source;
 
 #[tokio::test]
 #[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]

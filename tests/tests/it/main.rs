@@ -12,6 +12,7 @@ mod console;
 mod console_browser;
 mod crash;
 mod deliver_retries;
+mod destinations;
 mod e2e_moto;
 mod emf;
 mod graphql;

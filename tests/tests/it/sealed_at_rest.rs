@@ -267,7 +267,9 @@ async fn a_tampered_secret_fails_its_delivery_in_the_attempt_log_and_sends_nothi
         .await
         .expect("open");
     let mut hook = webhook(&["urn:allthings:app:T1:*"], &["*"], true);
-    hook.spec.url = WebhookUrl::parse_stored(&format!("{}/in", rx.url)).expect("url");
+    hook.spec.endpoint = hookline_core::webhook::Endpoint::Http(
+        WebhookUrl::parse_stored(&format!("{}/in", rx.url)).expect("url"),
+    );
     let mut hook = rekey(&hook, &local.keys, None);
     local.db.create(&hook).await.expect("create");
     // One character of the stored ciphertext changed, as a store edited behind our back.

@@ -24,6 +24,7 @@ fn webhook(urns: &[&str]) -> Webhook {
         allow_http: false,
         targets: TargetPolicy::PUBLIC_ONLY,
         ordered: true,
+        destinations: None,
     };
     let spec = NewWebhook {
         name: "CRM".into(),

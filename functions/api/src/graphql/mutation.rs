@@ -1,7 +1,7 @@
 //! The root mutation: thin resolvers over the webhook and deliveries services, each answering
 //! a [`WebhookMutationResult`].
 
-use async_graphql::{Context, Object, Result, ID};
+use async_graphql::{Context, Json, Object, Result, ID};
 use hookline_core::webhook::{NewWebhook, WebhookPatch};
 
 use super::objects::*;
@@ -87,7 +87,8 @@ impl Mutation {
         let outcome = async {
             let input = NewWebhook {
                 name: webhook.description,
-                url: webhook.url,
+                url: webhook.url.unwrap_or_default(),
+                destination: webhook.destination.map(DestinationInputObject::into_input),
                 event_types: webhook.events,
                 urns: webhook.urns,
                 custom_headers: header_map(webhook.custom_headers)?,
@@ -103,6 +104,30 @@ impl Mutation {
         .await;
         answer(outcome, |c| {
             WebhookMutationResult::with_secret(c, "registered")
+        })
+    }
+
+    /// Issues an external id for the role of an AWS destination in App `appId`, with the
+    /// trust policy to give the role (and its permission policy, given `type` and `arn`).
+    async fn issue_external_id(
+        &self,
+        ctx: &Context<'_>,
+        app_id: String,
+        #[graphql(name = "type")] kind: Option<String>,
+        arn: Option<String>,
+    ) -> Result<ExternalIdGrantObject> {
+        let service = webhooks(ctx)?;
+        let p = principal(ctx)?;
+        let input = crate::service::ExternalIdInput { app_id, kind, arn };
+        let grant = service
+            .issue_external_id(p, &input)
+            .await
+            .map_err(crate::graphql::errors::query_error)?;
+        Ok(ExternalIdGrantObject {
+            external_id: grant.external_id,
+            principal: grant.principal,
+            trust_policy: grant.trust_policy.map(Json),
+            permission_policy: grant.permission_policy.map(Json),
         })
     }
 
@@ -123,6 +148,7 @@ impl Mutation {
             let patch = WebhookPatch {
                 name: webhook.description,
                 url: webhook.url,
+                destination: webhook.destination.map(DestinationInputObject::into_input),
                 event_types: webhook.events,
                 urns: webhook.urns,
                 custom_headers: header_map(webhook.custom_headers)?,

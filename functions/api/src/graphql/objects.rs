@@ -181,8 +181,11 @@ pub struct WebhookObject {
     pub(crate) id: ID,
     /// A short name and/or description mostly for UI convenience.
     pub(crate) description: String,
-    /// URL of HTTPS endpoint where webhook events are delivered to.
-    pub(crate) url: String,
+    /// URL of HTTPS endpoint where webhook events are delivered to; null for an AWS
+    /// destination.
+    pub(crate) url: Option<String>,
+    /// The AWS destination events are delivered to; null for a URL.
+    pub(crate) destination: Option<WebhookDestination>,
     /// Events to subscribe to: catalog names, `family.*` or `*`.
     pub(crate) events: Vec<String>,
     /// Event URNs to filter for (`urn:allthings:app:<appId>:*` and narrower patterns).
@@ -230,7 +233,8 @@ impl WebhookObject {
         Self {
             id: ID(w.id.to_string()),
             description: w.spec.name,
-            url: w.spec.url.to_string(),
+            url: w.spec.endpoint.url().map(ToString::to_string),
+            destination: w.spec.endpoint.destination().map(WebhookDestination::of),
             events: w.spec.event_types.iter().map(ToString::to_string).collect(),
             urns: w.spec.urns.iter().map(ToString::to_string).collect(),
             custom_headers: w
@@ -675,6 +679,80 @@ impl RegisterableWebhookDescription {
     }
 }
 
+/// An AWS destination as given: the role Hookline assumes and the external id it issued
+/// (`issueExternalId`).
+#[derive(InputObject, Clone)]
+#[graphql(name = "DestinationInput")]
+pub struct DestinationInputObject {
+    /// `aws-sqs`, `aws-sns` or `aws-eventbridge`.
+    #[graphql(name = "type")]
+    pub(crate) kind: String,
+    /// The queue's, topic's or event bus's ARN.
+    pub(crate) arn: String,
+    /// The IAM role Hookline assumes to send.
+    pub(crate) role_arn: String,
+    /// The external id `issueExternalId` gave for one of the webhook's Apps.
+    pub(crate) external_id: String,
+    /// EventBridge only: the events' `source` (default `hookline`).
+    pub(crate) source: Option<String>,
+}
+
+impl DestinationInputObject {
+    pub(crate) fn into_input(self) -> hookline_core::webhook::DestinationInput {
+        hookline_core::webhook::DestinationInput {
+            kind: self.kind,
+            arn: self.arn,
+            role_arn: self.role_arn,
+            external_id: self.external_id,
+            source: self.source,
+        }
+    }
+}
+
+/// An AWS destination: where a webhook's events go instead of a URL.
+#[derive(SimpleObject)]
+pub struct WebhookDestination {
+    /// `aws-sqs`, `aws-sns` or `aws-eventbridge`.
+    #[graphql(name = "type")]
+    pub(crate) kind: String,
+    /// The queue, topic or bus.
+    pub(crate) arn: String,
+    /// The role Hookline assumes.
+    pub(crate) role_arn: String,
+    /// The external id the role's trust policy requires.
+    pub(crate) external_id: String,
+    /// EventBridge's `source`.
+    pub(crate) source: Option<String>,
+    /// The permission policy the role needs (JSON).
+    pub(crate) permission_policy: Json<serde_json::Value>,
+}
+
+impl WebhookDestination {
+    pub(crate) fn of(d: &hookline_core::destination::AwsDestination) -> Self {
+        Self {
+            kind: d.service.type_name().to_owned(),
+            arn: d.arn.to_string(),
+            role_arn: d.role_arn.to_string(),
+            external_id: d.external_id.to_string(),
+            source: d.source.clone(),
+            permission_policy: Json(d.permission_policy()),
+        }
+    }
+}
+
+/// An external id issued for an App's AWS destinations, with the policies to give the role.
+#[derive(SimpleObject)]
+pub struct ExternalIdGrantObject {
+    /// The id the role's trust policy requires (`sts:ExternalId`).
+    pub(crate) external_id: String,
+    /// The AWS principal Hookline assumes roles as.
+    pub(crate) principal: Option<String>,
+    /// The trust policy to give the role (JSON).
+    pub(crate) trust_policy: Option<Json<serde_json::Value>>,
+    /// The permission policy (JSON), when the type and ARN were given.
+    pub(crate) permission_policy: Option<Json<serde_json::Value>>,
+}
+
 /// A new webhook. Its URL must answer 200 (to HEAD, or to a signed `webhook.test` POST)
 /// within 5 s before it is saved.
 #[derive(InputObject)]
@@ -683,8 +761,11 @@ pub struct RegisterWebhookInput {
     pub(crate) description: String,
     /// Events to subscribe to: catalog names, `family.*` or `*`.
     pub(crate) events: Vec<String>,
-    /// URL of HTTPS endpoint the webhook should deliver events to.
-    pub(crate) url: String,
+    /// URL of HTTPS endpoint the webhook should deliver events to; leave out for a
+    /// `destination`.
+    pub(crate) url: Option<String>,
+    /// An AWS destination (SQS queue, SNS topic, EventBridge bus) instead of a URL.
+    pub(crate) destination: Option<DestinationInputObject>,
     /// Event URNs to filter for; without them, the whole App `appId` names.
     pub(crate) urns: Option<Vec<String>>,
     /// Up to five `X-` headers sent with every delivery.
@@ -715,8 +796,10 @@ pub struct UpdateWebhookInput {
     pub(crate) description: Option<String>,
     /// Events to subscribe to.
     pub(crate) events: Option<Vec<String>>,
-    /// URL of HTTPS endpoint the webhook should deliver events to.
+    /// URL of HTTPS endpoint the webhook should deliver events to (replaces a destination).
     pub(crate) url: Option<String>,
+    /// An AWS destination (replaces a URL).
+    pub(crate) destination: Option<DestinationInputObject>,
     /// Event URNs to filter for (at least one).
     pub(crate) urns: Option<Vec<String>>,
     /// The headers to send (an empty list removes them all).

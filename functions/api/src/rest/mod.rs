@@ -42,7 +42,7 @@ use crate::graphql::GraphQl;
 use crate::intake::IntakeService;
 use crate::problem::{problems_only, Problem};
 use crate::recovery::{JobView, Recovery, RecoveryService, WindowInput};
-use crate::service::{ProbeInput, ProbeReport, WebhookService};
+use crate::service::{ExternalIdGrant, ExternalIdInput, ProbeInput, ProbeReport, WebhookService};
 use crate::settings::Settings;
 use hookline_core::jobs::Jobs;
 use hookline_core::timestamp::rfc3339;
@@ -127,6 +127,7 @@ impl Api {
         let routes = routes
             .route("/v1/webhooks", get(list_webhooks).post(create_webhook))
             .route("/v1/webhooks/test", post(probe_url))
+            .route("/v1/destinations/external-ids", post(issue_external_id))
             .route(
                 "/v1/webhooks/{id}",
                 get(get_webhook)
@@ -188,6 +189,10 @@ impl Api {
             Lifecycle::from_ports(ports),
             settings,
         );
+        let webhooks = match &ports.destinations {
+            Some(sender) => webhooks.with_destinations(sender.clone()),
+            None => webhooks,
+        };
         let deliveries = DeliveriesService::new(
             webhooks.clone(),
             ports.attempts.clone(),

@@ -35,6 +35,7 @@ pub fn openapi_json() -> String {
     // The operations, as `Api::new` routes them (a test checks the two agree).
     paths(
         webhooks::list_webhooks, webhooks::create_webhook, webhooks::probe_url,
+        webhooks::issue_external_id,
         webhooks::get_webhook, webhooks::update_webhook, webhooks::delete_webhook,
         webhooks::rotate_secret, webhooks::enable_webhook, webhooks::disable_webhook,
         deliveries::send_test, deliveries::list_deliveries, deliveries::webhook_stats,

@@ -14,7 +14,11 @@ pub(crate) struct WebhookView {
     /// A name for people.
     pub(crate) name: String,
     /// The endpoint.
-    pub(crate) url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) url: Option<String>,
+    /// Its AWS destination, when it delivers to one instead of a URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) destination: Option<DestinationView>,
     /// `*`, `family.*` or catalog types.
     pub(crate) event_types: Vec<String>,
     /// URN patterns, one App each.
@@ -68,6 +72,40 @@ pub(crate) struct WebhookView {
     pub(crate) secret: Option<String>,
 }
 
+/// An AWS destination, with the permission policy its role needs.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct DestinationView {
+    /// `aws-sqs`, `aws-sns` or `aws-eventbridge`.
+    #[serde(rename = "type")]
+    pub(crate) kind: String,
+    /// The queue, topic or bus.
+    pub(crate) arn: String,
+    /// The role Hookline assumes.
+    pub(crate) role_arn: String,
+    /// The external id the role's trust policy requires.
+    pub(crate) external_id: String,
+    /// EventBridge's `source`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) source: Option<String>,
+    /// The permission policy the role needs.
+    #[schema(value_type = Object)]
+    pub(crate) permission_policy: serde_json::Value,
+}
+
+impl DestinationView {
+    pub(crate) fn of(d: &hookline_core::destination::AwsDestination) -> Self {
+        Self {
+            kind: d.service.type_name().to_owned(),
+            arn: d.arn.to_string(),
+            role_arn: d.role_arn.to_string(),
+            external_id: d.external_id.to_string(),
+            source: d.source.clone(),
+            permission_policy: d.permission_policy(),
+        }
+    }
+}
+
 /// A run of failed deliveries; any 2xx ends it.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -99,7 +137,8 @@ impl WebhookView {
         Self {
             id: w.id.to_string(),
             name: w.spec.name.clone(),
-            url: w.spec.url.to_string(),
+            url: w.spec.endpoint.url().map(ToString::to_string),
+            destination: w.spec.endpoint.destination().map(DestinationView::of),
             event_types: w.spec.event_types.iter().map(ToString::to_string).collect(),
             urns: w.spec.urns.iter().map(ToString::to_string).collect(),
             custom_headers: w

@@ -92,6 +92,25 @@ pub(crate) async fn probe_url(
     Ok(json_response(StatusCode::OK, &report))
 }
 
+/// Issue an external id for an AWS destination's role: the trust policy to give the role
+/// (and the permission policy, given the destination's type and ARN).
+#[utoipa::path(
+    post, path = "/v1/destinations/external-ids", tag = "webhooks", operation_id = "issueExternalId",
+    request_body = ExternalIdInput,
+    responses(
+        (status = 201, description = "A new external id for the App's destinations", body = ExternalIdGrant),
+        (status = "4XX", description = "Bad App id or no AWS destinations here (400), no token (401), no edit-app on the App (403), bad type or ARN (422)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn issue_external_id(
+    State(s): State<Arc<Services>>,
+    Authenticated(p): Authenticated,
+    JsonBody(input): JsonBody<ExternalIdInput>,
+) -> Answer {
+    let grant = s.webhooks.issue_external_id(&p, &input).await?;
+    Ok(json_response(StatusCode::CREATED, &grant))
+}
+
 /// Read a webhook.
 #[utoipa::path(
     get, path = "/v1/webhooks/{id}", tag = "webhooks", operation_id = "getWebhook",

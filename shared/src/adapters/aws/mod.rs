@@ -9,6 +9,8 @@ use crate::config::{Env, SettingError};
 use crate::ports::{DeadLetters, Ports};
 use crate::urn::Namespace;
 
+#[cfg(feature = "destinations")]
+pub mod destinations;
 pub mod dynamodb;
 pub mod kms;
 pub mod sdk;
@@ -103,6 +105,7 @@ impl AwsPorts {
                 table,
                 resources.kms_key_id.clone(),
             )),
+            destinations: None,
             namespace,
         };
         Self {
@@ -120,13 +123,27 @@ impl AwsPorts {
         let resources = AwsResources::from_env(env)?;
         let namespace = env.namespace()?;
         let aws = sdk::config().await;
-        Ok(Self::new(
+        let composed = Self::new(
             aws_sdk_dynamodb::Client::new(&aws),
             aws_sdk_sqs::Client::new(&aws),
             KmsClient::lazy(aws.clone()),
             resources,
             namespace,
-        ))
+        );
+        #[cfg(feature = "destinations")]
+        let composed = composed.with_destinations(aws);
+        Ok(composed)
+    }
+
+    /// Delivers to AWS destinations over `config` (no client is built until one is used),
+    /// each call bounded by [`destinations::CALL_TIMEOUT`].
+    #[cfg(feature = "destinations")]
+    pub fn with_destinations(mut self, config: aws_config::SdkConfig) -> Self {
+        self.ports.destinations = Some(Arc::new(destinations::AwsDestinations::new(
+            config,
+            destinations::CALL_TIMEOUT,
+        )));
+        self
     }
 
     /// The dead-letter queue at `url` (the `events-dlq`, where ingest puts events it can never

@@ -545,6 +545,8 @@ pub fn ports(
         fan_out_commit: Some(Arc::new(queues.deliveries.clone())),
         rate_limiter: Arc::new(crate::adapters::memory::MemoryRateLimiter::default()),
         vault: Arc::new(crate::ports::FixedVault(keys)),
+        // `hookline serve` adds its own (`AwsDestinations::lazy`).
+        destinations: None,
         namespace,
     }
 }
