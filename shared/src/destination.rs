@@ -84,6 +84,13 @@ impl fmt::Display for AwsService {
     }
 }
 
+/// Longest ARN accepted.
+pub const MAX_ARN_CHARS: usize = 2048;
+
+/// The grammar [`Arn::parse`] enforces, for the API document.
+pub const ARN_PATTERN: &str =
+    r"^arn:[a-z0-9-]+:[a-z0-9-]*:[a-z0-9-]*:[0-9]{12}:[A-Za-z0-9_./+=,@:-]{1,1024}$";
+
 /// An Amazon Resource Name, split into its parts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Arn {
@@ -97,6 +104,9 @@ pub struct Arn {
 impl Arn {
     /// Parses `arn:<partition>:<service>:<region>:<account>:<resource>` (a 12-digit account).
     pub fn parse(text: &str) -> Result<Self, String> {
+        if text.len() > MAX_ARN_CHARS {
+            return Err(format!("is longer than {MAX_ARN_CHARS} characters"));
+        }
         let mut parts = text.splitn(6, ':');
         let (
             Some("arn"),

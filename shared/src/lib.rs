@@ -7,7 +7,8 @@
 //!    [`grant`], [`telemetry`] (the metrics' vocabulary), [`stats`] (a webhook's health),
 //!    [`retention`] (how long events and attempts are kept), [`job`] (background jobs).
 //! 2. Ports: [`ports`], the traits, and the [`ports::Ports`] bundle a composition builds.
-//! 3. Services over the ports: [`lifecycle`], [`reseal`], [`jobs`].
+//! 3. Services over the ports: [`lifecycle`], [`reseal`], [`jobs`], `tokens` (OAuth2
+//!    client-credentials tokens, with the `http` feature).
 //! 4. Adapters: [`adapters`] (DynamoDB/SQS, SQLite, HTTP, Lambda, memory), behind features;
 //!    `adapters::aws::AwsPorts` and `adapters::sqlite::ports` wire each composition.
 #![warn(missing_docs)]
@@ -37,6 +38,8 @@ pub mod stats;
 pub mod target;
 pub mod telemetry;
 pub mod timestamp;
+#[cfg(feature = "http")]
+pub mod tokens;
 pub mod urn;
 pub mod validation;
 pub mod webhook;

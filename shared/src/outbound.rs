@@ -58,6 +58,9 @@ pub enum OutboundError {
     /// The target guard refused the address the host resolved to.
     #[error("target refused: {0}")]
     Blocked(String),
+    /// The OAuth2 token endpoint did not give a token: nothing was sent to the endpoint.
+    #[error("token endpoint failed: {0}")]
+    Token(String),
     /// Anything else the client reported.
     #[error("request failed: {0}")]
     Other(String),
@@ -104,7 +107,7 @@ impl OutboundError {
             Self::Connect(_) => OutboundErrorKind::Connect,
             Self::Tls(_) => OutboundErrorKind::Tls,
             Self::Blocked(_) => OutboundErrorKind::Blocked,
-            Self::Other(_) => OutboundErrorKind::Other,
+            Self::Token(_) | Self::Other(_) => OutboundErrorKind::Other,
         }
     }
 
@@ -113,7 +116,8 @@ impl OutboundError {
         use crate::retry::AttemptOutcome;
         match self {
             Self::Timeout(_) => AttemptOutcome::Timeout,
-            Self::Connect(_) | Self::Other(_) => AttemptOutcome::Connect,
+            // A token endpoint that fails is retried like an endpoint that cannot be reached.
+            Self::Connect(_) | Self::Token(_) | Self::Other(_) => AttemptOutcome::Connect,
             Self::Tls(_) => AttemptOutcome::Tls,
             Self::Blocked(_) => AttemptOutcome::Blocked,
         }

@@ -19,10 +19,11 @@ use hookline_core::ports::{
 use hookline_core::sealed::{Keyring, Protected};
 use hookline_core::signing::{signature_header, Secret};
 use hookline_core::telemetry;
+use hookline_core::tokens::Tokens;
 use hookline_core::validation::{FieldError, ValidationErrors};
 use hookline_core::webhook::DisabledReason;
 use hookline_core::webhook::{
-    validate_custom_headers, CredentialError, Endpoint, NewWebhook, SigningSecret, Webhook,
+    validate_custom_headers, CredentialError, Endpoint, NewWebhook, OAuth2, SigningSecret, Webhook,
     WebhookId, WebhookPatch, WebhookRules, WebhookSpec, WebhookUrl,
 };
 use serde::{Deserialize, Serialize};
@@ -127,6 +128,7 @@ pub struct ExternalIdGrant {
 pub struct WebhookService {
     store: Arc<dyn WebhookStore>,
     http: Arc<dyn HttpSender>,
+    tokens: Arc<Tokens>,
     destinations: Option<Arc<dyn DestinationSender>>,
     vault: Arc<dyn Vault>,
     lifecycle: Lifecycle,
@@ -171,6 +173,7 @@ impl WebhookService {
     ) -> Self {
         Self {
             store,
+            tokens: Arc::new(Tokens::new(http.clone())),
             http,
             destinations: None,
             vault,
@@ -526,11 +529,37 @@ impl WebhookService {
         spec: &WebhookSpec,
         secret: &Secret,
     ) -> Result<(), ServiceError> {
-        let headers = self.open_headers(id, spec).await?;
+        let mut headers = self.open_headers(id, spec).await?;
         let url = match &spec.endpoint {
             Endpoint::Http(url) => url,
             Endpoint::Aws(d) => return self.verify_destination(d, &headers, secret).await,
         };
+        if let Some(oauth2) = &spec.oauth2 {
+            // The check carries a token as deliveries will: a token endpoint that refuses
+            // the client is said here, not at the first delivery.
+            let keys = self.keys().await?;
+            let client_secret = oauth2
+                .client_secret
+                .open(&keys, &OAuth2::field(id.as_str()))
+                .map_err(|e| {
+                    unreadable(CredentialError {
+                        field: "oauth2.clientSecret".into(),
+                        error: e,
+                    })
+                })?;
+            let (token, _) = self
+                .tokens
+                .fetch(oauth2, &client_secret, VERIFY_TIMEOUT)
+                .await
+                .map_err(|e| {
+                    tracing::info!(%url, error = %e, "endpoint verification failed: no token");
+                    telemetry::endpoint_check(false);
+                    ServiceError::EndpointRejected {
+                        detail: format!("no OAuth2 token: {e}"),
+                    }
+                })?;
+            headers.push(("authorization".to_owned(), format!("Bearer {token}")));
+        }
         let r = self.probe(url, &headers, secret).await;
         if r.ok {
             tracing::info!(%url, method = r.method, "endpoint verified");
@@ -730,7 +759,8 @@ impl WebhookService {
         self.check_one_url_per_event(&spec, Some(&current.id))
             .await?;
         let endpoint_changed = spec.endpoint != current.spec.endpoint
-            || spec.custom_headers != current.spec.custom_headers;
+            || spec.custom_headers != current.spec.custom_headers
+            || spec.oauth2 != current.spec.oauth2;
         if endpoint_changed {
             let now = OffsetDateTime::now_utc();
             let keys = self.keys().await?;

@@ -59,6 +59,7 @@ use hookline_core::signing::signature_header;
 use hookline_core::target::TargetPolicy;
 use hookline_core::telemetry;
 use hookline_core::timestamp::{from_unix_ms, unix_ms};
+use hookline_core::tokens::Tokens;
 use hookline_core::webhook::{CredentialError, DisablePolicy, DisabledReason};
 use hookline_core::webhook::{Endpoint, Webhook, WebhookUrl};
 use time::OffsetDateTime;
@@ -179,6 +180,7 @@ pub struct Deliver {
     attempts: Arc<dyn AttemptLog>,
     queue: Arc<dyn DeliveryQueue>,
     http: Arc<dyn HttpSender>,
+    tokens: Arc<Tokens>,
     destinations: Option<Arc<dyn DestinationSender>>,
     vault: Arc<dyn Vault>,
     lifecycle: Lifecycle,
@@ -346,6 +348,7 @@ impl Deliver {
             events,
             attempts,
             queue,
+            tokens: Arc::new(Tokens::new(http.clone())),
             http,
             destinations: None,
             vault,
@@ -848,9 +851,11 @@ impl Deliver {
         let timeout = self.settings.timeout;
         match &webhook.spec.endpoint {
             Endpoint::Http(url) => {
-                self.http
-                    .send(post(url, signed, &self.settings.user_agent, timeout))
-                    .await
+                let request = post(url, signed, &self.settings.user_agent, timeout);
+                match &webhook.spec.oauth2 {
+                    None => self.http.send(request).await,
+                    Some(_) => self.send_with_token(webhook, request).await,
+                }
             }
             Endpoint::Aws(destination) => {
                 let Some(sender) = &self.destinations else {
@@ -869,6 +874,50 @@ impl Deliver {
                 sender.send(destination, &message, timeout).await
             }
         }
+    }
+
+    /// POSTs with the webhook's OAuth2 bearer token (cached until shortly before it
+    /// expires). A 401 forgets the token and tries once more with a new one; a second 401
+    /// is the endpoint's answer.
+    async fn send_with_token(
+        &self,
+        webhook: &Webhook,
+        request: OutboundRequest,
+    ) -> Result<OutboundResponse, OutboundError> {
+        let (Some(oauth2), timeout) = (&webhook.spec.oauth2, request.timeout) else {
+            return self.http.send(request).await;
+        };
+        let keys = self
+            .vault
+            .keyring()
+            .await
+            .map_err(|e| OutboundError::Token(format!("the keys did not load: {e}")))?;
+        let secret = webhook
+            .open_oauth2_secret(&keys)
+            .map_err(|e| OutboundError::Token(e.to_string()))?
+            .unwrap_or_default();
+        let bearer = |mut r: OutboundRequest, token: &str| {
+            r.headers
+                .push(("authorization".to_owned(), format!("Bearer {token}")));
+            r
+        };
+        let token = self
+            .tokens
+            .token(&webhook.id, webhook.version, oauth2, &secret, timeout)
+            .await?;
+        let first = self.http.send(bearer(request.clone(), &token)).await?;
+        if first.status != 401 {
+            return Ok(first);
+        }
+        tracing::info!("the endpoint refused the OAuth2 token (401); asking for a new one");
+        self.tokens
+            .forget(&webhook.id, webhook.version, &token)
+            .await;
+        let token = self
+            .tokens
+            .token(&webhook.id, webhook.version, oauth2, &secret, timeout)
+            .await?;
+        self.http.send(bearer(request, &token)).await
     }
 
     /// The delivery's webhook: the cached copy if it is new enough, else read (and kept).

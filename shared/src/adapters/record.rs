@@ -17,7 +17,7 @@ use crate::sealed::Protected;
 use crate::signing::Secret;
 use crate::urn::UrnPattern;
 use crate::webhook::{
-    CustomHeader, Endpoint, SigningSecret, Webhook, WebhookId, WebhookSpec, WebhookUrl,
+    CustomHeader, Endpoint, OAuth2, SigningSecret, Webhook, WebhookId, WebhookSpec, WebhookUrl,
 };
 use crate::webhook::{Disabled, DisabledReason, Suspension, WebhookState};
 
@@ -78,6 +78,27 @@ pub struct WebhookRecord {
     /// Its ordering (absent: `none`).
     #[serde(default, skip_serializing_if = "is_unordered")]
     pub ordering: Ordering,
+    /// Its OAuth2 client credentials, the secret sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<OAuth2Record>,
+}
+
+/// Stored OAuth2 client credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OAuth2Record {
+    /// The token endpoint.
+    pub token_url: String,
+    /// The client id.
+    pub client_id: String,
+    /// The client secret, sealed.
+    pub client_secret: String,
+    /// The scope asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The audience asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
 }
 
 fn is_unordered(o: &Ordering) -> bool {
@@ -215,6 +236,20 @@ impl TryFrom<&Webhook> for WebhookRecord {
             retry: w.spec.retry.as_ref().map(WebhookRetry::to_input),
             rate_limit: w.spec.rate_limit,
             ordering: w.spec.ordering,
+            oauth2: w
+                .spec
+                .oauth2
+                .as_ref()
+                .map(|o| {
+                    Ok(OAuth2Record {
+                        token_url: o.token_url.to_string(),
+                        client_id: o.client_id.clone(),
+                        client_secret: stored(&w.id, "OAuth2 client secret", &o.client_secret)?,
+                        scope: o.scope.clone(),
+                        audience: o.audience.clone(),
+                    })
+                })
+                .transpose()?,
         })
     }
 }
@@ -303,6 +338,19 @@ impl TryFrom<WebhookRecord> for Webhook {
                 retry,
                 rate_limit: r.rate_limit,
                 ordering: r.ordering,
+                oauth2: r
+                    .oauth2
+                    .map(|o| {
+                        Ok::<_, PortError>(OAuth2 {
+                            token_url: WebhookUrl::parse_stored(&o.token_url)
+                                .map_err(|e| corrupt(&r.id, e))?,
+                            client_id: o.client_id,
+                            client_secret: Protected::stored(&o.client_secret),
+                            scope: o.scope,
+                            audience: o.audience,
+                        })
+                    })
+                    .transpose()?,
             },
             secrets,
             owner: r.owner,

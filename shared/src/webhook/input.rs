@@ -7,6 +7,7 @@ use std::fmt;
 use serde::Deserialize;
 
 use super::headers::{validate_custom_headers, CustomHeader};
+use super::oauth2::{OAuth2, OAuth2Input};
 use super::{Endpoint, WebhookSpec, WebhookUrl};
 use crate::destination::{AwsDestination, AwsService, DestinationPolicy};
 use crate::event_type::{Catalog, EventTypeFilter};
@@ -70,6 +71,9 @@ pub struct NewWebhook {
     /// `per-webhook` or `per-urn` to deliver in order; default `none`.
     #[serde(default)]
     pub ordering: Option<Ordering>,
+    /// OAuth2 client credentials: each delivery carries a bearer token from `tokenUrl`.
+    #[serde(default)]
+    pub oauth2: Option<OAuth2Input>,
 }
 
 impl std::fmt::Debug for NewWebhook {
@@ -87,6 +91,7 @@ impl std::fmt::Debug for NewWebhook {
             .field("retry", &self.retry)
             .field("rate_limit", &self.rate_limit)
             .field("ordering", &self.ordering)
+            .field("oauth2", &self.oauth2)
             .finish()
     }
 }
@@ -124,6 +129,10 @@ pub struct WebhookPatch {
     pub rate_limit: Option<Option<RateLimit>>,
     /// New ordering (`none`, `per-webhook`, `per-urn`).
     pub ordering: Option<Ordering>,
+    /// New OAuth2 client credentials (the secret given again); `null` removes them.
+    #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<OAuth2Input>))]
+    pub oauth2: Option<Option<OAuth2Input>>,
 }
 
 /// An AWS destination as sent: `{"type": "aws-sqs", "arn": ..., "roleArn": ..., "externalId": ...}`.
@@ -185,6 +194,20 @@ impl DestinationInput {
             )
         })
         .ok()
+    }
+}
+
+/// OAuth2 only goes with an HTTP endpoint.
+fn check_oauth2_endpoint(
+    endpoint: &Endpoint,
+    oauth2: Option<&OAuth2>,
+    errors: &mut Vec<FieldError>,
+) {
+    if oauth2.is_some() && endpoint.destination().is_some() {
+        errors.push(FieldError::new(
+            "oauth2",
+            "is for HTTP endpoints; an AWS destination authenticates with its role",
+        ));
     }
 }
 
@@ -435,13 +458,20 @@ impl NewWebhook {
             None => Some(None),
         };
         let ordering = check_ordering(self.ordering.unwrap_or_default(), rules, &mut errors);
+        let oauth2 = match &self.oauth2 {
+            Some(o) => o.check(rules, &mut errors).map(Some),
+            None => Some(None),
+        };
+        if let (Some(endpoint), Some(oauth2)) = (&endpoint, &oauth2) {
+            check_oauth2_endpoint(endpoint, oauth2.as_ref(), &mut errors);
+        }
         match (
             (name, endpoint, event_types, urns, custom_headers),
-            (filter, retry, rate_limit, ordering),
+            (filter, retry, rate_limit, ordering, oauth2),
         ) {
             (
                 (Some(name), Some(endpoint), Some(event_types), Some(urns), Some(custom_headers)),
-                (Some(filter), Some(retry), Some(rate_limit), Some(ordering)),
+                (Some(filter), Some(retry), Some(rate_limit), Some(ordering), Some(oauth2)),
             ) if errors.is_empty() => Ok(WebhookSpec {
                 name,
                 endpoint,
@@ -453,6 +483,7 @@ impl NewWebhook {
                 retry,
                 rate_limit,
                 ordering,
+                oauth2,
             }),
             _ => Err(ValidationErrors::new(errors)),
         }
@@ -538,6 +569,16 @@ impl WebhookPatch {
                 next.ordering = ordering;
             }
         }
+        match &self.oauth2 {
+            Some(Some(o)) => {
+                if let Some(v) = o.check(rules, &mut errors) {
+                    next.oauth2 = Some(v);
+                }
+            }
+            Some(None) => next.oauth2 = None,
+            None => {}
+        }
+        check_oauth2_endpoint(&next.endpoint, next.oauth2.as_ref(), &mut errors);
         ValidationErrors::check(errors).map(|()| next)
     }
 }

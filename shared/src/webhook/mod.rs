@@ -18,6 +18,7 @@ use crate::urn::{Urn, UrnPattern};
 
 pub mod headers;
 pub mod input;
+pub mod oauth2;
 pub mod state;
 
 pub use headers::{
@@ -28,6 +29,7 @@ pub use input::{
     DestinationInput, NewWebhook, WebhookPatch, WebhookRules, MAX_APPS, MAX_EVENT_TYPES,
     MAX_NAME_CHARS, MAX_URL_CHARS, MAX_URNS,
 };
+pub use oauth2::{OAuth2, OAuth2Input};
 pub use state::{
     DisablePolicy, Disabled, DisabledReason, FailureRun, Suspension, WebhookState,
     DEFAULT_DISABLE_AFTER, DEFAULT_DISABLE_MIN_FAILURES, PERMISSION_REVOKED,
@@ -181,6 +183,8 @@ pub struct WebhookSpec {
     pub rate_limit: Option<RateLimit>,
     /// Whether deliveries keep the events' order.
     pub ordering: Ordering,
+    /// OAuth2 client credentials: deliveries carry a bearer token (HTTP endpoints only).
+    pub oauth2: Option<OAuth2>,
 }
 
 impl WebhookSpec {
@@ -390,6 +394,23 @@ impl Webhook {
             .collect()
     }
 
+    /// Its OAuth2 client secret, opened (`None` without OAuth2).
+    pub fn open_oauth2_secret(&self, keys: &Keyring) -> Result<Option<String>, CredentialError> {
+        self.spec
+            .oauth2
+            .as_ref()
+            .map(|o| {
+                o.client_secret
+                    .open(keys, &OAuth2::field(self.id.as_str()))
+                    .map(std::borrow::Cow::into_owned)
+                    .map_err(|e| CredentialError {
+                        field: "oauth2.clientSecret".into(),
+                        error: e,
+                    })
+            })
+            .transpose()
+    }
+
     /// Its custom headers, names and opened values.
     pub fn open_headers(&self, keys: &Keyring) -> Result<Vec<(String, String)>, CredentialError> {
         self.spec.open_headers(&self.id, keys)
@@ -411,6 +432,15 @@ impl Webhook {
             })?;
         }
         let id = self.id.clone();
+        if let Some(o) = &mut self.spec.oauth2 {
+            changed |= o
+                .client_secret
+                .seal(keys, &OAuth2::field(id.as_str()))
+                .map_err(|e| CredentialError {
+                    field: "oauth2.clientSecret".into(),
+                    error: e,
+                })?;
+        }
         for h in &mut self.spec.custom_headers {
             let field = h.field(id.as_str());
             changed |= h.value.seal(keys, &field).map_err(|e| CredentialError {
@@ -427,6 +457,7 @@ impl Webhook {
             .iter()
             .map(|s| s.secret.key_id())
             .chain(self.spec.custom_headers.iter().map(|h| h.value.key_id()))
+            .chain(self.spec.oauth2.iter().map(|o| o.client_secret.key_id()))
             .collect()
     }
 
@@ -525,6 +556,7 @@ mod tests {
             retry: None,
             rate_limit: None,
             ordering: None,
+            oauth2: None,
         }
     }
 
@@ -641,6 +673,7 @@ mod tests {
             retry: None,
             rate_limit: None,
             ordering: None,
+            oauth2: None,
         };
         assert_eq!(
             fields(w.validate(&rules(), None)),

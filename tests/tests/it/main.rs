@@ -20,6 +20,7 @@ mod ingest_fanout;
 mod lambda_api_events;
 mod lifecycle;
 mod metrics;
+mod oauth2;
 mod purge;
 mod queue_groups;
 mod recover;

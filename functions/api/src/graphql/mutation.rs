@@ -98,6 +98,7 @@ impl Mutation {
                 retry: webhook.retry.map(WebhookRetryInput::into_input),
                 rate_limit: webhook.rate_limit.map(WebhookRateLimitInput::into_limit),
                 ordering: webhook.ordering.map(Into::into),
+                oauth2: webhook.oauth2.map(OAuth2InputObject::into_input),
             };
             service.create(p, &input, webhook.app_id.as_deref()).await
         }
@@ -157,6 +158,7 @@ impl Mutation {
                 retry: patch_field(webhook.retry, WebhookRetryInput::into_input),
                 rate_limit: patch_field(webhook.rate_limit, WebhookRateLimitInput::into_limit),
                 ordering: webhook.ordering.map(Into::into),
+                oauth2: patch_field(webhook.oauth2, OAuth2InputObject::into_input),
             };
             service
                 .update(p, &id, &patch, version_of(expected_version)?)

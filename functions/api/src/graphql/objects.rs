@@ -214,6 +214,8 @@ pub struct WebhookObject {
     pub(crate) rate_limit: Option<WebhookRateLimit>,
     /// Whether its deliveries keep the events' order.
     pub(crate) ordering: WebhookOrdering,
+    /// Its OAuth2 client credentials (the secret is never shown); null for none.
+    pub(crate) oauth2: Option<WebhookOAuth2>,
     /// A shared secret used to sign the request payload (`whsec_...`, Standard Webhooks).
     /// Readable only in the result of `registerWebhook` and `rotateWebhookSecret`; null
     /// elsewhere.
@@ -235,6 +237,12 @@ impl WebhookObject {
             description: w.spec.name,
             url: w.spec.endpoint.url().map(ToString::to_string),
             destination: w.spec.endpoint.destination().map(WebhookDestination::of),
+            oauth2: w.spec.oauth2.as_ref().map(|o| WebhookOAuth2 {
+                token_url: o.token_url.to_string(),
+                client_id: o.client_id.clone(),
+                scope: o.scope.clone(),
+                audience: o.audience.clone(),
+            }),
             events: w.spec.event_types.iter().map(ToString::to_string).collect(),
             urns: w.spec.urns.iter().map(ToString::to_string).collect(),
             custom_headers: w
@@ -709,6 +717,48 @@ impl DestinationInputObject {
     }
 }
 
+/// OAuth2 client credentials as given.
+#[derive(InputObject, Clone)]
+#[graphql(name = "OAuth2Input")]
+pub struct OAuth2InputObject {
+    /// The token endpoint.
+    pub(crate) token_url: String,
+    /// The client id.
+    pub(crate) client_id: String,
+    /// The client secret (sealed at rest, never shown again).
+    pub(crate) client_secret: String,
+    /// The scope to ask for.
+    pub(crate) scope: Option<String>,
+    /// The audience to ask for.
+    pub(crate) audience: Option<String>,
+}
+
+impl OAuth2InputObject {
+    pub(crate) fn into_input(self) -> hookline_core::webhook::OAuth2Input {
+        hookline_core::webhook::OAuth2Input {
+            token_url: self.token_url,
+            client_id: self.client_id,
+            client_secret: self.client_secret,
+            scope: self.scope,
+            audience: self.audience,
+        }
+    }
+}
+
+/// A webhook's OAuth2 client credentials, without the secret.
+#[derive(SimpleObject)]
+#[graphql(name = "WebhookOAuth2")]
+pub struct WebhookOAuth2 {
+    /// The token endpoint.
+    pub(crate) token_url: String,
+    /// The client id.
+    pub(crate) client_id: String,
+    /// The scope asked for.
+    pub(crate) scope: Option<String>,
+    /// The audience asked for.
+    pub(crate) audience: Option<String>,
+}
+
 /// An AWS destination: where a webhook's events go instead of a URL.
 #[derive(SimpleObject)]
 pub struct WebhookDestination {
@@ -786,6 +836,8 @@ pub struct RegisterWebhookInput {
     pub(crate) rate_limit: Option<WebhookRateLimitInput>,
     /// Deliver in order (default `NONE`).
     pub(crate) ordering: Option<WebhookOrdering>,
+    /// OAuth2 client credentials: each delivery carries a bearer token.
+    pub(crate) oauth2: Option<OAuth2InputObject>,
 }
 
 /// Changes to a webhook: only the fields given change. A changed URL or headers is checked
@@ -814,6 +866,8 @@ pub struct UpdateWebhookInput {
     pub(crate) rate_limit: MaybeUndefined<WebhookRateLimitInput>,
     /// A new ordering.
     pub(crate) ordering: Option<WebhookOrdering>,
+    /// New OAuth2 client credentials (the secret given again); null removes them.
+    pub(crate) oauth2: MaybeUndefined<OAuth2InputObject>,
 }
 
 /// A delivery that was queued (by `testWebhook` or `redeliverWebhookDelivery`).

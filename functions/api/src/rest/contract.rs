@@ -227,6 +227,23 @@ pub(crate) fn tighten(doc: &mut Value) {
         prop(doc, "GrantInput", "appId"),
         json!({"pattern": format!("^{}$", segment())}),
     );
+    // External ids for AWS destinations.
+    set(
+        prop(doc, "ExternalIdInput", "appId"),
+        json!({"pattern": format!("^{}$", segment())}),
+    );
+    set(
+        prop(doc, "ExternalIdInput", "type"),
+        json!({"enum": hookline_core::destination::AwsService::ALL
+            .iter()
+            .map(|s| Value::from(s.type_name()))
+            .chain([Value::Null])
+            .collect::<Vec<_>>()}),
+    );
+    set(
+        prop(doc, "ExternalIdInput", "arn"),
+        json!({"maxLength": hookline_core::destination::MAX_ARN_CHARS, "pattern": hookline_core::destination::ARN_PATTERN}),
+    );
     // Parameters.
     let app = json!({"pattern": format!("^{}$", segment())});
     set(parameter(doc, "/v1/webhooks", "get", "appId"), app.clone());

@@ -19,6 +19,9 @@ pub(crate) struct WebhookView {
     /// Its AWS destination, when it delivers to one instead of a URL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) destination: Option<DestinationView>,
+    /// Its OAuth2 client credentials (never the secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) oauth2: Option<OAuth2View>,
     /// `*`, `family.*` or catalog types.
     pub(crate) event_types: Vec<String>,
     /// URN patterns, one App each.
@@ -70,6 +73,22 @@ pub(crate) struct WebhookView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(pattern = "^whsec_")]
     pub(crate) secret: Option<String>,
+}
+
+/// OAuth2 client credentials as shown: the secret never is.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct OAuth2View {
+    /// The token endpoint.
+    pub(crate) token_url: String,
+    /// The client id.
+    pub(crate) client_id: String,
+    /// The scope asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) scope: Option<String>,
+    /// The audience asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) audience: Option<String>,
 }
 
 /// An AWS destination, with the permission policy its role needs.
@@ -139,6 +158,12 @@ impl WebhookView {
             name: w.spec.name.clone(),
             url: w.spec.endpoint.url().map(ToString::to_string),
             destination: w.spec.endpoint.destination().map(DestinationView::of),
+            oauth2: w.spec.oauth2.as_ref().map(|o| OAuth2View {
+                token_url: o.token_url.to_string(),
+                client_id: o.client_id.clone(),
+                scope: o.scope.clone(),
+                audience: o.audience.clone(),
+            }),
             event_types: w.spec.event_types.iter().map(ToString::to_string).collect(),
             urns: w.spec.urns.iter().map(ToString::to_string).collect(),
             custom_headers: w
