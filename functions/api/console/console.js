@@ -17,6 +17,7 @@ const state = {
   catalog: [],
   webhook: null, // the one in the detail view
   editing: null, // the webhook being edited, null when creating
+  externalId: null, // the external id the AWS destination's role trusts
 };
 
 // --- HTTP ---------------------------------------------------------------------------------
@@ -344,7 +345,8 @@ async function openList() {
     const name = el("td");
     name.append(button(w.name, () => openDetail(w.id), { class: "link" }));
     const status = el("td", statusText(w), troubled(w) ? { class: "alert" } : {});
-    tr.append(name, el("td", w.url), el("td", w.eventTypes.join(", ")), status);
+    const target = w.destination ? `${w.destination.type} ${w.destination.arn}` : w.url;
+    tr.append(name, el("td", target), el("td", w.eventTypes.join(", ")), status);
     const health = el("td", "…");
     const last = el("td", "…");
     tr.append(health, last);
@@ -518,6 +520,9 @@ const FIELD_ERRORS = {
   retry: "f-retry-error",
   rateLimit: "f-rate-error",
   secret: "f-secret-error",
+  destination: "f-destination-error",
+  type: "f-destination-error",
+  arn: "f-destination-error",
 };
 
 const FIELD_INPUT = {
@@ -730,7 +735,15 @@ function openForm(webhook) {
   clearErrors();
   $("f-url-probe").textContent = "";
   $("f-name").value = webhook ? webhook.name : "";
-  $("f-url").value = webhook ? webhook.url : "";
+  $("f-url").value = webhook && webhook.url ? webhook.url : "";
+  const d = webhook && webhook.destination;
+  $("f-target").value = d ? d.type : "url";
+  $("f-arn").value = d ? d.arn : "";
+  $("f-role").value = d ? d.roleArn : "";
+  $("f-source").value = d && d.source ? d.source : "";
+  state.externalId = d ? d.externalId : null;
+  $("f-policies").hidden = true;
+  targetChanged();
   renderEvents(webhook ? webhook.eventTypes : []);
   clear($("f-urns-list"));
   for (const u of webhook ? webhook.urns : [`urn:allthings:app:${state.app}:*`]) addUrn(u);
@@ -779,12 +792,60 @@ function rulesText(w) {
   return parts.join("; ") || "Defaults";
 }
 
+// The form shows the URL or the AWS destination's fields, by what "Deliver to" says.
+function targetChanged() {
+  const target = $("f-target").value;
+  $("f-url-field").hidden = target !== "url";
+  $("f-destination").hidden = target === "url";
+  $("f-source-field").hidden = target !== "aws-eventbridge";
+}
+
+// Issues an external id for the App and shows the trust and permission policies to paste.
+async function showPolicies() {
+  $("f-destination-error").textContent = "";
+  const type = $("f-target").value;
+  const arn = $("f-arn").value.trim();
+  if (!arn) {
+    $("f-destination-error").textContent = "Enter the ARN first.";
+    $("f-arn").focus();
+    return;
+  }
+  try {
+    const r = await api("POST", "/v1/destinations/external-ids", { appId: state.app, type, arn });
+    state.externalId = r.externalId;
+    $("f-external-id").textContent = r.externalId;
+    $("f-trust-policy").textContent = r.trustPolicy
+      ? JSON.stringify(r.trustPolicy, null, 2)
+      : `This deployment does not name its AWS principal (HOOKLINE_AWS_PRINCIPAL): trust the principal its operators name, with sts:ExternalId = ${r.externalId}.`;
+    $("f-permission-policy").textContent = JSON.stringify(r.permissionPolicy, null, 2);
+    $("f-policies").hidden = false;
+    say("Create the role with these two policies, then enter its ARN.");
+  } catch (e) {
+    const errors = (e.problem && e.problem.errors) || [];
+    if (!showFieldErrors(errors)) $("f-destination-error").textContent = e.message;
+  }
+}
+
+// The destination as the API takes it.
+function destinationValue() {
+  const type = $("f-target").value;
+  const source = $("f-source").value.trim();
+  return {
+    type,
+    arn: $("f-arn").value.trim(),
+    roleArn: $("f-role").value.trim(),
+    externalId: state.externalId || "",
+    ...(type === "aws-eventbridge" && source ? { source } : {}),
+  };
+}
+
 function formValues() {
   const headers = {};
   for (const { name, value } of headerRows()) if (name || value) headers[name] = value;
+  const target = $("f-target").value === "url" ? { url: $("f-url").value.trim() } : { destination: destinationValue() };
   return {
     name: $("f-name").value.trim(),
-    url: $("f-url").value.trim(),
+    ...target,
     eventTypes: selectedEvents(),
     urns: [...document.querySelectorAll("#f-urns-list input")].map((i) => i.value.trim()).filter(Boolean),
     customHeaders: headers,
@@ -819,8 +880,19 @@ async function save(event) {
     $("f-filter").focus();
     return;
   }
+  if (values.destination && !state.externalId) {
+    $("f-destination-error").textContent = "Show the policies first: the role must trust the external id they name.";
+    $("form-error").textContent = "Not saved: the AWS destination needs its role set up first.";
+    $("form-error").hidden = false;
+    $("show-policies").focus();
+    return;
+  }
   $("save").disabled = true;
-  say("Saving: checking that the endpoint answers 200…");
+  say(
+    values.destination
+      ? "Saving: checking that Hookline can assume the role and send to the destination…"
+      : "Saving: checking that the endpoint answers 200…",
+  );
   try {
     if (state.editing) {
       // Empty rule fields send null: back to the default.
@@ -906,7 +978,13 @@ async function openDetail(id) {
   const facts = $("detail-facts");
   clear(facts);
   const fact = (term, value) => facts.append(el("dt", term), el("dd", value));
-  fact("Endpoint URL", w.url);
+  if (w.destination) {
+    fact("AWS destination", `${w.destination.type} ${w.destination.arn}`);
+    fact("Role", `${w.destination.roleArn} (external id ${w.destination.externalId})`);
+    fact("Permission policy", JSON.stringify(w.destination.permissionPolicy));
+  } else {
+    fact("Endpoint URL", w.url);
+  }
   fact("Events", w.eventTypes.join(", "));
   fact("URN scope", w.urns.join(", "));
   fact("Custom headers", Object.keys(w.customHeaders).join(", ") || "None");
@@ -1197,6 +1275,14 @@ function wire() {
     if (state.token) route();
   });
   $("probe").addEventListener("click", probe);
+  $("f-target").addEventListener("change", () => {
+    targetChanged();
+    fieldChanged("f-destination-error");
+  });
+  $("show-policies").addEventListener("click", showPolicies);
+  for (const input of ["f-arn", "f-role", "f-source"]) {
+    $(input).addEventListener("input", () => fieldChanged("f-destination-error", $(input)));
+  }
   $("add-urn").addEventListener("click", () => addUrn(`urn:allthings:app:${state.app}:`).focus());
   $("add-header").addEventListener("click", () => addHeader().focus());
   $("copy-secret").addEventListener("click", async () => {

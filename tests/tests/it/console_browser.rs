@@ -1032,3 +1032,189 @@ async fn the_console_answers_a_new_user_plainly() {
     c.close().await.expect("close the browser");
     server.stop().await;
 }
+
+#[tokio::test]
+#[ignore = "needs Chromium, chromedriver and moto: ./tests/run.sh installs and starts them and runs this"]
+async fn an_app_administrator_sends_a_webhook_to_an_sqs_queue_in_the_console() {
+    if let Some(why) = missing_browser() {
+        panic!("{why}");
+    }
+    const PRINCIPAL: &str = "arn:aws:iam::123456789012:root";
+    // The integrator's queue, on moto (`hookline serve` reaches it through AWS_ENDPOINT_URL).
+    let aws = hookline_tests::moto_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let queue = hookline_tests::unique_name("console-dest");
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(&queue)
+        .send()
+        .await
+        .expect("queue")
+        .queue_url()
+        .expect("url")
+        .to_owned();
+    let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:{queue}");
+    let settings = Settings {
+        aws_principal: Some(PRINCIPAL.into()),
+        ..hookline_tests::local_settings()
+    };
+    let local = Local::open(
+        &hookline_tests::temp_db("console-dest"),
+        settings,
+        "permissions".into(),
+    )
+    .await
+    .expect("open");
+    let admin = Principal::from_claims(
+        "admin-a1",
+        Some(&Value::String("edit-app:A1 publish-events:A1".into())),
+    );
+    let token = local.mint_token(&admin, Duration::from_secs(3600));
+    let server = hookline_tests::Serving::start(local.clone()).await;
+    let (_driver, webdriver) = chromedriver().await;
+    let profile = scratch("chromium-profile-dest");
+    let c = browser(&webdriver, &profile).await;
+    c.goto(&format!("{}/console#token={token}", server.base))
+        .await
+        .expect("open the console");
+    text_of(&c, "#list-title", "Webhooks of App A1").await;
+    click(&c, "#create").await;
+    text_of(&c, "#form-title", "Create a webhook").await;
+    type_into(&c, "#f-name", "CRM queue").await;
+    find(&c, "#f-target")
+        .await
+        .select_by_value("aws-sqs")
+        .await
+        .expect("choose an SQS queue");
+    assert!(
+        !find(&c, "#f-url")
+            .await
+            .is_displayed()
+            .await
+            .expect("shown?"),
+        "an AWS destination has no URL field"
+    );
+    // Saving before the role is set up says what to do first.
+    click(&c, "#save").await;
+    text_of(&c, "#f-destination-error", "Show the policies first").await;
+    type_into(&c, "#f-arn", &queue_arn).await;
+    click(&c, "#show-policies").await;
+    let external_id = text_of(&c, "#f-external-id", "hookline-").await;
+    let trust = find(&c, "#f-trust-policy")
+        .await
+        .text()
+        .await
+        .expect("text");
+    let permission = find(&c, "#f-permission-policy")
+        .await
+        .text()
+        .await
+        .expect("text");
+    let trust: Value = serde_json::from_str(&trust).expect("the trust policy is JSON to paste");
+    let permission: Value =
+        serde_json::from_str(&permission).expect("the permission policy is JSON to paste");
+    assert_eq!(trust["Statement"][0]["Principal"]["AWS"], PRINCIPAL);
+    assert_eq!(
+        trust["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"],
+        external_id.trim()
+    );
+    assert_eq!(permission["Statement"][0]["Resource"], queue_arn);
+    assert_eq!(permission["Statement"][0]["Action"][0], "sqs:SendMessage");
+    screenshot(&c, "console-destination.png").await;
+
+    // The integrator pastes the trust policy into a new role.
+    let role = aws_sdk_iam::Client::new(&aws)
+        .create_role()
+        .role_name(hookline_tests::unique_name("console-role"))
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .expect("role")
+        .role()
+        .expect("role")
+        .arn()
+        .to_owned();
+    type_into(&c, "#f-role", &role).await;
+    find(&c, "input[value='ticket.created']")
+        .await
+        .click()
+        .await
+        .expect("ticket.created");
+    click(&c, "#save").await;
+    text_of(&c, "#secret-title", "Signing secret").await;
+    let secret = find(&c, "#secret")
+        .await
+        .prop("value")
+        .await
+        .expect("value")
+        .unwrap_or_default();
+    click(&c, "#secret-done").await;
+    let facts = text_of(&c, "#detail-facts", "AWS destination").await;
+    assert!(
+        facts.contains(&queue_arn) && facts.contains(&role),
+        "{facts}"
+    );
+
+    // The check on save sent one test message; an event follows, signed.
+    let published = reqwest::Client::new()
+        .post(format!("{}/v1/events", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"type": "ticket.created", "urn": "urn:allthings:app:A1:ticket:CAT7:T99", "data": {"title": "Leaking tap"}}))
+        .send()
+        .await
+        .expect("publish");
+    assert_eq!(published.status().as_u16(), 202);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        assert!(Instant::now() < deadline, "messages in the queue: {got:?}");
+        let out = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .message_attribute_names("All")
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        for m in out.messages() {
+            let attr = |n: &str| {
+                m.message_attributes()
+                    .and_then(|a| a.get(n))
+                    .and_then(|v| v.string_value())
+                    .map(str::to_owned)
+            };
+            got.push((
+                m.body().unwrap_or_default().to_owned(),
+                attr("webhook-id"),
+                attr("webhook-timestamp"),
+                attr("webhook-signature"),
+                attr("hookline-test"),
+            ));
+            sqs.delete_message()
+                .queue_url(&queue_url)
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+    let (body, id, ts, signature, _) = got
+        .iter()
+        .find(|m| m.4.is_none())
+        .expect("the event, not the test message")
+        .clone();
+    let secret = hookline_core::signing::Secret::parse(&secret).expect("secret");
+    hookline_core::signing::verify(
+        &[secret],
+        &id.expect("webhook-id"),
+        ts.expect("timestamp").parse().expect("number"),
+        body.as_bytes(),
+        &signature.expect("signature"),
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+        300,
+    )
+    .expect("the event's signature verifies");
+    c.close().await.expect("close");
+    server.stop().await;
+}
