@@ -10,8 +10,11 @@ makes moto's AssumeRole:
   account root or the caller's ARN;
 - refuse unless every StringEquals condition on sts:ExternalId of that statement matches.
 
-Other conditions and operators are not evaluated; the tests use only these. Everything else is
-moto unchanged. Usage: python tests/moto_server.py -H 127.0.0.1 -p PORT (moto_server's flags).
+Other conditions and operators are not evaluated; the tests use only these.
+
+And, for the tests of delivery under failures: SendMessage to a queue whose name contains
+"-flaky-" is throttled (RequestThrottled) every other time, counting only messages that do not
+carry the `hookline-test` attribute (the check on save). Everything else is moto unchanged. Usage: python tests/moto_server.py -H 127.0.0.1 -p PORT (moto_server's flags).
 """
 
 import json
@@ -20,6 +23,7 @@ from urllib.parse import unquote
 
 from moto.core.exceptions import ServiceException
 from moto.iam.models import iam_backends
+from moto.sqs import models as sqs_models
 from moto.sts import models as sts_models
 
 
@@ -101,6 +105,26 @@ def assume_role(self, region_name, role_session_name, role_arn, policy, duration
 
 
 sts_models.STSBackend.assume_role = assume_role
+
+
+class RequestThrottled(ServiceException):
+    code = "RequestThrottled"
+
+
+_send_message = sqs_models.SQSBackend.send_message
+_sends = {}
+
+
+def send_message(self, queue_name, message_body, message_attributes=None, *args, **kwargs):
+    attributes = message_attributes or {}
+    if "-flaky-" in queue_name and "hookline-test" not in attributes:
+        _sends[queue_name] = _sends.get(queue_name, 0) + 1
+        if _sends[queue_name] % 2 == 1:
+            raise RequestThrottled("Request is throttled (tests/moto_server.py: a flaky queue)")
+    return _send_message(self, queue_name, message_body, message_attributes, *args, **kwargs)
+
+
+sqs_models.SQSBackend.send_message = send_message
 
 if __name__ == "__main__":
     from moto.server import main

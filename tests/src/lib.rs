@@ -478,10 +478,25 @@ where
     F: Fn(aws_lambda_events::event::sqs::SqsEvent) -> Fut,
     Fut: std::future::Future<Output = Vec<String>>,
 {
+    play_event_source_up_to(sqs, queue_url, 10, handler).await
+}
+
+/// [`play_event_source`] with batches of at most `max` messages (an event source's
+/// `BatchSize`).
+pub async fn play_event_source_up_to<F, Fut>(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    max: i32,
+    handler: F,
+) -> usize
+where
+    F: Fn(aws_lambda_events::event::sqs::SqsEvent) -> Fut,
+    Fut: std::future::Future<Output = Vec<String>>,
+{
     let out = sqs
         .receive_message()
         .queue_url(queue_url)
-        .max_number_of_messages(10)
+        .max_number_of_messages(max)
         .wait_time_seconds(1)
         .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
         .send()

@@ -4,7 +4,9 @@
 //! Webhooks signature in the message attributes. On save, a role that does not trust
 //! Hookline, a wrong external id, an id issued for another App and a deleted queue are each
 //! refused saying which step failed; a queue deleted after save fails its deliveries (404,
-//! final). moto's AssumeRole checks trust policies through `tests/moto_server.py`.
+//! final). An ordered webhook to a FIFO queue that throttles every other send keeps the order
+//! published. moto's AssumeRole checks trust policies, and "-flaky-" queues throttle, through
+//! `tests/moto_server.py`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,7 +24,9 @@ use hookline_core::auth::Principal;
 use hookline_core::signing::{verify, Secret};
 use hookline_deliver::{Deliver, DeliverSettings};
 use hookline_ingest::{Ingest, IngestSettings};
-use hookline_tests::{moto_config, play_event_source, unique_name, Serving};
+use hookline_tests::{
+    moto_config, play_event_source, play_event_source_up_to, unique_name, Serving,
+};
 use serde_json::{json, Value};
 
 const ACCOUNT: &str = "123456789012";
@@ -222,17 +226,32 @@ struct Lambdas {
     sqs: aws_sdk_sqs::Client,
     events_url: String,
     deliveries_url: String,
+    ordered_url: String,
     ingest: Ingest,
     deliver: Deliver,
 }
 
 impl Pump {
+    /// Fans out what the events queue holds (serve fans out at intake, in commit order).
+    async fn fan_out(&self) {
+        if let Self::Lambdas(l) = self {
+            while play_event_source(&l.sqs, &l.events_url, |e| {
+                let ingest = l.ingest.clone();
+                async move { ingest.handle_batch(&received_messages(e)).await }
+            })
+            .await
+                > 0
+            {}
+        }
+    }
+
     async fn run(&self) {
         if let Self::Lambdas(l) = self {
             let Lambdas {
                 sqs,
                 events_url,
                 deliveries_url,
+                ordered_url,
                 ingest,
                 deliver,
             } = &**l;
@@ -243,13 +262,18 @@ impl Pump {
             .await
                 > 0
             {}
-            while play_event_source(sqs, deliveries_url, |e| {
-                let deliver = deliver.clone();
-                async move { deliver.handle_batch(&received_messages(e)).await }
-            })
-            .await
-                > 0
-            {}
+            // The ordered queue one message at a time (BatchSize 1): moto's FIFO queue hands
+            // a group's messages out of order once several of them were in flight together
+            // and were made visible again (SQS keeps them in order).
+            for (url, batch) in [(deliveries_url, 10), (ordered_url, 1)] {
+                while play_event_source_up_to(sqs, url, batch, |e| {
+                    let deliver = deliver.clone();
+                    async move { deliver.handle_batch(&received_messages(e)).await }
+                })
+                .await
+                    > 0
+                {}
+            }
         }
     }
 
@@ -521,24 +545,20 @@ async fn the_three_destinations(api: &Api, pump: Pump) {
 #[tokio::test]
 #[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
 async fn embedded_delivers_to_sqs_sns_and_eventbridge_through_an_assumed_role() {
-    // `hookline serve` loads the SDK's configuration (AWS_ENDPOINT_URL: moto) on first use.
-    moto_config().await;
-    let local = Local::open(
-        &hookline_tests::temp_db("destinations"),
-        settings(),
-        "permissions".into(),
-    )
-    .await
-    .expect("open");
-    let api = local.router.clone();
-    let serving = Serving::start(local).await;
-    the_three_destinations(&api, Pump::Serve(serving)).await;
+    let (api, pump) = serve("destinations").await;
+    the_three_destinations(&api, pump).await;
 }
 
 #[tokio::test]
 #[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
 async fn aws_delivers_to_sqs_sns_and_eventbridge_through_an_assumed_role() {
-    let (dynamo, sqs, r) = hookline_tests::fresh_aws("dest").await;
+    let (api, pump) = lambdas("dest").await;
+    the_three_destinations(&api, pump).await;
+}
+
+/// The `api`, `ingest` and `deliver` handlers on a fresh table and queues on moto.
+async fn lambdas(name: &str) -> (Api, Pump) {
+    let (dynamo, sqs, r) = hookline_tests::fresh_aws(name).await;
     let mut aws = hookline_tests::aws_ports(&dynamo, &sqs, &r);
     aws.ports.destinations = Some(Arc::new(AwsDestinations::new(
         moto_config().await,
@@ -557,8 +577,123 @@ async fn aws_delivers_to_sqs_sns_and_eventbridge_through_an_assumed_role() {
         sqs,
         events_url: r.events_queue_url.clone(),
         deliveries_url: r.deliveries_queue_url.clone(),
+        ordered_url: r.ordered_deliveries_queue_url.clone(),
         ingest,
         deliver,
     }));
-    the_three_destinations(&api, pump).await;
+    (api, pump)
+}
+
+/// `hookline serve` on a fresh store, its API and its workers.
+async fn serve(name: &str) -> (Api, Pump) {
+    // `hookline serve` loads the SDK's configuration (AWS_ENDPOINT_URL: moto) on first use.
+    moto_config().await;
+    let local = Local::open(
+        &hookline_tests::temp_db(name),
+        settings(),
+        "permissions".into(),
+    )
+    .await
+    .expect("open");
+    let api = local.router.clone();
+    (api, Pump::Serve(Serving::start(local).await))
+}
+
+/// An ordered webhook to a FIFO queue that throttles every other send: every event arrives
+/// once, in the order published, each group's messages under one `MessageGroupId`.
+async fn fifo_order_under_throttling(api: &Api, pump: Pump) {
+    let side = Integrator::new().await;
+    let id = external_id(api, "A1").await;
+    let role = side.role(PRINCIPAL, &id).await;
+    let name = format!("{}.fifo", unique_name("dest-flaky-"));
+    let url = side
+        .sqs
+        .create_queue()
+        .queue_name(&name)
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("FIFO queue")
+        .queue_url()
+        .expect("url")
+        .to_owned();
+    let arn = format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{name}");
+    let mut body = destination("aws-sqs", &arn, &role, &id);
+    body["ordering"] = json!("per-webhook");
+    body["retry"] = json!({"schedule": ["1s", "1s", "1s", "1s"], "maxAttempts": 5});
+    let (status, created) = call(api, "POST", "/v1/webhooks?appId=A1", body).await;
+    assert_eq!(status, 201, "{created}");
+    let hook = created["id"].as_str().expect("id").to_owned();
+    let test = side.drain(&url).await;
+    assert_eq!(test.len(), 1, "the check's test message: {test:?}");
+    const N: usize = 5;
+    for i in 0..N {
+        let (status, body) = call(
+            api,
+            "POST",
+            "/v1/events",
+            json!({"type": "ticket.created", "urn": format!("urn:allthings:app:A1:ticket:CAT7:T{i}"), "data": {"n": i}}),
+        )
+        .await;
+        assert_eq!(status, 202, "{body}");
+        // One publisher, one event at a time: fan-out queues them in the order published (a
+        // batch of events from the standard events queue is fanned out concurrently).
+        pump.fan_out().await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut got = Vec::new();
+    while got.len() < N {
+        if Instant::now() > deadline {
+            let path = format!("/v1/webhooks/{hook}/deliveries?limit=100");
+            let (_, log) = call(api, "GET", &path, Value::Null).await;
+            panic!("{} of {N} arrived: {got:?}; attempts: {log}", got.len());
+        }
+        pump.run().await;
+        got.extend(side.drain(&url).await);
+    }
+    let order: Vec<i64> = got
+        .iter()
+        .map(|(b, _)| {
+            serde_json::from_str::<Value>(b).expect("json")["data"]["n"]
+                .as_i64()
+                .expect("n")
+        })
+        .collect();
+    assert_eq!(
+        order,
+        (0..N as i64).collect::<Vec<_>>(),
+        "in the order published"
+    );
+    let (_, log) = call(
+        api,
+        "GET",
+        &format!("/v1/webhooks/{hook}/deliveries?limit=100"),
+        Value::Null,
+    )
+    .await;
+    let throttled = log["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["status"] == "retrying" && a["responseStatus"] == 429)
+        .count();
+    assert!(
+        throttled >= N / 2,
+        "the queue throttled sends and they were retried: {log}"
+    );
+    pump.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
+async fn embedded_keeps_a_fifo_destination_in_order_under_throttling() {
+    let (api, pump) = serve("dest-fifo").await;
+    fifo_order_under_throttling(&api, pump).await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
+async fn aws_keeps_a_fifo_destination_in_order_under_throttling() {
+    let (api, pump) = lambdas("dest-fifo").await;
+    fifo_order_under_throttling(&api, pump).await;
 }
