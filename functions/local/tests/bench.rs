@@ -249,3 +249,46 @@ fn cost_counts_every_aws_request_of_the_pipeline_and_prices_it() {
         .as_str()
         .is_some_and(|p| p.starts_with("20")));
 }
+
+#[test]
+#[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
+fn cost_prices_an_sqs_destination_and_what_sts_and_the_integrators_queue_add() {
+    let r = hookline(&[
+        "bench",
+        "cost",
+        "--webhooks",
+        "2",
+        "--events",
+        "6",
+        "--sqs-destination",
+    ]);
+    assert_eq!(r["deliveries"], 12, "{r:#}");
+    let d = &r["destination"];
+    assert_eq!(
+        d["sqs_per_delivery"], 1.0,
+        "one SendMessage per delivery: {r:#}"
+    );
+    let sts = d["sts_per_delivery"].as_f64().expect("sts");
+    assert!(
+        sts > 0.0 && sts < 0.5,
+        "the role assumed once, not per delivery: {r:#}"
+    );
+    let hookline_sqs = r["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .find(|l| l["item"] == "SQS requests")
+        .and_then(|l| l["per_delivery"].as_f64())
+        .expect("SQS line");
+    let own: u64 = r["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter(|a| a["service"] == "SQS" && a["component"] != "destination")
+        .filter_map(|a| a["billed_requests"].as_u64())
+        .sum();
+    assert!(
+        (hookline_sqs - own as f64 / 12.0).abs() < 1e-9,
+        "Hookline's SQS line counts its own queues, not the integrator's: {r:#}"
+    );
+}

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use hookline_api::auth::Caller;
 use hookline_api::settings::Settings;
 use hookline_api::Api;
+use hookline_core::adapters::aws::destinations::{AwsDestinations, CALL_TIMEOUT};
 use hookline_core::adapters::aws::dynamodb::APP_DAY;
 use hookline_core::adapters::aws::sqs::SqsQueue;
 use hookline_core::adapters::aws::AwsPorts;
@@ -73,6 +74,9 @@ pub struct CostOptions {
     /// Whether ingest caches routes per App (false: every event reads its App's routes, as
     /// before the cache, for comparison).
     pub route_cache: bool,
+    /// Whether the webhooks deliver to an SQS queue through an assumed role (component
+    /// `destination`: STS and the integrator's SQS) instead of an HTTPS endpoint.
+    pub sqs_destination: bool,
 }
 
 impl Default for CostOptions {
@@ -83,6 +87,7 @@ impl Default for CostOptions {
             events: 200,
             body_bytes: 1024,
             route_cache: true,
+            sqs_destination: false,
         }
     }
 }
@@ -145,6 +150,21 @@ pub struct PerEvent {
     pub ingest_ms: f64,
 }
 
+/// What delivering to an SQS destination adds, per delivery: STS (no charge) and the
+/// integrator's SQS requests (billed to their account, not in Hookline's total).
+#[derive(Debug, Clone, Serialize)]
+pub struct DestinationCost {
+    /// STS requests (AssumeRole, once per role per session hour and deliverer).
+    pub sts_per_delivery: f64,
+    /// SQS requests to the integrator's queue.
+    pub sqs_per_delivery: f64,
+    /// What those SQS requests cost the integrator, $ per million deliveries.
+    pub integrator_usd_per_million: f64,
+}
+
+/// The proxy component of the deliverer's calls to STS and the integrator's queue.
+pub const DESTINATION: &str = "destination";
+
 /// What a cost run found.
 #[derive(Debug, Clone, Serialize)]
 pub struct CostReport {
@@ -154,6 +174,8 @@ pub struct CostReport {
     pub deliveries: u64,
     /// Fan-out's share, per event.
     pub per_event: PerEvent,
+    /// What an SQS destination adds (`--sqs-destination`).
+    pub destination: Option<DestinationCost>,
     /// Requests by component, service and action.
     pub actions: Vec<ActionTally>,
     /// Invocations and durations by function.
@@ -387,7 +409,12 @@ async fn forward(
         Some((s, a)) if s.starts_with("DynamoDB") => ("DynamoDB".to_owned(), a.to_owned()),
         Some(("TrentService", a)) => ("KMS".to_owned(), a.to_owned()),
         Some((_, a)) => ("SQS".to_owned(), a.to_owned()),
-        None => ("other".to_owned(), target.clone()),
+        // Query-protocol services (STS): the signature's scope names the service, the form
+        // body the action.
+        None => (
+            signed_service(&parts.headers).unwrap_or_else(|| "other".to_owned()),
+            form_action(&body).unwrap_or(target.clone()),
+        ),
     };
     let mut outbound = client.request(parts.method.clone(), format!("{upstream}{rest}"));
     for (name, value) in &parts.headers {
@@ -447,6 +474,28 @@ async fn forward(
     response
 }
 
+/// The service a SigV4 `authorization` header's credential scope names (`.../sts/aws4_request`),
+/// upper-cased.
+fn signed_service(headers: &http::HeaderMap) -> Option<String> {
+    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let scope = auth.split("Credential=").nth(1)?.split(',').next()?;
+    Some(scope.split('/').nth(3)?.to_uppercase())
+}
+
+/// The `Action` of a query-protocol form body.
+fn form_action(body: &[u8]) -> Option<String> {
+    url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == "Action")
+        .map(|(_, v)| v.into_owned())
+}
+
+async fn sdk_config(endpoint: String) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .load()
+        .await
+}
+
 async fn clients(
     endpoint: String,
 ) -> (
@@ -454,10 +503,7 @@ async fn clients(
     aws_sdk_sqs::Client,
     aws_sdk_kms::Client,
 ) {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .load()
-        .await;
+    let config = sdk_config(endpoint).await;
     (
         aws_sdk_dynamodb::Client::new(&config),
         aws_sdk_sqs::Client::new(&config),
@@ -547,8 +593,24 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
             AwsPorts::new(dynamo, sqs, kms, r.aws_resources(), namespace)
         }
     };
+    // AWS destinations: STS and the integrator's SQS through the proxy as `destination` (the
+    // api's check on save as `setup`, which is not priced).
+    let with_destinations = |mut aws: AwsPorts, component: &'static str| {
+        let endpoint = proxy.endpoint(component);
+        async move {
+            if options.sqs_destination {
+                aws.ports.destinations = Some(Arc::new(AwsDestinations::new(
+                    sdk_config(endpoint).await,
+                    CALL_TIMEOUT,
+                )));
+            }
+            aws
+        }
+    };
     let router = Api::from_ports(
-        &function("api").await.ports,
+        &with_destinations(function("api").await, "setup")
+            .await
+            .ports,
         http.clone(),
         settings.clone(),
         None,
@@ -567,7 +629,9 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
         },
     );
     let deliver = Deliver::from_ports(
-        &function("deliver").await.ports,
+        &with_destinations(function("deliver").await, "destination")
+            .await
+            .ports,
         http,
         DeliverSettings {
             webhook_cache_ttl: hookline_deliver::LAMBDA_WEBHOOK_CACHE_TTL,
@@ -599,8 +663,21 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
             .body(Bytes::from(body.to_string()))
             .map_err(|e| BenchError::Setup(e.to_string()))
     };
+    let destination = match options.sqs_destination {
+        true => Some(
+            Destination::create(&moto, &router, caller(), &format!("bench-cost-{nanos}")).await?,
+        ),
+        false => None,
+    };
     for i in 0..w {
-        let body = serde_json::json!({"name": format!("bench {i}"), "url": format!("{}/w/{i}", receiver.url()), "eventTypes": [super::BENCH_EVENT_TYPE]});
+        let body = match &destination {
+            Some(d) => {
+                serde_json::json!({"name": format!("bench {i}"), "destination": d.input, "eventTypes": [super::BENCH_EVENT_TYPE]})
+            }
+            None => {
+                serde_json::json!({"name": format!("bench {i}"), "url": format!("{}/w/{i}", receiver.url()), "eventTypes": [super::BENCH_EVENT_TYPE]})
+            }
+        };
         let created = router
             .handle(post("/v1/webhooks?appId=A1", body)?, caller())
             .await;
@@ -655,12 +732,20 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
     let (mut deliver_calls, mut deliver_billed) = (0u64, 0.0);
     let target = (w * e) as u64;
     let (mut last, mut since) = (0, Instant::now());
-    while receiver.distinct() < target {
+    let mut in_queue = 0;
+    let received = |in_queue: u64| match &destination {
+        Some(_) => in_queue,
+        None => receiver.distinct(),
+    };
+    while received(in_queue) < target {
         if since.elapsed() > Duration::from_secs(60) {
             return Err(BenchError::Run(format!(
                 "stalled: {} of {target} deliveries received",
-                receiver.distinct()
+                received(in_queue)
             )));
+        }
+        if let Some(d) = &destination {
+            in_queue += d.drain().await?;
         }
         let invoked = poll_once(&deliveries_source, 1, |batch| {
             let deliver = deliver.clone();
@@ -674,8 +759,8 @@ pub async fn run(options: &CostOptions) -> Result<CostReport, BenchError> {
             }
             None => empty_receives += 1,
         }
-        if receiver.distinct() != last {
-            (last, since) = (receiver.distinct(), Instant::now());
+        if received(in_queue) != last {
+            (last, since) = (received(in_queue), Instant::now());
         }
     }
     // Empty receives are idle polling, which Lambda's poller does whatever the load: not
@@ -721,9 +806,23 @@ pub fn price(
     let per = |x: f64| x / deliveries.max(1) as f64;
     let sqs_requests: u64 = actions
         .iter()
-        .filter(|t| t.service == "SQS")
+        .filter(|t| t.service == "SQS" && t.component != DESTINATION)
         .map(|t| t.billed_requests)
         .sum();
+    let destination = options.sqs_destination.then(|| {
+        let of = |service: &str| {
+            actions
+                .iter()
+                .filter(|t| t.component == DESTINATION && t.service == service)
+                .map(|t| t.billed_requests)
+                .sum::<u64>() as f64
+        };
+        DestinationCost {
+            sts_per_delivery: per(of("STS")),
+            sqs_per_delivery: per(of("SQS")),
+            integrator_usd_per_million: per(of("SQS")) * SQS_PER_MILLION_REQUESTS,
+        }
+    });
     let kms_requests: u64 = actions
         .iter()
         .filter(|t| t.service == "KMS")
@@ -788,6 +887,7 @@ pub fn price(
         options,
         deliveries,
         per_event,
+        destination,
         usd_per_million: lines.iter().map(|l| l.usd_per_million).sum(),
         actions,
         functions,
@@ -809,11 +909,11 @@ pub fn render(report: &CostReport) -> String {
         if o.route_cache { "on" } else { "off" }
     );
     out.push_str(
-        "component  service   action                requests  per delivery      RRU      WRU\n",
+        "component   service   action                requests  per delivery      RRU      WRU\n",
     );
     for t in &report.actions {
         out.push_str(&format!(
-            "{:<10} {:<9} {:<20} {:>9} {:>13.3} {:>8.1} {:>8.1}\n",
+            "{:<11} {:<9} {:<20} {:>9} {:>13.3} {:>8.1} {:>8.1}\n",
             t.component,
             t.service,
             t.action,
@@ -845,6 +945,12 @@ pub fn render(report: &CostReport) -> String {
         "{:<29} {:>13} {:>26.4}\n\n",
         "total", "", report.usd_per_million
     ));
+    if let Some(d) = &report.destination {
+        out.push_str(&format!(
+            "SQS destination, per delivery: {:.4} STS requests (no charge), {:.4} SQS requests to the integrator's queue (${:.4} per million deliveries, billed to the integrator, not in the total)\n\n",
+            d.sts_per_delivery, d.sqs_per_delivery, d.integrator_usd_per_million
+        ));
+    }
     let p = &report.per_event;
     out.push_str(&format!(
         "fan-out per event: {:.2} requests, {:.2} read units, {:.2} ms of ingest\n\nprices: {}\n{DURATION_CAVEAT}\n",
@@ -982,5 +1088,120 @@ mod tests {
         assert!((sqs.per_delivery - 0.1).abs() < 1e-12);
         assert!((sqs.usd_per_million - 0.04).abs() < 1e-12);
         assert!((report.usd_per_million - 0.04).abs() < 1e-12);
+    }
+}
+
+/// The integrator's side of an SQS destination: a queue, a role trusting Hookline with an
+/// external id the API issued, and a client that reads the queue straight from moto (the
+/// integrator's reads are not Hookline's cost).
+struct Destination {
+    input: serde_json::Value,
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    seen: Mutex<std::collections::HashSet<(String, String)>>,
+}
+
+impl Destination {
+    async fn create(
+        moto: &str,
+        router: &Api,
+        caller: Caller,
+        name: &str,
+    ) -> Result<Self, BenchError> {
+        let setup = |e: String| BenchError::Setup(format!("SQS destination: {e}"));
+        let config = sdk_config(moto.to_owned()).await;
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let url = sqs
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(|e| setup(e.to_string()))?
+            .queue_url()
+            .unwrap_or_default()
+            .to_owned();
+        let issued = router
+            .handle(
+                http::Request::builder()
+                    .method("POST")
+                    .uri("/v1/destinations/external-ids")
+                    .header("content-type", "application/json")
+                    .body(Bytes::from(serde_json::json!({"appId": "A1"}).to_string()))
+                    .map_err(|e| setup(e.to_string()))?,
+                caller,
+            )
+            .await;
+        let issued: serde_json::Value =
+            serde_json::from_slice(issued.body()).map_err(|e| setup(e.to_string()))?;
+        let external_id = issued["externalId"].as_str().unwrap_or_default().to_owned();
+        let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": external_id}}}]});
+        let role = aws_sdk_iam::Client::new(&config)
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await
+            .map_err(|e| setup(e.to_string()))?
+            .role()
+            .map(|r| r.arn().to_owned())
+            .unwrap_or_default();
+        Ok(Self {
+            input: serde_json::json!({"type": "aws-sqs", "arn": format!("arn:aws:sqs:us-east-1:123456789012:{name}"),
+                "roleArn": role, "externalId": external_id}),
+            sqs,
+            url,
+            seen: Mutex::default(),
+        })
+    }
+
+    /// Reads and deletes what the queue holds; returns how many new deliveries it held (the
+    /// checks' test messages and repeats left out).
+    async fn drain(&self) -> Result<u64, BenchError> {
+        let mut new = 0;
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.url)
+                .max_number_of_messages(10)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .map_err(|e| BenchError::Run(format!("reading the destination: {e}")))?;
+            if out.messages().is_empty() {
+                return Ok(new);
+            }
+            for m in out.messages() {
+                let attr = |n: &str| {
+                    m.message_attributes()
+                        .and_then(|a| a.get(n))
+                        .and_then(|v| v.string_value())
+                        .map(str::to_owned)
+                };
+                if attr("hookline-test").is_none() {
+                    let key = (
+                        attr("webhook-id").unwrap_or_default(),
+                        attr("webhook-signature").unwrap_or_default(),
+                    );
+                    if self
+                        .seen
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(key)
+                    {
+                        new += 1;
+                    }
+                }
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.url)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .map_err(|e| BenchError::Run(format!("reading the destination: {e}")))?;
+            }
+        }
     }
 }

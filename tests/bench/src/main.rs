@@ -159,6 +159,10 @@ struct CostArgs {
     /// Delivered body size, in bytes.
     #[arg(long, default_value_t = 1024)]
     body_bytes: usize,
+    /// Deliver to an AWS SQS queue through an assumed role instead of an HTTPS endpoint
+    /// (what STS and the integrator's SQS add per delivery).
+    #[arg(long)]
+    sqs_destination: bool,
     /// Print the report as JSON (and no progress).
     #[arg(long)]
     json: bool,
@@ -295,6 +299,7 @@ async fn cost(args: CostArgs) -> Result<(), String> {
         events: args.events,
         body_bytes: args.body_bytes,
         route_cache: !args.no_route_cache,
+        sqs_destination: args.sqs_destination,
     };
     let spinner = Progress::new(args.json).counter(format!(
         "cost: {} events x {} webhooks through the handlers on moto",
