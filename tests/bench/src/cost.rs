@@ -1007,90 +1007,6 @@ async fn create_others(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn dynamodb_units_follow_the_on_demand_rules() {
-        let mut sizes = ItemSizes::default();
-        let mut units = |action: &str, request: serde_json::Value, response: serde_json::Value| {
-            dynamodb_units(&mut sizes, action, &request, &response)
-        };
-        let small = json!({"PK": {"S": "a"}, "SK": {"S": "x"}});
-        let big = json!({"PK": {"S": "b"}, "SK": {"S": "x".repeat(3000)}});
-        let t = "T";
-        assert_eq!(
-            units("PutItem", json!({"TableName": t, "Item": small}), json!({})),
-            (0.0, 1.0)
-        );
-        assert_eq!(
-            units("PutItem", json!({"TableName": t, "Item": big}), json!({})),
-            (0.0, 3.0)
-        );
-        // An update or delete is charged by the item it touches.
-        assert_eq!(
-            units(
-                "UpdateItem",
-                json!({"TableName": t, "Key": big, "ExpressionAttributeValues": {":d": {"S": "done"}}}),
-                json!({})
-            ),
-            (0.0, 3.0)
-        );
-        assert_eq!(
-            units(
-                "UpdateItem",
-                json!({"TableName": t, "Key": {"PK": {"S": "new"}}}),
-                json!({})
-            ),
-            (0.0, 1.0)
-        );
-        assert_eq!(
-            units("DeleteItem", json!({"TableName": t, "Key": big}), json!({})),
-            (0.0, 3.0)
-        );
-        assert_eq!(
-            units("GetItem", json!({}), json!({"Item": small})),
-            (0.5, 0.0)
-        );
-        assert_eq!(
-            units(
-                "GetItem",
-                json!({"ConsistentRead": true}),
-                json!({"Item": small})
-            ),
-            (1.0, 0.0)
-        );
-        let tx = json!({"TransactItems": [{"Put": {"TableName": t, "Item": small}}, {"Delete": {"TableName": t, "Key": small}}]});
-        assert_eq!(units("TransactWriteItems", tx, json!({})), (0.0, 4.0));
-        let batch = json!({"RequestItems": {"T": [{"PutRequest": {"Item": small}}, {"PutRequest": {"Item": big}}]}});
-        assert_eq!(units("BatchWriteItem", batch, json!({})), (0.0, 4.0));
-        let items: Vec<_> = (0..5).map(|_| big.clone()).collect();
-        assert_eq!(
-            units("Query", json!({}), json!({"Items": items})),
-            (2.0, 0.0)
-        );
-    }
-
-    #[test]
-    fn prices_add_up_per_million() {
-        let actions = vec![ActionTally {
-            component: "ingest".into(),
-            service: "SQS".into(),
-            action: "SendMessageBatch".into(),
-            requests: 100,
-            billed_requests: 100,
-            ..ActionTally::default()
-        }];
-        let report = price(CostOptions::default(), 1000, actions, Vec::new());
-        let sqs = &report.lines[0];
-        assert!((sqs.per_delivery - 0.1).abs() < 1e-12);
-        assert!((sqs.usd_per_million - 0.04).abs() < 1e-12);
-        assert!((report.usd_per_million - 0.04).abs() < 1e-12);
-    }
-}
-
 /// The integrator's side of an SQS destination: a queue, a role trusting Hookline with an
 /// external id the API issued, and a client that reads the queue straight from moto (the
 /// integrator's reads are not Hookline's cost).
@@ -1203,5 +1119,89 @@ impl Destination {
                     .map_err(|e| BenchError::Run(format!("reading the destination: {e}")))?;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn dynamodb_units_follow_the_on_demand_rules() {
+        let mut sizes = ItemSizes::default();
+        let mut units = |action: &str, request: serde_json::Value, response: serde_json::Value| {
+            dynamodb_units(&mut sizes, action, &request, &response)
+        };
+        let small = json!({"PK": {"S": "a"}, "SK": {"S": "x"}});
+        let big = json!({"PK": {"S": "b"}, "SK": {"S": "x".repeat(3000)}});
+        let t = "T";
+        assert_eq!(
+            units("PutItem", json!({"TableName": t, "Item": small}), json!({})),
+            (0.0, 1.0)
+        );
+        assert_eq!(
+            units("PutItem", json!({"TableName": t, "Item": big}), json!({})),
+            (0.0, 3.0)
+        );
+        // An update or delete is charged by the item it touches.
+        assert_eq!(
+            units(
+                "UpdateItem",
+                json!({"TableName": t, "Key": big, "ExpressionAttributeValues": {":d": {"S": "done"}}}),
+                json!({})
+            ),
+            (0.0, 3.0)
+        );
+        assert_eq!(
+            units(
+                "UpdateItem",
+                json!({"TableName": t, "Key": {"PK": {"S": "new"}}}),
+                json!({})
+            ),
+            (0.0, 1.0)
+        );
+        assert_eq!(
+            units("DeleteItem", json!({"TableName": t, "Key": big}), json!({})),
+            (0.0, 3.0)
+        );
+        assert_eq!(
+            units("GetItem", json!({}), json!({"Item": small})),
+            (0.5, 0.0)
+        );
+        assert_eq!(
+            units(
+                "GetItem",
+                json!({"ConsistentRead": true}),
+                json!({"Item": small})
+            ),
+            (1.0, 0.0)
+        );
+        let tx = json!({"TransactItems": [{"Put": {"TableName": t, "Item": small}}, {"Delete": {"TableName": t, "Key": small}}]});
+        assert_eq!(units("TransactWriteItems", tx, json!({})), (0.0, 4.0));
+        let batch = json!({"RequestItems": {"T": [{"PutRequest": {"Item": small}}, {"PutRequest": {"Item": big}}]}});
+        assert_eq!(units("BatchWriteItem", batch, json!({})), (0.0, 4.0));
+        let items: Vec<_> = (0..5).map(|_| big.clone()).collect();
+        assert_eq!(
+            units("Query", json!({}), json!({"Items": items})),
+            (2.0, 0.0)
+        );
+    }
+
+    #[test]
+    fn prices_add_up_per_million() {
+        let actions = vec![ActionTally {
+            component: "ingest".into(),
+            service: "SQS".into(),
+            action: "SendMessageBatch".into(),
+            requests: 100,
+            billed_requests: 100,
+            ..ActionTally::default()
+        }];
+        let report = price(CostOptions::default(), 1000, actions, Vec::new());
+        let sqs = &report.lines[0];
+        assert!((sqs.per_delivery - 0.1).abs() < 1e-12);
+        assert!((sqs.usd_per_million - 0.04).abs() < 1e-12);
+        assert!((report.usd_per_million - 0.04).abs() < 1e-12);
     }
 }
