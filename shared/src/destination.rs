@@ -216,7 +216,9 @@ impl Default for DestinationPolicy {
     }
 }
 
-fn list(value: &str) -> Result<Vec<String>, String> {
+/// Parses a comma-separated list of partitions or regions (`*`: any), as
+/// `HOOKLINE_DESTINATION_PARTITIONS` and `HOOKLINE_DESTINATION_REGIONS` are written.
+pub fn parse_list(value: &str) -> Result<Vec<String>, String> {
     let items: Vec<String> = value
         .split(',')
         .map(str::trim)
@@ -248,12 +250,21 @@ impl DestinationPolicy {
 
     /// Reads `HOOKLINE_DESTINATION_PARTITIONS` and `HOOKLINE_DESTINATION_REGIONS`.
     pub fn from_env(env: &Env) -> Result<Self, SettingError> {
-        let partitions = env.parsed("HOOKLINE_DESTINATION_PARTITIONS", vec!["aws".into()], list)?;
-        let regions = env.parsed("HOOKLINE_DESTINATION_REGIONS", vec!["*".into()], list)?;
-        Ok(Self {
+        let partitions = env.parsed(
+            "HOOKLINE_DESTINATION_PARTITIONS",
+            vec!["aws".into()],
+            parse_list,
+        )?;
+        let regions = env.parsed("HOOKLINE_DESTINATION_REGIONS", vec!["*".into()], parse_list)?;
+        Ok(Self::from_lists(partitions, regions))
+    }
+
+    /// The policy of these lists ([`parse_list`]); a `*` among the regions allows any.
+    pub fn from_lists(partitions: Vec<String>, regions: Vec<String>) -> Self {
+        Self {
             partitions,
             regions: (!regions.iter().any(|r| r == "*")).then_some(regions),
-        })
+        }
     }
 
     /// Whether an ARN's partition (and region, when it has one) is allowed.

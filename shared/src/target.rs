@@ -212,6 +212,67 @@ impl TargetPolicy {
     }
 }
 
+/// The HTTP proxy deliveries, checks and token requests leave through
+/// (`HOOKLINE_EGRESS_PROXY`, `http://[user:password@]host:port`): HTTPS goes through it with
+/// `CONNECT`, plain HTTP (local development) as absolute-form requests. The target guard
+/// still applies to each request's own host, resolved and checked before it is handed to the
+/// proxy; the proxy's own address is exempt (it usually lives in a private subnet).
+#[derive(Clone, PartialEq, Eq)]
+pub struct EgressProxy {
+    url: url::Url,
+}
+
+impl fmt::Debug for EgressProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Its credentials stay out of logs.
+        f.debug_struct("EgressProxy")
+            .field("host", &self.url.host_str())
+            .field("port", &self.url.port_or_known_default())
+            .finish()
+    }
+}
+
+impl EgressProxy {
+    /// Parses `http://[user:password@]host[:port]` (no path, query or fragment).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let url = url::Url::parse(text).map_err(|e| format!("is not a URL: {e}"))?;
+        if url.scheme() != "http" {
+            return Err(format!(
+                "must be an http:// proxy URL (HTTPS is tunnelled through it with CONNECT), not {}://",
+                url.scheme()
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("names no host".into());
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err("must be just the proxy's scheme, host and port".into());
+        }
+        Ok(Self { url })
+    }
+
+    /// Reads `HOOKLINE_EGRESS_PROXY` (unset or empty: no proxy).
+    pub fn from_env(env: &Env) -> Result<Option<Self>, SettingError> {
+        env.parsed("HOOKLINE_EGRESS_PROXY", None, |v| {
+            if v.trim().is_empty() {
+                Ok(None)
+            } else {
+                Self::parse(v.trim()).map(Some)
+            }
+        })
+    }
+
+    /// The proxy's URL (with its credentials).
+    pub fn url(&self) -> &url::Url {
+        &self.url
+    }
+
+    /// The proxy's host, as the resolver is asked for it.
+    pub fn host(&self) -> &str {
+        self.url.host_str().unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,5 +390,27 @@ mod tests {
         }
         .check_host(&url)
         .is_ok());
+    }
+
+    #[test]
+    fn the_egress_proxy_is_an_http_url_of_a_host_and_port() {
+        let p = EgressProxy::parse("http://user:pw@proxy.internal:3128").expect("proxy");
+        assert_eq!(p.host(), "proxy.internal");
+        assert!(
+            !format!("{p:?}").contains("pw"),
+            "credentials stay out of logs"
+        );
+        for bad in [
+            "https://proxy:3128",
+            "http://proxy:3128/path",
+            "proxy:3128",
+            "http://",
+        ] {
+            assert!(EgressProxy::parse(bad).is_err(), "{bad}");
+        }
+        let env = Env::from_pairs([("HOOKLINE_EGRESS_PROXY", "")]);
+        assert_eq!(EgressProxy::from_env(&env).expect("empty"), None);
+        let env = Env::from_pairs([("HOOKLINE_EGRESS_PROXY", "socks5://x:1")]);
+        assert!(EgressProxy::from_env(&env).is_err());
     }
 }

@@ -21,7 +21,11 @@ async fn main() -> Result<(), Error> {
     let env = Env::process();
     let settings = Settings::from_env(&env, false)?;
     let aws = AwsPorts::from_env(&env).await?;
-    let http = Arc::new(ReqwestSender::new(settings.targets, &settings.user_agent)?);
+    let http = Arc::new(ReqwestSender::with_proxy(
+        settings.targets,
+        &settings.user_agent,
+        settings.egress_proxy.as_ref(),
+    )?);
     hookline_core::telemetry::set_app_label(settings.metrics_app_label);
     let api = Api::from_ports(&aws.ports, http, settings, None);
     let claims = ApiGatewayClaims::new(permissions_claim(&env));

@@ -6,7 +6,7 @@ use hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM;
 use hookline_core::config::{parse_duration_text, Env, SettingError};
 use hookline_core::destination::DestinationPolicy;
 use hookline_core::retention::Retention;
-use hookline_core::target::TargetPolicy;
+use hookline_core::target::{EgressProxy, TargetPolicy};
 use hookline_core::urn::Namespace;
 
 /// How long a rotated-out secret keeps signing unless `HOOKLINE_SECRET_OVERLAP` says otherwise.
@@ -42,6 +42,9 @@ pub struct Settings {
     /// The AWS principal roles must trust (`HOOKLINE_AWS_PRINCIPAL`, shown in the trust
     /// policy an integrator pastes).
     pub aws_principal: Option<String>,
+    /// The HTTP proxy endpoint checks and token requests leave through
+    /// (`HOOKLINE_EGRESS_PROXY`).
+    pub egress_proxy: Option<EgressProxy>,
 }
 
 impl Default for Settings {
@@ -58,6 +61,7 @@ impl Default for Settings {
             retention: Retention::default(),
             destinations: DestinationPolicy::default(),
             aws_principal: None,
+            egress_proxy: None,
         }
     }
 }
@@ -76,7 +80,11 @@ impl Settings {
             metrics_app_label: env.flag("HOOKLINE_METRICS_APP_LABEL", false)?,
             retention: Retention::from_env(env)?,
             destinations: DestinationPolicy::from_env(env)?,
-            aws_principal: env.get("HOOKLINE_AWS_PRINCIPAL").map(str::to_owned),
+            aws_principal: env
+                .get("HOOKLINE_AWS_PRINCIPAL")
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned),
+            egress_proxy: EgressProxy::from_env(env)?,
             ordered_deliveries: local || env.is_set("HOOKLINE_ORDERED_DELIVERIES_QUEUE_URL"),
             secret_overlap: env.parsed(
                 "HOOKLINE_SECRET_OVERLAP",

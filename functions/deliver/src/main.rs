@@ -12,6 +12,7 @@ use hookline_core::adapters::emf::Emf;
 use hookline_core::adapters::http::ReqwestSender;
 use hookline_core::adapters::lambda::{batch_response, received_messages};
 use hookline_core::config::Env;
+use hookline_core::target::EgressProxy;
 use hookline_deliver::{target_policy, Deliver, DeliverSettings};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
@@ -20,9 +21,10 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let env = Env::process();
     let settings = DeliverSettings::from_env(&env)?;
-    let http = Arc::new(ReqwestSender::new(
+    let http = Arc::new(ReqwestSender::with_proxy(
         target_policy(&env)?,
         &settings.user_agent,
+        EgressProxy::from_env(&env)?.as_ref(),
     )?);
     let aws = AwsPorts::from_env(&env).await?;
     let deliver = Deliver::from_ports(&aws.ports, http, settings);

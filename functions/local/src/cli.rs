@@ -8,8 +8,9 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use hookline_api::settings::{parse_secret_overlap, Settings};
 use hookline_core::auth::DEFAULT_PERMISSIONS_CLAIM;
 use hookline_core::config::{parse_duration_text, parse_flag, parse_namespace};
+use hookline_core::destination::{parse_list, DestinationPolicy};
 use hookline_core::retention::Retention;
-use hookline_core::target::TargetPolicy;
+use hookline_core::target::{EgressProxy, TargetPolicy};
 use hookline_core::urn::Namespace;
 use hookline_core::webhook::{DisablePolicy, WebhookId};
 use hookline_deliver::DeliverSettings;
@@ -154,6 +155,14 @@ pub struct ServeArgs {
     pub settings: SettingsArgs,
 }
 
+/// A comma-separated list of partitions or regions ([`parse_list`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names(pub Vec<String>);
+
+fn names(value: &str) -> Result<Names, String> {
+    parse_list(value).map(Names)
+}
+
 /// What the API allows (the api Lambda reads the same variables).
 #[derive(Debug, Clone, Args)]
 pub struct SettingsArgs {
@@ -178,6 +187,19 @@ pub struct SettingsArgs {
     /// How long a rotated-out secret keeps signing beside the new one.
     #[arg(long, env = "HOOKLINE_SECRET_OVERLAP", default_value = "24h", value_parser = parse_secret_overlap, value_name = "DURATION")]
     pub secret_overlap: time::Duration,
+    /// AWS partitions destinations may be in (comma-separated).
+    #[arg(long, env = "HOOKLINE_DESTINATION_PARTITIONS", default_value = "aws", value_parser = names, value_name = "LIST")]
+    pub destination_partitions: Names,
+    /// AWS regions destinations may be in (comma-separated; `*`: any).
+    #[arg(long, env = "HOOKLINE_DESTINATION_REGIONS", default_value = "*", value_parser = names, value_name = "LIST")]
+    pub destination_regions: Names,
+    /// The AWS principal destination roles trust (shown in the trust policy to paste).
+    #[arg(long, env = "HOOKLINE_AWS_PRINCIPAL", value_name = "ARN")]
+    pub aws_principal: Option<String>,
+    /// The HTTP proxy deliveries, checks and token requests leave through
+    /// (`http://host:port`); the target guard still applies to each target.
+    #[arg(long, env = "HOOKLINE_EGRESS_PROXY", value_parser = EgressProxy::parse, value_name = "URL")]
+    pub egress_proxy: Option<EgressProxy>,
     /// The token claim holding permissions.
     #[command(flatten)]
     pub claim: ClaimArgs,
@@ -204,6 +226,12 @@ impl SettingsArgs {
             metrics_app_label: self.metrics_app_label,
             retention: self.retention,
             secret_overlap: self.secret_overlap,
+            destinations: DestinationPolicy::from_lists(
+                self.destination_partitions.0.clone(),
+                self.destination_regions.0.clone(),
+            ),
+            aws_principal: self.aws_principal.clone(),
+            egress_proxy: self.egress_proxy.clone(),
             ..Settings::default()
         }
     }

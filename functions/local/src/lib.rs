@@ -216,8 +216,12 @@ impl Local {
             .setting_or_insert(SIGNING_KEY_SETTING, random_key_hex)
             .await?;
         let http: Arc<ReqwestSender> = Arc::new(
-            ReqwestSender::new(settings.targets, &settings.user_agent)
-                .map_err(|e| LocalError::Http(e.to_string()))?,
+            ReqwestSender::with_proxy(
+                settings.targets,
+                &settings.user_agent,
+                settings.egress_proxy.as_ref(),
+            )
+            .map_err(|e| LocalError::Http(e.to_string()))?,
         );
         let queues = Queues::new(&db, &delivery.policy);
         let mut ports = sqlite::ports(

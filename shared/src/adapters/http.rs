@@ -1,6 +1,11 @@
 //! The outbound HTTP adapter ([`HttpSender`] on reqwest/rustls): redirects never followed,
 //! bodies read to [`MAX_RESPONSE_BYTES`], and the target guard applied to every address a host
 //! resolves to, inside the connector, so a DNS answer cannot change between check and connect.
+//!
+//! Through an egress proxy ([`EgressProxy`]) the connector only ever resolves the proxy: the
+//! request's own host is then resolved and checked here just before the request is handed to
+//! the proxy, which resolves it again. A name whose answer changes in between (DNS rebinding)
+//! could reach what the guard refuses, so such a proxy should refuse private ranges itself.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +18,7 @@ use crate::outbound::{
     OutboundError, OutboundMethod, OutboundRequest, OutboundResponse, MAX_RESPONSE_BYTES,
 };
 use crate::ports::HttpSender;
-use crate::target::TargetPolicy;
+use crate::target::{EgressProxy, TargetPolicy};
 
 /// Default connect timeout; the request's own timeout bounds the whole exchange.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,33 +31,52 @@ struct BlockedTarget {
     reason: String,
 }
 
-/// System DNS, then the target guard: only allowed addresses reach the connector.
+/// System DNS, then the target guard: only allowed addresses reach the connector. The egress
+/// proxy's host, when there is one, is exempt.
 struct GuardedResolver {
     policy: TargetPolicy,
+    proxy_host: Option<String>,
+}
+
+/// Every address `host` resolves to that `policy` allows; an error when none is.
+async fn allowed_addresses(
+    policy: TargetPolicy,
+    host: &str,
+) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+    let mut refused = None;
+    let allowed: Vec<SocketAddr> = resolved
+        .into_iter()
+        .filter(|a| match policy.check_ip(a.ip()) {
+            Ok(()) => true,
+            Err(e) => {
+                refused = Some(e.to_string());
+                false
+            }
+        })
+        .collect();
+    if allowed.is_empty() {
+        let reason = refused.unwrap_or_else(|| "no addresses".to_owned());
+        return Err(Box::new(BlockedTarget {
+            host: host.to_owned(),
+            reason,
+        }));
+    }
+    Ok(allowed)
 }
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.policy;
+        let exempt = self.proxy_host.as_deref() == Some(name.as_str());
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let mut refused = None;
-            let allowed: Vec<SocketAddr> = resolved
-                .into_iter()
-                .filter(|a| match policy.check_ip(a.ip()) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        refused = Some(e.to_string());
-                        false
-                    }
-                })
-                .collect();
-            if allowed.is_empty() {
-                let reason = refused.unwrap_or_else(|| "no addresses".to_owned());
-                return Err(Box::new(BlockedTarget { host, reason }) as _);
+            if exempt {
+                let all: Vec<SocketAddr> =
+                    tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+                return Ok(Box::new(all.into_iter()) as Addrs);
             }
+            let allowed = allowed_addresses(policy, &host).await?;
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
     }
@@ -63,11 +87,21 @@ impl Resolve for GuardedResolver {
 pub struct ReqwestSender {
     client: reqwest::Client,
     policy: TargetPolicy,
+    proxied: bool,
 }
 
 impl ReqwestSender {
     /// A sender enforcing `policy`, identifying itself as `user_agent`.
     pub fn new(policy: TargetPolicy, user_agent: &str) -> Result<Self, OutboundError> {
+        Self::with_proxy(policy, user_agent, None)
+    }
+
+    /// A sender leaving through `proxy` (when given), the guard still on each target.
+    pub fn with_proxy(
+        policy: TargetPolicy,
+        user_agent: &str,
+        proxy: Option<&EgressProxy>,
+    ) -> Result<Self, OutboundError> {
         let builder = reqwest::Client::builder();
         let builder = if crate::adapters::tls::native_roots() {
             builder
@@ -78,15 +112,28 @@ impl ReqwestSender {
                 .map_err(|e| OutboundError::Other(format!("compiled-in TLS roots: {e}")))?;
             builder.tls_certs_only(roots)
         };
+        let builder = match proxy {
+            Some(p) => builder.proxy(
+                reqwest::Proxy::all(p.url().as_str())
+                    .map_err(|e| OutboundError::Other(format!("egress proxy: {e}")))?,
+            ),
+            None => builder.no_proxy(),
+        };
         let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(user_agent)
-            .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver { policy }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy,
+                proxy_host: proxy.map(|p| p.host().to_owned()),
+            }))
             .build()
             .map_err(|e| OutboundError::Other(e.to_string()))?;
-        Ok(Self { client, policy })
+        Ok(Self {
+            client,
+            policy,
+            proxied: proxy.is_some(),
+        })
     }
 }
 
@@ -125,9 +172,19 @@ fn classify(e: &reqwest::Error, timeout: Duration) -> OutboundError {
 impl HttpSender for ReqwestSender {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, OutboundError> {
         // IP literals never reach the resolver: check them here.
-        self.policy
+        let checked = self
+            .policy
             .check_host(request.url.as_url())
             .map_err(|e| OutboundError::Blocked(e.to_string()))?;
+        // Through a proxy, the connector resolves only the proxy: check the target's name.
+        if let (true, crate::target::CheckedHost::Name(host)) = (self.proxied, &checked) {
+            allowed_addresses(self.policy, host).await.map_err(|e| {
+                match e.downcast_ref::<BlockedTarget>() {
+                    Some(b) => OutboundError::Blocked(b.to_string()),
+                    None => OutboundError::Connect(format!("{host}: {e}")),
+                }
+            })?;
+        }
         let method = match request.method {
             OutboundMethod::Head => reqwest::Method::HEAD,
             OutboundMethod::Post => reqwest::Method::POST,
@@ -183,6 +240,7 @@ mod tests {
         // the resolver, not the name check, must refuse it.
         let strict = GuardedResolver {
             policy: TargetPolicy::PUBLIC_ONLY,
+            proxy_host: None,
         };
         let name = Name::from_str("localhost").expect("name");
         let err = match strict.resolve(name).await {
@@ -195,6 +253,7 @@ mod tests {
             policy: TargetPolicy {
                 allow_private: true,
             },
+            proxy_host: None,
         };
         let addrs: Vec<SocketAddr> = dev
             .resolve(Name::from_str("localhost").expect("name"))

@@ -14,6 +14,7 @@ mod crash;
 mod deliver_retries;
 mod destinations;
 mod e2e_moto;
+mod egress;
 mod emf;
 mod graphql;
 mod ingest_fanout;

@@ -7,6 +7,7 @@ use clap::Parser as _;
 use hookline::cli::{Cli, Command, ServeArgs};
 use hookline_api::settings::Settings;
 use hookline_core::config::Env;
+use hookline_core::target::EgressProxy;
 use hookline_deliver::{target_policy, DeliverSettings};
 use hookline_ingest::IngestSettings;
 
@@ -201,4 +202,41 @@ fn retention_is_read_alike_and_bounded() {
             "serve took {bad}"
         );
     }
+}
+
+#[test]
+fn destinations_and_the_egress_proxy_are_read_alike_by_the_api_and_serve() {
+    let env = Env::from_pairs([
+        ("HOOKLINE_DESTINATION_PARTITIONS", "aws,aws-us-gov"),
+        ("HOOKLINE_DESTINATION_REGIONS", "eu-west-1"),
+        ("HOOKLINE_AWS_PRINCIPAL", "arn:aws:iam::123456789012:root"),
+        ("HOOKLINE_EGRESS_PROXY", "http://proxy.internal:3128"),
+    ]);
+    let api = Settings::from_env(&env, false).expect("api");
+    let serve = serve_args(&[
+        "--destination-partitions",
+        "aws,aws-us-gov",
+        "--destination-regions",
+        "eu-west-1",
+        "--aws-principal",
+        "arn:aws:iam::123456789012:root",
+        "--egress-proxy",
+        "http://proxy.internal:3128",
+    ])
+    .expect("serve")
+    .settings
+    .settings();
+    assert_eq!(api.destinations, serve.destinations);
+    assert_eq!(api.aws_principal, serve.aws_principal);
+    assert_eq!(api.egress_proxy, serve.egress_proxy);
+    assert!(api.egress_proxy.is_some());
+    let proxy_env = Env::from_pairs([("HOOKLINE_EGRESS_PROXY", "https://proxy:3128")]);
+    let refused = Settings::from_env(&proxy_env, false).expect_err("api refuses https");
+    assert_eq!(refused.name, "HOOKLINE_EGRESS_PROXY");
+    assert!(
+        EgressProxy::from_env(&proxy_env).is_err(),
+        "deliver refuses it alike"
+    );
+    assert!(serve_args(&["--egress-proxy", "https://proxy:3128"]).is_err());
+    assert!(serve_args(&["--destination-regions", "EU West"]).is_err());
 }
