@@ -28,6 +28,8 @@ pub struct Cli {
 }
 
 /// The commands.
+// Parsed once at start and matched at once: the size of `serve`'s flags costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the API and deliver webhooks on the embedded SQLite store.
