@@ -4,7 +4,8 @@
 //! Webhooks signature in the message attributes. On save, a role that does not trust
 //! Hookline, a wrong external id, an id issued for another App and a deleted queue are each
 //! refused saying which step failed; a queue deleted after save fails its deliveries (404,
-//! final). An ordered webhook to a FIFO queue that throttles every other send keeps the order
+//! final), and so does a role that stopped trusting Hookline (403, once no session is
+//! cached). An ordered webhook to a FIFO queue that throttles every other send keeps the order
 //! published. moto's AssumeRole checks trust policies, and "-flaky-" queues throttle, through
 //! `tests/moto_server.py`.
 
@@ -572,6 +573,11 @@ async fn lambdas(name: &str) -> (Api, Pump) {
         aws.dead_letters(&r.events_dlq_url),
         IngestSettings::default(),
     );
+    // The deliver Lambda is another process: its own sessions, not the api's.
+    aws.ports.destinations = Some(Arc::new(AwsDestinations::new(
+        moto_config().await,
+        Duration::from_secs(5),
+    )));
     let deliver = Deliver::from_ports(&aws.ports, http, DeliverSettings::default());
     let pump = Pump::Lambdas(Box::new(Lambdas {
         sqs,
@@ -586,17 +592,115 @@ async fn lambdas(name: &str) -> (Api, Pump) {
 
 /// `hookline serve` on a fresh store, its API and its workers.
 async fn serve(name: &str) -> (Api, Pump) {
+    serve_at(&hookline_tests::temp_db(name)).await
+}
+
+/// `hookline serve` on the store at `path` (a restart when it was served before).
+async fn serve_at(path: &std::path::Path) -> (Api, Pump) {
     // `hookline serve` loads the SDK's configuration (AWS_ENDPOINT_URL: moto) on first use.
     moto_config().await;
-    let local = Local::open(
-        &hookline_tests::temp_db(name),
-        settings(),
-        "permissions".into(),
-    )
-    .await
-    .expect("open");
+    let local = Local::open(path, settings(), "permissions".into())
+        .await
+        .expect("open");
     let api = local.router.clone();
     (api, Pump::Serve(Serving::start(local).await))
+}
+
+/// Saves an SQS webhook, then the role stops trusting Hookline's external id (the integrator
+/// changed its trust policy); `restart` brings up a deliverer with no session cached (a new
+/// Lambda container, or `serve` restarted). Its deliveries fail as final, 403, saying the
+/// role could not be assumed.
+async fn untrusted_role_fails_deliveries<F, Fut>(api: Api, pump: Pump, restart: F)
+where
+    F: FnOnce(Pump) -> Fut,
+    Fut: std::future::Future<Output = (Api, Pump)>,
+{
+    let side = Integrator::new().await;
+    let id = external_id(&api, "A1").await;
+    let role = side.role(PRINCIPAL, &id).await;
+    let (status, created) = call(
+        &api,
+        "POST",
+        "/v1/webhooks?appId=A1",
+        destination("aws-sqs", &side.queue_arn, &role, &id),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let hook = created["id"].as_str().expect("id").to_owned();
+    side.iam
+        .update_assume_role_policy()
+        .role_name(role.rsplit('/').next().expect("name"))
+        .policy_document(trust(PRINCIPAL, "hookline-someone-else"))
+        .send()
+        .await
+        .expect("trust changed");
+    let (api, pump) = restart(pump).await;
+    let (status, _) = call(
+        &api,
+        "POST",
+        "/v1/events",
+        json!({"type": "ticket.created", "urn": "urn:allthings:app:A1:ticket:CAT7:T1", "data": {}}),
+    )
+    .await;
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let failed = loop {
+        pump.run().await;
+        let (_, log) = call(
+            &api,
+            "GET",
+            &format!("/v1/webhooks/{hook}/deliveries"),
+            Value::Null,
+        )
+        .await;
+        if let Some(a) = log["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["status"] == "failed")
+        {
+            break a.clone();
+        }
+        assert!(Instant::now() < deadline, "no failed attempt: {log}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(failed["responseStatus"], 403, "{failed}");
+    let said = failed["responseExcerpt"].as_str().unwrap_or_default();
+    assert!(
+        said.starts_with("AssumeRole") && said.contains("AccessDenied"),
+        "{failed}"
+    );
+    let (_, webhook) = call(&api, "GET", &format!("/v1/webhooks/{hook}"), Value::Null).await;
+    assert_eq!(
+        webhook["failing"]["failures"], 1,
+        "counted toward auto-disable: {webhook}"
+    );
+    let rest: Vec<_> = side.drain(&side.queue_url).await;
+    assert_eq!(
+        rest.len(),
+        1,
+        "only the check's test message arrived: {rest:?}"
+    );
+    pump.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
+async fn embedded_fails_deliveries_to_a_role_that_stopped_trusting_hookline() {
+    let path = hookline_tests::temp_db("dest-untrusted");
+    let (api, pump) = serve_at(&path).await;
+    untrusted_role_fails_deliveries(api, pump, |pump| async {
+        pump.stop().await;
+        serve_at(&path).await
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
+async fn aws_fails_deliveries_to_a_role_that_stopped_trusting_hookline() {
+    let (api, pump) = lambdas("dest-untrusted").await;
+    untrusted_role_fails_deliveries(api.clone(), pump, |pump| async move { (api, pump) }).await;
 }
 
 /// An ordered webhook to a FIFO queue that throttles every other send: every event arrives
