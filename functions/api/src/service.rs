@@ -209,19 +209,25 @@ impl WebhookService {
                 "this deployment does not deliver to AWS destinations".into(),
             ));
         }
-        let permission = match (&input.kind, &input.arn) {
-            (Some(kind), Some(arn)) => {
-                let service = AwsService::parse(kind).ok_or_else(|| {
-                    ServiceError::Invalid(ValidationErrors::new(vec![FieldError::new(
-                        "type",
-                        format!("\"{kind}\" is not a destination type"),
-                    )]))
-                })?;
-                let arn = hookline_core::destination::Arn::parse(arn).map_err(|e| {
-                    ServiceError::Invalid(ValidationErrors::new(vec![FieldError::new("arn", e)]))
-                })?;
-                Some(permission_policy(&service.actions(), arn.as_str()))
-            }
+        // Each given field is checked, even alone; the permission policy needs both.
+        let invalid = |field: &str, m: String| {
+            ServiceError::Invalid(ValidationErrors::new(vec![FieldError::new(field, m)]))
+        };
+        let service = input
+            .kind
+            .as_deref()
+            .map(|kind| {
+                AwsService::parse(kind)
+                    .ok_or_else(|| invalid("type", format!("\"{kind}\" is not a destination type")))
+            })
+            .transpose()?;
+        let arn = input
+            .arn
+            .as_deref()
+            .map(|arn| hookline_core::destination::Arn::parse(arn).map_err(|e| invalid("arn", e)))
+            .transpose()?;
+        let permission = match (service, &arn) {
+            (Some(service), Some(arn)) => Some(permission_policy(&service.actions(), arn.as_str())),
             _ => None,
         };
         let keys = self.keys().await?;

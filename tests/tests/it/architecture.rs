@@ -185,7 +185,7 @@ fn no_two_modules_of_a_crate_import_each_other() {
 fn the_core_imports_values_then_ports_then_services_then_adapters() {
     let layer = |m: &str| match m {
         "ports" => 1,
-        "lifecycle" | "reseal" | "jobs" => 2,
+        "lifecycle" | "reseal" | "jobs" | "tokens" => 2,
         "adapters" => 3,
         _ => 0,
     };
