@@ -425,7 +425,8 @@ pub trait HttpSender: Send + Sync {
     async fn send(&self, request: OutboundRequest) -> Result<OutboundResponse, OutboundError>;
 }
 
-/// Sends to AWS destinations through the integrator's role (`adapters::aws::destinations`).
+/// Sends to AWS destinations through the integrator's role (`adapters::aws::destinations`);
+/// the adapter bounds each call to AWS with its own timeout.
 #[async_trait]
 pub trait DestinationSender: Send + Sync {
     /// Sends one message. The service's answer comes back as an HTTP status, so the retry
@@ -436,7 +437,6 @@ pub trait DestinationSender: Send + Sync {
         &self,
         destination: &AwsDestination,
         message: &DestinationMessage,
-        timeout: Duration,
     ) -> Result<OutboundResponse, OutboundError>;
 
     /// The check on save: assume the role, make the cheapest read that proves access, then
@@ -445,7 +445,6 @@ pub trait DestinationSender: Send + Sync {
         &self,
         destination: &AwsDestination,
         test: &DestinationMessage,
-        timeout: Duration,
     ) -> Result<(), DestinationRefused>;
 }
 

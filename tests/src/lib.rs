@@ -534,3 +534,61 @@ where
     }
     n
 }
+
+/// One request to `api` as `caller`: its status and JSON body (`null` when it has none).
+pub async fn call_api(
+    api: &hookline_api::Api,
+    caller: hookline_api::auth::Caller,
+    method: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(bytes::Bytes::from(body.to_string()))
+        .unwrap_or_else(|e| panic!("request: {e}"));
+    let r = api.handle(request, caller).await;
+    let status = r.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(r.body()).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// One long-poll (1 s) of up to 10 messages of `url`, each with its string attributes,
+/// deleted once read.
+pub async fn drain_queue(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> Vec<(String, std::collections::BTreeMap<String, String>)> {
+    let out = sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("receive from {url}: {e}"));
+    let mut got = Vec::new();
+    for m in out.messages() {
+        let attributes = m
+            .message_attributes()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.string_value()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        got.push((m.body().unwrap_or_default().to_owned(), attributes));
+        sqs.delete_message()
+            .queue_url(url)
+            .receipt_handle(m.receipt_handle().unwrap_or_default())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("delete from {url}: {e}"));
+    }
+    got
+}

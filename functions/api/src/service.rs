@@ -34,8 +34,6 @@ use time::OffsetDateTime;
 
 /// Time the endpoint has to answer the verification request (the save check).
 pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Time an AWS destination's check on save has for each call (assume-role, read, test send).
-pub const DESTINATION_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default and largest page size of listings.
 pub const DEFAULT_PAGE: usize = 50;
 /// Largest page size a caller may ask for.
@@ -298,7 +296,7 @@ impl WebhookService {
             group: None,
             dedup_id: id,
         };
-        let result = sender.check(d, &message, DESTINATION_CHECK_TIMEOUT).await;
+        let result = sender.check(d, &message).await;
         telemetry::endpoint_check(result.is_ok());
         match result {
             Ok(()) => {

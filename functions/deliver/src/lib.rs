@@ -273,14 +273,17 @@ pub fn sign(
         .map_err(|e| PortError::Corrupt(e.to_string()))?;
     let ts = now.unix_timestamp();
     let secrets = webhook.active_secrets(keys, now)?;
-    let mut headers = vec![
+    // Room for what follows: the custom headers, `webhook-backfill`, and the two a POST puts
+    // in front ([`post`]), so no attempt reallocates its headers.
+    let mut headers = Vec::with_capacity(6 + webhook.spec.custom_headers.len());
+    headers.extend([
         ("webhook-id".to_owned(), event.id.to_string()),
         ("webhook-timestamp".to_owned(), ts.to_string()),
         (
             "webhook-signature".to_owned(),
             signature_header(&secrets, event.id.as_str(), ts, &body),
         ),
-    ];
+    ]);
     headers.extend(webhook.open_headers(keys)?);
     Ok(Signed { headers, body })
 }
@@ -293,10 +296,14 @@ pub fn post(
     user_agent: &str,
     timeout: Duration,
 ) -> OutboundRequest {
-    let mut headers = Vec::with_capacity(signed.headers.len() + 2);
-    headers.push(("content-type".to_owned(), "application/json".to_owned()));
-    headers.push(("user-agent".to_owned(), user_agent.to_owned()));
-    headers.extend(signed.headers);
+    let mut headers = signed.headers;
+    headers.splice(
+        0..0,
+        [
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("user-agent".to_owned(), user_agent.to_owned()),
+        ],
+    );
     OutboundRequest {
         method: OutboundMethod::Post,
         url: url.clone(),
@@ -871,7 +878,7 @@ impl Deliver {
                     group: delivery.group.clone(),
                     dedup_id: delivery.delivery_id.to_string(),
                 };
-                sender.send(destination, &message, timeout).await
+                sender.send(destination, &message).await
             }
         }
     }

@@ -1168,49 +1168,19 @@ async fn an_app_administrator_sends_a_webhook_to_an_sqs_queue_in_the_console() {
     let mut got = Vec::new();
     while got.len() < 2 {
         assert!(Instant::now() < deadline, "messages in the queue: {got:?}");
-        let out = sqs
-            .receive_message()
-            .queue_url(&queue_url)
-            .message_attribute_names("All")
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive");
-        for m in out.messages() {
-            let attr = |n: &str| {
-                m.message_attributes()
-                    .and_then(|a| a.get(n))
-                    .and_then(|v| v.string_value())
-                    .map(str::to_owned)
-            };
-            got.push((
-                m.body().unwrap_or_default().to_owned(),
-                attr("webhook-id"),
-                attr("webhook-timestamp"),
-                attr("webhook-signature"),
-                attr("hookline-test"),
-            ));
-            sqs.delete_message()
-                .queue_url(&queue_url)
-                .receipt_handle(m.receipt_handle().unwrap_or_default())
-                .send()
-                .await
-                .expect("delete");
-        }
+        got.extend(hookline_tests::drain_queue(&sqs, &queue_url).await);
     }
-    let (body, id, ts, signature, _) = got
+    let (body, attributes) = got
         .iter()
-        .find(|m| m.4.is_none())
-        .expect("the event, not the test message")
-        .clone();
+        .find(|(_, a)| !a.contains_key("hookline-test"))
+        .expect("the event, not the test message");
     let secret = hookline_core::signing::Secret::parse(&secret).expect("secret");
     hookline_core::signing::verify(
         &[secret],
-        &id.expect("webhook-id"),
-        ts.expect("timestamp").parse().expect("number"),
+        &attributes["webhook-id"],
+        attributes["webhook-timestamp"].parse().expect("number"),
         body.as_bytes(),
-        &signature.expect("signature"),
+        &attributes["webhook-signature"],
         time::OffsetDateTime::now_utc().unix_timestamp(),
         300,
     )

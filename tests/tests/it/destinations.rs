@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use hookline::Local;
 use hookline_api::auth::Caller;
 use hookline_api::settings::Settings;
@@ -50,16 +49,7 @@ fn caller() -> Caller {
 }
 
 async fn call(api: &Api, method: &str, path: &str, body: Value) -> (u16, Value) {
-    let request = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json")
-        .body(Bytes::from(body.to_string()))
-        .expect("request");
-    let r = api.handle(request, caller()).await;
-    let status = r.status().as_u16();
-    let body = serde_json::from_slice(r.body()).unwrap_or(Value::Null);
-    (status, body)
+    hookline_tests::call_api(api, caller(), method, path, body).await
 }
 
 /// The integrator's side on moto: a role, a queue, a topic with a raw-delivery queue
@@ -182,36 +172,7 @@ impl Integrator {
 
     /// Every message in `url` (up to 10), with string attributes; deleted once read.
     async fn drain(&self, url: &str) -> Vec<(String, BTreeMap<String, String>)> {
-        let out = self
-            .sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .message_attribute_names("All")
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .expect("receive");
-        let mut got = Vec::new();
-        for m in out.messages() {
-            let attributes = m
-                .message_attributes()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.string_value()?.to_owned())))
-                        .collect()
-                })
-                .unwrap_or_default();
-            got.push((m.body().unwrap_or_default().to_owned(), attributes));
-            self.sqs
-                .delete_message()
-                .queue_url(url)
-                .receipt_handle(m.receipt_handle().unwrap_or_default())
-                .send()
-                .await
-                .expect("delete");
-        }
-        got
+        hookline_tests::drain_queue(&self.sqs, url).await
     }
 }
 

@@ -97,17 +97,7 @@ fn caller() -> Caller {
 }
 
 async fn call(api: &Api, method: &str, path: &str, body: Value) -> (u16, Value) {
-    let request = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json")
-        .body(Bytes::from(body.to_string()))
-        .expect("request");
-    let r = api.handle(request, caller()).await;
-    (
-        r.status().as_u16(),
-        serde_json::from_slice(r.body()).unwrap_or(Value::Null),
-    )
+    hookline_tests::call_api(api, caller(), method, path, body).await
 }
 
 async fn publish(api: &Api, n: usize) {

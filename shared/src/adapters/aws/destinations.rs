@@ -469,7 +469,6 @@ impl DestinationSender for AwsDestinations {
         &self,
         destination: &AwsDestination,
         message: &DestinationMessage,
-        _timeout: Duration,
     ) -> Result<OutboundResponse, OutboundError> {
         let started = Instant::now();
         let result = match self.session(destination).await {
@@ -510,7 +509,6 @@ impl DestinationSender for AwsDestinations {
         &self,
         destination: &AwsDestination,
         test: &DestinationMessage,
-        _timeout: Duration,
     ) -> Result<(), DestinationRefused> {
         // A check assumes the role afresh: a trust policy changed since a cached session
         // must be noticed on save.
