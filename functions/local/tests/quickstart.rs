@@ -130,7 +130,46 @@ fn run_session_with(session: &str, serve_env: &[(&str, &str)]) -> String {
         output.status.success(),
         "session failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    stdout
+    unmix(&stdout)
+}
+
+/// The session's stdout with each of the listener's lines on a line of its own. The listener
+/// and curl share the terminal, and curl's answers end without a newline (the block's `echo`
+/// adds it), so a delivery printed in between lands after an answer on the same line.
+fn unmix(stdout: &str) -> String {
+    // A listener line starts with its clock: `HH:MM:SS  `.
+    fn clock_at(line: &[u8], i: usize) -> bool {
+        let digit = |k: usize| line.get(i + k).is_some_and(u8::is_ascii_digit);
+        [0, 1, 3, 4, 6, 7].into_iter().all(digit)
+            && line.get(i + 2) == Some(&b':')
+            && line.get(i + 5) == Some(&b':')
+            && line.get(i + 8..i + 10) == Some(b"  ".as_slice())
+    }
+    let mut out = String::with_capacity(stdout.len());
+    for line in stdout.lines() {
+        let bytes = line.as_bytes();
+        let mut start = 0;
+        for i in 1..bytes.len() {
+            if clock_at(bytes, i) {
+                out.push_str(&line[start..i]);
+                out.push('\n');
+                start = i;
+            }
+        }
+        out.push_str(&line[start..]);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn unmix_puts_a_listener_line_on_its_own() {
+    let mixed = "{\"id\":\"evt_1\"}11:29:24  evt_1  ticket.created  urn  attempt 1\n\nnext\n";
+    assert_eq!(
+        unmix(mixed),
+        "{\"id\":\"evt_1\"}\n11:29:24  evt_1  ticket.created  urn  attempt 1\n\nnext\n"
+    );
+    assert_eq!(unmix("11:29:24  HEAD /  200\n"), "11:29:24  HEAD /  200\n");
 }
 
 #[test]
