@@ -1,5 +1,5 @@
-//! AWS destinations: a webhook whose events go to the integrator's SQS queue, SNS topic or
-//! EventBridge bus instead of an HTTPS endpoint, through an IAM role the integrator lets
+//! AWS destinations: a webhook whose events go to the integrator's SQS queue, SNS topic,
+//! EventBridge bus or Kinesis data stream instead of an HTTPS endpoint, through an IAM role the integrator lets
 //! Hookline assume (STS `AssumeRole` with an external id Hookline issues: the guard AWS
 //! documents against the confused deputy).
 //!
@@ -29,18 +29,22 @@ pub enum AwsService {
     /// An EventBridge event bus.
     #[serde(rename = "aws-eventbridge")]
     EventBridge,
+    /// A Kinesis data stream (the partition key is the ordering group, else the URN).
+    #[serde(rename = "aws-kinesis")]
+    Kinesis,
 }
 
 impl AwsService {
     /// Every kind, in the order the API lists them.
-    pub const ALL: [AwsService; 3] = [Self::Sqs, Self::Sns, Self::EventBridge];
+    pub const ALL: [AwsService; 4] = [Self::Sqs, Self::Sns, Self::EventBridge, Self::Kinesis];
 
-    /// Its `type` in the API (`aws-sqs`, `aws-sns`, `aws-eventbridge`).
+    /// Its `type` in the API (`aws-sqs`, `aws-sns`, `aws-eventbridge`, `aws-kinesis`).
     pub fn type_name(self) -> &'static str {
         match self {
             Self::Sqs => "aws-sqs",
             Self::Sns => "aws-sns",
             Self::EventBridge => "aws-eventbridge",
+            Self::Kinesis => "aws-kinesis",
         }
     }
 
@@ -55,6 +59,7 @@ impl AwsService {
             Self::Sqs => "sqs",
             Self::Sns => "sns",
             Self::EventBridge => "events",
+            Self::Kinesis => "kinesis",
         }
     }
 
@@ -65,6 +70,7 @@ impl AwsService {
             Self::Sqs => ["sqs:SendMessage", "sqs:GetQueueAttributes"],
             Self::Sns => ["sns:Publish", "sns:GetTopicAttributes"],
             Self::EventBridge => ["events:PutEvents", "events:DescribeEventBus"],
+            Self::Kinesis => ["kinesis:PutRecord", "kinesis:DescribeStreamSummary"],
         }
     }
 
@@ -74,6 +80,7 @@ impl AwsService {
             Self::Sqs => "arn:aws:sqs:<region>:<account>:<queue name>",
             Self::Sns => "arn:aws:sns:<region>:<account>:<topic name>",
             Self::EventBridge => "arn:aws:events:<region>:<account>:event-bus/<bus name>",
+            Self::Kinesis => "arn:aws:kinesis:<region>:<account>:stream/<stream name>",
         }
     }
 }
@@ -372,7 +379,7 @@ pub const DEFAULT_SOURCE: &str = "hookline";
 pub struct AwsDestination {
     /// The kind.
     pub service: AwsService,
-    /// The queue, topic or bus.
+    /// The queue, topic, bus or stream.
     pub arn: Arn,
     /// The role Hookline assumes to send.
     pub role_arn: Arn,
@@ -401,6 +408,10 @@ impl AwsDestination {
                 AwsService::EventBridge => a
                     .resource()
                     .strip_prefix("event-bus/")
+                    .is_some_and(|n| !n.is_empty() && !n.contains('/')),
+                AwsService::Kinesis => a
+                    .resource()
+                    .strip_prefix("stream/")
                     .is_some_and(|n| !n.is_empty() && !n.contains('/')),
             };
             if a.service() != wanted || a.region().is_empty() || !resource_ok {
@@ -566,9 +577,10 @@ pub struct DestinationMessage {
     pub body: Vec<u8>,
     /// The event type (EventBridge's `detail-type`).
     pub event_type: String,
-    /// The event's URN, if any.
+    /// The event's URN, if any (a Kinesis record's partition key when it has no group).
     pub urn: Option<String>,
-    /// The ordering group (a FIFO queue's or topic's `MessageGroupId`).
+    /// The ordering group (a FIFO queue's or topic's `MessageGroupId`, a Kinesis record's
+    /// partition key).
     pub group: Option<String>,
     /// The delivery id (a FIFO destination's deduplication id).
     pub dedup_id: String,
@@ -580,7 +592,8 @@ pub enum CheckStep {
     /// STS `AssumeRole`: the role does not trust Hookline, or wants another external id.
     AssumeRole,
     /// The read that proves access (`GetQueueAttributes`, `GetTopicAttributes`,
-    /// `DescribeEventBus`): the resource is missing, or the role may not use it.
+    /// `DescribeEventBus`, `DescribeStreamSummary`): the resource is missing, or the role may
+    /// not use it.
     Read,
     /// The test message was not accepted.
     Send,
@@ -698,6 +711,55 @@ mod tests {
         let forged = ExternalId::parse(&forged).expect("same form");
         assert!(!forged.issued_for(&keys, "A1") || forged == id);
         assert!(ExternalId::parse("my-own-id").is_err());
+    }
+
+    #[test]
+    fn each_type_takes_only_its_own_arns() {
+        let keys = Keyring::generate().expect("keys");
+        let id = ExternalId::issue(&keys, "A1");
+        let parse = |service, arn: &str| {
+            AwsDestination::parse(
+                service,
+                arn,
+                "arn:aws:iam::123456789012:role/hookline",
+                id.as_str(),
+                None,
+                &DestinationPolicy::default(),
+            )
+        };
+        let stream = parse(
+            AwsService::Kinesis,
+            "arn:aws:kinesis:eu-west-1:123456789012:stream/crm-events",
+        )
+        .expect("a stream");
+        assert!(!stream.is_fifo());
+        assert_eq!(
+            stream.permission_policy()["Statement"][0]["Action"],
+            json!(["kinesis:PutRecord", "kinesis:DescribeStreamSummary"])
+        );
+        for (service, arn) in [
+            (
+                AwsService::Kinesis,
+                "arn:aws:kinesis:eu-west-1:123456789012:crm-events",
+            ),
+            (
+                AwsService::Kinesis,
+                "arn:aws:kinesis:eu-west-1:123456789012:stream/",
+            ),
+            (
+                AwsService::Kinesis,
+                "arn:aws:sqs:eu-west-1:123456789012:stream/crm",
+            ),
+            (
+                AwsService::EventBridge,
+                "arn:aws:events:eu-west-1:123456789012:rule/r",
+            ),
+        ] {
+            let e = parse(service, arn).expect_err(arn);
+            assert_eq!(e[0].0, "arn", "{arn}");
+            assert!(e[0].1.contains(service.type_name()), "{e:?}");
+        }
+        assert_eq!(AwsService::parse("aws-kinesis"), Some(AwsService::Kinesis));
     }
 
     #[test]

@@ -792,12 +792,21 @@ function rulesText(w) {
   return parts.join("; ") || "Defaults";
 }
 
+// What an ARN of each destination type looks like.
+const ARN_EXAMPLES = {
+  "aws-sqs": "arn:aws:sqs:eu-west-1:111122223333:crm-events",
+  "aws-sns": "arn:aws:sns:eu-west-1:111122223333:crm-events",
+  "aws-eventbridge": "arn:aws:events:eu-west-1:111122223333:event-bus/crm",
+  "aws-kinesis": "arn:aws:kinesis:eu-west-1:111122223333:stream/crm-events",
+};
+
 // The form shows the URL or the AWS destination's fields, by what "Deliver to" says.
 function targetChanged() {
   const target = $("f-target").value;
   $("f-url-field").hidden = target !== "url";
   $("f-destination").hidden = target === "url";
   $("f-source-field").hidden = target !== "aws-eventbridge";
+  if (ARN_EXAMPLES[target]) $("f-arn").placeholder = ARN_EXAMPLES[target];
 }
 
 // Issues an external id for the App and shows the trust and permission policies to paste.

@@ -109,10 +109,10 @@ fn is_unordered(o: &Ordering) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DestinationRecord {
-    /// `aws-sqs`, `aws-sns`, `aws-eventbridge`.
+    /// `aws-sqs`, `aws-sns`, `aws-eventbridge`, `aws-kinesis`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The queue, topic or bus.
+    /// The queue, topic, bus or stream.
     pub arn: String,
     /// The role assumed.
     pub role_arn: String,

@@ -140,7 +140,7 @@ pub struct WebhookPatch {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DestinationInput {
-    /// `aws-sqs`, `aws-sns` or `aws-eventbridge`.
+    /// `aws-sqs`, `aws-sns`, `aws-eventbridge` or `aws-kinesis`.
     #[serde(rename = "type")]
     pub kind: String,
     /// The queue's, topic's or event bus's ARN.

@@ -129,7 +129,7 @@ impl fmt::Display for WebhookUrl {
 pub enum Endpoint {
     /// POSTed to this URL.
     Http(WebhookUrl),
-    /// Sent to this queue, topic or bus.
+    /// Sent to this queue, topic, bus or stream.
     Aws(AwsDestination),
 }
 

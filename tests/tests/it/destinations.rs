@@ -1,4 +1,4 @@
-//! AWS destinations on moto (STS, IAM, SQS, SNS, EventBridge), on both compositions: an
+//! AWS destinations on moto (STS, IAM, SQS, SNS, EventBridge, Kinesis), on both compositions: an
 //! external id issued for the App, a role trusting Hookline's principal with it, and one
 //! webhook per destination type receiving exactly the matching event with its Standard
 //! Webhooks signature in the message attributes. On save, a role that does not trust
@@ -53,10 +53,12 @@ async fn call(api: &Api, method: &str, path: &str, body: Value) -> (u16, Value) 
 }
 
 /// The integrator's side on moto: a role, a queue, a topic with a raw-delivery queue
-/// subscribed, and a bus whose rule forwards to a queue.
+/// subscribed, a bus whose rule forwards to a queue, and a one-shard stream.
 struct Integrator {
     iam: aws_sdk_iam::Client,
     sqs: aws_sdk_sqs::Client,
+    kinesis: aws_sdk_kinesis::Client,
+    stream_arn: String,
     queue_url: String,
     queue_arn: String,
     topic_arn: String,
@@ -143,9 +145,21 @@ impl Integrator {
             .send()
             .await
             .expect("targets");
+        let kinesis = aws_sdk_kinesis::Client::new(&config);
+        let stream = unique_name("dest-stream");
+        kinesis
+            .create_stream()
+            .stream_name(&stream)
+            .shard_count(1)
+            .send()
+            .await
+            .expect("stream");
+        let stream_arn = format!("arn:aws:kinesis:us-east-1:{ACCOUNT}:stream/{stream}");
         Self {
             iam: aws_sdk_iam::Client::new(&config),
             sqs,
+            kinesis,
+            stream_arn,
             queue_url,
             queue_arn,
             topic_arn,
@@ -173,6 +187,53 @@ impl Integrator {
     /// Every message in `url` (up to 10), with string attributes; deleted once read.
     async fn drain(&self, url: &str) -> Vec<(String, BTreeMap<String, String>)> {
         hookline_tests::drain_queue(&self.sqs, url).await
+    }
+
+    /// Every record in the stream's shard, from its start: (partition key, data).
+    async fn records(&self) -> Vec<(String, String)> {
+        let shard = self
+            .kinesis
+            .list_shards()
+            .stream_arn(&self.stream_arn)
+            .send()
+            .await
+            .expect("shards")
+            .shards()[0]
+            .shard_id()
+            .to_owned();
+        let mut iterator = self
+            .kinesis
+            .get_shard_iterator()
+            .stream_arn(&self.stream_arn)
+            .shard_id(shard)
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("iterator")
+            .shard_iterator()
+            .map(str::to_owned);
+        let mut records = Vec::new();
+        while let Some(it) = iterator.take() {
+            let page = self
+                .kinesis
+                .get_records()
+                .stream_arn(&self.stream_arn)
+                .shard_iterator(it)
+                .send()
+                .await
+                .expect("records");
+            if page.records().is_empty() {
+                break;
+            }
+            for r in page.records() {
+                records.push((
+                    r.partition_key().unwrap_or_default().to_owned(),
+                    String::from_utf8(r.data().as_ref().to_vec()).expect("utf-8"),
+                ));
+            }
+            iterator = page.next_shard_iterator().map(str::to_owned);
+        }
+        records
     }
 }
 
@@ -313,7 +374,7 @@ fn destination(kind: &str, arn: &str, role: &str, external_id: &str) -> Value {
     json!({"name": format!("to {kind}"), "destination": d, "eventTypes": ["ticket.created"]})
 }
 
-async fn the_three_destinations(api: &Api, pump: Pump) {
+async fn the_four_destinations(api: &Api, pump: Pump) {
     let side = Integrator::new().await;
     let id = external_id(api, "A1").await;
     let role = side.role(PRINCIPAL, &id).await;
@@ -371,6 +432,7 @@ async fn the_three_destinations(api: &Api, pump: Pump) {
         ("aws-sqs", side.queue_arn.as_str()),
         ("aws-sns", side.topic_arn.as_str()),
         ("aws-eventbridge", side.bus_arn.as_str()),
+        ("aws-kinesis", side.stream_arn.as_str()),
     ] {
         let (status, created) = call(
             api,
@@ -442,6 +504,38 @@ async fn the_three_destinations(api: &Api, pump: Pump) {
         &headers,
     );
 
+    // The stream: the check's test record, then the matching event keyed by its URN.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let records = loop {
+        pump.run().await;
+        let records = side.records().await;
+        if records.len() >= 2 || Instant::now() > deadline {
+            break records;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let data: Vec<(String, Value)> = records
+        .iter()
+        .map(|(key, d)| {
+            (
+                key.clone(),
+                serde_json::from_str(d).expect("a record's data"),
+            )
+        })
+        .collect();
+    assert_eq!(data.len(), 2, "the test record and one event: {records:?}");
+    assert_eq!(data[0].1["headers"]["hookline-test"], "true", "{records:?}");
+    let (key, record) = &data[1];
+    assert_eq!(key, "urn:allthings:app:A1:ticket:CAT7:T99");
+    let payload = record["payload"].as_str().expect("payload");
+    assert_eq!(
+        serde_json::from_str::<Value>(payload).expect("json")["type"],
+        "ticket.created"
+    );
+    let headers: BTreeMap<String, String> =
+        serde_json::from_value(record["headers"].clone()).expect("headers");
+    check_signed(&secrets[3], payload, &headers);
+
     // The queue deleted after save: the delivery fails as final (404), in the attempt log.
     let (status, webhooks) = call(api, "GET", "/v1/webhooks?appId=A1", Value::Null).await;
     assert_eq!(status, 200);
@@ -506,16 +600,16 @@ async fn the_three_destinations(api: &Api, pump: Pump) {
 
 #[tokio::test]
 #[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
-async fn embedded_delivers_to_sqs_sns_and_eventbridge_through_an_assumed_role() {
+async fn embedded_delivers_to_sqs_sns_eventbridge_and_kinesis_through_an_assumed_role() {
     let (api, pump) = serve("destinations").await;
-    the_three_destinations(&api, pump).await;
+    the_four_destinations(&api, pump).await;
 }
 
 #[tokio::test]
 #[ignore = "needs moto: ./tests/run.sh starts it and runs this with --include-ignored"]
-async fn aws_delivers_to_sqs_sns_and_eventbridge_through_an_assumed_role() {
+async fn aws_delivers_to_sqs_sns_eventbridge_and_kinesis_through_an_assumed_role() {
     let (api, pump) = lambdas("dest").await;
-    the_three_destinations(&api, pump).await;
+    the_four_destinations(&api, pump).await;
 }
 
 /// The `api`, `ingest` and `deliver` handlers on a fresh table and queues on moto.

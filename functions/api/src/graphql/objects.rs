@@ -692,7 +692,7 @@ impl RegisterableWebhookDescription {
 #[derive(InputObject, Clone)]
 #[graphql(name = "DestinationInput")]
 pub struct DestinationInputObject {
-    /// `aws-sqs`, `aws-sns` or `aws-eventbridge`.
+    /// `aws-sqs`, `aws-sns`, `aws-eventbridge` or `aws-kinesis`.
     #[graphql(name = "type")]
     pub(crate) kind: String,
     /// The queue's, topic's or event bus's ARN.
@@ -762,10 +762,10 @@ pub struct WebhookOAuth2 {
 /// An AWS destination: where a webhook's events go instead of a URL.
 #[derive(SimpleObject)]
 pub struct WebhookDestination {
-    /// `aws-sqs`, `aws-sns` or `aws-eventbridge`.
+    /// `aws-sqs`, `aws-sns`, `aws-eventbridge` or `aws-kinesis`.
     #[graphql(name = "type")]
     pub(crate) kind: String,
-    /// The queue, topic or bus.
+    /// The queue, topic, bus or stream.
     pub(crate) arn: String,
     /// The role Hookline assumes.
     pub(crate) role_arn: String,
@@ -814,7 +814,7 @@ pub struct RegisterWebhookInput {
     /// URL of HTTPS endpoint the webhook should deliver events to; leave out for a
     /// `destination`.
     pub(crate) url: Option<String>,
-    /// An AWS destination (SQS queue, SNS topic, EventBridge bus) instead of a URL.
+    /// An AWS destination (SQS queue, SNS topic, EventBridge bus, Kinesis stream) instead of a URL.
     pub(crate) destination: Option<DestinationInputObject>,
     /// Event URNs to filter for; without them, the whole App `appId` names.
     pub(crate) urns: Option<Vec<String>>,

@@ -95,10 +95,10 @@ pub(crate) struct OAuth2View {
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct DestinationView {
-    /// `aws-sqs`, `aws-sns` or `aws-eventbridge`.
+    /// `aws-sqs`, `aws-sns`, `aws-eventbridge` or `aws-kinesis`.
     #[serde(rename = "type")]
     pub(crate) kind: String,
-    /// The queue, topic or bus.
+    /// The queue, topic, bus or stream.
     pub(crate) arn: String,
     /// The role Hookline assumes.
     pub(crate) role_arn: String,

@@ -1,7 +1,7 @@
 //! Delivery to AWS destinations ([`crate::destination`]): the integrator's role is assumed
 //! with STS (its credentials cached per role and external id until five minutes before they
-//! expire), and the event is sent with SQS `SendMessage`, SNS `Publish` or EventBridge
-//! `PutEvents` in the destination's region. Nothing is built at start: the SDK
+//! expire), and the event is sent with SQS `SendMessage`, SNS `Publish`, EventBridge
+//! `PutEvents` or Kinesis `PutRecord` in the destination's region. Nothing is built at start: the SDK
 //! configuration is the composition's (or loaded on first use by `hookline serve`), and the
 //! STS client and each service client are made when first needed.
 //!
@@ -38,6 +38,8 @@ const SESSION_SECONDS: i32 = 3600;
 const SESSION_NAME: &str = "hookline-delivery";
 /// Longest SQS/SNS FIFO group id.
 const MAX_GROUP_ID_CHARS: usize = 128;
+/// Longest Kinesis partition key.
+const MAX_PARTITION_KEY_CHARS: usize = 256;
 
 /// Where the SDK configuration comes from.
 enum ConfigSource {
@@ -60,6 +62,7 @@ enum Client {
     Sqs(aws_sdk_sqs::Client),
     Sns(aws_sdk_sns::Client),
     Events(aws_sdk_eventbridge::Client),
+    Kinesis(aws_sdk_kinesis::Client),
 }
 
 type SessionSlot = Arc<tokio::sync::Mutex<Option<Arc<Session>>>>;
@@ -229,6 +232,14 @@ impl AwsDestinations {
                     .timeout_config(timeouts)
                     .build(),
             )),
+            AwsService::Kinesis => Client::Kinesis(aws_sdk_kinesis::Client::from_conf(
+                aws_sdk_kinesis::config::Builder::from(config)
+                    .region(region)
+                    .credentials_provider(creds)
+                    .retry_config(retry)
+                    .timeout_config(timeouts)
+                    .build(),
+            )),
         };
         session
             .clients
@@ -260,6 +271,13 @@ impl AwsDestinations {
             Client::Events(c) => c
                 .describe_event_bus()
                 .name(d.arn.as_str())
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| failure(e, t)),
+            Client::Kinesis(c) => c
+                .describe_stream_summary()
+                .stream_arn(d.arn.as_str())
                 .send()
                 .await
                 .map(drop)
@@ -320,12 +338,7 @@ impl AwsDestinations {
                 ))
             }
             Client::Events(c) => {
-                let headers: serde_json::Map<String, serde_json::Value> = m
-                    .attributes
-                    .iter()
-                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-                    .collect();
-                let detail = serde_json::json!({ "headers": headers, "payload": body });
+                let detail = beside(m, body);
                 let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
                     .event_bus_name(d.arn.as_str())
                     .source(
@@ -355,8 +368,57 @@ impl AwsDestinations {
                     first.and_then(|e| e.event_id()).unwrap_or_default()
                 ))
             }
+            Client::Kinesis(c) => {
+                let data = beside(m, body).to_string();
+                let out = c
+                    .put_record()
+                    .stream_arn(d.arn.as_str())
+                    .partition_key(partition_key(m))
+                    .data(aws_sdk_kinesis::primitives::Blob::new(data))
+                    .send()
+                    .await
+                    .map_err(|e| failure(e, t))?;
+                Ok(format!(
+                    "Kinesis record {} in {}",
+                    out.sequence_number(),
+                    out.shard_id()
+                ))
+            }
         }
     }
+}
+
+/// What a bus or stream carries, having no message attributes: `{"headers", "payload"}`,
+/// the payload as the string that was signed (EventBridge re-serialises `detail`).
+fn beside(m: &DestinationMessage, body: String) -> serde_json::Value {
+    let headers: serde_json::Map<String, serde_json::Value> = m
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::json!({ "headers": headers, "payload": body })
+}
+
+/// A Kinesis record's partition key: the ordering group (so an ordered webhook's records
+/// share a shard), else the event's URN, else the delivery id. Hashed when too long.
+fn partition_key(m: &DestinationMessage) -> String {
+    let key = m
+        .group
+        .as_deref()
+        .or(m.urn.as_deref())
+        .unwrap_or(&m.dedup_id);
+    if key.chars().count() <= MAX_PARTITION_KEY_CHARS {
+        return key.to_owned();
+    }
+    sha256_hex(key)
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A FIFO message's group: the delivery's ordering group, or (unordered) its own id, so
@@ -366,11 +428,7 @@ fn group_id(m: &DestinationMessage) -> String {
     if group.len() <= MAX_GROUP_ID_CHARS && group.bytes().all(|b| b.is_ascii_graphic()) {
         return group.to_owned();
     }
-    use sha2::Digest as _;
-    sha2::Sha256::digest(group.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha256_hex(group)
 }
 
 /// The HTTP status an AWS error code stands for (`fallback`: the raw status).
@@ -382,6 +440,8 @@ fn status_of(code: &str, fallback: u16) -> u16 {
         "RequestThrottled",
         "RequestThrottledException",
         "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "LimitExceededException",
         "AWS.SimpleQueueService.RequestThrottled",
         "KMSThrottlingException",
         "KMS.ThrottlingException",
@@ -401,6 +461,7 @@ fn status_of(code: &str, fallback: u16) -> u16 {
         "NotFound",
         "NotFoundException",
         "ResourceNotFoundException",
+        "KMSNotFoundException",
     ];
     const EXPIRED: &[&str] = &[
         "ExpiredToken",
@@ -536,6 +597,10 @@ mod tests {
     fn aws_error_codes_map_to_the_statuses_the_retry_policy_knows() {
         assert_eq!(status_of("ThrottlingException", 400), 429);
         assert_eq!(
+            status_of("ProvisionedThroughputExceededException", 400),
+            429
+        );
+        assert_eq!(
             status_of("AWS.SimpleQueueService.NonExistentQueue", 400),
             404
         );
@@ -562,5 +627,23 @@ mod tests {
         assert_eq!(group_id(&m(None)), "dlv_1");
         let long = "u".repeat(300);
         assert_eq!(group_id(&m(Some(&long))).len(), 64);
+    }
+
+    #[test]
+    fn kinesis_partition_keys_are_the_group_else_the_urn() {
+        let m = |group: Option<&str>, urn: Option<&str>| DestinationMessage {
+            attributes: vec![],
+            body: vec![],
+            event_type: "ticket.created".into(),
+            urn: urn.map(str::to_owned),
+            group: group.map(str::to_owned),
+            dedup_id: "dlv_1".into(),
+        };
+        let urn = "urn:allthings:app:A1:ticket:CAT7:T99";
+        assert_eq!(partition_key(&m(Some("wh_1"), Some(urn))), "wh_1");
+        assert_eq!(partition_key(&m(None, Some(urn))), urn);
+        assert_eq!(partition_key(&m(None, None)), "dlv_1");
+        let long = format!("urn:allthings:app:A1:{}", "ü".repeat(300));
+        assert_eq!(partition_key(&m(None, Some(&long))).len(), 64);
     }
 }
