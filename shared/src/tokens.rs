@@ -146,15 +146,19 @@ impl Tokens {
     }
 
     /// The webhook's token: the cached one while it lasts, else a new one (one request for
-    /// every delivery waiting on it).
-    pub async fn token(
+    /// every delivery waiting on it). `secret` opens the client secret, only for a request.
+    pub async fn token<F, Fut>(
         &self,
         id: &WebhookId,
         version: u64,
         oauth2: &OAuth2,
-        secret: &str,
+        secret: F,
         timeout: Duration,
-    ) -> Result<String, OutboundError> {
+    ) -> Result<String, OutboundError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<String, OutboundError>>,
+    {
         let slot = self.slot(id, version);
         let mut held = slot.lock().await;
         if let Some(c) = held.as_ref() {
@@ -162,8 +166,9 @@ impl Tokens {
                 return Ok(c.token.clone());
             }
         }
+        let secret = secret().await?;
         let fetched = Instant::now();
-        let (token, lifetime) = self.fetch(oauth2, secret, timeout).await?;
+        let (token, lifetime) = self.fetch(oauth2, &secret, timeout).await?;
         *held = Some(Cached {
             token: token.clone(),
             until: use_until(fetched, lifetime),

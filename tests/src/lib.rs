@@ -535,6 +535,23 @@ where
     n
 }
 
+/// An integrator's queue `name` on moto (a FIFO queue when the name ends in `.fifo`): its
+/// URL and ARN.
+pub async fn integrator_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
+    let mut create = sqs.create_queue().queue_name(name);
+    if name.ends_with(".fifo") {
+        create = create.attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true");
+    }
+    let url = create
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create the queue {name}: {e}"))
+        .queue_url()
+        .expect("url")
+        .to_owned();
+    (url, format!("arn:aws:sqs:us-east-1:123456789012:{name}"))
+}
+
 /// One request to `api` as `caller`: its status and JSON body (`null` when it has none).
 pub async fn call_api(
     api: &hookline_api::Api,

@@ -139,8 +139,16 @@ fn unreadable(e: CredentialError) -> ServiceError {
     ServiceError::Store(PortError::Corrupt(e.to_string()))
 }
 
-/// A `webhook.test` event for a check on save: its id and envelope.
-fn test_event() -> (String, Vec<u8>) {
+/// A `webhook.test` event for a check on save, signed with `secret`.
+struct TestEvent {
+    id: String,
+    /// The envelope.
+    body: Vec<u8>,
+    /// `webhook-id`, `webhook-timestamp` and `webhook-signature`.
+    signed: Vec<(String, String)>,
+}
+
+fn test_event(secret: &Secret) -> TestEvent {
     let id = format!("msg_test_{}", ulid::Ulid::new());
     let now = OffsetDateTime::now_utc();
     let body = serde_json::json!({
@@ -152,7 +160,16 @@ fn test_event() -> (String, Vec<u8>) {
     })
     .to_string()
     .into_bytes();
-    (id, body)
+    let ts = now.unix_timestamp();
+    let signed = vec![
+        ("webhook-id".to_owned(), id.clone()),
+        ("webhook-timestamp".to_owned(), ts.to_string()),
+        (
+            "webhook-signature".to_owned(),
+            signature_header(std::slice::from_ref(secret), &id, ts, &body),
+        ),
+    ];
+    TestEvent { id, body, signed }
 }
 
 fn excerpt(body: &str) -> String {
@@ -276,25 +293,17 @@ impl WebhookService {
                 "this deployment does not deliver to AWS destinations".into(),
             ));
         };
-        let (id, body) = test_event();
-        let ts = OffsetDateTime::now_utc().unix_timestamp();
-        let mut attributes = vec![
-            ("webhook-id".to_owned(), id.clone()),
-            ("webhook-timestamp".to_owned(), ts.to_string()),
-            (
-                "webhook-signature".to_owned(),
-                signature_header(std::slice::from_ref(secret), &id, ts, &body),
-            ),
-            ("hookline-test".to_owned(), "true".to_owned()),
-        ];
+        let test = test_event(secret);
+        let mut attributes = test.signed;
+        attributes.push(("hookline-test".to_owned(), "true".to_owned()));
         attributes.extend(headers.iter().cloned());
         let message = DestinationMessage {
             attributes,
-            body,
+            body: test.body,
             event_type: "webhook.test".into(),
             urn: None,
             group: None,
-            dedup_id: id,
+            dedup_id: test.id,
         };
         let result = sender.check(d, &message).await;
         telemetry::endpoint_check(result.is_ok());
@@ -487,17 +496,9 @@ impl WebhookService {
             r.error = Some(format!("{head_said}; no time was left to try POST"));
             return r;
         }
-        let (id, body) = test_event();
-        let ts = OffsetDateTime::now_utc().unix_timestamp();
-        let mut post_headers = vec![
-            ("content-type".to_owned(), "application/json".to_owned()),
-            ("webhook-id".to_owned(), id.clone()),
-            ("webhook-timestamp".to_owned(), ts.to_string()),
-            (
-                "webhook-signature".to_owned(),
-                signature_header(std::slice::from_ref(secret), &id, ts, &body),
-            ),
-        ];
+        let test = test_event(secret);
+        let mut post_headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        post_headers.extend(test.signed);
         post_headers.extend(headers.iter().cloned());
         let post = self
             .http
@@ -505,7 +506,7 @@ impl WebhookService {
                 method: OutboundMethod::Post,
                 url: url.clone(),
                 headers: post_headers,
-                body,
+                body: test.body,
                 timeout: left,
             })
             .await;

@@ -894,15 +894,18 @@ impl Deliver {
         let (Some(oauth2), timeout) = (&webhook.spec.oauth2, request.timeout) else {
             return self.http.send(request).await;
         };
-        let keys = self
-            .vault
-            .keyring()
-            .await
-            .map_err(|e| OutboundError::Token(format!("the keys did not load: {e}")))?;
-        let secret = webhook
-            .open_oauth2_secret(&keys)
-            .map_err(|e| OutboundError::Token(e.to_string()))?
-            .unwrap_or_default();
+        // Opened only when a token is asked for, not for every delivery.
+        let secret = || async {
+            let keys = self
+                .vault
+                .keyring()
+                .await
+                .map_err(|e| OutboundError::Token(format!("the keys did not load: {e}")))?;
+            Ok(webhook
+                .open_oauth2_secret(&keys)
+                .map_err(|e| OutboundError::Token(e.to_string()))?
+                .unwrap_or_default())
+        };
         let bearer = |mut r: OutboundRequest, token: &str| {
             r.headers
                 .push(("authorization".to_owned(), format!("Bearer {token}")));
@@ -910,7 +913,7 @@ impl Deliver {
         };
         let token = self
             .tokens
-            .token(&webhook.id, webhook.version, oauth2, &secret, timeout)
+            .token(&webhook.id, webhook.version, oauth2, secret, timeout)
             .await?;
         let first = self.http.send(bearer(request.clone(), &token)).await?;
         if first.status != 401 {
@@ -922,7 +925,7 @@ impl Deliver {
             .await;
         let token = self
             .tokens
-            .token(&webhook.id, webhook.version, oauth2, &secret, timeout)
+            .token(&webhook.id, webhook.version, oauth2, secret, timeout)
             .await?;
         self.http.send(bearer(request, &token)).await
     }

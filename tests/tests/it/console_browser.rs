@@ -200,48 +200,65 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Settings that let the console's webhooks reach the tests' loopback receivers.
+fn loopback_settings() -> Settings {
+    Settings {
+        allow_http: true,
+        targets: TargetPolicy {
+            allow_private: true,
+        },
+        ..Settings::default()
+    }
+}
+
+/// The subject of [`serve_for_an_a1_admin`]'s token.
+const A1_ADMIN: &str = "admin-a1";
+
+/// Hookline serving a new store `db` with `settings`, and a token of an administrator of one
+/// App, A1 (`edit-app:A1 publish-events:A1`): the console selects that App.
+async fn serve_for_an_a1_admin(
+    db: &str,
+    settings: Settings,
+) -> (Local, String, hookline_tests::Serving) {
+    let local = Local::open(&hookline_tests::temp_db(db), settings, "permissions".into())
+        .await
+        .expect("open");
+    let admin = Principal::from_claims(
+        A1_ADMIN,
+        Some(&Value::String("edit-app:A1 publish-events:A1".into())),
+    );
+    let token = local.mint_token(&admin, Duration::from_secs(3600));
+    let server = hookline_tests::Serving::start(local.clone()).await;
+    (local, token, server)
+}
+
+/// Chromium (a fresh profile) on the console link `hookline serve` prints, the token in its
+/// fragment; returns once App A1's Webhooks tab shows. Keep the driver while the browser runs.
+async fn signed_in(server: &hookline_tests::Serving, token: &str) -> (Running, Client) {
+    let (driver, webdriver) = chromedriver().await;
+    let c = browser(&webdriver, &scratch("chromium-profile")).await;
+    c.goto(&format!("{}/console#token={token}", server.base))
+        .await
+        .expect("open the console");
+    text_of(&c, "#list-title", "Webhooks of App A1").await;
+    (driver, c)
+}
+
 #[tokio::test]
 #[ignore = "needs Chromium and chromedriver: ./tests/run.sh installs them and runs this"]
 async fn an_app_administrator_manages_a_webhook_in_the_console() {
     if let Some(why) = missing_browser() {
         panic!("{why}");
     }
-    let settings = Settings {
-        allow_http: true,
-        targets: TargetPolicy {
-            allow_private: true,
-        },
-        ..Settings::default()
-    };
-    let local = Local::open(
-        &hookline_tests::temp_db("console"),
-        settings,
-        "permissions".into(),
-    )
-    .await
-    .expect("open");
-    // An App administrator of one App: the console selects it.
-    let admin = Principal::from_claims(
-        "admin-a1",
-        Some(&Value::String("edit-app:A1 publish-events:A1".into())),
-    );
-    let token = local.mint_token(&admin, Duration::from_secs(3600));
+    let (local, token, server) = serve_for_an_a1_admin("console", loopback_settings()).await;
     let platform = local.mint_token(
         &Principal::from_claims("platform", Some(&json!("manage-grants:*"))),
         Duration::from_secs(3600),
     );
-    let server = hookline_tests::Serving::start(local.clone()).await;
     let failing = TestReceiver::always(500).await;
     let good = TestReceiver::always(200).await;
-    let (_driver, webdriver) = chromedriver().await;
-    let profile = scratch("chromium-profile");
-    let c = browser(&webdriver, &profile).await;
-
     // Sign in with the console link `hookline serve` prints: the token in the fragment.
-    c.goto(&format!("{}/console#token={token}", server.base))
-        .await
-        .expect("open the console");
-    text_of(&c, "#list-title", "Webhooks of App A1").await;
+    let (_driver, c) = signed_in(&server, &token).await;
     let address = c.current_url().await.expect("url");
     assert_eq!(
         address.fragment(),
@@ -741,7 +758,7 @@ async fn an_app_administrator_manages_a_webhook_in_the_console() {
     let revoked = reqwest::Client::new()
         .post(format!("{}/v1/grants/revoke", server.base))
         .bearer_auth(&platform)
-        .json(&json!({"sub": admin.sub, "appId": "A1"}))
+        .json(&json!({"sub": A1_ADMIN, "appId": "A1"}))
         .send()
         .await
         .expect("revoke");
@@ -801,26 +818,8 @@ async fn the_console_answers_a_new_user_plainly() {
         panic!("{why}");
     }
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let settings = Settings {
-        allow_http: true,
-        targets: TargetPolicy {
-            allow_private: true,
-        },
-        ..Settings::default()
-    };
-    let local = Local::open(
-        &hookline_tests::temp_db("console-papercuts"),
-        settings,
-        "permissions".into(),
-    )
-    .await
-    .expect("open");
-    let admin = Principal::from_claims(
-        "admin-a1",
-        Some(&Value::String("edit-app:A1 publish-events:A1".into())),
-    );
-    let token = local.mint_token(&admin, Duration::from_secs(3600));
-    let server = hookline_tests::Serving::start(local.clone()).await;
+    let (_local, token, server) =
+        serve_for_an_a1_admin("console-papercuts", loopback_settings()).await;
     // `hookline listen`, knowing the secret the form will be given.
     let port = free_port();
     let mut listener = Command::new(hookline_tests::ServeProcess::binary("debug"))
@@ -847,13 +846,7 @@ async fn the_console_answers_a_new_user_plainly() {
         });
     }
     let _listener = Running(listener);
-    let (_driver, webdriver) = chromedriver().await;
-    let profile = scratch("chromium-profile-papercuts");
-    let c = browser(&webdriver, &profile).await;
-    c.goto(&format!("{}/console#token={token}", server.base))
-        .await
-        .expect("open the console");
-    text_of(&c, "#list-title", "Webhooks of App A1").await;
+    let (_driver, c) = signed_in(&server, &token).await;
 
     // An empty form: each field says what it needs, in plain words.
     click(&c, "#create").await;
@@ -1043,41 +1036,14 @@ async fn an_app_administrator_sends_a_webhook_to_an_sqs_queue_in_the_console() {
     // The integrator's queue, on moto (`hookline serve` reaches it through AWS_ENDPOINT_URL).
     let aws = hookline_tests::moto_config().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let queue = hookline_tests::unique_name("console-dest");
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(&queue)
-        .send()
-        .await
-        .expect("queue")
-        .queue_url()
-        .expect("url")
-        .to_owned();
-    let queue_arn = format!("arn:aws:sqs:us-east-1:123456789012:{queue}");
+    let (queue_url, queue_arn) =
+        hookline_tests::integrator_queue(&sqs, &hookline_tests::unique_name("console-dest")).await;
     let settings = Settings {
         aws_principal: Some(PRINCIPAL.into()),
         ..hookline_tests::local_settings()
     };
-    let local = Local::open(
-        &hookline_tests::temp_db("console-dest"),
-        settings,
-        "permissions".into(),
-    )
-    .await
-    .expect("open");
-    let admin = Principal::from_claims(
-        "admin-a1",
-        Some(&Value::String("edit-app:A1 publish-events:A1".into())),
-    );
-    let token = local.mint_token(&admin, Duration::from_secs(3600));
-    let server = hookline_tests::Serving::start(local.clone()).await;
-    let (_driver, webdriver) = chromedriver().await;
-    let profile = scratch("chromium-profile-dest");
-    let c = browser(&webdriver, &profile).await;
-    c.goto(&format!("{}/console#token={token}", server.base))
-        .await
-        .expect("open the console");
-    text_of(&c, "#list-title", "Webhooks of App A1").await;
+    let (_local, token, server) = serve_for_an_a1_admin("console-dest", settings).await;
+    let (_driver, c) = signed_in(&server, &token).await;
     click(&c, "#create").await;
     text_of(&c, "#form-title", "Create a webhook").await;
     type_into(&c, "#f-name", "CRM queue").await;

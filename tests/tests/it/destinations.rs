@@ -25,7 +25,7 @@ use hookline_core::signing::{verify, Secret};
 use hookline_deliver::{Deliver, DeliverSettings};
 use hookline_ingest::{Ingest, IngestSettings};
 use hookline_tests::{
-    moto_config, play_event_source, play_event_source_up_to, unique_name, Serving,
+    integrator_queue, moto_config, play_event_source, play_event_source_up_to, unique_name, Serving,
 };
 use serde_json::{json, Value};
 
@@ -67,19 +67,6 @@ struct Integrator {
     bus_sink: String,
 }
 
-async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
-    let url = sqs
-        .create_queue()
-        .queue_name(name)
-        .send()
-        .await
-        .expect("queue")
-        .queue_url()
-        .expect("url")
-        .to_owned();
-    (url, format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{name}"))
-}
-
 fn trust(principal: &str, external_id: &str) -> String {
     json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": principal},
         "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"sts:ExternalId": external_id}}}]})
@@ -92,7 +79,7 @@ impl Integrator {
         let sqs = aws_sdk_sqs::Client::new(&config);
         let sns = aws_sdk_sns::Client::new(&config);
         let events = aws_sdk_eventbridge::Client::new(&config);
-        let (queue_url, queue_arn) = queue(&sqs, &unique_name("dest-sqs")).await;
+        let (queue_url, queue_arn) = integrator_queue(&sqs, &unique_name("dest-sqs")).await;
         let topic_arn = sns
             .create_topic()
             .name(unique_name("dest-sns"))
@@ -102,7 +89,8 @@ impl Integrator {
             .topic_arn()
             .expect("arn")
             .to_owned();
-        let (topic_sink, topic_sink_arn) = queue(&sqs, &unique_name("dest-sns-sink")).await;
+        let (topic_sink, topic_sink_arn) =
+            integrator_queue(&sqs, &unique_name("dest-sns-sink")).await;
         sns.subscribe()
             .topic_arn(&topic_arn)
             .protocol("sqs")
@@ -121,7 +109,7 @@ impl Integrator {
             .event_bus_arn()
             .expect("arn")
             .to_owned();
-        let (bus_sink, bus_sink_arn) = queue(&sqs, &unique_name("dest-bus-sink")).await;
+        let (bus_sink, bus_sink_arn) = integrator_queue(&sqs, &unique_name("dest-bus-sink")).await;
         let rule = unique_name("dest-rule");
         events
             .put_rule()
@@ -383,7 +371,7 @@ async fn the_four_destinations(api: &Api, pump: Pump) {
     let untrusting = side.role("arn:aws:iam::999999999999:root", &id).await;
     let other_id = external_id(api, "A1").await;
     let a2_id = external_id(api, "A2").await;
-    let (gone_url, gone_arn) = queue(&side.sqs, &unique_name("dest-gone")).await;
+    let (gone_url, gone_arn) = integrator_queue(&side.sqs, &unique_name("dest-gone")).await;
     side.sqs
         .delete_queue()
         .queue_url(&gone_url)
@@ -765,18 +753,7 @@ async fn fifo_order_under_throttling(api: &Api, pump: Pump) {
     let id = external_id(api, "A1").await;
     let role = side.role(PRINCIPAL, &id).await;
     let name = format!("{}.fifo", unique_name("dest-flaky-"));
-    let url = side
-        .sqs
-        .create_queue()
-        .queue_name(&name)
-        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .expect("FIFO queue")
-        .queue_url()
-        .expect("url")
-        .to_owned();
-    let arn = format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{name}");
+    let (url, arn) = integrator_queue(&side.sqs, &name).await;
     let mut body = destination("aws-sqs", &arn, &role, &id);
     body["ordering"] = json!("per-webhook");
     body["retry"] = json!({"schedule": ["1s", "1s", "1s", "1s"], "maxAttempts": 5});

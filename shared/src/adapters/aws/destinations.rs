@@ -207,39 +207,24 @@ impl AwsDestinations {
         let retry = RetryConfig::disabled();
         let timeouts = self.timeouts(self.timeout);
         let creds = session.credentials.clone();
+        // Each service's client over the same region, credentials, retries and timeouts.
+        macro_rules! client {
+            ($variant:ident, $sdk:ident) => {
+                Client::$variant($sdk::Client::from_conf(
+                    $sdk::config::Builder::from(config)
+                        .region(region)
+                        .credentials_provider(creds)
+                        .retry_config(retry)
+                        .timeout_config(timeouts)
+                        .build(),
+                ))
+            };
+        }
         let client = match d.service {
-            AwsService::Sqs => Client::Sqs(aws_sdk_sqs::Client::from_conf(
-                aws_sdk_sqs::config::Builder::from(config)
-                    .region(region)
-                    .credentials_provider(creds)
-                    .retry_config(retry)
-                    .timeout_config(timeouts)
-                    .build(),
-            )),
-            AwsService::Sns => Client::Sns(aws_sdk_sns::Client::from_conf(
-                aws_sdk_sns::config::Builder::from(config)
-                    .region(region)
-                    .credentials_provider(creds)
-                    .retry_config(retry)
-                    .timeout_config(timeouts)
-                    .build(),
-            )),
-            AwsService::EventBridge => Client::Events(aws_sdk_eventbridge::Client::from_conf(
-                aws_sdk_eventbridge::config::Builder::from(config)
-                    .region(region)
-                    .credentials_provider(creds)
-                    .retry_config(retry)
-                    .timeout_config(timeouts)
-                    .build(),
-            )),
-            AwsService::Kinesis => Client::Kinesis(aws_sdk_kinesis::Client::from_conf(
-                aws_sdk_kinesis::config::Builder::from(config)
-                    .region(region)
-                    .credentials_provider(creds)
-                    .retry_config(retry)
-                    .timeout_config(timeouts)
-                    .build(),
-            )),
+            AwsService::Sqs => client!(Sqs, aws_sdk_sqs),
+            AwsService::Sns => client!(Sns, aws_sdk_sns),
+            AwsService::EventBridge => client!(Events, aws_sdk_eventbridge),
+            AwsService::Kinesis => client!(Kinesis, aws_sdk_kinesis),
         };
         session
             .clients
